@@ -1,0 +1,478 @@
+"""Run configuration: typed, frozen dataclasses loaded from YAML, validated, and estimated.
+
+This module is imported by the GUI process, so it must stay pure Python: no torch, no Qt.
+
+A run config has four sections (`model`, `data`, `train`, `run`). Each field carries its meaning and
+unit in `metadata["doc"]` (the studio turns these into tooltips) and, for enumerations, its allowed
+values in `metadata["choices"]` (the studio turns these into combo boxes).
+
+Loading rejects unknown keys, checks every type and cross-field rule, and raises a single
+`ConfigError` that lists every problem by dotted path, e.g.
+``model.n_embd: 100 is not divisible by model.n_head=3``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import yaml
+
+SECTIONS = ("model", "data", "train", "run")
+DEFAULT_PROBE_TEXT = "copy: abcdef|abcdef\nreverse: abcdef|fedcba\nThe quick brown fox jumps over the lazy dog."
+
+
+def _f(default: Any, doc: str, choices: tuple | None = None, minimum: float | None = None,
+       maximum: float | None = None, path: bool = False):
+    """A dataclass field with its documentation and constraints in metadata."""
+    meta: dict[str, Any] = {"doc": doc}
+    if choices is not None:
+        meta["choices"] = choices
+    if minimum is not None:
+        meta["min"] = minimum
+    if maximum is not None:
+        meta["max"] = maximum
+    if path:
+        meta["path"] = True
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the decoder-only transformer."""
+
+    n_layer: int = _f(6, "Number of transformer blocks.", minimum=1, maximum=256)
+    n_head: int = _f(6, "Attention heads per block; n_embd must be divisible by it.", minimum=1, maximum=256)
+    n_embd: int = _f(384, "Width of the residual stream (embedding size), in features.", minimum=1, maximum=65536)
+    block_size: int = _f(256, "Context length in tokens (longest sequence the model sees).", minimum=1,
+                         maximum=1 << 20)
+    vocab_size: int | None = _f(None, "Vocabulary size; empty = taken from the data folder's meta.json.",
+                                minimum=2, maximum=1 << 22)
+    dropout: float = _f(0.0, "Dropout probability on attention, residual and embeddings (0 = off).",
+                        minimum=0.0, maximum=0.9)
+    bias: bool = _f(False, "Use bias terms in Linear layers and norms.")
+    pos_encoding: str = _f("learned", "Positional encoding: learned table, fixed sinusoids, or rotary (RoPE).",
+                           choices=("learned", "sinusoidal", "rope"))
+    norm: str = _f("layernorm", "Normalisation layer (pre-norm).", choices=("layernorm", "rmsnorm"))
+    activation: str = _f("gelu", "Feed-forward activation; swiglu uses a gated 8/3-wide hidden layer.",
+                         choices=("gelu", "relu", "swiglu"))
+    mlp_ratio: float = _f(4.0, "Feed-forward hidden width as a multiple of n_embd (swiglu scales it by 2/3).",
+                          minimum=0.25, maximum=64.0)
+    tie_embeddings: bool = _f(True, "Share the token embedding matrix with the output projection.")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the prepared tokens live."""
+
+    dir: str = _f("data", "Folder written by `llm-train prepare` (tokenizer.json, train.bin, val.bin, "
+                  "meta.json); relative to the config file.", path=True)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, evaluation, checkpointing and hardware."""
+
+    batch_size: int = _f(12, "Sequences per micro-batch (per process).", minimum=1, maximum=1 << 16)
+    grad_accum_steps: int = _f(1, "Micro-batches accumulated per optimizer step (per process).", minimum=1,
+                               maximum=1 << 12)
+    max_steps: int = _f(1000, "Optimizer steps to train for.", minimum=1, maximum=1 << 31)
+    lr: float = _f(1.0e-3, "Peak learning rate (after warm-up).", minimum=0.0, maximum=10.0)
+    min_lr: float = _f(1.0e-4, "Learning rate at the end of the decay.", minimum=0.0, maximum=10.0)
+    warmup_steps: int = _f(100, "Steps of linear warm-up from 0 to lr.", minimum=0)
+    schedule: str = _f("cosine", "Decay after warm-up, from lr to min_lr at max_steps.",
+                       choices=("cosine", "linear", "constant"))
+    weight_decay: float = _f(0.1, "AdamW decoupled weight decay (matrices only; not biases, norms).",
+                             minimum=0.0, maximum=10.0)
+    betas: list = _f([0.9, 0.95], "AdamW (beta1, beta2).")
+    eps: float = _f(1.0e-8, "AdamW epsilon.", minimum=0.0, maximum=1.0)
+    grad_clip: float = _f(1.0, "Clip threshold (global L2 norm, or per element with clip_mode=value); "
+                          "0 = off.", minimum=0.0)
+    clip_mode: str = _f("norm", "Clip by global gradient norm, or each gradient element by value.",
+                        choices=("norm", "value"))
+    eval_interval: int = _f(250, "Evaluate every this many optimizer steps (0 = only at the end).", minimum=0)
+    eval_steps: int = _f(50, "Validation batches per evaluation.", minimum=1)
+    early_stopping_patience: int = _f(0, "Stop after this many evaluations without a val-loss improvement "
+                                      "(0 = never).", minimum=0)
+    checkpoint_interval: int = _f(500, "Write a checkpoint every this many steps (0 = only at the end).",
+                                  minimum=0)
+    keep_checkpoints: int = _f(0, "Keep only the newest N periodic checkpoints (0 = keep all).", minimum=0)
+    sample_tokens: int = _f(0, "Tokens to generate as a sample at each evaluation (0 = off).", minimum=0)
+    sample_prompt: str = _f("\n", "Prompt for the evaluation sample.")
+    log_interval: int = _f(1, "Emit a step event every this many optimizer steps.", minimum=1)
+    seed: int = _f(1337, "Random seed (weights init, batch order, dropout).")
+    device: str = _f("auto", "Where to train: auto picks cuda, then mps, then cpu.",
+                     choices=("auto", "cpu", "cuda", "mps"))
+    precision: str = _f("auto", "Number format: auto = bf16 on GPUs that support it, else fp16 on GPU, "
+                        "fp32 on CPU.", choices=("auto", "fp32", "bf16", "fp16"))
+    compile: bool = _f(False, "Compile the model with torch.compile (slow start, faster steps on GPU).")
+    init_from: str | None = _f(None, "Start from this checkpoint's weights and optimizer state "
+                               "(fork); empty = fresh init.", path=True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where a run writes, and what it records for inspection."""
+
+    dir: str = _f("runs/run", "Run folder: metrics.jsonl, checkpoints/, config; relative to the config file.",
+                  path=True)
+    attention_probe: str = _f(DEFAULT_PROBE_TEXT, "Text whose attention maps are saved at each evaluation, "
+                              "to watch patterns form.")
+    save_attention: bool = _f(True, "Save the probe text's attention at each evaluation.")
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections) -> Config:
+        return dataclasses.replace(self, **sections)
+
+
+SECTION_TYPES = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "run": RunConfig}
+
+
+# ----------------------------------------------------------------------------------------- errors
+@dataclass(frozen=True)
+class Problem:
+    path: str       # dotted path, e.g. "model.n_embd"; "" for the file itself
+    message: str    # full sentence naming the field and the value
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config, each naming its field by dotted path."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        head = f"{source}: " if source else ""
+        if len(self.problems) == 1:
+            text = head + str(self.problems[0])
+        else:
+            text = head + f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(text)
+
+    @property
+    def fields(self) -> list[str]:
+        return [p.path for p in self.problems]
+
+
+# ----------------------------------------------------------------------------------------- parsing
+def field_docs() -> dict[str, dict]:
+    """{"model.n_layer": {"doc", "type", "default", "choices"?, "min"?, "max"?}} for every field."""
+    out = {}
+    for sname, cls in SECTION_TYPES.items():
+        for f in fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            out[f"{sname}.{f.name}"] = {"type": _type_name(f.type), "default": default, **dict(f.metadata)}
+    return out
+
+
+def _type_name(t: Any) -> str:
+    s = t if isinstance(t, str) else getattr(t, "__name__", str(t))
+    return s.replace(" ", "")
+
+
+def _check_value(path: str, value: Any, type_name: str, meta: dict, problems: list[Problem]) -> Any:
+    """Check one value against its declared type and constraints; returns the coerced value."""
+    optional = type_name.endswith("|None")
+    base = type_name.replace("|None", "")
+    if value is None:
+        if optional:
+            return None
+        problems.append(Problem(path, f"{path}: must not be empty (expected {base})"))
+        return None
+    ok = True
+    if base == "bool":
+        ok = isinstance(value, bool)
+    elif base == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+            if not math.isfinite(value):
+                problems.append(Problem(path, f"{path}: must be a finite number, got {value!r}"))
+                return value
+    elif base == "str":
+        ok = isinstance(value, str)
+    elif base == "list":
+        ok = isinstance(value, (list, tuple))
+        value = list(value) if ok else value
+    if not ok:
+        problems.append(Problem(path, f"{path}: expected {base}, got {value!r} ({type(value).__name__})"))
+        return value
+    if "choices" in meta and value not in meta["choices"]:
+        choices = ", ".join(meta["choices"])
+        problems.append(Problem(path, f"{path}: must be one of {choices}; got {value!r}"))
+    if base in ("int", "float"):
+        if "min" in meta and value < meta["min"]:
+            problems.append(Problem(path, f"{path} must be >= {meta['min']}, got {value}"))
+        if "max" in meta and value > meta["max"]:
+            problems.append(Problem(path, f"{path} must be <= {meta['max']}, got {value}"))
+    return value
+
+
+def from_dict(raw: Any, source: str | None = None) -> Config:
+    """Build a validated Config from plain data (as read from YAML). Raises ConfigError."""
+    problems: list[Problem] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem("", f"expected a mapping with sections {', '.join(SECTIONS)}, "
+                                        f"got {type(raw).__name__}")], source)
+    sections = {}
+    for key in raw:
+        if key not in SECTION_TYPES:
+            problems.append(Problem(str(key), f"{key}: unknown section (expected one of {', '.join(SECTIONS)})"))
+    for sname, cls in SECTION_TYPES.items():
+        sraw = raw.get(sname) or {}
+        if not isinstance(sraw, dict):
+            problems.append(Problem(sname, f"{sname}: expected a mapping, got {sraw!r}"))
+            sections[sname] = cls()
+            continue
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for key, value in sraw.items():
+            path = f"{sname}.{key}"
+            if key not in known:
+                hint = _closest(str(key), list(known))
+                problems.append(Problem(path, f"{path}: unknown key" + (f" (did you mean {sname}.{hint}?)"
+                                                                        if hint else "")))
+                continue
+            f = known[key]
+            kwargs[key] = _check_value(path, value, _type_name(f.type), dict(f.metadata), problems)
+        try:
+            sections[sname] = cls(**kwargs)
+        except TypeError as exc:  # should not happen after the checks above
+            problems.append(Problem(sname, f"{sname}: {exc}"))
+            sections[sname] = cls()
+    cfg = Config(**sections)
+    if not problems:
+        problems.extend(cross_field_problems(cfg))
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def _closest(word: str, options: list[str]) -> str | None:
+    import difflib
+
+    hits = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return hits[0] if hits else None
+
+
+def cross_field_problems(cfg: Config) -> list[Problem]:
+    """Rules that involve more than one field."""
+    m, t = cfg.model, cfg.train
+    out: list[Problem] = []
+    if m.n_embd % m.n_head:
+        out.append(Problem("model.n_embd", f"model.n_embd: {m.n_embd} is not divisible by "
+                                           f"model.n_head={m.n_head}"))
+    elif m.pos_encoding == "rope" and (m.n_embd // m.n_head) % 2:
+        out.append(Problem("model.n_head", f"model.n_head: rope needs an even head size, "
+                                           f"got n_embd/n_head = {m.n_embd // m.n_head}"))
+    elif m.pos_encoding == "sinusoidal" and m.n_embd % 2:
+        out.append(Problem("model.n_embd", f"model.n_embd: sinusoidal encoding needs an even width, "
+                                           f"got {m.n_embd}"))
+    if t.min_lr > t.lr:
+        out.append(Problem("train.min_lr", f"train.min_lr: {t.min_lr} is larger than train.lr={t.lr}"))
+    if t.warmup_steps > t.max_steps:
+        out.append(Problem("train.warmup_steps", f"train.warmup_steps: {t.warmup_steps} is more than "
+                                                 f"train.max_steps={t.max_steps}"))
+    betas = t.betas
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
+        out.append(Problem("train.betas", f"train.betas: expected two numbers in [0, 1), got {betas!r}"))
+    if not cfg.data.dir:
+        out.append(Problem("data.dir", "data.dir: must name the prepared data folder"))
+    if not cfg.run.dir:
+        out.append(Problem("run.dir", "run.dir: must name the run folder"))
+    return out
+
+
+def set_override(raw: dict, assignment: str) -> None:
+    """Apply one `section.key=value` override (value parsed as YAML) to raw config data."""
+    if "=" not in assignment:
+        raise ConfigError([Problem("", f"--set {assignment!r}: expected section.key=value")])
+    key, _, text = assignment.partition("=")
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError([Problem(key, f"--set {assignment!r}: expected section.key=value")])
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(key, f"--set {key}: cannot parse value {text!r}: {exc}")]) from exc
+    section = raw.setdefault(parts[0], {})
+    if not isinstance(section, dict):
+        raise ConfigError([Problem(parts[0], f"{parts[0]}: expected a mapping")])
+    section[parts[1]] = value
+
+
+def read_yaml(path: str) -> dict:
+    """Read a YAML file into plain data (safe_load); ConfigError names the file and the line on failure."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError([Problem("", f"config file not found: {path}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem("", f"cannot read config file {path}: {exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("", f"{path}: invalid YAML: {exc}")]) from None
+    return raw if raw is not None else {}
+
+
+def load_config(path: str, overrides: list[str] | None = None, resolve: bool = True) -> Config:
+    """Load, override, validate and (optionally) resolve relative paths against the file's folder."""
+    raw = read_yaml(path)
+    for assignment in overrides or []:
+        if not isinstance(raw, dict):
+            break
+        set_override(raw, assignment)
+    cfg = from_dict(raw, source=path)
+    return resolve_paths(cfg, os.path.dirname(os.path.abspath(path))) if resolve else cfg
+
+
+def loads(text: str, base_dir: str | None = None, source: str | None = None) -> Config:
+    """Validate config text (the studio's YAML tab); resolve paths when base_dir is given."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("", f"invalid YAML: {exc}")], source) from None
+    cfg = from_dict(raw, source)
+    return resolve_paths(cfg, base_dir) if base_dir else cfg
+
+
+def resolve_paths(cfg: Config, base_dir: str) -> Config:
+    """Make every path field absolute, relative paths resolving against base_dir."""
+    new = {}
+    for sname, cls in SECTION_TYPES.items():
+        section = getattr(cfg, sname)
+        changes = {}
+        for f in fields(cls):
+            value = getattr(section, f.name)
+            if f.metadata.get("path") and value:
+                changes[f.name] = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+        new[sname] = dataclasses.replace(section, **changes)
+    return Config(**new)
+
+
+def dump_yaml(cfg: Config | dict) -> str:
+    data = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+def save_config(cfg: Config, path: str) -> None:
+    """Write YAML atomically."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(dump_yaml(cfg))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------- estimates
+def data_vocab_size(data_dir: str) -> int | None:
+    """The vocab size recorded by `prepare` in data_dir/meta.json, or None when it is not there."""
+    try:
+        with open(os.path.join(data_dir, "meta.json"), encoding="utf-8") as fh:
+            return int(json.load(fh)["vocab_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def ffn_hidden(m: ModelConfig) -> int:
+    """Feed-forward hidden width; swiglu keeps the parameter count of a 2-matrix MLP (x 2/3)."""
+    hidden = int(m.mlp_ratio * m.n_embd)
+    if m.activation == "swiglu":
+        hidden = int(2 * hidden / 3)
+        hidden = max(8, (hidden + 7) // 8 * 8)  # a multiple of 8 keeps matmuls aligned
+    return hidden
+
+
+def param_count(m: ModelConfig, vocab_size: int, include_embeddings: bool = True) -> int:
+    """Exact number of trainable parameters of core.model.GPT for this shape."""
+    d, h = m.n_embd, ffn_hidden(m)
+    b = 1 if m.bias else 0
+    norm = d * (1 + b) if m.norm == "layernorm" else d
+    attn = d * 3 * d + 3 * d * b + d * d + d * b
+    mlp = (d * h * (3 if m.activation == "swiglu" else 2)) + b * (h * (2 if m.activation == "swiglu" else 1) + d)
+    block = 2 * norm + attn + mlp
+    total = m.n_layer * block + norm  # + final norm
+    emb = vocab_size * d
+    pos = m.block_size * d if m.pos_encoding == "learned" else 0
+    head = 0 if m.tie_embeddings else vocab_size * d
+    if include_embeddings:
+        total += emb + pos + head
+    else:
+        total += head if not m.tie_embeddings else 0
+    return total
+
+
+def flops_per_token(m: ModelConfig, vocab_size: int) -> float:
+    """Training FLOPs per token (forward + backward), PaLM appendix B: 6N + 12 L T d."""
+    n = param_count(m, vocab_size, include_embeddings=False) + vocab_size * m.n_embd  # lm head matmul counts
+    return 6.0 * n + 12.0 * m.n_layer * m.block_size * m.n_embd
+
+
+def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) -> dict:
+    """Analytic sizes for the GUI: parameters, tokens per step, FLOPs, memory (bytes) by component."""
+    m, t = cfg.model, cfg.train
+    vocab = vocab_size or m.vocab_size or data_vocab_size(cfg.data.dir) or 50304
+    n_params = param_count(m, vocab)
+    precision = t.precision
+    if precision == "auto":
+        precision = "fp32" if t.device == "cpu" else "bf16"
+    act_bytes = 4 if precision == "fp32" else 2
+    weights = 4 * n_params                       # master weights stay fp32
+    grads = 4 * n_params
+    optimizer = 8 * n_params                     # AdamW exp_avg + exp_avg_sq, fp32
+    bt = t.batch_size * m.block_size
+    # Activations kept for backward, per layer: ~ (34 d + 5 h T) bytes-units per token (Korthikanti et al.
+    # 2022, no recomputation); with SDPA the T x T attention scores are not materialised, so we keep
+    # the linear terms plus the logits.
+    per_layer = bt * m.n_embd * 34 * act_bytes / 2
+    if t.device == "cpu" and precision == "fp32":
+        per_layer += bt * m.n_head * m.block_size * 4  # CPU math attention keeps the probabilities
+    activations = m.n_layer * per_layer + bt * vocab * (4 + act_bytes)
+    return {
+        "vocab_size": vocab,
+        "params": n_params,
+        "params_non_embedding": param_count(m, vocab, include_embeddings=False),
+        "tokens_per_step": bt * t.grad_accum_steps * world_size,
+        "flops_per_token": flops_per_token(m, vocab),
+        "flops_per_step": flops_per_token(m, vocab) * bt * t.grad_accum_steps * world_size,
+        "precision": precision,
+        "memory": {"weights": weights, "grads": grads, "optimizer": optimizer,
+                   "activations": int(activations),
+                   "total": int(weights + grads + optimizer + activations)},
+    }
+
+
+def human_count(n: float) -> str:
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(int(n))
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"

@@ -1,0 +1,1 @@
+"""Running engine processes from the GUI: command resolution and QProcess wrappers."""

@@ -1,0 +1,38 @@
+"""The one place that knows how to start the engine (from source, or the frozen bundle).
+
+Packaging changes only this module. Pure Python (no Qt) so it is easy to test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def engine_base() -> list[str]:
+    """argv prefix that runs `llm-train`: `python -m core` from source, the bundle's executable frozen."""
+    override = os.environ.get("LLM_STUDIO_ENGINE")  # e.g. a fake engine in tests, or a custom build
+    if override:
+        return override.split()
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "engine"]
+    return [sys.executable, "-m", "core"]
+
+
+def engine_command(subcommand: str, *args: str, nproc: int = 1) -> list[str]:
+    """Full argv for an engine subcommand; nproc > 1 launches through torchrun on this node."""
+    if nproc > 1 and subcommand == "train":
+        return torchrun_command(nproc, 1, 0, "localhost", 29500, subcommand, *args, standalone=True)
+    return [*engine_base(), subcommand, *args]
+
+
+def torchrun_command(nproc: int, nnodes: int, node_rank: int, master_addr: str, master_port: int,
+                     subcommand: str, *args: str, standalone: bool = False) -> list[str]:
+    """`python -m torch.distributed.run ... -m core <subcommand>` (torchrun), for one node or many."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    if standalone:
+        launcher.append("--standalone")
+    else:
+        launcher += [f"--nnodes={nnodes}", f"--node_rank={node_rank}",
+                     f"--master_addr={master_addr}", f"--master_port={master_port}"]
+    return [*launcher, "-m", "core", subcommand, *args]

@@ -154,12 +154,30 @@ def _prepare(args: argparse.Namespace) -> int:
                        val_fraction=args.val_fraction, seed=args.seed, globs=args.glob, progress=progress)
     except PrepareError as exc:
         raise UsageError(str(exc)) from None
+    _write_preview(args.out)
     if args.events:
         _emit(make_event("done", kind="prepare", out=args.out, meta=meta))
     else:
         print(f"wrote {args.out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens, "
               f"vocab {meta['vocab_size']} ({meta['tokenizer']})", file=sys.stderr)
     return EXIT_OK
+
+
+def _write_preview(data_dir: str, n_tokens: int = 400) -> None:
+    """DATA_DIR/preview.json: the first tokens of the validation split as display pieces, so the studio can
+    show text coloured by token boundaries without loading a tokenizer itself."""
+    import os
+
+    from core.data import load_tokenizer, open_split
+
+    tok = load_tokenizer(data_dir)
+    ids = [int(i) for i in open_split(data_dir, "val")[:n_tokens]]
+    if not ids:
+        ids = [int(i) for i in open_split(data_dir, "train")[:n_tokens]]
+    tmp = os.path.join(data_dir, f".preview.json.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"ids": ids, "pieces": tok.decode_pieces(ids)}, fh, ensure_ascii=False)
+    os.replace(tmp, os.path.join(data_dir, "preview.json"))
 
 
 if __name__ == "__main__":

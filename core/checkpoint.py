@@ -1,0 +1,165 @@
+"""Self-describing checkpoint folders, written atomically.
+
+    RUN_DIR/checkpoints/step-000500/
+        model.safetensors   weights (shared/tied tensors stored once)
+        state.pt            optimizer, grad scaler, RNG and data-position state; only tensors and plain
+                            containers, so it loads with torch.load(weights_only=True)
+        tokenizer.json      copied from the data folder, so the checkpoint alone can generate
+        meta.json           step, resolved config, metrics, versions; written last
+
+A checkpoint is written into a hidden temporary folder next to its final place and renamed into place, so
+a kill at any moment leaves every earlier checkpoint intact and never a half-written one under a
+`step-*` name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+
+import torch
+from safetensors.torch import load_model, save_model
+
+CKPT_RE = re.compile(r"^step-(\d{6,})$")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message names the path."""
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict, meta: dict,
+                    tokenizer_path: str | None = None) -> str:
+    """Write checkpoints/step-NNNNNN atomically; returns its path. `model` is the raw (unwrapped) module."""
+    root = os.path.join(run_dir, "checkpoints")
+    os.makedirs(root, exist_ok=True)
+    final = os.path.join(root, step_dir_name(step))
+    tmp = os.path.join(root, f".tmp-{step_dir_name(step)}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        save_model(model, os.path.join(tmp, "model.safetensors"))
+        torch.save(state, os.path.join(tmp, "state.pt"))
+        if tokenizer_path and os.path.exists(tokenizer_path):
+            shutil.copyfile(tokenizer_path, os.path.join(tmp, "tokenizer.json"))
+        meta = {"format": 1, "step": step, "created": time.time(), **meta}
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=2, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        for name in os.listdir(tmp):
+            with open(os.path.join(tmp, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if os.path.exists(final):  # e.g. the final checkpoint lands on a periodic one: replace it
+            old = final + f".old-{os.getpid()}"
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def list_checkpoints(run_dir: str) -> list[tuple[int, str]]:
+    """Complete checkpoints of a run as (step, path), oldest first."""
+    root = os.path.join(run_dir, "checkpoints")
+    out = []
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        m = CKPT_RE.match(name)
+        path = os.path.join(root, name)
+        if m and os.path.isfile(os.path.join(path, "meta.json")):
+            out.append((int(m.group(1)), path))
+    return sorted(out)
+
+
+def latest_checkpoint(run_dir: str) -> str | None:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1][1] if ckpts else None
+
+
+def prune_checkpoints(run_dir: str, keep: int, protect: set[str] = frozenset()) -> None:
+    """Keep the newest `keep` checkpoints (0 = all); never delete protected paths."""
+    if keep <= 0:
+        return
+    ckpts = list_checkpoints(run_dir)
+    for _, path in ckpts[:-keep]:
+        if path not in protect:
+            shutil.rmtree(path, ignore_errors=True)
+    for name in os.listdir(os.path.join(run_dir, "checkpoints")):
+        if name.startswith(".tmp-") and not name.endswith(f"-{os.getpid()}"):
+            shutil.rmtree(os.path.join(run_dir, "checkpoints", name), ignore_errors=True)
+
+
+def resolve_checkpoint(checkpoint: str | None = None, run: str | None = None) -> str:
+    """The checkpoint folder named by --checkpoint, or the latest one of --run."""
+    if run:
+        if not os.path.isdir(run):
+            raise CheckpointError(f"run folder not found: {run}")
+        path = latest_checkpoint(run)
+        if path is None:
+            raise CheckpointError(f"run folder has no checkpoint yet: {run}")
+        return path
+    if not checkpoint:
+        raise CheckpointError("no checkpoint given")
+    if not os.path.isdir(checkpoint):
+        raise CheckpointError(f"checkpoint folder not found: {checkpoint}")
+    if not os.path.isfile(os.path.join(checkpoint, "meta.json")):
+        raise CheckpointError(f"not a checkpoint folder (no meta.json): {checkpoint}")
+    return checkpoint
+
+
+def read_meta(path: str) -> dict:
+    try:
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {os.path.join(path, 'meta.json')}: {exc}") from None
+
+
+def load_weights(model: torch.nn.Module, path: str, device: str | torch.device = "cpu") -> None:
+    """Load model.safetensors into model (strict: shapes and names must match)."""
+    file = os.path.join(path, "model.safetensors")
+    try:
+        missing, unexpected = load_model(model, file, strict=False, device=str(device))
+    except (OSError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot load weights from {file}: {exc}") from None
+    if missing or unexpected:
+        raise CheckpointError(f"weights in {file} do not fit the model: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}")
+
+
+def load_state(path: str) -> dict:
+    """Optimizer/RNG/data state; weights_only=True so no pickle code runs."""
+    file = os.path.join(path, "state.pt")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"cannot load training state from {file}: {exc}") from None

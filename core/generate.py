@@ -1,0 +1,227 @@
+"""Generation (KV cache, sampling) and attention extraction, plus the `generate`/`attention` commands.
+
+Sampling order per token: repetition penalty -> temperature -> top-k -> top-p -> draw. Temperature 0 means
+greedy. A `torch.Generator` seeded per request makes sampling reproducible.
+
+Context longer than block_size: the cache is re-filled with the last 3/4 of a window ("context shift")
+and generation continues; within one window, cached and uncached generation are identical.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from core import checkpoint as ckpt
+from core.config import ModelConfig
+from core.model import GPT, KVCache
+
+
+@dataclass
+class SampleParams:
+    max_new_tokens: int = 200
+    temperature: float = 0.8
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    use_cache: bool = True
+    top_alternatives: int = 0  # how many alternatives (token, prob) to report per token
+
+
+@dataclass
+class Step:
+    token_id: int
+    prob: float                        # probability of the chosen token under the final distribution
+    top: list[tuple[int, float]]       # the most likely alternatives, (token_id, prob)
+
+
+def pick_device(name: str = "auto") -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def load_model(path: str, device: str = "cpu") -> tuple[GPT, dict]:
+    """A checkpoint's model in eval mode, and its meta.json."""
+    meta = ckpt.read_meta(path)
+    model = GPT(ModelConfig(**meta["config"]["model"]))
+    ckpt.load_weights(model, path, device)
+    return model.to(device).eval(), meta
+
+
+def load_tokenizer_for(path: str, meta: dict):
+    """The checkpoint's own tokenizer.json, else the data folder's."""
+    from core.data import load_tokenizer
+
+    if os.path.isfile(os.path.join(path, "tokenizer.json")):
+        return load_tokenizer(path)
+    return load_tokenizer(meta["config"]["data"]["dir"])
+
+
+def next_token_distribution(logits: torch.Tensor, history: list[int], p: SampleParams) -> torch.Tensor:
+    """(V,) logits of the last position -> (V,) probabilities after penalty, temperature, top-k, top-p."""
+    logits = logits.float().clone()
+    if p.repetition_penalty != 1.0 and history:
+        seen = torch.tensor(sorted(set(history)), device=logits.device)
+        vals = logits[seen]
+        logits[seen] = torch.where(vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty)
+    if p.temperature <= 0:
+        probs = torch.zeros_like(logits)
+        probs[int(torch.argmax(logits))] = 1.0
+        return probs
+    logits = logits / p.temperature
+    if p.top_k:
+        kth = torch.topk(logits, min(p.top_k, logits.numel())).values[-1]
+        logits[logits < kth] = float("-inf")
+    probs = F.softmax(logits, dim=-1)
+    if p.top_p is not None and 0 < p.top_p < 1:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_probs, 0) - sorted_probs < p.top_p  # always keeps the first
+        mask = torch.zeros_like(probs, dtype=torch.bool)
+        mask[order[keep]] = True
+        probs = torch.where(mask, probs, torch.zeros_like(probs))
+        probs = probs / probs.sum()
+    return probs
+
+
+@torch.no_grad()
+def generate_steps(model: GPT, prompt_ids: list[int], p: SampleParams,
+                   should_stop=lambda: False) -> Iterator[Step]:
+    """Yield one Step per new token. `should_stop()` is checked between tokens (cancel)."""
+    cfg = model.cfg
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device)
+    gen.manual_seed(p.seed if p.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+    ids = list(prompt_ids) or [0]
+    history = list(ids)
+    cache = None
+    pending = ids[-cfg.block_size:]  # tokens not yet in the cache
+    for _ in range(p.max_new_tokens):
+        if should_stop():
+            return
+        if p.use_cache:
+            if cache is None or cache.pos + len(pending) > cfg.block_size:
+                keep = ids[-max(1, (3 * cfg.block_size) // 4):] if cache is not None else pending
+                cache = KVCache.empty(cfg, 1, device, next(model.parameters()).dtype)
+                pending = keep
+            logits, _, _ = model(torch.tensor([pending], device=device), cache=cache, last_only=True)
+        else:
+            logits, _, _ = model(torch.tensor([ids[-cfg.block_size:]], device=device), last_only=True)
+        probs = next_token_distribution(logits[0, -1], history, p)
+        if p.temperature <= 0:
+            token = int(torch.argmax(probs))
+        else:
+            token = int(torch.multinomial(probs, 1, generator=gen))
+        top = []
+        if p.top_alternatives:
+            vals, idx = torch.topk(probs, min(p.top_alternatives, probs.numel()))
+            top = [(int(i), float(v)) for i, v in zip(idx.tolist(), vals.tolist(), strict=True)]
+        yield Step(token, float(probs[token]), top)
+        ids.append(token)
+        history.append(token)
+        pending = [token]
+
+
+def sample_text(model: GPT, tokenizer, prompt: str, n_tokens: int, device, seed: int = 0) -> str:
+    """A short sample for evaluation events (temperature 0.8, top-k 40)."""
+    was_training = model.training
+    model.eval()
+    p = SampleParams(max_new_tokens=n_tokens, temperature=0.8, top_k=40, seed=seed)
+    out = [s.token_id for s in generate_steps(model, tokenizer.encode(prompt), p)]
+    model.train(was_training)
+    return tokenizer.decode(out)
+
+
+@torch.no_grad()
+def attention_maps(model: GPT, ids: list[int]) -> np.ndarray:
+    """[n_layer, n_head, T, T] float32 attention probabilities for one sequence (inspection path)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    ids = ids[: model.cfg.block_size]
+    _, _, maps = model(torch.tensor([ids], device=device), return_attention=True)
+    model.train(was_training)
+    return torch.stack([m[0] for m in maps]).float().cpu().numpy()
+
+
+def probe_attention(model: GPT, tokenizer, text: str, path: str, device=None, max_tokens: int = 64) -> None:
+    """Save the attention of `text` (at most max_tokens) as npz {probs, tokens, ids} atomically."""
+    ids = tokenizer.encode(text)[:max_tokens]
+    if not ids:
+        return
+    save_attention_npz(path, attention_maps(model, ids), ids, tokenizer)
+
+
+def save_attention_npz(path: str, probs: np.ndarray, ids: list[int], tokenizer) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    pieces = tokenizer.decode_pieces(ids)
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, probs=probs.astype(np.float32), tokens=np.array(pieces, dtype=str),
+             ids=np.array(ids, dtype=np.int64))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------- commands
+def _checkpoint_from_args(args) -> str:
+    from core.cli import UsageError
+
+    try:
+        return ckpt.resolve_checkpoint(args.checkpoint, args.run)
+    except ckpt.CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def generate_main(args) -> int:
+    from core.cli import UsageError
+
+    if args.max_new_tokens < 0:
+        raise UsageError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    path = _checkpoint_from_args(args)
+    device = pick_device(args.device)
+    model, meta = load_model(path, device)
+    tok = load_tokenizer_for(path, meta)
+    p = SampleParams(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.repetition_penalty,
+                     args.seed, use_cache=not args.no_cache)
+    prompt_ids = tok.encode(args.prompt)
+    out: list[int] = []
+    printed = ""
+    sys.stdout.write(args.prompt)
+    for s in generate_steps(model, prompt_ids, p):
+        out.append(s.token_id)
+        if args.stream:  # decode the whole tail so multi-byte characters split across tokens come out whole
+            text = tok.decode(out)
+            if not text.endswith("\ufffd"):
+                sys.stdout.write(text[len(printed):])
+                sys.stdout.flush()
+                printed = text
+    sys.stdout.write(tok.decode(out)[len(printed):] + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def attention_main(args) -> int:
+    from core.cli import UsageError
+
+    if not args.text:
+        raise UsageError("--text must not be empty")
+    path = _checkpoint_from_args(args)
+    model, meta = load_model(path, pick_device(args.device))
+    tok = load_tokenizer_for(path, meta)
+    ids = tok.encode(args.text)
+    if len(ids) > model.cfg.block_size:
+        print(f"llm-train: note: text is {len(ids)} tokens; keeping the first block_size="
+              f"{model.cfg.block_size}", file=sys.stderr)
+        ids = ids[: model.cfg.block_size]
+    probs = attention_maps(model, ids)
+    save_attention_npz(args.out, probs, ids, tok)
+    print(f"wrote {args.out}: probs {list(probs.shape)} (n_layer, n_head, T, T)", file=sys.stderr)
+    return 0

@@ -1,0 +1,264 @@
+"""The GPT: a decoder-only transformer in plain PyTorch, readable top to bottom.
+
+Shapes use B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = head size (C // nh),
+V = vocab size.
+
+Two attention paths share the same weights:
+  - the fast path, `F.scaled_dot_product_attention` (flash / memory-efficient kernels), used for training
+    and generation;
+  - the inspection path (`return_attention=True`), which materialises softmax(QK^T / sqrt(hs) + mask)
+    and returns it per layer, for the attention views. It never runs during training.
+A KV cache (`KVCache`) makes generation O(T) per token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from core.config import ModelConfig, ffn_hidden
+
+
+# ------------------------------------------------------------------------------------------ layers
+class RMSNorm(nn.Module):
+    """Root-mean-square norm (no mean subtraction, no bias): x / rms(x) * weight."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.n_embd)
+    return nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+
+
+def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
+    """(n_pos, dim) fixed encodings from "Attention is all you need": sin on even, cos on odd features."""
+    pos = torch.arange(n_pos, dtype=torch.float32)[:, None]
+    inv = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n_pos, dim)
+    table[:, 0::2] = torch.sin(pos * inv)
+    table[:, 1::2] = torch.cos(pos * inv)
+    return table
+
+
+def rope_tables(n_pos: int, head_size: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of shape (n_pos, hs) for rotary embeddings (rotate-half convention)."""
+    inv = 1.0 / (base ** (torch.arange(0, head_size, 2, dtype=torch.float32) / head_size))
+    angles = torch.outer(torch.arange(n_pos, dtype=torch.float32), inv)  # (n_pos, hs/2)
+    angles = torch.cat([angles, angles], dim=-1)                          # (n_pos, hs)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (B, nh, T, hs); cos/sin: (T, hs)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far: (n_layer, B, nh, T_max, hs) each."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+    pos: int = 0  # number of positions filled
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig, batch: int, device, dtype, max_len: int | None = None) -> KVCache:
+        hs = cfg.n_embd // cfg.n_head
+        shape = (cfg.n_layer, batch, cfg.n_head, max_len or cfg.block_size, hs)
+        return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.head_size = cfg.n_embd // cfg.n_head
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.c_proj.residual_out = True  # scaled init, see GPT._init_weights
+        self.dropout = cfg.dropout
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, rope: tuple | None, layer: int = 0, cache: KVCache | None = None,
+                return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+
+        past = 0
+        if cache is not None:
+            past = cache.pos
+            cache.k[layer, :B, :, past:past + T] = k
+            cache.v[layer, :B, :, past:past + T] = v
+            k, v = cache.k[layer, :B, :, :past + T], cache.v[layer, :B, :, :past + T]  # (B, nh, past+T, hs)
+
+        if return_attention:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, nh, T, past+T)
+            att = att.masked_fill(~_causal_mask(T, past, x.device), float("-inf"))
+            probs = F.softmax(att.float(), dim=-1).to(q.dtype)
+            y = F.dropout(probs, self.dropout, self.training) @ v  # (B, nh, T, hs)
+        else:
+            probs = None
+            dropout = self.dropout if self.training else 0.0
+            if past == 0:
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+            elif T == 1:  # one new token attends to everything before it: no mask needed
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(T, past, x.device),
+                                                   dropout_p=dropout)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
+        return self.resid_dropout(self.c_proj(y)), probs
+
+
+def _causal_mask(T: int, past: int, device) -> torch.Tensor:
+    """(T, past+T) bool: query i (at absolute position past+i) may see keys j <= past+i."""
+    return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        hidden = ffn_hidden(cfg)
+        self.activation = cfg.activation
+        self.c_fc = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
+        if cfg.activation == "swiglu":
+            self.c_gate = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
+        self.c_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
+        self.c_proj.residual_out = True
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.activation == "swiglu":
+            h = F.silu(self.c_gate(x)) * self.c_fc(x)
+        elif self.activation == "relu":
+            h = F.relu(self.c_fc(x))
+        else:
+            h = F.gelu(self.c_fc(x), approximate="tanh")
+        return self.dropout(self.c_proj(h))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln_1 = make_norm(cfg)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = make_norm(cfg)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, rope, layer=0, cache=None, return_attention=False):
+        a, probs = self.attn(self.ln_1(x), rope, layer, cache, return_attention)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return x, probs
+
+
+# ------------------------------------------------------------------------------------------ model
+class GPT(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.vocab_size is None:
+            raise ValueError("model.vocab_size must be set (take it from the data folder's meta.json)")
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        if cfg.pos_encoding == "learned":
+            self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
+        elif cfg.pos_encoding == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal_table(cfg.block_size, cfg.n_embd), persistent=False)
+        else:  # rope
+            cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = make_norm(cfg)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight  # one matrix for input and output (Press & Wolf 2017)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """GPT-2 init: N(0, 0.02); residual output projections scaled by 1/sqrt(2 n_layer); zero biases."""
+        if isinstance(module, nn.Linear):
+            std = 0.02
+            if getattr(module, "residual_out", False):
+                std = 0.02 / math.sqrt(2 * self.cfg.n_layer)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
+                return_attention: bool = False, last_only: bool = False):
+        """idx (B, T) token ids -> logits (B, T, V) [(B, 1, V) with last_only], loss, attention.
+
+        attention is a list (one per layer) of (B, nh, T, past+T) probabilities when return_attention,
+        else None. With a cache, idx holds only the new tokens and the cache position advances.
+        """
+        B, T = idx.shape
+        past = cache.pos if cache is not None else 0
+        if past + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {past + T} tokens is longer than block_size={self.cfg.block_size}")
+        x = self.tok_emb(idx)  # (B, T, C)
+        rope = None
+        if self.cfg.pos_encoding == "learned":
+            x = x + self.pos_emb(torch.arange(past, past + T, device=idx.device))
+        elif self.cfg.pos_encoding == "sinusoidal":
+            x = x + self.pos_table[past:past + T].to(x.dtype)
+        else:
+            rope = (self.rope_cos[past:past + T], self.rope_sin[past:past + T])
+        x = self.drop(x)
+        maps = [] if return_attention else None
+        for i, block in enumerate(self.blocks):
+            x, probs = block(x, rope, i, cache, return_attention)
+            if maps is not None:
+                maps.append(probs)
+        if cache is not None:
+            cache.pos += T
+        x = self.ln_f(x)
+        if last_only and targets is None:
+            x = x[:, -1:, :]  # generation needs only the next-token distribution
+        logits = self.lm_head(x)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, loss, maps
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """Decay matrices (Linear, Embedding weights); never biases or norm gains (as in nanoGPT/GPT-3)."""
+        params = {n: p for n, p in self.named_parameters() if p.requires_grad}
+        decay = [p for p in params.values() if p.dim() >= 2]
+        no_decay = [p for p in params.values() if p.dim() < 2]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def make_optimizer(self, lr: float, weight_decay: float, betas, eps: float, device_type: str):
+        """AdamW; the fused kernel where this torch has it for the device (CUDA, and CPU in torch >= 2.4)."""
+        groups = self.optimizer_groups(weight_decay)
+        try:
+            return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True)
+        except (RuntimeError, TypeError):  # fused unavailable for this device/dtype
+            return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)

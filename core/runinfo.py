@@ -1,0 +1,131 @@
+"""Run bookkeeping: run.json (status, pid, lineage, what reproduces the run) and the graceful-stop flag.
+
+run.json lets another process (the studio after a restart) tell whether a run is still alive (pid), how
+it ended, and where it came from. It is rewritten atomically at start and end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+import torch.distributed as dist
+
+from core.protocol import STOP_LINE
+
+
+def _git_commit(path: str | None) -> str | None:
+    if not path or not os.path.isdir(path):
+        return None
+    try:
+        out = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment_versions(data_dir: str | None) -> dict:
+    """Package versions and git commits (code and data) that reproduce a run."""
+    import numpy
+    import tokenizers
+
+    import core
+
+    code_dir = os.path.dirname(os.path.dirname(os.path.abspath(core.__file__)))
+    return {"llm_training_studio": core.__version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": numpy.__version__, "tokenizers": tokenizers.__version__,
+            "cuda": torch.version.cuda, "platform": platform.platform(),
+            "code_git": _git_commit(code_dir), "data_git": _git_commit(data_dir)}
+
+
+class RunInfo:
+    """RUN_DIR/run.json."""
+
+    def __init__(self, run_dir: str):
+        self.path = os.path.join(run_dir, "run.json")
+
+    def read(self) -> dict:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, data: dict) -> None:
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, default=str)
+        os.replace(tmp, self.path)
+
+    def parent(self) -> str | None:
+        return self.read().get("parent")
+
+    def started(self, args, parent: str | None, config: dict) -> None:
+        data = self.read()
+        history = data.get("sessions", [])
+        history.append({"started": time.time(), "argv": sys.argv, "resume": bool(args.resume)})
+        self._write({**data, "status": "running", "pid": os.getpid(), "host": platform.node(),
+                     "started": data.get("started", time.time()), "ended": None, "parent": parent,
+                     "seed": config["train"]["seed"], "sessions": history})
+
+    def ended(self, status: str) -> None:
+        self._write({**self.read(), "status": status, "ended": time.time()})
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT or a `stop` line on stdin; the loop checks it between optimizer steps."""
+
+    def __init__(self, listen_stdin: bool):
+        self.reason = ""
+        self._event = threading.Event()
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread (tests calling run() from a thread)
+                pass
+        if listen_stdin and not sys.stdin.isatty():
+            threading.Thread(target=self._read_stdin, daemon=True, name="stdin-stop").start()
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.set(f"signal {signal.Signals(signum).name}")
+
+    def _read_stdin(self) -> None:
+        try:
+            for line in sys.stdin:
+                if line.strip() == STOP_LINE:
+                    self.set("stop requested")
+                    return
+        except (OSError, ValueError):
+            return
+
+    def set(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def agreed(self, ddp: bool) -> bool:
+        """True on every rank as soon as any rank was asked to stop (one tiny all-reduce per step in DDP)."""
+        if not ddp:
+            return self.is_set()
+        flag = torch.tensor([1.0 if self.is_set() else 0.0],
+                            device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag)
+        if flag.item() > 0 and not self.reason:
+            self.reason = "stop requested on another rank"
+        return flag.item() > 0
+
+    def close(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)

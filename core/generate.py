@@ -153,7 +153,7 @@ def attention_maps(model: GPT, ids: list[int]) -> np.ndarray:
 
 def probe_attention(model: GPT, tokenizer, text: str, path: str, device=None, max_tokens: int = 64) -> None:
     """Save the attention of `text` (at most max_tokens) as npz {probs, tokens, ids} atomically."""
-    ids = tokenizer.encode(text)[:max_tokens]
+    ids = tokenizer.encode(text)[:min(max_tokens, model.cfg.block_size)]
     if not ids:
         return
     save_attention_npz(path, attention_maps(model, ids), ids, tokenizer)

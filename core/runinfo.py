@@ -60,6 +60,7 @@ class RunInfo:
             return {}
 
     def _write(self, data: dict) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         tmp = f"{self.path}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, default=str)

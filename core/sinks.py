@@ -9,6 +9,7 @@ Only rank 0 gets real sinks; other ranks get none.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import IO
@@ -51,15 +52,22 @@ class JsonlSink:
 
 
 class FileSink:
+    """Opened on the first event, so a run rejected during set-up leaves no file behind."""
+
     def __init__(self, path: str):
-        self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        self.path = path
+        self.fh: IO[str] | None = None
 
     def emit(self, event: dict) -> None:
+        if self.fh is None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self.fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
         self.fh.write(encode(event))
         self.fh.flush()
 
     def close(self) -> None:
-        self.fh.close()
+        if self.fh is not None:
+            self.fh.close()
 
 
 class ProgressSink:

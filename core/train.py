@@ -155,9 +155,9 @@ def train_main(args) -> int:
             sinks = make_sinks(cfg, args)
         return run(cfg, args, rank, world, sinks)
     except SetupError as exc:
-        if rank == 0:
-            (sinks if sinks.sinks else Sinks([JsonlSink(sys.stdout)] if args.events else [])).emit(
-                make_event("error", kind="usage", message=str(exc), field=exc.field))
+        if rank == 0:  # bad input is not part of the run's history: stdout only, never metrics.jsonl
+            if args.events:
+                JsonlSink(sys.stdout).emit(make_event("error", kind="usage", message=str(exc), field=exc.field))
             print(f"llm-train: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
@@ -172,12 +172,11 @@ def make_sinks(cfg: Config, args) -> Sinks:
     metrics = os.path.join(run_dir, "metrics.jsonl")
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise SetupError(f"run.dir: {run_dir} exists and is not a folder", "run.dir")
-    if os.path.exists(metrics) and not args.resume:
+    if os.path.exists(metrics) and os.path.getsize(metrics) > 0 and not args.resume:
         raise SetupError(f"run.dir: {run_dir} already holds a run; pass --resume to continue it, or choose "
                          f"another run.dir (nothing was overwritten)", "run.dir")
     if args.resume and ckpt.latest_checkpoint(run_dir) is None:
         raise SetupError(f"run.dir: nothing to resume in {run_dir} (no checkpoint)", "run.dir")
-    os.makedirs(run_dir, exist_ok=True)
     out = [FileSink(metrics)]
     out.append(JsonlSink(sys.stdout) if args.events else ProgressSink(sys.stderr))
     return Sinks(out)

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 TINY_MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
 TINY_TRAIN = {"batch_size": 8, "grad_accum_steps": 1, "max_steps": 20, "lr": 3.0e-3, "min_lr": 3.0e-4,
-              "warmup_steps": 5, "eval_interval": 0, "eval_steps": 2, "checkpoint_interval": 0,
+              "warmup_steps": 2, "eval_interval": 0, "eval_steps": 2, "checkpoint_interval": 0,
               "device": "cpu", "precision": "fp32", "seed": 7}
 
 

@@ -184,7 +184,10 @@ class GPT(nn.Module):
         if cfg.pos_encoding == "learned":
             self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
         elif cfg.pos_encoding == "sinusoidal":
-            self.register_buffer("pos_table", sinusoidal_table(cfg.block_size, cfg.n_embd), persistent=False)
+            # Scaled to the token embeddings' init RMS (0.02): at unit amplitude the fixed table would
+            # drown the token signal at the start of training.
+            table = sinusoidal_table(cfg.block_size, cfg.n_embd) * (0.02 * math.sqrt(2.0))
+            self.register_buffer("pos_table", table, persistent=False)
         else:  # rope
             cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head)
             self.register_buffer("rope_cos", cos, persistent=False)

@@ -205,6 +205,8 @@ def test_event_stream_and_metrics_file_agree(tmp_path, char_data):
     step = next(e for e in evs if e["event"] == "step")
     assert {"loss", "lr", "grad_norm", "clipped", "tokens", "tokens_per_s", "elapsed_s"} <= set(step)
     assert evs[0]["params"] > 0 and evs[0]["world_size"] == 1 and evs[0]["device"] == "cpu"
+    resolved = load_config(os.path.join(tmp_path, "runs", "r", "config.resolved.yaml"))
+    assert resolved.model.vocab_size == 43 and resolved.train.seed == 7 and resolved.data.dir == char_data
     file_events = read_events(os.path.join(tmp_path, "runs", "r", "metrics.jsonl"))
     assert [e["event"] for e in file_events] == kinds
     # a finished run always leaves a checkpoint that generate can use

@@ -36,3 +36,22 @@ def torchrun_command(nproc: int, nnodes: int, node_rank: int, master_addr: str, 
         launcher += [f"--nnodes={nnodes}", f"--node_rank={node_rank}",
                      f"--master_addr={master_addr}", f"--master_port={master_port}"]
     return [*launcher, "-m", "core", subcommand, *args]
+
+
+def launcher_command(run_dir: str, engine_argv: list[str]) -> list[str]:
+    """argv that runs `engine_argv` detached from the GUI through studio.engine.launcher."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "launch", run_dir, "--", *engine_argv]
+    # Run as a script (stdlib only), so it needs no PYTHONPATH; it sets one up for the engine.
+    return [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py"),
+            run_dir, "--", *engine_argv]
+
+
+def train_args(config_path: str, resume: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Arguments of `llm-train train` as the studio launches it (events on, optional resume and --set)."""
+    args = ["--config", config_path, "--events"]
+    if resume:
+        args.append("--resume")
+    for assignment in overrides:
+        args += ["--set", assignment]
+    return args

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import collections
 import os
+import weakref
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from core.protocol import STOP_LINE, LineBuffer, is_close, parse_event
+from studio.engine import pyside_fix
 from studio.engine.command import engine_command
+
+pyside_fix.apply()
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def running_processes() -> list[EngineProcess]:
+    """EngineProcess objects of this process whose child is still running (tests check for leftovers)."""
+    return [p for p in list(_LIVE) if p.is_running()]
 
 
 class EngineProcess(QObject):
@@ -41,6 +52,7 @@ class EngineProcess(QObject):
         self._stop_timer.setSingleShot(True)
         self._stop_timer.timeout.connect(self._escalate)
         self._stop_stage = 0
+        _LIVE.add(self)
 
     # ------------------------------------------------------------------ control
     def start(self, subcommand: str, args: list[str], cwd: str | None = None, nproc: int = 1,

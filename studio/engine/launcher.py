@@ -1,0 +1,88 @@
+"""A tiny, Qt-free process that runs one engine command detached from the GUI.
+
+    python studio/engine/launcher.py RUN_DIR -- <engine argv...>   (stdlib only, no Qt)
+
+Why: a training run must be able to outlive the studio ("leave it running" on close) and be followed
+again later. So the GUI never owns the engine's pipes: this launcher starts in its own session, sends
+the engine's stdout to RUN_DIR/engine.out and stderr to RUN_DIR/engine.log, records the engine's pid in
+RUN_DIR/launcher.json, forwards SIGTERM (graceful stop) to it, and writes RUN_DIR/exit.json with the
+exit code when it ends. The studio follows a run it just started and a run it finds running on reopen
+in exactly the same way: by tailing metrics.jsonl and engine.log (studio.engine.training).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def run(run_dir: str, argv: list[str]) -> int:
+    if hasattr(os, "setsid"):
+        try:
+            os.setsid()  # no SIGINT/SIGHUP from the studio's terminal or session
+        except OSError:
+            pass
+    started = time.time()
+    for name in ("exit.json",):
+        try:
+            os.remove(os.path.join(run_dir, name))
+        except OSError:
+            pass
+    with open(os.path.join(run_dir, "engine.out"), "wb") as out, \
+            open(os.path.join(run_dir, "engine.log"), "ab") as err:
+        err.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
+        err.flush()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+        try:
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=run_dir,
+                                     env=env)
+        except OSError as exc:
+            err.write(f"could not start the engine: {exc}\n".encode())
+            _write_json(os.path.join(run_dir, "exit.json"),
+                        {"code": 127, "ended": time.time(), "started": started, "error": str(exc)})
+            return 127
+        _write_json(os.path.join(run_dir, "launcher.json"),
+                    {"pid": child.pid, "launcher_pid": os.getpid(), "argv": argv, "started": started})
+
+        def forward(signum, _frame):
+            try:
+                child.send_signal(signum)
+            except OSError:
+                pass
+
+        signal.signal(signal.SIGTERM, forward)
+        if hasattr(signal, "SIGINT"):
+            signal.signal(signal.SIGINT, forward)
+        while True:
+            try:
+                code = child.wait()
+                break
+            except InterruptedError:
+                continue
+    _write_json(os.path.join(run_dir, "exit.json"), {"code": code, "ended": time.time(), "started": started})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 3 or args[1] != "--":
+        print("usage: launcher.py RUN_DIR -- ENGINE_ARGV...", file=sys.stderr)
+        return 2
+    return run(os.path.abspath(args[0]), args[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""RunController: a run's model (history, status) kept up to date from its engine; views observe it.
+
+The controller owns the business rules of running: what can be started or resumed, what a failure
+message says, when the status changes. Widgets only call its intents and listen to its signals.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+from PySide6.QtCore import QObject, Signal
+
+from studio.engine.training import TrainingJob
+from studio.workspace.metrics import RunHistory
+from studio.workspace.run import Run, format_duration, status_of_close
+from studio.workspace.tail import file_size
+from studio.workspace.workspace import launch_problems
+
+STDERR_LINES_IN_MESSAGE = 12
+
+
+class RunController(QObject):
+    """One run: its history (replayed from metrics.jsonl, then live) and its engine job."""
+
+    history_changed = Signal()            # new events were folded in (views coalesce redraws)
+    event_received = Signal(dict)
+    status_changed = Signal(str)          # new | running | done | stopped | failed
+    stderr_received = Signal(str)
+    run_started = Signal()
+    run_finished = Signal(str, str)       # final status, a message for the user ("" when all went well)
+
+    STDERR_KEEP = 400
+
+    def __init__(self, run: Run, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.run = run
+        self.history = RunHistory()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=self.STDERR_KEEP)
+        self.status = "new"
+        self.message = ""
+        self.job: TrainingJob | None = None
+        self.stopping = False
+        self.reload()
+
+    # ------------------------------------------------------------------ loading
+    def reload(self) -> None:
+        """Replay metrics.jsonl and, when the run is still running, follow it (re-attach)."""
+        if self.job is not None and self.job.is_running():
+            return
+        metrics_offset = file_size(self.run.metrics_path)
+        log_offset = file_size(self.run.log_path)
+        self.history = RunHistory()
+        from studio.workspace.tail import EventTail
+
+        self.history.apply_all(EventTail(self.run.metrics_path).read_events())
+        self.stderr_tail.clear()
+        self._load_log_tail()
+        job = self._new_job()
+        if job.attach(metrics_offset, log_offset):
+            self._set_status("running")
+        else:
+            self._set_status(self.run.status(self.history))
+            if self.status == "failed":
+                self.message = self._failure_message(self.history.close, None)
+        self.history_changed.emit()
+
+    def _load_log_tail(self) -> None:
+        try:
+            with open(self.run.log_path, "rb") as fh:
+                fh.seek(max(0, file_size(self.run.log_path) - 16384))
+                lines = fh.read().decode("utf-8", errors="replace").splitlines()
+        except OSError:
+            return
+        self.stderr_tail.extend(lines[-self.STDERR_KEEP:])
+
+    def _new_job(self) -> TrainingJob:
+        if self.job is not None:
+            self.job.deleteLater()
+        job = TrainingJob(self.run, self)
+        job.event_received.connect(self._on_job_event_received)
+        job.stderr_received.connect(self._on_job_stderr_received)
+        job.finished.connect(self._on_job_finished)
+        job.failed_to_start.connect(self._on_job_failed_to_start)
+        self.job = job
+        return job
+
+    # ------------------------------------------------------------------ facts for views
+    def is_running(self) -> bool:
+        return self.job is not None and self.job.is_running()
+
+    def can_resume(self) -> bool:
+        return not self.is_running() and self.status in ("stopped", "failed") and bool(self.run.checkpoints())
+
+    def start_problems(self, config_text: str | None = None) -> list[str]:
+        """Why Start is not possible right now (empty when it is)."""
+        if self.is_running():
+            return ["the run is already running"]
+        if self.history.start is not None or self.run.has_metrics():
+            return ["this run has already been started: resume it, or make a new run from it"]
+        return launch_problems(self.run, config_text)
+
+    def summary(self) -> dict:
+        """The figures a run list shows."""
+        h = self.history
+        return {"name": self.run.name, "status": self.status, "step": h.step, "max_steps": h.max_steps,
+                "best_val_loss": h.best_val_loss, "duration": format_duration(h.elapsed_s) if len(h.steps)
+                else "–", "lineage": self.run.lineage()}
+
+    # ------------------------------------------------------------------ intents
+    def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = ()) -> bool:
+        if self.is_running():
+            return False
+        self.message = ""
+        self.stopping = False
+        if resume:
+            self.stderr_tail.clear()
+        job = self._new_job()
+        if not job.start(resume=resume, nproc=nproc, overrides=overrides):
+            return False
+        self._set_status("running")
+        self.run_started.emit()
+        return True
+
+    def stop(self) -> None:
+        """Graceful: the engine finishes its step and writes a checkpoint before it exits."""
+        if self.is_running():
+            self.stopping = True
+            self.job.stop()
+
+    def kill(self) -> None:
+        if self.is_running():
+            self.job.kill()
+
+    def detach(self) -> None:
+        """Stop following without stopping the engine (the studio is closing; 'leave it running')."""
+        if self.job is not None:
+            self.job.detach()
+
+    # ------------------------------------------------------------------ slots
+    def _on_job_event_received(self, ev: dict) -> None:
+        self.history.apply(ev)
+        self.event_received.emit(ev)
+        self.history_changed.emit()
+
+    def _on_job_stderr_received(self, line: str) -> None:
+        self.stderr_tail.append(line)
+        self.stderr_received.emit(line)
+
+    def _on_job_finished(self, exit_code: int, close_event: dict | None) -> None:
+        self.stopping = False
+        if close_event is not None:
+            status = status_of_close(close_event)
+            if status == "done" and exit_code not in (0, -1):
+                status = "failed"
+        else:
+            status = "failed"
+        self.message = "" if status in ("done", "stopped") else self._failure_message(close_event, exit_code)
+        self._set_status(status)
+        self.run_finished.emit(status, self.message)
+
+    def _on_job_failed_to_start(self, message: str) -> None:
+        self.message = message
+        self._set_status("failed")
+        self.run_finished.emit("failed", message)
+
+    def _failure_message(self, close_event: dict | None, exit_code: int | None) -> str:
+        if close_event is not None and close_event.get("event") == "error":
+            head = str(close_event.get("message") or "the engine reported an error")
+            kind = close_event.get("kind")
+            if kind:
+                head = f"{head} ({kind} error)"
+        elif exit_code is not None:
+            code = "unknown" if exit_code == -1 else str(exit_code)
+            head = f"The engine exited (code {code}) without finishing the run."
+        else:
+            head = "The engine stopped without finishing the run (it crashed or was killed)."
+        tail = [ln for ln in self.stderr_tail if ln.strip() and not ln.startswith("--- ")]
+        if tail:
+            head += "\n\nLast lines of the engine's log:\n" + "\n".join(tail[-STDERR_LINES_IN_MESSAGE:])
+        return head
+
+    def _set_status(self, status: str) -> None:
+        if status != self.status:
+            self.status = status
+            self.status_changed.emit(status)
+
+
+def eta_text(history: RunHistory) -> str:
+    """'ETA 1m 20s' or '' when unknown."""
+    eta = history.eta_s()
+    return "" if not math.isfinite(eta) else f"ETA {format_duration(eta)}"

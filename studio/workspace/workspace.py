@@ -1,0 +1,159 @@
+"""A workspace folder: prepared data sets under data/, runs under runs/, settings in workspace.json.
+
+Creating runs (fresh, "new run from this one", "fork from checkpoint") lives here, so every view and
+test uses the same rules: a run's config.yaml says `run.dir: .` and names its data and parent
+checkpoint relative to the run folder, so a workspace can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import yaml
+
+from studio.workspace.run import Run, read_json, write_json
+
+SETTINGS_FILE = "workspace.json"
+
+
+class Workspace:
+    """One workspace folder."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    @classmethod
+    def create(cls, root: str, name: str | None = None) -> Workspace:
+        ws = cls(root)
+        os.makedirs(ws.data_dir, exist_ok=True)
+        os.makedirs(ws.runs_dir, exist_ok=True)
+        if not os.path.exists(ws.settings_path):
+            ws.save_settings({"name": name or os.path.basename(ws.root), "created": time.time()})
+        return ws
+
+    @staticmethod
+    def is_workspace(root: str) -> bool:
+        return os.path.isdir(os.path.join(root, "runs")) or os.path.exists(os.path.join(root, SETTINGS_FILE))
+
+    @property
+    def name(self) -> str:
+        return str(self.settings().get("name") or os.path.basename(self.root))
+
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(self.root, "data")
+
+    @property
+    def runs_dir(self) -> str:
+        return os.path.join(self.root, "runs")
+
+    @property
+    def settings_path(self) -> str:
+        return os.path.join(self.root, SETTINGS_FILE)
+
+    def settings(self) -> dict:
+        return read_json(self.settings_path)
+
+    def save_settings(self, settings: dict) -> None:
+        os.makedirs(self.root, exist_ok=True)
+        write_json(self.settings_path, settings)
+
+    def update_settings(self, **changes) -> None:
+        self.save_settings({**self.settings(), **changes})
+
+    # ------------------------------------------------------------------ contents
+    def datasets(self) -> list[str]:
+        """Prepared data folders (those with a meta.json) under data/."""
+        try:
+            names = sorted(os.listdir(self.data_dir))
+        except OSError:
+            return []
+        return [os.path.join(self.data_dir, n) for n in names
+                if os.path.exists(os.path.join(self.data_dir, n, "meta.json"))]
+
+    def runs(self) -> list[Run]:
+        """Run folders (those with a config.yaml), oldest first."""
+        try:
+            names = os.listdir(self.runs_dir)
+        except OSError:
+            return []
+        runs = [Run(os.path.join(self.runs_dir, n)) for n in names
+                if os.path.exists(os.path.join(self.runs_dir, n, "config.yaml"))]
+        return sorted(runs, key=lambda r: (r.created(), r.name))
+
+    def run(self, name: str) -> Run:
+        return Run(os.path.join(self.runs_dir, name))
+
+    def unique_run_name(self, base: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "run"
+        if not os.path.exists(os.path.join(self.runs_dir, base)):
+            return base
+        m = re.match(r"^(.*?)-(\d+)$", base)
+        stem = m.group(1) if m else base
+        i = int(m.group(2)) + 1 if m else 2
+        while os.path.exists(os.path.join(self.runs_dir, f"{stem}-{i}")):
+            i += 1
+        return f"{stem}-{i}"
+
+    # ------------------------------------------------------------------ creating runs
+    def create_run(self, name: str, config_text: str) -> Run:
+        """A new run folder holding `config_text` as config.yaml (run.dir forced to the folder)."""
+        run = self.run(self.unique_run_name(name))
+        os.makedirs(run.dir)
+        run.write_config_text(with_changes(config_text, {"run.dir": "."}))
+        run.set_lineage("new", None)
+        return run
+
+    def new_run_from(self, parent: Run, name: str | None = None) -> Run:
+        """'New run from this one': a fresh run with a copy of the parent's config, to edit."""
+        run = self.create_run(name or f"{parent.name}-copy", parent.read_config_text())
+        run.set_lineage("copy", os.path.relpath(parent.dir, run.dir))
+        return run
+
+    def fork_run(self, parent: Run, checkpoint: str, changes: dict | None = None,
+                 name: str | None = None) -> Run:
+        """'Fork from checkpoint': starts from the checkpoint's weights and optimizer (train.init_from)."""
+        text = parent.read_config_text()
+        run = self.create_run(name or f"{parent.name}-fork", text)
+        updates = {"train.init_from": os.path.relpath(checkpoint, run.dir), **(changes or {})}
+        run.write_config_text(with_changes(run.read_config_text(), updates))
+        run.set_lineage("fork", os.path.relpath(parent.dir, run.dir), os.path.relpath(checkpoint, run.dir))
+        return run
+
+
+def with_changes(config_text: str, changes: dict) -> str:
+    """Config YAML with `section.key` values replaced (comments are not kept)."""
+    try:
+        raw = yaml.safe_load(config_text) or {}
+    except yaml.YAMLError:
+        return config_text  # leave a broken file as it is: the editor shows why
+    if not isinstance(raw, dict):
+        return config_text
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition(".")
+        sec = raw.get(section)
+        if not isinstance(sec, dict):
+            sec = raw[section] = {}
+        sec[key] = value
+    return yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=100)
+
+
+def launch_problems(run: Run, config_text: str | None = None) -> list[str]:
+    """Why this run cannot be started (beyond config validation), in words; empty when it can."""
+    from core.config import ConfigError, loads
+
+    text = run.read_config_text() if config_text is None else config_text
+    try:
+        cfg = loads(text, base_dir=run.dir)
+    except ConfigError as exc:
+        return [str(p) for p in exc.problems]
+    problems = []
+    if not os.path.exists(os.path.join(cfg.data.dir, "meta.json")):
+        problems.append(f"data.dir: no prepared data in {cfg.data.dir} (prepare it on the Data tab)")
+    if cfg.train.init_from and not os.path.isdir(cfg.train.init_from):
+        problems.append(f"train.init_from: checkpoint folder {cfg.train.init_from} does not exist")
+    if os.path.normpath(cfg.run.dir) != os.path.normpath(run.dir):
+        problems.append(f"run.dir: must be this run's folder ('.'), not {cfg.run.dir}")
+    return problems

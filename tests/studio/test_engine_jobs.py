@@ -1,0 +1,112 @@
+"""Training jobs and run controllers against the scripted fake engine (detached launch, tailing)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from studio.engine.command import engine_command, launcher_command, torchrun_command, train_args
+from studio.engine.process import EngineProcess
+from studio.engine.run_controller import RunController
+
+
+def test_command_resolution(monkeypatch):
+    monkeypatch.delenv("LLM_STUDIO_ENGINE", raising=False)
+    assert engine_command("train", "--config", "c.yaml")[:3] == [sys.executable, "-m", "core"]
+    multi = engine_command("train", *train_args("c.yaml", resume=True, overrides=["train.lr=1"]), nproc=2)
+    assert "torch.distributed.run" in multi and "--nproc_per_node=2" in multi and "--resume" in multi
+    assert multi[-2:] == ["--set", "train.lr=1"]
+    node = torchrun_command(4, 2, 1, "10.0.0.1", 29500, "train", "--config", "c.yaml")
+    assert "--node_rank=1" in node and "--master_addr=10.0.0.1" in node
+    assert launcher_command("/r", ["x"])[-3:] == ["/r", "--", "x"]
+
+
+def test_run_trains_to_done(qtbot, workspace, fake_engine):
+    ctl = RunController(workspace.run("tiny"))
+    assert ctl.status == "new" and ctl.start_problems() == []
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
+        assert ctl.start()
+        assert ctl.status == "running"
+    assert blocker.args == ["done", ""]
+    assert ctl.history.step == 200 and len(ctl.history.steps) == 200
+    assert ctl.history.best_val_loss < 2.0
+    assert any("fake engine" in ln for ln in ctl.stderr_tail)
+    assert ctl.start_problems()  # a started run cannot be started again
+
+
+def test_graceful_stop_then_resume(qtbot, workspace, fake_engine):
+    fake_engine("normal", FAKE_ENGINE_STEP_S="0.02")
+    ctl = RunController(workspace.run("tiny"))
+    ctl.start()
+    qtbot.waitUntil(lambda: ctl.history.step >= 5, timeout=15000)
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
+        ctl.stop()
+    assert blocker.args[0] == "stopped"
+    stopped_at = ctl.history.step
+    assert ctl.run.checkpoints()[-1].step == stopped_at and ctl.can_resume()
+    fake_engine("normal", FAKE_ENGINE_STEP_S="0.001")
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
+        ctl.start(resume=True)
+    assert blocker.args[0] == "done"
+    steps = ctl.history.steps["step"].tolist()
+    assert steps == list(range(1, 201)) and ctl.history.starts == 2
+
+
+def test_crash_reports_stderr_and_marks_failed(qtbot, workspace, fake_engine):
+    fake_engine("crash", FAKE_ENGINE_CRASH_AT="3")
+    ctl = RunController(workspace.run("tiny"))
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
+        ctl.start()
+    status, message = blocker.args
+    assert status == "failed" and "code 3" in message and "simulated crash" in message
+    assert RunController(workspace.run("tiny")).status == "failed"  # also after reopening
+
+
+def test_error_event_and_missing_data(qtbot, workspace, fake_engine):
+    fake_engine("error", FAKE_ENGINE_CRASH_AT="2")
+    ctl = RunController(workspace.run("tiny"))
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
+        ctl.start()
+    assert blocker.args[0] == "failed" and "loss became nan" in blocker.args[1]
+    # data folder removed under a configured run: the engine refuses, the message says why
+    run = workspace.create_run("second", workspace.run("tiny").read_config_text())
+    os.remove(os.path.join(workspace.data_dir, "demo", "meta.json"))
+    ctl2 = RunController(run)
+    assert any("data.dir" in p for p in ctl2.start_problems())
+    with qtbot.waitSignal(ctl2.run_finished, timeout=15000) as blocker:
+        ctl2.start()
+    assert blocker.args[0] == "failed" and "no prepared data" in blocker.args[1]
+
+
+def test_odd_output_is_tolerated(qtbot, workspace, fake_engine):
+    fake_engine("odd", FAKE_ENGINE_STEP_S="0")
+    ctl = RunController(workspace.run("tiny"))
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
+        ctl.start()
+    assert blocker.args[0] == "done" and ctl.history.unknown > 0 and ctl.history.step == 200
+
+
+def test_reattach_to_a_run_left_running(qtbot, workspace, fake_engine):
+    fake_engine("normal", FAKE_ENGINE_STEP_S="0.02")
+    first = RunController(workspace.run("tiny"))
+    first.start()
+    qtbot.waitUntil(lambda: first.history.step >= 3, timeout=15000)
+    first.detach()  # the studio closes, leaving it running
+    second = RunController(workspace.run("tiny"))  # the studio reopens
+    assert second.status == "running" and second.is_running()
+    seen = second.history.step
+    qtbot.waitUntil(lambda: second.history.step > seen + 3, timeout=15000)
+    with qtbot.waitSignal(second.run_finished, timeout=15000) as blocker:
+        second.stop()
+    assert blocker.args[0] == "stopped"
+    assert second.history.steps["step"].tolist() == list(range(1, second.history.step + 1))
+
+
+def test_engine_process_prepare(qtbot, tmp_path, fake_engine):
+    proc = EngineProcess()
+    events = []
+    proc.event_received.connect(events.append)
+    with qtbot.waitSignal(proc.finished, timeout=15000) as blocker:
+        proc.start("prepare", ["--input", "@synthetic", "--out", str(tmp_path / "d"), "--events"])
+    assert blocker.args[0] == 0 and blocker.args[1]["event"] == "done"
+    assert [e["event"] for e in events][0] == "start"

@@ -1,0 +1,117 @@
+"""The pure-Python workspace, run and metrics models (no Qt)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from core.protocol import encode, make_event
+from studio.workspace.metrics import RunHistory, Smoother, ema
+from studio.workspace.run import Run, format_duration
+from studio.workspace.tail import EventTail, FileTail
+from studio.workspace.workspace import Workspace, launch_problems, with_changes
+
+
+def _step(step, loss=1.0, elapsed=None, **kw):
+    return make_event("step", step=step, tokens=step * 10, loss=loss, lr=1e-3, grad_norm=0.5,
+                      tokens_per_s=100.0, elapsed_s=step * 0.1 if elapsed is None else elapsed, **kw)
+
+
+def test_history_folds_events_and_tracks_best_val():
+    h = RunHistory()
+    h.apply(make_event("start", max_steps=100, start_step=0, config={"train": {"grad_clip": 1.0}}))
+    for s in range(1, 11):
+        h.apply(_step(s, loss=5.0 - s * 0.1))
+    h.apply(make_event("eval", step=5, val_loss=3.0))
+    h.apply(make_event("eval", step=10, val_loss=2.5))
+    h.apply(make_event("mystery"))
+    assert len(h.steps) == 10 and h.step == 10 and h.max_steps == 100
+    assert h.best_val_loss == 2.5 and h.best_val_step == 10
+    assert h.grad_clip == 1.0 and h.unknown == 1
+    assert h.eta_s() == __import__("pytest").approx(9.0)
+
+
+def test_history_nan_strings_and_resume_truncates_abandoned_steps():
+    h = RunHistory()
+    h.apply(make_event("start", max_steps=20, start_step=0))
+    for s in range(1, 8):
+        h.apply(_step(s, loss="nan" if s == 3 else 1.0))
+    assert math.isnan(h.steps["loss"][2])
+    h.apply(make_event("error", kind="runtime", message="boom"))
+    assert h.close["event"] == "error"
+    # resumed from the step-5 checkpoint: steps 6, 7 of the dead attempt go away; the clock continues
+    h.apply(make_event("start", max_steps=20, start_step=5, resumed=True))
+    assert h.close is None and len(h.steps) == 5
+    h.apply(_step(6, elapsed=0.1))
+    assert h.steps["step"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert h.steps["elapsed"][-1] > h.steps["elapsed"][-2]
+
+
+def test_smoother_matches_ema_and_resets_on_weight_change():
+    import numpy as np
+
+    values = np.array([1.0, 2.0, math.nan, 4.0, 3.0])
+    sm = Smoother(0.6)
+    out = sm.update(values[:2])
+    out = sm.update(values)
+    assert np.allclose(out, ema(values, 0.6), equal_nan=True)
+    sm.set_weight(0.0)
+    assert np.allclose(sm.update(values)[[0, 1, 3]], [1.0, 2.0, 4.0])
+
+
+def test_tails_handle_partial_lines_and_rewrites(tmp_path):
+    path = tmp_path / "m.jsonl"
+    tail = EventTail(str(path))
+    assert tail.read_events() == []
+    line = encode(make_event("step", step=1))
+    path.write_text(line + line[:10])
+    assert [e["step"] for e in tail.read_events()] == [1]
+    with open(path, "a") as fh:
+        fh.write(line[10:] + "garbage\n")
+    assert [e["step"] for e in tail.read_events()] == [1]
+    path.write_text("x\n")  # shrunk: start over
+    ft = FileTail(str(path), offset=100)
+    assert ft.read_lines() == ["x"]
+
+
+def test_workspace_runs_copy_and_fork(workspace):
+    ws: Workspace = workspace
+    assert [r.name for r in ws.runs()] == ["tiny"]
+    assert ws.datasets() == [os.path.join(ws.data_dir, "demo")]
+    tiny = ws.run("tiny")
+    assert launch_problems(tiny) == []
+    copy = ws.new_run_from(tiny)
+    assert copy.name == "tiny-copy" and copy.parent_dir() == tiny.dir
+    ck = os.path.join(tiny.dir, "checkpoints", "step-000050")
+    os.makedirs(ck)
+    fork = ws.fork_run(tiny, ck, {"train.lr": 1e-3, "train.min_lr": 1e-4})
+    cfg = fork.config()
+    assert cfg.train.init_from == ck and cfg.train.lr == 1e-3 and cfg.run.dir == fork.dir
+    assert fork.lineage()["kind"] == "fork" and fork.parent_dir() == tiny.dir
+    assert launch_problems(fork) == []
+    assert ws.unique_run_name("tiny") == "tiny-2"
+    assert [r.name for r in ws.runs()] == ["tiny", "tiny-copy", "tiny-fork"]
+
+
+def test_launch_problems_name_the_field(workspace):
+    run = workspace.run("tiny")
+    bad = with_changes(run.read_config_text(), {"model.n_embd": 33})
+    assert any("model.n_embd" in p for p in launch_problems(run, bad))
+    gone = with_changes(run.read_config_text(), {"data.dir": "../../data/missing"})
+    assert any(p.startswith("data.dir") for p in launch_problems(run, gone))
+
+
+def test_run_status_from_files(workspace):
+    run: Run = workspace.run("tiny")
+    assert run.status() == "new"
+    with open(run.metrics_path, "w") as fh:
+        fh.write(encode(make_event("start", max_steps=10)) + encode(_step(1)))
+    assert run.status() == "failed"  # started, no close event, no process
+    with open(run.metrics_path, "a") as fh:
+        fh.write(encode(make_event("stopped", step=1, reason="requested")))
+    assert run.status() == "stopped"
+    with open(run.path("launcher.json"), "w") as fh:
+        json.dump({"pid": os.getpid(), "launcher_pid": os.getpid(), "started": 1.0}, fh)
+    assert run.status() == "running" and run.engine_pid() == os.getpid()
+    assert format_duration(75) == "1m 15s" and format_duration(math.nan) == "–"

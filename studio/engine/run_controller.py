@@ -12,9 +12,9 @@ import math
 from PySide6.QtCore import QObject, Signal
 
 from studio.engine.training import TrainingJob
-from studio.workspace.metrics import RunHistory
+from studio.workspace.metrics import RunHistory, event_line
 from studio.workspace.run import Run, format_duration, status_of_close
-from studio.workspace.tail import file_size
+from studio.workspace.tail import EventTail, file_size
 from studio.workspace.workspace import launch_problems
 
 STDERR_LINES_IN_MESSAGE = 12
@@ -27,16 +27,19 @@ class RunController(QObject):
     event_received = Signal(dict)
     status_changed = Signal(str)          # new | running | done | stopped | failed
     stderr_received = Signal(str)
+    console_line = Signal(str)            # a stderr line, or a notable event in words
     run_started = Signal()
     run_finished = Signal(str, str)       # final status, a message for the user ("" when all went well)
 
     STDERR_KEEP = 400
+    CONSOLE_KEEP = 2000
 
     def __init__(self, run: Run, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.run = run
         self.history = RunHistory()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=self.STDERR_KEEP)
+        self.console: collections.deque[str] = collections.deque(maxlen=self.CONSOLE_KEEP)
         self.status = "new"
         self.message = ""
         self.job: TrainingJob | None = None
@@ -51,11 +54,14 @@ class RunController(QObject):
         metrics_offset = file_size(self.run.metrics_path)
         log_offset = file_size(self.run.log_path)
         self.history = RunHistory()
-        from studio.workspace.tail import EventTail
-
-        self.history.apply_all(EventTail(self.run.metrics_path).read_events())
         self.stderr_tail.clear()
+        self.console.clear()
         self._load_log_tail()
+        for ev in EventTail(self.run.metrics_path).read_events():
+            self.history.apply(ev)
+            line = event_line(ev)
+            if line:
+                self.console.append(line)
         job = self._new_job()
         if job.attach(metrics_offset, log_offset):
             self._set_status("running")
@@ -73,6 +79,7 @@ class RunController(QObject):
         except OSError:
             return
         self.stderr_tail.extend(lines[-self.STDERR_KEEP:])
+        self.console.extend(lines[-self.STDERR_KEEP:])
 
     def _new_job(self) -> TrainingJob:
         if self.job is not None:
@@ -142,10 +149,16 @@ class RunController(QObject):
         self.history.apply(ev)
         self.event_received.emit(ev)
         self.history_changed.emit()
+        line = event_line(ev)
+        if line:
+            self.console.append(line)
+            self.console_line.emit(line)
 
     def _on_job_stderr_received(self, line: str) -> None:
         self.stderr_tail.append(line)
+        self.console.append(line)
         self.stderr_received.emit(line)
+        self.console_line.emit(line)
 
     def _on_job_finished(self, exit_code: int, close_event: dict | None) -> None:
         self.stopping = False

@@ -273,3 +273,45 @@ class RunHistory:
     def apply_all(self, events: list[dict]) -> None:
         for ev in events:
             self.apply(ev)
+
+
+def write_csv(history: RunHistory, path: str) -> None:
+    """All step rows, with the evaluation at that step (if any) in extra columns."""
+    import csv
+
+    evals = {int(s): (v, t) for s, v, t in zip(history.evals["step"].tolist(), history.evals["val_loss"].tolist(),
+                                               history.evals["train_loss"].tolist(), strict=True)}
+    cols = [history.steps[name].tolist() for name in STEP_COLUMNS]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*STEP_COLUMNS, "val_loss", "eval_train_loss"])
+        for row in zip(*cols, strict=True):
+            val, train = evals.get(int(row[0]), ("", ""))
+            writer.writerow([*("" if isinstance(x, float) and math.isnan(x) else f"{x:.6g}" for x in row),
+                             "" if val == "" else f"{val:.6g}", "" if train == "" else f"{train:.6g}"])
+
+
+def event_line(ev: dict) -> str | None:
+    """A human console line for a notable event (None for the frequent ones, such as step)."""
+    kind = ev.get("event")
+    step = ev.get("step")
+    if kind == "start":
+        what = "resumed" if ev.get("resumed") else "started"
+        return (f"[studio] run {what} at step {ev.get('start_step', 0)}: {ev.get('params', '?'):,} parameters on "
+                f"{ev.get('device', '?')} ({ev.get('precision', '?')}), world size {ev.get('world_size', 1)}")
+    if kind == "eval":
+        return (f"[studio] step {step}: val loss {as_float(ev.get('val_loss')):.4f}, train loss "
+                f"{as_float(ev.get('train_loss')):.4f} (best {as_float(ev.get('best_val_loss')):.4f})")
+    if kind == "checkpoint":
+        return f"[studio] step {step}: checkpoint {ev.get('path', '')}"
+    if kind == "sample":
+        return f"[studio] step {step}: sample: {str(ev.get('text', ''))[:200]!r}"
+    if kind == "log":
+        return f"[{ev.get('level', 'info')}] {ev.get('message', '')}"
+    if kind == "done":
+        return f"[studio] done at step {step}; best val loss {as_float(ev.get('best_val_loss')):.4f}"
+    if kind == "stopped":
+        return f"[studio] stopped at step {step} ({ev.get('reason', '')}); checkpoint {ev.get('checkpoint', '')}"
+    if kind == "error":
+        return f"[error] {ev.get('kind', '')}: {ev.get('message', '')}"
+    return None

@@ -1,0 +1,93 @@
+"""`llm-studio`: open the studio (the last workspace, or the demo workspace on first start).
+
+    llm-studio [WORKSPACE] [--theme light|dark]
+    llm-studio --screenshot PATH [--panel main|training|runs|config|data] [--theme dark] [--size 1400x860]
+
+--screenshot renders the main window offscreen, with a finished demo run loaded, to a PNG and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+_T0 = time.perf_counter()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="llm-studio", description="LLM Training Studio")
+    p.add_argument("workspace", nargs="?", help="workspace folder to open")
+    p.add_argument("--theme", choices=("light", "dark"), help="colour theme (default: last used)")
+    p.add_argument("--screenshot", metavar="PATH", help="render the window to PATH (PNG) and exit")
+    p.add_argument("--panel", default="main", choices=("main", "training", "runs", "config", "data"),
+                   help="what --screenshot renders")
+    p.add_argument("--size", default="1400x860", help="window size for --screenshot, WxH")
+    p.add_argument("--quit-after-show", action="store_true", help=argparse.SUPPRESS)  # cold-start benchmark
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        return screenshot(args)
+    from studio.app import create_application
+    from studio.main_window import MainWindow
+
+    app = create_application(theme=args.theme)
+    window = MainWindow()
+    if args.quit_after_show:
+        from PySide6.QtCore import QTimer
+
+        def report() -> None:
+            print(f"first window shown after {time.perf_counter() - _T0:.3f} s", flush=True)
+            app.quit()
+
+        QTimer.singleShot(0, report)
+    window.show()
+    window.open_workspace(_initial_workspace(args, window.settings))
+    return app.exec()
+
+
+def _initial_workspace(args: argparse.Namespace, settings) -> str:
+    from studio import demo
+
+    if args.workspace:
+        return os.path.abspath(args.workspace)
+    recent = settings.recent_workspaces()
+    return recent[0] if recent else demo.ensure_demo_workspace().root
+
+
+def screenshot(args: argparse.Namespace) -> int:
+    from studio import demo
+    from studio.app import create_application
+    from studio.main_window import MainWindow
+
+    root = os.path.abspath(args.workspace) if args.workspace else demo.default_demo_root()
+    run = demo.build_finished_demo(root)
+    app = create_application(theme=args.theme or "light")
+    window = MainWindow()
+    window.close_policy = "leave"
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    window.resize(width, height)
+    window.open_workspace(root)
+    window.ensure_panels()
+    window.select_run(run.dir)
+    window.show_tab({"config": "config", "data": "data"}.get(args.panel, "training"))
+    window.show()
+    for _ in range(5):
+        app.processEvents()
+    window.training.plots.redraw()
+    window.training.console.flush()
+    app.processEvents()
+    target = {"training": window.tabs, "runs": window.runs_panel}.get(args.panel, window)
+    ok = target.grab().save(args.screenshot, "PNG")
+    window.close()
+    print(f"{'wrote' if ok else 'could not write'} {args.screenshot}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

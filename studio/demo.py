@@ -1,0 +1,125 @@
+"""The demo workspace: the engine's built-in corpus, prepared on first start, and a tiny CPU run.
+
+`llm-studio` with no workspace opens it, so the first window already shows something useful: the
+data is prepared in the background (`llm-train prepare --input @synthetic --tokenizer char`) and a run
+named "demo" waits, configured to train in about a minute on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from studio.engine.command import engine_command, train_args
+from studio.workspace.run import Run
+from studio.workspace.workspace import Workspace
+
+DEMO_DATA = "demo"
+DEMO_RUN = "demo"
+
+TINY_CONFIG = """\
+# A tiny GPT that trains on a CPU in about a minute: watch the loss fall, then fork it or scale it up.
+model:
+  n_layer: 2          # transformer blocks
+  n_head: 2           # attention heads per block
+  n_embd: 32          # residual stream width
+  block_size: 32      # context length, tokens
+data:
+  dir: ../../data/{data}
+train:
+  batch_size: 8
+  max_steps: {max_steps}
+  eval_interval: 20
+  eval_steps: 4
+  checkpoint_interval: 50
+  warmup_steps: 10
+  device: cpu
+  lr: 3.0e-3
+  min_lr: 3.0e-4
+run:
+  dir: .
+"""
+
+
+def home_dir() -> str:
+    """Where the studio keeps its own folders (LLM_STUDIO_HOME overrides, e.g. in tests)."""
+    override = os.environ.get("LLM_STUDIO_HOME")
+    if override:
+        return override
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "llm-studio")
+
+
+def default_demo_root() -> str:
+    return os.path.join(home_dir(), "demo-workspace")
+
+
+def tiny_config_text(data: str = DEMO_DATA, max_steps: int = 600) -> str:
+    return TINY_CONFIG.format(data=data, max_steps=max_steps)
+
+
+def default_config_text(ws: Workspace) -> str:
+    """A new run's config: the tiny one, on the workspace's first prepared data set."""
+    datasets = ws.datasets()
+    return tiny_config_text(os.path.basename(datasets[0]) if datasets else DEMO_DATA)
+
+
+def ensure_demo_workspace(root: str | None = None) -> Workspace:
+    """The demo workspace folder with its 'demo' run (data may still need preparing)."""
+    ws = Workspace.create(root or default_demo_root(), name="Demo")
+    if not ws.runs():
+        ws.create_run(DEMO_RUN, tiny_config_text())
+    return ws
+
+
+def demo_data_dir(ws: Workspace) -> str:
+    return os.path.join(ws.data_dir, DEMO_DATA)
+
+
+def demo_data_ready(ws: Workspace) -> bool:
+    return os.path.exists(os.path.join(demo_data_dir(ws), "meta.json"))
+
+
+def prepare_args(ws: Workspace) -> list[str]:
+    """`llm-train prepare` arguments for the demo corpus."""
+    return ["--input", "@synthetic", "--tokenizer", "char", "--out", demo_data_dir(ws), "--events"]
+
+
+def _env() -> dict:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def build_finished_demo(root: str | None = None, max_steps: int = 300) -> Run:
+    """Blocking (command line use only, e.g. --screenshot): prepare the data and train a demo run to the
+    end if the workspace has no finished run yet. Returns the finished run."""
+    ws = ensure_demo_workspace(root)
+    if not demo_data_ready(ws):
+        subprocess.run(engine_command("prepare", *prepare_args(ws)), check=True, env=_env(),
+                       stdout=subprocess.DEVNULL)
+    for run in ws.runs():
+        if run.status() == "done":
+            return run
+    run = ws.run(DEMO_RUN)
+    if run.has_metrics():
+        run = ws.create_run("demo-finished", tiny_config_text(max_steps=max_steps))
+    else:
+        run.write_config_text(tiny_config_text(max_steps=max_steps))
+    with open(run.log_path, "ab") as log:
+        subprocess.run(engine_command("train", *train_args(run.config_path)), check=False, env=_env(),
+                       stdout=subprocess.DEVNULL, stderr=log, cwd=run.dir)
+    return run
+
+
+def main() -> int:
+    """`python -m studio.demo [ROOT]`: build the finished demo workspace from the command line."""
+    run = build_finished_demo(sys.argv[1] if len(sys.argv) > 1 else None)
+    print(f"{run.dir}: {run.status()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,541 @@
+"""MainWindow: assembles the runs list, the Data / Config / Training tabs, menus and status bar.
+
+It routes view intents to the WorkspaceSession and RunControllers and keeps window state (geometry,
+splitters, theme, plot options) in QSettings. Heavy panels (pyqtgraph, the config editor) are built
+right after the first show, so the window appears fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+)
+
+from studio import demo
+from studio.engine.process import EngineProcess
+from studio.engine.session import WorkspaceSession
+from studio.settings import Settings
+from studio.theme import apply_theme, current_theme
+from studio.views.runs_panel import RunsPanel
+
+TABS = ("data", "config", "training")
+TAB_TITLES = ("Data", "Config", "Training")
+
+
+def _config_editor_class():
+    try:
+        from studio.views.config_editor import ConfigEditor
+        return ConfigEditor
+    except (ImportError, AttributeError):
+        from studio.views.yaml_editor import YamlConfigEditor
+        return YamlConfigEditor
+
+
+def _data_panel_class():
+    try:
+        from studio.views.data_panel import DataPanel
+        return DataPanel
+    except (ImportError, AttributeError):
+        from studio.views.data_placeholder import DataPlaceholder
+        return DataPlaceholder
+
+
+class MainWindow(QMainWindow):
+    """The studio's one window."""
+
+    panels_built = Signal()
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or Settings()
+        self.session = WorkspaceSession(self)
+        self.close_policy: str | None = None   # "stop" | "leave": answer the close question (tests)
+        self.current_dir: str | None = None
+        self.training = self.config_editor = self.data_panel = None
+        self._preparer: EngineProcess | None = None
+        self.setWindowTitle("LLM Training Studio")
+        self.setMinimumSize(900, 600)
+        self.runs_panel = RunsPanel()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self._pages = {}
+        for name, title in zip(TABS, TAB_TITLES, strict=True):
+            page = QLabel("Loading…", alignment=Qt.AlignmentFlag.AlignCenter)
+            self._pages[name] = page
+            self.tabs.addTab(page, title)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("main_splitter")
+        self.splitter.addWidget(self.runs_panel)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([330, 1000])
+        self.setCentralWidget(self.splitter)
+        self._build_status_bar()
+        self._build_menus()
+        self.runs_panel.run_selected.connect(self.select_run)
+        self.runs_panel.compare_changed.connect(lambda _dirs: self._update_overlays())
+        self.runs_panel.new_run_requested.connect(self.new_run)
+        self.runs_panel.copy_run_requested.connect(self.copy_run)
+        self.runs_panel.fork_run_requested.connect(self.fork_run)
+        self.session.runs_changed.connect(self._on_session_runs_changed)
+        self.session.run_updated.connect(self._on_session_run_updated)
+        self.session.run_finished.connect(self._on_session_run_finished)
+        self._restore_window_state()
+
+    # ------------------------------------------------------------------ construction
+    def _build_status_bar(self) -> None:
+        self.workspace_label = QLabel()
+        self.run_label = QLabel()
+        self.statusBar().addPermanentWidget(self.run_label)
+        self.statusBar().addPermanentWidget(self.workspace_label)
+
+    def _action(self, menu, text: str, slot, shortcut=None, checkable: bool = False, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        self._action(m, "&New Workspace…", self._on_new_workspace, "Ctrl+Shift+N")
+        self._action(m, "&Open Workspace…", self._on_open_workspace, QKeySequence.StandardKey.Open)
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._action(m, "Open &Demo Workspace", lambda: self.open_workspace(demo.ensure_demo_workspace().root))
+        m.addSeparator()
+        export = m.addMenu("&Export Plots")
+        self._action(export, "Image (PNG)…", lambda: self.export_plots("png"), "Ctrl+E")
+        self._action(export, "Vector (SVG)…", lambda: self.export_plots("svg"))
+        self._action(export, "Data (CSV)…", lambda: self.export_plots("csv"), "Ctrl+Shift+E")
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        m = bar.addMenu("&Run")
+        self._action(m, "&New Run", self.new_run, QKeySequence.StandardKey.New)
+        self.copy_action = self._action(m, "New Run from &This One", lambda: self.copy_run(self.current_dir),
+                                        "Ctrl+D")
+        self.fork_action = self._action(m, "&Fork from Checkpoint…", lambda: self.fork_run(self.current_dir),
+                                        "Ctrl+Shift+F")
+        m.addSeparator()
+        self.start_action = self._action(m, "&Start", lambda: self.start_training(), "Ctrl+R")
+        self.stop_action = self._action(m, "S&top", self.stop_training, "Ctrl+.")
+        self.resume_action = self._action(m, "&Resume", lambda: self.start_training(resume=True), "Ctrl+Shift+R")
+        m.addSeparator()
+        self._action(m, "&Multi-node Command…", lambda: self.show_multinode(1))
+
+        m = bar.addMenu("&View")
+        for i, (name, title) in enumerate(zip(TABS, ("&Data", "&Config", "&Training"), strict=True)):
+            self._action(m, title, lambda _c=False, n=name: self.show_tab(n), f"Ctrl+{i + 1}")
+        m.addSeparator()
+        self.runs_action = self._action(m, "Runs &List", self._on_runs_action_toggled, "Ctrl+B", checkable=True)
+        self.runs_action.setChecked(True)
+        self.log_action = self._action(m, "&Logarithmic Loss Axis", self._on_log_action_toggled, "Ctrl+L",
+                                       checkable=True)
+        xmenu = m.addMenu("&X Axis")
+        group = QActionGroup(self)
+        self.x_actions = {}
+        for key, text in (("step", "Steps"), ("tokens", "Tokens"), ("time", "Wall Time")):
+            act = self._action(xmenu, text, lambda _c=False, k=key: self._set_x_mode(k), checkable=True)
+            group.addAction(act)
+            self.x_actions[key] = act
+        self.x_actions["step"].setChecked(True)
+        m.addSeparator()
+        self.dark_action = self._action(m, "&Dark Theme", self._on_dark_action_toggled, "Ctrl+Shift+T",
+                                        checkable=True)
+
+        m = bar.addMenu("&Help")
+        self._action(m, "&Keyboard Shortcuts", self._show_shortcuts, QKeySequence.StandardKey.HelpContents)
+        self._action(m, "&About LLM Training Studio", self._show_about)
+
+    def ensure_panels(self) -> None:
+        """Build the heavy tabs (idempotent); called right after the first show."""
+        if self.training is not None:
+            return
+        from studio.views.training_panel import TrainingPanel
+
+        self.data_panel = _data_panel_class()()
+        self.config_editor = _config_editor_class()()
+        self.training = TrainingPanel()
+        for name, widget in (("data", self.data_panel), ("config", self.config_editor),
+                             ("training", self.training)):
+            index, current = TABS.index(name), self.tabs.currentIndex()
+            self.tabs.removeTab(index)
+            self.tabs.insertTab(index, widget, TAB_TITLES[index])
+            self._pages[name].deleteLater()
+            self._pages[name] = widget
+            self.tabs.setCurrentIndex(current)
+        self.data_panel.data_prepared.connect(self._on_data_panel_prepared)
+        self.config_editor.changed.connect(self._update_start_blockers)
+        self.config_editor.validity_changed.connect(lambda _ok, _msg: self._update_start_blockers())
+        t = self.training
+        t.start_requested.connect(lambda n, dev: self.start_training(False, n, dev))
+        t.resume_requested.connect(lambda n, dev: self.start_training(True, n, dev))
+        t.stop_requested.connect(self.stop_training)
+        t.multinode_requested.connect(self.show_multinode)
+        t.plots.export_requested.connect(self.export_plots)
+        self._restore_panel_state()
+        if self.session.workspace is not None:
+            self.data_panel.set_workspace(self.session.workspace.root)
+        if self.current_dir:
+            dir_, self.current_dir = self.current_dir, None
+            self.select_run(dir_)
+        self.panels_built.emit()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self.training is None:
+            QTimer.singleShot(0, self.ensure_panels)
+
+    # ------------------------------------------------------------------ workspace
+    def open_workspace(self, root: str) -> None:
+        ws = self.session.open(root)
+        self.settings.add_recent_workspace(ws.root)
+        self.setWindowTitle(f"{ws.name} — LLM Training Studio")
+        self.workspace_label.setText(ws.root)
+        if self.data_panel is not None:
+            self.data_panel.set_workspace(ws.root)
+        runs = self.session.runs()
+        running = [r for r in runs if self.session.controllers[r.dir].is_running()]
+        pick = (running or [r for r in runs if r.dir == ws.settings().get("current_run")] or runs[-1:])
+        if pick:
+            self.runs_panel.select_run(pick[0].dir)
+        if running:
+            self.statusBar().showMessage(f"Following {len(running)} run(s) still training", 8000)
+        if os.path.basename(ws.root) == os.path.basename(demo.default_demo_root()) and \
+                not demo.demo_data_ready(ws):
+            self.prepare_demo_data()
+
+    def prepare_demo_data(self) -> None:
+        """Prepare the demo corpus in the background (status bar shows progress)."""
+        ws = self.session.workspace
+        if ws is None or (self._preparer is not None and self._preparer.is_running()):
+            return
+        proc = self._preparer = EngineProcess(self)
+        proc.event_received.connect(self._on_preparer_event)
+        proc.finished.connect(self._on_preparer_finished)
+        proc.failed_to_start.connect(lambda msg: self.statusBar().showMessage(msg))
+        self.statusBar().showMessage("Preparing the demo data…")
+        proc.start("prepare", demo.prepare_args(ws))
+
+    def _on_preparer_event(self, ev: dict) -> None:
+        if ev.get("event") == "progress" and ev.get("total"):
+            pct = 100.0 * float(ev.get("done") or 0) / float(ev["total"])
+            self.statusBar().showMessage(f"Preparing the demo data: {ev.get('stage', '')} {pct:.0f}%")
+
+    def _on_preparer_finished(self, code: int, close: dict | None) -> None:
+        ok = code == 0 and close is not None and close.get("event") == "done"
+        tail = "\n".join(list(self._preparer.stderr_tail)[-5:]) if self._preparer else ""
+        self.statusBar().showMessage("Demo data ready: press Start (Ctrl+R) to train the demo run" if ok else
+                                     f"Preparing the demo data failed (code {code}) {tail}", 0 if not ok else 15000)
+        if ok and self.session.workspace is not None:
+            self._on_data_panel_prepared(demo.demo_data_dir(self.session.workspace))
+
+    def _on_data_panel_prepared(self, _data_dir: str) -> None:
+        if self.data_panel is not None and self.session.workspace is not None:
+            self.data_panel.set_workspace(self.session.workspace.root)
+        self._update_start_blockers()
+
+    # ------------------------------------------------------------------ runs
+    def controller(self):
+        return self.session.controller(self.current_dir) if self.current_dir else None
+
+    def select_run(self, run_dir: str) -> None:
+        if run_dir == self.current_dir:
+            return
+        self.current_dir = run_dir
+        ctl = self.controller()
+        if ctl is None:
+            return
+        if self.session.workspace is not None:
+            self.session.workspace.update_settings(current_run=run_dir)
+        self.runs_panel.select_run(run_dir)
+        if self.training is None:
+            return
+        self.config_editor.set_base_dir(ctl.run.dir)
+        self.config_editor.set_text(ctl.run.read_config_text())
+        self.training.set_controller(ctl)
+        self._update_overlays()
+        self._update_start_blockers()
+        self._update_actions()
+
+    def _update_overlays(self) -> None:
+        if self.training is None or self.current_dir is None:
+            return
+        overlays = []
+        parent = self.session.parent_history(self.current_dir)
+        if parent is not None:
+            overlays.append((f"{parent[0]} (parent)", parent[1], "parent"))
+        for d in self.runs_panel.compared():
+            ctl = self.session.controller(d)
+            if ctl is not None and d != self.current_dir:
+                overlays.append((ctl.run.name, ctl.history, "compare"))
+        self.training.plots.set_overlays(overlays)
+
+    def _update_start_blockers(self) -> None:
+        ctl = self.controller()
+        if ctl is None or self.training is None:
+            return
+        problems = ctl.start_problems(self.config_editor.text()) if ctl.status == "new" else []
+        self.training.set_start_blockers(problems)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        ctl = self.controller()
+        new = ctl is not None and ctl.status == "new"
+        self.start_action.setEnabled(bool(new and self.training and self.training.start_button.isEnabled()))
+        self.stop_action.setEnabled(ctl is not None and ctl.is_running())
+        self.resume_action.setEnabled(ctl is not None and ctl.can_resume())
+        self.copy_action.setEnabled(ctl is not None)
+        self.fork_action.setEnabled(ctl is not None and bool(ctl.run.checkpoints()))
+        self.run_label.setText(f"{ctl.run.name}: {ctl.status}" if ctl is not None else "")
+
+    def start_training(self, resume: bool = False, nproc: int | None = None, device: str | None = None) -> bool:
+        ctl = self.controller()
+        if ctl is None or self.training is None:
+            return False
+        nproc = self.training.nproc() if nproc is None else nproc
+        device = self.training.device() if device is None else device
+        if not resume:
+            problems = ctl.start_problems(self.config_editor.text())
+            if problems:
+                self.training.set_start_blockers(problems)
+                return False
+            ctl.run.write_config_text(self.config_editor.text())
+        elif not ctl.can_resume():
+            return False
+        overrides = [f"train.device={device}"] if device else []
+        ok = ctl.start(resume=resume, nproc=nproc, overrides=overrides)
+        self.show_tab("training")
+        self.statusBar().showMessage(f"{'Resuming' if resume else 'Starting'} {ctl.run.name}…", 5000)
+        self._update_actions()
+        return ok
+
+    def stop_training(self) -> None:
+        ctl = self.controller()
+        if ctl is not None and ctl.is_running():
+            ctl.stop()
+            self.statusBar().showMessage(f"Stopping {ctl.run.name}: finishing the step and writing a "
+                                         "checkpoint…")
+            if self.training is not None:
+                self.training.refresh()
+
+    def new_run(self) -> None:
+        if self.session.workspace is None:
+            return
+        run = self.session.new_run(demo.default_config_text(self.session.workspace))
+        self.runs_panel.select_run(run.dir)
+        self.show_tab("config")
+
+    def copy_run(self, run_dir: str | None) -> None:
+        if run_dir:
+            run = self.session.copy_run(run_dir)
+            self.runs_panel.select_run(run.dir)
+            self.show_tab("config")
+
+    def fork_run(self, run_dir: str | None) -> None:
+        ctl = self.session.controller(run_dir) if run_dir else None
+        if ctl is None or not ctl.run.checkpoints():
+            return
+        from studio.views.fork_dialog import ForkDialog
+
+        cfg = ctl.run.config_or_none()
+        train = cfg.train.__dict__ if cfg is not None else {}
+        dialog = ForkDialog(ctl.run.name, ctl.run.checkpoints(), train,
+                            self.session.workspace.unique_run_name(f"{ctl.run.name}-fork"), self)
+        if dialog.exec() == ForkDialog.DialogCode.Accepted:
+            run = self.session.fork_run(run_dir, dialog.checkpoint_path(), dialog.changes(), dialog.name.text())
+            self.runs_panel.select_run(run.dir)
+
+    def show_multinode(self, nproc: int) -> None:
+        ctl = self.controller()
+        if ctl is None:
+            return
+        from studio.views.multinode_dialog import MultiNodeDialog
+
+        device = self.training.device() if self.training is not None else ""
+        MultiNodeDialog(ctl.run.config_path, [f"train.device={device}"] if device else [], nproc, self).exec()
+
+    # ------------------------------------------------------------------ session slots
+    def _on_session_runs_changed(self) -> None:
+        self.runs_panel.set_runs(self.session.summaries())
+
+    def _on_session_run_updated(self, run_dir: str) -> None:
+        if run_dir in self.session.controllers:
+            self.runs_panel.update_run(self.session.summary(run_dir))
+        if run_dir == self.current_dir:
+            self._update_actions()
+
+    def _on_session_run_finished(self, run_dir: str, status: str, message: str) -> None:
+        name = os.path.basename(run_dir)
+        first_line = message.splitlines()[0] if message else ""
+        self.statusBar().showMessage(f"{name}: {status}" + (f" — {first_line}" if first_line else ""), 0)
+        self._on_session_run_updated(run_dir)
+        if run_dir == self.current_dir:
+            self._update_start_blockers()
+        if any(run_dir == d for d in self.runs_panel.compared()):
+            self._update_overlays()
+
+    # ------------------------------------------------------------------ view actions
+    def show_tab(self, name: str) -> None:
+        self.tabs.setCurrentIndex(TABS.index(name))
+
+    def export_plots(self, fmt: str) -> None:
+        ctl = self.controller()
+        if self.training is None or ctl is None:
+            return
+        filters = {"png": "PNG image (*.png)", "svg": "SVG image (*.svg)", "csv": "CSV table (*.csv)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export", os.path.join(ctl.run.dir, f"{ctl.run.name}.{fmt}"),
+                                              filters[fmt])
+        if path:
+            self.export_to(path)
+
+    def export_to(self, path: str) -> None:
+        from studio.workspace.metrics import write_csv
+
+        if path.lower().endswith(".csv"):
+            write_csv(self.controller().history, path)
+        else:
+            self.training.plots.export_image(path)
+        self.statusBar().showMessage(f"Exported {path}", 5000)
+
+    def _set_x_mode(self, mode: str) -> None:
+        if self.training is not None:
+            self.training.plots.set_x_mode(mode)
+
+    def _on_log_action_toggled(self, on: bool) -> None:
+        if self.training is not None:
+            self.training.plots.set_log_y(on)
+
+    def _on_runs_action_toggled(self, on: bool) -> None:
+        self.runs_panel.setVisible(on)
+
+    def _on_dark_action_toggled(self, on: bool) -> None:
+        self.set_theme("dark" if on else "light")
+
+    def set_theme(self, name: str) -> None:
+        apply_theme(QApplication.instance(), name)
+        self.dark_action.setChecked(name == "dark")
+        if self.training is not None:
+            self.training.plots.apply_theme()
+            self.training.refresh()
+        self._on_session_runs_changed()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent_workspaces():
+            self.recent_menu.addAction(path, lambda p=path: self.open_workspace(p))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear", self.settings.clear_recent_workspaces)
+
+    def _on_new_workspace(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "New workspace: choose an empty folder")
+        if path:
+            self.open_workspace(path)
+
+    def _on_open_workspace(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open workspace")
+        if path:
+            self.open_workspace(path)
+
+    def _show_shortcuts(self) -> None:
+        from studio.views.about import shortcuts_html
+
+        QMessageBox.information(self, "Keyboard shortcuts", shortcuts_html(self.menuBar()))
+
+    def _show_about(self) -> None:
+        from studio.views.about import about_html
+
+        QMessageBox.about(self, "About LLM Training Studio", about_html())
+
+    # ------------------------------------------------------------------ window state
+    def _restore_window_state(self) -> None:
+        s = self.settings
+        geometry = s.bytes_value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1360, 860)
+        state = s.bytes_value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = s.bytes_value("window/main_splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+        self.dark_action.setChecked(current_theme() == "dark")
+
+    def _restore_panel_state(self) -> None:
+        s, plots = self.settings, self.training.plots
+        splitter = s.bytes_value("window/training_splitter")
+        if splitter is not None:
+            self.training.splitter.restoreState(splitter)
+        plots.set_smoothing(s.value("plots/smoothing", 0.9, float))
+        mode = s.value("plots/x_mode", "step", str)
+        plots.set_x_mode(mode)
+        if mode in self.x_actions:
+            self.x_actions[mode].setChecked(True)
+        log = s.value("plots/log_y", False, bool)
+        plots.set_log_y(log)
+        self.log_action.setChecked(log)
+        self.tabs.setCurrentIndex(s.value("window/tab", TABS.index("training"), int))
+
+    def save_window_state(self) -> None:
+        s = self.settings
+        s.set_value("window/geometry", self.saveGeometry())
+        s.set_value("window/state", self.saveState())
+        s.set_value("window/main_splitter", self.splitter.saveState())
+        s.set_value("window/tab", self.tabs.currentIndex())
+        s.set_value("theme", current_theme())
+        if self.training is not None:
+            s.set_value("window/training_splitter", self.training.splitter.saveState())
+            s.set_value("plots/smoothing", self.training.plots.smoothing())
+            s.set_value("plots/x_mode", self.training.plots.x_mode)
+            s.set_value("plots/log_y", self.training.plots.log_check.isChecked())
+        s.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        running = self.session.running()
+        if running:
+            choice = self.close_policy or self._ask_about_running([c.run.name for c in running])
+            if choice == "cancel":
+                event.ignore()
+                return
+            if choice == "stop":
+                self.session.stop_all()  # graceful; the engines finish on their own, detached
+        self.save_window_state()
+        self.session.close(leave_running=True)
+        if self._preparer is not None and self._preparer.is_running():
+            self._preparer.kill()
+            self._preparer.wait_for_finished(3000)
+        event.accept()
+
+    def _ask_about_running(self, names: list[str]) -> str:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Training in progress")
+        box.setText(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} still training.")
+        box.setInformativeText("Stop gracefully (a checkpoint is written), or leave it running? A run left "
+                               "running is followed again when you reopen this workspace.")
+        stop = box.addButton("Stop", QMessageBox.ButtonRole.DestructiveRole)
+        leave = box.addButton("Leave Running", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(leave)
+        box.exec()
+        clicked = box.clickedButton()
+        return "stop" if clicked is stop else "leave" if clicked is leave else "cancel"
+

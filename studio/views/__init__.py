@@ -1,0 +1,1 @@
+"""Widgets, one per file. They show models and emit intents; they hold no business logic."""

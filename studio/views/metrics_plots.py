@@ -1,0 +1,358 @@
+"""MetricsPlots: the live training curves (loss, val loss, LR, grad norm, tokens/s) of one run.
+
+Reads a RunHistory (numpy views, no copies) and redraws at most every REDRAW_MS, however fast events
+arrive: `mark_dirty()` only starts a timer. The whole history stays plotted; pyqtgraph downsamples it
+(peak mode) and clips to the view. Parent runs and runs picked for comparison are drawn underneath.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.theme import plot_colors
+from studio.workspace.metrics import RunHistory, Smoother
+
+pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
+
+REDRAW_MS = 50  # <= 20 redraws per second
+X_MODES = {"step": ("Step", "step"), "tokens": ("Tokens", "tokens"), "time": ("Wall time (s)", "elapsed")}
+PANELS = ("loss", "lr", "grad", "speed")
+TITLES = {"loss": "Loss", "lr": "Learning rate", "grad": "Gradient norm", "speed": "Throughput (tokens/s)"}
+
+
+class MetricsPlots(QWidget):
+    """Four linked plots plus their controls (x axis, smoothing, log-y, export) and a hover read-out."""
+
+    export_requested = Signal(str)   # "png" | "svg" | "csv"; the owner asks for a path and calls export_*
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history: RunHistory | None = None
+        self.label = ""
+        self.x_mode = "step"
+        self.redraws = 0
+        self._drawn_version = -1
+        self._overlays: list[tuple[str, RunHistory, str]] = []
+        self._smoother = Smoother(0.9)
+        self._speed_smoother = Smoother(0.9)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self._build_controls()
+        self._build_plots()
+        self._label_axes()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        lay.addLayout(self._controls)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.readout)
+
+    # ------------------------------------------------------------------ construction
+    def _build_controls(self) -> None:
+        self.x_combo = QComboBox()
+        for key, (text, _col) in X_MODES.items():
+            self.x_combo.addItem(text, key)
+        self.x_combo.currentIndexChanged.connect(self._on_x_combo_changed)
+        self.smooth_slider = QSlider(Qt.Orientation.Horizontal)
+        self.smooth_slider.setRange(0, 99)
+        self.smooth_slider.setValue(90)
+        self.smooth_slider.setFixedWidth(120)
+        self.smooth_slider.setToolTip("Exponential moving average of the train loss (0 = raw)")
+        self.smooth_label = QLabel("0.90")
+        self.smooth_slider.valueChanged.connect(self._on_smooth_slider_changed)
+        self.log_check = QCheckBox("Log y")
+        self.log_check.toggled.connect(self.set_log_y)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        for fmt, text in (("png", "Image (PNG)…"), ("svg", "Vector (SVG)…"), ("csv", "Data (CSV)…")):
+            menu.addAction(text, lambda f=fmt: self.export_requested.emit(f))
+        self.export_button.setMenu(menu)
+        c = self._controls = QHBoxLayout()
+        c.setSpacing(8)
+        c.addWidget(QLabel("X axis"))
+        c.addWidget(self.x_combo)
+        c.addSpacing(12)
+        c.addWidget(QLabel("Smoothing"))
+        c.addWidget(self.smooth_slider)
+        c.addWidget(self.smooth_label)
+        c.addSpacing(12)
+        c.addWidget(self.log_check)
+        c.addStretch(1)
+        c.addWidget(self.export_button)
+        self.readout = QLabel(" ")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def _build_plots(self) -> None:
+        self.view = pg.GraphicsLayoutWidget()
+        self.plots: dict[str, pg.PlotItem] = {}
+        for i, name in enumerate(PANELS):
+            plot = self.view.addPlot(row=i // 2, col=i % 2, title=TITLES[name])
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setClipToView(True)
+            plot.showGrid(x=True, y=True)
+            plot.setMenuEnabled(False)
+            plot.getAxis("left").setWidth(52)
+            if name != "loss":
+                plot.setXLink(self.plots["loss"])
+            self.plots[name] = plot
+        self.plots["loss"].addLegend(offset=(-10, 10), labelTextSize="8pt")
+        P = self.plots
+        self.overlay_items: list[tuple[pg.PlotItem, pg.PlotDataItem]] = []
+        self.curves = {
+            "raw": P["loss"].plot(name="train (raw)"),
+            "smooth": P["loss"].plot(name="train (smoothed)"),
+            "val": P["loss"].plot(name="val", symbol="o", symbolSize=5),
+            "lr": P["lr"].plot(),
+            "grad": P["grad"].plot(),
+            "speed_raw": P["speed"].plot(),
+            "speed": P["speed"].plot(),
+        }
+        self.best_marker = pg.ScatterPlotItem(size=13, symbol="star")
+        P["loss"].addItem(self.best_marker)
+        self.best_text = pg.TextItem(anchor=(1.0, 1.3))
+        P["loss"].addItem(self.best_text)
+        self.clip_line = pg.InfiniteLine(angle=0, movable=False, label="clip",
+                                         labelOpts={"position": 0.92, "anchors": [(1, 1), (1, 1)]})
+        P["grad"].addItem(self.clip_line)
+        self.clip_line.hide()
+        self.cursors = {}
+        for name, plot in P.items():
+            line = pg.InfiniteLine(angle=90, movable=False)
+            line.hide()
+            plot.addItem(line, ignoreBounds=True)
+            self.cursors[name] = line
+        self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30,
+                                           slot=self._on_scene_mouse_moved)
+        self.apply_theme()
+
+    def apply_theme(self) -> None:
+        c = plot_colors()
+        self.view.setBackground(c["background"])
+        for plot in self.plots.values():
+            for axis in ("left", "bottom"):
+                ax = plot.getAxis(axis)
+                ax.setPen(pg.mkPen(c["foreground"]))
+                ax.setTextPen(pg.mkPen(c["foreground"]))
+            plot.titleLabel.setText(plot.titleLabel.text, color=c["foreground"], size="9pt")
+            plot.showGrid(x=True, y=True, alpha=c["grid"])
+        pens = {"raw": (c["raw"], 1), "smooth": (c["smooth"], 2), "val": (c["val"], 2), "lr": (c["lr"], 2),
+                "grad": (c["grad"], 1), "speed_raw": (c["raw"], 1), "speed": (c["speed"], 2)}
+        for key, (color, width) in pens.items():
+            self.curves[key].setPen(pg.mkPen(color, width=width))
+        self.curves["val"].setSymbolBrush(c["val"])
+        self.curves["val"].setSymbolPen(c["val"])
+        self.best_marker.setBrush(pg.mkBrush(c["best"]))
+        self.best_marker.setPen(pg.mkPen(c["foreground"]))
+        self.best_text.setColor(c["foreground"])
+        self.clip_line.setPen(pg.mkPen(c["clip"], width=1, style=Qt.PenStyle.DashLine))
+        self.clip_line.label.setColor(c["clip"])
+        for line in self.cursors.values():
+            line.setPen(pg.mkPen(c["cursor"], width=1, style=Qt.PenStyle.DotLine))
+        legend = self.plots["loss"].legend
+        if legend is not None:
+            legend.setLabelTextColor(c["foreground"])
+        self._drawn_version = -1
+        if hasattr(self, "x_mode"):
+            self._label_axes()
+        self._draw_overlays()
+        self.mark_dirty()
+
+    # ------------------------------------------------------------------ inputs
+    def set_history(self, history: RunHistory | None, label: str = "") -> None:
+        self.history, self.label = history, label
+        self._smoother.reset()
+        self._speed_smoother.reset()
+        self._drawn_version = -1
+        self.mark_dirty()
+
+    def set_overlays(self, overlays: list[tuple[str, RunHistory, str]]) -> None:
+        """Other runs drawn under this one: (label, history, kind) with kind 'parent' or 'compare'."""
+        self._overlays = list(overlays)
+        self._draw_overlays()
+
+    def set_smoothing(self, weight: float) -> None:
+        self.smooth_slider.setValue(int(round(max(0.0, min(0.99, weight)) * 100)))
+
+    def smoothing(self) -> float:
+        return self.smooth_slider.value() / 100.0
+
+    def set_x_mode(self, mode: str) -> None:
+        index = self.x_combo.findData(mode)
+        if index >= 0:
+            self.x_combo.setCurrentIndex(index)
+
+    def set_log_y(self, on: bool) -> None:
+        if self.log_check.isChecked() != on:
+            self.log_check.setChecked(on)
+            return
+        for name in ("loss", "grad"):
+            self.plots[name].setLogMode(y=on)
+
+    def mark_dirty(self) -> None:
+        """Ask for a redraw; many calls within REDRAW_MS make one redraw."""
+        if not self._timer.isActive():
+            self._timer.start()
+
+    # ------------------------------------------------------------------ drawing
+    def _x(self, history: RunHistory, table: str = "steps") -> np.ndarray:
+        return getattr(history, table)[X_MODES[self.x_mode][1]]
+
+    def _on_timer_timeout(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        h = self.history
+        if h is None:
+            for curve in self.curves.values():
+                curve.setData([], [])
+            self.best_marker.setData([], [])
+            self.best_text.setText("")
+            self.clip_line.hide()
+            return
+        if h.version == self._drawn_version:
+            return
+        self._drawn_version = h.version
+        self.redraws += 1
+        x, s = self._x(h), h.steps
+        loss = s["loss"]
+        self._smoother.set_weight(self.smoothing())
+        self.curves["raw"].setData(x, loss, connect="finite")
+        self.curves["smooth"].setData(x, self._smoother.update(loss), connect="finite")
+        self.curves["val"].setData(self._x(h, "evals"), h.evals["val_loss"], connect="finite")
+        self.curves["lr"].setData(x, s["lr"], connect="finite")
+        self.curves["grad"].setData(x, s["grad_norm"], connect="finite")
+        self.curves["speed_raw"].setData(x, s["tokens_per_s"], connect="finite")
+        self._speed_smoother.set_weight(self.smoothing())
+        self.curves["speed"].setData(x, self._speed_smoother.update(s["tokens_per_s"]), connect="finite")
+        clip = h.grad_clip
+        if math.isfinite(clip) and clip > 0 and h.config_value("train", "clip_mode") in (None, "norm"):
+            self.clip_line.label.setFormat(f"clip {clip:g}")
+            self.clip_line.setValue(math.log10(clip) if self.log_check.isChecked() else clip)
+            self.clip_line.show()
+        else:
+            self.clip_line.hide()
+        self._draw_best(h)
+
+    def _draw_best(self, h: RunHistory) -> None:
+        if h.best_val_step < 0:
+            self.best_marker.setData([], [])
+            self.best_text.setText("")
+            return
+        steps = h.evals["step"]
+        i = int(np.searchsorted(steps, h.best_val_step))
+        bx = float(self._x(h, "evals")[min(i, len(steps) - 1)])
+        by = h.best_val_loss
+        self.best_marker.setData([bx], [by])
+        self.best_text.setText(f"best val {by:.4f} @ step {h.best_val_step}")
+        self.best_text.setPos(bx, math.log10(by) if self.log_check.isChecked() and by > 0 else by)
+
+    def _draw_overlays(self) -> None:
+        for plot_item, item in self.overlay_items:
+            plot_item.removeItem(item)
+        self.overlay_items = []
+        c = plot_colors()
+        for i, (label, h, kind) in enumerate(self._overlays):
+            color = c["parent"] if kind == "parent" else c["overlay"][i % len(c["overlay"])]
+            width = 1 if kind == "parent" else 2
+            x = self._x(h)
+            smooth = Smoother(self.smoothing()).update(h.steps["loss"])
+            items = [(self.plots["loss"], pg.PlotDataItem(x, smooth, connect="finite", name=label,
+                                                          pen=pg.mkPen(color, width=width))),
+                     (self.plots["loss"], pg.PlotDataItem(self._x(h, "evals"), h.evals["val_loss"],
+                                                          connect="finite",
+                                                          pen=pg.mkPen(color, style=Qt.PenStyle.DashLine))),
+                     (self.plots["lr"], pg.PlotDataItem(x, h.steps["lr"], pen=pg.mkPen(color))),
+                     (self.plots["grad"], pg.PlotDataItem(x, h.steps["grad_norm"], connect="finite",
+                                                          pen=pg.mkPen(color))),
+                     (self.plots["speed"], pg.PlotDataItem(x, h.steps["tokens_per_s"], connect="finite",
+                                                           pen=pg.mkPen(color)))]
+            for plot_item, item in items:
+                item.setZValue(-10)  # under the run's own curves
+                plot_item.addItem(item)
+                self.overlay_items.append((plot_item, item))
+
+    # ------------------------------------------------------------------ hover read-out
+    def _on_scene_mouse_moved(self, args) -> None:
+        pos = args[0]
+        h = self.history
+        for plot in self.plots.values():
+            if plot.sceneBoundingRect().contains(pos) and h is not None and len(h.steps):
+                xv = plot.vb.mapSceneToView(pos).x()
+                self.readout.setText(self.readout_text(xv))
+                for line in self.cursors.values():
+                    line.setValue(xv)
+                    line.show()
+                return
+        for line in self.cursors.values():
+            line.hide()
+
+    def readout_text(self, xv: float) -> str:
+        """The values of the step nearest to x = xv, in words."""
+        h = self.history
+        if h is None or not len(h.steps):
+            return " "
+        x = self._x(h)
+        i = int(np.clip(np.searchsorted(x, xv), 0, len(x) - 1))
+        if i > 0 and abs(x[i - 1] - xv) < abs(x[i] - xv):
+            i -= 1
+        s = h.steps
+        smooth = self._smoother.update(s["loss"])
+        parts = [f"step {int(s['step'][i])}", f"tokens {int(s['tokens'][i]):,}" if math.isfinite(s["tokens"][i])
+                 else "", f"t {s['elapsed'][i]:.1f}s", f"loss {s['loss'][i]:.4f} (smoothed {smooth[i]:.4f})",
+                 f"lr {s['lr'][i]:.3g}", f"grad norm {s['grad_norm'][i]:.3g}",
+                 f"{s['tokens_per_s'][i]:,.0f} tok/s"]
+        if len(h.evals):
+            j = int(np.searchsorted(h.evals["step"], s["step"][i], side="right")) - 1
+            if j >= 0:
+                parts.append(f"val {h.evals['val_loss'][j]:.4f} @ {int(h.evals['step'][j])}")
+        return "   ".join(p for p in parts if p)
+
+    # ------------------------------------------------------------------ export
+    def export_image(self, path: str) -> None:
+        """PNG or SVG of all four plots (by the file's extension)."""
+        import pyqtgraph.exporters as exporters
+
+        self.redraw()
+        item = self.view.ci
+        if path.lower().endswith(".svg"):
+            exporters.SVGExporter(item).export(path)
+        else:
+            exporters.ImageExporter(item).export(path)
+
+    def _label_axes(self) -> None:
+        for name in ("grad", "speed"):
+            self.plots[name].setLabel("bottom", X_MODES[self.x_mode][0], color=plot_colors()["foreground"])
+
+    def _on_x_combo_changed(self, _index: int) -> None:
+        self.x_mode = self.x_combo.currentData()
+        self._label_axes()
+        self._drawn_version = -1
+        self._draw_overlays()
+        self.redraw()
+        for plot in self.plots.values():
+            plot.enableAutoRange()
+
+    def _on_smooth_slider_changed(self, value: int) -> None:
+        self.smooth_label.setText(f"{value / 100:.2f}")
+        self._drawn_version = -1
+        self._draw_overlays()
+        self.mark_dirty()

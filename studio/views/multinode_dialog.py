@@ -1,0 +1,76 @@
+"""MultiNodeDialog: the exact torchrun command to run on each node of a multi-node training run."""
+
+from __future__ import annotations
+
+import shlex
+
+from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engine.command import torchrun_command, train_args
+
+
+class MultiNodeDialog(QDialog):
+    """Nodes, processes per node, rendezvous address and port in; one command per node out."""
+
+    def __init__(self, config_path: str, overrides: list[str] | None = None, nproc: int = 1,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Multi-node training")
+        self.config_path = config_path
+        self.overrides = list(overrides or [])
+        self.nnodes = QSpinBox()
+        self.nnodes.setRange(2, 1024)
+        self.nproc = QSpinBox()
+        self.nproc.setRange(1, 64)
+        self.nproc.setValue(max(1, nproc))
+        self.addr = QLineEdit("10.0.0.1")
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(29500)
+        form = QFormLayout()
+        form.addRow("Nodes", self.nnodes)
+        form.addRow("Processes per node", self.nproc)
+        form.addRow("Master address (node 0)", self.addr)
+        form.addRow("Master port", self.port)
+        note = QLabel("Run each command on its node, from a checkout of this project with the same data "
+                      "folder path. Node 0 hosts the rendezvous; only its rank 0 writes the run folder.")
+        note.setWordWrap(True)
+        self.commands = QPlainTextEdit()
+        self.commands.setReadOnly(True)
+        self.commands.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.commands.setMinimumSize(640, 180)
+        copy = QPushButton("Copy all")
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.commands.toPlainText()))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(note)
+        lay.addWidget(self.commands, 1)
+        lay.addWidget(buttons)
+        for w in (self.nnodes, self.nproc, self.port):
+            w.valueChanged.connect(self._update)
+        self.addr.textChanged.connect(self._update)
+        self._update()
+
+    def node_commands(self) -> list[list[str]]:
+        args = train_args(self.config_path, overrides=self.overrides)
+        return [torchrun_command(self.nproc.value(), self.nnodes.value(), rank, self.addr.text().strip(),
+                                 self.port.value(), "train", *args) for rank in range(self.nnodes.value())]
+
+    def _update(self) -> None:
+        text = "\n\n".join(f"# node {rank}\n{shlex.join(cmd)}" for rank, cmd in enumerate(self.node_commands()))
+        self.commands.setPlainText(text)

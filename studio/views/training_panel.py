@@ -1,0 +1,229 @@
+"""TrainingPanel: start/stop/resume controls, progress with ETA, live plots and the engine console.
+
+Observes a RunController; every action is an intent signal the main window routes to the controller.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engine.run_controller import RunController, eta_text
+from studio.theme import status_color
+from studio.views.console import ConsoleView
+from studio.views.metrics_plots import MetricsPlots
+from studio.workspace.run import format_duration
+
+DEVICES = (("From config", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))
+PROGRESS_MS = 200
+
+
+class TrainingPanel(QWidget):
+    """One run's training view."""
+
+    start_requested = Signal(int, str)     # processes, device override ("" = from config)
+    resume_requested = Signal(int, str)
+    stop_requested = Signal()
+    multinode_requested = Signal(int)      # processes per node
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller: RunController | None = None
+        self._blockers: list[str] = []
+        style = self.style()
+        self.start_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Start")
+        self.stop_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaStop), "Stop")
+        self.resume_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward), "Resume")
+        self.stop_button.setToolTip("Graceful stop: finishes the current step and writes a checkpoint")
+        self.device_combo = QComboBox()
+        for text, value in DEVICES:
+            self.device_combo.addItem(text, value)
+        self.nproc_spin = QSpinBox()
+        self.nproc_spin.setRange(1, 64)
+        self.nproc_spin.setToolTip("Processes on this machine; more than 1 launches through torchrun (DDP)")
+        self.multinode_button = QPushButton("Multi-node…")
+        self.multinode_button.setToolTip("Show the torchrun command to run on each node")
+        self.status_label = QLabel()
+        self.status_label.setObjectName("heading")
+        self.start_button.clicked.connect(self._on_start_button_clicked)
+        self.resume_button.clicked.connect(self._on_resume_button_clicked)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.multinode_button.clicked.connect(lambda: self.multinode_requested.emit(self.nproc_spin.value()))
+
+        bar = QHBoxLayout()
+        bar.setSpacing(6)
+        for w in (self.start_button, self.stop_button, self.resume_button):
+            bar.addWidget(w)
+        bar.addSpacing(16)
+        bar.addWidget(QLabel("Device"))
+        bar.addWidget(self.device_combo)
+        bar.addWidget(QLabel("Processes"))
+        bar.addWidget(self.nproc_spin)
+        bar.addWidget(self.multinode_button)
+        bar.addStretch(1)
+        bar.addWidget(self.status_label)
+
+        self.blocker_label = QLabel()
+        self.blocker_label.setWordWrap(True)
+        self.blocker_label.setObjectName("banner")
+        self.blocker_label.hide()
+        self.error_banner = QLabel()
+        self.error_banner.setWordWrap(True)
+        self.error_banner.setObjectName("banner")
+        self.error_banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_banner.hide()
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%v / %m steps")
+        self.progress_label = QLabel(" ")
+        prow = QHBoxLayout()
+        prow.addWidget(self.progress, 2)
+        prow.addWidget(self.progress_label, 3)
+
+        self.plots = MetricsPlots()
+        self.console = ConsoleView()
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("training_splitter")
+        self.splitter.addWidget(self.plots)
+        self.splitter.addWidget(self.console)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([520, 140])
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 8, 8, 8)
+        lay.addLayout(bar)
+        lay.addWidget(self.blocker_label)
+        lay.addWidget(self.error_banner)
+        lay.addLayout(prow)
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+        lay.addWidget(line)
+        lay.addWidget(self.splitter, 1)
+
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.setInterval(PROGRESS_MS)
+        self._progress_timer.timeout.connect(self.refresh_progress)
+        self.refresh()
+
+    # ------------------------------------------------------------------ model
+    def set_controller(self, controller: RunController | None) -> None:
+        if self.controller is controller:
+            return
+        if self.controller is not None:
+            for sig, slot in self._connections():
+                sig.disconnect(slot)
+        self.controller = controller
+        if controller is not None:
+            for sig, slot in self._connections():
+                sig.connect(slot)
+            self.plots.set_history(controller.history, controller.run.name)
+            self.console.set_lines(list(controller.console))
+        else:
+            self.plots.set_history(None)
+            self.console.set_lines([])
+        self.refresh()
+
+    def _connections(self):
+        c = self.controller
+        return [(c.history_changed, self._on_controller_history_changed),
+                (c.console_line, self.console.append_line),
+                (c.status_changed, self._on_controller_status_changed),
+                (c.run_finished, self._on_controller_run_finished)]
+
+    def set_start_blockers(self, problems: list[str]) -> None:
+        """Why Start is disabled (shown next to it); empty when it may start."""
+        self._blockers = list(problems)
+        self.refresh()
+
+    def device(self) -> str:
+        return self.device_combo.currentData()
+
+    def nproc(self) -> int:
+        return self.nproc_spin.value()
+
+    # ------------------------------------------------------------------ view updates
+    def refresh(self) -> None:
+        c = self.controller
+        status = c.status if c is not None else ""
+        running = c is not None and c.is_running()
+        fresh = c is not None and status == "new"
+        self.start_button.setVisible(not running and (c is None or fresh))
+        self.start_button.setEnabled(fresh and not self._blockers)
+        reason = "; ".join(self._blockers) if fresh and self._blockers else ""
+        self.start_button.setToolTip(f"Cannot start: {reason}" if reason else "Start training (Ctrl+R)")
+        self.blocker_label.setText(f"Cannot start — {reason}" if reason else "")
+        self.blocker_label.setStyleSheet(f"background: {status_color('stopped')}22; color: palette(text);")
+        self.blocker_label.setVisible(bool(reason))
+        self.stop_button.setEnabled(running and not (c is not None and c.stopping))
+        self.stop_button.setText("Stopping…" if c is not None and c.stopping else "Stop")
+        self.resume_button.setVisible(c is not None and not fresh)
+        self.resume_button.setEnabled(c is not None and c.can_resume())
+        for w in (self.device_combo, self.nproc_spin):
+            w.setEnabled(not running)
+        if c is None:
+            self.status_label.setText("No run selected")
+        else:
+            self.status_label.setText(f"{c.run.name} — {status}")
+            self.status_label.setStyleSheet(f"color: {status_color(status)};")
+        failed = c is not None and status == "failed" and bool(c.message)
+        self.error_banner.setText(c.message if failed else "")
+        self.error_banner.setStyleSheet(f"background: {status_color('failed')}26; color: palette(text);")
+        self.error_banner.setVisible(failed)
+        self.refresh_progress()
+
+    def refresh_progress(self) -> None:
+        c = self.controller
+        if c is None:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress_label.setText(" ")
+            return
+        h = c.history
+        total = max(h.max_steps, h.step, 1)
+        self.progress.setRange(0, total)
+        self.progress.setValue(min(h.step, total))
+        parts = [f"elapsed {format_duration(h.elapsed_s)}" if len(h.steps) else ""]
+        if c.is_running():
+            parts.append(eta_text(h))
+        if math.isfinite(h.tokens_per_s):
+            parts.append(f"{h.tokens_per_s:,.0f} tokens/s")
+        if math.isfinite(h.best_val_loss):
+            parts.append(f"best val {h.best_val_loss:.4f} @ {h.best_val_step}")
+        self.progress_label.setText("   ·   ".join(p for p in parts if p) or " ")
+
+    # ------------------------------------------------------------------ slots
+    def _on_controller_history_changed(self) -> None:
+        self.plots.mark_dirty()
+        if not self._progress_timer.isActive():
+            self._progress_timer.start()
+
+    def _on_controller_status_changed(self, _status: str) -> None:
+        self.refresh()
+
+    def _on_controller_run_finished(self, _status: str, _message: str) -> None:
+        self.console.flush()
+        self.refresh()
+
+    def _on_start_button_clicked(self) -> None:
+        self.start_requested.emit(self.nproc(), self.device())
+
+    def _on_resume_button_clicked(self) -> None:
+        self.resume_requested.emit(self.nproc(), self.device())

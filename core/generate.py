@@ -39,7 +39,9 @@ class SampleParams:
 class Step:
     token_id: int
     prob: float                        # probability of the chosen token under the final distribution
-    top: list[tuple[int, float]]       # the most likely alternatives, (token_id, prob)
+    top: list[tuple[int, float]]       # the most likely alternatives under the model, (token_id, prob)
+    model_prob: float | None = None    # the chosen token's probability under the model (softmax of its
+                                       # raw logits); with top_alternatives only, like `top`
 
 
 def pick_device(name: str = "auto") -> str:
@@ -119,11 +121,15 @@ def generate_steps(model: GPT, prompt_ids: list[int], p: SampleParams,
             token = int(torch.argmax(probs))
         else:
             token = int(torch.multinomial(probs, 1, generator=gen))
-        top = []
+        top, model_prob = [], None
         if p.top_alternatives:
-            vals, idx = torch.topk(probs, min(p.top_alternatives, probs.numel()))
+            # The model's own distribution, not the truncated/sharpened one sampled from: under greedy
+            # decoding the latter is one-hot and says nothing about how sure the model was.
+            model_probs = F.softmax(logits[0, -1].float(), dim=-1)
+            vals, idx = torch.topk(model_probs, min(p.top_alternatives, model_probs.numel()))
             top = [(int(i), float(v)) for i, v in zip(idx.tolist(), vals.tolist(), strict=True)]
-        yield Step(token, float(probs[token]), top)
+            model_prob = float(model_probs[token])
+        yield Step(token, float(probs[token]), top, model_prob)
         ids.append(token)
         history.append(token)
         pending = [token]

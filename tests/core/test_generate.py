@@ -1,0 +1,91 @@
+"""Generation: the KV cache changes nothing under greedy decoding, seeded sampling is reproducible, and the
+sampling filters (temperature, top-k, top-p, repetition penalty) do what they say."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from engine_helpers import write_config
+
+from core import checkpoint as ckpt
+from core.cli import main
+from core.generate import (
+    SampleParams,
+    generate_steps,
+    load_model,
+    load_tokenizer_for,
+    next_token_distribution,
+)
+
+
+@pytest.fixture(scope="module", params=["learned", "rope"])
+def model_tok(request, tmp_path_factory, char_data):
+    folder = tmp_path_factory.mktemp(f"gen-{request.param}")
+    cfg = write_config(folder, char_data, model={"pos_encoding": request.param, "block_size": 48},
+                       train={"max_steps": 40, "lr": 1e-2})
+    assert main(["train", "--config", cfg]) == 0
+    path = ckpt.latest_checkpoint(os.path.join(folder, "runs", "r"))
+    model, meta = load_model(path)
+    return model, load_tokenizer_for(path, meta)
+
+
+def _run(model, ids, **kw) -> list:
+    return list(generate_steps(model, ids, SampleParams(**kw)))
+
+
+@pytest.mark.parametrize("prompt", ["add: 1", "the ", "\n"])
+def test_greedy_is_identical_with_and_without_kv_cache(model_tok, prompt):
+    model, tok = model_tok
+    ids = tok.encode(prompt)
+    n = model.cfg.block_size - len(ids)  # the whole window: the cache is never shifted
+    cached = _run(model, ids, max_new_tokens=n, temperature=0.0, use_cache=True, top_alternatives=3)
+    plain = _run(model, ids, max_new_tokens=n, temperature=0.0, use_cache=False, top_alternatives=3)
+    assert [s.token_id for s in cached] == [s.token_id for s in plain]
+    assert len(cached) == n
+    for a, b in zip(cached, plain, strict=True):
+        assert a.model_prob == pytest.approx(b.model_prob, abs=1e-5)
+        assert [t for t, _ in a.top] == [t for t, _ in b.top]
+
+
+def test_generation_continues_past_the_context_window(model_tok):
+    model, tok = model_tok
+    steps = _run(model, tok.encode("add: "), max_new_tokens=3 * model.cfg.block_size, temperature=0.0)
+    assert len(steps) == 3 * model.cfg.block_size
+
+
+def test_seeded_sampling_is_reproducible_and_the_seed_matters(model_tok):
+    model, tok = model_tok
+    ids = tok.encode("the ")
+    kw = dict(max_new_tokens=40, temperature=1.0, top_k=20, top_p=0.95, repetition_penalty=1.1)
+    a = [s.token_id for s in _run(model, ids, seed=123, **kw)]
+    b = [s.token_id for s in _run(model, ids, seed=123, **kw)]
+    c = [s.token_id for s in _run(model, ids, seed=124, **kw)]
+    assert a == b
+    assert a != c
+
+
+def test_steps_report_the_models_top_alternatives(model_tok):
+    model, tok = model_tok
+    for s in _run(model, tok.encode("add: "), max_new_tokens=10, temperature=0.0, top_alternatives=5):
+        probs = [p for _, p in s.top]
+        assert len(s.top) == 5 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        assert s.top[0][0] == s.token_id and s.model_prob == pytest.approx(probs[0])  # greedy picks the top
+        assert s.prob == 1.0  # ... from a one-hot sampling distribution
+
+
+def test_sampling_filters():
+    logits = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0, -1.0])
+    greedy = next_token_distribution(logits, [], SampleParams(temperature=0.0))
+    assert greedy.tolist() == [1.0, 0, 0, 0, 0, 0]
+    top2 = next_token_distribution(logits, [], SampleParams(temperature=1.0, top_k=2))
+    assert (top2[2:] == 0).all() and top2[:2].sum() == pytest.approx(1.0)
+    full = torch.softmax(logits, -1)
+    nucleus = next_token_distribution(logits, [], SampleParams(temperature=1.0, top_p=0.8))
+    kept = int((nucleus > 0).sum())
+    assert full[:kept - 1].sum() < 0.8 <= full[:kept].sum() + 1e-6  # smallest set reaching 0.8
+    hot = next_token_distribution(logits, [], SampleParams(temperature=2.0))
+    assert hot[0] < full[0] and hot[-1] > full[-1]
+    penalised = next_token_distribution(logits, [0], SampleParams(temperature=1.0, repetition_penalty=2.0))
+    assert penalised[0] < full[0] and penalised[1] > full[1]

@@ -171,9 +171,9 @@ def _encode(encode: Callable[[list[str]], list[np.ndarray]], docs: list[Document
             report: _Reporter) -> dict[str, int]:
     """Encode every segment in order, appending ids to files['train'|'val']; returns token counts.
 
-    `encode_batch_fast` releases the GIL but (tokenizers 0.23) barely spreads one call over cores, so
-    each batch is split across a thread pool; the next batch is read while the previous one encodes.
-    At most two batches are in flight, which bounds memory.
+    Each batch is split across a small thread pool (`encode_batch_fast` releases the GIL), so the
+    GIL-bound work - reading the next batch, copying ids out of Encodings - overlaps with encoding
+    instead of leaving cores idle between calls. At most two batches are in flight, bounding memory.
     """
     counts = {"train": 0, "val": 0}
     jobs: list[tuple[str, str | None]] = []  # (split, text) or (split, None) meaning "an EOT here"

@@ -60,7 +60,7 @@ def load_model(path: str, device: str = "cpu") -> tuple[GPT, dict]:
 
 def load_tokenizer_for(path: str, meta: dict):
     """The checkpoint's own tokenizer.json, else the data folder's."""
-    from core.data import load_tokenizer
+    from core.tokenizer import load_tokenizer
 
     if os.path.isfile(os.path.join(path, "tokenizer.json")):
         return load_tokenizer(path)

@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
         self.training = self.config_editor = self.data_panel = None
         self._preparer: EngineProcess | None = None
         self.setWindowTitle("LLM Training Studio")
-        self.setMinimumSize(900, 600)
+        self.setMinimumSize(760, 520)
         self.runs_panel = RunsPanel()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -474,13 +474,13 @@ class MainWindow(QMainWindow):
         state = s.bytes_value("window/state")
         if state is not None:
             self.restoreState(state)
-        splitter = s.bytes_value("window/main_splitter")
-        if splitter is not None:
-            self.splitter.restoreState(splitter)
         self.dark_action.setChecked(current_theme() == "dark")
 
     def _restore_panel_state(self) -> None:
         s, plots = self.settings, self.training.plots
+        splitter = s.bytes_value("window/main_splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
         splitter = s.bytes_value("window/training_splitter")
         if splitter is not None:
             self.training.splitter.restoreState(splitter)

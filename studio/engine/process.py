@@ -31,7 +31,7 @@ class EngineProcess(QObject):
     """Starts `llm-train <subcommand> ...`, parses stdout into events, keeps stderr's tail."""
 
     started = Signal()
-    event_received = Signal(dict)      # a protocol message from stdout
+    event_received = Signal(object)  # a dict; not Signal(dict): see pyside_fix      # a protocol message from stdout
     text_received = Signal(str)        # a non-JSON stdout line
     stderr_received = Signal(str)      # one stderr line (human logs)
     # exit code, the close event (done/stopped/error) or None when the process died without one

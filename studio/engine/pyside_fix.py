@@ -5,6 +5,10 @@ Seen with PySide6 6.12.0 on Python 3.11 (where True/False are not immortal): eve
 pyqtgraph, which emits on every mouse move) eventually frees True itself and aborts with
 "Fatal Python error: bool_dealloc". `apply()` probes the installed PySide6 once and, only when the
 bug is present, wraps the two methods to take the missing reference. Harmless elsewhere.
+
+A second bug of the same release cannot be patched here: a `Signal(dict)` or `Signal(list)` whose value
+holds None drops a reference to None on every emit (the QVariant conversion). So the studio declares
+such signals as `Signal(object)`, which passes the Python object through untouched.
 """
 
 from __future__ import annotations

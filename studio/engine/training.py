@@ -37,7 +37,7 @@ class TrainingJob(QObject):
     """Launch (or re-attach to) one run's engine and stream what it writes."""
 
     started = Signal()
-    event_received = Signal(dict)
+    event_received = Signal(object)  # a dict; not Signal(dict): see pyside_fix
     stderr_received = Signal(str)
     finished = Signal(int, object)   # exit code (-1 unknown/died), the close event or None
     failed_to_start = Signal(str)

@@ -28,7 +28,7 @@ class DataPlaceholder(QWidget):
             try:
                 with open(os.path.join(data, name, "meta.json"), encoding="utf-8") as fh:
                     meta = json.load(fh)
-                lines.append(f"<b>{name}</b>: {meta.get('train_tokens', '?'):,} train tokens, vocabulary "
+                lines.append(f"<b>{name}</b>: {meta.get('train_tokens', '?')} train tokens, vocabulary "
                              f"{meta.get('vocab_size', '?')} ({meta.get('tokenizer', '?')})")
             except (OSError, ValueError, TypeError):
                 continue

@@ -329,14 +329,35 @@ class MetricsPlots(QWidget):
     # ------------------------------------------------------------------ export
     def export_image(self, path: str) -> None:
         """PNG or SVG of all four plots (by the file's extension)."""
-        import pyqtgraph.exporters as exporters
+        from PySide6.QtCore import QRectF, QSize
+        from PySide6.QtGui import QColor, QPainter
 
         self.redraw()
-        item = self.view.ci
+        size = self.view.size()
         if path.lower().endswith(".svg"):
-            exporters.SVGExporter(item).export(path)
+            # Qt's own SVG generator: pyqtgraph's SVG exporter chokes on paths with gaps (NaN losses).
+            from PySide6.QtSvg import QSvgGenerator
+
+            gen = QSvgGenerator()
+            gen.setFileName(path)
+            gen.setSize(QSize(size.width(), size.height()))
+            gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
+            gen.setTitle(self.label or "training curves")
+            painter = QPainter(gen)
+            self.view.render(painter)
+            painter.end()
         else:
-            exporters.ImageExporter(item).export(path)
+            from PySide6.QtGui import QImage
+
+            ratio = 2  # crisp on high-DPI screens and in documents
+            image = QImage(size.width() * ratio, size.height() * ratio, QImage.Format.Format_ARGB32)
+            image.setDevicePixelRatio(ratio)
+            image.fill(QColor(plot_colors()["background"]))
+            painter = QPainter(image)
+            self.view.render(painter)
+            painter.end()
+            if not image.save(path):
+                raise OSError(f"could not write {path}")
 
     def _label_axes(self) -> None:
         for name in ("grad", "speed"):

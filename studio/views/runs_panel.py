@@ -30,7 +30,7 @@ class RunsPanel(QWidget):
     """Tree of runs (children under the run they were copied or forked from)."""
 
     run_selected = Signal(str)            # run folder
-    compare_changed = Signal(list)        # run folders ticked for overlay
+    compare_changed = Signal(object)      # list of run folders ticked for overlay
     new_run_requested = Signal()
     copy_run_requested = Signal(str)      # "new run from this one"
     fork_run_requested = Signal(str)      # "fork from checkpoint"

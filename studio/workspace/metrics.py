@@ -293,11 +293,18 @@ def write_csv(history: RunHistory, path: str) -> None:
 
 def event_line(ev: dict) -> str | None:
     """A human console line for a notable event (None for the frequent ones, such as step)."""
+    try:
+        return _event_line(ev)
+    except (TypeError, ValueError):  # odd field types from a newer or broken engine: no line
+        return None
+
+
+def _event_line(ev: dict) -> str | None:
     kind = ev.get("event")
     step = ev.get("step")
     if kind == "start":
         what = "resumed" if ev.get("resumed") else "started"
-        return (f"[studio] run {what} at step {ev.get('start_step', 0)}: {ev.get('params', '?'):,} parameters on "
+        return (f"[studio] run {what} at step {ev.get('start_step', 0)}: {_count(ev.get('params'))} parameters on "
                 f"{ev.get('device', '?')} ({ev.get('precision', '?')}), world size {ev.get('world_size', 1)}")
     if kind == "eval":
         return (f"[studio] step {step}: val loss {as_float(ev.get('val_loss')):.4f}, train loss "
@@ -315,3 +322,7 @@ def event_line(ev: dict) -> str | None:
     if kind == "error":
         return f"[error] {ev.get('kind', '')}: {ev.get('message', '')}"
     return None
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else "?"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -35,6 +36,7 @@ def _isolated_studio(tmp_path, monkeypatch):
 def _no_engine_left_running():
     """Fail a test that leaves an engine process (QProcess or detached training job) running."""
     yield
+    gc.collect()  # collect this test's Qt wrappers now, not in the middle of the next test
     from studio.engine.process import running_processes
     from studio.engine.training import running_jobs
 

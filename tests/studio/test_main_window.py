@@ -1,0 +1,226 @@
+"""The main window driven headlessly with pytest-qt: runs list, start/stop/resume, failures, close."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+
+from studio.main_window import MainWindow
+from studio.settings import Settings
+from studio.workspace.workspace import with_changes
+from tests.studio.helpers import write_finished_run
+
+
+@pytest.fixture
+def window(qtbot):
+    def make(workspace_root: str | None = None) -> MainWindow:
+        w = MainWindow(Settings())
+        w.close_policy = "stop"
+        qtbot.addWidget(w)
+        w.show()
+        w.ensure_panels()
+        if workspace_root:
+            w.open_workspace(workspace_root)
+        return w
+
+    return make
+
+
+def _select(w: MainWindow, name: str) -> None:
+    w.runs_panel.select_run(os.path.join(w.session.workspace.runs_dir, name))
+
+
+def test_past_runs_are_listed_and_plotted(qtbot, window, workspace):
+    for name, status in (("a", "done"), ("b", "stopped"), ("c", "failed")):
+        run = workspace.create_run(name, workspace.run("tiny").read_config_text())
+        write_finished_run(run.dir, status=status)
+    w = window(workspace.root)
+    tree = w.runs_panel.tree
+    rows = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
+    assert {k: v.text(1) for k, v in rows.items()} == {"tiny": "new", "a": "done", "b": "stopped", "c": "failed"}
+    assert rows["a"].text(2) == "100/100" and rows["a"].text(3) != "–"
+    _select(w, "a")
+    plots = w.training.plots
+    plots.redraw()
+    xs, ys = plots.curves["raw"].getData()
+    assert len(xs) == 100 and plots.best_marker.data.size == 1
+    assert plots.clip_line.isVisible() and "best val" in plots.best_text.toPlainText()
+    assert not w.training.start_button.isVisible() and w.training.resume_button.isVisible()
+    _select(w, "c")
+    assert w.training.error_banner.isVisible() and "simulated failure" in w.training.error_banner.text()
+    # tick "a" to overlay its curves on "c"
+    rows["a"].setCheckState(0, Qt.CheckState.Checked)
+    assert len(plots.overlay_items) == 5
+
+
+def test_invalid_config_blocks_start_with_the_reason(qtbot, window, workspace):
+    w = window(workspace.root)
+    _select(w, "tiny")
+    assert w.training.start_button.isEnabled()
+    w.config_editor.set_text(with_changes(workspace.run("tiny").read_config_text(), {"model.n_embd": 33}))
+    qtbot.waitUntil(lambda: not w.training.start_button.isEnabled(), timeout=3000)
+    assert "model.n_embd" in w.training.start_button.toolTip()
+    assert w.training.blocker_label.isVisible() and "model.n_embd" in w.training.blocker_label.text()
+    assert not w.start_training()
+
+
+def test_start_stop_resume_from_the_gui(qtbot, window, workspace, fake_engine):
+    fake_engine("normal", FAKE_ENGINE_STEP_S="0.02")
+    w = window(workspace.root)
+    _select(w, "tiny")
+    ctl = w.controller()
+    qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.training.plots.curves["raw"].getData()[0] is not None and
+                    len(w.training.plots.curves["raw"].getData()[0]) >= 5, timeout=15000)
+    assert w.training.stop_button.isEnabled() and w.stop_action.isEnabled()
+    assert w.runs_panel.tree.topLevelItem(0).text(1) == "running"
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
+        qtbot.mouseClick(w.training.stop_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == "stopped" and w.training.resume_button.isEnabled()
+    stopped_at = ctl.history.step
+    fake_engine("normal", FAKE_ENGINE_STEP_S="0.001")
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
+        qtbot.mouseClick(w.training.resume_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == "done" and ctl.history.step == 200 > stopped_at
+    qtbot.waitUntil(lambda: w.training.progress.value() == 200, timeout=3000)
+    assert "done" in w.runs_panel.tree.topLevelItem(0).text(1)
+
+
+def test_crash_shows_the_error_and_the_gui_keeps_working(qtbot, window, workspace, fake_engine):
+    fake_engine("crash", FAKE_ENGINE_CRASH_AT="4")
+    w = window(workspace.root)
+    _select(w, "tiny")
+    with qtbot.waitSignal(w.controller().run_finished, timeout=15000):
+        assert w.start_training()
+    banner = w.training.error_banner
+    assert banner.isVisible() and "simulated crash" in banner.text() and "code 3" in banner.text()
+    assert "failed" in w.statusBar().currentMessage()
+    # still usable: make a new run from the failed one and start it
+    fake_engine("normal", FAKE_ENGINE_STEP_S="0")
+    w.copy_run(w.current_dir)
+    assert w.controller().run.name == "tiny-copy" and w.controller().status == "new"
+    with qtbot.waitSignal(w.controller().run_finished, timeout=15000) as blocker:
+        assert w.start_training()
+    assert blocker.args[0] == "done" and not w.training.error_banner.isVisible()
+
+
+def test_resume_after_data_removed_reports_the_engine_error(qtbot, window, workspace, fake_engine):
+    run = workspace.run("tiny")
+    write_finished_run(run.dir, steps=50, status="stopped")
+    os.remove(os.path.join(workspace.data_dir, "demo", "meta.json"))
+    w = window(workspace.root)
+    _select(w, "tiny")
+    with qtbot.waitSignal(w.controller().run_finished, timeout=15000):
+        assert w.start_training(resume=True)
+    assert w.training.error_banner.isVisible() and "no prepared data" in w.training.error_banner.text()
+
+
+def test_close_leaving_a_run_running_then_reopen_follows_it(qtbot, window, workspace, fake_engine):
+    fake_engine("normal", FAKE_ENGINE_STEP_S="0.02")
+    w = window(workspace.root)
+    _select(w, "tiny")
+    w.start_training()
+    qtbot.waitUntil(lambda: w.controller().history.step >= 3, timeout=15000)
+    w.close_policy = "leave"
+    w.close()
+    w2 = window(workspace.root)
+    ctl = w2.controller()
+    assert ctl.run.name == "tiny" and ctl.is_running() and w2.training.stop_button.isEnabled()
+    seen = ctl.history.step
+    qtbot.waitUntil(lambda: ctl.history.step > seen + 3, timeout=15000)
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
+        w2.stop_training()
+    assert blocker.args[0] == "stopped"
+
+
+def test_fork_shows_lineage_and_parent_curve(qtbot, window, workspace):
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100, status="done")
+    w = window(workspace.root)
+    ck = parent.checkpoints()[0]
+    child = w.session.fork_run(parent.dir, ck.path, {"train.lr": 1e-3}, "tiny-lowlr")
+    w.runs_panel.select_run(child.dir)
+    item = w.runs_panel.tree.topLevelItem(0)
+    assert item.text(0) == "tiny" and item.child(0).text(0) == "tiny-lowlr"
+    assert child.config().train.init_from == ck.path
+    assert w.training.plots.overlay_items and w.training.start_button.isEnabled()
+    w.copy_run(parent.dir)
+    assert w.controller().run.config().train.lr == parent.config().train.lr
+
+
+def test_plot_redraws_are_coalesced(qtbot, window, workspace):
+    from core.protocol import make_event
+
+    w = window(workspace.root)
+    _select(w, "tiny")
+    ctl, plots = w.controller(), w.training.plots
+    before = plots.redraws
+    for s in range(1, 2001):
+        ctl._on_job_event_received(make_event("step", step=s, loss=2.0, lr=1e-3, grad_norm=1.0,
+                                              tokens=s, tokens_per_s=1.0, elapsed_s=s * 0.01))
+    qtbot.waitUntil(lambda: plots.redraws > before, timeout=3000)
+    assert plots.redraws - before <= 2
+    assert len(plots.curves["raw"].getData()[0]) == 2000  # the whole history, never truncated
+
+
+def test_exports_and_readout(qtbot, window, workspace, tmp_path):
+    write_finished_run(workspace.run("tiny").dir)
+    w = window(workspace.root)
+    _select(w, "tiny")
+    for ext in ("png", "svg", "csv"):
+        w.export_to(str(tmp_path / f"plots.{ext}"))
+        assert (tmp_path / f"plots.{ext}").stat().st_size > 100
+    header = (tmp_path / "plots.csv").read_text().splitlines()[0]
+    assert header.startswith("step,tokens,elapsed,loss,lr,grad_norm")
+    text = w.training.plots.readout_text(50.2)
+    assert "step 50" in text and "loss" in text and "val" in text
+    w.training.plots.set_x_mode("tokens")
+    assert "tokens 256" in w.training.plots.readout_text(256)
+    w.training.plots.set_log_y(True)
+    assert w.training.plots.plots["loss"].ctrl.logYCheck.isChecked()
+
+
+def test_window_state_theme_and_recent_workspaces_persist(qtbot, window, workspace):
+    w = window(workspace.root)
+    w.resize(780, 560)  # within the offscreen screen (800x600): restoreGeometry clamps to it
+    w.set_theme("dark")
+    w.training.plots.set_smoothing(0.5)
+    w.training.plots.set_x_mode("time")
+    w.splitter.setSizes([200, 580])
+    size, runs_width = w.size(), w.splitter.sizes()[0]
+    w.close()
+    s = Settings()
+    assert s.recent_workspaces() == [workspace.root] and s.value("theme") == "dark"
+    w2 = window()
+    assert w2.size() == size and abs(w2.splitter.sizes()[0] - runs_width) < 60
+    assert w2.training.plots.smoothing() == 0.5
+    assert w2.training.plots.x_mode == "time" and w2.x_actions["time"].isChecked()
+    w2.set_theme("light")
+
+
+def test_multinode_dialog_lists_one_command_per_node(qtbot, workspace):
+    from studio.views.multinode_dialog import MultiNodeDialog
+
+    d = MultiNodeDialog(workspace.run("tiny").config_path, ["train.device=cuda"], nproc=4)
+    qtbot.addWidget(d)
+    d.nnodes.setValue(3)
+    text = d.commands.toPlainText()
+    assert text.count("--nproc_per_node=4") == 3 and "--node_rank=2" in text and "--nnodes=3" in text
+    assert "train.device=cuda" in text and "torch.distributed.run" in text
+
+
+def test_eta_and_progress_text(qtbot, window, workspace):
+    w = window(workspace.root)
+    _select(w, "tiny")
+    from core.protocol import make_event
+
+    ctl = w.controller()
+    ctl._on_job_event_received(make_event("start", max_steps=100, start_step=0))
+    for s in range(1, 11):
+        ctl._on_job_event_received(make_event("step", step=s, elapsed_s=s * 1.0, tokens_per_s=500.0, loss=1.0))
+    assert math.isclose(ctl.history.eta_s(), 90.0)
+    w.training.refresh_progress()
+    assert w.training.progress.value() == 10 and "500 tokens/s" in w.training.progress_label.text()

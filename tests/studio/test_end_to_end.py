@@ -1,0 +1,67 @@
+"""End to end with the real engine, and the studio process staying torch-free."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from PySide6.QtCore import Qt
+
+from studio import demo
+from studio.main_window import MainWindow
+from studio.settings import Settings
+from studio.workspace.workspace import with_changes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_gui_process_never_imports_torch(tmp_path):
+    code = ("import sys; from studio.__main__ import main; rc = main(['--quit-after-show', sys.argv[1]]); "
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH'); sys.exit(rc)")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LLM_STUDIO_SETTINGS=str(tmp_path / "s.ini"),
+               LLM_STUDIO_HOME=str(tmp_path / "home"), PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws")], env=env, capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "first window shown" in out.stdout and "NO-TORCH" in out.stdout
+
+
+@pytest.mark.slow
+def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.delenv("LLM_STUDIO_ENGINE", raising=False)
+    w = MainWindow(Settings())
+    w.close_policy = "stop"
+    qtbot.addWidget(w)
+    w.show()
+    w.ensure_panels()
+    ws = demo.ensure_demo_workspace()
+    w.open_workspace(ws.root)  # first start: prepares the demo data in the background
+    qtbot.waitUntil(lambda: demo.demo_data_ready(ws) and w.training.start_button.isEnabled(), timeout=60000)
+    ctl = w.controller()
+    assert ctl.run.name == "demo"
+    w.config_editor.set_text(with_changes(ctl.run.read_config_text(), {"train.max_steps": 3000}))
+    qtbot.waitUntil(lambda: w.training.start_button.isEnabled(), timeout=5000)
+    qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)
+
+    def points() -> int:
+        x, _ = w.training.plots.curves["raw"].getData()
+        return 0 if x is None else len(x)
+
+    qtbot.waitUntil(lambda: points() >= 20, timeout=60000)
+    with qtbot.waitSignal(ctl.run_finished, timeout=60000) as blocker:
+        qtbot.mouseClick(w.training.stop_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == "stopped", blocker.args[1]
+    stopped_at = ctl.history.step
+    assert ctl.run.checkpoints()[-1].step == stopped_at and w.training.resume_button.isEnabled()
+    qtbot.mouseClick(w.training.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ctl.history.step >= stopped_at + 10, timeout=60000)
+    assert ctl.history.starts == 2 and ctl.history.start.get("resumed")
+    steps = ctl.history.steps["step"].tolist()
+    assert steps == list(range(1, len(steps) + 1))  # one continuous curve across the resume
+    with qtbot.waitSignal(ctl.run_finished, timeout=60000) as blocker:
+        w.stop_training()
+    assert blocker.args[0] == "stopped"
+

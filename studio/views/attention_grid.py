@@ -1,0 +1,79 @@
+"""AttentionGrid: every head of a layer (or every layer x head) as a clickable thumbnail.
+
+Thumbnails are plain QImages made through the heatmap's colour table (cheap: no plot per head); a click
+asks for that head in the big map.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QToolButton, QWidget
+
+from studio.views.heatmap import lookup_table
+
+THUMB = 84
+
+
+def matrix_image(matrix: np.ndarray, size: int = THUMB, levels: tuple[float, float] = (0.0, 1.0)) -> QImage:
+    """A [T, T] matrix as a size x size RGB image (nearest neighbour, so cells stay crisp)."""
+    lo, hi = levels
+    scaled = np.clip((np.asarray(matrix, dtype=np.float32) - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+    rgb = lookup_table()[(scaled * 255).astype(np.uint8)]
+    rgb[np.triu_indices(rgb.shape[0], 1)] = 255  # masked cells blank, as in the big map
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()  # copy: own the pixels
+    return image.scaled(size, size, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.FastTransformation)
+
+
+class AttentionGrid(QScrollArea):
+    """Rows are layers, columns heads; the selected head is checked."""
+
+    head_clicked = Signal(int, int)  # layer, head
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self._inner = QWidget()
+        self._grid = QGridLayout(self._inner)
+        self._grid.setSpacing(4)
+        self._grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.setWidget(self._inner)
+        self.buttons: dict[tuple[int, int], QToolButton] = {}
+
+    def set_maps(self, probs: np.ndarray, layers: list[int], selected: tuple[int, int] | None = None,
+                 levels: tuple[float, float] = (0.0, 1.0)) -> None:
+        """Thumbnails of probs[layer, head] for the given layers."""
+        while self._grid.count():
+            w = self._grid.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        self.buttons = {}
+        n_head = probs.shape[1]
+        for h in range(n_head):
+            head_label = QLabel(f"head {h}")
+            head_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self._grid.addWidget(head_label, 0, h + 1)
+        for r, layer in enumerate(layers):
+            self._grid.addWidget(QLabel(f"layer {layer}"), r + 1, 0)
+            for h in range(n_head):
+                b = QToolButton()
+                b.setCheckable(True)
+                b.setAutoRaise(True)
+                b.setIcon(QIcon(QPixmap.fromImage(matrix_image(probs[layer, h], levels=levels))))
+                b.setIconSize(QSize(THUMB, THUMB))
+                b.setToolTip(f"layer {layer}, head {h}: click to open")
+                b.clicked.connect(lambda _c=False, lh=(layer, h): self._on_thumb_clicked(*lh))
+                self._grid.addWidget(b, r + 1, h + 1)
+                self.buttons[(layer, h)] = b
+        self.select(selected)
+
+    def select(self, selected: tuple[int, int] | None) -> None:
+        for key, b in self.buttons.items():
+            b.setChecked(key == selected)
+
+    def _on_thumb_clicked(self, layer: int, head: int) -> None:
+        self.select((layer, head))
+        self.head_clicked.emit(layer, head)

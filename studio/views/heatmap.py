@@ -1,0 +1,154 @@
+"""AttentionHeatmap: one [T, T] attention matrix as an image, tokens on both axes, colour bar, hover read-out.
+
+Rows are the attending tokens ("from", top to bottom), columns the attended ones ("to", left to right),
+so the causal structure is the familiar lower triangle. Images are row-major (pyqtgraph's default would
+show the map transposed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from studio.views.attention_math import visible
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+COLORMAP = "viridis"
+MAX_LABELS = 48  # more tokens than this: label every k-th one so the axis stays readable
+
+
+def colormap() -> pg.ColorMap:
+    return pg.colormap.get(COLORMAP)
+
+
+def lookup_table() -> np.ndarray:
+    """(256, 3) uint8 colours of the map (thumbnails, the token view)."""
+    return colormap().getLookupTable(0.0, 1.0, 256, alpha=False)
+
+
+def _label(piece: str, width: int = 10) -> str:
+    text = visible(piece)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class AttentionHeatmap(QWidget):
+    """The big map of the attention panel."""
+
+    cell_hovered = Signal(int, int, float)   # from (row), to (column), weight
+    cell_clicked = Signal(int, int)          # from (row), to (column)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._tokens: list[str] = []
+        self.plot = pg.PlotWidget()
+        self.plot.setBackground("w")
+        item = self.plot.getPlotItem()
+        item.setMenuEnabled(False)
+        item.hideButtons()
+        item.invertY(True)
+        item.setAspectLocked(False)
+        item.setLabel("left", "from (query token)")
+        item.setLabel("bottom", "to (key token)")
+        font = QFont()
+        font.setPointSize(8)
+        for side in ("left", "bottom"):
+            axis = item.getAxis(side)
+            axis.setStyle(tickFont=font, tickLength=0)
+            axis.setTextPen("#333")
+            axis.setPen("#999")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        item.addItem(self.image)
+        self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=colormap(), width=14, interactive=False,
+                                   label="attention weight")
+        self.bar.setImageItem(self.image, insert_in=item)
+        self.bar.getAxis("right").setTextPen("#333")
+        self.bar.getAxis("right").setPen("#999")
+        self.title = QLabel()
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setStyleSheet("font-weight: 600;")
+        self.readout = QLabel("Hover over the map to read a weight.")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.readout)
+        self.plot.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
+        self.plot.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+
+    # ------------------------------------------------------------------ content
+    def set_matrix(self, matrix: np.ndarray, tokens: list[str], title: str = "",
+                   levels: tuple[float, float] | None = (0.0, 1.0)) -> None:
+        """Show a [T, T] matrix; levels None scales the colours to the matrix's own maximum."""
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(tokens):
+            raise ValueError(f"expected a [T, T] matrix for {len(tokens)} tokens, got {list(matrix.shape)}")
+        self._matrix, self._tokens = matrix, list(tokens)
+        if levels is None:
+            levels = (0.0, max(float(matrix.max()) if matrix.size else 1.0, 1e-6))
+        shown = matrix.copy()
+        shown[np.triu_indices(matrix.shape[0], 1)] = np.nan  # masked cells (the future) are left blank
+        self.image.setImage(shown, autoLevels=False)
+        self.image.setRect(0, 0, matrix.shape[1], matrix.shape[0])
+        self.bar.setLevels(levels)
+        self.title.setText(title)
+        self._set_ticks()
+        n = max(1, matrix.shape[0])
+        self.plot.getPlotItem().setRange(xRange=(0, n), yRange=(0, n), padding=0.0)
+
+    def _set_ticks(self) -> None:
+        T = len(self._tokens)
+        every = max(1, math.ceil(T / MAX_LABELS))
+        ticks = [(i + 0.5, _label(t)) for i, t in enumerate(self._tokens) if i % every == 0]
+        item = self.plot.getPlotItem()
+        item.getAxis("bottom").setTicks([ticks, []])
+        item.getAxis("left").setTicks([ticks, []])
+
+    def matrix(self) -> np.ndarray:
+        return self._matrix
+
+    def tokens(self) -> list[str]:
+        return list(self._tokens)
+
+    def clear(self) -> None:
+        self._matrix, self._tokens = np.zeros((0, 0), dtype=np.float32), []
+        self.image.clear()
+        self.title.setText("")
+        self._set_ticks()
+
+    # ------------------------------------------------------------------ mouse
+    def cell_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
+        if not self._matrix.size:
+            return None
+        p = self.plot.getPlotItem().vb.mapSceneToView(scene_pos)
+        row, col = math.floor(p.y()), math.floor(p.x())
+        T = self._matrix.shape[0]
+        if 0 <= row < T and 0 <= col < T:
+            return row, col
+        return None
+
+    def describe(self, row: int, col: int) -> str:
+        w = float(self._matrix[row, col])
+        return (f"from <b>{_label(self._tokens[row], 24)}</b> (#{row}) → to <b>{_label(self._tokens[col], 24)}"
+                f"</b> (#{col}): weight <b>{w:.4f}</b>" + ("  (masked: a token never sees the future)"
+                                                         if col > row and w == 0 else ""))
+
+    def _on_scene_mouse_moved(self, pos: QPointF) -> None:
+        cell = self.cell_at(pos)
+        if cell is None:
+            return
+        row, col = cell
+        self.readout.setText(self.describe(row, col))
+        self.cell_hovered.emit(row, col, float(self._matrix[row, col]))
+
+    def _on_scene_mouse_clicked(self, event) -> None:
+        cell = self.cell_at(event.scenePos())
+        if cell is not None:
+            self.cell_clicked.emit(*cell)

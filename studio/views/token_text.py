@@ -1,0 +1,83 @@
+"""TokenText: read-only text coloured by token boundaries; hovering a token shows its index and id.
+
+Fed with display pieces (one string per token, as written by the engine to DATA_DIR/preview.json), so
+the GUI needs no tokenizer. Newlines and tabs get a visible mark (↵, →) so whitespace tokens show.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtGui import QColor, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QTextEdit, QToolTip, QWidget
+
+# Pastel backgrounds cycled per token: neighbours always differ, the text stays readable.
+TOKEN_COLOURS = ("#fbd3d3", "#cfe6fb", "#d4f2cc", "#fcefc0", "#e4d9fb")
+
+
+def display_piece(piece: str) -> str:
+    """The piece as shown: newline as ↵ plus a real line break, tab as →."""
+    return piece.replace("\t", "→\t").replace("\n", "↵\n")
+
+
+class TokenText(QTextEdit):
+    """Shows a token sequence with alternating backgrounds; `token_at(point)` maps a point to a token."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setMouseTracking(True)
+        self.setLineWrapMode(QTextEdit.LineWrapMode.WidgetWidth)
+        self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.ids: list[int] = []
+        self.pieces: list[str] = []
+        self._starts: list[int] = []   # document position where each token's text begins
+        self._end = 0
+
+    def set_tokens(self, ids: list[int], pieces: list[str]) -> None:
+        """Show tokens; `pieces[i]` is the display text of token `ids[i]`."""
+        self.clear()
+        n = min(len(ids), len(pieces))
+        self.ids, self.pieces = [int(i) for i in ids[:n]], [str(p) for p in pieces[:n]]
+        self._starts = []
+        cursor = QTextCursor(self.document())
+        fmt = QTextCharFormat()
+        for i, piece in enumerate(self.pieces):
+            self._starts.append(cursor.position())
+            fmt.setBackground(QColor(TOKEN_COLOURS[i % len(TOKEN_COLOURS)]))
+            cursor.insertText(display_piece(piece) or "∅", fmt)
+        self._end = cursor.position()
+        self.moveCursor(QTextCursor.MoveOperation.Start)
+
+    def show_message(self, text: str) -> None:
+        """No tokens: a grey message instead (e.g. "no preview")."""
+        self.ids, self.pieces, self._starts, self._end = [], [], [], 0
+        self.clear()
+        self.setHtml(f"<p style='color:#7f8c8d'>{text}</p>")
+
+    def token_index_at_position(self, position: int) -> int | None:
+        """Index of the token that covers a document position, or None."""
+        if not self._starts or position < 0 or position >= self._end:
+            return None
+        return bisect.bisect_right(self._starts, position) - 1
+
+    def token_at(self, point: QPoint) -> int | None:
+        """Index of the token under a viewport point (exactly on a character), or None."""
+        offset = QPoint(self.horizontalScrollBar().value(), self.verticalScrollBar().value())
+        position = self.document().documentLayout().hitTest(point + offset, Qt.HitTestAccuracy.ExactHit)
+        return self.token_index_at_position(position)
+
+    def tooltip_for(self, index: int) -> str:
+        piece = self.pieces[index]
+        return f"token #{index}  ·  id {self.ids[index]}  ·  {piece!r}"
+
+    def viewportEvent(self, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.ToolTip:
+            index = self.token_at(event.pos())
+            if index is None:
+                QToolTip.hideText()
+            else:
+                QToolTip.showText(event.globalPos(), self.tooltip_for(index), self.viewport())
+            return True
+        return super().viewportEvent(event)

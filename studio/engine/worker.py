@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from core.protocol import encode, make_request
 from studio.engine.process import EngineProcess
@@ -174,7 +174,10 @@ class InferenceWorker(QObject):
             self._fail(f"could not load {self.checkpoint}: {self._load_error.get('message')}")
             return
         tail = "\n".join(list(self._proc.stderr_tail)[-6:]) if self._proc else ""
-        how = "was killed" if code < 0 or code > 128 else f"exited with code {code}"
+        qproc = getattr(self._proc, "_proc", None)
+        crashed = code < 0 or (qproc is not None and qproc.exitStatus() == QProcess.ExitStatus.CrashExit)
+        how = f"was killed (signal {code})" if crashed and code > 0 else "was killed" if crashed else \
+            f"exited with code {code}"
         message = f"The inference worker for {_short(self.checkpoint)} {how}." + (f"\n{tail}" if tail else "")
         self.last_error = message
         self._set_state("dead")

@@ -333,6 +333,7 @@ class ConfigEditor(QWidget):
         self._base_dir = os.getcwd()
         self._config: Config | None = None
         self._problems: list[Problem] = []
+        self._estimate: dict | None = None
         self._setting_text = False
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -436,6 +437,10 @@ class ConfigEditor(QWidget):
         self._flush_pending_edit()
         return list(self._problems)
 
+    def last_estimate(self) -> dict | None:
+        """core.config.estimate() of the last valid config (kept while the config is invalid)."""
+        return self._estimate
+
     def load_preset(self, name: str) -> None:
         self.load_preset_file(list_presets()[name])
 
@@ -499,7 +504,8 @@ class ConfigEditor(QWidget):
         self._mark_yaml_lines(text, problems)
         if config is not None:
             vocab, source = _vocab_for(config)
-            self.estimates.show_estimate(estimate(config, vocab), source)
+            self._estimate = estimate(config, vocab)
+            self.estimates.show_estimate(self._estimate, source)
             self.form.set_vocab_hint(f"from data ({vocab:,})" if source == "(from data)" else
                                      "from data (no meta.json yet)")
             message = "valid"
@@ -580,6 +586,7 @@ def _with_hint(problem: Problem) -> Problem:
             float(m.group(1))
         except ValueError:
             return problem
-        return Problem(problem.path, f"{problem.message}; YAML reads it as text, write it with a dot, "
-                                     f"e.g. {yaml_scalar(float(m.group(1)))}")
+        mantissa, _, exponent = m.group(1).lower().partition("e")
+        fixed = f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else yaml_scalar(float(m.group(1)))
+        return Problem(problem.path, f"{problem.message}; YAML reads it as text: write {fixed}")
     return problem

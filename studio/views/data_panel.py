@@ -306,6 +306,7 @@ class DataPanel(QWidget):
             self._show_error(problem)
             return False
         self._out, self._cancelled = self._out_dir(), False
+        os.makedirs(self.data_root(), exist_ok=True)  # also the engine's working folder's parent
         self.error_label.hide()
         self.progress.setRange(0, 0)  # busy until the first progress event
         self.stage_label.setText("Starting the engine…")

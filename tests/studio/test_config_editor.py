@@ -1,0 +1,227 @@
+"""ConfigEditor: form and YAML stay in sync, validation names and flags fields, estimates, presets."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+from PySide6.QtCore import Qt
+
+from core.config import Config
+from studio.views.config_editor import ConfigEditor, dump_text, list_presets, patch_yaml
+
+COMMENTED = """\
+# my run
+model:
+  n_layer: 2   # blocks
+  n_head: 2
+  n_embd: 32
+train:
+  lr: 1.0e-05
+  min_lr: 1.0e-06
+  betas:
+  - 0.9
+  - 0.95
+run:
+  dir: .
+"""
+
+
+@pytest.fixture
+def editor(qtbot, tmp_path):
+    ed = ConfigEditor()
+    qtbot.addWidget(ed)
+    ed.set_base_dir(str(tmp_path))
+    return ed
+
+
+def _invalid(valid: bool, _message: str) -> bool:
+    return not valid
+
+
+def test_form_edit_changes_yaml_and_keeps_comments(qtbot, editor):
+    editor.set_text(COMMENTED)
+    spin = editor.form.editors["model.n_layer"].input
+    with qtbot.waitSignal(editor.changed, timeout=2000):
+        spin.setValue(4)
+    assert yaml.safe_load(editor.text())["model"]["n_layer"] == 4
+    assert "n_layer: 4   # blocks" in editor.text() and editor.text().startswith("# my run")
+    assert editor.config().model.n_layer == 4
+
+    lr = editor.form.editors["train.lr"].input
+    assert lr.text() == "1e-5"  # a small value shows as it is, not as 0.00
+    lr.clear()
+    with qtbot.waitSignal(editor.changed, timeout=2000):
+        qtbot.keyClicks(lr, "3e-4")
+    assert yaml.safe_load(editor.text())["train"]["lr"] == pytest.approx(3e-4)
+    assert editor.config().train.lr == pytest.approx(3e-4)
+
+    beta2 = editor.form.editors["train.betas"].edits[1]
+    beta2.clear()
+    qtbot.keyClicks(beta2, "0.99")
+    assert yaml.safe_load(editor.text())["train"]["betas"] == [0.9, 0.99]
+
+    combo = editor.form.editors["model.pos_encoding"].input
+    combo.setCurrentText("rope")
+    assert yaml.safe_load(editor.text())["model"]["pos_encoding"] == "rope"
+
+    vocab = editor.form.editors["model.vocab_size"].input
+    qtbot.keyClicks(vocab, "512")
+    assert editor.config().model.vocab_size == 512
+    vocab.selectAll()
+    qtbot.keyClick(vocab, Qt.Key.Key_Backspace)  # empty = None
+    assert editor.config().model.vocab_size is None
+
+
+def test_yaml_edit_changes_form_after_a_pause(qtbot, editor):
+    editor.set_text(COMMENTED)
+    spin = editor.form.editors["model.n_layer"].input
+    editor.tabs.setCurrentWidget(editor.yaml_edit)
+    editor.yaml_edit.setPlainText(COMMENTED.replace("n_layer: 2", "n_layer: 7"))
+    assert spin.value() == 2  # debounced: nothing yet
+    with qtbot.waitSignal(editor.changed, timeout=2000):
+        pass
+    assert spin.value() == 7
+    assert editor.form.editors["train.lr"].input.text() == "1e-5"
+
+
+def test_invalid_yaml_shows_parse_error_and_leaves_form(qtbot, editor):
+    editor.set_text(COMMENTED)
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
+        editor.yaml_edit.setPlainText("model:\n  n_layer: [3\n")
+    assert "invalid YAML" in sig.args[1]
+    assert editor.form.editors["model.n_layer"].input.value() == 2
+    assert not editor.form.isEnabled()
+    assert editor.config() is None and editor.problems()[0].path == ""
+    assert not editor.problems_label.isHidden() and "invalid YAML" in editor.problems_label.text()
+
+
+def test_indivisible_width_names_and_flags_the_field(qtbot, editor):
+    editor.set_text(COMMENTED)
+    editor.form.editors["model.n_head"].input.setValue(3)
+    assert editor.config() is None  # 32 % 3
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
+        editor.form.editors["model.n_embd"].input.setValue(100)
+    assert "model.n_embd: 100 is not divisible by model.n_head=3" in sig.args[1]
+    field = editor.form.editors["model.n_embd"]
+    assert field.input.property("problem") is True
+    assert "not divisible" in field.error.text() and not field.error.isHidden()
+    assert editor.form.flagged_paths() == ["model.n_embd"]
+    assert editor.yaml_edit.extraSelections()  # its YAML line is marked too
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000) as sig:
+        editor.form.editors["model.n_embd"].input.setValue(96)
+    assert sig.args == [True, "valid"]
+    assert not field.input.property("problem") and field.error.isHidden()
+
+
+def test_unknown_key_is_named_and_its_section_and_line_flagged(qtbot, editor):
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
+        editor.set_text("model:\n  n_layer: 2\n  n_layr: 3\n")
+    assert "model.n_layr: unknown key (did you mean model.n_layer?)" in sig.args[1]
+    assert editor.form.groups["model"].property("problem") is True
+    marked = [s.cursor.blockNumber() for s in editor.yaml_edit.extraSelections()]
+    assert marked == [2]
+
+
+def test_out_of_range_value_from_yaml_is_shown_not_clamped(qtbot, editor):
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
+        editor.set_text("train:\n  grad_accum_steps: 0\n")
+    assert "train.grad_accum_steps" in sig.args[1]
+    field = editor.form.editors["train.grad_accum_steps"]
+    assert field.input.value() == 0 and field.input.property("problem") is True
+
+
+def test_text_that_is_not_a_number_is_a_problem(qtbot, editor):
+    lr = editor.form.editors["train.lr"].input
+    lr.clear()
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
+        qtbot.keyClicks(lr, "fast")
+    assert "train.lr" in sig.args[1]
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000) as sig:
+        lr.clear()
+        qtbot.keyClicks(lr, "0.002")
+    assert sig.args[0] is True
+
+
+def test_yaml_exponent_without_dot_gets_a_hint(qtbot, editor):
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
+        editor.set_text("train:\n  lr: 3e-4\n")
+    assert "train.lr" in sig.args[1] and "write 3.0e-4" in sig.args[1]
+
+
+def test_estimates_follow_n_layer(qtbot, editor):
+    editor.set_text(COMMENTED)
+    before = editor.last_estimate()["params"]
+    label_before = editor.estimates.values["params"].toolTip()
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000):
+        editor.form.editors["model.n_layer"].input.setValue(6)
+    after = editor.last_estimate()
+    assert after["params"] > before
+    assert editor.estimates.values["params"].toolTip() != label_before
+    assert after["memory"]["total"] > 0 and after["flops_per_token"] > 0
+
+
+def test_vocab_comes_from_the_data_folder(qtbot, editor, tmp_path):
+    data = tmp_path / "ws" / "data" / "demo"
+    data.mkdir(parents=True)
+    (data / "meta.json").write_text(json.dumps({"vocab_size": 65}))
+    editor.set_base_dir(str(tmp_path / "ws" / "runs" / "r"))
+    editor.set_text("data:\n  dir: ../../data/demo\n")
+    assert editor.config().data.dir == str(data)
+    assert editor.last_estimate()["vocab_size"] == 65
+    assert "65" in editor.form.editors["model.vocab_size"].input.placeholderText()
+
+
+@pytest.mark.parametrize("name", ["tiny-cpu", "small-gpu", "gpt2-small"])
+def test_presets_load_and_validate(qtbot, editor, name):
+    assert name in list_presets()
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000) as sig:
+        editor.load_preset(name)
+    assert sig.args == [True, "valid"], editor.problems()
+    cfg = editor.config()
+    if name == "tiny-cpu":
+        assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.n_embd) == (2, 2, 32)
+        assert cfg.data.dir.endswith(os.path.join("data", "demo"))
+    if name == "gpt2-small":
+        assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.n_embd, cfg.model.block_size) == (12, 12, 768, 1024)
+        assert cfg.train.compile and cfg.train.precision == "bf16" and cfg.model.vocab_size is None
+        assert 400_000 <= editor.last_estimate()["tokens_per_step"] <= 600_000
+
+
+def test_preset_combo_loads_a_preset(qtbot, editor):
+    combo = editor.preset_combo
+    index = combo.findText("gpt2-small")
+    combo.setFocus()
+    with qtbot.waitSignal(editor.changed, timeout=2000):
+        for _ in range(index):
+            qtbot.keyClick(combo, Qt.Key.Key_Down)
+    assert combo.currentText() == "gpt2-small"
+    assert editor.form.editors["model.n_layer"].input.value() == 12
+    assert editor.text().startswith("# gpt2-small")
+
+
+def test_load_and_atomic_save(qtbot, editor, tmp_path):
+    src = tmp_path / "a" / "config.yaml"
+    src.parent.mkdir()
+    src.write_text(COMMENTED)
+    editor.load_file(str(src))
+    assert editor.base_dir() == str(src.parent)
+    editor.form.editors["model.n_layer"].input.setValue(3)
+    out = tmp_path / "b" / "config.yaml"
+    out.parent.mkdir()
+    editor.save(str(out))
+    assert out.read_text() == editor.text() and "# blocks" in out.read_text()
+    assert os.listdir(out.parent) == ["config.yaml"]
+    assert editor.base_dir() == str(out.parent)
+
+
+def test_patch_yaml_round_trips_any_value():
+    text = dump_text(Config())
+    for path, value in [("train.eps", 1e-12), ("run.attention_probe", "a\nb: c"), ("train.betas", [0.8, 0.9]),
+                        ("model.vocab_size", None), ("data.dir", "yes"), ("train.sample_prompt", "")]:
+        patched = patch_yaml(text, path, value)
+        section, key = path.split(".")
+        assert yaml.safe_load(patched)[section][key] == value
+        assert len(patched.splitlines()) == len(text.splitlines())  # one line changed, none added

@@ -1,0 +1,155 @@
+"""DataPanel: prepares through the engine (a fake, then the real one), shows data sets and errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QTextCursor
+
+from studio.views.data_panel import DataPanel
+
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_prepare.py")
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    p = DataPanel()
+    qtbot.addWidget(p)
+    p.set_workspace(str(tmp_path / "ws"))
+    return p
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setenv("LLM_STUDIO_ENGINE", f"{sys.executable} {FAKE}")
+
+    def mode(name: str) -> None:
+        monkeypatch.setenv("FAKE_PREPARE_MODE", name)
+
+    mode("normal")
+    return mode
+
+
+def test_prepare_with_fake_engine_shows_the_data_set(qtbot, panel, fake, tmp_path):
+    panel.add_sources(["@synthetic"])
+    panel.name_edit.setText("tiny")
+    panel.tokenizer_combo.setCurrentText("char")
+    seen = []
+    panel.progress.valueChanged.connect(seen.append)
+    with qtbot.waitSignal(panel.data_prepared, timeout=15000) as sig:
+        qtbot.mouseClick(panel.prepare_button, Qt.MouseButton.LeftButton)
+        assert not panel.prepare_button.isEnabled() and panel.cancel_button.isEnabled()
+    out = str(tmp_path / "ws" / "data" / "tiny")
+    assert sig.args == [out]
+    assert 500 in seen and panel.progress.value() == 1000  # fed by progress events
+    assert panel.dataset_list.currentItem().text() == "tiny"
+    assert panel.detail_values["train"].text() == "900"
+    assert panel.detail_values["val"].text() == "100"
+    assert panel.detail_values["tokenizer"].text() == "char"
+    assert "@synthetic" in panel.detail_values["sources"].text()
+    assert panel.sample.pieces[:4] == list("copy") and len(panel.sample.ids) == len(panel.sample.pieces)
+    assert panel.prepare_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_missing_input_shows_the_engines_message(qtbot, panel, fake):
+    panel.add_sources(["/nonexistent/corpus.txt"])
+    with qtbot.waitSignal(panel.process.finished, timeout=15000):
+        panel.start_prepare()
+    assert not panel.error_label.isHidden()
+    text = panel.error_label.text()
+    assert "input not found: /nonexistent/corpus.txt" in text and "exit code 2" in text
+    assert "Traceback" not in text and panel.datasets() == []
+
+
+def test_crash_shows_the_last_line_not_the_traceback(qtbot, panel, fake):
+    fake("crash")
+    panel.add_sources(["@synthetic"])
+    with qtbot.waitSignal(panel.process.finished, timeout=15000):
+        panel.start_prepare()
+    text = panel.error_label.text()
+    assert "fake engine crashed while encoding" in text
+    assert "Traceback" not in text and "File " not in text
+
+
+def test_cancel_stops_the_engine(qtbot, panel, fake):
+    fake("slow")
+    panel.add_sources(["@synthetic"])
+    with qtbot.waitSignal(panel.process.event_received, timeout=15000,
+                          check_params_cb=lambda ev: ev.get("event") == "progress"):
+        panel.start_prepare()
+    with qtbot.waitSignal(panel.process.finished, timeout=15000):
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert panel.stage_label.text() == "Cancelled." and panel.error_label.isHidden()
+    assert panel.prepare_button.isEnabled() and not panel.is_busy()
+
+
+def test_nothing_starts_without_sources(qtbot, panel):
+    assert panel.start_prepare() is False
+    assert not panel.is_busy() and "Add at least one source" in panel.error_label.text()
+
+
+def test_arguments_follow_the_choices(panel, tmp_path):
+    panel.add_sources(["@stdlib", "@stdlib", "/a b/c.txt"])  # duplicates collapse, spaces survive
+    panel.name_edit.setText("web")
+    panel.val_spin.setValue(0.05)
+    args = panel.prepare_arguments()
+    assert args[:4] == ["--input", "@stdlib", "/a b/c.txt", "--out"]
+    assert args[4] == str(tmp_path / "ws" / "data" / "web")
+    assert args[args.index("--vocab-size") + 1] == "4096" and args[-3:] == ["--val-fraction", "0.05", "--events"]
+    panel.tokenizer_combo.setCurrentText("byte")
+    assert "--vocab-size" not in panel.prepare_arguments() and not panel.vocab_spin.isEnabled()
+
+
+def test_dropped_files_become_sources(panel, tmp_path):
+    corpus = tmp_path / "notes.txt"
+    corpus.write_text("hello")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(corpus)), QUrl.fromLocalFile(str(tmp_path))])
+    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    panel.source_list.dropEvent(event)
+    assert panel.sources() == [str(corpus), str(tmp_path)]
+
+
+def test_data_set_without_preview_says_so(qtbot, panel, tmp_path):
+    data = tmp_path / "ws" / "data" / "old"
+    data.mkdir(parents=True)
+    (data / "meta.json").write_text(json.dumps({"vocab_size": 300, "tokenizer": "bpe", "train_tokens": 12345}))
+    (tmp_path / "ws" / "data" / "junk").mkdir()  # no meta.json: not a data set
+    panel.refresh()
+    assert panel.datasets() == ["old"]
+    panel.select_dataset("old")
+    assert panel.detail_values["train"].text() == "12,345" and panel.detail_values["val"].text() == "—"
+    assert "No preview" in panel.sample.toPlainText() and panel.sample.ids == []
+
+
+def test_token_under_the_mouse_is_found(qtbot, panel):
+    panel.sample.set_tokens([7, 8, 9, 10], ["ab", " cd", "\n", "ef"])
+    panel.show()
+    qtbot.waitExposed(panel)
+    cursor = QTextCursor(panel.sample.document())
+    cursor.setPosition(panel.sample._starts[1] + 1)
+    rect = panel.sample.cursorRect(cursor)
+    assert panel.sample.token_at(QPoint(rect.x() + 2, rect.center().y())) == 1
+    assert panel.sample.token_at(QPoint(panel.sample.viewport().width() - 5, panel.sample.viewport().height() - 5)) is None
+    assert "id 8" in panel.sample.tooltip_for(1)
+    assert "↵" in panel.sample.toPlainText()
+
+
+@pytest.mark.slow
+def test_prepare_with_the_real_engine(qtbot, panel, monkeypatch, tmp_path):
+    monkeypatch.delenv("LLM_STUDIO_ENGINE", raising=False)
+    panel.add_sources(["@synthetic"])
+    panel.name_edit.setText("real")
+    panel.tokenizer_combo.setCurrentText("char")
+    with qtbot.waitSignal(panel.data_prepared, timeout=60000):
+        panel.start_prepare()
+    with open(tmp_path / "ws" / "data" / "real" / "meta.json") as fh:
+        meta = json.load(fh)
+    assert panel.detail_values["train"].text() == f"{meta['train_tokens']:,}"
+    assert panel.detail_values["vocab"].text() == str(meta["vocab_size"])
+    assert len(panel.sample.ids) > 100 and panel.error_label.isHidden()

@@ -40,9 +40,11 @@ from core.config import SECTIONS, Problem, field_docs
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECTION_TITLES = {"model": "Model", "data": "Data", "train": "Training", "run": "Run"}
 
-PROBLEM_STYLE = """
+GROUP_STYLE = """
 QGroupBox { border: 1px solid #cfd6d9; border-radius: 4px; margin-top: 1.1em; padding-top: 6px; }
 QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; color: #1f3a5f; }
+"""
+PROBLEM_STYLE = GROUP_STYLE + """
 QGroupBox[problem="true"] { border: 1px solid #c0392b; }
 QLineEdit[problem="true"] { border: 1px solid #c0392b; border-radius: 2px; background: #fdecea; padding: 2px; }
 QAbstractSpinBox[problem="true"], QComboBox[problem="true"], QCheckBox[problem="true"] { background-color: #f6cfca; }
@@ -244,6 +246,7 @@ class TextEditor(FieldEditor):
 
     def _show(self, value: Any) -> None:
         self.line_edit().setText("" if value is None else escape_text(str(value)))
+        self.line_edit().setCursorPosition(0)  # long text shows its beginning
 
     def _on_edit_text_edited(self, text: str) -> None:
         self._emit(None if self.optional and not text else unescape_text(text))
@@ -387,6 +390,7 @@ class ConfigForm(QWidget):
         self.groups: dict[str, QGroupBox] = {}
         self._group_errors: dict[str, QLabel] = {}
         self._local: dict[str, str] = {}
+        self._labels: dict[str, QLabel] = {}
         self._base_dir = os.getcwd()
         docs = field_docs()
         for section in SECTIONS:
@@ -408,13 +412,18 @@ class ConfigForm(QWidget):
                 editor.edited.connect(lambda value, p=path: self._on_editor_edited(p, value))
                 editor.rejected.connect(lambda message, p=path: self._on_editor_rejected(p, message))
                 form.addRow(label, editor)
-                self.editors[path] = editor
+                self.editors[path], self._labels[path] = editor, label
             error = QLabel()
             error.setProperty("role", "field-error")
             error.setWordWrap(True)
             error.hide()
             form.addRow(error)
             self.groups[section], self._group_errors[section] = group, error
+        labels = [label for p, label in self._labels.items() if not p.startswith("train.")]
+        width = max(label.sizeHint().width() for label in labels)
+        for label in labels:  # one label column across the stacked model/data/run boxes
+            label.setMinimumWidth(width)
+            label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
         left = QVBoxLayout()

@@ -14,6 +14,7 @@ import os
 import re
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -36,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from core.config import human_bytes, human_count
 from studio.engine.process import EngineProcess
+from studio.views.config_form import GROUP_STYLE
 from studio.views.token_text import TokenText
 
 BUILTIN_CORPORA = {"@synthetic": "built-in synthetic tasks (copy, reverse, sort, arithmetic)",
@@ -55,6 +57,15 @@ class SourceList(QListWidget):
         self.setAcceptDrops(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().paintEvent(event)
+        if self.count() == 0:  # an empty list says what it is for
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor("#95a5a6"))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
+                             "Drop text files or folders here,\nor use the buttons below")
+            painter.end()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if event.mimeData().hasUrls():
@@ -122,6 +133,7 @@ class DataPanel(QWidget):
         split.setSizes([420, 620])
         lay = QVBoxLayout(self)
         lay.addWidget(split)
+        self.setStyleSheet(GROUP_STYLE)
         self._update_buttons()
 
     # ------------------------------------------------------------------ building

@@ -1,0 +1,109 @@
+"""The attention panel against a real inference worker on a tiny trained checkpoint: the map's shape and
+contents, aggregates, exports, the training-step slider (also live), and a killed worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+
+from studio.views.attention_math import load_npz, rollout
+from studio.views.attention_panel import AttentionPanel
+from tests.studio.test_generation_panel import WAIT_MS, ckpt, tiny_workspace
+
+TEXT = "add: 12 + 7 = 19"
+
+
+@pytest.fixture(scope="session")
+def tiny_ws(tmp_path_factory) -> str:
+    return tiny_workspace(tmp_path_factory)
+
+
+@pytest.fixture
+def panel(qtbot, tiny_ws):
+    p = AttentionPanel()
+    qtbot.addWidget(p)
+    p.resize(1100, 700)
+    p.set_workspace(tiny_ws)
+    yield p
+    p.shutdown_workers(wait_ms=5000)
+    p.pool.shutdown(wait_ms=5000)
+
+
+def compute(qtbot, p: AttentionPanel, checkpoint: str, text: str = TEXT) -> None:
+    with qtbot.waitSignal(p.attention_loaded, timeout=WAIT_MS):
+        p.inspect(checkpoint, text)
+
+
+def test_heatmap_has_one_row_and_column_per_prompt_token(qtbot, panel, tiny_ws, tmp_path):
+    compute(qtbot, panel, ckpt(tiny_ws, 40))
+    T = len(TEXT)  # a char-level tokenizer: one token per character
+    m = panel.shown_matrix()
+    assert m.shape == (T, T) and panel.heatmap.tokens() == list(TEXT)
+    assert panel.data.probs.shape == (2, 2, T, T)
+    np.testing.assert_allclose(m.sum(1), 1.0, atol=1e-5)
+    assert (m[np.triu_indices(T, 1)] == 0).all()
+    assert "from <b>d</b> (#2) → to <b>a</b> (#0)" in panel.heatmap.describe(2, 0)
+    assert len(panel.grid.buttons) == 4  # 2 layers x 2 heads, all shown for a small model
+
+    panel.grid.buttons[(1, 1)].click()  # a thumbnail opens that head
+    assert (panel.layer.value(), panel.head.value()) == (1, 1)
+    np.testing.assert_array_equal(panel.shown_matrix(), panel.data.probs[1, 1])
+    panel.mode.setCurrentIndex(1)
+    np.testing.assert_allclose(panel.shown_matrix(), panel.data.probs[1].mean(0), atol=1e-6)
+    panel.mode.setCurrentIndex(2)
+    np.testing.assert_allclose(panel.shown_matrix(), rollout(panel.data.probs)[1], atol=1e-6)
+    np.testing.assert_allclose(panel.shown_matrix().sum(1), 1.0, atol=1e-5)
+
+    panel.tokens.select_token(5)  # the token view: where each head of layer 1 looks from token 5
+    rows = panel.tokens.rows
+    np.testing.assert_array_equal(rows["head 0"], panel.data.probs[1, 0, 5])
+    assert set(rows) == {"head 0", "head 1", "mean of heads", "rollout 0–1"}
+
+    panel.export("png", str(tmp_path / "map.png"))
+    panel.export("csv", str(tmp_path / "map.csv"))
+    panel.export("npy", str(tmp_path / "map.npy"))
+    panel.export("all", str(tmp_path / "all.npy"))
+    assert os.path.getsize(tmp_path / "map.png") > 1000
+    np.testing.assert_array_equal(np.load(tmp_path / "map.npy"), panel.shown_matrix())
+    assert np.load(tmp_path / "all.npy").shape == (2, 2, T, T)
+    lines = (tmp_path / "map.csv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == T + 1 and lines[0].split(",")[1] == "0:a"
+
+
+def test_step_slider_walks_through_training_and_follows_new_snapshots(qtbot, panel, tiny_ws, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(os.path.join(tiny_ws, "runs", "tiny", "attention"), run / "attention")
+    panel.set_run_dir(str(run))
+    assert panel.slider.maximum() == 3 and "step 40" in panel.step_label.text()  # snapshots at 10..40
+    panel.slider.setValue(0)
+    assert panel.source.currentIndex() == 1 and "step 10" in panel.data.label
+    first = panel.shown_matrix().copy()
+    with qtbot.waitSignal(panel.attention_loaded, timeout=5000):
+        panel.slider.setValue(3)
+    last = panel.shown_matrix().copy()
+    assert first.shape == last.shape and not np.allclose(first, last)
+    expected = load_npz(str(run / "attention" / "step-000040.npz"))
+    np.testing.assert_array_equal(last, expected.probs[0, 0])
+
+    # The run writes a new snapshot while we watch: the slider grows and, following, jumps to it.
+    shutil.copy(run / "attention" / "step-000010.npz", run / "attention" / "step-000050.npz")
+    qtbot.waitUntil(lambda: panel.slider.maximum() == 4, timeout=10_000)
+    assert panel.slider.value() == 4 and "step 50" in panel.step_label.text()
+    np.testing.assert_array_equal(panel.shown_matrix(), first)
+
+
+def test_a_killed_worker_is_reported_and_restarted(qtbot, panel, tiny_ws):
+    compute(qtbot, panel, ckpt(tiny_ws, 20))
+    worker = panel.worker
+    old_pid = worker.pid()
+    with qtbot.waitSignal(worker.died, timeout=20_000):
+        os.kill(old_pid, signal.SIGKILL)
+    assert "was killed" in panel.status.text() and panel.status.property("error")
+    qtbot.waitUntil(lambda: worker.is_ready() and worker.pid() != old_pid, timeout=WAIT_MS)
+    assert "restarted" in panel.status.text()
+    compute(qtbot, panel, ckpt(tiny_ws, 20), "abc")
+    assert panel.shown_matrix().shape == (3, 3)

@@ -16,12 +16,13 @@ import sys
 from typing import Any
 
 import yaml
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
     QFontDatabase,
     QPainter,
+    QPalette,
     QSyntaxHighlighter,
     QTextCharFormat,
     QTextCursor,
@@ -191,18 +192,26 @@ def dump_text(data: Config | dict) -> str:
 class YamlHighlighter(QSyntaxHighlighter):
     """Keys, comments, numbers and booleans in colour: enough to read a config at a glance."""
 
-    RULES = [(r"^\s*[\w.-]+(?=\s*:)", "#1f5f99", True), (r"(?<=:\s)\s*[-+]?[\d._]+(e[-+]?\d+)?\s*$", "#8e44ad", False),
-             (r"(?<=:\s)\s*(true|false|null|~)\s*$", "#b9770e", False), (r"#.*$", "#7f8c8d", False)]
+    # (pattern, colour on a light background, colour on a dark one, bold)
+    RULES = [(r"^\s*[\w.-]+(?=\s*:)", "#1f5f99", "#7fb3e6", True),
+             (r"(?<=:\s)\s*[-+]?[\d._]+(e[-+]?\d+)?\s*$", "#8e44ad", "#c39bd3", False),
+             (r"(?<=:\s)\s*(true|false|null|~)\s*$", "#b9770e", "#f0b27a", False), (r"#.*$", "#7f8c8d", "#95a5a6", False)]
 
     def __init__(self, document) -> None:
         super().__init__(document)
+        self._rules: list = []
+        self.set_dark(False)
+
+    def set_dark(self, dark: bool) -> None:
+        """Pick the colour set for the editor's background (the studio has a dark theme)."""
         self._rules = []
-        for pattern, colour, bold in self.RULES:
+        for pattern, light, dark_colour, bold in self.RULES:
             fmt = QTextCharFormat()
-            fmt.setForeground(QColor(colour))
+            fmt.setForeground(QColor(dark_colour if dark else light))
             if bold:
                 fmt.setFontWeight(QFont.Weight.DemiBold)
             self._rules.append((re.compile(pattern, re.IGNORECASE), fmt))
+        self.rehighlight()
 
     def highlightBlock(self, text: str) -> None:  # noqa: N802 (Qt override)
         for pattern, fmt in self._rules:
@@ -231,7 +240,7 @@ class MemoryBar(QWidget):
     def paintEvent(self, _event) -> None:  # noqa: N802 (Qt override)
         painter = QPainter(self)
         rect = self.rect().adjusted(0, 0, -1, -1)
-        painter.fillRect(rect, QColor("#e5e8e8"))
+        painter.fillRect(rect, self.palette().color(QPalette.ColorRole.Mid))
         total = sum(self.parts.get(name, 0) for name, _ in MEMORY_PARTS)
         x = float(rect.left())
         for name, colour in MEMORY_PARTS:
@@ -254,7 +263,8 @@ class EstimatesPanel(QFrame):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("estimates")
-        self.setStyleSheet("#estimates { background: #f7f9fa; border: 1px solid #d5dbdb; border-radius: 4px; }"
+        self.setStyleSheet("#estimates { background: palette(alternate-base); border: 1px solid palette(mid); "
+                           "border-radius: 4px; }"
                            " QLabel { background: transparent; }")
         grid = QGridLayout(self)
         grid.setContentsMargins(12, 10, 12, 10)
@@ -287,7 +297,7 @@ class EstimatesPanel(QFrame):
             row += 1
         self.note = QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #707b7c; margin-top: 8px;")
+        self.note.setStyleSheet("color: palette(placeholder-text); margin-top: 8px;")
         grid.addWidget(self.note, row, 0, 1, 2)
         grid.setRowStretch(row + 1, 1)
 
@@ -366,6 +376,7 @@ class ConfigEditor(QWidget):
         self.yaml_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.yaml_edit.setTabStopDistance(16)
         self._highlighter = YamlHighlighter(self.yaml_edit.document())
+        self._highlighter.set_dark(self.palette().color(QPalette.ColorRole.Base).lightness() < 128)
         self.yaml_edit.textChanged.connect(self._on_yaml_edit_text_changed)
         self.tabs = QTabWidget()
         self.tabs.addTab(scroll, "Form")
@@ -509,12 +520,12 @@ class ConfigEditor(QWidget):
             self.form.set_vocab_hint(f"from data ({vocab:,})" if source == "(from data)" else
                                      "from data (no meta.json yet)")
             message = "valid"
-            self.status.setText("<span style='color:#1e8449'>✔ valid</span>")
+            self.status.setText("<span style='color:#27ae60'>✔ valid</span>")
             self.problems_label.hide()
         else:
             message = "; ".join(p.message for p in problems)
             count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-            self.status.setText(f"<span style='color:#b03a2e'>✖ {count}</span>")
+            self.status.setText(f"<span style='color:#d0473a'>✖ {count}</span>")
             self.problems_label.setText("\n".join(p.message for p in problems))
             self.problems_label.show()
             self.estimates.show_stale(count)
@@ -537,7 +548,7 @@ class ConfigEditor(QWidget):
             if not block.isValid():
                 continue
             sel = QTextEdit.ExtraSelection()
-            sel.format.setBackground(QColor("#f9d6d2"))
+            sel.format.setBackground(QColor(231, 76, 60, 70))
             sel.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
             sel.cursor = QTextCursor(block)
             selections.append(sel)
@@ -562,6 +573,11 @@ class ConfigEditor(QWidget):
     def _on_form_local_problems_changed(self) -> None:
         if self.form.isEnabled():
             self._validate(self.text())
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_highlighter"):
+            self._highlighter.set_dark(self.palette().color(QPalette.ColorRole.Base).lightness() < 128)
+        super().changeEvent(event)
 
     def _on_preset_combo_activated(self, index: int) -> None:
         path = self.preset_combo.itemData(index)

@@ -41,14 +41,16 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECTION_TITLES = {"model": "Model", "data": "Data", "train": "Training", "run": "Run"}
 
 GROUP_STYLE = """
-QGroupBox { border: 1px solid #cfd6d9; border-radius: 4px; margin-top: 1.1em; padding-top: 6px; }
-QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; color: #1f3a5f; }
+QGroupBox { border: 1px solid palette(mid); border-radius: 4px; margin-top: 1.1em; padding-top: 6px; }
+QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; color: palette(highlight); }
 """
 PROBLEM_STYLE = GROUP_STYLE + """
 QGroupBox[problem="true"] { border: 1px solid #c0392b; }
-QLineEdit[problem="true"] { border: 1px solid #c0392b; border-radius: 2px; background: #fdecea; padding: 2px; }
-QAbstractSpinBox[problem="true"], QComboBox[problem="true"], QCheckBox[problem="true"] { background-color: #f6cfca; }
-QLabel[role="field-error"] { color: #b03a2e; }
+QLineEdit[problem="true"] { border: 1px solid #c0392b; border-radius: 2px; background: rgba(231, 76, 60, 50);
+  padding: 2px; }
+QAbstractSpinBox[problem="true"], QComboBox[problem="true"], QCheckBox[problem="true"] {
+  background-color: rgba(231, 76, 60, 70); }
+QLabel[role="field-error"] { color: #d0473a; }
 """
 
 

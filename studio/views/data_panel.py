@@ -14,7 +14,7 @@ import os
 import re
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -62,7 +62,7 @@ class SourceList(QListWidget):
         super().paintEvent(event)
         if self.count() == 0:  # an empty list says what it is for
             painter = QPainter(self.viewport())
-            painter.setPen(QColor("#95a5a6"))
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
                              "Drop text files or folders here,\nor use the buttons below")
             painter.end()
@@ -176,7 +176,7 @@ class DataPanel(QWidget):
         self.name_edit.setToolTip("Folder name under WORKSPACE/data")
         self.name_edit.textChanged.connect(self._on_name_edit_text_changed)
         self.name_note = QLabel()
-        self.name_note.setStyleSheet("color: #7f8c8d;")
+        self.name_note.setStyleSheet("color: palette(placeholder-text);")
         self.val_spin = QDoubleSpinBox()
         self.val_spin.setRange(0.0, 0.5)
         self.val_spin.setDecimals(3)
@@ -199,7 +199,7 @@ class DataPanel(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setValue(0)
         self.stage_label = QLabel("Idle")
-        self.stage_label.setStyleSheet("color: #566573;")
+        self.stage_label.setStyleSheet("color: palette(placeholder-text);")
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -280,6 +280,8 @@ class DataPanel(QWidget):
             self.dataset_list.addItem(item)
         if current:
             self.select_dataset(current)
+        if self.dataset_list.currentItem() is None and self.dataset_list.count():
+            self.dataset_list.setCurrentRow(0)  # something to look at from the start
         if self.dataset_list.currentItem() is None:
             self._show_dataset(None)
 

@@ -7,9 +7,10 @@ the GUI needs no tokenizer. Newlines and tabs get a visible mark (↵, →) so w
 from __future__ import annotations
 
 import bisect
+import html
 
 from PySide6.QtCore import QEvent, QPoint, Qt
-from PySide6.QtGui import QColor, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor, QFontDatabase, QPalette, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextEdit, QToolTip, QWidget
 
 # Pastel backgrounds cycled per token: neighbours always differ, the text stays readable.
@@ -43,6 +44,7 @@ class TokenText(QTextEdit):
         self._starts = []
         cursor = QTextCursor(self.document())
         fmt = QTextCharFormat()
+        fmt.setForeground(QColor("#1b1f23"))  # dark text on the pastel backgrounds, in either theme
         for i, piece in enumerate(self.pieces):
             self._starts.append(cursor.position())
             fmt.setBackground(QColor(TOKEN_COLOURS[i % len(TOKEN_COLOURS)]))
@@ -54,7 +56,8 @@ class TokenText(QTextEdit):
         """No tokens: a grey message instead (e.g. "no preview")."""
         self.ids, self.pieces, self._starts, self._end = [], [], [], 0
         self.clear()
-        self.setHtml(f"<p style='color:#7f8c8d'>{text}</p>")
+        colour = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        self.setHtml(f"<p style='color:{colour}'>{html.escape(text)}</p>")
 
     def token_index_at_position(self, position: int) -> int | None:
         """Index of the token that covers a document position, or None."""

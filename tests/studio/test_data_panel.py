@@ -7,8 +7,9 @@ import os
 import sys
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QTextCursor
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QHelpEvent, QTextCursor
+from PySide6.QtWidgets import QApplication, QToolTip
 
 from studio.views.data_panel import DataPanel
 
@@ -136,7 +137,11 @@ def test_token_under_the_mouse_is_found(qtbot, panel):
     rect = panel.sample.cursorRect(cursor)
     assert panel.sample.token_at(QPoint(rect.x() + 2, rect.center().y())) == 1
     assert panel.sample.token_at(QPoint(panel.sample.viewport().width() - 5, panel.sample.viewport().height() - 5)) is None
-    assert "id 8" in panel.sample.tooltip_for(1)
+    point = QPoint(rect.x() + 2, rect.center().y())
+    viewport = panel.sample.viewport()
+    QApplication.sendEvent(viewport, QHelpEvent(QEvent.Type.ToolTip, point, viewport.mapToGlobal(point)))
+    assert "id 8" in QToolTip.text() and "' cd'" in QToolTip.text()
+    QToolTip.hideText()
     assert "↵" in panel.sample.toPlainText()
 
 

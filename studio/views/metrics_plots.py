@@ -29,7 +29,9 @@ from studio.workspace.metrics import RunHistory, Smoother
 
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
 
-REDRAW_MS = 50  # <= 20 redraws per second
+REDRAW_MS = 50        # <= 20 redraws per second
+MAX_REDRAW_MS = 1000  # slowest refresh when painting is expensive (huge window, software rendering)
+PAINT_BUDGET = 0.25   # at most this share of the GUI thread goes to repainting plots
 X_MODES = {"step": ("Step", "step"), "tokens": ("Tokens", "tokens"), "time": ("Wall time (s)", "elapsed")}
 PANELS = ("loss", "lr", "grad", "speed")
 TITLES = {"loss": "Loss", "lr": "Learning rate", "grad": "Gradient norm", "speed": "Throughput (tokens/s)"}
@@ -217,7 +219,16 @@ class MetricsPlots(QWidget):
         return getattr(history, table)[X_MODES[self.x_mode][1]]
 
     def _on_timer_timeout(self) -> None:
+        from PySide6.QtCore import QElapsedTimer
+
+        clock = QElapsedTimer()
+        clock.start()
         self.redraw()
+        if self.isVisible():
+            self.view.viewport().repaint()  # paint now, so its cost can be measured
+        # Adapt the refresh rate so plotting never takes more than PAINT_BUDGET of the event loop.
+        spent = clock.elapsed()
+        self._timer.setInterval(int(min(MAX_REDRAW_MS, max(REDRAW_MS, spent / PAINT_BUDGET))))
 
     def redraw(self) -> None:
         h = self.history

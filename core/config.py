@@ -18,12 +18,14 @@ import dataclasses
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import yaml
 
 SECTIONS = ("model", "data", "train", "run")
+_FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 DEFAULT_PROBE_TEXT = "copy: abcdef|abcdef\nreverse: abcdef|fedcba\nThe quick brown fox jumps over the lazy dog."
 
 
@@ -204,6 +206,8 @@ def _check_value(path: str, value: Any, type_name: str, meta: dict, problems: li
     elif base == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif base == "float":
+        if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+            value = float(value)  # YAML 1.1 reads `3e-4` (no dot) as a string; people mean a number
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if ok:
             value = float(value)
@@ -264,11 +268,20 @@ def from_dict(raw: Any, source: str | None = None) -> Config:
             problems.append(Problem(sname, f"{sname}: {exc}"))
             sections[sname] = cls()
     cfg = Config(**sections)
-    if not problems:
-        problems.extend(cross_field_problems(cfg))
+    # Cross-field rules too, so every problem shows at once; skip those touching an already-bad field.
+    bad = {p.path for p in problems}
+    try:
+        problems.extend(p for p in cross_field_problems(cfg) if p.path not in bad and not _touches(p, bad))
+    except (TypeError, ValueError, ZeroDivisionError):
+        pass
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+def _touches(problem: Problem, bad: set[str]) -> bool:
+    """Whether a cross-field problem's message mentions a field that already has a problem."""
+    return any(path and path in problem.message for path in bad)
 
 
 def _closest(word: str, options: list[str]) -> str | None:
@@ -373,9 +386,23 @@ def resolve_paths(cfg: Config, base_dir: str) -> Config:
     return Config(**new)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Strings with newlines as one double-quoted line ("a\\nb") rather than folded blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    style = '"' if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def dump_yaml(cfg: Config | dict) -> str:
     data = cfg.to_dict() if isinstance(cfg, Config) else cfg
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+    # Short lists (betas) read better inline: [0.9, 0.95]
+    return re.sub(r"(\n  (\w+):)\n  - ([^\n]+)\n  - ([^\n]+)(?=\n)", r"\1 [\3, \4]", text)
 
 
 def save_config(cfg: Config, path: str) -> None:

@@ -506,7 +506,7 @@ class ConfigEditor(QWidget):
             try:
                 config = loads(text, base_dir=self._base_dir)
             except ConfigError as exc:
-                problems = [_with_hint(p) for p in exc.problems]
+                problems = list(exc.problems)
             problems += self.form.local_problems()
             if problems:
                 config = None
@@ -592,17 +592,3 @@ def _vocab_for(config: Config) -> tuple[int, str]:
     if from_data:
         return from_data, "(from data)"
     return 50304, "(a default: data.dir has no meta.json yet)"
-
-
-def _with_hint(problem: Problem) -> Problem:
-    """PyYAML reads `3e-4` as text (YAML 1.1 wants `3.0e-4`): say so next to the type error."""
-    m = re.search(r"expected float, got '([^']*)' \(str\)", problem.message)
-    if m:
-        try:
-            float(m.group(1))
-        except ValueError:
-            return problem
-        mantissa, _, exponent = m.group(1).lower().partition("e")
-        fixed = f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else yaml_scalar(float(m.group(1)))
-        return Problem(problem.path, f"{problem.message}; YAML reads it as text: write {fixed}")
-    return problem

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QToolButton, QWi
 
 from studio.views.heatmap import lookup_table
 
-THUMB = 84
+THUMB = 110  # largest thumbnail side, pixels
 
 
 def matrix_image(matrix: np.ndarray, size: int = THUMB, levels: tuple[float, float] = (0.0, 1.0)) -> QImage:
@@ -42,16 +42,27 @@ class AttentionGrid(QScrollArea):
         self._grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.setWidget(self._inner)
         self.buttons: dict[tuple[int, int], QToolButton] = {}
+        self._key: tuple | None = None
+        self._probs: np.ndarray | None = None
 
     def set_maps(self, probs: np.ndarray, layers: list[int], selected: tuple[int, int] | None = None,
                  levels: tuple[float, float] = (0.0, 1.0)) -> None:
-        """Thumbnails of probs[layer, head] for the given layers."""
+        """Thumbnails of probs[layer, head] for the given layers (rebuilt only when they change)."""
+        key = (tuple(layers), levels, self.viewport().size().toTuple())
+        if probs is self._probs and key == self._key:  # holding `probs` keeps its identity unique
+            self.select(selected)
+            return
+        self._probs, self._key = probs, key
         while self._grid.count():
             w = self._grid.takeAt(0).widget()
             if w is not None:
+                w.hide()  # at once: deleteLater only acts on the next event-loop pass
                 w.deleteLater()
         self.buttons = {}
         n_head = probs.shape[1]
+        vp = self.viewport()
+        size = min((vp.width() - 80) // n_head, (vp.height() - 30) // max(1, len(layers))) - 10
+        size = max(40, min(THUMB, size))  # fit the whole grid when there is room, else scroll
         for h in range(n_head):
             head_label = QLabel(f"head {h}")
             head_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -62,8 +73,8 @@ class AttentionGrid(QScrollArea):
                 b = QToolButton()
                 b.setCheckable(True)
                 b.setAutoRaise(True)
-                b.setIcon(QIcon(QPixmap.fromImage(matrix_image(probs[layer, h], levels=levels))))
-                b.setIconSize(QSize(THUMB, THUMB))
+                b.setIcon(QIcon(QPixmap.fromImage(matrix_image(probs[layer, h], size, levels))))
+                b.setIconSize(QSize(size, size))
                 b.setToolTip(f"layer {layer}, head {h}: click to open")
                 b.clicked.connect(lambda _c=False, lh=(layer, h): self._on_thumb_clicked(*lh))
                 self._grid.addWidget(b, r + 1, h + 1)

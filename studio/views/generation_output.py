@@ -29,7 +29,9 @@ class TokenOutput(QTextEdit):
         super().__init__(parent)
         self.setReadOnly(True)
         self.setMouseTracking(True)
-        self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        font.setPointSizeF(max(font.pointSizeF(), 10.5))
+        self.setFont(font)
         self.colouring = True
         self.tokens: list[dict] = []   # the token replies, in order (text, prob, top, token_id)
         self._starts: list[int] = []   # document position where each token starts

@@ -140,7 +140,7 @@ class GenerationPanel(QWidget):
         ol.addLayout(buttons)
         ol.addWidget(self.outputs, 1)
         right.addWidget(out_w)
-        right.setSizes([140, 560])
+        right.setSizes([110, 590])
         right_w = QWidget()
         rl = QVBoxLayout(right_w)
         rl.setContentsMargins(0, 0, 0, 0)

@@ -105,11 +105,15 @@ class AttentionHeatmap(QWidget):
 
     def _set_ticks(self) -> None:
         T = len(self._tokens)
-        every = max(1, math.ceil(T / MAX_LABELS))
+        room = max(MAX_LABELS, self.plot.height() // 9)  # about one label per 9 pixels
+        every = max(1, math.ceil(T / room))
         ticks = [(i + 0.5, _label(t)) for i, t in enumerate(self._tokens) if i % every == 0]
         item = self.plot.getPlotItem()
-        item.getAxis("bottom").setTicks([ticks, []])
-        item.getAxis("left").setTicks([ticks, []])
+        font = QFont()
+        font.setPointSize(8 if T <= 40 else 7)
+        for side in ("bottom", "left"):
+            item.getAxis(side).setStyle(tickFont=font)
+            item.getAxis(side).setTicks([ticks, []])
 
     def matrix(self) -> np.ndarray:
         return self._matrix

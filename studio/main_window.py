@@ -28,8 +28,8 @@ from studio.settings import Settings
 from studio.theme import apply_theme, current_theme
 from studio.views.runs_panel import RunsPanel
 
-TABS = ("data", "config", "training")
-TAB_TITLES = ("Data", "Config", "Training")
+TABS = ("data", "config", "training", "generate", "attention")
+TAB_TITLES = ("Data", "Config", "Training", "Generate", "Attention")
 
 
 def _config_editor_class():
@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.close_policy: str | None = None   # "stop" | "leave": answer the close question (tests)
         self.current_dir: str | None = None
         self.training = self.config_editor = self.data_panel = None
+        self.generation = self.attention = self.inference_pool = None
         self._preparer: EngineProcess | None = None
         self.setWindowTitle("LLM Training Studio")
         self.setMinimumSize(760, 520)
@@ -139,7 +140,7 @@ class MainWindow(QMainWindow):
         self._action(m, "&Multi-node Command…", lambda: self.show_multinode(1))
 
         m = bar.addMenu("&View")
-        for i, (name, title) in enumerate(zip(TABS, ("&Data", "&Config", "&Training"), strict=True)):
+        for i, (name, title) in enumerate(zip(TABS, ("&Data", "&Config", "&Training", "&Generate", "&Attention"), strict=True)):
             self._action(m, title, lambda _c=False, n=name: self.show_tab(n), f"Ctrl+{i + 1}")
         m.addSeparator()
         self.runs_action = self._action(m, "Runs &List", self._on_runs_action_toggled, "Ctrl+B", checkable=True)
@@ -166,13 +167,21 @@ class MainWindow(QMainWindow):
         """Build the heavy tabs (idempotent); called right after the first show."""
         if self.training is not None:
             return
+        from studio.engine.worker import WorkerPool
+        from studio.views.attention_panel import AttentionPanel
+        from studio.views.generation_panel import GenerationPanel
         from studio.views.training_panel import TrainingPanel
 
         self.data_panel = _data_panel_class()()
         self.config_editor = _config_editor_class()()
         self.training = TrainingPanel()
+        self.inference_pool = WorkerPool(self)  # one inference worker per loaded checkpoint, shared
+        self.generation = GenerationPanel(self.inference_pool)
+        self.attention = AttentionPanel(self.inference_pool)
+        self.generation.inspect_attention_requested.connect(self._on_generation_inspect_attention_requested)
         for name, widget in (("data", self.data_panel), ("config", self.config_editor),
-                             ("training", self.training)):
+                             ("training", self.training), ("generate", self.generation),
+                             ("attention", self.attention)):
             index, current = TABS.index(name), self.tabs.currentIndex()
             self.tabs.removeTab(index)
             self.tabs.insertTab(index, widget, TAB_TITLES[index])
@@ -191,6 +200,8 @@ class MainWindow(QMainWindow):
         self._restore_panel_state()
         if self.session.workspace is not None:
             self.data_panel.set_workspace(self.session.workspace.root)
+            self.generation.set_workspace(self.session.workspace.root)
+            self.attention.set_workspace(self.session.workspace.root)
         if self.current_dir:
             dir_, self.current_dir = self.current_dir, None
             self.select_run(dir_)
@@ -209,6 +220,9 @@ class MainWindow(QMainWindow):
         self.workspace_label.setText(ws.root)
         if self.data_panel is not None:
             self.data_panel.set_workspace(ws.root)
+        if self.generation is not None:
+            self.generation.set_workspace(ws.root)
+            self.attention.set_workspace(ws.root)
         runs = self.session.runs()
         running = [r for r in runs if self.session.controllers[r.dir].is_running()]
         pick = (running or [r for r in runs if r.dir == ws.settings().get("current_run")] or runs[-1:])
@@ -267,6 +281,7 @@ class MainWindow(QMainWindow):
         if self.training is None:
             return
         self.config_editor.set_base_dir(ctl.run.dir)
+        self.attention.set_run_dir(ctl.run.dir)  # its step slider follows the selected run's snapshots
         self.config_editor.set_text(ctl.run.read_config_text())
         self.training.set_controller(ctl)
         self._update_overlays()
@@ -519,10 +534,18 @@ class MainWindow(QMainWindow):
                 self.session.stop_all()  # graceful; the engines finish on their own, detached
         self.save_window_state()
         self.session.close(leave_running=True)
+        if self.inference_pool is not None:
+            self.generation.shutdown_workers()
+            self.attention.shutdown_workers()
+            self.inference_pool.shutdown(wait_ms=3000)
         if self._preparer is not None and self._preparer.is_running():
             self._preparer.kill()
             self._preparer.wait_for_finished(3000)
         event.accept()
+
+    def _on_generation_inspect_attention_requested(self, checkpoint: str, text: str) -> None:
+        self.show_tab("attention")
+        self.attention.inspect(checkpoint, text)
 
     def _ask_about_running(self, names: list[str]) -> str:
         box = QMessageBox(self)

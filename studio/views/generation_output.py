@@ -19,7 +19,7 @@ from studio.views.attention_math import visible
 def prob_color(p: float) -> QColor:
     """A pastel from red (p = 0) through yellow to green (p = 1); light enough to read text on."""
     p = max(0.0, min(1.0, float(p)))
-    return QColor.fromHsvF(p / 3.0, 0.42, 1.0)
+    return QColor.fromHsvF(p / 3.0, 0.36, 1.0)
 
 
 class TokenOutput(QTextEdit):

@@ -14,7 +14,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 from studio_common import BENCH_CONFIG, ROOT, workspace_with_data
 
@@ -35,10 +34,12 @@ def headless(ws, name: str, steps: int) -> float:
 
 
 def with_studio(ws, name: str, steps: int) -> tuple[float, int]:
+    from PySide6.QtCore import QEventLoop
+
     from studio.app import create_application
     from studio.main_window import MainWindow
 
-    app = create_application(theme="light")
+    create_application(theme="light")
     run = ws.create_run(name, BENCH_CONFIG.format(steps=steps))
     w = MainWindow()
     w.close_policy = "stop"
@@ -49,10 +50,10 @@ def with_studio(ws, name: str, steps: int) -> tuple[float, int]:
     w.runs_panel.select_run(run.dir)
     w.show_tab("training")
     ctl = w.controller()
+    loop = QEventLoop()
+    ctl.run_finished.connect(lambda *_: loop.quit())
     assert w.start_training(), ctl.start_problems()
-    while ctl.is_running():
-        app.processEvents()
-        time.sleep(0.002)  # the event loop idles like a real one would
+    loop.exec()  # a real event loop: idles between events like the app does
     redraws = w.training.plots.redraws
     w.close()
     return median_tps(run.metrics_path), redraws

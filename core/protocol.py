@@ -26,11 +26,15 @@ Event fields (all optional beyond v/event/time unless stated):
   stopped     step, reason, checkpoint
   done        step, checkpoint, best_val_loss
   error       kind, message, field (dotted config path) when there is one, step
-Inference worker (``llm-train serve``) replies; each carries the request ``id``:
-  ready       checkpoint, vocab_size, n_layer, n_head, block_size, step
-  token       id, index, token_id, text, prob, top (list of [text, token_id, prob])
-  result      id, op, ... op-specific fields
-  (error with id set answers a failed request)
+Inference worker (``llm-train serve``) replies; each but ``ready`` carries the request ``id``:
+  ready       checkpoint, step, vocab_size, n_layer, n_head, n_embd, block_size, scratch
+  token       id, index, token_id, text (display piece), prob (the model's probability of the token),
+              p_sample (its probability under the sampling distribution), top (list of
+              [text, token_id, prob], the model's most likely tokens)
+  result      id, op, and per op: generate {text, n_tokens, token_ids, prompt_ids, stopped_by: length |
+              stop_string | eos | cancel}; attention {path (.npy [n_layer, n_head, T, T]), shape, tokens,
+              token_ids, truncated}; tokenize {token_ids, tokens}; load {checkpoint, step, ...}
+  (error with id set answers a failed request; the worker carries on)
 """
 
 from __future__ import annotations

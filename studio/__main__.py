@@ -66,7 +66,8 @@ def screenshot(args: argparse.Namespace) -> int:
     from studio.main_window import MainWindow
 
     root = os.path.abspath(args.workspace) if args.workspace else demo.default_demo_root()
-    run = demo.build_finished_demo(root)
+    run = demo.build_demo_fork(root) if args.panel in ("main", "training", "runs") else \
+        demo.build_finished_demo(root)
     app = create_application(theme=args.theme or "light")
     window = MainWindow()
     window.close_policy = "leave"

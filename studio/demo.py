@@ -114,6 +114,26 @@ def build_finished_demo(root: str | None = None, max_steps: int = 300) -> Run:
     return run
 
 
+DEMO_FORK = "demo-fork-low-lr"
+
+
+def build_demo_fork(root: str | None = None, fork_step: int = 150) -> Run:
+    """Blocking (command line use only): fork the finished demo run at `fork_step` with a 3x lower peak
+    learning rate and train the fork to the end, so screenshots show lineage and the parent's curve."""
+    parent = build_finished_demo(root)
+    ws = ensure_demo_workspace(root)
+    fork = ws.run(DEMO_FORK)
+    if fork.status() == "done":
+        return fork
+    if not os.path.isdir(fork.dir):
+        checkpoint = os.path.join(parent.dir, "checkpoints", f"step-{fork_step:06d}")
+        fork = ws.fork_run(parent, checkpoint, {"train.lr": 1.0e-3, "train.min_lr": 1.0e-4}, name=DEMO_FORK)
+    with open(fork.log_path, "ab") as log:
+        subprocess.run(engine_command("train", *train_args(fork.config_path)), check=False, env=_env(),
+                       stdout=subprocess.DEVNULL, stderr=log, cwd=fork.dir)
+    return fork
+
+
 def main() -> int:
     """`python -m studio.demo [ROOT]`: build the finished demo workspace from the command line."""
     run = build_finished_demo(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -541,6 +541,8 @@ class MainWindow(QMainWindow):
         if self._preparer is not None and self._preparer.is_running():
             self._preparer.kill()
             self._preparer.wait_for_finished(3000)
+        if self.data_panel is not None and hasattr(self.data_panel, "shutdown"):
+            self.data_panel.shutdown()  # a prepare started from the Data panel must not outlive the app
         event.accept()
 
     def _on_generation_inspect_attention_requested(self, checkpoint: str, text: str) -> None:

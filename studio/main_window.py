@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("LLM Training Studio")
         self.setMinimumSize(760, 520)
         self.runs_panel = RunsPanel()
+        self.runs_panel.setMinimumWidth(360)  # run names stay readable next to status, step, val, time
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self._pages = {}

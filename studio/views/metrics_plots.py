@@ -48,6 +48,7 @@ class MetricsPlots(QWidget):
         self.redraws = 0
         self._panel_version: dict[str, int] = {}
         self._next_panel = PANELS[0]
+        self._fixed_range = False  # empty-run ranges are set; auto-range resumes with the first step
         self._overlays: list[tuple[str, RunHistory, str]] = []
         self._smoother = Smoother(0.9)
         self._speed_smoother = Smoother(0.9)
@@ -182,12 +183,17 @@ class MetricsPlots(QWidget):
         self.mark_dirty()
 
     # ------------------------------------------------------------------ inputs
-    def set_history(self, history: RunHistory | None, label: str = "") -> None:
+    def set_history(self, history: RunHistory | None, label: str = "", planned_steps: int = 0) -> None:
+        """Follow `history`; before its first step the axes span the planned steps (not -0.5..0.5)."""
         self.history, self.label = history, label
         self._smoother.reset()
         self._speed_smoother.reset()
-        self._panel_version: dict[str, int] = {}
+        self._panel_version = {}
         self._next_panel = PANELS[0]
+        if history is None or not len(history.steps):
+            for plot in self.plots.values():
+                plot.setRange(xRange=(0, max(1, planned_steps or 100)), yRange=(0, 1), padding=0.02)
+            self._fixed_range = True
         self.mark_dirty()
 
     def set_overlays(self, overlays: list[tuple[str, RunHistory, str]]) -> None:
@@ -263,6 +269,10 @@ class MetricsPlots(QWidget):
 
     def _draw_panel(self, name: str, h: RunHistory) -> None:
         self._panel_version[name] = h.version
+        if self._fixed_range and len(h.steps):
+            self._fixed_range = False
+            for plot in self.plots.values():
+                plot.enableAutoRange()
         x, s = self._x(h), h.steps
         if name == "loss":
             self._smoother.set_weight(self.smoothing())

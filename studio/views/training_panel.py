@@ -43,6 +43,7 @@ class TrainingPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller: RunController | None = None
+        self._planned_steps = 0  # train.max_steps of the selected run's config, for the progress bar
         self._blockers: list[str] = []
         style = self.style()
         self.start_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Start")
@@ -134,7 +135,9 @@ class TrainingPanel(QWidget):
         if controller is not None:
             for sig, slot in self._connections():
                 sig.connect(slot)
-            self.plots.set_history(controller.history, controller.run.name)
+            cfg = controller.run.config_or_none()
+            self._planned_steps = cfg.train.max_steps if cfg is not None else 0
+            self.plots.set_history(controller.history, controller.run.name, self._planned_steps)
             self.console.set_lines(list(controller.console))
         else:
             self.plots.set_history(None)
@@ -197,7 +200,7 @@ class TrainingPanel(QWidget):
             self.progress_label.setText(" ")
             return
         h = c.history
-        total = max(h.max_steps, h.step, 1)
+        total = max(h.max_steps or self._planned_steps, h.step, 1)  # before the start event: the config's
         self.progress.setRange(0, total)
         self.progress.setValue(min(h.step, total))
         parts = [f"elapsed {format_duration(h.elapsed_s)}" if len(h.steps) else ""]

@@ -1,4 +1,4 @@
-"""The QApplication: high-DPI policy, names for QSettings, theme, and the PySide6 workaround."""
+"""The QApplication: high-DPI policy, names for QSettings, theme."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
-from studio.engine import pyside_fix
 from studio.settings import Settings
 from studio.theme import apply_theme
-
-pyside_fix.apply()
 
 
 def create_application(argv: list[str] | None = None, theme: str | None = None) -> QApplication:

@@ -14,10 +14,7 @@ import weakref
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from core.protocol import STOP_LINE, LineBuffer, is_close, parse_event
-from studio.engine import pyside_fix
 from studio.engine.command import engine_command
-
-pyside_fix.apply()
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -31,7 +28,7 @@ class EngineProcess(QObject):
     """Starts `llm-train <subcommand> ...`, parses stdout into events, keeps stderr's tail."""
 
     started = Signal()
-    event_received = Signal(object)  # a dict; not Signal(dict): see pyside_fix      # a protocol message from stdout
+    event_received = Signal(object)  # a protocol message (dict) from stdout
     text_received = Signal(str)        # a non-JSON stdout line
     stderr_received = Signal(str)      # one stderr line (human logs)
     # exit code, the close event (done/stopped/error) or None when the process died without one

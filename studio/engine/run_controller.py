@@ -24,7 +24,7 @@ class RunController(QObject):
     """One run: its history (replayed from metrics.jsonl, then live) and its engine job."""
 
     history_changed = Signal()            # new events were folded in (views coalesce redraws)
-    event_received = Signal(object)  # a dict; not Signal(dict): see pyside_fix
+    event_received = Signal(object)  # a dict, passed through as the Python object
     status_changed = Signal(str)          # new | running | done | stopped | failed
     stderr_received = Signal(str)
     console_line = Signal(str)            # a stderr line, or a notable event in words

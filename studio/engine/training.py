@@ -18,12 +18,9 @@ import weakref
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from core.protocol import is_close, read_events
-from studio.engine import pyside_fix
 from studio.engine.command import engine_command, launcher_command, train_args
 from studio.workspace.run import Run, pid_alive
 from studio.workspace.tail import EventTail, FileTail, file_size
-
-pyside_fix.apply()
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -37,7 +34,7 @@ class TrainingJob(QObject):
     """Launch (or re-attach to) one run's engine and stream what it writes."""
 
     started = Signal()
-    event_received = Signal(object)  # a dict; not Signal(dict): see pyside_fix
+    event_received = Signal(object)  # a dict, passed through as the Python object
     stderr_received = Signal(str)
     finished = Signal(int, object)   # exit code (-1 unknown/died), the close event or None
     failed_to_start = Signal(str)

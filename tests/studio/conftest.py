@@ -8,10 +8,6 @@ import sys
 
 import pytest
 
-from studio.engine import pyside_fix
-
-pyside_fix.apply()  # before any test emits a signal (see the module's docstring)
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE_ENGINE = os.path.join(HERE, "fake_engine.py")
 

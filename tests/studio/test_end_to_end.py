@@ -30,7 +30,6 @@ def test_gui_process_never_imports_torch(tmp_path):
 
 @pytest.mark.slow
 def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
-    pytest.importorskip("torch")
     monkeypatch.delenv("LLM_STUDIO_ENGINE", raising=False)
     w = MainWindow(Settings())
     w.close_policy = "stop"
@@ -65,3 +64,31 @@ def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
         w.stop_training()
     assert blocker.args[0] == "stopped"
 
+
+
+@pytest.mark.slow
+def test_two_processes_from_the_gui_train_through_torchrun_and_stop(qtbot, monkeypatch, tmp_path):
+    """Processes = 2 launches torchrun (gloo on CPU); rank 0's events reach the plots; Stop is graceful."""
+    monkeypatch.delenv("LLM_STUDIO_ENGINE", raising=False)
+    ws = demo.ensure_demo_workspace(str(tmp_path / "ws"))
+    subprocess.run([sys.executable, "-m", "core", "prepare", *demo.prepare_args(ws)], check=True, cwd=ROOT,
+                   capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    w = MainWindow(Settings())
+    w.close_policy = "stop"
+    qtbot.addWidget(w)
+    w.show()
+    w.ensure_panels()
+    w.open_workspace(ws.root)
+    qtbot.waitUntil(lambda: w.training.start_button.isEnabled(), timeout=30000)
+    ctl = w.controller()
+    w.config_editor.set_text(with_changes(ctl.run.read_config_text(), {"train.max_steps": 5000}))
+    qtbot.waitUntil(lambda: w.training.start_button.isEnabled(), timeout=5000)
+    w.training.nproc_spin.setValue(2)
+    qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ctl.history.step >= 5, timeout=90000)
+    assert ctl.history.start["world_size"] == 2
+    assert ctl.history.start["tokens_per_step"] == 2 * 8 * 32  # two ranks x batch 8 x block 32
+    with qtbot.waitSignal(ctl.run_finished, timeout=90000) as blocker:
+        qtbot.mouseClick(w.training.stop_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == "stopped", blocker.args[1]
+    assert ctl.run.checkpoints()[-1].step == ctl.history.step

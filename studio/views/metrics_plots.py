@@ -49,6 +49,8 @@ class MetricsPlots(QWidget):
         self._panel_version: dict[str, int] = {}
         self._next_panel = PANELS[0]
         self._fixed_range = False  # empty-run ranges are set; auto-range resumes with the first step
+        self._planned_steps = 0
+        self._x_extent = 0.0  # the x range currently pinned (0 = auto)
         self._overlays: list[tuple[str, RunHistory, str]] = []
         self._smoother = Smoother(0.9)
         self._speed_smoother = Smoother(0.9)
@@ -190,11 +192,41 @@ class MetricsPlots(QWidget):
         self._speed_smoother.reset()
         self._panel_version = {}
         self._next_panel = PANELS[0]
+        self._planned_steps = planned_steps
+        self._x_extent = 0.0
         if history is None or not len(history.steps):
             for plot in self.plots.values():
                 plot.setRange(xRange=(0, max(1, planned_steps or 100)), yRange=(0, 1), padding=0.02)
             self._fixed_range = True
+        else:
+            self._apply_x_extent(history)
         self.mark_dirty()
+
+    def x_extent(self, h: RunHistory) -> float:
+        """Where the x axis ends while a run trains: its planned end (steps or tokens); 0 = auto-range.
+
+        A fixed extent means the x axes do not move as points arrive, so a refresh repaints one panel's
+        curves instead of all four plots' axes (they are linked) - the main cost of following a run.
+        """
+        planned = h.max_steps or self._planned_steps
+        if not planned or self.x_mode == "time":
+            return 0.0
+        if self.x_mode == "tokens":
+            per_step = (h.start or {}).get("tokens_per_step") or 0
+            seen = h.steps["tokens"][-1] if len(h.steps) else 0
+            return float(max(planned * per_step, seen))
+        return float(max(planned, h.step))  # a run may go past the plan (resumed with more steps)
+
+    def _apply_x_extent(self, h: RunHistory) -> None:
+        extent = self.x_extent(h)
+        if extent == self._x_extent:
+            return
+        self._x_extent = extent
+        if extent > 0:
+            self.plots["loss"].setXRange(0, extent, padding=0.02)  # the other plots are x-linked
+        else:
+            for plot in self.plots.values():
+                plot.enableAutoRange(axis="x")
 
     def set_overlays(self, overlays: list[tuple[str, RunHistory, str]]) -> None:
         """Other runs drawn under this one: (label, history, kind) with kind 'parent' or 'compare'."""
@@ -272,7 +304,10 @@ class MetricsPlots(QWidget):
         if self._fixed_range and len(h.steps):
             self._fixed_range = False
             for plot in self.plots.values():
-                plot.enableAutoRange()
+                plot.enableAutoRange(axis="y")
+            self._x_extent = -1.0  # force: the empty-run range is replaced by the run's extent
+        if name == "loss":
+            self._apply_x_extent(h)
         x, s = self._x(h), h.steps
         if name == "loss":
             self._smoother.set_weight(self.smoothing())
@@ -410,16 +445,19 @@ class MetricsPlots(QWidget):
     def _on_x_combo_changed(self, _index: int) -> None:
         self.x_mode = self.x_combo.currentData()
         self._label_axes()
-        self._panel_version: dict[str, int] = {}
+        self._panel_version = {}
         self._next_panel = PANELS[0]
         self._draw_overlays()
         self.redraw()
         for plot in self.plots.values():
-            plot.enableAutoRange()
+            plot.enableAutoRange(axis="y")
+        self._x_extent = -1.0
+        if self.history is not None:
+            self._apply_x_extent(self.history)
 
     def _on_smooth_slider_changed(self, value: int) -> None:
         self.smooth_label.setText(f"{value / 100:.2f}")
-        self._panel_version: dict[str, int] = {}
+        self._panel_version = {}
         self._next_panel = PANELS[0]
         self._draw_overlays()
         self.mark_dirty()

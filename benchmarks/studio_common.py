@@ -32,3 +32,20 @@ def workspace_with_data(tmp: str | None = None):
         subprocess.run([sys.executable, "-m", "core", "prepare", *demo.prepare_args(ws)], check=True, env=env,
                        stdout=subprocess.DEVNULL)
     return ws
+
+
+def window_following(ws, run):
+    """A shown main window (1400x860, offscreen) on `ws` with `run` selected on the Training tab."""
+    from studio.app import create_application
+    from studio.main_window import MainWindow
+
+    create_application(theme="light")
+    w = MainWindow()
+    w.close_policy = "stop"
+    w.resize(1400, 860)
+    w.show()
+    w.ensure_panels()
+    w.open_workspace(ws.root)
+    w.runs_panel.select_run(run.dir)
+    w.show_tab("training")
+    return w

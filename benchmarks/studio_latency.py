@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 
-from studio_common import ROOT, workspace_with_data
+from studio_common import ROOT, window_following, workspace_with_data
 
 
 def main() -> None:
@@ -29,7 +29,6 @@ def main() -> None:
     from PySide6.QtCore import QElapsedTimer, QTimer
 
     from studio.app import create_application
-    from studio.main_window import MainWindow
 
     app = create_application(theme="light")
     run = ws.create_run("latency", f"""\
@@ -38,13 +37,7 @@ data: {{dir: ../../data/demo}}
 train: {{max_steps: {steps}, eval_interval: 50, checkpoint_interval: 0, warmup_steps: 10}}
 run: {{dir: .}}
 """)
-    w = MainWindow()
-    w.close_policy = "stop"
-    w.resize(1400, 860)
-    w.show()
-    w.ensure_panels()
-    w.open_workspace(ws.root)
-    w.runs_panel.select_run(run.dir)
+    w = window_following(ws, run)
     ctl = w.controller()
     lateness: list[float] = []
     clock = QElapsedTimer()

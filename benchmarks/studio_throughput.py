@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from studio_common import BENCH_CONFIG, ROOT, workspace_with_data
+from studio_common import BENCH_CONFIG, ROOT, window_following, workspace_with_data
 
 
 def median_tps(metrics: str) -> float:
@@ -37,19 +37,8 @@ def headless(ws, name: str, steps: int) -> float:
 def with_studio(ws, name: str, steps: int) -> tuple[float, int, float]:
     from PySide6.QtCore import QEventLoop
 
-    from studio.app import create_application
-    from studio.main_window import MainWindow
-
-    create_application(theme="light")
     run = ws.create_run(name, BENCH_CONFIG.format(steps=steps))
-    w = MainWindow()
-    w.close_policy = "stop"
-    w.resize(1400, 860)
-    w.show()
-    w.ensure_panels()
-    w.open_workspace(ws.root)
-    w.runs_panel.select_run(run.dir)
-    w.show_tab("training")
+    w = window_following(ws, run)
     ctl = w.controller()
     loop = QEventLoop()
     ctl.run_finished.connect(lambda *_: loop.quit())

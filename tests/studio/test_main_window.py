@@ -155,6 +155,38 @@ def test_fork_shows_lineage_and_parent_curve(qtbot, window, workspace):
     assert w.controller().run.config().train.lr == parent.config().train.lr
 
 
+def test_fork_dialog_creates_a_child_from_the_chosen_checkpoint(qtbot, window, workspace):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+
+    from studio.views.fork_dialog import ForkDialog
+
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100, status="done")  # checkpoints at steps 50 and 100
+    w = window(workspace.root)
+    seen = {}
+
+    def drive_dialog() -> None:
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, ForkDialog)
+        seen["choices"] = [dialog.checkpoint.itemText(i) for i in range(dialog.checkpoint.count())]
+        dialog.checkpoint.setCurrentIndex(dialog.checkpoint.findText("step 50"))
+        dialog.lr.setValue(0.0005)
+        dialog.name.setText("tiny-slow")
+        qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
+                         Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, drive_dialog)
+    w.fork_run(parent.dir)  # modal: returns once the dialog was accepted
+    assert seen["choices"] == ["step 100", "step 50"]  # newest first
+    child = workspace.run("tiny-slow")
+    cfg = child.config()
+    assert cfg.train.init_from.endswith("step-000050") and cfg.train.lr == 0.0005
+    assert cfg.train.min_lr == parent.config().train.min_lr  # unchanged settings are left alone
+    assert w.controller().run.name == "tiny-slow"
+    assert w.runs_panel.tree.topLevelItem(0).child(0).text(0) == "tiny-slow"
+
+
 def test_plot_redraws_are_coalesced(qtbot, window, workspace):
     from core.protocol import make_event
 

@@ -1,0 +1,129 @@
+"""The config editor's estimates panel: parameters, tokens and FLOPs per step, memory by component."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import (
+    QColor,
+    QPainter,
+    QPalette,
+)
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QWidget,
+)
+
+from core.config import (
+    human_bytes,
+    human_count,
+)
+
+MEMORY_PARTS = (("weights", "#2e86c1"), ("grads", "#28b463"), ("optimizer", "#d68910"),
+                ("activations", "#8e44ad"))
+
+
+class MemoryBar(QWidget):
+    """A stacked bar of memory by component (weights, grads, optimizer, activations)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.parts: dict[str, float] = {}
+        self.setMinimumHeight(14)
+        self.setMaximumHeight(14)
+
+    def set_parts(self, parts: dict[str, float]) -> None:
+        self.parts = parts
+        self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt override)
+        painter = QPainter(self)
+        rect = self.rect().adjusted(0, 0, -1, -1)
+        painter.fillRect(rect, self.palette().color(QPalette.ColorRole.Mid))
+        total = sum(self.parts.get(name, 0) for name, _ in MEMORY_PARTS)
+        x = float(rect.left())
+        for name, colour in MEMORY_PARTS:
+            width = rect.width() * self.parts.get(name, 0) / total if total else 0
+            painter.fillRect(int(x), rect.top(), max(0, round(x + width) - int(x)), rect.height() + 1,
+                             QColor(colour if self.isEnabled() else "#b3b6b7"))
+            x += width
+        painter.end()
+
+
+class EstimatesPanel(QFrame):
+    """Parameter count, tokens per step, FLOPs and memory for the current (valid) config."""
+
+    ROWS = (("params", "Parameters"), ("params_non_embedding", "  non-embedding"), ("vocab", "Vocabulary"),
+            ("tokens_per_step", "Tokens / step"), ("flops_per_token", "FLOPs / token"),
+            ("flops_per_step", "FLOPs / step"), ("precision", "Precision"), ("weights", "Weights"),
+            ("grads", "Gradients"), ("optimizer", "AdamW state"), ("activations", "Activations"),
+            ("total", "Memory total"))
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("estimates")
+        self.setStyleSheet("#estimates { background: palette(alternate-base); border: 1px solid palette(mid); "
+                           "border-radius: 4px; }"
+                           " QLabel { background: transparent; }")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(12, 10, 12, 10)
+        grid.setVerticalSpacing(4)
+        title = QLabel("Estimates")
+        title.setStyleSheet("font-weight: 600; font-size: 11pt;")
+        grid.addWidget(title, 0, 0, 1, 2)
+        self.values: dict[str, QLabel] = {}
+        colours = dict(MEMORY_PARTS)
+        row = 1
+        for key, text in self.ROWS:
+            if key == "weights":
+                head = QLabel("Memory (training, per process)")
+                head.setStyleSheet("font-weight: 600; margin-top: 8px;")
+                grid.addWidget(head, row, 0, 1, 2)
+                self.bar = MemoryBar()
+                grid.addWidget(self.bar, row + 1, 0, 1, 2)
+                row += 2
+            label = QLabel(text)
+            if key in colours:
+                label.setText(f"<span style='color:{colours[key]}'>■</span> {text}")
+            value = QLabel("—")
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            if key in ("params", "total"):
+                value.setStyleSheet("font-weight: 600;")
+            grid.addWidget(label, row, 0)
+            grid.addWidget(value, row, 1)
+            self.values[key] = value
+            row += 1
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: palette(placeholder-text); margin-top: 8px;")
+        grid.addWidget(self.note, row, 0, 1, 2)
+        grid.setRowStretch(row + 1, 1)
+
+    def show_estimate(self, est: dict, vocab_source: str) -> None:
+        mem = est["memory"]
+        self.values["params"].setToolTip(f"{est['params']:,} parameters")
+        self.values["vocab"].setToolTip(vocab_source)
+        text = {"params": human_count(est["params"]),
+                "params_non_embedding": human_count(est["params_non_embedding"]),
+                "vocab": f"{est['vocab_size']:,}" + (" (data)" if vocab_source == "(from data)" else ""),
+                "tokens_per_step": f"{est['tokens_per_step']:,}",
+                "flops_per_token": human_count(est["flops_per_token"]),
+                "flops_per_step": human_count(est["flops_per_step"]),
+                "precision": est["precision"]}
+        text.update({k: human_bytes(mem[k]) for k in ("weights", "grads", "optimizer", "activations", "total")})
+        for key, label in self.values.items():
+            label.setText(text[key])
+        self.bar.set_parts({k: float(mem[k]) for k, _ in MEMORY_PARTS})
+        self.setEnabled(True)
+        self.note.setText(f"Vocabulary {vocab_source}. Analytic: AdamW with fp32 master weights, "
+                          "activations without recomputation.")
+
+    def show_stale(self, reason: str) -> None:
+        """Keep the last numbers, greyed, while the config is invalid."""
+        self.setEnabled(False)
+        self.note.setText(f"Showing the last valid config: {reason}")
+
+
+# ------------------------------------------------------------------------------ the editor

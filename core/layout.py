@@ -1,0 +1,229 @@
+"""The folders engine and studio share: names and validity rules of run, checkpoint and data folders,
+their small JSON readers, and the one atomic writer. Torch-free (the studio imports it).
+
+    RUN_DIR/
+      config.yaml  metrics.jsonl  run.json            engine (config.yaml also written by the studio)
+      checkpoints/step-NNNNNN/{model.safetensors, state.pt, tokenizer.json, meta.json}
+      attention/step-NNNNNN.npz                       attention of the probe text at each evaluation
+      engine.log  engine.out  launcher.json  exit.json  studio.json   studio
+    DATA_DIR/
+      meta.json  tokenizer.json  train.bin  val.bin  preview.json
+
+A checkpoint is a folder named `step-` + at least six digits holding a `meta.json` (written last, so its
+presence means the folder is complete). `checkpoint_problem()` is the one definition; every picker and
+every command uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from core.errors import CheckpointError
+
+# ------------------------------------------------------------------------------------------ names
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+RUN_JSON = "run.json"
+CHECKPOINTS = "checkpoints"
+ATTENTION = "attention"
+ENGINE_LOG = "engine.log"
+ENGINE_OUT = "engine.out"
+LAUNCHER_JSON = "launcher.json"
+EXIT_JSON = "exit.json"
+STUDIO_JSON = "studio.json"
+
+META = "meta.json"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+TOKENIZER = "tokenizer.json"
+
+DATA_META = "meta.json"
+PREVIEW = "preview.json"
+SPLITS = ("train", "val")
+
+CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
+SNAPSHOT_RE = re.compile(r"^step-(\d{6,})\.npz$")
+
+
+def step_dir_name(step: int) -> str:
+    """'step-000500' for step 500."""
+    return f"step-{step:06d}"
+
+
+def snapshot_name(step: int) -> str:
+    return f"{step_dir_name(step)}.npz"
+
+
+# ------------------------------------------------------------------------------------------ files
+def atomic_write(path: str, data: str | bytes, *, fsync: bool = False) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and `os.replace`, so a reader
+    (or a kill) never sees half a file. The temporary file is removed if anything fails."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_json(path: str, obj: object, *, indent: int | None = 2, fsync: bool = False) -> None:
+    """`obj` as JSON (non-JSON values as str), written atomically."""
+    atomic_write(path, json.dumps(obj, indent=indent, default=str, ensure_ascii=False), fsync=fsync)
+
+
+def read_json(path: str, default: dict | None = None) -> dict:
+    """A JSON object from `path`, or `default` ({}) when the file is missing, unreadable, not JSON or
+    not an object. For status files where absence is normal; use `load_json` where it is an error."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {} if default is None else default
+    return data if isinstance(data, dict) else ({} if default is None else default)
+
+
+def load_json(path: str, what: str = "file") -> dict:
+    """A JSON object from `path`; ValueError naming the file and the problem otherwise."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"{what} not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"unreadable {what} ({exc}): {path}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} is not a JSON object: {path}")
+    return data
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def checkpoint_problem(path: str) -> str | None:
+    """None if `path` is a complete checkpoint folder, else the message saying why not (the same text
+    the engine and the studio show)."""
+    if not path:
+        return "no checkpoint given"
+    if not os.path.isdir(path):
+        return f"checkpoint folder not found: {path}"
+    name = os.path.basename(os.path.normpath(path))
+    if not CHECKPOINT_RE.match(name):
+        return (f"not a checkpoint folder (its name must be step-NNNNNN, as written under "
+                f"RUN_DIR/{CHECKPOINTS}/): {path}")
+    if not os.path.isfile(os.path.join(path, META)):
+        return f"not a checkpoint folder (no {META}; incomplete or not written by llm-train): {path}"
+    if not os.path.isfile(os.path.join(path, WEIGHTS)):
+        return f"checkpoint has no {WEIGHTS}: {path}"
+    return None
+
+
+def is_checkpoint(path: str) -> bool:
+    return checkpoint_problem(path) is None
+
+
+def checkpoint_step(path: str) -> int | None:
+    m = CHECKPOINT_RE.match(os.path.basename(os.path.normpath(path)))
+    return int(m.group(1)) if m else None
+
+
+def list_checkpoints(run_dir: str) -> list[tuple[int, str]]:
+    """Complete checkpoints of a run as (step, path), oldest first."""
+    root = os.path.join(run_dir, CHECKPOINTS)
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        m = CHECKPOINT_RE.match(name)
+        path = os.path.join(root, name)
+        if m and os.path.isfile(os.path.join(path, META)):
+            out.append((int(m.group(1)), path))
+    return sorted(out)
+
+
+def latest_checkpoint(run_dir: str) -> str | None:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1][1] if ckpts else None
+
+
+def require_checkpoint(path: str) -> str:
+    """`path` if it is a checkpoint, else CheckpointError with checkpoint_problem()'s message."""
+    problem = checkpoint_problem(path)
+    if problem:
+        raise CheckpointError(problem)
+    return path
+
+
+def resolve_checkpoint(checkpoint: str | None = None, run: str | None = None) -> str:
+    """The checkpoint folder named by --checkpoint, or the latest one of --run."""
+    if run:
+        if not os.path.isdir(run):
+            raise CheckpointError(f"run folder not found: {run}")
+        path = latest_checkpoint(run)
+        if path is None:
+            raise CheckpointError(f"run folder has no checkpoint yet: {run}")
+        return path
+    if checkpoint and os.path.isdir(os.path.join(checkpoint, CHECKPOINTS)) and not os.path.isfile(
+            os.path.join(checkpoint, META)):
+        raise CheckpointError(f"this is a run folder, not a checkpoint (use --run, or one of its "
+                              f"{CHECKPOINTS}/step-NNNNNN folders): {checkpoint}")
+    return require_checkpoint(checkpoint or "")
+
+
+def read_checkpoint_meta(path: str) -> dict:
+    """meta.json of a checkpoint; CheckpointError naming the file when it cannot be read."""
+    try:
+        return load_json(os.path.join(path, META), "checkpoint meta.json")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------------------- data
+def data_dir_problem(path: str) -> str | None:
+    """None if `path` looks like a prepared data folder (a meta.json with an integer 'format')."""
+    meta_path = os.path.join(path, DATA_META)
+    if not os.path.isdir(path):
+        return f"data folder not found: {path}"
+    try:
+        meta = load_json(meta_path, "data meta.json")
+    except ValueError as exc:
+        return f"not a data folder ({exc}; run `llm-train prepare`)"
+    if not isinstance(meta.get("format"), int):
+        return f"not a data folder (meta.json has no format): {meta_path}"
+    return None
+
+
+def is_data_dir(path: str) -> bool:
+    return data_dir_problem(path) is None
+
+
+def list_data_dirs(root: str) -> list[str]:
+    """Prepared data folders directly under `root` (a workspace's data/), sorted by name."""
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    return [os.path.join(root, n) for n in names if is_data_dir(os.path.join(root, n))]
+
+
+def list_snapshots(run_dir: str) -> list[tuple[int, str]]:
+    """(step, path) of RUN_DIR/attention/step-NNNNNN.npz, oldest first."""
+    root = os.path.join(run_dir, ATTENTION)
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    out = [(int(m.group(1)), os.path.join(root, n)) for n in names if (m := SNAPSHOT_RE.match(n))]
+    return sorted(out)

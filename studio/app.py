@@ -33,6 +33,7 @@ def create_application(argv: list[str] | None = None, theme: str | None = None) 
 def _icon_path() -> str | None:
     import os
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "icons",
-                        "llm-studio.svg")
+    from studio.engine.command import resources_dir
+
+    path = resources_dir("icons", "llm-studio.svg")
     return path if os.path.exists(path) else None

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from studio.engine.command import engine_command, train_args
+from studio.engine.command import engine_command, engine_env, train_args
 from studio.workspace.run import Run
 from studio.workspace.workspace import Workspace
 
@@ -87,10 +87,7 @@ def prepare_args(ws: Workspace) -> list[str]:
 
 
 def _env() -> dict:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
+    return engine_env()
 
 
 def build_finished_demo(root: str | None = None, max_steps: int = 300) -> Run:

@@ -26,28 +26,10 @@ from studio.engine.process import EngineProcess
 from studio.engine.session import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme, current_theme
-from studio.views.runs_panel import RunsPanel
+from studio.views.runs.panel import RunsPanel
 
 TABS = ("data", "config", "training", "generate", "attention")
 TAB_TITLES = ("Data", "Config", "Training", "Generate", "Attention")
-
-
-def _config_editor_class():
-    try:
-        from studio.views.config_editor import ConfigEditor
-        return ConfigEditor
-    except (ImportError, AttributeError):
-        from studio.views.yaml_editor import YamlConfigEditor
-        return YamlConfigEditor
-
-
-def _data_panel_class():
-    try:
-        from studio.views.data_panel import DataPanel
-        return DataPanel
-    except (ImportError, AttributeError):
-        from studio.views.data_placeholder import DataPlaceholder
-        return DataPlaceholder
 
 
 class MainWindow(QMainWindow):
@@ -169,12 +151,14 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             return
         from studio.engine.worker import WorkerPool
-        from studio.views.attention_panel import AttentionPanel
-        from studio.views.generation_panel import GenerationPanel
-        from studio.views.training_panel import TrainingPanel
+        from studio.views.attention.panel import AttentionPanel
+        from studio.views.config.editor import ConfigEditor
+        from studio.views.data.panel import DataPanel
+        from studio.views.generate.panel import GenerationPanel
+        from studio.views.training.panel import TrainingPanel
 
-        self.data_panel = _data_panel_class()()
-        self.config_editor = _config_editor_class()()
+        self.data_panel = DataPanel()
+        self.config_editor = ConfigEditor()
         self.training = TrainingPanel()
         self.inference_pool = WorkerPool(self)  # one inference worker per loaded checkpoint, shared
         self.generation = GenerationPanel(self.inference_pool)
@@ -367,7 +351,7 @@ class MainWindow(QMainWindow):
         ctl = self.session.controller(run_dir) if run_dir else None
         if ctl is None or not ctl.run.checkpoints():
             return
-        from studio.views.fork_dialog import ForkDialog
+        from studio.views.runs.fork_dialog import ForkDialog
 
         cfg = ctl.run.config_or_none()
         train = cfg.train.__dict__ if cfg is not None else {}
@@ -381,7 +365,7 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is None:
             return
-        from studio.views.multinode_dialog import MultiNodeDialog
+        from studio.views.training.multinode_dialog import MultiNodeDialog
 
         device = self.training.device() if self.training is not None else ""
         MultiNodeDialog(ctl.run.config_path, [f"train.device={device}"] if device else [], nproc, self).exec()
@@ -472,12 +456,12 @@ class MainWindow(QMainWindow):
             self.open_workspace(path)
 
     def _show_shortcuts(self) -> None:
-        from studio.views.about import shortcuts_html
+        from studio.views.common.about import shortcuts_html
 
         QMessageBox.information(self, "Keyboard shortcuts", shortcuts_html(self.menuBar()))
 
     def _show_about(self) -> None:
-        from studio.views.about import about_html
+        from studio.views.common.about import about_html
 
         QMessageBox.about(self, "About LLM Training Studio", about_html())
 

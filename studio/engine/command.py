@@ -9,6 +9,24 @@ import os
 import sys
 
 
+def project_root() -> str:
+    """The folder holding core/, studio/ and resources/ (the bundle's folder when frozen)."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    return frozen or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def resources_dir(*parts: str) -> str:
+    """resources/ (presets, icons, theme) from source or inside the bundle, joined with `parts`."""
+    return os.path.join(project_root(), "resources", *parts)
+
+
+def engine_env(base: dict | None = None) -> dict:
+    """Environment for an engine process: unbuffered output, and this source tree first on the path."""
+    env = dict(os.environ if base is None else base, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root(), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def engine_base() -> list[str]:
     """argv prefix that runs `llm-train`: `python -m core` from source, the bundle's executable frozen."""
     override = os.environ.get("LLM_STUDIO_ENGINE")  # e.g. a fake engine in tests, or a custom build

@@ -8,13 +8,12 @@ period, all driven by timers.
 from __future__ import annotations
 
 import collections
-import os
 import weakref
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from core.protocol import STOP_LINE, LineBuffer, is_close, parse_event
-from studio.engine.command import engine_command
+from studio.engine.command import engine_command, engine_env
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -63,10 +62,9 @@ class EngineProcess(QObject):
         self._out, self._err = LineBuffer(), LineBuffer()
         self._stop_stage = 0
         proc = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env.insert("PYTHONPATH", root + os.pathsep + env.value("PYTHONPATH", ""))
+        env = QProcessEnvironment()
+        for key, value in engine_env().items():
+            env.insert(key, value)
         proc.setProcessEnvironment(env)
         if cwd:
             proc.setWorkingDirectory(cwd)

@@ -10,7 +10,7 @@ import yaml
 from PySide6.QtCore import Qt
 
 from core.config import Config
-from studio.views.config_editor import ConfigEditor, dump_text, list_presets, patch_yaml
+from studio.views.config.editor import ConfigEditor, dump_text, list_presets, patch_yaml
 
 COMMENTED = """\
 # my run

@@ -11,7 +11,7 @@ from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QHelpEvent, QTextCursor
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from studio.views.data_panel import DataPanel
+from studio.views.data.panel import DataPanel
 
 FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_prepare.py")
 

@@ -12,8 +12,8 @@ import sys
 import pytest
 from PySide6.QtCore import Qt
 
-from studio.views.generation_output import prob_color
-from studio.views.generation_panel import GenerationPanel
+from studio.views.generate.output import prob_color
+from studio.views.generate.panel import GenerationPanel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WAIT_MS = 90_000  # a worker's first start imports torch; CI machines are slow and shared

@@ -159,7 +159,7 @@ def test_fork_dialog_creates_a_child_from_the_chosen_checkpoint(qtbot, window, w
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
-    from studio.views.fork_dialog import ForkDialog
+    from studio.views.runs.fork_dialog import ForkDialog
 
     parent = workspace.run("tiny")
     write_finished_run(parent.dir, steps=100, status="done")  # checkpoints at steps 50 and 100
@@ -238,7 +238,7 @@ def test_window_state_theme_and_recent_workspaces_persist(qtbot, window, workspa
 
 
 def test_multinode_dialog_lists_one_command_per_node(qtbot, workspace):
-    from studio.views.multinode_dialog import MultiNodeDialog
+    from studio.views.training.multinode_dialog import MultiNodeDialog
 
     d = MultiNodeDialog(workspace.run("tiny").config_path, ["train.device=cuda"], nproc=4)
     qtbot.addWidget(d)

@@ -11,7 +11,7 @@ import os
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
-from studio.views.attention_math import list_snapshots
+from studio.views.attention.numeric import list_snapshots
 
 POLL_MS = 2000
 

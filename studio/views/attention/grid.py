@@ -11,7 +11,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QToolButton, QWidget
 
-from studio.views.heatmap import lookup_table
+from studio.views.attention.heatmap import lookup_table
 
 THUMB = 110  # largest thumbnail side, pixels
 

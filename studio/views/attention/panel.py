@@ -30,12 +30,12 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.worker import InferenceWorker, WorkerPool
-from studio.views.attention_grid import AttentionGrid
-from studio.views.attention_math import AttentionSet, load_npz, mean_over_heads, rollout, save_csv
-from studio.views.attention_snapshots import SnapshotWatcher
-from studio.views.attention_tokens import TokenAttentionView
-from studio.views.generation_picker import CheckpointPicker, checkpoint_label, run_of
-from studio.views.heatmap import AttentionHeatmap
+from studio.views.attention.grid import AttentionGrid
+from studio.views.attention.heatmap import AttentionHeatmap
+from studio.views.attention.numeric import AttentionSet, load_npz, mean_over_heads, rollout, save_csv
+from studio.views.attention.snapshots import SnapshotWatcher
+from studio.views.attention.tokens import TokenAttentionView
+from studio.views.common.checkpoint_picker import CheckpointPicker, checkpoint_label, run_of
 
 MODES = ("head", "mean", "rollout")
 MODE_TITLES = ("One head", "Mean over heads", "Rollout (through this layer)")

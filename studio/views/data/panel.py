@@ -37,8 +37,8 @@ from PySide6.QtWidgets import (
 
 from core.config import human_bytes, human_count
 from studio.engine.process import EngineProcess
-from studio.views.config_form import GROUP_STYLE
-from studio.views.token_text import TokenText
+from studio.views.common.token_text import TokenText
+from studio.views.config.form import GROUP_STYLE
 
 BUILTIN_CORPORA = {"@synthetic": "built-in synthetic tasks (copy, reverse, sort, arithmetic)",
                    "@stdlib": "Python standard library sources on this machine"}

@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.worker import InferenceWorker, WorkerPool
-from studio.views.attention_math import visible
-from studio.views.generation_history import GenerationHistory, HistoryList
-from studio.views.generation_output import TokenOutput, prob_color
-from studio.views.generation_params import GenerationParams
-from studio.views.generation_picker import CheckpointPicker, checkpoint_label
+from studio.views.attention.numeric import visible
+from studio.views.common.checkpoint_picker import CheckpointPicker, checkpoint_label
+from studio.views.generate.history import GenerationHistory, HistoryList
+from studio.views.generate.output import TokenOutput, prob_color
+from studio.views.generate.params import GenerationParams
 
 
 @dataclass

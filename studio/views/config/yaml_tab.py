@@ -9,7 +9,6 @@ import copy
 import glob
 import os
 import re
-import sys
 from typing import Any
 
 import yaml
@@ -23,13 +22,12 @@ from PySide6.QtGui import (
 from core.config import (
     Config,
 )
+from studio.engine.command import resources_dir
 
 
 def presets_dir() -> str:
     """resources/presets next to the source tree (or inside the frozen bundle)."""
-    root = getattr(sys, "_MEIPASS", None) or os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    return os.path.join(root, "resources", "presets")
+    return resources_dir("presets")
 
 
 def list_presets() -> dict[str, str]:

@@ -13,7 +13,7 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
-from studio.views.generation_picker import checkpoint_label
+from studio.views.common.checkpoint_picker import checkpoint_label
 
 HISTORY_FILE = "generation_history.json"
 MAX_ENTRIES = 200

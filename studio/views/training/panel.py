@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from studio.engine.run_controller import RunController, eta_text
 from studio.theme import status_color
-from studio.views.console import ConsoleView
-from studio.views.metrics_plots import MetricsPlots
+from studio.views.training.console import ConsoleView
+from studio.views.training.plots import MetricsPlots
 from studio.workspace.run import format_duration
 
 DEVICES = (("From config", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))

@@ -43,9 +43,9 @@ from core.config import (
     estimate,
     loads,
 )
-from studio.views.config_estimates import EstimatesPanel
-from studio.views.config_form import ConfigForm
-from studio.views.config_yaml import (  # noqa: F401 (dump_text, list_presets, patch_yaml re-exported)
+from studio.views.config.estimates import EstimatesPanel
+from studio.views.config.form import ConfigForm
+from studio.views.config.yaml_tab import (  # noqa: F401 (dump_text, list_presets, patch_yaml re-exported)
     YamlHighlighter,
     dump_text,
     find_key_line,

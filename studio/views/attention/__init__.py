@@ -1,0 +1,1 @@
+"""The Attention tab: heatmaps, head grid, token view, snapshot slider, exports."""

@@ -1,0 +1,1 @@
+"""Widgets, styles and small dialogs shared by several features."""

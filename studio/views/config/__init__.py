@@ -1,0 +1,1 @@
+"""The Config tab: the form generated from the config dataclasses, the YAML tab, estimates."""

@@ -1,0 +1,1 @@
+"""The Data tab: sources, tokenizer choice, prepare progress, data set list and token preview."""

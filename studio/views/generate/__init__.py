@@ -1,0 +1,1 @@
+"""The Generate tab: prompt, sampling parameters, streamed output, side by side, history."""

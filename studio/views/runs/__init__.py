@@ -1,0 +1,1 @@
+"""The runs list and the dialogs that create runs from others (fork)."""

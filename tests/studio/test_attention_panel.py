@@ -10,7 +10,7 @@ import signal
 import numpy as np
 import pytest
 
-from studio.views.attention.numeric import load_npz, rollout
+from studio.workspace.attention_math import load_npz, rollout
 from studio.views.attention.panel import AttentionPanel
 from tests.studio.test_generation_panel import WAIT_MS, ckpt, tiny_workspace
 

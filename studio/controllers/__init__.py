@@ -1,0 +1,1 @@
+"""Controllers: the studio's processes, requests, state and persistence; views talk only to these."""

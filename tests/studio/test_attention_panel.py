@@ -10,8 +10,8 @@ import signal
 import numpy as np
 import pytest
 
-from studio.workspace.attention_math import load_npz, rollout
 from studio.views.attention.panel import AttentionPanel
+from studio.workspace.attention_math import load_npz, rollout
 from tests.studio.test_generation_panel import WAIT_MS, ckpt, tiny_workspace
 
 TEXT = "add: 12 + 7 = 19"

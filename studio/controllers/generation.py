@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
+from core.layout import is_checkpoint
 from studio.controllers.generation_history import GenerationHistory
 from studio.controllers.workers import WorkerLink
 from studio.engine.worker import InferenceWorker, WorkerPool
@@ -140,6 +141,12 @@ class GenerationSession(QObject):
         params["max_new_tokens"] = remaining
         self._start(s, s.worker.checkpoint, prompt_ids=s.prompt_ids + kept, **params)
         return True
+
+    @staticmethod
+    def entry_checkpoints(entry: dict) -> list[str]:
+        """The checkpoint of each output of a history entry, "" where it is no longer a checkpoint."""
+        return [out.get("checkpoint", "") if is_checkpoint(out.get("checkpoint", "")) else ""
+                for out in entry.get("outputs", [])]
 
     def restore(self, entry: dict, sides: list[str]) -> None:
         """Show a history entry's outputs (as plain text, no alternatives) on `sides`."""

@@ -38,6 +38,13 @@ def workspace_checkpoints(root: str) -> list[str]:
             for _step, path in layout.list_checkpoints(os.path.join(runs_dir, name))]
 
 
+def offered_checkpoints(root: str, extra: list[str]) -> list[str]:
+    """What a picker offers: the workspace's checkpoints, then the `extra` folders (picked by hand) that
+    are still checkpoints."""
+    out = workspace_checkpoints(root) if root else []
+    return out + [p for p in extra if p not in out and layout.is_checkpoint(p)]
+
+
 def checkpoint_refusal(path: str) -> str | None:
     """None if the engine accepts `path` as --checkpoint, else the engine's own message saying why not."""
     try:

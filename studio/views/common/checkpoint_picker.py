@@ -14,8 +14,7 @@ import os
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QToolButton, QWidget
 
-from core.layout import is_checkpoint
-from studio.workspace.checkpoints import checkpoint_label, checkpoint_refusal, run_of, workspace_checkpoints
+from studio.workspace.checkpoints import checkpoint_label, checkpoint_refusal, offered_checkpoints, run_of
 
 __all__ = ["CheckpointPicker", "checkpoint_label", "run_of"]
 
@@ -61,8 +60,7 @@ class CheckpointPicker(QWidget):
 
     def checkpoints(self) -> list[str]:
         """Every checkpoint of the workspace's runs, runs by name, then the extra folders still there."""
-        out = workspace_checkpoints(self.workspace_root) if self.workspace_root else []
-        return out + [p for p in self.extra if p not in out and is_checkpoint(p)]
+        return offered_checkpoints(self.workspace_root, self.extra)
 
     def refresh(self) -> None:
         current = self.checkpoint()

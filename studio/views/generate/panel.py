@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.layout import is_checkpoint
 from studio.controllers.generation import GenerationSession
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.views.generate.history import HistoryList
@@ -208,9 +207,9 @@ class GenerationPanel(QWidget):
         outputs = entry.get("outputs", [])
         self.compare.setChecked(len(outputs) > 1)
         sides = self.active_sides()
-        for s, out in zip(sides, outputs, strict=False):
-            if is_checkpoint(out.get("checkpoint", "")):
-                s.picker.set_checkpoint(out["checkpoint"])
+        for s, checkpoint in zip(sides, self.session.entry_checkpoints(entry), strict=False):
+            if checkpoint:
+                s.picker.set_checkpoint(checkpoint)
         self.session.restore(entry, [s.name for s in sides])
         self.inspect_button.setEnabled(False)
 

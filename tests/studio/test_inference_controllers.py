@@ -13,15 +13,13 @@ import pytest
 from studio.controllers.attention import AttentionSession
 from studio.controllers.generation import GenerationSession
 from studio.controllers.generation_history import MAX_ENTRIES, GenerationHistory
-from tests.studio.test_generation_panel import WAIT_MS, ckpt, tiny_workspace
+from tests.studio import test_generation_panel
+from tests.studio.test_generation_panel import WAIT_MS, ckpt
+
+tiny_ws = test_generation_panel.tiny_ws  # the tiny trained workspace (a session fixture)
 
 GREEDY = {"max_new_tokens": 10, "temperature": 0.0, "top_k": None, "top_p": None, "repetition_penalty": 1.0,
           "seed": None, "stop": []}
-
-
-@pytest.fixture(scope="session")
-def tiny_ws(tmp_path_factory) -> str:
-    return tiny_workspace(tmp_path_factory)
 
 
 @pytest.fixture

@@ -10,16 +10,14 @@ import signal
 import numpy as np
 import pytest
 
-from studio.views.attention.numeric import load_npz, rollout
 from studio.views.attention.panel import AttentionPanel
-from tests.studio.test_generation_panel import WAIT_MS, ckpt, tiny_workspace
+from studio.workspace.attention_math import load_npz, rollout
+from tests.studio import test_generation_panel
+from tests.studio.test_generation_panel import WAIT_MS, ckpt
+
+tiny_ws = test_generation_panel.tiny_ws  # the tiny trained workspace (a session fixture)
 
 TEXT = "add: 12 + 7 = 19"
-
-
-@pytest.fixture(scope="session")
-def tiny_ws(tmp_path_factory) -> str:
-    return tiny_workspace(tmp_path_factory)
 
 
 @pytest.fixture

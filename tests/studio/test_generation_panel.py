@@ -159,7 +159,7 @@ def test_side_by_side_runs_two_checkpoints_and_records_history(qtbot, panel, tin
 
 def test_a_killed_worker_is_reported_and_restarted(qtbot, panel):
     generate(qtbot, panel)
-    worker = panel.sides["A"].worker
+    worker = panel.session.side("A").worker
     old_pid = worker.pid()
     with qtbot.waitSignal(worker.died, timeout=20_000) as blocker:
         os.kill(old_pid, signal.SIGKILL)

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from studio.views.attention.numeric import visible
+from studio.workspace.token_labels import visible
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 

@@ -1,14 +1,13 @@
 """AttentionPanel: look at what a checkpoint attends to.
 
-Two sources: a text you type, run through a checkpoint by an inference worker (`llm-train serve`,
-reply as .npy), or the snapshots a run saves at each evaluation (RUN_DIR/attention/step-*.npz) under a
-step slider that follows the run live while it trains. Views: the big map of one head / the mean over
-heads / the rollout, the grid of all heads as thumbnails, and the token view. Export as PNG, CSV, NPY.
+The view of an AttentionSession (studio.controllers.attention), which owns the worker, the requests and
+the run's snapshots. Two sources: a text you type, run through a checkpoint, or the snapshots a run saves
+at each evaluation under a step slider that follows the run live while it trains. Views: the big map of
+one head / the mean over heads / the rollout, the grid of all heads as thumbnails, and the token view.
+Export as PNG, CSV, NPY.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -29,13 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.worker import InferenceWorker, WorkerPool
+from studio.controllers.attention import AttentionSession
 from studio.views.attention.grid import AttentionGrid
 from studio.views.attention.heatmap import AttentionHeatmap
-from studio.views.attention.numeric import AttentionSet, load_npz, mean_over_heads, rollout, save_csv
-from studio.views.attention.snapshots import SnapshotWatcher
 from studio.views.attention.tokens import TokenAttentionView
-from studio.views.common.checkpoint_picker import CheckpointPicker, checkpoint_label, run_of
+from studio.views.common.checkpoint_picker import CheckpointPicker
+from studio.workspace.attention_math import AttentionSet, mean_over_heads, rollout
 
 MODES = ("head", "mean", "rollout")
 MODE_TITLES = ("One head", "Mean over heads", "Rollout (through this layer)")
@@ -46,22 +44,37 @@ class AttentionPanel(QWidget):
     attention_loaded = Signal(str)      # the label of the attention set now shown
     status_changed = Signal(str)
 
-    def __init__(self, pool: WorkerPool | None = None, parent: QWidget | None = None):
+    def __init__(self, pool=None, parent: QWidget | None = None):
+        """`pool`: the WorkerPool shared with the generation panel (the session makes its own if None)."""
         super().__init__(parent)
-        self.pool = pool or WorkerPool(self)
-        self.worker: InferenceWorker | None = None
-        self.data: AttentionSet | None = None
-        self.run_dir = ""
-        self._pending = ""
-        self._snapshot_path = ""
-        self.watcher = SnapshotWatcher(self)
-        self.watcher.snapshots_changed.connect(self._on_watcher_snapshots_changed)
+        self.session = AttentionSession(pool, self)
+        self._shown_any = False  # the first set shown picks the grid's scope
         self._build()
+        self.session.loaded.connect(self._on_session_loaded)
+        self.session.snapshots_changed.connect(self._on_session_snapshots_changed)
+        self.session.status_changed.connect(self._set_status)
+
+    @property
+    def pool(self):
+        return self.session.pool
+
+    @property
+    def worker(self):
+        return self.session.worker
+
+    @property
+    def data(self) -> AttentionSet | None:
+        return self.session.data
+
+    @property
+    def run_dir(self) -> str:
+        return self.session.run_dir
 
     # ------------------------------------------------------------------ construction
     def _build(self) -> None:
         self.picker = CheckpointPicker()
-        self.picker.checkpoint_changed.connect(self._on_picker_checkpoint_changed)
+        self.picker.checkpoint_changed.connect(self.session.follow_checkpoint)
+        self.picker.checkpoint_refused.connect(lambda message: self._set_status(message, error=True))
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("Type or paste a text, then Compute (Ctrl+Return)")
         self.text.setFixedHeight(46)
@@ -95,16 +108,7 @@ class AttentionPanel(QWidget):
         for w in (self.mode, self.grid_scope):
             w.currentIndexChanged.connect(self.refresh_view)
         self.auto_contrast.toggled.connect(self.refresh_view)
-        export = QToolButton()
-        export.setText("Export")
-        export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(export)
-        menu.addAction("Image (PNG)…", lambda: self._export_dialog("png"))
-        menu.addAction("Shown matrix (CSV)…", lambda: self._export_dialog("csv"))
-        menu.addAction("Shown matrix (NPY)…", lambda: self._export_dialog("npy"))
-        menu.addAction("All layers × heads (NPY)…", lambda: self._export_dialog("all"))
-        export.setMenu(menu)
-
+        export = self._export_button()
         self.heatmap = AttentionHeatmap()
         self.grid = AttentionGrid()
         self.grid.head_clicked.connect(self._on_grid_head_clicked)
@@ -146,15 +150,25 @@ class AttentionPanel(QWidget):
         layout.addWidget(split, 1)
         layout.addWidget(self.status)
 
+    def _export_button(self) -> QToolButton:
+        export = QToolButton()
+        export.setText("Export")
+        export.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(export)
+        menu.addAction("Image (PNG)…", lambda: self._export_dialog("png"))
+        menu.addAction("Shown matrix (CSV)…", lambda: self._export_dialog("csv"))
+        menu.addAction("Shown matrix (NPY)…", lambda: self._export_dialog("npy"))
+        menu.addAction("All layers × heads (NPY)…", lambda: self._export_dialog("all"))
+        export.setMenu(menu)
+        return export
+
     # ------------------------------------------------------------------ public
     def set_workspace(self, root: str) -> None:
         self.picker.set_workspace(root)
 
     def set_run_dir(self, run_dir: str) -> None:
         """Whose training snapshots the step slider walks through (defaults to the checkpoint's run)."""
-        if os.path.abspath(run_dir or ".") != os.path.abspath(self.run_dir or "."):
-            self.run_dir = run_dir
-            self.watcher.set_run_dir(run_dir)
+        self.session.set_run_dir(run_dir)
 
     def inspect(self, checkpoint: str, text: str) -> None:
         """Show the attention of `checkpoint` on `text` (the generation panel's "Inspect attention")."""
@@ -164,88 +178,14 @@ class AttentionPanel(QWidget):
         self.compute()
 
     def compute(self) -> None:
-        checkpoint, text = self.picker.checkpoint(), self.text.toPlainText()
-        if not checkpoint:
-            self._set_status("Pick a checkpoint first.", error=True)
-            return
-        if not text:
-            self._set_status("Type a text first.", error=True)
-            return
-        self.source.setCurrentIndex(0)
-        worker = self._worker_for(checkpoint)
-        if self._pending:
-            worker.cancel(self._pending)
-        self._pending = worker.request("attention", text=text)
-        self._set_status(f"Computing attention with {checkpoint_label(checkpoint)}…")
+        if self.session.compute(self.picker.checkpoint(), self.text.toPlainText()):
+            self.source.setCurrentIndex(0)
 
     def shutdown_workers(self, wait_ms: int = 0) -> None:
-        self.watcher.stop()
-        w, self.worker = self.worker, None
-        if w is not None:
-            self.pool.release(w)
-            if wait_ms and w.state == "stopped":  # nobody else uses it: it is being killed
-                w.wait_for_finished(wait_ms)
+        self.session.shutdown(wait_ms)
 
     def shown_matrix(self) -> np.ndarray:
         return self.heatmap.matrix()
-
-    # ------------------------------------------------------------------ worker
-    def _worker_for(self, checkpoint: str) -> InferenceWorker:
-        if self.worker is not None and self.worker.checkpoint == os.path.abspath(checkpoint):
-            return self.worker
-        old = self.worker
-        if old is not None:
-            for sig, slot in self._worker_slots(old):
-                sig.disconnect(slot)
-        self.worker = self.pool.acquire(checkpoint, previous=old)
-        for sig, slot in self._worker_slots(self.worker):
-            sig.connect(slot)
-        return self.worker
-
-    def _worker_slots(self, w: InferenceWorker) -> list:
-        return [(w.result_received, self._on_worker_result), (w.request_failed, self._on_worker_failed),
-                (w.died, self._on_worker_died), (w.state_changed, self._on_worker_state_changed)]
-
-    def _on_worker_result(self, ev: dict) -> None:
-        if ev.get("id") != self._pending or ev.get("op") != "attention":
-            return
-        self._pending = ""
-        path = ev.get("path", "")
-        try:
-            probs = np.load(path)
-        except (OSError, ValueError) as exc:
-            self._set_status(f"Could not read the worker's reply {path}: {exc}", error=True)
-            return
-        finally:
-            if path.endswith(".npy"):
-                try:
-                    os.remove(path)
-                except OSError:
-                    pass
-        label = checkpoint_label(self.worker.checkpoint) if self.worker else ""
-        note = " (cut to the context length)" if ev.get("truncated") else ""
-        self._show_set(AttentionSet(probs, list(ev.get("tokens", [])), label, list(ev.get("token_ids", []))))
-        self._set_status(f"{label}: {probs.shape[-1]} tokens{note}, {probs.shape[0]} layers × "
-                         f"{probs.shape[1]} heads. Hover the map; click a token or a thumbnail.")
-
-    def _on_worker_failed(self, ev: dict) -> None:
-        if ev.get("id") == self._pending:
-            self._pending = ""
-            self._set_status(f"Attention failed ({ev.get('kind')}): {ev.get('message')}", error=True)
-
-    def _on_worker_died(self, message: str) -> None:
-        restarting = self.worker is not None and self.worker.state == "dead" and self.worker.auto_restart
-        self._set_status(message + ("\nRestarting the worker…" if restarting else ""), error=True)
-
-    def _on_worker_state_changed(self, state: str) -> None:
-        if state == "ready" and self.status.property("error"):
-            self._set_status(f"Worker restarted ({checkpoint_label(self.worker.checkpoint)}); "
-                             "press Compute again.")
-
-    def _on_picker_checkpoint_changed(self, checkpoint: str) -> None:
-        run = run_of(checkpoint)
-        if run:
-            self.set_run_dir(run)
 
     # ------------------------------------------------------------------ snapshots
     def _on_source_changed(self, index: int) -> None:
@@ -253,9 +193,9 @@ class AttentionPanel(QWidget):
         self.text.setEnabled(not snapshots)
         self.compute_button.setEnabled(not snapshots)
         if snapshots:
-            self._load_snapshot(self.slider.value())
+            self.session.load_snapshot(self.slider.value())
 
-    def _on_watcher_snapshots_changed(self, snapshots: list) -> None:
+    def _on_session_snapshots_changed(self, snapshots: list) -> None:
         at_end = self.slider.value() >= self.slider.maximum()
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(0, len(snapshots) - 1))
@@ -265,45 +205,28 @@ class AttentionPanel(QWidget):
         self.slider.blockSignals(False)
         self._update_step_label()
         if SOURCES[self.source.currentIndex()] == "snapshots":
-            self._load_snapshot(self.slider.value())
+            self.session.load_snapshot(self.slider.value())
 
     def _on_slider_value_changed(self, value: int) -> None:
         self._update_step_label()
         if SOURCES[self.source.currentIndex()] != "snapshots":
             self.source.setCurrentIndex(1)  # loads through _on_source_changed
         else:
-            self._load_snapshot(value)
+            self.session.load_snapshot(value)
 
     def _update_step_label(self) -> None:
-        snaps = self.watcher.snapshots
+        snaps = self.session.snapshots
         if not snaps:
             self.step_label.setText("no snapshots yet" if self.run_dir else "no run")
             return
         i = min(self.slider.value(), len(snaps) - 1)
         self.step_label.setText(f"step {snaps[i][0]:,}  ({i + 1}/{len(snaps)})")
 
-    def _load_snapshot(self, index: int) -> None:
-        snaps = self.watcher.snapshots
-        if not snaps:
-            self._set_status("This run has no attention snapshots yet (they are written at each evaluation).")
-            return
-        step, path = snaps[min(index, len(snaps) - 1)]
-        if path == self._snapshot_path and self.data is not None and self.data.label.endswith(f"{step:,}"):
-            return
-        try:
-            data = load_npz(path, f"{os.path.basename(self.run_dir)} · step {step:,}")
-        except (OSError, ValueError, KeyError) as exc:  # e.g. caught mid-write by a slow file system
-            self._set_status(f"Could not read {path}: {exc}", error=True)
-            return
-        self._snapshot_path = path
-        self._show_set(data)
-        self._set_status(f"Training snapshot at step {step:,}: the run's probe text, {data.T} tokens.")
-
     # ------------------------------------------------------------------ view
-    def _show_set(self, data: AttentionSet) -> None:
-        if self.data is None and data.n_layer * data.n_head <= 16:
+    def _on_session_loaded(self, data: AttentionSet) -> None:
+        if not self._shown_any and data.n_layer * data.n_head <= 16:
             self.grid_scope.setCurrentIndex(1)  # a small model: every head fits at once
-        self.data = data
+        self._shown_any = True
         for spin, n in ((self.layer, data.n_layer), (self.head, data.n_head)):
             spin.blockSignals(True)
             spin.setRange(0, n - 1)
@@ -341,12 +264,8 @@ class AttentionPanel(QWidget):
         if kind == "png":
             if not self.heatmap.grab().save(path):
                 raise OSError(f"could not write {path}")
-        elif kind == "csv":
-            save_csv(path, self.heatmap.matrix(), self.heatmap.tokens())
-        elif kind == "npy":
-            np.save(path, self.heatmap.matrix())
-        elif kind == "all" and self.data is not None:
-            np.save(path, self.data.probs)
+        else:
+            self.session.export(kind, path, self.heatmap.matrix(), self.heatmap.tokens())
 
     def _export_dialog(self, kind: str) -> None:
         if self.data is None:

@@ -14,7 +14,7 @@ import numpy as np
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
-from studio.views.attention.numeric import AttentionSet, rollout
+from studio.workspace.attention_math import AttentionSet, rollout
 
 SHADE = (31, 119, 180)  # one hue, alpha-blended onto white: the text on top stays readable
 MAX_ALPHA = 0.6

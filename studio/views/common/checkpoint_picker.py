@@ -1,8 +1,10 @@
 """CheckpointPicker: choose a checkpoint of the workspace's runs (or any folder), shared by the generation
 and attention panels.
 
-The list is read from the run folders (studio.workspace, no torch) each time it opens, so checkpoints a
-running training writes appear without a refresh button.
+The list is read from the run folders (studio.workspace.checkpoints, core.layout's definition of a
+checkpoint) each time it opens, so checkpoints a running training writes appear without a refresh
+button. A folder picked by hand that the engine would refuse is refused here with the engine's message
+(`checkpoint_refused`).
 """
 
 from __future__ import annotations
@@ -12,24 +14,11 @@ import os
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QToolButton, QWidget
 
-from studio.workspace.run import Run
-from studio.workspace.workspace import Workspace
+from studio.workspace.checkpoints import checkpoint_label, checkpoint_refusal, offered_checkpoints, run_of
+
+__all__ = ["CheckpointPicker", "checkpoint_label", "run_of"]
 
 BROWSE = "__browse__"
-
-
-def checkpoint_label(path: str) -> str:
-    """'run · step 500' for RUN/checkpoints/step-000500, else the folder name."""
-    parts = os.path.normpath(path).split(os.sep)
-    if len(parts) >= 3 and parts[-2] == "checkpoints" and parts[-1].startswith("step-"):
-        return f"{parts[-3]} · step {int(parts[-1][5:])}"
-    return parts[-1]
-
-
-def run_of(checkpoint: str) -> str:
-    """The run folder of RUN/checkpoints/step-N ('' when the path is not laid out that way)."""
-    parent = os.path.dirname(os.path.normpath(checkpoint))
-    return os.path.dirname(parent) if os.path.basename(parent) == "checkpoints" else ""
 
 
 class _Combo(QComboBox):
@@ -42,6 +31,7 @@ class _Combo(QComboBox):
 
 class CheckpointPicker(QWidget):
     checkpoint_changed = Signal(str)   # an absolute checkpoint folder
+    checkpoint_refused = Signal(str)   # why a folder given is not a checkpoint (the engine's message)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -69,19 +59,8 @@ class CheckpointPicker(QWidget):
             self._select_index(self._last_real_index())
 
     def checkpoints(self) -> list[str]:
-        """Every checkpoint of the workspace's runs, oldest run first, then the extra folders."""
-        out: list[str] = []
-        if self.workspace_root:
-            runs_dir = Workspace(self.workspace_root).runs_dir
-            try:
-                names = sorted(os.listdir(runs_dir))
-            except OSError:
-                names = []
-            for name in names:  # any run folder with checkpoints (made by the studio or the CLI)
-                out += [c.path for c in Run(os.path.join(runs_dir, name)).checkpoints()
-                        if os.path.isfile(os.path.join(c.path, "meta.json"))]
-        out = [os.path.abspath(p) for p in out]
-        return out + [p for p in self.extra if p not in out]
+        """Every checkpoint of the workspace's runs, runs by name, then the extra folders still there."""
+        return offered_checkpoints(self.workspace_root, self.extra)
 
     def refresh(self) -> None:
         current = self.checkpoint()
@@ -99,13 +78,20 @@ class CheckpointPicker(QWidget):
         data = self.combo.currentData()
         return data if isinstance(data, str) and data != BROWSE else ""
 
-    def set_checkpoint(self, path: str) -> None:
-        """Select `path` (added to the list if it is not a workspace checkpoint); emits checkpoint_changed."""
+    def set_checkpoint(self, path: str) -> bool:
+        """Select `path` (added to the list if it is not a workspace checkpoint) and emit checkpoint_changed;
+        a folder the engine would refuse is not selected: checkpoint_refused says why."""
         path = os.path.abspath(path)
+        problem = checkpoint_refusal(path)
+        if problem:
+            self.refresh()
+            self.checkpoint_refused.emit(problem)
+            return False
         if path not in self.checkpoints():
             self.extra.append(path)
         self.refresh()
         self._select_index(self.combo.findData(path))
+        return True
 
     def browse(self) -> None:
         start = self.checkpoint() or self.workspace_root or os.getcwd()

@@ -1,54 +1,19 @@
-"""Prompt history of a workspace: GenerationHistory (a JSON file in the workspace folder) and HistoryList.
-
-One entry per finished generation: when, the prompt, the settings, and per checkpoint the text and why
-it stopped. The newest entries come first; the file keeps the last MAX_ENTRIES and is written atomically.
+"""HistoryList: the workspace's prompt history (studio.controllers.generation_history) as a list; a click
+asks for an entry to be put back (`entry_requested`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
-from studio.views.common.checkpoint_picker import checkpoint_label
-
-HISTORY_FILE = "generation_history.json"
-MAX_ENTRIES = 200
-
-
-class GenerationHistory:
-    def __init__(self, workspace_root: str = ""):
-        self.path = os.path.join(workspace_root, HISTORY_FILE) if workspace_root else ""
-        self.entries: list[dict] = []
-        if self.path:
-            try:
-                with open(self.path, encoding="utf-8") as fh:
-                    data = json.load(fh)
-                self.entries = [e for e in data.get("entries", []) if isinstance(e, dict)]
-            except (OSError, ValueError, AttributeError):
-                self.entries = []
-
-    def add(self, prompt: str, params: dict, outputs: list[dict]) -> dict:
-        entry = {"time": time.time(), "prompt": prompt, "params": params, "outputs": outputs}
-        self.entries.insert(0, entry)
-        del self.entries[MAX_ENTRIES:]
-        self.save()
-        return entry
-
-    def save(self) -> None:
-        if not self.path:
-            return
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"version": 1, "entries": self.entries}, fh, ensure_ascii=False, indent=1)
-        os.replace(tmp, self.path)
+from studio.workspace.checkpoints import checkpoint_label
 
 
 class HistoryList(QListWidget):
-    entry_chosen = Signal(dict)
+    entry_requested = Signal(dict)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -69,4 +34,4 @@ class HistoryList(QListWidget):
             self.addItem(item)
 
     def _on_item_activated(self, item: QListWidgetItem) -> None:
-        self.entry_chosen.emit(item.data(Qt.ItemDataRole.UserRole))
+        self.entry_requested.emit(item.data(Qt.ItemDataRole.UserRole))

@@ -13,7 +13,7 @@ from PySide6.QtCore import QEvent, QPoint, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextEdit, QToolTip, QWidget
 
-from studio.views.attention.numeric import visible
+from studio.workspace.token_labels import visible
 
 
 def prob_color(p: float) -> QColor:

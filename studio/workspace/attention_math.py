@@ -1,4 +1,5 @@
-"""Attention numbers for the views: loading, aggregates (mean over heads, rollout), export. Pure numpy.
+"""Attention numbers for the attention panel: the attention set, its snapshot reader, the aggregates (mean
+over heads, rollout) and the CSV text of a shown matrix. Pure numpy, no Qt.
 
 An attention set is probs [n_layer, n_head, T, T] (row = the token attending, "from"; column = the token
 attended to, "to"; rows sum to 1) plus the T token display pieces.
@@ -7,13 +8,12 @@ attended to, "to"; rows sum to 1) plus the T token display pieces.
 from __future__ import annotations
 
 import csv
-import os
-import re
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
 
-SNAPSHOT_RE = re.compile(r"^step-(\d+)\.npz$")
+from studio.workspace.token_labels import visible
 
 
 @dataclass
@@ -37,7 +37,7 @@ class AttentionSet:
 
 
 def load_npz(path: str, label: str = "") -> AttentionSet:
-    """A training snapshot (RUN_DIR/attention/step-NNNNNN.npz: probs, tokens, ids)."""
+    """A training snapshot (RUN_DIR/attention/step-NNNNNN.npz: probs, tokens, ids); no pickles."""
     with np.load(path, allow_pickle=False) as z:
         probs = np.asarray(z["probs"], dtype=np.float32)
         tokens = [str(t) for t in z["tokens"]] if "tokens" in z else [str(i) for i in range(probs.shape[-1])]
@@ -73,32 +73,12 @@ def rollout(probs: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def list_snapshots(run_dir: str) -> list[tuple[int, str]]:
-    """(step, path) of RUN_DIR/attention/step-*.npz, oldest first."""
-    folder = os.path.join(run_dir, "attention")
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    out = []
-    for name in names:
-        m = SNAPSHOT_RE.match(name)
-        if m:
-            out.append((int(m.group(1)), os.path.join(folder, name)))
-    return sorted(out)
-
-
-def visible(piece: str) -> str:
-    """A token as a label: whitespace made visible, control characters escaped."""
-    out = piece.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥").replace("\r", "␍")
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in out) or "∅"
-
-
-def save_csv(path: str, matrix: np.ndarray, tokens: list[str]) -> None:
-    """The shown matrix with the tokens as header row and first column (rows: from, columns: to)."""
+def matrix_csv(matrix: np.ndarray, tokens: list[str]) -> str:
+    """The matrix as CSV text with the tokens as header row and first column (rows: from, columns: to)."""
     labels = [f"{i}:{visible(t)}" for i, t in enumerate(tokens)]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["from \\ to", *labels])
-        for label, row in zip(labels, matrix, strict=True):
-            w.writerow([label, *(f"{v:.6g}" for v in row)])
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["from \\ to", *labels])
+    for label, row in zip(labels, matrix, strict=True):
+        w.writerow([label, *(f"{v:.6g}" for v in row)])
+    return buf.getvalue()

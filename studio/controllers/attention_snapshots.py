@@ -1,5 +1,5 @@
-"""SnapshotWatcher: the attention snapshots a run writes at each evaluation (RUN_DIR/attention/step-*.npz),
-followed live while the run trains.
+"""SnapshotWatcher: the attention snapshots a run writes at each evaluation (RUN_DIR/attention/
+step-NNNNNN.npz, listed by core.layout), followed live while the run trains.
 
 A QFileSystemWatcher on the run and its attention folder reacts at once; a slow QTimer poll backs it up
 (watchers miss events on some file systems, and the folder may not exist yet when watching starts).
@@ -11,7 +11,7 @@ import os
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
-from studio.views.attention.numeric import list_snapshots
+from core.layout import ATTENTION, list_snapshots
 
 POLL_MS = 2000
 
@@ -43,7 +43,7 @@ class SnapshotWatcher(QObject):
         watched = self._watcher.directories()
         if watched:
             self._watcher.removePaths(watched)
-        paths = [p for p in (self.run_dir, os.path.join(self.run_dir, "attention")) if p and os.path.isdir(p)]
+        paths = [p for p in (self.run_dir, os.path.join(self.run_dir, ATTENTION)) if p and os.path.isdir(p)]
         if paths:
             self._watcher.addPaths(paths)
 

@@ -1,0 +1,54 @@
+"""The checkpoints a workspace offers, their labels, and why a folder is refused, all by core.layout's one
+definition of a checkpoint (the engine's). Pure Python, no Qt.
+"""
+
+from __future__ import annotations
+
+import os
+
+from core import layout
+from core.errors import CheckpointError
+from studio.workspace.workspace import Workspace
+
+
+def checkpoint_label(path: str) -> str:
+    """'run · step 500' for RUN/checkpoints/step-000500, else the folder name."""
+    parts = os.path.normpath(path).split(os.sep)
+    step = layout.checkpoint_step(path)
+    if len(parts) >= 3 and parts[-2] == layout.CHECKPOINTS and step is not None:
+        return f"{parts[-3]} · step {step}"
+    return parts[-1]
+
+
+def run_of(checkpoint: str) -> str:
+    """The run folder of RUN/checkpoints/step-N ('' when the path is not laid out that way)."""
+    parent = os.path.dirname(os.path.normpath(checkpoint))
+    return os.path.dirname(parent) if os.path.basename(parent) == layout.CHECKPOINTS else ""
+
+
+def workspace_checkpoints(root: str) -> list[str]:
+    """Every complete checkpoint of the workspace's run folders (made by the studio or the CLI), runs by
+    name, each run's oldest first, as absolute paths."""
+    runs_dir = Workspace(root).runs_dir
+    try:
+        names = sorted(os.listdir(runs_dir))
+    except OSError:
+        return []
+    return [os.path.abspath(path) for name in names
+            for _step, path in layout.list_checkpoints(os.path.join(runs_dir, name))]
+
+
+def offered_checkpoints(root: str, extra: list[str]) -> list[str]:
+    """What a picker offers: the workspace's checkpoints, then the `extra` folders (picked by hand) that
+    are still checkpoints."""
+    out = workspace_checkpoints(root) if root else []
+    return out + [p for p in extra if p not in out and layout.is_checkpoint(p)]
+
+
+def checkpoint_refusal(path: str) -> str | None:
+    """None if the engine accepts `path` as --checkpoint, else the engine's own message saying why not."""
+    try:
+        layout.resolve_checkpoint(path)
+    except CheckpointError as exc:
+        return str(exc)
+    return None

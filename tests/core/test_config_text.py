@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -256,3 +258,11 @@ run:
     resolved = load_config(str(run_dir / "config.resolved.yaml"))
     assert cfg.replace(model=resolved.model) == resolved and resolved.model.vocab_size  # vocab from the data
     assert (tmp_path / "c.yaml").read_text() == source  # the source file itself is left alone
+
+
+def test_config_text_imports_no_torch_and_no_qt():
+    """The studio imports it: it belongs to the torch-free contract (docs/ARCHITECTURE.md)."""
+    code = ("import sys, core.config_text; "
+            "print(','.join(m for m in ('torch', 'numpy', 'tokenizers', 'PySide6') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == ""

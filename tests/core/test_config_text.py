@@ -21,9 +21,9 @@ PRESETS = sorted(glob.glob(os.path.join(ROOT, "resources", "presets", "*.yaml"))
 COMMENTED = """\
 # my run: a header comment
 model:
-  n_layer: 2   # blocks
-  n_head: 2
-  n_embd: 32
+  n_layer: 3   # transformer blocks
+  n_head: 4
+  n_embd: 64
 
 # --- training ---
 train:

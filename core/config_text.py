@@ -23,6 +23,7 @@ from typing import Any
 import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.representer import RoundTripRepresenter
@@ -94,10 +95,23 @@ def _yaml(text: str = "") -> YAML:
     """A round-trip YAML instance indenting as `text` does."""
     y = YAML(typ="rt")
     y.Representer = _Representer
+    y.Composer = _Composer
     y.preserve_quotes = True
     y.width = 1 << 16  # never fold a long value onto more lines
     y.indent(**_guess_indent(text))
     return y
+
+
+class _AnchorFound(Exception):
+    """An anchor or alias met while composing: refused before any value is built."""
+
+
+class _Composer(Composer):
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent) or getattr(event, "anchor", None):
+            raise _AnchorFound(event.start_mark.line + 1 if event.start_mark else "?")
+        return super().compose_node(parent, index)
 
 
 def _guess_indent(text: str) -> dict:
@@ -123,14 +137,11 @@ def _guess_indent(text: str) -> dict:
 def _load(text: str, source: str | None = None) -> CommentedMap | None:
     """Round-trip data of config text; ConfigError for text that is not YAML, uses anchors, or is not
     a mapping. None for an empty (or comments-only) text."""
-    y = _yaml(text)
     try:
-        for event in y.parse(io.StringIO(text)):
-            if isinstance(event, AliasEvent) or getattr(event, "anchor", None):
-                line = event.start_mark.line + 1 if event.start_mark else "?"
-                raise ConfigError([Problem("", f"line {line}: YAML anchors and aliases (&name, *name) are not "
-                                               f"supported in a config; write the value out")], source)
-        data = y.load(text)
+        data = _yaml(text).load(text)
+    except _AnchorFound as exc:
+        raise ConfigError([Problem("", f"line {exc.args[0]}: YAML anchors and aliases (&name, *name) are not "
+                                       f"supported in a config; write the value out")], source) from None
     except YAMLError as exc:
         message = str(exc).split("To suppress this check")[0]  # ruamel's hint about duplicate keys
         raise ConfigError([Problem("", "invalid YAML: " + " ".join(message.split()))], source) from None

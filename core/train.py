@@ -25,7 +25,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core import checkpoint as ckpt
-from core.config import Config, ConfigError, ModelConfig, flops_per_token, load_config, save_config
+from core.config import Config, ConfigError, ModelConfig, flops_per_token, load_config
+from core.config_text import save_run_configs
 from core.model import GPT
 from core.protocol import make_event
 from core.runinfo import RunInfo, StopFlag, environment_versions
@@ -249,7 +250,7 @@ def run(cfg: Config, args, rank: int, world: int, sinks: Sinks) -> int:
     resolved = cfg.to_dict()
     if info:
         info.started(args, parent=parent or (resume_from and info.parent()), config=resolved)
-        save_config(cfg, os.path.join(cfg.run.dir, "config.resolved.yaml"))  # what reproduces the run
+        save_run_configs(cfg, args.config, args.set)  # config.yaml as used (comments kept), resolved
     sinks.emit(make_event(
         "start", run_dir=cfg.run.dir, config=resolved, params=raw_model.num_params(), device=device,
         precision=precision, world_size=world, tokens_per_step=tokens_per_step, max_steps=t.max_steps,

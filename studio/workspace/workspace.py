@@ -11,8 +11,6 @@ import os
 import re
 import time
 
-import yaml
-
 from studio.workspace.run import Run, read_json, write_json
 
 SETTINGS_FILE = "workspace.json"
@@ -124,20 +122,15 @@ class Workspace:
 
 
 def with_changes(config_text: str, changes: dict) -> str:
-    """Config YAML with `section.key` values replaced (comments are not kept)."""
+    """Config YAML with `section.key` values replaced, comments and key order kept (core.config_text);
+    text that cannot be edited is returned as it is (the editor shows why)."""
+    from core.config import ConfigError
+    from core.config_text import apply_changes
+
     try:
-        raw = yaml.safe_load(config_text) or {}
-    except yaml.YAMLError:
-        return config_text  # leave a broken file as it is: the editor shows why
-    if not isinstance(raw, dict):
+        return apply_changes(config_text, changes)
+    except ConfigError:
         return config_text
-    for dotted, value in changes.items():
-        section, _, key = dotted.partition(".")
-        sec = raw.get(section)
-        if not isinstance(sec, dict):
-            sec = raw[section] = {}
-        sec[key] = value
-    return yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=100)
 
 
 def launch_problems(run: Run, config_text: str | None = None) -> list[str]:

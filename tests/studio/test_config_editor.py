@@ -9,8 +9,11 @@ import pytest
 import yaml
 from PySide6.QtCore import Qt
 
-from core.config import Config
-from studio.views.config.editor import ConfigEditor, dump_text, list_presets, patch_yaml
+from core import config_text
+from core.config import Config, loads
+from studio.views.config.editor import ConfigEditor
+from studio.views.config.yaml_tab import list_presets
+from studio.workspace.workspace import Workspace
 
 COMMENTED = """\
 # my run
@@ -219,11 +222,82 @@ def test_load_and_atomic_save(qtbot, editor, tmp_path):
     assert editor.base_dir() == str(out.parent)
 
 
-def test_patch_yaml_round_trips_any_value():
-    text = dump_text(Config())
+def test_set_value_round_trips_any_value():
+    text = config_text.dump_new(Config())
     for path, value in [("train.eps", 1e-12), ("run.attention_probe", "a\nb: c"), ("train.betas", [0.8, 0.9]),
                         ("model.vocab_size", None), ("data.dir", "yes"), ("train.sample_prompt", "")]:
-        patched = patch_yaml(text, path, value)
+        patched = config_text.set_value(text, path, value)
         section, key = path.split(".")
         assert yaml.safe_load(patched)[section][key] == value
         assert len(patched.splitlines()) == len(text.splitlines())  # one line changed, none added
+
+
+def _comment_lines(text: str) -> list[str]:
+    return [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
+
+
+def test_form_edits_that_add_keys_keep_every_comment_and_the_order(qtbot, editor):
+    editor.set_text(COMMENTED)
+    dropout = editor.form.editors["model.dropout"].input  # not in the text: the edit adds it
+    dropout.clear()  # it shows the default; clear() emits no edit
+    with qtbot.waitSignal(editor.changed, timeout=2000):
+        qtbot.keyClicks(dropout, "0.2")
+    text = editor.text()
+    assert _comment_lines(text) == _comment_lines(COMMENTED)
+    assert text.index("n_embd: 32") < text.index("dropout: 0.2") < text.index("train:")
+    editor.form.editors["train.compile"].input.setChecked(True)
+    editor.form.editors["data.dir"].line_edit().clear()
+    qtbot.keyClicks(editor.form.editors["data.dir"].line_edit(), "elsewhere")
+    text = editor.text()
+    assert [line for line in text.splitlines() if not line.startswith(" ")] == \
+        ["# my run", "model:", "data:", "train:", "run:"]  # a new section where the dataclasses put it
+    assert _comment_lines(text) == _comment_lines(COMMENTED)
+    cfg = loads(text)
+    assert (cfg.model.dropout, cfg.train.compile, cfg.data.dir, cfg.model.n_layer) == (0.2, True, "elsewhere", 2)
+
+
+def test_a_comment_typed_in_the_yaml_tab_survives_a_form_edit(qtbot, editor):
+    editor.set_text(COMMENTED)
+    editor.tabs.setCurrentWidget(editor.yaml_edit)
+    typed = COMMENTED.replace("train:\n", "# my note about training\ntrain:\n")
+    editor.yaml_edit.setPlainText(typed)
+    with qtbot.waitSignal(editor.changed, timeout=2000):
+        pass
+    editor.tabs.setCurrentIndex(0)
+    with qtbot.waitSignal(editor.changed, timeout=2000):
+        editor.form.editors["model.n_head"].input.setValue(4)
+    assert editor.text() == typed.replace("n_head: 2", "n_head: 4")
+
+
+def test_a_form_edit_on_text_with_anchors_is_refused_with_a_reason(qtbot, editor):
+    text = "model: &m\n  n_layer: 2\n  n_head: 2\n  n_embd: 32\n"
+    editor.set_text(text)
+    spin = editor.form.editors["model.n_layer"].input
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
+        spin.setValue(5)
+    assert "anchors and aliases" in sig.args[1]
+    assert editor.text() == text and spin.value() == 2  # nothing half-changed
+
+
+TINY_CPU = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "presets",
+                        "tiny-cpu.yaml")
+
+
+def test_new_run_new_from_and_fork_keep_the_source_comments(tmp_path):
+    ws = Workspace.create(str(tmp_path / "ws"))
+    preset = open(TINY_CPU, encoding="utf-8").read()
+    assert len(_comment_lines(preset)) > 10
+    src = ws.create_run("src", preset.replace("  dir: .        ", "  dir: runs/x   "))  # run.dir is forced to "."
+    assert _comment_lines(src.read_config_text()) == _comment_lines(preset)
+    assert src.read_config_text() == preset  # run.dir back to ".", comment in its column: the preset again
+    copy = ws.new_run_from(src)
+    assert copy.read_config_text() == preset
+    ck = os.path.join(src.dir, "checkpoints", "step-000200")
+    os.makedirs(ck)
+    fork = ws.fork_run(src, ck, {"train.lr": 1e-3, "train.max_steps": 900})
+    text = fork.read_config_text()
+    assert _comment_lines(text) == _comment_lines(preset)
+    cfg = fork.config()
+    assert (cfg.train.lr, cfg.train.max_steps, cfg.train.init_from, cfg.run.dir) == (1e-3, 900, ck, fork.dir)
+    changed = set(text.splitlines()) - set(preset.splitlines())
+    assert {line.split(":")[0].strip() for line in changed} == {"lr", "max_steps", "init_from"}

@@ -1,6 +1,7 @@
 """ConfigEditor: edit a run config as a form or as YAML, validated as you type, with live estimates.
 
-The YAML text is the truth. A form edit patches the one line it changes (comments and order survive);
+The YAML text is the truth. A form edit changes that one value in the text through core.config_text
+(comments, blank lines and key order survive);
 a YAML edit updates the form after a 300 ms pause; YAML that does not parse shows the parser's message
 and leaves the form as it was (disabled until the text parses again). Every change runs the engine's
 own validation (core.config) and flags the offending fields in both views.
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import config_text
 from core.config import (
     Config,
     ConfigError,
@@ -43,17 +45,10 @@ from core.config import (
     estimate,
     loads,
 )
+from core.layout import atomic_write
 from studio.views.config.estimates import EstimatesPanel
 from studio.views.config.form import ConfigForm
-from studio.views.config.yaml_tab import (  # noqa: F401 (dump_text, list_presets, patch_yaml re-exported)
-    YamlHighlighter,
-    dump_text,
-    find_key_line,
-    list_presets,
-    patch_yaml,
-    presets_dir,
-    yaml_scalar,
-)
+from studio.views.config.yaml_tab import YamlHighlighter, list_presets
 
 DEBOUNCE_MS = 300
 
@@ -129,7 +124,7 @@ class ConfigEditor(QWidget):
         lay.addLayout(top)
         lay.addWidget(split, 1)
         lay.addWidget(self.problems_label)
-        self.set_text(dump_text(Config()))
+        self.set_text(config_text.dump_new(Config()))
 
     # ------------------------------------------------------------------ public API
     def set_base_dir(self, path: str) -> None:
@@ -163,10 +158,7 @@ class ConfigEditor(QWidget):
         """Write the YAML text as it is (comments kept), atomically; its folder becomes the base folder."""
         self._flush_pending_edit()
         path = os.path.abspath(path)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(self.text())
-        os.replace(tmp, path)
+        atomic_write(path, self.text())
         if os.path.dirname(path) != self._base_dir:
             self.set_base_dir(os.path.dirname(path))
 
@@ -266,7 +258,7 @@ class ConfigEditor(QWidget):
         """Red background on the YAML lines the problems point at (the parser's line for bad YAML)."""
         lines = set()
         for p in problems:
-            line = find_key_line(text, p.path) if p.path else None
+            line = config_text.key_line(text, p.path) if p.path else None
             m = re.search(r"line (\d+)", p.message) if line is None and not p.path else None
             if m:
                 line = int(m.group(1)) - 1
@@ -296,7 +288,12 @@ class ConfigEditor(QWidget):
 
     def _on_form_value_edited(self, path: str, value: Any) -> None:
         self._flush_pending_edit()
-        text = patch_yaml(self.text(), path, value)
+        try:
+            text = config_text.set_value(self.text(), path, value)
+        except ConfigError as exc:  # text the form cannot edit (anchors): say why, show the text's values
+            self._apply_text(self.text())
+            self._validate(self.text(), parse_error=str(exc))
+            return
         self._replace_yaml_text(text)
         self._validate(text)
         self.changed.emit()

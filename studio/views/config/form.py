@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import SECTIONS, Problem, field_docs
+from core.errors import quote
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECTION_TITLES = {"model": "Model", "data": "Data", "train": "Training", "run": "Run"}
@@ -194,7 +195,7 @@ class FloatEditor(FieldEditor):
     def _on_edit_text_edited(self, text: str) -> None:
         value = parse_float(text)
         if value is None:
-            self.rejected.emit(f"{self.path}: {text!r} is not a number")
+            self.rejected.emit(f"{self.path}: {quote(text)} is not a number")
             return
         self.rejected.emit("")
         self._emit(value)
@@ -361,7 +362,7 @@ class OptionalIntEditor(TextEditor):
         try:
             value = int(text.strip().replace(",", "").replace("_", ""))
         except ValueError:
-            self.rejected.emit(f"{self.path}: {text!r} is not a whole number")
+            self.rejected.emit(f"{self.path}: {quote(text)} is not a whole number")
             return
         self.rejected.emit("")
         self._emit(value)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.run_controller import RunController, eta_text
+from studio.controllers.run import RunController, eta_text
 from studio.theme import status_color
 from studio.views.training.console import ConsoleView
 from studio.views.training.plots import MetricsPlots

@@ -246,14 +246,14 @@ class MainWindow(QMainWindow):
 
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:
-            self.training.plots.set_overlays(self.session.overlays(self.current_dir, self.runs_panel.compared()))
+            overlays = self.session.overlays(self.current_dir, self.runs_panel.compared())
+            self.training.plots.set_overlays(overlays)
 
     def _update_start_blockers(self) -> None:
         ctl = self.controller()
         if ctl is None or self.training is None:
             return
-        problems = ctl.start_problems(self.config_editor.text()) if ctl.status == "new" else []
-        self.training.set_start_blockers(problems)
+        self.training.set_start_blockers(ctl.start_blockers(self.config_editor.text()))
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -292,11 +292,10 @@ class MainWindow(QMainWindow):
                 self.training.refresh()
 
     def new_run(self) -> None:
-        if self.session.workspace is None:
-            return
-        run = self.session.new_run(demo.default_config_text(self.session.workspace))
-        self.runs_panel.select_run(run.dir)
-        self.show_tab("config")
+        run = self.session.new_run()
+        if run is not None:
+            self.runs_panel.select_run(run.dir)
+            self.show_tab("config")
 
     def copy_run(self, run_dir: str | None) -> None:
         if run_dir:

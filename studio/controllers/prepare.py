@@ -91,7 +91,8 @@ class PrepareJob(QObject):
         assert request is not None
         if close_event is not None and close_event.get("event") == "done" and exit_code == 0:
             meta = close_event.get("meta")
-            result = PrepareResult("done", request, meta if isinstance(meta, dict) else read_meta(request.out))
+            meta = meta if isinstance(meta, dict) else read_meta(request.out)
+            result = PrepareResult("done", request, meta)
         elif self._cancelled:
             result = PrepareResult("cancelled", request)
         else:

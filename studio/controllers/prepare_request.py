@@ -47,6 +47,6 @@ def make_request(data_root: str | None, sources: list[str], name: str, tokenizer
         raise UsageError("Add at least one source: files, a folder, or a built-in corpus such as @synthetic.",
                          field="sources")
     if not NAME_RE.match(name):
-        raise UsageError("Name the data set with letters, digits, '.', '_' or '-' (it becomes a folder name).",
-                         field="name")
+        raise UsageError("Name the data set with letters, digits, '.', '_' or '-' (it becomes a folder "
+                         "name).", field="name")
     return PrepareRequest(tuple(sources), os.path.join(data_root, name), tokenizer, vocab_size, val_fraction)

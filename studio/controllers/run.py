@@ -106,6 +106,10 @@ class RunController(QObject):
             return ["this run has already been started: resume it, or make a new run from it"]
         return launch_problems(self.run, config_text)
 
+    def start_blockers(self, config_text: str | None = None) -> list[str]:
+        """What the Start button shows while disabled: start_problems() of a new run, nothing otherwise."""
+        return self.start_problems(config_text) if self.status == "new" else []
+
     def summary(self) -> dict:
         """The figures a run list shows."""
         h = self.history

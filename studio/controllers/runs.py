@@ -31,7 +31,7 @@ class WorkspaceSession(QObject):
     run_updated = Signal(str)            # a run's summary (status, step, best val) changed
     run_finished = Signal(str, str, str)  # run folder, status, message
     data_changed = Signal()              # a data set was prepared (lists and start checks are stale)
-    status_message = Signal(str, int)    # text for the status bar, milliseconds to show it (0: until replaced)
+    status_message = Signal(str, int)    # status bar text, milliseconds to show it (0: until replaced)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -110,8 +110,8 @@ class WorkspaceSession(QObject):
     def initial_run(self) -> str | None:
         """The run to show after opening: a running one, else the one shown last time, else the newest."""
         runs = self.runs()
-        pick = ([r for r in runs if self.controllers[r.dir].is_running()]
-                or [r for r in runs if self.workspace and r.dir == self.workspace.settings().get("current_run")]
+        last = self.workspace.settings().get("current_run") if self.workspace is not None else None
+        pick = ([r for r in runs if self.controllers[r.dir].is_running()] or [r for r in runs if r.dir == last]
                 or runs[-1:])
         return pick[0].dir if pick else None
 
@@ -135,9 +135,12 @@ class WorkspaceSession(QObject):
         return [self.summary(d) for d in self.controllers]
 
     # ------------------------------------------------------------------ intents on runs
-    def new_run(self, config_text: str, name: str = "run") -> Run:
-        assert self.workspace is not None
-        run = self.workspace.create_run(name, config_text)
+    def new_run(self, config_text: str | None = None, name: str = "run") -> Run | None:
+        """A fresh run (the tiny config on the first data set unless `config_text` is given)."""
+        if self.workspace is None:
+            return None
+        text = demo.default_config_text(self.workspace) if config_text is None else config_text
+        run = self.workspace.create_run(name, text)
         self._add(run)
         self.runs_changed.emit()
         return run
@@ -196,7 +199,9 @@ class WorkspaceSession(QObject):
     def prepare_demo_data(self) -> bool:
         """In the demo workspace, prepare its corpus in the background if it is not there yet."""
         ws = self.workspace
-        if ws is None or not demo.is_demo_workspace(ws) or demo.demo_data_ready(ws) or self.demo_job.is_running():
+        if ws is None or not demo.is_demo_workspace(ws) or demo.demo_data_ready(ws):
+            return False
+        if self.demo_job.is_running():
             return False
         self.status_message.emit("Preparing the demo data…", 0)
         return self.demo_job.start(demo.prepare_request(ws))

@@ -36,7 +36,8 @@ class EngineFailure:
         """The headline followed by the last lines of the engine's log (a run's banner)."""
         if not self.log:
             return self.headline
-        return f"{self.headline}\n\nLast lines of the engine's log:\n" + "\n".join(self.log[-LOG_LINES_IN_MESSAGE:])
+        lines = "\n".join(self.log[-LOG_LINES_IN_MESSAGE:])
+        return f"{self.headline}\n\nLast lines of the engine's log:\n{lines}"
 
 
 def _is_traceback_line(line: str) -> bool:

@@ -41,7 +41,8 @@ def run(run_dir: str, argv: list[str]) -> int:
         os.remove(exit_path)
     except OSError:
         pass
-    with open(os.path.join(run_dir, ENGINE_OUT), "wb") as out, open(os.path.join(run_dir, ENGINE_LOG), "ab") as err:
+    with open(os.path.join(run_dir, ENGINE_OUT), "wb") as out, \
+            open(os.path.join(run_dir, ENGINE_LOG), "ab") as err:
         err.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
         err.flush()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -51,7 +52,8 @@ def run(run_dir: str, argv: list[str]) -> int:
                                      env=env)
         except OSError as exc:
             err.write(f"could not start the engine: {exc}\n".encode())
-            atomic_write_json(exit_path, {"code": 127, "ended": time.time(), "started": started, "error": str(exc)})
+            atomic_write_json(exit_path, {"code": 127, "ended": time.time(), "started": started,
+                                          "error": str(exc)})
             return 127
         atomic_write_json(os.path.join(run_dir, LAUNCHER_JSON),
                           {"pid": child.pid, "launcher_pid": os.getpid(), "argv": argv, "started": started})

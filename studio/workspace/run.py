@@ -117,7 +117,8 @@ class Run:
 
     def set_lineage(self, kind: str, parent_run: str | None, parent_checkpoint: str | None = None) -> None:
         layout.atomic_write_json(self.path(layout.STUDIO_JSON), {
-            "kind": kind, "parent_run": parent_run, "parent_checkpoint": parent_checkpoint, "created": time.time()})
+            "kind": kind, "parent_run": parent_run, "parent_checkpoint": parent_checkpoint,
+            "created": time.time()})
 
     def parent_dir(self) -> str | None:
         """The run folder this one was copied or forked from, if any."""

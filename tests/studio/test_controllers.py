@@ -63,7 +63,8 @@ def test_a_silent_death_says_what_is_known():
 def test_request_arguments_and_refusals(tmp_path):
     req = make_request(str(tmp_path), ["@synthetic", "/a b/c.txt"], " web ", "bpe", 512, 0.05)
     assert req.arguments() == ["--input", "@synthetic", "/a b/c.txt", "--out", str(tmp_path / "web"),
-                               "--tokenizer", "bpe", "--vocab-size", "512", "--val-fraction", "0.05", "--events"]
+                               "--tokenizer", "bpe", "--vocab-size", "512", "--val-fraction", "0.05",
+                               "--events"]
     assert PrepareRequest(("@synthetic",), "/d", "char", 512).arguments() == [
         "--input", "@synthetic", "--out", "/d", "--tokenizer", "char", "--events"]  # no BPE size for char
     from core.errors import UsageError
@@ -159,7 +160,8 @@ def test_the_run_shown_first_and_overlays(qtbot, workspace):
     assert ctl.run == parent and train["lr"] == parent.config().train.lr and name == "tiny-fork"
     assert other.checkpoints() == [] and session.fork_defaults(other.dir) is None  # forks need one
     overlays = session.overlays(child.dir, [other.dir, child.dir])
-    assert [(label, kind) for label, _h, kind in overlays] == [("tiny (parent)", "parent"), ("other", "compare")]
+    assert [(label, kind) for label, _h, kind in overlays] == [("tiny (parent)", "parent"),
+                                                                ("other", "compare")]
     assert overlays[0][1] is session.controller(parent.dir).history
 
 

@@ -58,7 +58,8 @@ def test_gui_with_every_panel_built_stays_torch_free(tmp_path):
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     lines = {line.split(" ", 1)[0]: line.split()[1:] for line in out.stdout.splitlines() if line.strip()}
-    assert lines["TABS"] == ["DataPanel", "ConfigEditor", "TrainingPanel", "GenerationPanel", "AttentionPanel"]
+    assert lines["TABS"] == ["DataPanel", "ConfigEditor", "TrainingPanel", "GenerationPanel",
+                             "AttentionPanel"]
     assert set(lines["CORE"]) <= TORCH_FREE_CORE, lines["CORE"]
     assert "NO-TORCH" in lines
 

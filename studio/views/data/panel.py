@@ -299,7 +299,7 @@ class DataPanel(QWidget):
                             self.vocab_spin.value() if kind == "bpe" else None, self.val_spin.value())
 
     def start_prepare(self) -> bool:
-        """Ask for the data set to be prepared; False (with the reason shown) when the choices are not ready."""
+        """Ask for the data set to be prepared; False (the reason shown) when the choices are not ready."""
         try:
             request = self.request()
         except UsageError as exc:

@@ -3,7 +3,6 @@ sets and errors. The panel only asks; the job (wired as the main window wires it
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -12,6 +11,7 @@ from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QHelpEvent, QTextCursor
 from PySide6.QtWidgets import QApplication, QToolTip
 
+from core import layout
 from studio.controllers.prepare import PrepareJob
 from studio.views.data.panel import DataPanel
 from tests.studio.helpers import write_data_dir
@@ -166,8 +166,7 @@ def test_prepare_with_the_real_engine(qtbot, panel, monkeypatch, tmp_path):
     with qtbot.waitSignal(panel.job.finished, timeout=60000) as sig:
         panel.start_prepare()
     assert sig.args[0].ok, sig.args[0].failure
-    with open(tmp_path / "ws" / "data" / "real" / "meta.json") as fh:
-        meta = json.load(fh)
+    meta = layout.load_json(str(tmp_path / "ws" / "data" / "real" / layout.DATA_META))
     assert panel.detail_values["train"].text() == f"{meta['train_tokens']:,}"
     assert panel.detail_values["vocab"].text() == str(meta["vocab_size"])
     assert len(panel.sample.ids) > 100 and panel.error_label.isHidden()

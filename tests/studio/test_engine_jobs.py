@@ -133,3 +133,20 @@ def test_start_intent_saves_the_edited_config_or_says_why_not(qtbot, workspace, 
     assert blocker.args == ["done", ""] and ctl.history.step == 30
     assert ctl.run.read_config_text() == edited
     assert ctl.history.start["config"]["train"]["device"] == "cuda"  # the config says cpu: --set won
+
+
+def test_launcher_runs_as_a_plain_script_without_pythonpath(tmp_path):
+    """From source the launcher is started as a file, from any folder, with no PYTHONPATH: it must still
+    find core.layout, record the engine's pid and write exit.json with the engine's exit code."""
+    import subprocess
+
+    from core import layout
+
+    argv = launcher_command(str(tmp_path), [sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(argv, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert layout.read_json(str(tmp_path / layout.EXIT_JSON))["code"] == 3
+    info = layout.read_json(str(tmp_path / layout.LAUNCHER_JSON))
+    assert info["pid"] > 0 and info["argv"][-1].endswith("sys.exit(3)")
+    assert (tmp_path / layout.ENGINE_OUT).read_text() == "hi\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -113,8 +112,8 @@ def test_run_status_from_files(workspace):
     with open(run.metrics_path, "a") as fh:
         fh.write(encode(make_event("stopped", step=1, reason="requested")))
     assert run.status() == "stopped"
-    with open(run.path("launcher.json"), "w") as fh:
-        json.dump({"pid": os.getpid(), "launcher_pid": os.getpid(), "started": 1.0}, fh)
+    layout.atomic_write_json(run.path(layout.LAUNCHER_JSON),
+                             {"pid": os.getpid(), "launcher_pid": os.getpid(), "started": 1.0})
     assert run.status() == "running" and run.engine_pid() == os.getpid()
     assert format_duration(75) == "1m 15s" and format_duration(math.nan) == "–"
 

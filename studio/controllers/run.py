@@ -106,6 +106,12 @@ class RunController(QObject):
             return ["this run has already been started: resume it, or make a new run from it"]
         return launch_problems(self.run, config_text)
 
+    def planned_steps(self) -> int:
+        """train.max_steps of the run's saved config (0 when it does not load): the progress bar's end
+        before the engine's `start` event says it."""
+        cfg = self.run.config_or_none()
+        return cfg.train.max_steps if cfg is not None else 0
+
     def start_blockers(self, config_text: str | None = None) -> list[str]:
         """What the Start button shows while disabled: start_problems() of a new run, nothing otherwise."""
         return self.start_problems(config_text) if self.status == "new" else []

@@ -140,8 +140,7 @@ class TrainingPanel(QWidget):
         if controller is not None:
             for sig, slot in self._connections():
                 sig.connect(slot)
-            cfg = controller.run.config_or_none()
-            self._planned_steps = cfg.train.max_steps if cfg is not None else 0
+            self._planned_steps = controller.planned_steps()
             self.plots.set_history(controller.history, controller.run.name, self._planned_steps)
             self.console.set_lines(list(controller.console))
         else:

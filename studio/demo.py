@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+from core import layout
+from studio.controllers.prepare_request import PrepareRequest
 from studio.engine.command import engine_command, engine_env, train_args
 from studio.workspace.run import Run
 from studio.workspace.workspace import Workspace
@@ -77,13 +79,23 @@ def demo_data_dir(ws: Workspace) -> str:
     return os.path.join(ws.data_dir, DEMO_DATA)
 
 
+def is_demo_workspace(ws: Workspace) -> bool:
+    """Whether `ws` is the demo workspace (its folder has the demo's name, wherever the home is)."""
+    return os.path.basename(ws.root) == os.path.basename(default_demo_root())
+
+
 def demo_data_ready(ws: Workspace) -> bool:
-    return os.path.exists(os.path.join(demo_data_dir(ws), "meta.json"))
+    return layout.is_data_dir(demo_data_dir(ws))
+
+
+def prepare_request(ws: Workspace) -> PrepareRequest:
+    """The demo corpus: the engine's built-in synthetic tasks, one token per character."""
+    return PrepareRequest(("@synthetic",), demo_data_dir(ws), tokenizer="char")
 
 
 def prepare_args(ws: Workspace) -> list[str]:
     """`llm-train prepare` arguments for the demo corpus."""
-    return ["--input", "@synthetic", "--tokenizer", "char", "--out", demo_data_dir(ws), "--events"]
+    return prepare_request(ws).arguments()
 
 
 def _env() -> dict:
@@ -123,7 +135,7 @@ def build_demo_fork(root: str | None = None, fork_step: int = 150) -> Run:
     if fork.status() == "done":
         return fork
     if not os.path.isdir(fork.dir):
-        checkpoint = os.path.join(parent.dir, "checkpoints", f"step-{fork_step:06d}")
+        checkpoint = os.path.join(parent.dir, layout.CHECKPOINTS, layout.step_dir_name(fork_step))
         fork = ws.fork_run(parent, checkpoint, {"train.lr": 1.0e-3, "train.min_lr": 1.0e-4}, name=DEMO_FORK)
     with open(fork.log_path, "ab") as log:
         subprocess.run(engine_command("train", *train_args(fork.config_path)), check=False, env=_env(),

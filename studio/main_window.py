@@ -1,8 +1,9 @@
 """MainWindow: assembles the runs list, the Data / Config / Training tabs, menus and status bar.
 
-It routes view intents to the WorkspaceSession and RunControllers and keeps window state (geometry,
-splitters, theme, plot options) in QSettings. Heavy panels (pyqtgraph, the config editor) are built
-right after the first show, so the window appears fast.
+It only assembles: view intents are routed to the controllers (studio.controllers: the WorkspaceSession,
+its RunControllers and PrepareJobs), their signals to the views, and window state (geometry, splitters,
+theme, plot options) is kept in QSettings. Heavy panels (pyqtgraph, the config editor) are built right
+after the first show, so the window appears fast.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from studio import demo
-from studio.engine.process import EngineProcess
-from studio.engine.session import WorkspaceSession
+from studio import demo, window_state
+from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
-from studio.theme import apply_theme, current_theme
+from studio.theme import apply_theme
+from studio.views.runs.close_dialog import ask_about_running
 from studio.views.runs.panel import RunsPanel
 
 TABS = ("data", "config", "training", "generate", "attention")
@@ -45,7 +46,6 @@ class MainWindow(QMainWindow):
         self.current_dir: str | None = None
         self.training = self.config_editor = self.data_panel = None
         self.generation = self.attention = self.inference_pool = None
-        self._preparer: EngineProcess | None = None
         self.setWindowTitle("LLM Training Studio")
         self.setMinimumSize(760, 520)
         self.runs_panel = RunsPanel()
@@ -74,7 +74,9 @@ class MainWindow(QMainWindow):
         self.session.runs_changed.connect(self._on_session_runs_changed)
         self.session.run_updated.connect(self._on_session_run_updated)
         self.session.run_finished.connect(self._on_session_run_finished)
-        self._restore_window_state()
+        self.session.data_changed.connect(self._on_session_data_changed)
+        self.session.status_message.connect(self.statusBar().showMessage)
+        window_state.restore_window(self)
 
     # ------------------------------------------------------------------ construction
     def _build_status_bar(self) -> None:
@@ -157,7 +159,7 @@ class MainWindow(QMainWindow):
         from studio.views.generate.panel import GenerationPanel
         from studio.views.training.panel import TrainingPanel
 
-        self.data_panel = DataPanel()
+        self.data_panel = DataPanel(self.session.prepare_job)
         self.config_editor = ConfigEditor()
         self.training = TrainingPanel()
         self.inference_pool = WorkerPool(self)  # one inference worker per loaded checkpoint, shared
@@ -173,7 +175,8 @@ class MainWindow(QMainWindow):
             self._pages[name].deleteLater()
             self._pages[name] = widget
             self.tabs.setCurrentIndex(current)
-        self.data_panel.data_prepared.connect(self._on_data_panel_prepared)
+        self.data_panel.prepare_requested.connect(self.session.prepare)
+        self.data_panel.cancel_requested.connect(self.session.prepare_job.cancel)
         self.config_editor.changed.connect(self._update_start_blockers)
         self.config_editor.validity_changed.connect(lambda _ok, _msg: self._update_start_blockers())
         t = self.training
@@ -182,7 +185,7 @@ class MainWindow(QMainWindow):
         t.stop_requested.connect(self.stop_training)
         t.multinode_requested.connect(self.show_multinode)
         t.plots.export_requested.connect(self.export_plots)
-        self._restore_panel_state()
+        window_state.restore_panels(self, TABS.index("training"))
         if self.session.workspace is not None:
             self.data_panel.set_workspace(self.session.workspace.root)
             self.generation.set_workspace(self.session.workspace.root)
@@ -203,48 +206,18 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_workspace(ws.root)
         self.setWindowTitle(f"{ws.name} — LLM Training Studio")
         self.workspace_label.setText(ws.root)
-        if self.data_panel is not None:
-            self.data_panel.set_workspace(ws.root)
-        if self.generation is not None:
-            self.generation.set_workspace(ws.root)
-            self.attention.set_workspace(ws.root)
-        runs = self.session.runs()
-        running = [r for r in runs if self.session.controllers[r.dir].is_running()]
-        pick = (running or [r for r in runs if r.dir == ws.settings().get("current_run")] or runs[-1:])
+        for panel in (self.data_panel, self.generation, self.attention):
+            if panel is not None:
+                panel.set_workspace(ws.root)
+        pick = self.session.initial_run()
         if pick:
-            self.runs_panel.select_run(pick[0].dir)
+            self.runs_panel.select_run(pick)
+        running = self.session.running()
         if running:
             self.statusBar().showMessage(f"Following {len(running)} run(s) still training", 8000)
-        if os.path.basename(ws.root) == os.path.basename(demo.default_demo_root()) and \
-                not demo.demo_data_ready(ws):
-            self.prepare_demo_data()
+        self.session.prepare_demo_data()
 
-    def prepare_demo_data(self) -> None:
-        """Prepare the demo corpus in the background (status bar shows progress)."""
-        ws = self.session.workspace
-        if ws is None or (self._preparer is not None and self._preparer.is_running()):
-            return
-        proc = self._preparer = EngineProcess(self)
-        proc.event_received.connect(self._on_preparer_event)
-        proc.finished.connect(self._on_preparer_finished)
-        proc.failed_to_start.connect(lambda msg: self.statusBar().showMessage(msg))
-        self.statusBar().showMessage("Preparing the demo data…")
-        proc.start("prepare", demo.prepare_args(ws))
-
-    def _on_preparer_event(self, ev: dict) -> None:
-        if ev.get("event") == "progress" and ev.get("total"):
-            pct = 100.0 * float(ev.get("done") or 0) / float(ev["total"])
-            self.statusBar().showMessage(f"Preparing the demo data: {ev.get('stage', '')} {pct:.0f}%")
-
-    def _on_preparer_finished(self, code: int, close: dict | None) -> None:
-        ok = code == 0 and close is not None and close.get("event") == "done"
-        tail = "\n".join(list(self._preparer.stderr_tail)[-5:]) if self._preparer else ""
-        self.statusBar().showMessage("Demo data ready: press Start (Ctrl+R) to train the demo run" if ok else
-                                     f"Preparing the demo data failed (code {code}) {tail}", 0 if not ok else 15000)
-        if ok and self.session.workspace is not None:
-            self._on_data_panel_prepared(demo.demo_data_dir(self.session.workspace))
-
-    def _on_data_panel_prepared(self, _data_dir: str) -> None:
+    def _on_session_data_changed(self) -> None:
         if self.data_panel is not None and self.session.workspace is not None:
             self.data_panel.set_workspace(self.session.workspace.root)
         self._update_start_blockers()
@@ -257,11 +230,9 @@ class MainWindow(QMainWindow):
         if run_dir == self.current_dir:
             return
         self.current_dir = run_dir
-        ctl = self.controller()
+        ctl = self.session.select(run_dir)
         if ctl is None:
             return
-        if self.session.workspace is not None:
-            self.session.workspace.update_settings(current_run=run_dir)
         self.runs_panel.select_run(run_dir)
         if self.training is None:
             return
@@ -274,24 +245,15 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _update_overlays(self) -> None:
-        if self.training is None or self.current_dir is None:
-            return
-        overlays = []
-        parent = self.session.parent_history(self.current_dir)
-        if parent is not None:
-            overlays.append((f"{parent[0]} (parent)", parent[1], "parent"))
-        for d in self.runs_panel.compared():
-            ctl = self.session.controller(d)
-            if ctl is not None and d != self.current_dir:
-                overlays.append((ctl.run.name, ctl.history, "compare"))
-        self.training.plots.set_overlays(overlays)
+        if self.training is not None and self.current_dir is not None:
+            overlays = self.session.overlays(self.current_dir, self.runs_panel.compared())
+            self.training.plots.set_overlays(overlays)
 
     def _update_start_blockers(self) -> None:
         ctl = self.controller()
         if ctl is None or self.training is None:
             return
-        problems = ctl.start_problems(self.config_editor.text()) if ctl.status == "new" else []
-        self.training.set_start_blockers(problems)
+        self.training.set_start_blockers(ctl.start_blockers(self.config_editor.text()))
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -308,22 +270,17 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is None or self.training is None:
             return False
-        nproc = self.training.nproc() if nproc is None else nproc
-        device = self.training.device() if device is None else device
-        if not resume:
-            problems = ctl.start_problems(self.config_editor.text())
-            if problems:
+        problems = ctl.request_start(None if resume else self.config_editor.text(), resume,
+                                     self.training.nproc() if nproc is None else nproc,
+                                     self.training.device() if device is None else device)
+        if problems:
+            if not resume:
                 self.training.set_start_blockers(problems)
-                return False
-            ctl.run.write_config_text(self.config_editor.text())
-        elif not ctl.can_resume():
             return False
-        overrides = [f"train.device={device}"] if device else []
-        ok = ctl.start(resume=resume, nproc=nproc, overrides=overrides)
         self.show_tab("training")
         self.statusBar().showMessage(f"{'Resuming' if resume else 'Starting'} {ctl.run.name}…", 5000)
         self._update_actions()
-        return ok
+        return True
 
     def stop_training(self) -> None:
         ctl = self.controller()
@@ -335,11 +292,10 @@ class MainWindow(QMainWindow):
                 self.training.refresh()
 
     def new_run(self) -> None:
-        if self.session.workspace is None:
-            return
-        run = self.session.new_run(demo.default_config_text(self.session.workspace))
-        self.runs_panel.select_run(run.dir)
-        self.show_tab("config")
+        run = self.session.new_run()
+        if run is not None:
+            self.runs_panel.select_run(run.dir)
+            self.show_tab("config")
 
     def copy_run(self, run_dir: str | None) -> None:
         if run_dir:
@@ -348,15 +304,13 @@ class MainWindow(QMainWindow):
             self.show_tab("config")
 
     def fork_run(self, run_dir: str | None) -> None:
-        ctl = self.session.controller(run_dir) if run_dir else None
-        if ctl is None or not ctl.run.checkpoints():
+        defaults = self.session.fork_defaults(run_dir) if run_dir else None
+        if defaults is None:
             return
         from studio.views.runs.fork_dialog import ForkDialog
 
-        cfg = ctl.run.config_or_none()
-        train = cfg.train.__dict__ if cfg is not None else {}
-        dialog = ForkDialog(ctl.run.name, ctl.run.checkpoints(), train,
-                            self.session.workspace.unique_run_name(f"{ctl.run.name}-fork"), self)
+        ctl, train, name = defaults
+        dialog = ForkDialog(ctl.run.name, ctl.run.checkpoints(), train, name, self)
         if dialog.exec() == ForkDialog.DialogCode.Accepted:
             run = self.session.fork_run(run_dir, dialog.checkpoint_path(), dialog.changes(), dialog.name.text())
             self.runs_panel.select_run(run.dir)
@@ -365,10 +319,11 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is None:
             return
+        from studio.controllers.run import device_overrides
         from studio.views.training.multinode_dialog import MultiNodeDialog
 
         device = self.training.device() if self.training is not None else ""
-        MultiNodeDialog(ctl.run.config_path, [f"train.device={device}"] if device else [], nproc, self).exec()
+        MultiNodeDialog(ctl.run.config_path, device_overrides(device), nproc, self).exec()
 
     # ------------------------------------------------------------------ session slots
     def _on_session_runs_changed(self) -> None:
@@ -466,86 +421,26 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About LLM Training Studio", about_html())
 
     # ------------------------------------------------------------------ window state
-    def _restore_window_state(self) -> None:
-        s = self.settings
-        geometry = s.bytes_value("window/geometry")
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1360, 860)
-        state = s.bytes_value("window/state")
-        if state is not None:
-            self.restoreState(state)
-        self.dark_action.setChecked(current_theme() == "dark")
-
-    def _restore_panel_state(self) -> None:
-        s, plots = self.settings, self.training.plots
-        splitter = s.bytes_value("window/main_splitter")
-        if splitter is not None:
-            self.splitter.restoreState(splitter)
-        splitter = s.bytes_value("window/training_splitter")
-        if splitter is not None:
-            self.training.splitter.restoreState(splitter)
-        plots.set_smoothing(s.value("plots/smoothing", 0.9, float))
-        mode = s.value("plots/x_mode", "step", str)
-        plots.set_x_mode(mode)
-        if mode in self.x_actions:
-            self.x_actions[mode].setChecked(True)
-        log = s.value("plots/log_y", False, bool)
-        plots.set_log_y(log)
-        self.log_action.setChecked(log)
-        self.tabs.setCurrentIndex(s.value("window/tab", TABS.index("training"), int))
-
     def save_window_state(self) -> None:
-        s = self.settings
-        s.set_value("window/geometry", self.saveGeometry())
-        s.set_value("window/state", self.saveState())
-        s.set_value("window/main_splitter", self.splitter.saveState())
-        s.set_value("window/tab", self.tabs.currentIndex())
-        s.set_value("theme", current_theme())
-        if self.training is not None:
-            s.set_value("window/training_splitter", self.training.splitter.saveState())
-            s.set_value("plots/smoothing", self.training.plots.smoothing())
-            s.set_value("plots/x_mode", self.training.plots.x_mode)
-            s.set_value("plots/log_y", self.training.plots.log_check.isChecked())
-        s.sync()
+        window_state.save_window(self)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         running = self.session.running()
         if running:
-            choice = self.close_policy or self._ask_about_running([c.run.name for c in running])
+            choice = self.close_policy or ask_about_running(self, [c.run.name for c in running])
             if choice == "cancel":
                 event.ignore()
                 return
-            if choice == "stop":
-                self.session.stop_all()  # graceful; the engines finish on their own, detached
+        else:
+            choice = "leave"
         self.save_window_state()
-        self.session.close(leave_running=True)
+        self.session.shutdown(stop_running=choice == "stop")  # a stop is graceful: engines finish detached
         if self.inference_pool is not None:
             self.generation.shutdown_workers()
             self.attention.shutdown_workers()
             self.inference_pool.shutdown(wait_ms=3000)
-        if self._preparer is not None and self._preparer.is_running():
-            self._preparer.kill()
-            self._preparer.wait_for_finished(3000)
-        if self.data_panel is not None and hasattr(self.data_panel, "shutdown"):
-            self.data_panel.shutdown()  # a prepare started from the Data panel must not outlive the app
         event.accept()
 
     def _on_generation_inspect_attention_requested(self, checkpoint: str, text: str) -> None:
         self.show_tab("attention")
         self.attention.inspect(checkpoint, text)
-
-    def _ask_about_running(self, names: list[str]) -> str:
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Training in progress")
-        box.setText(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} still training.")
-        box.setInformativeText("Stop gracefully (a checkpoint is written), or leave it running? A run left "
-                               "running is followed again when you reopen this workspace.")
-        stop = box.addButton("Stop", QMessageBox.ButtonRole.DestructiveRole)
-        leave = box.addButton("Leave Running", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(leave)
-        box.exec()
-        clicked = box.clickedButton()
-        return "stop" if clicked is stop else "leave" if clicked is leave else "cancel"
-

@@ -1,6 +1,6 @@
 """A tiny, Qt-free process that runs one engine command detached from the GUI.
 
-    python studio/engine/launcher.py RUN_DIR -- <engine argv...>   (stdlib only, no Qt)
+    python studio/engine/launcher.py RUN_DIR -- <engine argv...>   (stdlib + core.layout, no Qt)
 
 Why: a training run must be able to outlive the studio ("leave it running" on close) and be followed
 again later. So the GUI never owns the engine's pipes: this launcher starts in its own session, sends
@@ -8,23 +8,25 @@ the engine's stdout to RUN_DIR/engine.out and stderr to RUN_DIR/engine.log, reco
 RUN_DIR/launcher.json, forwards SIGTERM (graceful stop) to it, and writes RUN_DIR/exit.json with the
 exit code when it ends. The studio follows a run it just started and a run it finds running on reopen
 in exactly the same way: by tailing metrics.jsonl and engine.log (studio.engine.training).
+
+From source it runs as a script (no PYTHONPATH needed): it puts the project root on sys.path itself so
+that core.layout (stdlib only) gives it the file names and the atomic JSON writer. Frozen, the bundle's
+`launch` subcommand imports it as a module and core is already importable.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if not __package__:  # run as a script: make the project's packages importable
+    sys.path.insert(0, ROOT)
 
-def _write_json(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+from core.layout import ENGINE_LOG, ENGINE_OUT, EXIT_JSON, LAUNCHER_JSON, atomic_write_json  # noqa: E402
 
 
 def run(run_dir: str, argv: list[str]) -> int:
@@ -34,28 +36,27 @@ def run(run_dir: str, argv: list[str]) -> int:
         except OSError:
             pass
     started = time.time()
-    for name in ("exit.json",):
-        try:
-            os.remove(os.path.join(run_dir, name))
-        except OSError:
-            pass
-    with open(os.path.join(run_dir, "engine.out"), "wb") as out, \
-            open(os.path.join(run_dir, "engine.log"), "ab") as err:
+    exit_path = os.path.join(run_dir, EXIT_JSON)
+    try:
+        os.remove(exit_path)
+    except OSError:
+        pass
+    with open(os.path.join(run_dir, ENGINE_OUT), "wb") as out, \
+            open(os.path.join(run_dir, ENGINE_LOG), "ab") as err:
         err.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
         err.flush()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
         try:
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=run_dir,
                                      env=env)
         except OSError as exc:
             err.write(f"could not start the engine: {exc}\n".encode())
-            _write_json(os.path.join(run_dir, "exit.json"),
-                        {"code": 127, "ended": time.time(), "started": started, "error": str(exc)})
+            atomic_write_json(exit_path, {"code": 127, "ended": time.time(), "started": started,
+                                          "error": str(exc)})
             return 127
-        _write_json(os.path.join(run_dir, "launcher.json"),
-                    {"pid": child.pid, "launcher_pid": os.getpid(), "argv": argv, "started": started})
+        atomic_write_json(os.path.join(run_dir, LAUNCHER_JSON),
+                          {"pid": child.pid, "launcher_pid": os.getpid(), "argv": argv, "started": started})
 
         def forward(signum, _frame):
             try:
@@ -72,7 +73,7 @@ def run(run_dir: str, argv: list[str]) -> int:
                 break
             except InterruptedError:
                 continue
-    _write_json(os.path.join(run_dir, "exit.json"), {"code": code, "ended": time.time(), "started": started})
+    atomic_write_json(exit_path, {"code": code, "ended": time.time(), "started": started})
     return 0
 
 

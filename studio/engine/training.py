@@ -17,6 +17,7 @@ import weakref
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
+from core import layout
 from core.protocol import is_close, read_events
 from studio.engine.command import engine_command, launcher_command, train_args
 from studio.workspace.run import Run, pid_alive
@@ -67,7 +68,7 @@ class TrainingJob(QObject):
         if self._running:
             raise RuntimeError("this run is already running")
         run = self.run
-        for name in ("launcher.json", "exit.json"):
+        for name in (layout.LAUNCHER_JSON, layout.EXIT_JSON):
             try:
                 os.remove(run.path(name))
             except OSError:

@@ -1,6 +1,7 @@
 """A run folder: its config, metrics.jsonl, checkpoints, engine logs, lineage and status.
 
-Layout (written by the engine unless noted):
+The names and the checkpoint rule are core.layout's (shared with the engine). Layout (written by the
+engine unless noted):
   config.yaml          the user's config (written by the studio; paths relative to this folder)
   metrics.jsonl        every event the engine emitted, appended across resumes
   run.json             {"pid", "status", "started", "ended", "parent", "argv", "versions"}
@@ -14,18 +15,16 @@ Layout (written by the engine unless noted):
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
 import time
 
+from core import layout
 from core.config import Config, ConfigError, load_config
 from core.protocol import read_events
 from studio.workspace.metrics import Checkpoint, RunHistory
 
 STATUSES = ("new", "running", "done", "stopped", "failed")
-_CKPT_RE = re.compile(r"^step-(\d+)$")
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -47,22 +46,6 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-def read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def write_json(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-
-
 class Run:
     """One run folder. Cheap to construct; reads files on demand."""
 
@@ -75,19 +58,19 @@ class Run:
 
     @property
     def config_path(self) -> str:
-        return self.path("config.yaml")
+        return self.path(layout.CONFIG)
 
     @property
     def metrics_path(self) -> str:
-        return self.path("metrics.jsonl")
+        return self.path(layout.METRICS)
 
     @property
     def log_path(self) -> str:
-        return self.path("engine.log")
+        return self.path(layout.ENGINE_LOG)
 
     @property
     def stdout_path(self) -> str:
-        return self.path("engine.out")
+        return self.path(layout.ENGINE_OUT)
 
     def __repr__(self) -> str:
         return f"Run({self.dir!r})"
@@ -107,11 +90,7 @@ class Run:
             return ""
 
     def write_config_text(self, text: str) -> None:
-        os.makedirs(self.dir, exist_ok=True)
-        tmp = f"{self.config_path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, self.config_path)
+        layout.atomic_write(self.config_path, text)
 
     def config(self) -> Config:
         """The validated config with paths resolved against this folder; raises ConfigError."""
@@ -125,21 +104,21 @@ class Run:
 
     # ------------------------------------------------------------------ files
     def run_json(self) -> dict:
-        return read_json(self.path("run.json"))
+        return layout.read_json(self.path(layout.RUN_JSON))
 
     def launcher(self) -> dict:
-        return read_json(self.path("launcher.json"))
+        return layout.read_json(self.path(layout.LAUNCHER_JSON))
 
     def exit_info(self) -> dict:
-        return read_json(self.path("exit.json"))
+        return layout.read_json(self.path(layout.EXIT_JSON))
 
     def lineage(self) -> dict:
-        return read_json(self.path("studio.json"))
+        return layout.read_json(self.path(layout.STUDIO_JSON))
 
     def set_lineage(self, kind: str, parent_run: str | None, parent_checkpoint: str | None = None) -> None:
-        write_json(self.path("studio.json"), {"kind": kind, "parent_run": parent_run,
-                                               "parent_checkpoint": parent_checkpoint,
-                                               "created": time.time()})
+        layout.atomic_write_json(self.path(layout.STUDIO_JSON), {
+            "kind": kind, "parent_run": parent_run, "parent_checkpoint": parent_checkpoint,
+            "created": time.time()})
 
     def parent_dir(self) -> str | None:
         """The run folder this one was copied or forked from, if any."""
@@ -152,17 +131,8 @@ class Run:
         return os.path.exists(self.metrics_path)
 
     def checkpoints(self) -> list[Checkpoint]:
-        root = self.path("checkpoints")
-        out = []
-        try:
-            names = os.listdir(root)
-        except OSError:
-            return []
-        for name in names:
-            m = _CKPT_RE.match(name)
-            if m and os.path.isdir(os.path.join(root, name)):
-                out.append(Checkpoint(int(m.group(1)), os.path.join(root, name)))
-        return sorted(out, key=lambda c: c.step)
+        """Complete checkpoints (core.layout's rule, the engine's), oldest first."""
+        return [Checkpoint(step, path) for step, path in layout.list_checkpoints(self.dir)]
 
     def created(self) -> float:
         """When the run folder was made (lineage record, else the config file's mtime)."""

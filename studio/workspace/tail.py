@@ -72,3 +72,13 @@ def file_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def read_last_lines(path: str, max_bytes: int) -> list[str]:
+    """The complete-or-not lines in the last `max_bytes` of a text file ([] when it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, file_size(path) - max_bytes))
+            return fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return []

@@ -11,7 +11,8 @@ import os
 import re
 import time
 
-from studio.workspace.run import Run, read_json, write_json
+from core import layout
+from studio.workspace.run import Run
 
 SETTINGS_FILE = "workspace.json"
 
@@ -52,24 +53,18 @@ class Workspace:
         return os.path.join(self.root, SETTINGS_FILE)
 
     def settings(self) -> dict:
-        return read_json(self.settings_path)
+        return layout.read_json(self.settings_path)
 
     def save_settings(self, settings: dict) -> None:
-        os.makedirs(self.root, exist_ok=True)
-        write_json(self.settings_path, settings)
+        layout.atomic_write_json(self.settings_path, settings)
 
     def update_settings(self, **changes) -> None:
         self.save_settings({**self.settings(), **changes})
 
     # ------------------------------------------------------------------ contents
     def datasets(self) -> list[str]:
-        """Prepared data folders (those with a meta.json) under data/."""
-        try:
-            names = sorted(os.listdir(self.data_dir))
-        except OSError:
-            return []
-        return [os.path.join(self.data_dir, n) for n in names
-                if os.path.exists(os.path.join(self.data_dir, n, "meta.json"))]
+        """Prepared data folders under data/ (core.layout's rule, the engine's), sorted by name."""
+        return layout.list_data_dirs(self.data_dir)
 
     def runs(self) -> list[Run]:
         """Run folders (those with a config.yaml), oldest first."""
@@ -78,7 +73,7 @@ class Workspace:
         except OSError:
             return []
         runs = [Run(os.path.join(self.runs_dir, n)) for n in names
-                if os.path.exists(os.path.join(self.runs_dir, n, "config.yaml"))]
+                if os.path.exists(os.path.join(self.runs_dir, n, layout.CONFIG))]
         return sorted(runs, key=lambda r: (r.created(), r.name))
 
     def run(self, name: str) -> Run:
@@ -143,10 +138,11 @@ def launch_problems(run: Run, config_text: str | None = None) -> list[str]:
     except ConfigError as exc:
         return [str(p) for p in exc.problems]
     problems = []
-    if not os.path.exists(os.path.join(cfg.data.dir, "meta.json")):
+    if not layout.is_data_dir(cfg.data.dir):
         problems.append(f"data.dir: no prepared data in {cfg.data.dir} (prepare it on the Data tab)")
-    if cfg.train.init_from and not os.path.isdir(cfg.train.init_from):
-        problems.append(f"train.init_from: checkpoint folder {cfg.train.init_from} does not exist")
+    checkpoint = layout.checkpoint_problem(cfg.train.init_from) if cfg.train.init_from else None
+    if checkpoint:
+        problems.append(f"train.init_from: {checkpoint}")  # the engine's own words for the same refusal
     if os.path.normpath(cfg.run.dir) != os.path.normpath(run.dir):
         problems.append(f"run.dir: must be this run's folder ('.'), not {cfg.run.dir}")
     return problems

@@ -52,10 +52,15 @@ def fake_engine(monkeypatch):
     """Route every engine command to the scripted fake engine; returns a setter for its mode."""
     monkeypatch.setenv("LLM_STUDIO_ENGINE", f"{sys.executable} {FAKE_ENGINE}")
     monkeypatch.setenv("FAKE_ENGINE_MODE", "normal")
-    monkeypatch.setenv("FAKE_ENGINE_STEP_S", "0.005")
+    monkeypatch.delenv("FAKE_ENGINE_HOLD_AT", raising=False)
 
-    def configure(mode: str = "normal", **env: str) -> None:
+    def configure(mode: str = "normal", hold_at: str | int | None = None, **env: str) -> None:
+        """`hold_at`: step(s) where the engine waits until it is stopped or released (see fake_engine)."""
         monkeypatch.setenv("FAKE_ENGINE_MODE", mode)
+        if hold_at is None:
+            monkeypatch.delenv("FAKE_ENGINE_HOLD_AT", raising=False)
+        else:
+            monkeypatch.setenv("FAKE_ENGINE_HOLD_AT", str(hold_at))
         for key, value in env.items():
             monkeypatch.setenv(key, str(value))
 
@@ -66,11 +71,9 @@ def fake_engine(monkeypatch):
 def workspace(tmp_path):
     """A workspace with (fake) prepared data in data/demo and one new run 'tiny' using it."""
     from studio.workspace.workspace import Workspace
+    from tests.studio.helpers import write_data_dir
 
     ws = Workspace.create(str(tmp_path / "ws"))
-    data = os.path.join(ws.data_dir, "demo")
-    os.makedirs(data)
-    with open(os.path.join(data, "meta.json"), "w") as fh:
-        fh.write('{"vocab_size": 65, "tokenizer": "char"}')
+    write_data_dir(os.path.join(ws.data_dir, "demo"))
     ws.create_run("tiny", TINY_CONFIG)
     return ws

@@ -2,18 +2,20 @@
 
 Use it through LLM_STUDIO_ENGINE="python tests/studio/fake_engine.py". It honours the real engine's
 contract for `train --config C --events [--resume] [--set k=v]` and `prepare --out DIR --events`:
-events on stdout and appended to RUN_DIR/metrics.jsonl, run.json, checkpoints/step-NNNNNN/, graceful
-stop on SIGTERM or a `stop` line, exactly one close event. FAKE_ENGINE_MODE picks a script:
+events on stdout and appended to RUN_DIR/metrics.jsonl, run.json, checkpoints/step-NNNNNN/ (named and
+shaped through core.layout), graceful stop on SIGTERM or a `stop` line, exactly one close event.
+FAKE_ENGINE_MODE picks a script:
   normal   steps until max_steps (default)
   crash    dies with a traceback and no close event after FAKE_ENGINE_CRASH_AT steps
   error    emits an error event (kind runtime) and exits 1 after FAKE_ENGINE_CRASH_AT steps
   odd      mixes in garbage lines, unknown events and "nan"/"inf" values
-FAKE_ENGINE_STEP_S is the pause per step (default 0.01 s); FAKE_ENGINE_EVENTS_PER_S overrides it.
+Tests never pace it with sleeps (a loaded machine turns those into stop/done races): FAKE_ENGINE_HOLD_AT
+("5" or "3,8") makes it wait after those steps until it is stopped, or until the test creates
+RUN_DIR/fake-release-<step>; otherwise it runs flat out. FAKE_ENGINE_EVENTS_PER_S paces it for benchmarks.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -25,9 +27,27 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import yaml  # noqa: E402
 
+from core import layout  # noqa: E402
 from core.protocol import encode, make_event  # noqa: E402
 
 STOP = threading.Event()
+HOLD_LIMIT_S = 300.0  # a held engine gives up (error event) if nobody stops or releases it
+
+
+def release_path(run_dir: str, step: int) -> str:
+    """The file a test creates to let an engine held at `step` go on."""
+    return os.path.join(run_dir, f"fake-release-{step}")
+
+
+def hold(run_dir: str, step: int) -> bool:
+    """Wait until stopped (True) or released (False); an event wait, not a pacing sleep."""
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while time.monotonic() < deadline:
+        if STOP.wait(0.02):
+            return True
+        if os.path.exists(release_path(run_dir, step)):
+            return False
+    raise TimeoutError(f"fake engine held at step {step} for {HOLD_LIMIT_S:.0f} s without a stop")
 
 
 class Sink:
@@ -78,12 +98,11 @@ def prepare(args: dict) -> int:
     os.makedirs(out, exist_ok=True)
     for i in range(1, 4):
         sink.emit("progress", stage="encode", done=i, total=3)
-    meta = {"vocab_size": 65, "tokenizer": "char", "train_tokens": 9000, "val_tokens": 1000}
-    for name in ("train.bin", "val.bin"):
-        with open(os.path.join(out, name), "wb") as fh:
+    meta = {"format": 1, "vocab_size": 65, "tokenizer": "char", "train_tokens": 9000, "val_tokens": 1000}
+    for split in layout.SPLITS:
+        with open(os.path.join(out, f"{split}.bin"), "wb") as fh:
             fh.write(b"\0" * 64)
-    with open(os.path.join(out, "meta.json"), "w") as fh:
-        json.dump(meta, fh)
+    layout.atomic_write_json(os.path.join(out, layout.DATA_META), meta)
     sink.emit("done", kind="prepare", out=out, meta=meta)
     return 0
 
@@ -91,7 +110,8 @@ def prepare(args: dict) -> int:
 def train(args: dict) -> int:
     mode = os.environ.get("FAKE_ENGINE_MODE", "normal")
     per_s = float(os.environ.get("FAKE_ENGINE_EVENTS_PER_S", "0") or 0)
-    pause = 1.0 / per_s if per_s > 0 else float(os.environ.get("FAKE_ENGINE_STEP_S", "0.01"))
+    pause = 1.0 / per_s if per_s > 0 else 0.0
+    holds = {int(s) for s in os.environ.get("FAKE_ENGINE_HOLD_AT", "").split(",") if s.strip()}
     crash_at = int(os.environ.get("FAKE_ENGINE_CRASH_AT", "5"))
     cfg_path = os.path.abspath(args["config"])
     base = os.path.dirname(cfg_path)
@@ -105,12 +125,12 @@ def train(args: dict) -> int:
     run_dir = os.path.normpath(os.path.join(base, (raw.get("run") or {}).get("dir", ".")))
     data_dir = os.path.normpath(os.path.join(base, (raw.get("data") or {}).get("dir", "data")))
     os.makedirs(run_dir, exist_ok=True)
-    metrics = os.path.join(run_dir, "metrics.jsonl")
+    metrics = os.path.join(run_dir, layout.METRICS)
     if os.path.exists(metrics) and not args.get("resume"):
         Sink(None).emit("error", kind="usage", message=f"{run_dir} already has metrics.jsonl; use --resume",
                         field="run.dir")
         return 2
-    if not os.path.exists(os.path.join(data_dir, "meta.json")):
+    if not layout.is_data_dir(data_dir):
         msg = f"data.dir: no prepared data in {data_dir} (meta.json missing)"
         print(f"llm-train: error: {msg}", file=sys.stderr)
         Sink(metrics).emit("error", kind="data", message=msg, field="data.dir", step=None)
@@ -119,14 +139,12 @@ def train(args: dict) -> int:
     eval_interval = int(train_cfg.get("eval_interval", 20))
     ckpt_interval = int(train_cfg.get("checkpoint_interval", 50))
     lr_peak = float(train_cfg.get("lr", 1e-3))
-    ckpts = os.path.join(run_dir, "checkpoints")
     start_step = 0
-    if args.get("resume") and os.path.isdir(ckpts):
-        steps = [int(n.split("-")[1]) for n in os.listdir(ckpts) if n.startswith("step-")]
-        start_step = max(steps, default=0)
+    if args.get("resume"):
+        start_step = max((step for step, _ in layout.list_checkpoints(run_dir)), default=0)
     sink = Sink(metrics)
-    with open(os.path.join(run_dir, "run.json"), "w") as fh:
-        json.dump({"pid": os.getpid(), "status": "running", "started": time.time()}, fh)
+    layout.atomic_write_json(os.path.join(run_dir, layout.RUN_JSON),
+                             {"pid": os.getpid(), "status": "running", "started": time.time()})
     print(f"fake engine: training {run_dir} from step {start_step}", file=sys.stderr, flush=True)
     sink.emit("start", run_dir=run_dir, config=raw, params=12345, device="cpu", precision="fp32",
               world_size=1, tokens_per_step=256, max_steps=max_steps, start_step=start_step,
@@ -134,16 +152,18 @@ def train(args: dict) -> int:
     t0 = time.time()
 
     def checkpoint(step: int) -> str:
-        path = os.path.join(ckpts, f"step-{step:06d}")
+        path = os.path.join(run_dir, layout.CHECKPOINTS, layout.step_dir_name(step))
         os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, "meta.json"), "w") as fh:
-            json.dump({"step": step}, fh)
+        for name in (layout.WEIGHTS, layout.STATE):
+            with open(os.path.join(path, name), "wb") as fh:
+                fh.write(b"")
+        layout.atomic_write_json(os.path.join(path, layout.META), {"format": 1, "step": step})  # last
         sink.emit("checkpoint", step=step, path=path)
         return path
 
     def close(status: str) -> None:
-        with open(os.path.join(run_dir, "run.json"), "w") as fh:
-            json.dump({"pid": os.getpid(), "status": status, "ended": time.time()}, fh)
+        layout.atomic_write_json(os.path.join(run_dir, layout.RUN_JSON),
+                                 {"pid": os.getpid(), "status": status, "ended": time.time()})
 
     best = math.inf
     step = start_step
@@ -173,12 +193,13 @@ def train(args: dict) -> int:
                       step=step)
             close("failed")
             return 1
-        if STOP.is_set():
+        if STOP.is_set() or (step in holds and hold(run_dir, step)):
             path = checkpoint(step)
             sink.emit("stopped", step=step, reason="requested", checkpoint=path)
             close("stopped")
             return 0
-        time.sleep(pause)
+        if pause:
+            time.sleep(pause)
     path = checkpoint(step)
     sink.emit("done", step=step, checkpoint=path, best_val_loss=best if best < math.inf else None)
     close("done")

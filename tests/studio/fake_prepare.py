@@ -11,13 +11,13 @@ one line on stderr, exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+from core import layout  # noqa: E402
 from core.protocol import encode, make_event  # noqa: E402
 
 TEXT = "copy: abc|abc\nreverse: abc|cba\n"
@@ -60,10 +60,9 @@ def main() -> int:
             "val_tokens": 100, "n_files": 1, "n_bytes": 1000, "bytes_per_token": 1.0,
             "sources": [{"input": s, "kind": "builtin", "files": 1, "bytes": 1000, "skipped": 0}
                         for s in args.input]}
-    with open(os.path.join(args.out, "meta.json"), "w", encoding="utf-8") as fh:
-        json.dump(meta, fh)
-    with open(os.path.join(args.out, "preview.json"), "w", encoding="utf-8") as fh:
-        json.dump({"ids": [chars.index(c) for c in TEXT], "pieces": list(TEXT)}, fh)
+    layout.atomic_write_json(os.path.join(args.out, layout.PREVIEW),
+                             {"ids": [chars.index(c) for c in TEXT], "pieces": list(TEXT)})
+    layout.atomic_write_json(os.path.join(args.out, layout.DATA_META), meta)  # last, as the engine does
     emit("done", kind="prepare", out=args.out, meta=meta)
     return 0
 

@@ -1,17 +1,46 @@
-"""Helpers for studio tests: write a past run's files without running an engine."""
+"""Helpers for studio tests: write a past run's files, checkpoints and data folders without an engine.
+
+Everything is named and shaped through core.layout (step_dir_name, META, WEIGHTS, DATA_META, ...), so
+a fixture is exactly what the engine writes and the same validity rules accept it.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 
+from core import layout
 from core.protocol import encode, make_event
+
+DATA_FORMAT = 1  # core.data.FORMAT (not imported: core.data pulls in the tokenizer stack)
+
+
+def write_data_dir(path: str, **meta) -> str:
+    """A prepared data folder as `llm-train prepare` leaves it (meta.json last), tiny splits."""
+    os.makedirs(path, exist_ok=True)
+    for split in layout.SPLITS:
+        with open(os.path.join(path, f"{split}.bin"), "wb") as fh:
+            fh.write(b"\0" * 64)
+    layout.atomic_write_json(os.path.join(path, layout.DATA_META),
+                             {"format": DATA_FORMAT, "vocab_size": 65, "tokenizer": "char", "dtype": "uint16",
+                              "train_tokens": 32, "val_tokens": 32, **meta})
+    return path
+
+
+def write_checkpoint(run_dir: str, step: int) -> str:
+    """RUN_DIR/checkpoints/step-NNNNNN with (empty) weights and state and its meta.json written last."""
+    path = os.path.join(run_dir, layout.CHECKPOINTS, layout.step_dir_name(step))
+    os.makedirs(path, exist_ok=True)
+    for name in (layout.WEIGHTS, layout.STATE):
+        with open(os.path.join(path, name), "wb") as fh:
+            fh.write(b"")
+    layout.atomic_write_json(os.path.join(path, layout.META), {"format": 1, "step": step})
+    return path
 
 
 def write_finished_run(run_dir: str, steps: int = 100, status: str = "done", eval_every: int = 10,
                        ckpt_every: int = 50) -> None:
     """metrics.jsonl (+ checkpoints) of a run that ran `steps` steps and closed with `status`."""
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     lines = [make_event("start", max_steps=steps, start_step=0, resumed=False,
                         config={"train": {"grad_clip": 1.0, "max_steps": steps}})]
     for s in range(1, steps + 1):
@@ -22,14 +51,11 @@ def write_finished_run(run_dir: str, steps: int = 100, status: str = "done", eva
             lines.append(make_event("eval", step=s, tokens=256 * s, train_loss=loss, val_loss=loss + 0.1,
                                     val_ppl=math.exp(loss + 0.1), best_val_loss=loss + 0.1))
         if s % ckpt_every == 0:
-            path = os.path.join(run_dir, "checkpoints", f"step-{s:06d}")
-            os.makedirs(path, exist_ok=True)
-            lines.append(make_event("checkpoint", step=s, path=path))
+            lines.append(make_event("checkpoint", step=s, path=write_checkpoint(run_dir, s)))
     if status == "done":
         lines.append(make_event("done", step=steps, checkpoint="", best_val_loss=1.0))
     elif status == "stopped":
         lines.append(make_event("stopped", step=steps, reason="requested", checkpoint=""))
     elif status == "failed":
         lines.append(make_event("error", kind="runtime", message="simulated failure", step=steps))
-    with open(os.path.join(run_dir, "metrics.jsonl"), "w", encoding="utf-8") as fh:
-        fh.writelines(encode(e) for e in lines)
+    layout.atomic_write(os.path.join(run_dir, layout.METRICS), "".join(encode(e) for e in lines))

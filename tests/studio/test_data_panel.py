@@ -1,8 +1,8 @@
-"""DataPanel: prepares through the engine (a fake, then the real one), shows data sets and errors."""
+"""DataPanel with its PrepareJob: prepares through the engine (a fake, then the real one), shows data
+sets and errors. The panel only asks; the job (wired as the main window wires it) runs the engine."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -11,17 +11,24 @@ from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QHelpEvent, QTextCursor
 from PySide6.QtWidgets import QApplication, QToolTip
 
+from core import layout
+from studio.controllers.prepare import PrepareJob
 from studio.views.data.panel import DataPanel
+from tests.studio.helpers import write_data_dir
 
 FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_prepare.py")
 
 
 @pytest.fixture
 def panel(qtbot, tmp_path):
-    p = DataPanel()
+    job = PrepareJob()
+    p = DataPanel(job)
+    p.prepare_requested.connect(job.start)
+    p.cancel_requested.connect(job.cancel)
     qtbot.addWidget(p)
     p.set_workspace(str(tmp_path / "ws"))
-    return p
+    yield p
+    job.shutdown()
 
 
 @pytest.fixture
@@ -41,11 +48,12 @@ def test_prepare_with_fake_engine_shows_the_data_set(qtbot, panel, fake, tmp_pat
     panel.tokenizer_combo.setCurrentText("char")
     seen = []
     panel.progress.valueChanged.connect(seen.append)
-    with qtbot.waitSignal(panel.data_prepared, timeout=15000) as sig:
+    with qtbot.waitSignal(panel.job.finished, timeout=15000) as sig:
         qtbot.mouseClick(panel.prepare_button, Qt.MouseButton.LeftButton)
         assert not panel.prepare_button.isEnabled() and panel.cancel_button.isEnabled()
     out = str(tmp_path / "ws" / "data" / "tiny")
-    assert sig.args == [out]
+    assert sig.args[0].ok and sig.args[0].out == out
+    assert panel.stage_label.text() == "Prepared tiny: 1,000 tokens"
     assert 500 in seen and panel.progress.value() == 1000  # fed by progress events
     assert panel.dataset_list.currentItem().text() == "tiny"
     assert panel.detail_values["train"].text() == "900"
@@ -58,51 +66,56 @@ def test_prepare_with_fake_engine_shows_the_data_set(qtbot, panel, fake, tmp_pat
 
 def test_missing_input_shows_the_engines_message(qtbot, panel, fake):
     panel.add_sources(["/nonexistent/corpus.txt"])
-    with qtbot.waitSignal(panel.process.finished, timeout=15000):
+    with qtbot.waitSignal(panel.job.finished, timeout=15000):
         panel.start_prepare()
     assert not panel.error_label.isHidden()
     text = panel.error_label.text()
-    assert "input not found: /nonexistent/corpus.txt" in text and "exit code 2" in text
+    assert "input not found: /nonexistent/corpus.txt" in text and "exit code 2 (bad input)" in text
     assert "Traceback" not in text and panel.datasets() == []
 
 
 def test_crash_shows_the_last_line_not_the_traceback(qtbot, panel, fake):
     fake("crash")
     panel.add_sources(["@synthetic"])
-    with qtbot.waitSignal(panel.process.finished, timeout=15000):
+    with qtbot.waitSignal(panel.job.finished, timeout=15000):
         panel.start_prepare()
     text = panel.error_label.text()
-    assert "fake engine crashed while encoding" in text
+    assert "The engine crashed (code 1): RuntimeError: fake engine crashed while encoding" in text
+    assert "gathering sources" in text  # the log line before the crash is listed
     assert "Traceback" not in text and "File " not in text
 
 
 def test_cancel_stops_the_engine(qtbot, panel, fake):
     fake("slow")
     panel.add_sources(["@synthetic"])
-    with qtbot.waitSignal(panel.process.event_received, timeout=15000,
-                          check_params_cb=lambda ev: ev.get("event") == "progress"):
+    with qtbot.waitSignal(panel.job.progressed, timeout=15000):
         panel.start_prepare()
-    with qtbot.waitSignal(panel.process.finished, timeout=15000):
+    with qtbot.waitSignal(panel.job.finished, timeout=15000) as sig:
         qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert sig.args[0].status == "cancelled"
     assert panel.stage_label.text() == "Cancelled." and panel.error_label.isHidden()
     assert panel.prepare_button.isEnabled() and not panel.is_busy()
 
 
 def test_nothing_starts_without_sources(qtbot, panel):
-    assert panel.start_prepare() is False
+    with qtbot.assertNotEmitted(panel.prepare_requested):
+        assert panel.start_prepare() is False
     assert not panel.is_busy() and "Add at least one source" in panel.error_label.text()
+    panel.add_sources(["@synthetic"])
+    panel.name_edit.setText("no spaces please")
+    assert panel.start_prepare() is False and "Name the data set" in panel.error_label.text()
 
 
 def test_arguments_follow_the_choices(panel, tmp_path):
     panel.add_sources(["@stdlib", "@stdlib", "/a b/c.txt"])  # duplicates collapse, spaces survive
     panel.name_edit.setText("web")
     panel.val_spin.setValue(0.05)
-    args = panel.prepare_arguments()
+    args = panel.request().arguments()
     assert args[:4] == ["--input", "@stdlib", "/a b/c.txt", "--out"]
     assert args[4] == str(tmp_path / "ws" / "data" / "web")
     assert args[args.index("--vocab-size") + 1] == "4096" and args[-3:] == ["--val-fraction", "0.05", "--events"]
     panel.tokenizer_combo.setCurrentText("byte")
-    assert "--vocab-size" not in panel.prepare_arguments() and not panel.vocab_spin.isEnabled()
+    assert "--vocab-size" not in panel.request().arguments() and not panel.vocab_spin.isEnabled()
 
 
 def test_dropped_files_become_sources(panel, tmp_path):
@@ -117,9 +130,8 @@ def test_dropped_files_become_sources(panel, tmp_path):
 
 
 def test_data_set_without_preview_says_so(qtbot, panel, tmp_path):
-    data = tmp_path / "ws" / "data" / "old"
-    data.mkdir(parents=True)
-    (data / "meta.json").write_text(json.dumps({"vocab_size": 300, "tokenizer": "bpe", "train_tokens": 12345}))
+    write_data_dir(str(tmp_path / "ws" / "data" / "old"), vocab_size=300, tokenizer="bpe", train_tokens=12345,
+                   val_tokens=None)
     (tmp_path / "ws" / "data" / "junk").mkdir()  # no meta.json: not a data set
     panel.refresh()
     assert panel.datasets() == ["old"]
@@ -151,10 +163,10 @@ def test_prepare_with_the_real_engine(qtbot, panel, monkeypatch, tmp_path):
     panel.add_sources(["@synthetic"])
     panel.name_edit.setText("real")
     panel.tokenizer_combo.setCurrentText("char")
-    with qtbot.waitSignal(panel.data_prepared, timeout=60000):
+    with qtbot.waitSignal(panel.job.finished, timeout=60000) as sig:
         panel.start_prepare()
-    with open(tmp_path / "ws" / "data" / "real" / "meta.json") as fh:
-        meta = json.load(fh)
+    assert sig.args[0].ok, sig.args[0].failure
+    meta = layout.load_json(str(tmp_path / "ws" / "data" / "real" / layout.DATA_META))
     assert panel.detail_values["train"].text() == f"{meta['train_tokens']:,}"
     assert panel.detail_values["vocab"].text() == str(meta["vocab_size"])
     assert len(panel.sample.ids) > 100 and panel.error_label.isHidden()

@@ -17,15 +17,51 @@ from studio.workspace.workspace import with_changes
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+GUI_PROBE = """
+import sys
+from studio.app import create_application
+from studio.main_window import MainWindow
+
+app = create_application()
+w = MainWindow()
+w.show()
+w.open_workspace(sys.argv[1])
+w.ensure_panels()
+w.show_tab("attention")
+app.processEvents()
+tabs = [type(w.tabs.widget(i)).__name__ for i in range(w.tabs.count())]
+print("TABS", *tabs)
+print("CORE", *sorted(m for m in sys.modules if m == "core" or m.startswith("core.")))
+print("TORCH" if "torch" in sys.modules else "NO-TORCH")
+w.close()
+"""
+TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.errors", "core.config_text"}
+
+
+def _studio_env(tmp_path) -> dict:
+    return dict(os.environ, QT_QPA_PLATFORM="offscreen", LLM_STUDIO_SETTINGS=str(tmp_path / "s.ini"),
+                LLM_STUDIO_HOME=str(tmp_path / "home"), PYTHONPATH=ROOT)
+
+
 def test_gui_process_never_imports_torch(tmp_path):
     code = ("import sys; from studio.__main__ import main; rc = main(['--quit-after-show', sys.argv[1]]); "
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH'); sys.exit(rc)")
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LLM_STUDIO_SETTINGS=str(tmp_path / "s.ini"),
-               LLM_STUDIO_HOME=str(tmp_path / "home"), PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws")], env=env, capture_output=True,
-                         text=True, timeout=60, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws")], env=_studio_env(tmp_path),
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "first window shown" in out.stdout and "NO-TORCH" in out.stdout
+
+
+def test_gui_with_every_panel_built_stays_torch_free(tmp_path):
+    """The heavy panels really exist (no placeholder left in a tab) and still no torch is loaded."""
+    out = subprocess.run([sys.executable, "-c", GUI_PROBE, str(tmp_path / "ws")], env=_studio_env(tmp_path),
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = {line.split(" ", 1)[0]: line.split()[1:] for line in out.stdout.splitlines() if line.strip()}
+    assert lines["TABS"] == ["DataPanel", "ConfigEditor", "TrainingPanel", "GenerationPanel",
+                             "AttentionPanel"]
+    assert set(lines["CORE"]) <= TORCH_FREE_CORE, lines["CORE"]
+    assert "NO-TORCH" in lines
 
 
 @pytest.mark.slow

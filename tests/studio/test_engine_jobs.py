@@ -1,13 +1,19 @@
-"""Training jobs and run controllers against the scripted fake engine (detached launch, tailing)."""
+"""Training jobs and run controllers against the scripted fake engine (detached launch, tailing).
+
+The fake engine is never paced by sleeps: a test that needs a run in flight holds it at a step
+(`hold_at`) until the test stops it or releases it, so stop/done cannot race on a loaded machine.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
+from studio.controllers.run import RunController
 from studio.engine.command import engine_command, launcher_command, torchrun_command, train_args
 from studio.engine.process import EngineProcess
-from studio.engine.run_controller import RunController
+from tests.studio.fake_engine import release_path
 
 
 def test_command_resolution(monkeypatch):
@@ -35,16 +41,15 @@ def test_run_trains_to_done(qtbot, workspace, fake_engine):
 
 
 def test_graceful_stop_then_resume(qtbot, workspace, fake_engine):
-    fake_engine("normal", FAKE_ENGINE_STEP_S="0.02")
+    fake_engine("normal", hold_at=5)
     ctl = RunController(workspace.run("tiny"))
     ctl.start()
     qtbot.waitUntil(lambda: ctl.history.step >= 5, timeout=15000)
     with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
         ctl.stop()
-    assert blocker.args[0] == "stopped"
-    stopped_at = ctl.history.step
-    assert ctl.run.checkpoints()[-1].step == stopped_at and ctl.can_resume()
-    fake_engine("normal", FAKE_ENGINE_STEP_S="0.001")
+    assert blocker.args[0] == "stopped" and ctl.history.step == 5  # held there until the stop
+    assert ctl.run.checkpoints()[-1].step == 5 and ctl.can_resume()
+    fake_engine("normal")
     with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
         ctl.start(resume=True)
     assert blocker.args[0] == "done"
@@ -79,7 +84,7 @@ def test_error_event_and_missing_data(qtbot, workspace, fake_engine):
 
 
 def test_odd_output_is_tolerated(qtbot, workspace, fake_engine):
-    fake_engine("odd", FAKE_ENGINE_STEP_S="0")
+    fake_engine("odd")
     ctl = RunController(workspace.run("tiny"))
     with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
         ctl.start()
@@ -87,19 +92,19 @@ def test_odd_output_is_tolerated(qtbot, workspace, fake_engine):
 
 
 def test_reattach_to_a_run_left_running(qtbot, workspace, fake_engine):
-    fake_engine("normal", FAKE_ENGINE_STEP_S="0.02")
+    fake_engine("normal", hold_at="3,8")
     first = RunController(workspace.run("tiny"))
     first.start()
     qtbot.waitUntil(lambda: first.history.step >= 3, timeout=15000)
     first.detach()  # the studio closes, leaving it running
     second = RunController(workspace.run("tiny"))  # the studio reopens
-    assert second.status == "running" and second.is_running()
-    seen = second.history.step
-    qtbot.waitUntil(lambda: second.history.step > seen + 3, timeout=15000)
+    assert second.status == "running" and second.is_running() and second.history.step == 3
+    Path(release_path(second.run.dir, 3)).touch()  # the engine goes on while the new studio follows it
+    qtbot.waitUntil(lambda: second.history.step >= 8, timeout=15000)
     with qtbot.waitSignal(second.run_finished, timeout=15000) as blocker:
         second.stop()
-    assert blocker.args[0] == "stopped"
-    assert second.history.steps["step"].tolist() == list(range(1, second.history.step + 1))
+    assert blocker.args[0] == "stopped" and second.history.step == 8
+    assert second.history.steps["step"].tolist() == list(range(1, 9))
 
 
 def test_engine_process_prepare(qtbot, tmp_path, fake_engine):
@@ -110,3 +115,38 @@ def test_engine_process_prepare(qtbot, tmp_path, fake_engine):
         proc.start("prepare", ["--input", "@synthetic", "--out", str(tmp_path / "d"), "--events"])
     assert blocker.args[0] == 0 and blocker.args[1]["event"] == "done"
     assert [e["event"] for e in events][0] == "start"
+
+
+def test_start_intent_saves_the_edited_config_or_says_why_not(qtbot, workspace, fake_engine):
+    from studio.workspace.workspace import with_changes
+
+    ctl = RunController(workspace.run("tiny"))
+    original = ctl.run.read_config_text()
+    bad = with_changes(original, {"model.n_embd": 33})
+    problems = ctl.request_start(bad)
+    assert any("model.n_embd" in p for p in problems) and ctl.status == "new" and not ctl.is_running()
+    assert ctl.run.read_config_text() == original  # a refused start writes nothing
+    assert ctl.request_start(resume=True)  # nothing to resume yet
+    edited = with_changes(original, {"train.max_steps": 30})
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
+        assert ctl.request_start(edited, device="cuda") == []
+    assert blocker.args == ["done", ""] and ctl.history.step == 30
+    assert ctl.run.read_config_text() == edited
+    assert ctl.history.start["config"]["train"]["device"] == "cuda"  # the config says cpu: --set won
+
+
+def test_launcher_runs_as_a_plain_script_without_pythonpath(tmp_path):
+    """From source the launcher is started as a file, from any folder, with no PYTHONPATH: it must still
+    find core.layout, record the engine's pid and write exit.json with the engine's exit code."""
+    import subprocess
+
+    from core import layout
+
+    argv = launcher_command(str(tmp_path), [sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(argv, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert layout.read_json(str(tmp_path / layout.EXIT_JSON))["code"] == 3
+    info = layout.read_json(str(tmp_path / layout.LAUNCHER_JSON))
+    assert info["pid"] > 0 and info["argv"][-1].endswith("sys.exit(3)")
+    assert (tmp_path / layout.ENGINE_OUT).read_text() == "hi\n"

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from studio.main_window import MainWindow
 from studio.settings import Settings
 from studio.workspace.workspace import with_changes
+from tests.studio.fake_engine import release_path
 from tests.studio.helpers import write_finished_run
 
 
@@ -72,7 +73,7 @@ def test_invalid_config_blocks_start_with_the_reason(qtbot, window, workspace):
 
 
 def test_start_stop_resume_from_the_gui(qtbot, window, workspace, fake_engine):
-    fake_engine("normal", FAKE_ENGINE_STEP_S="0.02")
+    fake_engine("normal", hold_at=5)
     w = window(workspace.root)
     _select(w, "tiny")
     ctl = w.controller()
@@ -85,7 +86,8 @@ def test_start_stop_resume_from_the_gui(qtbot, window, workspace, fake_engine):
         qtbot.mouseClick(w.training.stop_button, Qt.MouseButton.LeftButton)
     assert blocker.args[0] == "stopped" and w.training.resume_button.isEnabled()
     stopped_at = ctl.history.step
-    fake_engine("normal", FAKE_ENGINE_STEP_S="0.001")
+    assert stopped_at == 5
+    fake_engine("normal")
     with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
         qtbot.mouseClick(w.training.resume_button, Qt.MouseButton.LeftButton)
     assert blocker.args[0] == "done" and ctl.history.step == 200 > stopped_at
@@ -103,7 +105,7 @@ def test_crash_shows_the_error_and_the_gui_keeps_working(qtbot, window, workspac
     assert banner.isVisible() and "simulated crash" in banner.text() and "code 3" in banner.text()
     assert "failed" in w.statusBar().currentMessage()
     # still usable: make a new run from the failed one and start it
-    fake_engine("normal", FAKE_ENGINE_STEP_S="0")
+    fake_engine("normal")
     w.copy_run(w.current_dir)
     assert w.controller().run.name == "tiny-copy" and w.controller().status == "new"
     with qtbot.waitSignal(w.controller().run_finished, timeout=15000) as blocker:
@@ -123,7 +125,7 @@ def test_resume_after_data_removed_reports_the_engine_error(qtbot, window, works
 
 
 def test_close_leaving_a_run_running_then_reopen_follows_it(qtbot, window, workspace, fake_engine):
-    fake_engine("normal", FAKE_ENGINE_STEP_S="0.02")
+    fake_engine("normal", hold_at="3,8")
     w = window(workspace.root)
     _select(w, "tiny")
     w.start_training()
@@ -133,11 +135,12 @@ def test_close_leaving_a_run_running_then_reopen_follows_it(qtbot, window, works
     w2 = window(workspace.root)
     ctl = w2.controller()
     assert ctl.run.name == "tiny" and ctl.is_running() and w2.training.stop_button.isEnabled()
-    seen = ctl.history.step
-    qtbot.waitUntil(lambda: ctl.history.step > seen + 3, timeout=15000)
+    assert "Following 1 run(s) still training" in w2.statusBar().currentMessage()
+    open(release_path(ctl.run.dir, 3), "w").close()  # let the engine go on to its next hold
+    qtbot.waitUntil(lambda: ctl.history.step >= 8, timeout=15000)
     with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
         w2.stop_training()
-    assert blocker.args[0] == "stopped"
+    assert blocker.args[0] == "stopped" and ctl.history.step == 8
 
 
 def test_fork_shows_lineage_and_parent_curve(qtbot, window, workspace):

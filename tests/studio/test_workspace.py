@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
+from core import layout
 from core.protocol import encode, make_event
+from studio.workspace.datasets import data_sets, detail_rows, read_preview
 from studio.workspace.metrics import RunHistory, Smoother, ema
 from studio.workspace.run import Run, format_duration
-from studio.workspace.tail import EventTail, FileTail
+from studio.workspace.tail import EventTail, FileTail, read_last_lines
 from studio.workspace.workspace import Workspace, launch_problems, with_changes
+from tests.studio.helpers import write_checkpoint, write_data_dir
 
 
 def _step(step, loss=1.0, elapsed=None, **kw):
@@ -83,8 +85,7 @@ def test_workspace_runs_copy_and_fork(workspace):
     assert launch_problems(tiny) == []
     copy = ws.new_run_from(tiny)
     assert copy.name == "tiny-copy" and copy.parent_dir() == tiny.dir
-    ck = os.path.join(tiny.dir, "checkpoints", "step-000050")
-    os.makedirs(ck)
+    ck = write_checkpoint(tiny.dir, 50)
     fork = ws.fork_run(tiny, ck, {"train.lr": 1e-3, "train.min_lr": 1e-4})
     cfg = fork.config()
     assert cfg.train.init_from == ck and cfg.train.lr == 1e-3 and cfg.run.dir == fork.dir
@@ -111,7 +112,56 @@ def test_run_status_from_files(workspace):
     with open(run.metrics_path, "a") as fh:
         fh.write(encode(make_event("stopped", step=1, reason="requested")))
     assert run.status() == "stopped"
-    with open(run.path("launcher.json"), "w") as fh:
-        json.dump({"pid": os.getpid(), "launcher_pid": os.getpid(), "started": 1.0}, fh)
+    layout.atomic_write_json(run.path(layout.LAUNCHER_JSON),
+                             {"pid": os.getpid(), "launcher_pid": os.getpid(), "started": 1.0})
     assert run.status() == "running" and run.engine_pid() == os.getpid()
     assert format_duration(75) == "1m 15s" and format_duration(math.nan) == "–"
+
+
+def test_checkpoints_follow_the_engines_rule(workspace):
+    run = workspace.run("tiny")
+    good = write_checkpoint(run.dir, 50)
+    root = os.path.join(run.dir, layout.CHECKPOINTS)
+    os.makedirs(os.path.join(root, "step-7"))                                  # too few digits
+    os.makedirs(os.path.join(root, layout.step_dir_name(80)))                   # no meta.json: half-written
+    os.makedirs(os.path.join(root, f".tmp-{layout.step_dir_name(90)}-1"))      # the engine's temp folder
+    assert [(c.step, c.path) for c in run.checkpoints()] == [(50, good)]
+
+
+def test_a_folder_the_engine_refuses_is_refused_with_its_message(workspace):
+    """A fork whose init_from is not a complete checkpoint cannot start; the reason is core.layout's."""
+    tiny = workspace.run("tiny")
+    bare = os.path.join(tiny.dir, layout.CHECKPOINTS, layout.step_dir_name(40))
+    os.makedirs(bare)  # a folder with the right name but no meta.json
+    for folder in (bare, tiny.dir):  # ... and a whole run folder, not a checkpoint
+        fork = workspace.fork_run(tiny, folder)
+        problems = launch_problems(fork)
+        assert problems == [f"train.init_from: {layout.checkpoint_problem(folder)}"]
+        assert folder in problems[0]
+
+
+def test_data_sets_are_the_folders_the_engine_accepts(tmp_path):
+    root = tmp_path / "data"
+    write_data_dir(str(root / "b"), train_tokens=1234, sources=[{"input": "@synthetic", "kind": "builtin",
+                                                                  "files": 2, "bytes": 2048}])
+    write_data_dir(str(root / "a"))
+    (root / "junk").mkdir()                                       # no meta.json
+    (root / "old").mkdir()
+    (root / "old" / "meta.json").write_text('{"vocab_size": 10}')  # meta.json without a format
+    assert data_sets(str(root)) == ["a", "b"]
+    assert data_sets(str(tmp_path / "missing")) == []
+    rows = detail_rows(str(root / "b"))
+    assert rows["train"] == "1,234" and rows["tokenizer"] == "char" and rows["bpt"] == "—"
+    assert rows["sources"] == "@synthetic  (builtin, 2 files, 2.0 KiB)"
+    assert detail_rows(None) == dict.fromkeys(rows, "—")
+    assert read_preview(str(root / "b")) is None
+    layout.atomic_write_json(str(root / "b" / layout.PREVIEW), {"ids": [1, 2], "pieces": ["a", "b"]})
+    assert read_preview(str(root / "b")) == ([1, 2], ["a", "b"])
+
+
+def test_last_lines_of_a_log(tmp_path):
+    path = tmp_path / "engine.log"
+    path.write_text("".join(f"line {i}\n" for i in range(1000)))
+    lines = read_last_lines(str(path), 64)
+    assert lines[-1] == "line 999" and len(lines) < 20
+    assert read_last_lines(str(tmp_path / "missing.log"), 64) == []

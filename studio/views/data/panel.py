@@ -1,17 +1,16 @@
-"""DataPanel: gather a corpus, prepare it with `llm-train prepare`, and browse the workspace's data sets.
+"""DataPanel: gather a corpus, ask for it to be prepared, and browse the workspace's data sets.
 
 Left: sources (files, folders, dropped paths, built-in corpora), tokenizer, vocabulary size, name and
-validation share; Prepare runs the engine as a QProcess (the GUI never waits on it) with a progress bar
-fed by `progress` events and a Cancel button. Right: WORKSPACE/data/<name> folders with a meta.json,
-their token counts and sources, and a sample coloured by token boundaries (DATA_DIR/preview.json).
+validation share; Prepare emits `prepare_requested` with a PrepareRequest and the panel shows the
+progress and result of the PrepareJob it observes (studio.controllers.prepare), with a Cancel button.
+Right: the prepared WORKSPACE/data/<name> folders, their token counts and sources, and a sample
+coloured by token boundaries (read by studio.workspace.datasets).
 """
 
 from __future__ import annotations
 
 import html
-import json
 import os
-import re
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPainter, QPalette
@@ -35,14 +34,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import human_bytes, human_count
-from studio.engine.process import EngineProcess
+from core.config import human_count
+from core.errors import UsageError
+from studio.controllers.prepare import PrepareJob, PrepareResult
+from studio.controllers.prepare_request import PrepareRequest, make_request
 from studio.views.common.token_text import TokenText
 from studio.views.config.form import GROUP_STYLE
+from studio.workspace.datasets import NO_PREVIEW, data_sets, detail_rows, read_preview, token_total
 
 BUILTIN_CORPORA = {"@synthetic": "built-in synthetic tasks (copy, reverse, sort, arithmetic)",
                    "@stdlib": "Python standard library sources on this machine"}
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ERROR_STYLE = ("QLabel { color: #922b21; background: #fdecea; border: 1px solid #e6b0aa; "
                "border-radius: 3px; padding: 6px; }")
 
@@ -86,44 +87,16 @@ class SourceList(QListWidget):
             self.paths_dropped.emit(paths)
 
 
-def read_meta(data_dir: str) -> dict | None:
-    try:
-        with open(os.path.join(data_dir, "meta.json"), encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-def describe_source(source) -> str:
-    """One line per meta["sources"] entry ({input, kind, files, bytes, skipped} or a plain string)."""
-    if not isinstance(source, dict):
-        return str(source)
-    parts = [str(source.get("kind", ""))] if source.get("kind") else []
-    if "files" in source:
-        parts.append(f"{source['files']:,} file{'s' if source['files'] != 1 else ''}")
-    if "bytes" in source:
-        parts.append(human_bytes(source["bytes"]))
-    if source.get("skipped"):
-        parts.append(f"{source['skipped']} skipped")
-    name = source.get("input") or source.get("path") or "?"
-    return f"{name}  ({', '.join(parts)})" if parts else str(name)
-
-
 class DataPanel(QWidget):
     """Prepare data sets into WORKSPACE/data/<name> and inspect the prepared ones."""
 
-    data_prepared = Signal(str)  # the new data folder
+    prepare_requested = Signal(object)  # a PrepareRequest
+    cancel_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, job: PrepareJob | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self._workspace: str | None = None
-        self._out: str | None = None
-        self._cancelled = False
-        self.process = EngineProcess(self)
-        self.process.event_received.connect(self._on_process_event_received)
-        self.process.finished.connect(self._on_process_finished)
-        self.process.failed_to_start.connect(self._on_process_failed_to_start)
+        self.job: PrepareJob | None = None
         self._build_prepare_side()
         self._build_datasets_side()
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -134,7 +107,7 @@ class DataPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(split)
         self.setStyleSheet(GROUP_STYLE)
-        self._update_buttons()
+        self.set_job(job)
 
     # ------------------------------------------------------------------ building
     def _build_prepare_side(self) -> None:
@@ -162,33 +135,7 @@ class DataPanel(QWidget):
         buttons.addStretch(1)
         buttons.addWidget(self.remove_button)
 
-        self.tokenizer_combo = QComboBox()
-        self.tokenizer_combo.addItems(["bpe", "char", "byte"])
-        self.tokenizer_combo.setToolTip("bpe: byte-level BPE trained on the corpus; char: one id per "
-                                        "character; byte: one id per byte (256)")
-        self.tokenizer_combo.currentTextChanged.connect(self._on_tokenizer_combo_text_changed)
-        self.vocab_spin = QSpinBox()
-        self.vocab_spin.setRange(257, 1 << 20)
-        self.vocab_spin.setValue(4096)
-        self.vocab_spin.setGroupSeparatorShown(True)
-        self.vocab_spin.setToolTip("BPE vocabulary size (256 bytes + merges + <|endoftext|>)")
-        self.name_edit = QLineEdit("corpus")
-        self.name_edit.setToolTip("Folder name under WORKSPACE/data")
-        self.name_edit.textChanged.connect(self._on_name_edit_text_changed)
-        self.name_note = QLabel()
-        self.name_note.setStyleSheet("color: palette(placeholder-text);")
-        self.val_spin = QDoubleSpinBox()
-        self.val_spin.setRange(0.0, 0.5)
-        self.val_spin.setDecimals(3)
-        self.val_spin.setSingleStep(0.01)
-        self.val_spin.setValue(0.1)
-        self.val_spin.setToolTip("Share of the corpus held out for validation")
-        options = QFormLayout()
-        options.addRow("Tokenizer", self.tokenizer_combo)
-        options.addRow("Vocabulary size", self.vocab_spin)
-        options.addRow("Name", self.name_edit)
-        options.addRow("", self.name_note)
-        options.addRow("Validation share", self.val_spin)
+        options = self._build_options()
 
         self.prepare_button = QPushButton("Prepare")
         self.prepare_button.setDefault(True)
@@ -220,6 +167,37 @@ class DataPanel(QWidget):
         lay.addLayout(run_row)
         lay.addWidget(self.stage_label)
         lay.addWidget(self.error_label)
+
+    def _build_options(self) -> QFormLayout:
+        """Tokenizer, vocabulary size, name and validation share."""
+        self.tokenizer_combo = QComboBox()
+        self.tokenizer_combo.addItems(["bpe", "char", "byte"])
+        self.tokenizer_combo.setToolTip("bpe: byte-level BPE trained on the corpus; char: one id per "
+                                        "character; byte: one id per byte (256)")
+        self.tokenizer_combo.currentTextChanged.connect(self._on_tokenizer_combo_text_changed)
+        self.vocab_spin = QSpinBox()
+        self.vocab_spin.setRange(257, 1 << 20)
+        self.vocab_spin.setValue(4096)
+        self.vocab_spin.setGroupSeparatorShown(True)
+        self.vocab_spin.setToolTip("BPE vocabulary size (256 bytes + merges + <|endoftext|>)")
+        self.name_edit = QLineEdit("corpus")
+        self.name_edit.setToolTip("Folder name under WORKSPACE/data")
+        self.name_edit.textChanged.connect(self._on_name_edit_text_changed)
+        self.name_note = QLabel()
+        self.name_note.setStyleSheet("color: palette(placeholder-text);")
+        self.val_spin = QDoubleSpinBox()
+        self.val_spin.setRange(0.0, 0.5)
+        self.val_spin.setDecimals(3)
+        self.val_spin.setSingleStep(0.01)
+        self.val_spin.setValue(0.1)
+        self.val_spin.setToolTip("Share of the corpus held out for validation")
+        options = QFormLayout()
+        options.addRow("Tokenizer", self.tokenizer_combo)
+        options.addRow("Vocabulary size", self.vocab_spin)
+        options.addRow("Name", self.name_edit)
+        options.addRow("", self.name_note)
+        options.addRow("Validation share", self.val_spin)
+        return options
 
     def _build_datasets_side(self) -> None:
         self.datasets_box = QGroupBox("Prepared data sets")
@@ -254,6 +232,22 @@ class DataPanel(QWidget):
         lay.addWidget(self.sample, 1)
 
     # ------------------------------------------------------------------ public API
+    def set_job(self, job: PrepareJob | None) -> None:
+        """Show the progress and results of `job` (the owner routes this panel's requests to it)."""
+        if self.job is not None:
+            for sig, slot in self._job_connections():
+                sig.disconnect(slot)
+        self.job = job
+        if job is not None:
+            for sig, slot in self._job_connections():
+                sig.connect(slot)
+        self._update_buttons()
+
+    def _job_connections(self):
+        j = self.job
+        return [(j.started, self._on_job_started), (j.progressed, self._on_job_progressed),
+                (j.finished, self._on_job_finished)]
+
     def set_workspace(self, path: str) -> None:
         """Point the panel at a workspace folder (data sets live in PATH/data)."""
         self._workspace = os.path.abspath(path)
@@ -264,11 +258,9 @@ class DataPanel(QWidget):
         return os.path.join(self._workspace, "data") if self._workspace else None
 
     def datasets(self) -> list[str]:
-        """Names of WORKSPACE/data folders that hold a meta.json."""
+        """Names of the prepared WORKSPACE/data folders."""
         root = self.data_root()
-        if not root or not os.path.isdir(root):
-            return []
-        return sorted(n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n, "meta.json")))
+        return data_sets(root) if root else []
 
     def refresh(self) -> None:
         """Re-read the data set list, keeping the selection when it still exists."""
@@ -303,56 +295,30 @@ class DataPanel(QWidget):
         return [self.source_list.item(i).text() for i in range(self.source_list.count())]
 
     def is_busy(self) -> bool:
-        return self.process.is_running()
+        return self.job is not None and self.job.is_running()
 
-    def prepare_arguments(self) -> list[str]:
-        """`llm-train prepare` arguments for the current choices (without the subcommand)."""
+    def request(self) -> PrepareRequest:
+        """The request for the current choices; UsageError saying what is missing."""
         kind = self.tokenizer_combo.currentText()
-        args = ["--input", *self.sources(), "--out", self._out_dir(), "--tokenizer", kind]
-        if kind == "bpe":
-            args += ["--vocab-size", str(self.vocab_spin.value())]
-        return [*args, "--val-fraction", f"{self.val_spin.value():g}", "--events"]
+        return make_request(self.data_root(), self.sources(), self.name_edit.text(), kind,
+                            self.vocab_spin.value() if kind == "bpe" else None, self.val_spin.value())
 
     def start_prepare(self) -> bool:
-        """Start preparing; False (with the reason shown) when the inputs are not ready."""
-        problem = self._input_problem()
-        if problem:
-            self._show_error(problem)
+        """Ask for the data set to be prepared; False (the reason shown) when the choices are not ready."""
+        try:
+            request = self.request()
+        except UsageError as exc:
+            self._show_error(str(exc))
             return False
-        self._out, self._cancelled = self._out_dir(), False
-        os.makedirs(self.data_root(), exist_ok=True)  # also the engine's working folder's parent
-        self.error_label.hide()
-        self.progress.setRange(0, 0)  # busy until the first progress event
-        self.stage_label.setText("Starting the engine…")
-        self.process.start("prepare", self.prepare_arguments(), cwd=self._workspace)
-        self._update_buttons()
+        self.prepare_requested.emit(request)
         return True
 
     def cancel(self) -> None:
-        if self.process.is_running():
-            self._cancelled = True
+        if self.is_busy():
             self.stage_label.setText("Cancelling…")
-            self.process.stop(grace_ms=3000)
-
-    def shutdown(self) -> None:
-        """Application exit: end a running prepare now (blocks briefly)."""
-        if self.process.is_running():
-            self.process.kill()
-            self.process.wait_for_finished(3000)
+            self.cancel_requested.emit()
 
     # ------------------------------------------------------------------ internals
-    def _out_dir(self) -> str:
-        return os.path.join(self.data_root() or "", self.name_edit.text().strip())
-
-    def _input_problem(self) -> str | None:
-        if not self._workspace:
-            return "Open a workspace first."
-        if not self.sources():
-            return "Add at least one source: files, a folder, or a built-in corpus such as @synthetic."
-        if not NAME_RE.match(self.name_edit.text().strip()):
-            return "Name the data set with letters, digits, '.', '_' or '-' (it becomes a folder name)."
-        return None
-
     def _show_error(self, message: str, details: list[str] | None = None) -> None:
         text = f"<b>{html.escape(message)}</b>"
         if details:
@@ -371,28 +337,15 @@ class DataPanel(QWidget):
         self.vocab_spin.setEnabled(not busy and self.tokenizer_combo.currentText() == "bpe")
 
     def _show_dataset(self, name: str | None) -> None:
-        values = dict.fromkeys(self.detail_values, "—")
-        if name is None:
-            self.sample.show_message("Select a data set to see a sample of its tokens.")
+        data_dir = os.path.join(self.data_root() or "", name) if name is not None else None
+        for key, text in detail_rows(data_dir).items():
+            self.detail_values[key].setText(text)
+        preview = read_preview(data_dir) if data_dir is not None else None
+        if preview is not None:
+            self.sample.set_tokens(*preview)
         else:
-            data_dir = os.path.join(self.data_root() or "", name)
-            meta = read_meta(data_dir) or {}
-            values.update(_meta_rows(meta))
-            values["folder"] = data_dir
-            self._show_preview(data_dir)
-        for key, label in self.detail_values.items():
-            label.setText(values[key])
-
-    def _show_preview(self, data_dir: str) -> None:
-        try:
-            with open(os.path.join(data_dir, "preview.json"), encoding="utf-8") as fh:
-                preview = json.load(fh)
-            ids, pieces = preview["ids"], preview["pieces"]
-        except (OSError, ValueError, KeyError, TypeError):
-            self.sample.show_message("No preview: this data folder has no preview.json (prepared by an "
-                                     "older engine?).")
-            return
-        self.sample.set_tokens(ids, pieces)
+            self.sample.show_message(NO_PREVIEW if data_dir is not None else
+                                     "Select a data set to see a sample of its tokens.")
 
     # ------------------------------------------------------------------ slots
     def _on_add_files_button_clicked(self) -> None:
@@ -434,11 +387,13 @@ class DataPanel(QWidget):
     def _on_dataset_list_current_changed(self, current: QListWidgetItem | None, _previous) -> None:
         self._show_dataset(current.text() if current is not None else None)
 
-    def _on_process_event_received(self, event: dict) -> None:
-        if event.get("event") != "progress":
-            return
-        done, total = int(event.get("done") or 0), int(event.get("total") or 0)
-        stage = str(event.get("stage", ""))
+    def _on_job_started(self, _request: PrepareRequest) -> None:
+        self.error_label.hide()
+        self.progress.setRange(0, 0)  # busy until the first progress event
+        self.stage_label.setText("Starting the engine…")
+        self._update_buttons()
+
+    def _on_job_progressed(self, stage: str, done: int, total: int) -> None:
         if total > 0:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * min(done, total) / total))
@@ -447,56 +402,20 @@ class DataPanel(QWidget):
             self.progress.setRange(0, 0)
             self.stage_label.setText(stage)
 
-    def _on_process_finished(self, exit_code: int, close_event: dict | None) -> None:
+    def _on_job_finished(self, result: PrepareResult) -> None:
         self.progress.setRange(0, 1000)
         self._update_buttons()
-        out, self._out = self._out, None
-        if close_event is not None and close_event.get("event") == "done" and exit_code == 0:
+        if result.ok:
             self.progress.setValue(1000)
-            meta = close_event.get("meta") or read_meta(out or "") or {}
-            tokens = (meta.get("train_tokens") or 0) + (meta.get("val_tokens") or 0)
-            self.stage_label.setText(f"Prepared {os.path.basename(out or '')}: {tokens:,} tokens")
+            self.stage_label.setText(f"Prepared {result.request.name}: {token_total(result.meta):,} tokens")
             self.refresh()
-            self.select_dataset(os.path.basename(out or ""))
-            self.data_prepared.emit(out or "")
+            self.select_dataset(result.request.name)
             return
         self.progress.setValue(0)
-        if self._cancelled:
+        if result.status == "cancelled":
             self.stage_label.setText("Cancelled.")
             return
         self.stage_label.setText("Failed.")
-        tail = [ln for ln in self.process.stderr_tail if ln.strip()]
-        if close_event is not None and close_event.get("message"):
-            message = str(close_event["message"])
-            details = [ln for ln in tail if message not in ln][-6:]
-        elif any(ln.startswith("Traceback") for ln in tail):
-            message, details = f"The engine crashed: {tail[-1]}", []
-        else:
-            message, details = "The engine stopped without saying why.", tail[-6:]
-        meaning = {1: " (failure during the run)", 2: " (bad input)"}.get(exit_code, "")
-        self._show_error(message, [*details, f"exit code {exit_code}{meaning}"])
-
-    def _on_process_failed_to_start(self, message: str) -> None:
-        self._out = None
-        self.progress.setRange(0, 1000)
-        self.stage_label.setText("Failed.")
-        self._show_error(message)
-        self._update_buttons()
-
-
-def _meta_rows(meta: dict) -> dict[str, str]:
-    """Detail rows from meta.json, tolerant of missing keys."""
-    def count(key: str) -> str:
-        value = meta.get(key)
-        return f"{value:,}" if isinstance(value, int) else "—"
-
-    tokenizer = meta.get("tokenizer")
-    tokenizer = tokenizer.get("kind", "?") if isinstance(tokenizer, dict) else tokenizer
-    bpt = meta.get("bytes_per_token")
-    sources = meta.get("sources") or []
-    return {"tokenizer": str(tokenizer or "—"), "vocab": count("vocab_size"), "train": count("train_tokens"),
-            "val": count("val_tokens"), "bpt": f"{bpt:.2f}" if isinstance(bpt, (int, float)) else "—",
-            "files": count("n_files") + (f"  ({human_bytes(meta['n_bytes'])})" if isinstance(
-                meta.get("n_bytes"), int) else ""),
-            "sources": "\n".join(describe_source(s) for s in sources) or "—",
-            "created": str(meta.get("created") or "—")}
+        failure = result.failure
+        exit_text = failure.exit_text()
+        self._show_error(failure.headline, [*failure.details, *([exit_text] if exit_text else [])])

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.command import torchrun_command, train_args
+from studio.controllers.run import node_commands
 
 
 class MultiNodeDialog(QDialog):
@@ -67,9 +67,8 @@ class MultiNodeDialog(QDialog):
         self._update()
 
     def node_commands(self) -> list[list[str]]:
-        args = train_args(self.config_path, overrides=self.overrides)
-        return [torchrun_command(self.nproc.value(), self.nnodes.value(), rank, self.addr.text().strip(),
-                                 self.port.value(), "train", *args) for rank in range(self.nnodes.value())]
+        return node_commands(self.config_path, self.overrides, self.nproc.value(), self.nnodes.value(),
+                             self.addr.text().strip(), self.port.value())
 
     def _update(self) -> None:
         text = "\n\n".join(f"# node {rank}\n{shlex.join(cmd)}" for rank, cmd in enumerate(self.node_commands()))

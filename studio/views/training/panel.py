@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.run_controller import RunController, eta_text
+from studio.controllers.run import RunController, eta_text
 from studio.theme import status_color
 from studio.views.training.console import ConsoleView
 from studio.views.training.plots import MetricsPlots
@@ -45,38 +45,7 @@ class TrainingPanel(QWidget):
         self.controller: RunController | None = None
         self._planned_steps = 0  # train.max_steps of the selected run's config, for the progress bar
         self._blockers: list[str] = []
-        style = self.style()
-        self.start_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Start")
-        self.stop_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaStop), "Stop")
-        self.resume_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward), "Resume")
-        self.stop_button.setToolTip("Graceful stop: finishes the current step and writes a checkpoint")
-        self.device_combo = QComboBox()
-        for text, value in DEVICES:
-            self.device_combo.addItem(text, value)
-        self.nproc_spin = QSpinBox()
-        self.nproc_spin.setRange(1, 64)
-        self.nproc_spin.setToolTip("Processes on this machine; more than 1 launches through torchrun (DDP)")
-        self.multinode_button = QPushButton("Multi-node…")
-        self.multinode_button.setToolTip("Show the torchrun command to run on each node")
-        self.status_label = QLabel()
-        self.status_label.setObjectName("heading")
-        self.start_button.clicked.connect(self._on_start_button_clicked)
-        self.resume_button.clicked.connect(self._on_resume_button_clicked)
-        self.stop_button.clicked.connect(self.stop_requested)
-        self.multinode_button.clicked.connect(lambda: self.multinode_requested.emit(self.nproc_spin.value()))
-
-        bar = QHBoxLayout()
-        bar.setSpacing(6)
-        for w in (self.start_button, self.stop_button, self.resume_button):
-            bar.addWidget(w)
-        bar.addSpacing(16)
-        bar.addWidget(QLabel("Device"))
-        bar.addWidget(self.device_combo)
-        bar.addWidget(QLabel("Processes"))
-        bar.addWidget(self.nproc_spin)
-        bar.addWidget(self.multinode_button)
-        bar.addStretch(1)
-        bar.addWidget(self.status_label)
+        bar = self._build_bar()
 
         self.blocker_label = QLabel()
         self.blocker_label.setWordWrap(True)
@@ -124,6 +93,42 @@ class TrainingPanel(QWidget):
         self._progress_timer.timeout.connect(self.refresh_progress)
         self.refresh()
 
+    def _build_bar(self) -> QHBoxLayout:
+        """Start / Stop / Resume, device and process count, Multi-node, the run's status."""
+        style = self.style()
+        self.start_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Start")
+        self.stop_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaStop), "Stop")
+        self.resume_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward), "Resume")
+        self.stop_button.setToolTip("Graceful stop: finishes the current step and writes a checkpoint")
+        self.device_combo = QComboBox()
+        for text, value in DEVICES:
+            self.device_combo.addItem(text, value)
+        self.nproc_spin = QSpinBox()
+        self.nproc_spin.setRange(1, 64)
+        self.nproc_spin.setToolTip("Processes on this machine; more than 1 launches through torchrun (DDP)")
+        self.multinode_button = QPushButton("Multi-node…")
+        self.multinode_button.setToolTip("Show the torchrun command to run on each node")
+        self.status_label = QLabel()
+        self.status_label.setObjectName("heading")
+        self.start_button.clicked.connect(self._on_start_button_clicked)
+        self.resume_button.clicked.connect(self._on_resume_button_clicked)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.multinode_button.clicked.connect(lambda: self.multinode_requested.emit(self.nproc_spin.value()))
+
+        bar = QHBoxLayout()
+        bar.setSpacing(6)
+        for w in (self.start_button, self.stop_button, self.resume_button):
+            bar.addWidget(w)
+        bar.addSpacing(16)
+        bar.addWidget(QLabel("Device"))
+        bar.addWidget(self.device_combo)
+        bar.addWidget(QLabel("Processes"))
+        bar.addWidget(self.nproc_spin)
+        bar.addWidget(self.multinode_button)
+        bar.addStretch(1)
+        bar.addWidget(self.status_label)
+        return bar
+
     # ------------------------------------------------------------------ model
     def set_controller(self, controller: RunController | None) -> None:
         if self.controller is controller:
@@ -135,8 +140,7 @@ class TrainingPanel(QWidget):
         if controller is not None:
             for sig, slot in self._connections():
                 sig.connect(slot)
-            cfg = controller.run.config_or_none()
-            self._planned_steps = cfg.train.max_steps if cfg is not None else 0
+            self._planned_steps = controller.planned_steps()
             self.plots.set_history(controller.history, controller.run.name, self._planned_steps)
             self.console.set_lines(list(controller.console))
         else:

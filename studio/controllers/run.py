@@ -1,7 +1,9 @@
-"""RunController: a run's model (history, status) kept up to date from its engine; views observe it.
+"""RunController: one run's model (history, status, console) kept up to date from its engine.
 
-The controller owns the business rules of running: what can be started or resumed, what a failure
-message says, when the status changes. Widgets only call its intents and listen to its signals.
+It owns the business rules of running: what can be started or resumed, saving the edited config before a
+start, starting, stopping, re-attaching to an engine left running, and what a failure says (through
+studio.engine.failure). The engine process itself is a studio.engine.training.TrainingJob. Views observe
+the controller's signals; the main window routes their intents to it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import math
 
 from PySide6.QtCore import QObject, Signal
 
+from studio.engine.command import torchrun_command, train_args
+from studio.engine.failure import classify
 from studio.engine.training import TrainingJob
 from studio.workspace.metrics import RunHistory, event_line
 from studio.workspace.run import Run, format_duration, status_of_close
-from studio.workspace.tail import EventTail, file_size
+from studio.workspace.tail import EventTail, file_size, read_last_lines
 from studio.workspace.workspace import launch_problems
 
-STDERR_LINES_IN_MESSAGE = 12
+LOG_TAIL_BYTES = 16384  # of engine.log, read back when a past run is loaded
 
 
 class RunController(QObject):
@@ -68,16 +72,11 @@ class RunController(QObject):
         else:
             self._set_status(self.run.status(self.history))
             if self.status == "failed":
-                self.message = self._failure_message(self.history.close, None)
+                self.message = classify(self.history.close, None, list(self.stderr_tail)).text()
         self.history_changed.emit()
 
     def _load_log_tail(self) -> None:
-        try:
-            with open(self.run.log_path, "rb") as fh:
-                fh.seek(max(0, file_size(self.run.log_path) - 16384))
-                lines = fh.read().decode("utf-8", errors="replace").splitlines()
-        except OSError:
-            return
+        lines = read_last_lines(self.run.log_path, LOG_TAIL_BYTES)
         self.stderr_tail.extend(lines[-self.STDERR_KEEP:])
         self.console.extend(lines[-self.STDERR_KEEP:])
 
@@ -107,6 +106,16 @@ class RunController(QObject):
             return ["this run has already been started: resume it, or make a new run from it"]
         return launch_problems(self.run, config_text)
 
+    def planned_steps(self) -> int:
+        """train.max_steps of the run's saved config (0 when it does not load): the progress bar's end
+        before the engine's `start` event says it."""
+        cfg = self.run.config_or_none()
+        return cfg.train.max_steps if cfg is not None else 0
+
+    def start_blockers(self, config_text: str | None = None) -> list[str]:
+        """What the Start button shows while disabled: start_problems() of a new run, nothing otherwise."""
+        return self.start_problems(config_text) if self.status == "new" else []
+
     def summary(self) -> dict:
         """The figures a run list shows."""
         h = self.history
@@ -115,6 +124,23 @@ class RunController(QObject):
                 else "–", "lineage": self.run.lineage()}
 
     # ------------------------------------------------------------------ intents
+    def request_start(self, config_text: str | None = None, resume: bool = False, nproc: int = 1,
+                      device: str = "") -> list[str]:
+        """The Start/Resume intent: save `config_text` (the edited config) and start, or resume; returns
+        why it could not (empty when the engine was launched). `device` overrides train.device."""
+        if resume:
+            if not self.can_resume():
+                return ["nothing to resume: the run is running, new or has no checkpoint"]
+        else:
+            problems = self.start_problems(config_text)
+            if problems:
+                return problems
+            if config_text is not None:
+                self.run.write_config_text(config_text)
+        if not self.start(resume=resume, nproc=nproc, overrides=device_overrides(device)):
+            return [self.message or "could not start the engine"]
+        return []
+
     def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = ()) -> bool:
         if self.is_running():
             return False
@@ -168,7 +194,8 @@ class RunController(QObject):
                 status = "failed"
         else:
             status = "failed"
-        self.message = "" if status in ("done", "stopped") else self._failure_message(close_event, exit_code)
+        failed = status not in ("done", "stopped")
+        self.message = classify(close_event, exit_code, list(self.stderr_tail)).text() if failed else ""
         self._set_status(status)
         self.run_finished.emit(status, self.message)
 
@@ -177,26 +204,23 @@ class RunController(QObject):
         self._set_status("failed")
         self.run_finished.emit("failed", message)
 
-    def _failure_message(self, close_event: dict | None, exit_code: int | None) -> str:
-        if close_event is not None and close_event.get("event") == "error":
-            head = str(close_event.get("message") or "the engine reported an error")
-            kind = close_event.get("kind")
-            if kind:
-                head = f"{head} ({kind} error)"
-        elif exit_code is not None:
-            code = "unknown" if exit_code == -1 else str(exit_code)
-            head = f"The engine exited (code {code}) without finishing the run."
-        else:
-            head = "The engine stopped without finishing the run (it crashed or was killed)."
-        tail = [ln for ln in self.stderr_tail if ln.strip() and not ln.startswith("--- ")]
-        if tail:
-            head += "\n\nLast lines of the engine's log:\n" + "\n".join(tail[-STDERR_LINES_IN_MESSAGE:])
-        return head
-
     def _set_status(self, status: str) -> None:
         if status != self.status:
             self.status = status
             self.status_changed.emit(status)
+
+
+def device_overrides(device: str) -> list[str]:
+    """`--set` assignments for a device chosen in the GUI ("" = as the config says)."""
+    return [f"train.device={device}"] if device else []
+
+
+def node_commands(config_path: str, overrides: list[str], nproc: int, nnodes: int, master_addr: str,
+                  master_port: int) -> list[list[str]]:
+    """The torchrun command to run on each node of a multi-node run (node 0 first)."""
+    args = train_args(config_path, overrides=overrides)
+    return [torchrun_command(nproc, nnodes, rank, master_addr, master_port, "train", *args)
+            for rank in range(nnodes)]
 
 
 def eta_text(history: RunHistory) -> str:

@@ -1,0 +1,230 @@
+"""WorkspaceSession: the open workspace, a RunController per run, its prepare jobs, and the intents on
+runs.
+
+The main window and the views observe it; opening a workspace (and preparing the demo's data), choosing
+the run to show first, creating, copying and forking runs, the curves to overlay, and what happens to
+running runs and prepare jobs on close are decided here (the folder logic itself is in studio.workspace).
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from studio import demo
+from studio.controllers.prepare import PrepareJob, PrepareResult
+from studio.controllers.prepare_request import PrepareRequest
+from studio.controllers.run import RunController
+from studio.workspace.metrics import RunHistory
+from studio.workspace.run import Run
+from studio.workspace.workspace import Workspace
+
+SUMMARY_MS = 1000  # how often running runs' rows (step, duration) are refreshed
+
+
+class WorkspaceSession(QObject):
+    """Everything about the workspace that outlives a selection."""
+
+    workspace_opened = Signal(str)
+    runs_changed = Signal()              # runs were added or removed
+    run_updated = Signal(str)            # a run's summary (status, step, best val) changed
+    run_finished = Signal(str, str, str)  # run folder, status, message
+    data_changed = Signal()              # a data set was prepared (lists and start checks are stale)
+    status_message = Signal(str, int)    # status bar text, milliseconds to show it (0: until replaced)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.workspace: Workspace | None = None
+        self.controllers: dict[str, RunController] = {}
+        self.prepare_job = PrepareJob(self)   # the Data tab's
+        self.prepare_job.finished.connect(self._on_prepare_job_finished)
+        self.demo_job = PrepareJob(self)      # the demo workspace's first-start data
+        self.demo_job.progressed.connect(self._on_demo_job_progressed)
+        self.demo_job.finished.connect(self._on_demo_job_finished)
+        self._dirty: set[str] = set()
+        self._timer = QTimer(self)
+        self._timer.setInterval(SUMMARY_MS)
+        self._timer.timeout.connect(self._on_timer_timeout)
+
+    # ------------------------------------------------------------------ workspace
+    def open(self, root: str) -> Workspace:
+        self.close()
+        self.workspace = Workspace.create(root)
+        self.refresh()
+        self._timer.start()
+        self.workspace_opened.emit(self.workspace.root)
+        return self.workspace
+
+    def close(self, leave_running: bool = True) -> None:
+        """Forget the workspace; running engines keep running (and are re-attached on reopen)."""
+        for ctl in self.controllers.values():
+            if leave_running:
+                ctl.detach()
+            ctl.deleteLater()
+        self.controllers = {}
+        self.workspace = None
+        self._timer.stop()
+
+    def shutdown(self, stop_running: bool = False) -> None:
+        """Application exit: stop runs gracefully if asked (they finish on their own, detached), follow
+        nothing more, and end prepare jobs (they are children of the studio)."""
+        if stop_running:
+            self.stop_all()
+        self.close(leave_running=True)
+        for job in (self.prepare_job, self.demo_job):
+            job.shutdown()
+
+    def refresh(self) -> None:
+        """Rescan runs/ (new folders get a controller; past runs are read from their metrics)."""
+        if self.workspace is None:
+            return
+        dirs = [r.dir for r in self.workspace.runs()]
+        for d in dirs:
+            if d not in self.controllers:
+                self._add(Run(d))
+        for d in [d for d in self.controllers if d not in dirs]:
+            ctl = self.controllers.pop(d)
+            ctl.detach()
+            ctl.deleteLater()
+        self.runs_changed.emit()
+
+    def _add(self, run: Run) -> RunController:
+        ctl = RunController(run, self)
+        d = run.dir
+        ctl.status_changed.connect(lambda _s, d=d: self.run_updated.emit(d))
+        ctl.history_changed.connect(lambda d=d: self._dirty.add(d))
+        ctl.run_finished.connect(lambda status, msg, d=d: self.run_finished.emit(d, status, msg))
+        self.controllers[d] = ctl
+        return ctl
+
+    def runs(self) -> list[Run]:
+        return [ctl.run for ctl in self.controllers.values()]
+
+    def controller(self, run_dir: str) -> RunController | None:
+        return self.controllers.get(os.path.abspath(run_dir)) if run_dir else None
+
+    def running(self) -> list[RunController]:
+        return [ctl for ctl in self.controllers.values() if ctl.is_running()]
+
+    def initial_run(self) -> str | None:
+        """The run to show after opening: a running one, else the one shown last time, else the newest."""
+        runs = self.runs()
+        last = self.workspace.settings().get("current_run") if self.workspace is not None else None
+        pick = ([r for r in runs if self.controllers[r.dir].is_running()] or [r for r in runs if r.dir == last]
+                or runs[-1:])
+        return pick[0].dir if pick else None
+
+    def select(self, run_dir: str) -> RunController | None:
+        """The run shown from now on (remembered in the workspace's settings for the next opening)."""
+        ctl = self.controller(run_dir)
+        if ctl is not None and self.workspace is not None:
+            self.workspace.update_settings(current_run=ctl.run.dir)
+        return ctl
+
+    def summary(self, run_dir: str) -> dict:
+        ctl = self.controllers[run_dir]
+        s = ctl.summary()
+        parent = ctl.run.parent_dir()
+        s.update(dir=run_dir, parent_dir=parent if parent in self.controllers else None,
+                 parent_name=os.path.basename(parent) if parent else None,
+                 can_fork=bool(ctl.run.checkpoints()))
+        return s
+
+    def summaries(self) -> list[dict]:
+        return [self.summary(d) for d in self.controllers]
+
+    # ------------------------------------------------------------------ intents on runs
+    def new_run(self, config_text: str | None = None, name: str = "run") -> Run | None:
+        """A fresh run (the tiny config on the first data set unless `config_text` is given)."""
+        if self.workspace is None:
+            return None
+        text = demo.default_config_text(self.workspace) if config_text is None else config_text
+        run = self.workspace.create_run(name, text)
+        self._add(run)
+        self.runs_changed.emit()
+        return run
+
+    def copy_run(self, run_dir: str) -> Run:
+        assert self.workspace is not None
+        run = self.workspace.new_run_from(Run(run_dir))
+        self._add(run)
+        self.runs_changed.emit()
+        return run
+
+    def fork_run(self, run_dir: str, checkpoint: str, changes: dict, name: str | None = None) -> Run:
+        assert self.workspace is not None
+        run = self.workspace.fork_run(Run(run_dir), checkpoint, changes, name)
+        self._add(run)
+        self.runs_changed.emit()
+        return run
+
+    def fork_defaults(self, run_dir: str) -> tuple[RunController, dict, str] | None:
+        """(controller, its train settings, a free name) for the fork dialog; None when it cannot fork."""
+        ctl = self.controller(run_dir)
+        if ctl is None or self.workspace is None or not ctl.run.checkpoints():
+            return None
+        cfg = ctl.run.config_or_none()
+        train = dict(cfg.train.__dict__) if cfg is not None else {}
+        return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-fork")
+
+    def overlays(self, run_dir: str, compared: list[str]) -> list[tuple[str, RunHistory, str]]:
+        """Curves drawn behind a run's own: its parent's, then the runs ticked for comparison."""
+        out = []
+        parent = self.parent_history(run_dir)
+        if parent is not None:
+            out.append((f"{parent[0]} (parent)", parent[1], "parent"))
+        for d in compared:
+            ctl = self.controller(d)
+            if ctl is not None and ctl.run.dir != os.path.abspath(run_dir):
+                out.append((ctl.run.name, ctl.history, "compare"))
+        return out
+
+    def parent_history(self, run_dir: str):
+        """(label, history) of the run this one was copied or forked from, if it is known."""
+        ctl = self.controller(run_dir)
+        parent = ctl.run.parent_dir() if ctl else None
+        pctl = self.controllers.get(parent) if parent else None
+        return (pctl.run.name, pctl.history) if pctl is not None and len(pctl.history.steps) else None
+
+    def stop_all(self) -> None:
+        for ctl in self.running():
+            ctl.stop()
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, request: PrepareRequest) -> bool:
+        """The Data tab's Prepare intent (the engine works in the workspace folder)."""
+        return self.prepare_job.start(request, cwd=self.workspace.root if self.workspace else None)
+
+    def prepare_demo_data(self) -> bool:
+        """In the demo workspace, prepare its corpus in the background if it is not there yet."""
+        ws = self.workspace
+        if ws is None or not demo.is_demo_workspace(ws) or demo.demo_data_ready(ws):
+            return False
+        if self.demo_job.is_running():
+            return False
+        self.status_message.emit("Preparing the demo data…", 0)
+        return self.demo_job.start(demo.prepare_request(ws))
+
+    def _on_demo_job_progressed(self, stage: str, done: int, total: int) -> None:
+        if total:
+            self.status_message.emit(f"Preparing the demo data: {stage} {100.0 * done / total:.0f}%", 0)
+
+    def _on_demo_job_finished(self, result: PrepareResult) -> None:
+        if result.ok:
+            self.status_message.emit("Demo data ready: press Start (Ctrl+R) to train the demo run", 15000)
+            self.data_changed.emit()
+        else:
+            why = result.failure.headline if result.failure is not None else result.status
+            self.status_message.emit(f"Preparing the demo data failed: {why}", 0)
+
+    def _on_prepare_job_finished(self, result: PrepareResult) -> None:
+        if result.ok:
+            self.data_changed.emit()
+
+    # ------------------------------------------------------------------ slots
+    def _on_timer_timeout(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for d in dirty:
+            if d in self.controllers:
+                self.run_updated.emit(d)

@@ -1,0 +1,76 @@
+"""Prepared data sets as the Data tab shows them: DATA_DIR/meta.json and preview.json read and put into
+words. Pure Python (no Qt); which folders count as data sets is core.layout's rule (list_data_dirs).
+"""
+
+from __future__ import annotations
+
+import os
+
+from core import layout
+from core.config import human_bytes
+
+DETAIL_KEYS = ("folder", "tokenizer", "vocab", "train", "val", "bpt", "files", "sources", "created")
+NO_PREVIEW = "No preview: this data folder has no preview.json (prepared by an older engine?)."
+
+
+def data_sets(data_root: str) -> list[str]:
+    """Names of the prepared data folders under `data_root` (a workspace's data/), sorted."""
+    return [os.path.basename(path) for path in layout.list_data_dirs(data_root)]
+
+
+def read_meta(data_dir: str) -> dict:
+    """DATA_DIR/meta.json, or {} when it is missing or unreadable."""
+    return layout.read_json(os.path.join(data_dir, layout.DATA_META))
+
+
+def read_preview(data_dir: str) -> tuple[list[int], list[str]] | None:
+    """(token ids, display pieces) from DATA_DIR/preview.json; None when there is no usable preview."""
+    preview = layout.read_json(os.path.join(data_dir, layout.PREVIEW))
+    ids, pieces = preview.get("ids"), preview.get("pieces")
+    if not isinstance(ids, list) or not isinstance(pieces, list):
+        return None
+    return ids, pieces
+
+
+def describe_source(source) -> str:
+    """One line per meta["sources"] entry ({input, kind, files, bytes, skipped} or a plain string)."""
+    if not isinstance(source, dict):
+        return str(source)
+    parts = [str(source.get("kind", ""))] if source.get("kind") else []
+    if "files" in source:
+        parts.append(f"{source['files']:,} file{'s' if source['files'] != 1 else ''}")
+    if "bytes" in source:
+        parts.append(human_bytes(source["bytes"]))
+    if source.get("skipped"):
+        parts.append(f"{source['skipped']} skipped")
+    name = source.get("input") or source.get("path") or "?"
+    return f"{name}  ({', '.join(parts)})" if parts else str(name)
+
+
+def detail_rows(data_dir: str | None, meta: dict | None = None) -> dict[str, str]:
+    """The Data tab's detail rows (DETAIL_KEYS) for a data folder, "—" where meta.json says nothing."""
+    rows = dict.fromkeys(DETAIL_KEYS, "—")
+    if data_dir is None:
+        return rows
+    meta = read_meta(data_dir) if meta is None else meta
+
+    def count(key: str) -> str:
+        value = meta.get(key)
+        return f"{value:,}" if isinstance(value, int) else "—"
+
+    tokenizer = meta.get("tokenizer")
+    tokenizer = tokenizer.get("kind", "?") if isinstance(tokenizer, dict) else tokenizer
+    bpt = meta.get("bytes_per_token")
+    n_bytes = meta.get("n_bytes")
+    rows.update(folder=data_dir, tokenizer=str(tokenizer or "—"), vocab=count("vocab_size"),
+                train=count("train_tokens"), val=count("val_tokens"),
+                bpt=f"{bpt:.2f}" if isinstance(bpt, (int, float)) else "—",
+                files=count("n_files") + (f"  ({human_bytes(n_bytes)})" if isinstance(n_bytes, int) else ""),
+                sources="\n".join(describe_source(s) for s in meta.get("sources") or []) or "—",
+                created=str(meta.get("created") or "—"))
+    return rows
+
+
+def token_total(meta: dict) -> int:
+    """Train plus validation tokens of a data set's meta.json."""
+    return int(meta.get("train_tokens") or 0) + int(meta.get("val_tokens") or 0)

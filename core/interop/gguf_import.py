@@ -99,7 +99,7 @@ class GGUFSource:
             raise UsageError(f"{self.path}: no tensor {name!r} (needed for this architecture)")
         t = self.tensors[name]
         arr = self.gguf.quants.dequantize(t.data, t.tensor_type)
-        out = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        out = torch.from_numpy(np.array(arr, dtype=np.float32))  # a writable copy of the mapped data
         cfg = self.cfg
         if self.arch == "llama" and name.endswith(("attn_q.weight", "attn_q.bias")):
             out = unpermute_rope_rows(out, cfg.n_head)

@@ -140,10 +140,11 @@ def test_our_own_models_export_to_hf_exactly(tmp_path, model):
         torch.testing.assert_close(hf(x).logits, ours(x)[0], atol=1e-4, rtol=0)
 
 
-def test_fork_from_an_imported_model_trains_without_a_state_file(imported, char_data, tmp_path):
-    kind, _, ckpt, model, _, _, _ = imported
-    if kind != "llama":
-        pytest.skip("one architecture is enough for the fork path")  # parametrised fixture: run once
+def test_fork_from_an_imported_model_trains_without_a_state_file(char_data, tmp_path):
+    tiny_hf_model("llama", str(tmp_path / "hf"))
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imp")]) == 0
+    ckpt = latest_checkpoint(str(tmp_path / "imp"))
+    model, _ = load_model(ckpt)
     fields = {k: v for k, v in model.cfg.__dict__.items() if k != "dropout"}
     cfg = write_config(tmp_path, char_data, model=fields, train={"max_steps": 3, "init_from": ckpt})
     assert main(["train", "--config", cfg]) == 0

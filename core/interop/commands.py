@@ -75,9 +75,29 @@ def _import(args: argparse.Namespace) -> int:
         tok_json, info = source.tokenizer_json(), source.token_info()
     else:
         raise UsageError(f"import source not found: {src}")
+    check_tokenizer(tok_json)
     path = write_checkpoint(args.out, cfg, produce, dtype_of, tok_json, info, progress=_progress)
     print(f"wrote {path}: {cfg.n_layer} layers, {cfg.n_embd} wide, vocab {cfg.vocab_size}", file=sys.stderr)
     return 0
+
+
+def check_tokenizer(tok_json: str) -> None:
+    """Refuse (before writing) a tokenizer the engine's TokenizerWrapper cannot map to bytes, id for id."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from core.tokenizer import TokenizerWrapper
+
+    spec = json.loads(tok_json)
+    model = spec.get("model") or {}
+    try:
+        TokenizerWrapper(Tokenizer.from_str(tok_json), "bpe")
+    except Exception as exc:  # KeyError for a piece that is not byte-level text, and friends
+        raise UsageError(f"tokenizer: a {model.get('type', '?')} tokenizer"
+                         f"{' with byte fallback (SentencePiece style)' if model.get('byte_fallback') else ''} "
+                         f"is not supported yet ({type(exc).__name__}: {exc}); supported: byte-level BPE "
+                         f"(GPT-2, Llama 3, SmolLM, Qwen2)", "tokenizer") from None
 
 
 def _progress(done: int, total: int) -> None:

@@ -71,7 +71,8 @@ def stream_safetensors(path: str, specs: dict, produce: Callable[[str], torch.Te
                 raise UsageError(f"tensor {name}: the source gives shape {tuple(t.shape)}, the config implies "
                                  f"{shape}")
             t = t.detach().to(dtypes[name]).contiguous()
-            fh.write(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            if t.numel():
+                fh.write(t.view(torch.uint8).numpy())  # the buffer itself: no bytes copy
             if progress:
                 progress(n + 1, len(specs))
         fh.flush()

@@ -102,3 +102,16 @@ def test_import_never_overwrites(tmp_path, capsys):
 def test_a_missing_optional_package_names_the_extra():
     with pytest.raises(UsageError, match=r"\.\[interop\]"):
         require("surely_not_installed_pkg", "exporting to nowhere")
+
+
+def test_a_sentencepiece_style_tokenizer_is_refused_before_writing(tmp_path, capsys):
+    from interop_models import CORPUS
+    from tokenizers import SentencePieceBPETokenizer
+
+    tiny_hf_model("llama", str(tmp_path / "hf"))
+    spm = SentencePieceBPETokenizer()
+    spm.train_from_iterator(CORPUS * 3, vocab_size=300, show_progress=False)
+    spm.save(str(tmp_path / "hf" / "tokenizer.json"))
+    _refused(capsys, ["import", str(tmp_path / "hf"), "--out", str(tmp_path / "out")], "tokenizer",
+             "byte-level BPE")
+    assert not os.path.exists(tmp_path / "out")

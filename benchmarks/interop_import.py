@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-
-from interop_common import make_hf_folder
 
 ROOT = __file__.rsplit("/benchmarks/", 1)[0]
 
@@ -28,15 +25,22 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=30)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        n = make_hf_folder(os.path.join(tmp, "hf"), num_hidden_layers=a.layers)
+        # Built in a child: Linux carries a parent's peak RSS into its forked children's ru_maxrss, so this
+        # process stays small (no torch, no model) and the import's own peak is what gets measured.
+        build = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); from interop_common import "
+                 f"make_hf_folder; print(make_hf_folder({os.path.join(tmp, 'hf')!r}, num_hidden_layers={a.layers}))")
+        n = int(subprocess.run([sys.executable, "-c", build], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.split()[-1])
         weights = os.path.getsize(os.path.join(tmp, "hf", "model.safetensors"))
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "core", "import", os.path.join(tmp, "hf"), "--out",
-                               os.path.join(tmp, "imp")], cwd=ROOT, capture_output=True, text=True)
+        run = (f"import resource, sys; from core.cli import main; rc = main(['import', {os.path.join(tmp, 'hf')!r}, "
+               f"'--out', {os.path.join(tmp, 'imp')!r}]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
+               f"sys.exit(rc)")
+        proc = subprocess.run([sys.executable, "-c", run], cwd=ROOT, capture_output=True, text=True)
         elapsed = time.perf_counter() - t0
         if proc.returncode:
             sys.exit(proc.stderr)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
+        peak = int(proc.stdout.split()[-1]) * 1024  # Linux: KiB; this process's own peak
         probe = "import resource, torch, safetensors, core.model; print(resource.getrusage(0).ru_maxrss)"
         base = int(subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                                   text=True).stdout) * 1024

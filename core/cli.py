@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     pe = sub.add_parser("estimate", help="print parameter count, FLOPs and memory estimates as JSON")
     pe.add_argument("--config", required=True, metavar="RUN.yaml")
     pe.add_argument("--set", action="append", default=[], metavar="section.key=value")
+
+    from core.interop.commands import add_parsers as add_interop_parsers
+
+    add_interop_parsers(sub)  # import, export
     return p
 
 
@@ -137,6 +141,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from core.serve import serve_main
 
         return serve_main(args)
+    if cmd in ("import", "export"):
+        from core.interop import commands
+
+        return commands.import_main(args) if cmd == "import" else commands.export_main(args)
     raise UsageError(f"unknown command {cmd}")
 
 

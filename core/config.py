@@ -68,6 +68,19 @@ class ModelConfig:
     mlp_ratio: float = _f(4.0, "Feed-forward hidden width as a multiple of n_embd (swiglu scales it by 2/3).",
                           minimum=0.25, maximum=64.0)
     tie_embeddings: bool = _f(True, "Share the token embedding matrix with the output projection.")
+    n_kv_head: int | None = _f(None, "Key/value heads (grouped-query attention): each serves n_head/n_kv_head "
+                               "query heads and the KV cache keeps only these; empty = n_head (plain "
+                               "multi-head attention).", minimum=1, maximum=256)
+    rope_theta: float = _f(10000.0, "RoPE base: rotation angles are pos * rope_theta^(-2i/head_size); "
+                           "larger bases suit longer contexts. Used only with pos_encoding=rope.",
+                           minimum=1.0, maximum=1.0e12)
+    norm_eps: float = _f(1.0e-5, "Epsilon added inside every LayerNorm/RMSNorm for numerical stability.",
+                         minimum=1.0e-12, maximum=1.0)
+    qkv_bias: bool = _f(False, "Bias on the query/key/value projections even when bias is off (Qwen2 "
+                        "style); with bias on they have one anyway.")
+    intermediate_size: int | None = _f(None, "Feed-forward hidden width in features; overrides mlp_ratio when "
+                                       "set (imported models); empty = derived from mlp_ratio.",
+                                       minimum=1, maximum=1 << 20)
 
 
 @dataclass(frozen=True)
@@ -304,6 +317,10 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
     elif m.pos_encoding == "sinusoidal" and m.n_embd % 2:
         out.append(Problem("model.n_embd", f"model.n_embd: sinusoidal encoding needs an even width, "
                                            f"got {m.n_embd}"))
+    if m.n_kv_head is not None and (m.n_kv_head > m.n_head or m.n_head % m.n_kv_head):
+        out.append(Problem("model.n_kv_head", f"model.n_kv_head: model.n_head={m.n_head} must be a multiple "
+                                              f"of model.n_kv_head={m.n_kv_head} (each key/value head serves "
+                                              f"a whole group of query heads)"))
     if t.min_lr > t.lr:
         out.append(Problem("train.min_lr", f"train.min_lr: {t.min_lr} is larger than train.lr={t.lr}"))
     if t.warmup_steps > t.max_steps:

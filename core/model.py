@@ -1,7 +1,11 @@
 """The GPT: a decoder-only transformer in plain PyTorch, readable top to bottom.
 
 Shapes use B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = head size (C // nh),
-V = vocab size.
+nkv = n_kv_head (key/value heads; nh with plain multi-head attention), V = vocab size.
+
+Grouped-query attention (GQA): nkv key/value heads each serve nh / nkv query heads. The cache keeps the
+nkv heads; they are repeated to nh right before the attention product, so every query head has its own
+(B, T, T) map in the inspection path.
 
 Two attention paths share the same weights:
   - the fast path, `F.scaled_dot_product_attention` (flash / memory-efficient kernels), used for training
@@ -38,8 +42,18 @@ class RMSNorm(nn.Module):
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
     if cfg.norm == "rmsnorm":
-        return RMSNorm(cfg.n_embd)
-    return nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        return RMSNorm(cfg.n_embd, cfg.norm_eps)
+    return nn.LayerNorm(cfg.n_embd, eps=cfg.norm_eps, bias=cfg.bias)
+
+
+def kv_heads(cfg: ModelConfig) -> int:
+    """Key/value heads: n_kv_head for grouped-query attention, else one per query head."""
+    return cfg.n_kv_head or cfg.n_head
+
+
+def mlp_width(cfg: ModelConfig) -> int:
+    """Feed-forward hidden width: an imported model's explicit intermediate_size, else from mlp_ratio."""
+    return cfg.intermediate_size or ffn_hidden(cfg)
 
 
 def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
@@ -69,7 +83,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 @dataclass
 class KVCache:
-    """Keys and values of every layer for the tokens seen so far: (n_layer, B, nh, T_max, hs) each."""
+    """Keys and values of every layer for the tokens seen so far: (n_layer, B, nkv, T_max, hs) each."""
 
     k: torch.Tensor
     v: torch.Tensor
@@ -78,16 +92,20 @@ class KVCache:
     @classmethod
     def empty(cls, cfg: ModelConfig, batch: int, device, dtype, max_len: int | None = None) -> KVCache:
         hs = cfg.n_embd // cfg.n_head
-        shape = (cfg.n_layer, batch, cfg.n_head, max_len or cfg.block_size, hs)
+        shape = (cfg.n_layer, batch, kv_heads(cfg), max_len or cfg.block_size, hs)
         return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
 
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.n_head = cfg.n_head
+        self.n_head, self.n_kv_head = cfg.n_head, kv_heads(cfg)
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"model.n_head={cfg.n_head} is not a multiple of model.n_kv_head={cfg.n_kv_head}")
         self.head_size = cfg.n_embd // cfg.n_head
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v in one matmul
+        self.kv_size = self.n_kv_head * self.head_size  # width of k (and of v)
+        # q, k, v in one matmul: (C + 2 * kv_size) outputs; q/k/v may carry a bias of their own (Qwen2)
+        self.c_attn = nn.Linear(cfg.n_embd, cfg.n_embd + 2 * self.kv_size, bias=cfg.bias or cfg.qkv_bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.c_proj.residual_out = True  # scaled init, see GPT._init_weights
         self.dropout = cfg.dropout
@@ -96,10 +114,10 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, rope: tuple | None, layer: int = 0, cache: KVCache | None = None,
                 return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)
-        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        q, k, v = self.c_attn(x).split([C, self.kv_size, self.kv_size], dim=2)
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)     # (B, nh, T, hs)
+        k = k.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
 
@@ -108,7 +126,10 @@ class CausalSelfAttention(nn.Module):
             past = cache.pos
             cache.k[layer, :B, :, past:past + T] = k
             cache.v[layer, :B, :, past:past + T] = v
-            k, v = cache.k[layer, :B, :, :past + T], cache.v[layer, :B, :, :past + T]  # (B, nh, past+T, hs)
+            k, v = cache.k[layer, :B, :, :past + T], cache.v[layer, :B, :, :past + T]  # (B, nkv, past+T, hs)
+        if self.n_kv_head != self.n_head:  # each key/value head serves a group of consecutive query heads
+            group = self.n_head // self.n_kv_head
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, nh, ., hs)
 
         if return_attention:
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, nh, T, past+T)
@@ -137,7 +158,7 @@ def _causal_mask(T: int, past: int, device) -> torch.Tensor:
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        hidden = ffn_hidden(cfg)
+        hidden = mlp_width(cfg)
         self.activation = cfg.activation
         self.c_fc = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
         if cfg.activation == "swiglu":
@@ -189,7 +210,7 @@ class GPT(nn.Module):
             table = sinusoidal_table(cfg.block_size, cfg.n_embd) * (0.02 * math.sqrt(2.0))
             self.register_buffer("pos_table", table, persistent=False)
         else:  # rope
-            cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head)
+            cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head, cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)

@@ -218,7 +218,8 @@ def run(cfg: Config, args, rank: int, world: int, sinks: Sinks) -> int:
             src_meta = ckpt.read_meta(source)
             check_same_shape(cfg.model, model_from_meta(src_meta), source)
             ckpt.load_weights(model, source, device)
-            saved = ckpt.load_state(source)
+            saved = ckpt.load_state(source) if resume_from or os.path.isfile(os.path.join(source, "state.pt")) else \
+                {"optimizer": optimizer.state_dict(), "data_rng": batches.gen.get_state(), "progress": {}}  # imported
         except ckpt.CheckpointError as exc:
             raise SetupError(str(exc), None if resume_from else "train.init_from") from None
         optimizer.load_state_dict(saved["optimizer"])
@@ -406,7 +407,8 @@ def run(cfg: Config, args, rank: int, world: int, sinks: Sinks) -> int:
 
 def check_same_shape(new: ModelConfig, old: ModelConfig, source: str) -> None:
     for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "pos_encoding", "norm",
-                 "activation", "mlp_ratio", "tie_embeddings"):
+                 "activation", "mlp_ratio", "tie_embeddings", "n_kv_head", "rope_theta", "norm_eps", "qkv_bias",
+                 "intermediate_size"):
         a, b = getattr(new, name), getattr(old, name)
         if a != b:
             raise SetupError(f"model.{name}: {a!r} differs from {b!r} in the checkpoint {source}; "

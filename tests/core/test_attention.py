@@ -126,3 +126,75 @@ def test_attention_path_gives_the_fast_paths_logits(pos_encoding, norm, activati
             torch.testing.assert_close(tail, fast[:, 12:], atol=1e-5, rtol=1e-5)
             if return_attention:
                 torch.testing.assert_close(tail_maps[1], maps[1][:, :, 12:, :], atol=1e-6, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------ grouped-query attention
+def _gqa_model(n_kv_head: int, qkv_bias: bool = False) -> GPT:
+    torch.manual_seed(1)
+    cfg = ModelConfig(n_layer=2, n_head=4, n_kv_head=n_kv_head, n_embd=32, block_size=24, vocab_size=50,
+                      pos_encoding="rope", norm="rmsnorm", activation="swiglu", bias=False, qkv_bias=qkv_bias,
+                      rope_theta=500.0, norm_eps=1e-6, intermediate_size=40)
+    model = GPT(cfg).eval()
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.add_(torch.randn_like(prm) * 0.2)
+    return model
+
+
+@pytest.mark.parametrize("n_kv_head", [1, 2])
+def test_gqa_attention_path_gives_the_fast_paths_logits_and_shows_every_query_head(n_kv_head):
+    model = _gqa_model(n_kv_head, qkv_bias=True)
+    cfg = model.cfg
+    assert model.blocks[0].attn.c_attn.weight.shape == (32 + 2 * n_kv_head * 8, 32)
+    assert model.blocks[0].attn.c_attn.bias is not None  # qkv_bias with bias off
+    assert model.blocks[0].attn.c_proj.bias is None
+    assert model.blocks[0].mlp.c_fc.weight.shape == (40, 32)  # intermediate_size overrides mlp_ratio
+    idx = torch.randint(0, 50, (2, 20))
+    with torch.no_grad():
+        fast, _, _ = model(idx)
+        slow, _, maps = model(idx, return_attention=True)
+        torch.testing.assert_close(slow, fast, atol=1e-5, rtol=1e-5)
+        assert maps[0].shape == (2, 4, 20, 20)  # one map per query head, not per key/value head
+        torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, 4, 20), atol=1e-5, rtol=0)
+        # Query heads that share a key/value head still differ (their queries differ).
+        assert (maps[0][:, 0] - maps[0][:, 1]).abs().max() > 1e-3
+        cache = KVCache.empty(cfg, 2, "cpu", torch.float32)
+        assert cache.k.shape == (2, 2, n_kv_head, 24, 8)  # the cache keeps only the key/value heads
+        for return_attention in (False, True):
+            cache = KVCache.empty(cfg, 2, "cpu", torch.float32)
+            model(idx[:, :12], cache=cache, return_attention=return_attention)
+            tail, _, tail_maps = model(idx[:, 12:], cache=cache, return_attention=return_attention)
+            torch.testing.assert_close(tail, fast[:, 12:], atol=1e-5, rtol=1e-5)
+            if return_attention:
+                torch.testing.assert_close(tail_maps[1], maps[1][:, :, 12:, :], atol=1e-6, rtol=1e-5)
+
+
+def test_gqa_maps_match_the_textbook_with_shared_key_heads():
+    """Query head h uses key head h // (n_head / n_kv_head): recomputed by hand from the weights."""
+    model = _gqa_model(2)
+    cfg, T = model.cfg, 10
+    idx = torch.randint(0, 50, (1, T))
+    attn = model.blocks[0].attn
+    with torch.no_grad():
+        h = model.blocks[0].ln_1(model.tok_emb(idx))[0].double()  # (T, C)
+        w = attn.c_attn.weight.double()
+        q = (h @ w[:32].T).view(T, 4, 8).transpose(0, 1)      # (nh, T, hs)
+        k = (h @ w[32:48].T).view(T, 2, 8).transpose(0, 1)    # (nkv, T, hs)
+        q, k = _rotate_textbook(q, cfg.rope_theta), _rotate_textbook(k, cfg.rope_theta)
+        k = k[[0, 0, 1, 1]]  # heads 0,1 share key head 0; heads 2,3 share key head 1
+        mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+        expected = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8) + mask, dim=-1).numpy()
+    got = attention_maps(model, idx[0].tolist())[0]
+    np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+
+
+def test_new_model_fields_default_to_the_old_shapes_and_validate():
+    from core.config import ConfigError, from_dict
+
+    old = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=20))
+    assert old.blocks[0].attn.c_attn.weight.shape == (48, 16)  # 3 * n_embd as before: old checkpoints load
+    assert old.blocks[0].ln_1.eps == 1e-5
+    with pytest.raises(ConfigError) as err:
+        from_dict({"model": {"n_head": 6, "n_kv_head": 4, "n_embd": 48}})
+    assert err.value.fields == ["model.n_kv_head"] and "n_head=6" in str(err.value)
+    assert from_dict({"model": {"n_head": 6, "n_kv_head": 2, "n_embd": 48}}).model.n_kv_head == 2

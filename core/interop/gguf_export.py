@@ -1,0 +1,147 @@
+"""Our checkpoint -> a .gguf file llama.cpp runs: metadata, vocabulary and tensors named and laid out as its
+converter (convert_hf_to_gguf.py) writes them. Architectures: `gpt2` (learned positions, LayerNorm, GELU),
+`llama` (RoPE, RMSNorm, SwiGLU) and `qwen2` (the same with q/k/v bias). Number formats: F32, F16, BF16 and
+Q8_0 for the matrices; norms and biases stay F32, as llama.cpp keeps them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from core.errors import UsageError
+from core.interop import layouts, require
+from core.interop.gguf_import import permute_rope_rows
+from core.interop.gguf_vocab import gguf_vocab_from_tokenizer
+from core.interop.hf_export import check_exportable, load_for_export
+
+FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}  # llama.cpp's LlamaFileType
+
+
+def gguf_arch(cfg) -> str:
+    family = check_exportable(cfg)
+    if family == "gpt2":
+        return "gpt2"
+    if cfg.bias:
+        raise UsageError("model.bias: llama.cpp's llama/qwen2 graphs have no output-projection or MLP biases; "
+                         "a RoPE model with bias=true cannot go into GGUF", "model.bias")
+    return "qwen2" if cfg.qkv_bias else "llama"
+
+
+def export_gguf(path: str, out: str, dtype: str) -> None:
+    gguf = require("gguf", "exporting to GGUF")
+    model, meta, tok_spec = load_for_export(path)
+    cfg = model.cfg
+    arch = gguf_arch(cfg)
+    vocab = gguf_vocab_from_tokenizer(tok_spec, cfg.vocab_size)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}")
+    writer = gguf.GGUFWriter(tmp, arch)
+    try:
+        _metadata(writer, cfg, arch, dtype, meta)
+        _vocabulary(writer, vocab, meta)
+        for name, array, qtype in _tensors(model, arch, dtype, gguf):
+            writer.add_tensor(name, array, raw_dtype=qtype)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(tmp, out)
+    except BaseException:
+        writer.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _metadata(w, cfg, arch: str, dtype: str, meta: dict) -> None:
+    w.add_name(str((meta.get("imported_from") or {}).get("name") or "llm-training-studio model"))
+    w.add_context_length(cfg.block_size)
+    w.add_embedding_length(cfg.n_embd)
+    w.add_block_count(cfg.n_layer)
+    w.add_feed_forward_length(model_width(cfg))
+    w.add_head_count(cfg.n_head)
+    w.add_file_type(FILE_TYPES[dtype])
+    if arch == "gpt2":
+        w.add_layer_norm_eps(cfg.norm_eps)
+        return
+    w.add_head_count_kv(cfg.n_kv_head or cfg.n_head)
+    w.add_rope_freq_base(cfg.rope_theta)
+    w.add_layer_norm_rms_eps(cfg.norm_eps)
+    w.add_rope_dimension_count(cfg.n_embd // cfg.n_head)
+    w.add_vocab_size(cfg.vocab_size)
+
+
+def model_width(cfg) -> int:
+    from core.model import mlp_width
+
+    return mlp_width(cfg)
+
+
+def _vocabulary(w, vocab: dict, meta: dict) -> None:
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(vocab["pre"])
+    w.add_token_list(vocab["tokens"])
+    w.add_token_types(vocab["types"])
+    w.add_token_merges(vocab["merges"])
+    for role, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id)):
+        tid = meta.get(f"{role}_token_id")
+        if isinstance(tid, list):
+            tid = tid[0] if tid else None
+        if isinstance(tid, int):
+            add(tid)
+    w.add_add_bos_token(bool(meta.get("add_bos_token", False)))
+    if meta.get("chat_template"):
+        w.add_chat_template(meta["chat_template"])
+
+
+def _tensors(model, arch: str, dtype: str, gguf):
+    """(gguf name, numpy array, raw GGML type or None) per tensor, in llama.cpp's layout."""
+    cfg = model.cfg
+    family = "gpt2" if arch == "gpt2" else "llama"
+    state = model.state_dict()
+    for ours, t in state.items():
+        if ours == "lm_head.weight" and cfg.tie_embeddings and arch != "gpt2":
+            continue  # llama.cpp falls back to token_embd when output.weight is absent
+        spec = layouts.other_name(layouts.GGUF_LAYOUTS, family, ours)
+        t = t.detach().float()
+        if isinstance(spec, tuple):  # split our fused q/k/v
+            kv = (cfg.n_kv_head or cfg.n_head) * (cfg.n_embd // cfg.n_head)
+            parts = torch.split(t, [cfg.n_embd, kv, kv], dim=0)
+            for name, part in zip(spec, parts, strict=True):
+                if arch == "llama" and name.endswith(("attn_q.weight", "attn_q.bias")):
+                    part = permute_rope_rows(part, cfg.n_head)
+                elif arch == "llama" and name.endswith(("attn_k.weight", "attn_k.bias")):
+                    part = permute_rope_rows(part, cfg.n_kv_head or cfg.n_head)
+                yield _encode(name, part, dtype, gguf)
+        else:
+            yield _encode(spec, t, dtype, gguf)
+    if arch == "gpt2":
+        for ours, spec in (("attn.c_attn.bias", cfg.n_embd * 3), ("attn.c_proj.bias", cfg.n_embd),
+                           ("mlp.c_fc.bias", model_width(cfg)), ("mlp.c_proj.bias", cfg.n_embd)):
+            if f"blocks.0.{ours}" not in state:  # llama.cpp's gpt2 graph wants every bias: zeros are exact
+                for i in range(cfg.n_layer):
+                    name = layouts.other_name(layouts.GGUF_LAYOUTS, "gpt2", f"blocks.{i}.{ours}")
+                    yield name, np.zeros(spec, dtype=np.float32), None
+        for ours in ("ln_1.bias", "ln_2.bias"):
+            if f"blocks.0.{ours}" not in state:
+                for i in range(cfg.n_layer):
+                    name = layouts.other_name(layouts.GGUF_LAYOUTS, "gpt2", f"blocks.{i}.{ours}")
+                    yield name, np.zeros(cfg.n_embd, dtype=np.float32), None
+        if "ln_f.bias" not in state:
+            yield "output_norm.bias", np.zeros(cfg.n_embd, dtype=np.float32), None
+
+
+def _encode(name: str, t: torch.Tensor, dtype: str, gguf):
+    arr = t.numpy().astype(np.float32)
+    q = gguf.GGMLQuantizationType
+    if arr.ndim < 2 or dtype == "f32":
+        return name, arr, None
+    if dtype == "f16":
+        return name, arr.astype(np.float16), None
+    if dtype == "bf16":
+        return name, gguf.quants.quantize(arr, q.BF16), q.BF16
+    if arr.shape[-1] % 32:  # Q8_0 works in blocks of 32 along a row
+        return name, arr.astype(np.float16), None
+    return name, gguf.quants.quantize(arr, q.Q8_0), q.Q8_0

@@ -1,0 +1,155 @@
+"""Our checkpoint -> a Hugging Face folder that `AutoModelForCausalLM` and `AutoTokenizer` load.
+
+learned positions + LayerNorm + GELU  -> GPT2LMHeadModel (missing biases written as zeros: exact)
+RoPE + RMSNorm + SwiGLU              -> LlamaForCausalLM, or Qwen2ForCausalLM when only q/k/v have biases
+Anything else (sinusoidal positions, ReLU, mixed families) has no HF architecture and is refused, naming the
+field. The folder is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import torch
+
+from core.errors import UsageError
+from core.interop import layouts
+from core.layout import TOKENIZER, atomic_write, atomic_write_json
+
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+def check_exportable(cfg) -> str:
+    """The layout family ("gpt2" or "llama") of a config, or a UsageError naming the field that has none."""
+    if cfg.pos_encoding == "sinusoidal":
+        raise UsageError("model.pos_encoding: sinusoidal positions have no equivalent in the supported "
+                         "architectures (GPT-2: learned; Llama/Qwen2: rope)", "model.pos_encoding")
+    if cfg.pos_encoding == "learned":
+        for field, value, want in (("norm", cfg.norm, "layernorm"), ("activation", cfg.activation, "gelu")):
+            if value != want:
+                raise UsageError(f"model.{field}: {value} with learned positions has no equivalent (GPT-2 uses "
+                                 f"{want})", f"model.{field}")
+        if cfg.n_kv_head not in (None, cfg.n_head):
+            raise UsageError("model.n_kv_head: GPT-2 has no grouped-query attention", "model.n_kv_head")
+        return "gpt2"
+    for field, value, want in (("norm", cfg.norm, "rmsnorm"), ("activation", cfg.activation, "swiglu")):
+        if value != want:
+            raise UsageError(f"model.{field}: {value} with rope has no equivalent (Llama/Qwen2 use {want})",
+                             f"model.{field}")
+    return "llama"
+
+
+def load_for_export(path: str):
+    """(model in eval mode, meta, tokenizer.json as a dict) of a checkpoint."""
+    from core.generate import load_model
+
+    model, meta = load_model(path, "cpu")
+    tok_path = os.path.join(path, TOKENIZER)
+    if not os.path.isfile(tok_path):
+        raise UsageError(f"checkpoint has no {TOKENIZER}: {path}")
+    with open(tok_path, encoding="utf-8") as fh:
+        return model, meta, json.load(fh)
+
+
+def hf_config(cfg, meta: dict, family: str, dtype: str) -> dict:
+    ids = {k: meta.get(k) for k in ("bos_token_id", "eos_token_id", "pad_token_id") if meta.get(k) is not None}
+    common = {"vocab_size": cfg.vocab_size, "tie_word_embeddings": cfg.tie_embeddings, "use_cache": True,
+              "torch_dtype": {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype], **ids}
+    from core.model import mlp_width
+
+    if family == "gpt2":
+        return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_layer": cfg.n_layer,
+                "n_head": cfg.n_head, "n_embd": cfg.n_embd, "n_positions": cfg.block_size, "n_ctx": cfg.block_size,
+                "n_inner": mlp_width(cfg), "activation_function": "gelu_new", "layer_norm_epsilon": cfg.norm_eps,
+                "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, **common}
+    qwen = cfg.qkv_bias and not cfg.bias
+    out = {"architectures": ["Qwen2ForCausalLM" if qwen else "LlamaForCausalLM"],
+           "model_type": "qwen2" if qwen else "llama", "hidden_size": cfg.n_embd,
+           "intermediate_size": mlp_width(cfg), "num_hidden_layers": cfg.n_layer,
+           "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.n_kv_head or cfg.n_head,
+           "head_dim": cfg.n_embd // cfg.n_head, "max_position_embeddings": cfg.block_size,
+           "rms_norm_eps": cfg.norm_eps, "hidden_act": "silu", "rope_theta": cfg.rope_theta,
+           "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta}, "attention_dropout": 0.0,
+           **common}
+    if qwen:
+        out.update(use_sliding_window=False, sliding_window=None, max_window_layers=cfg.n_layer)
+    else:
+        out.update(attention_bias=cfg.bias, mlp_bias=cfg.bias)
+    return out
+
+
+def hf_state_dict(model, family: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    cfg, state, out = model.cfg, model.state_dict(), {}
+    prefix = "transformer." if family == "gpt2" else ""
+    for ours, t in state.items():
+        if ours == "lm_head.weight":
+            if not cfg.tie_embeddings:
+                out["lm_head.weight"] = t
+            continue
+        spec = layouts.other_name(layouts.HF_LAYOUTS, family, ours)
+        if isinstance(spec, tuple):
+            kv = (cfg.n_kv_head or cfg.n_head) * (cfg.n_embd // cfg.n_head)
+            for name, part in zip(spec, torch.split(t, [cfg.n_embd, kv, kv], dim=0), strict=True):
+                out[name] = part
+        elif spec.endswith(":T"):
+            out[prefix + spec[:-2]] = t.t()
+        else:
+            out[prefix + spec] = t
+    if family == "gpt2":  # GPT-2 has a bias everywhere: a missing one is zero
+        for name, t in list(out.items()):
+            bias = name[: -len("weight")] + "bias"
+            if name.endswith(".weight") and "wte" not in name and "wpe" not in name and bias not in out:
+                width = t.shape[1] if name.endswith(("c_attn.weight", "c_fc.weight", "c_proj.weight")) else t.shape[0]
+                out[bias] = torch.zeros(width)
+    return {k: v.detach().to(dtype).contiguous().clone() for k, v in out.items()}
+
+
+def tokenizer_config(meta: dict, cfg, tok_spec: dict) -> dict:
+    names = {a["id"]: a["content"] for a in tok_spec.get("added_tokens") or []}
+    vocab = (tok_spec.get("model") or {}).get("vocab") or {}
+    by_id = {i: t for t, i in vocab.items()} if isinstance(vocab, dict) else {}
+    out = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": cfg.block_size,
+           "add_bos_token": bool(meta.get("add_bos_token", False)), "clean_up_tokenization_spaces": False}
+    for role in ("bos", "eos", "pad"):
+        tid = meta.get(f"{role}_token_id")
+        text = meta.get(f"{role}_token")
+        if text is None and isinstance(tid, int):
+            text = names.get(tid, by_id.get(tid))
+        if text is None and role == "eos" and "<|endoftext|>" in names.values():
+            text = "<|endoftext|>"  # our own tokenizers' end-of-text marker
+        if text is not None:
+            out[f"{role}_token"] = text
+    if meta.get("chat_template"):
+        out["chat_template"] = meta["chat_template"]
+    return out
+
+
+def export_hf(path: str, out: str, dtype: str) -> None:
+    from safetensors.torch import save_file
+
+    model, meta, tok_spec = load_for_export(path)
+    cfg = model.cfg
+    family = check_exportable(cfg)
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype}: an HF export is f32, f16 or bf16")
+    out = os.path.abspath(out)
+    tmp = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        config = hf_config(cfg, meta, family, dtype)
+        atomic_write_json(os.path.join(tmp, "config.json"), config)
+        gen = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in config}
+        atomic_write_json(os.path.join(tmp, "generation_config.json"), gen)
+        save_file(hf_state_dict(model, family, DTYPES[dtype]), os.path.join(tmp, "model.safetensors"),
+                  metadata={"format": "pt"})
+        shutil.copyfile(os.path.join(path, TOKENIZER), os.path.join(tmp, TOKENIZER))
+        atomic_write_json(os.path.join(tmp, "tokenizer_config.json"), tokenizer_config(meta, cfg, tok_spec))
+        if meta.get("chat_template"):
+            atomic_write(os.path.join(tmp, "chat_template.jinja"), meta["chat_template"])
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

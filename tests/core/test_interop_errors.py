@@ -1,0 +1,117 @@
+"""What import and export refuse: an unsupported architecture, tensor type or option, or an occupied
+destination -> exit code 2, a message naming it (and what is supported), and nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import gguf
+import numpy as np
+import pytest
+from interop_models import tiny_hf_model
+
+from core.cli import main
+from core.errors import UsageError
+from core.interop import require
+from core.layout import latest_checkpoint
+
+
+def _refused(capsys, argv: list[str], *needles: str) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_unsupported_hf_architecture(tmp_path, capsys):
+    src = tmp_path / "falcon"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"model_type": "falcon", "architectures": ["FalconForCausalLM"]}))
+    _refused(capsys, ["import", str(src), "--out", str(tmp_path / "out")], "falcon", "gpt2, llama, mistral, qwen2")
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_unsupported_hf_option_names_the_field(tmp_path, capsys):
+    tiny_hf_model("llama", str(tmp_path / "hf"))
+    cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
+    cfg["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0}
+    cfg.pop("rope_parameters", None)
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(cfg))
+    _refused(capsys, ["import", str(tmp_path / "hf"), "--out", str(tmp_path / "out")], "rope_scaling", "yarn")
+    assert not os.path.exists(tmp_path / "out")
+
+
+def _gguf(path: str, arch: str, qtype) -> None:
+    w = gguf.GGUFWriter(path, arch)
+    w.add_block_count(1)
+    w.add_embedding_length(256)
+    w.add_head_count(2)
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    w.add_tensor("token_embd.weight", np.zeros((4, 256 // block * size), dtype=np.uint8), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_unsupported_gguf_architecture_and_tensor_type(tmp_path, capsys):
+    _gguf(str(tmp_path / "phi.gguf"), "phi3", gguf.GGMLQuantizationType.Q8_0)
+    _refused(capsys, ["import", str(tmp_path / "phi.gguf"), "--out", str(tmp_path / "a")], "phi3",
+             "gpt2, llama, qwen2")
+    _gguf(str(tmp_path / "q2k.gguf"), "llama", gguf.GGMLQuantizationType.Q2_K)
+    _refused(capsys, ["import", str(tmp_path / "q2k.gguf"), "--out", str(tmp_path / "b")], "token_embd.weight",
+             "Q2_K", "Q4_K, Q5_K, Q6_K")
+    (tmp_path / "junk.gguf").write_bytes(b"not a gguf file at all")
+    _refused(capsys, ["import", str(tmp_path / "junk.gguf"), "--out", str(tmp_path / "c")], "junk.gguf")
+    assert not any(os.path.exists(tmp_path / n) for n in "abc")
+
+
+@pytest.fixture(scope="module")
+def sinusoidal_ckpt(tmp_path_factory):
+    from test_interop_hf import _own_checkpoint
+
+    return _own_checkpoint(tmp_path_factory.mktemp("sin"), pos_encoding="sinusoidal")
+
+
+@pytest.mark.parametrize("fmt", ["hf", "gguf"])
+def test_export_refuses_an_option_without_equivalent(sinusoidal_ckpt, tmp_path, capsys, fmt):
+    out = str(tmp_path / "out")
+    _refused(capsys, ["export", "--checkpoint", sinusoidal_ckpt, "--format", fmt, "--out", out],
+             "model.pos_encoding", "sinusoidal")
+    assert os.listdir(tmp_path) == []
+
+
+def test_export_refuses_bad_dtype_and_occupied_destination(sinusoidal_ckpt, tmp_path, capsys):
+    _refused(capsys, ["export", "--checkpoint", sinusoidal_ckpt, "--format", "hf", "--dtype", "q8_0", "--out",
+                      str(tmp_path / "x")], "q8_0", "gguf only")
+    (tmp_path / "taken").mkdir()
+    _refused(capsys, ["export", "--checkpoint", sinusoidal_ckpt, "--format", "onnx", "--out",
+                      str(tmp_path / "taken")], "already exists")
+
+
+def test_import_never_overwrites(tmp_path, capsys):
+    tiny_hf_model("gpt2", str(tmp_path / "hf"))
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imp")]) == 0
+    before = os.path.getmtime(os.path.join(latest_checkpoint(str(tmp_path / "imp")), "model.safetensors"))
+    _refused(capsys, ["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imp")], "not empty")
+    assert os.path.getmtime(os.path.join(latest_checkpoint(str(tmp_path / "imp")), "model.safetensors")) == before
+
+
+def test_a_missing_optional_package_names_the_extra():
+    with pytest.raises(UsageError, match=r"\.\[interop\]"):
+        require("surely_not_installed_pkg", "exporting to nowhere")
+
+
+def test_a_sentencepiece_style_tokenizer_is_refused_before_writing(tmp_path, capsys):
+    from interop_models import CORPUS
+    from tokenizers import SentencePieceBPETokenizer
+
+    tiny_hf_model("llama", str(tmp_path / "hf"))
+    spm = SentencePieceBPETokenizer()
+    spm.train_from_iterator(CORPUS * 3, vocab_size=300, show_progress=False)
+    spm.save(str(tmp_path / "hf" / "tokenizer.json"))
+    _refused(capsys, ["import", str(tmp_path / "hf"), "--out", str(tmp_path / "out")], "tokenizer",
+             "byte-level BPE")
+    assert not os.path.exists(tmp_path / "out")

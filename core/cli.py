@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     pe = sub.add_parser("estimate", help="print parameter count, FLOPs and memory estimates as JSON")
     pe.add_argument("--config", required=True, metavar="RUN.yaml")
     pe.add_argument("--set", action="append", default=[], metavar="section.key=value")
+
+    from core.version_cmd import add_parser as add_version_parser
+
+    add_version_parser(sub)
     return p
 
 
@@ -137,6 +141,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from core.serve import serve_main
 
         return serve_main(args)
+    if cmd == "version":
+        from core.version_cmd import version_main
+
+        return version_main(args)
     raise UsageError(f"unknown command {cmd}")
 
 

@@ -74,6 +74,13 @@ def make_venv(venv: str, reuse: bool) -> str:
     return py
 
 
+def torch_variant(py: str) -> str:
+    """'cpu' or 'cuda12.8': which torch build went into the venv (names the download)."""
+    cuda = subprocess.run([py, "-c", "import torch; print(torch.version.cuda or '')"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return f"cuda{cuda}" if cuda else "cpu"
+
+
 def linux_archive(dist: str, icons: str, out: str) -> str:
     """The .tar.gz: the bundle folder plus a .desktop file, the icons and a per-user installer."""
     bundle = os.path.join(dist, APP)
@@ -128,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     times["pyinstaller_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    variant = "cuda" if "cu" in os.environ.get("TORCH_INDEX_URL", "").rsplit("/", 1)[-1] else "cpu"
+    variant = torch_variant(py)
     machine = platform.machine().lower().replace("amd64", "x86_64")
     stem = os.path.join(dist, f"{APP}-{version()}-{sys.platform.replace('win32', 'windows')}-{machine}-{variant}")
     if sys.platform == "win32":

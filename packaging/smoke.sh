@@ -7,9 +7,9 @@
 # From a temp folder outside the source tree, in an environment emptied with `env -i` (PATH=/usr/bin:/bin,
 # HOME in the temp folder, no virtualenv, no PYTHONPATH), it:
 #   1. starts the studio offscreen to its first window, three times (cold start, seconds);
-#   2. renders a screenshot (`--screenshot`: prepares the demo data and trains the demo runs);
-#   3. prepares the demo corpus, trains 20 steps through the detached launcher (`launch`), generates
+#   2. prepares the demo corpus, trains 20 steps through the detached launcher (`launch`), generates
 #      text (`engine generate`) and answers one request of the inference worker (`engine serve`);
+#   3. renders a screenshot of that workspace (`--screenshot`);
 #   4. trains 4 steps with 2 processes through the bundle's torchrun (`torchrun ... --no-python`);
 #   5. asks the engine for its build (`version --json`);
 # while a watcher records the executable (/proc/PID/exe) of every process carrying this run's marker
@@ -68,15 +68,7 @@ done
 grep -q "first window shown" "$WORK/start.log" || fail "studio did not show its window"
 echo "smoke: studio cold start to first window: ${STARTS[*]} s"
 
-# 2. screenshot (builds the demo workspace through the bundle's engine first).
-t0=$(now)
-bundle --screenshot "$WORK/screenshot.png" > "$WORK/screenshot.log" 2>&1 || { cat "$WORK/screenshot.log"; fail "screenshot"; }
-SHOT_S=$(since "$t0")
-[ "$(head -c 8 "$WORK/screenshot.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "no PNG written"
-[ "$(stat -c %s "$WORK/screenshot.png")" -gt 20000 ] || fail "screenshot suspiciously small"
-echo "smoke: screenshot $WORK/screenshot.png ($(stat -c %s "$WORK/screenshot.png") bytes) in $SHOT_S s"
-
-# 3. prepare, train 20 steps (detached launcher), generate, serve.
+# 2. prepare, train 20 steps (detached launcher), generate, serve.
 bundle engine prepare --input @synthetic --tokenizer char --out "$WORK/ws/data/demo" 2> "$WORK/prepare.log" \
     || { cat "$WORK/prepare.log"; fail "prepare"; }
 [ -f "$WORK/ws/data/demo/train.bin" ] || fail "prepare wrote no train.bin"
@@ -103,11 +95,26 @@ TEXT=$(bundle engine generate --run "$WORK/ws/runs/smoke" --prompt "copy: " --ma
 [ "${#TEXT}" -gt 10 ] || fail "generate printed too little: '$TEXT'"
 echo "smoke: generated: $(echo "$TEXT" | head -c 120 | tr '\n' ' ')"
 
-REPLY=$(printf '%s\n' '{"id": 1, "op": "generate", "prompt": "copy: ", "max_new_tokens": 8, "seed": 1}' \
-    '{"id": 2, "op": "shutdown"}' | bundle engine serve --run "$WORK/ws/runs/smoke" 2> "$WORK/serve.log") \
-    || { cat "$WORK/serve.log"; fail "serve"; }
-echo "$REPLY" | grep -q -E '"event": ?"result"' || { echo "$REPLY"; fail "serve sent no result"; }
+# The worker answers requests in turn: send the generate request, read up to its result, then shutdown.
+coproc SERVE { bundle engine serve --run "$WORK/ws/runs/smoke" 2> "$WORK/serve.log"; }
+echo '{"id": 1, "op": "generate", "prompt": "copy: ", "max_new_tokens": 8, "seed": 1}' >&"${SERVE[1]}"
+ANSWERED=""
+while IFS= read -r -t 300 line <&"${SERVE[0]}"; do
+    if echo "$line" | grep -q -E '"event": ?"result"'; then ANSWERED=$line; break; fi
+done
+echo '{"id": 2, "op": "shutdown"}' >&"${SERVE[1]}"
+wait "$SERVE_PID" || true
+[ -n "$ANSWERED" ] || { cat "$WORK/serve.log"; fail "serve sent no result"; }
 echo "smoke: the inference worker answered"
+
+# 3. screenshot of the workspace with the finished run (the studio's `--screenshot` would otherwise
+#    train its demo runs first; --panel config needs a finished run, not the demo's fork).
+t0=$(now)
+bundle --screenshot "$WORK/screenshot.png" --panel config "$WORK/ws" > "$WORK/screenshot.log" 2>&1 || { cat "$WORK/screenshot.log"; fail "screenshot"; }
+SHOT_S=$(since "$t0")
+[ "$(head -c 8 "$WORK/screenshot.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "no PNG written"
+[ "$(stat -c %s "$WORK/screenshot.png")" -gt 20000 ] || fail "screenshot suspiciously small"
+echo "smoke: screenshot $WORK/screenshot.png ($(stat -c %s "$WORK/screenshot.png") bytes) in $SHOT_S s"
 
 # 4. two processes through the bundle's torchrun (what the studio's "processes: 2" runs).
 mkdir -p "$WORK/ws/runs/ddp"

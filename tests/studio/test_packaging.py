@@ -168,3 +168,24 @@ def test_about_dialog_says_when_the_engine_does_not_answer(qtbot, monkeypatch, t
         pass
     assert blocker.args == [None]
     assert "did not answer (exit code 3) no torch here" in dialog.label.text()
+
+
+def test_help_about_opens_the_dialog_from_the_main_window(qtbot, monkeypatch, workspace):
+    from studio.main_window import MainWindow
+    from studio.settings import Settings
+    from studio.views.common import about
+
+    monkeypatch.setattr(about, "_ENGINE_INFO", {"version": about.studio_version, "torch": "9.9.9", "cuda": "12.8",
+                                                "gpus": ["Test GPU"], "python": "3.11", "frozen": True})
+    window = MainWindow(Settings())
+    window.close_policy = "stop"
+    qtbot.addWidget(window)
+    window.open_workspace(workspace.root)
+    action = next(a for menu in window.menuBar().actions() if menu.menu()
+                  for a in menu.menu().actions() if a.text().replace("&", "").startswith("About"))
+    action.trigger()
+    dialog = window.findChild(about.AboutDialog)
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.process is None  # answer already known: no engine started
+    assert "Engine (bundled): torch 9.9.9, CUDA 12.8, GPUs: Test GPU" in dialog.label.text()
+    dialog.accept()

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.interop.commands import add_parsers as add_interop_parsers
 
     add_interop_parsers(sub)  # import, export
+    from core.version_cmd import add_parser as add_version_parser
+
+    add_version_parser(sub)
     return p
 
 
@@ -145,6 +148,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from core.interop import commands
 
         return commands.import_main(args) if cmd == "import" else commands.export_main(args)
+    if cmd == "version":
+        from core.version_cmd import version_main
+
+        return version_main(args)
     raise UsageError(f"unknown command {cmd}")
 
 

@@ -416,9 +416,9 @@ class MainWindow(QMainWindow):
         QMessageBox.information(self, "Keyboard shortcuts", shortcuts_html(self.menuBar()))
 
     def _show_about(self) -> None:
-        from studio.views.common.about import about_html
+        from studio.views.common.about import show_about
 
-        QMessageBox.about(self, "About LLM Training Studio", about_html())
+        show_about(self)
 
     # ------------------------------------------------------------------ window state
     def save_window_state(self) -> None:

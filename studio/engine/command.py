@@ -46,13 +46,21 @@ def engine_command(subcommand: str, *args: str, nproc: int = 1) -> list[str]:
 
 def torchrun_command(nproc: int, nnodes: int, node_rank: int, master_addr: str, master_port: int,
                      subcommand: str, *args: str, standalone: bool = False) -> list[str]:
-    """`python -m torch.distributed.run ... -m core <subcommand>` (torchrun), for one node or many."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    """`python -m torch.distributed.run ... -m core <subcommand>` (torchrun), for one node or many.
+
+    Frozen: the bundle's `torchrun` subcommand, whose workers are the bundle again (`--no-python EXE
+    engine <subcommand>`): there is no `python -m` in a bundle.
+    """
+    frozen = getattr(sys, "frozen", False)
+    launcher = [sys.executable, *(["torchrun"] if frozen else ["-m", "torch.distributed.run"]),
+                f"--nproc_per_node={nproc}"]
     if standalone:
         launcher.append("--standalone")
     else:
         launcher += [f"--nnodes={nnodes}", f"--node_rank={node_rank}",
                      f"--master_addr={master_addr}", f"--master_port={master_port}"]
+    if frozen:
+        return [*launcher, "--no-python", sys.executable, "engine", subcommand, *args]
     return [*launcher, "-m", "core", subcommand, *args]
 
 

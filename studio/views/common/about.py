@@ -1,20 +1,123 @@
-"""Help texts: the About box and the keyboard shortcut list (built from the menus themselves)."""
+"""Help texts and the About dialog (version, and the engine's torch/CUDA build asked from the engine).
+
+The studio never imports torch, so the About dialog asks the engine: it runs `llm-train version --json`
+(through EngineProcess, so from a bundle it is the bundle's own engine) and fills in the torch build,
+CUDA version and GPUs when the answer arrives. The answer is kept for the session: torch's import costs
+seconds, and the engine does not change while the studio runs.
+"""
 
 from __future__ import annotations
 
 import html
+import json
 
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QMenuBar
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QMenuBar, QVBoxLayout, QWidget
+
+from core import __version__ as studio_version
+from studio.engine.process import EngineProcess
+
+_ENGINE_INFO: dict | None = None  # the engine's `version --json` answer, once known
 
 
-def about_html() -> str:
+def engine_build_text(info: dict) -> str:
+    """'torch 2.13.0+cpu, CPU build' or 'torch 2.13.0, CUDA 12.8; GPUs: NVIDIA H100' from the engine's answer."""
+    build = f"CUDA {info['cuda']}" if info.get("cuda") else "CPU build"
+    gpus = info.get("gpus") or []
+    if gpus:
+        seen = f"GPUs: {', '.join(gpus)}"
+    elif info.get("mps_available"):
+        seen = "Apple GPU (MPS)"
+    elif info.get("cuda"):
+        seen = "no GPU found"
+    else:
+        seen = ""
+    return ", ".join(p for p in (f"torch {info.get('torch', '?')}", build, seen) if p)
+
+
+def about_html(engine: dict | None = None, engine_status: str = "asking the engine…") -> str:
+    """The About text; `engine` is the engine's `version --json` answer, or None while it is unknown."""
     from PySide6 import __version__ as pyside_version
 
-    return ("<h3>LLM Training Studio</h3><p>Train, watch, inspect and talk to your own GPT-style language "
+    if engine is not None:
+        bundle = " (bundled)" if engine.get("frozen") else ""
+        engine_line = (f"Engine{bundle}: {html.escape(engine_build_text(engine))}, "
+                       f"Python {html.escape(str(engine.get('python', '?')))}")
+    else:
+        engine_line = f"Engine: {html.escape(engine_status)}"
+    return ("<h3>LLM Training Studio</h3>"
+            f"<p>Version {html.escape(studio_version)}</p>"
+            "<p>Train, watch, inspect and talk to your own GPT-style language "
             "model on a workstation.</p><p>The window never imports torch: every run is an engine process "
             "(<code>llm-train</code>) that writes its run folder; the studio follows it.</p>"
-            f"<p><small>PySide6 {pyside_version}</small></p>")
+            f"<p><small>{engine_line}<br>PySide6 {pyside_version}</small></p>")
+
+
+class AboutDialog(QDialog):
+    """The About box; asks the engine for its build in the background unless the answer is known."""
+
+    engine_info_received = Signal(object)  # the engine's answer (dict), or None when it could not tell
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("About LLM Training Studio")
+        self.label = QLabel(about_html(_ENGINE_INFO))
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok)
+        buttons.accepted.connect(self.accept)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.label)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(420)
+        self._answer: dict | None = None
+        self.process: EngineProcess | None = None
+        if _ENGINE_INFO is None:
+            self._ask_engine()
+
+    def _ask_engine(self) -> None:
+        self.process = EngineProcess(self)
+        self.process.text_received.connect(self._on_engine_text)
+        self.process.finished.connect(self._on_engine_finished)
+        self.process.failed_to_start.connect(self._on_engine_failed)
+        self.process.start("version", ["--json"])
+
+    def _on_engine_text(self, line: str) -> None:
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(answer, dict) and "torch" in answer:
+            self._answer = answer
+
+    def _on_engine_finished(self, code: int, _close_event) -> None:
+        global _ENGINE_INFO
+        if self._answer is not None:
+            _ENGINE_INFO = self._answer
+            self.label.setText(about_html(self._answer))
+        else:
+            tail = self.process.stderr_tail[-1] if self.process and self.process.stderr_tail else ""
+            self.label.setText(about_html(None, f"did not answer (exit code {code}) {tail}".strip()))
+        self.engine_info_received.emit(self._answer)
+
+    def _on_engine_failed(self, message: str) -> None:
+        self.label.setText(about_html(None, message))
+        self.engine_info_received.emit(None)
+
+    def done(self, result: int) -> None:
+        if self.process is not None and self.process.is_running():
+            self.process.kill()  # a version query holds nothing worth a graceful stop
+        super().done(result)
+
+
+def show_about(parent: QWidget) -> AboutDialog:
+    """Open the About dialog (window-modal, not blocking the event loop)."""
+    dialog = AboutDialog(parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.open()
+    return dialog
 
 
 def shortcuts_html(menu_bar: QMenuBar) -> str:

@@ -289,6 +289,24 @@ def _write_splits(folder: str, encode: Callable[[list[str]], list[np.ndarray]], 
     return counts
 
 
+def _missing_parents(out: str) -> list[str]:
+    """The folders above `out` that do not exist yet, deepest first."""
+    created, parent = [], os.path.dirname(out)
+    while not os.path.exists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
+    return created
+
+
+def _remove_empty(folders: list[str]) -> None:
+    """Remove folders we created, deepest first; stops at the first one someone else has put files into."""
+    for d in folders:
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
+
+
 def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int | None = None,
             val_fraction: float = 0.1, seed: int = 1337, globs: list[str] | None = None,
             progress: Callable[[dict], None] | None = None, *, max_bytes: int | None = None) -> dict:
@@ -315,10 +333,7 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
     docs, sources, skipped = gather(inputs, globs, seed, max_bytes, report)
     split_method, plan = plan_split(docs, val_fraction, seed)
 
-    created, parent = [], os.path.dirname(out)
-    while not os.path.exists(parent):  # parents we create are removed again on failure
-        created.append(parent)
-        parent = os.path.dirname(parent)
+    created = _missing_parents(out)  # parents we create are removed again on failure
     os.makedirs(os.path.dirname(out), exist_ok=True)
     tmp = f"{out}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed run that had our pid
@@ -367,11 +382,7 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
         return meta
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for d in created:  # deepest first; stops at the first one someone else has put files into
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
+        _remove_empty(created)
         raise
 
 

@@ -14,24 +14,22 @@ a kill at any moment leaves every earlier checkpoint intact and never a half-wri
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import time
 
 import torch
 from safetensors.torch import load_model, save_model
 
-CKPT_RE = re.compile(r"^step-(\d{6,})$")
+from core import layout
+from core.errors import CheckpointError
 
+# The folder rules live in core.layout; re-exported here for the engine's callers.
+from core.layout import latest_checkpoint, list_checkpoints, resolve_checkpoint, step_dir_name
+from core.layout import read_checkpoint_meta as read_meta
 
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used; the message names the path."""
-
-
-def step_dir_name(step: int) -> str:
-    return f"step-{step:06d}"
+__all__ = ["CheckpointError", "latest_checkpoint", "list_checkpoints", "load_state", "load_weights",
+           "prune_checkpoints", "read_meta", "resolve_checkpoint", "save_checkpoint", "step_dir_name"]
 
 
 def _fsync_dir(path: str) -> None:
@@ -50,22 +48,19 @@ def _fsync_dir(path: str) -> None:
 def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict, meta: dict,
                     tokenizer_path: str | None = None) -> str:
     """Write checkpoints/step-NNNNNN atomically; returns its path. `model` is the raw (unwrapped) module."""
-    root = os.path.join(run_dir, "checkpoints")
+    root = os.path.join(run_dir, layout.CHECKPOINTS)
     os.makedirs(root, exist_ok=True)
     final = os.path.join(root, step_dir_name(step))
     tmp = os.path.join(root, f".tmp-{step_dir_name(step)}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
-        save_model(model, os.path.join(tmp, "model.safetensors"))
-        torch.save(state, os.path.join(tmp, "state.pt"))
+        save_model(model, os.path.join(tmp, layout.WEIGHTS))
+        torch.save(state, os.path.join(tmp, layout.STATE))
         if tokenizer_path and os.path.exists(tokenizer_path):
-            shutil.copyfile(tokenizer_path, os.path.join(tmp, "tokenizer.json"))
+            shutil.copyfile(tokenizer_path, os.path.join(tmp, layout.TOKENIZER))
         meta = {"format": 1, "step": step, "created": time.time(), **meta}
-        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=2, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
+        layout.atomic_write_json(os.path.join(tmp, layout.META), meta, fsync=True)
         for name in os.listdir(tmp):
             with open(os.path.join(tmp, name), "rb") as fh:
                 os.fsync(fh.fileno())
@@ -84,27 +79,6 @@ def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict
     return final
 
 
-def list_checkpoints(run_dir: str) -> list[tuple[int, str]]:
-    """Complete checkpoints of a run as (step, path), oldest first."""
-    root = os.path.join(run_dir, "checkpoints")
-    out = []
-    try:
-        names = os.listdir(root)
-    except FileNotFoundError:
-        return []
-    for name in names:
-        m = CKPT_RE.match(name)
-        path = os.path.join(root, name)
-        if m and os.path.isfile(os.path.join(path, "meta.json")):
-            out.append((int(m.group(1)), path))
-    return sorted(out)
-
-
-def latest_checkpoint(run_dir: str) -> str | None:
-    ckpts = list_checkpoints(run_dir)
-    return ckpts[-1][1] if ckpts else None
-
-
 def prune_checkpoints(run_dir: str, keep: int, protect: set[str] = frozenset()) -> None:
     """Keep the newest `keep` checkpoints (0 = all); never delete protected paths."""
     if keep <= 0:
@@ -113,40 +87,15 @@ def prune_checkpoints(run_dir: str, keep: int, protect: set[str] = frozenset()) 
     for _, path in ckpts[:-keep]:
         if path not in protect:
             shutil.rmtree(path, ignore_errors=True)
-    for name in os.listdir(os.path.join(run_dir, "checkpoints")):
+    root = os.path.join(run_dir, layout.CHECKPOINTS)
+    for name in os.listdir(root):
         if name.startswith(".tmp-") and not name.endswith(f"-{os.getpid()}"):
-            shutil.rmtree(os.path.join(run_dir, "checkpoints", name), ignore_errors=True)
-
-
-def resolve_checkpoint(checkpoint: str | None = None, run: str | None = None) -> str:
-    """The checkpoint folder named by --checkpoint, or the latest one of --run."""
-    if run:
-        if not os.path.isdir(run):
-            raise CheckpointError(f"run folder not found: {run}")
-        path = latest_checkpoint(run)
-        if path is None:
-            raise CheckpointError(f"run folder has no checkpoint yet: {run}")
-        return path
-    if not checkpoint:
-        raise CheckpointError("no checkpoint given")
-    if not os.path.isdir(checkpoint):
-        raise CheckpointError(f"checkpoint folder not found: {checkpoint}")
-    if not os.path.isfile(os.path.join(checkpoint, "meta.json")):
-        raise CheckpointError(f"not a checkpoint folder (no meta.json): {checkpoint}")
-    return checkpoint
-
-
-def read_meta(path: str) -> dict:
-    try:
-        with open(os.path.join(path, "meta.json"), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {os.path.join(path, 'meta.json')}: {exc}") from None
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def load_weights(model: torch.nn.Module, path: str, device: str | torch.device = "cpu") -> None:
     """Load model.safetensors into model (strict: shapes and names must match)."""
-    file = os.path.join(path, "model.safetensors")
+    file = os.path.join(path, layout.WEIGHTS)
     try:
         missing, unexpected = load_model(model, file, strict=False, device=str(device))
     except (OSError, RuntimeError) as exc:
@@ -158,7 +107,7 @@ def load_weights(model: torch.nn.Module, path: str, device: str | torch.device =
 
 def load_state(path: str) -> dict:
     """Optimizer/RNG/data state; weights_only=True so no pickle code runs."""
-    file = os.path.join(path, "state.pt")
+    file = os.path.join(path, layout.STATE)
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError) as exc:

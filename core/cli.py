@@ -1,32 +1,33 @@
-"""`llm-train`: the engine's command line (prepare, train, generate, attention, serve, estimate).
+"""`llm-train`: the engine's command line (prepare, train, generate, attention, serve, estimate,
+import, export).
 
-Exit codes: 0 success (also a graceful stop), 1 a failure during the run (error event), 2 bad input
-(config, paths, arguments) with a message naming the file, field or value.
-Heavy modules (torch) are imported inside the subcommands so `--help` and `estimate` stay fast.
+Exit codes (core.errors): 0 success (also a graceful stop), 1 a failure during the run (error event), 2 bad
+input (config, paths, arguments) with a message naming the file, field or value.
+This module builds the parser and dispatches to core.commands; heavy modules (torch) are imported only by
+the command that runs, so `--help` and `estimate` stay fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
 
-from core.protocol import encode, make_event
+from core.errors import EXIT_BAD_INPUT, UsageError
+from core.protocol import make_event
 
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad input detected by a subcommand: printed as one clear message, exit code 2."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
-
-def _emit(ev: dict) -> None:
-    sys.stdout.write(encode(ev))
-    sys.stdout.flush()
+# command -> (module, function) in the CLI layer; imported only when the command runs.
+COMMANDS = {
+    "prepare": ("core.commands.prepare", "prepare_main"),
+    "train": ("core.commands.train", "train_main"),
+    "generate": ("core.commands.generate", "generate_main"),
+    "attention": ("core.commands.generate", "attention_main"),
+    "serve": ("core.commands.serve", "serve_main"),
+    "estimate": ("core.commands.estimate", "estimate_main"),
+    "import": ("core.interop.commands", "import_main"),
+    "export": ("core.interop.commands", "export_main"),
+    "version": ("core.version_cmd", "version_main"),
+}
 
 
 def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
@@ -97,102 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    events = getattr(args, "events", False)
+    module, function = COMMANDS[args.command]
     try:
-        return _dispatch(args)
+        return getattr(importlib.import_module(module), function)(args)
     except UsageError as exc:
-        return _fail(str(exc), "usage", exc.field, events)
+        return _fail(str(exc), exc.field, getattr(args, "events", False))
     except KeyboardInterrupt:
         return 130
 
 
-def _fail(message: str, kind: str, field: str | None, events: bool) -> int:
+def _fail(message: str, field: str | None, events: bool) -> int:
+    """Bad input: one `error` event (kind usage) with --events, one line on stderr, exit code 2."""
     if events:
-        _emit(make_event("error", kind=kind, message=message, field=field))
+        from core.commands import emit
+
+        emit(make_event("error", kind="usage", message=message, field=field))
     print(f"llm-train: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
-
-
-def _dispatch(args: argparse.Namespace) -> int:
-    from core.config import ConfigError
-
-    cmd = args.command
-    if cmd == "prepare":
-        return _prepare(args)
-    if cmd == "estimate":
-        from core.config import estimate, load_config
-
-        try:
-            cfg = load_config(args.config, args.set)
-        except ConfigError as exc:
-            raise UsageError(str(exc), exc.fields[0] if exc.fields else None) from None
-        print(json.dumps(estimate(cfg), indent=2))
-        return EXIT_OK
-    if cmd == "train":
-        from core.train import train_main
-
-        return train_main(args)
-    if cmd == "generate":
-        from core.generate import generate_main
-
-        return generate_main(args)
-    if cmd == "attention":
-        from core.generate import attention_main
-
-        return attention_main(args)
-    if cmd == "serve":
-        from core.serve import serve_main
-
-        return serve_main(args)
-    if cmd in ("import", "export"):
-        from core.interop import commands
-
-        return commands.import_main(args) if cmd == "import" else commands.export_main(args)
-    if cmd == "version":
-        from core.version_cmd import version_main
-
-        return version_main(args)
-    raise UsageError(f"unknown command {cmd}")
-
-
-def _prepare(args: argparse.Namespace) -> int:
-    from core.data import PrepareError, prepare
-
-    def progress(info: dict) -> None:
-        if args.events:
-            _emit(make_event("progress", **info))
-
-    if args.events:
-        _emit(make_event("start", kind="prepare", out=args.out, inputs=args.input))
-    try:
-        meta = prepare(args.input, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-                       val_fraction=args.val_fraction, seed=args.seed, globs=args.glob, progress=progress)
-    except PrepareError as exc:
-        raise UsageError(str(exc)) from None
-    _write_preview(args.out)
-    if args.events:
-        _emit(make_event("done", kind="prepare", out=args.out, meta=meta))
-    else:
-        print(f"wrote {args.out}: {meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens, "
-              f"vocab {meta['vocab_size']} ({meta['tokenizer']})", file=sys.stderr)
-    return EXIT_OK
-
-
-def _write_preview(data_dir: str, n_tokens: int = 400) -> None:
-    """DATA_DIR/preview.json: the first tokens of the validation split as display pieces, so the studio can
-    show text coloured by token boundaries without loading a tokenizer itself."""
-    import os
-
-    from core.data import load_tokenizer, open_split
-
-    tok = load_tokenizer(data_dir)
-    ids = [int(i) for i in open_split(data_dir, "val")[:n_tokens]]
-    if not ids:
-        ids = [int(i) for i in open_split(data_dir, "train")[:n_tokens]]
-    tmp = os.path.join(data_dir, f".preview.json.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"ids": ids, "pieces": tok.decode_pieces(ids)}, fh, ensure_ascii=False)
-    os.replace(tmp, os.path.join(data_dir, "preview.json"))
 
 
 if __name__ == "__main__":

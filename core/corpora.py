@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from core.errors import DataError
+
 # Extensions taken from folders when no globs are given: text people write, code, markup, data.
 DEFAULT_EXTENSIONS = frozenset(
     ".txt .text .md .markdown .rst .tex .org .adoc .html .htm .xml .css .json .jsonl .yaml .yml .toml "
@@ -48,7 +50,7 @@ SYNTHETIC_BYTES = 1_500_000
 SYNTHETIC_DOC_BYTES = 64 << 10
 
 
-class PrepareError(Exception):
+class PrepareError(DataError):
     """Bad input for `prepare`; the message names the offending path or value (the CLI exits 2)."""
 
 

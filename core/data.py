@@ -31,7 +31,6 @@ No torch here (numpy + tokenizers only) and never Qt.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -44,6 +43,7 @@ import numpy as np
 import tokenizers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from core import layout
 from core.corpora import (
     Document,
     PrepareError,
@@ -52,6 +52,7 @@ from core.corpora import (
     plan_split,
     read_pieces,
 )
+from core.layout import is_data_dir  # noqa: F401 (re-exported: the one data-folder rule)
 from core.tokenizer import EOT, UNK, TokenizerWrapper, byte_chars, load_tokenizer  # noqa: F401 (re-exported)
 
 __all__ = ["PrepareError", "TokenizerWrapper", "is_data_dir", "load_tokenizer", "open_split", "prepare",
@@ -216,16 +217,6 @@ def _encode(encode: Callable[[list[str]], list[np.ndarray]], docs: list[Document
 # --------------------------------------------------------------------------- output folder
 
 
-def is_data_dir(path: str | os.PathLike) -> bool:
-    """True if `path` is a folder holding a readable meta.json with a 'format' (a prepared data dir)."""
-    try:
-        with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
-            meta = json.load(f)
-        return os.path.isdir(path) and isinstance(meta, dict) and isinstance(meta.get("format"), int)
-    except (OSError, ValueError):
-        return False
-
-
 def _out_state(out: str) -> str:
     """'new' | 'empty' | 'replace' for the output path; PrepareError if it must not be touched."""
     if os.path.islink(out):
@@ -234,7 +225,7 @@ def _out_state(out: str) -> str:
         return "new"
     if not os.path.isdir(out):
         raise PrepareError(f"output exists and is a file, not a data folder: {out}")
-    if is_data_dir(out):
+    if layout.is_data_dir(out):
         return "replace"
     if os.listdir(out):
         raise PrepareError(f"output folder exists and is not a data folder (has no meta.json), "
@@ -283,6 +274,39 @@ def _check_args(inputs: list[str], kind: str, vocab_size: int | None, val_fracti
         raise PrepareError(f"max_bytes {max_bytes!r} must be a positive integer")
 
 
+def _write_splits(folder: str, encode: Callable[[list[str]], list[np.ndarray]], docs: list[Document],
+                  plan: list[list[tuple]], dtype: type, eot_id: int | None, report: _Reporter) -> dict:
+    """train.bin and val.bin in `folder`, synced to disk; the token count of each split."""
+    files = {s: open(os.path.join(folder, f"{s}.bin"), "ab") for s in layout.SPLITS}
+    try:
+        counts = _encode(encode, docs, plan, files, dtype, eot_id, report)
+        for f in files.values():
+            f.flush()
+            os.fsync(f.fileno())  # data on disk before the rename makes it visible
+    finally:
+        for f in files.values():
+            f.close()
+    return counts
+
+
+def _missing_parents(out: str) -> list[str]:
+    """The folders above `out` that do not exist yet, deepest first."""
+    created, parent = [], os.path.dirname(out)
+    while not os.path.exists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
+    return created
+
+
+def _remove_empty(folders: list[str]) -> None:
+    """Remove folders we created, deepest first; stops at the first one someone else has put files into."""
+    for d in folders:
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
+
+
 def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int | None = None,
             val_fraction: float = 0.1, seed: int = 1337, globs: list[str] | None = None,
             progress: Callable[[dict], None] | None = None, *, max_bytes: int | None = None) -> dict:
@@ -309,29 +333,18 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
     docs, sources, skipped = gather(inputs, globs, seed, max_bytes, report)
     split_method, plan = plan_split(docs, val_fraction, seed)
 
-    created, parent = [], os.path.dirname(out)
-    while not os.path.exists(parent):  # parents we create are removed again on failure
-        created.append(parent)
-        parent = os.path.dirname(parent)
+    created = _missing_parents(out)  # parents we create are removed again on failure
     os.makedirs(os.path.dirname(out), exist_ok=True)
     tmp = f"{out}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed run that had our pid
     os.mkdir(tmp)
     try:
         tok, sample_bytes = _build_tokenizer(tokenizer, docs, vocab_size, report)
-        tok.save(os.path.join(tmp, "tokenizer.json"))
+        tok.save(os.path.join(tmp, layout.TOKENIZER))
         n_vocab = tok.get_vocab_size()
         dtype = np.uint16 if n_vocab <= 1 << 16 else np.uint32
         eot_id = tok.token_to_id(EOT) if tokenizer == "bpe" else None
-        files = {s: open(os.path.join(tmp, f"{s}.bin"), "ab") for s in ("train", "val")}
-        try:
-            counts = _encode(_batch_encoder(tok, tokenizer, dtype), docs, plan, files, dtype, eot_id, report)
-            for f in files.values():
-                f.flush()
-                os.fsync(f.fileno())  # data on disk before the rename makes it visible
-        finally:
-            for f in files.values():
-                f.close()
+        counts = _write_splits(tmp, _batch_encoder(tok, tokenizer, dtype), docs, plan, dtype, eot_id, report)
         if counts["train"] == 0 or counts["val"] == 0:
             raise PrepareError(f"corpus too small to split: {counts['train']} train and {counts['val']} "
                                f"val tokens from {sum(d.size for d in docs)} bytes in {', '.join(inputs)}")
@@ -362,21 +375,14 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
             "seconds": round(time.monotonic() - t0, 2),
             "versions": {"tokenizers": tokenizers.__version__, "numpy": np.__version__},
         }
-        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
+        layout.atomic_write_json(os.path.join(tmp, layout.DATA_META), meta, indent=1, fsync=True)
         report("write", 0, n_bytes, force=True)
         _install(tmp, out)
         report("write", n_bytes, n_bytes, force=True)
         return meta
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for d in created:  # deepest first; stops at the first one someone else has put files into
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
+        _remove_empty(created)
         raise
 
 
@@ -385,16 +391,15 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
 
 def read_meta(data_dir: str) -> dict:
     """meta.json of a data folder, validated; PrepareError naming the folder if it is not one."""
-    path = os.path.join(data_dir, "meta.json")
+    path = os.path.join(data_dir, layout.DATA_META)
+    if not os.path.exists(path):
+        raise PrepareError(f"not a data folder (no meta.json; run `llm-train prepare`): {data_dir}")
     try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise PrepareError(f"not a data folder (no meta.json; run `llm-train prepare`): {data_dir}") from None
-    except (OSError, ValueError) as exc:
-        raise PrepareError(f"unreadable meta.json ({exc}): {path}") from None
-    if not isinstance(meta, dict) or any(k not in meta for k in _REQUIRED_META):
-        missing = [k for k in _REQUIRED_META if not isinstance(meta, dict) or k not in meta]
+        meta = layout.load_json(path, "data meta.json")
+    except ValueError as exc:
+        raise PrepareError(str(exc)) from None
+    if any(k not in meta for k in _REQUIRED_META):
+        missing = [k for k in _REQUIRED_META if k not in meta]
         raise PrepareError(f"meta.json lacks {', '.join(missing)}: {path}")
     if meta["format"] != FORMAT:
         raise PrepareError(f"meta.json format {meta['format']!r} is not supported (expected {FORMAT}): {path}")
@@ -405,7 +410,7 @@ def read_meta(data_dir: str) -> dict:
 
 def open_split(data_dir: str, split: str) -> np.memmap:
     """train.bin or val.bin as a read-only flat memmap of token ids (dtype from meta.json)."""
-    if split not in ("train", "val"):
+    if split not in layout.SPLITS:
         raise PrepareError(f"split must be 'train' or 'val', got {split!r}")
     meta = read_meta(data_dir)
     path = os.path.join(data_dir, f"{split}.bin")

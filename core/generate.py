@@ -1,4 +1,4 @@
-"""Generation (KV cache, sampling) and attention extraction, plus the `generate`/`attention` commands.
+"""Generation (KV cache, sampling) and attention extraction: a library (the commands live in core.commands).
 
 Sampling order per token: repetition penalty -> temperature -> top-k -> top-p -> draw. Temperature 0 means
 greedy. A `torch.Generator` seeded per request makes sampling reproducible.
@@ -9,8 +9,8 @@ and generation continues; within one window, cached and uncached generation are 
 
 from __future__ import annotations
 
+import io
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from core import checkpoint as ckpt
+from core import layout
 from core.config import ModelConfig
 from core.model import GPT, KVCache
 
@@ -44,15 +45,9 @@ class Step:
                                        # raw logits); with top_alternatives only, like `top`
 
 
-def pick_device(name: str = "auto") -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def load_model(path: str, device: str = "cpu") -> tuple[GPT, dict]:
     """A checkpoint's model in eval mode, and its meta.json."""
-    meta = ckpt.read_meta(path)
+    meta = layout.read_checkpoint_meta(path)
     model = GPT(ModelConfig(**meta["config"]["model"]))
     ckpt.load_weights(model, path, device)
     return model.to(device).eval(), meta
@@ -62,7 +57,7 @@ def load_tokenizer_for(path: str, meta: dict):
     """The checkpoint's own tokenizer.json, else the data folder's."""
     from core.tokenizer import load_tokenizer
 
-    if os.path.isfile(os.path.join(path, "tokenizer.json")):
+    if os.path.isfile(os.path.join(path, layout.TOKENIZER)):
         return load_tokenizer(path)
     return load_tokenizer(meta["config"]["data"]["dir"])
 
@@ -166,68 +161,8 @@ def probe_attention(model: GPT, tokenizer, text: str, path: str, device=None, ma
 
 
 def save_attention_npz(path: str, probs: np.ndarray, ids: list[int], tokenizer) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pieces = tokenizer.decode_pieces(ids)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, probs=probs.astype(np.float32), tokens=np.array(pieces, dtype=str),
+    """npz {probs [n_layer, n_head, T, T] float32, tokens (display pieces), ids}, written atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, probs=probs.astype(np.float32), tokens=np.array(tokenizer.decode_pieces(ids), dtype=str),
              ids=np.array(ids, dtype=np.int64))
-    os.replace(tmp, path)
-
-
-# ----------------------------------------------------------------------------------------- commands
-def _checkpoint_from_args(args) -> str:
-    from core.cli import UsageError
-
-    try:
-        return ckpt.resolve_checkpoint(args.checkpoint, args.run)
-    except ckpt.CheckpointError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def generate_main(args) -> int:
-    from core.cli import UsageError
-
-    if args.max_new_tokens < 0:
-        raise UsageError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
-    path = _checkpoint_from_args(args)
-    device = pick_device(args.device)
-    model, meta = load_model(path, device)
-    tok = load_tokenizer_for(path, meta)
-    p = SampleParams(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.repetition_penalty,
-                     args.seed, use_cache=not args.no_cache)
-    prompt_ids = tok.encode(args.prompt)
-    out: list[int] = []
-    printed = ""
-    sys.stdout.write(args.prompt)
-    for s in generate_steps(model, prompt_ids, p):
-        out.append(s.token_id)
-        if args.stream:  # decode the whole tail so multi-byte characters split across tokens come out whole
-            text = tok.decode(out)
-            if not text.endswith("\ufffd"):
-                sys.stdout.write(text[len(printed):])
-                sys.stdout.flush()
-                printed = text
-    sys.stdout.write(tok.decode(out)[len(printed):] + "\n")
-    sys.stdout.flush()
-    return 0
-
-
-def attention_main(args) -> int:
-    from core.cli import UsageError
-
-    if not args.text:
-        raise UsageError("--text must not be empty")
-    path = _checkpoint_from_args(args)
-    model, meta = load_model(path, pick_device(args.device))
-    tok = load_tokenizer_for(path, meta)
-    ids = tok.encode(args.text)
-    if len(ids) > model.cfg.block_size:
-        print(f"llm-train: note: text is {len(ids)} tokens; keeping the first block_size="
-              f"{model.cfg.block_size}", file=sys.stderr)
-        ids = ids[: model.cfg.block_size]
-    probs = attention_maps(model, ids)
-    save_attention_npz(args.out, probs, ids, tok)
-    print(f"wrote {args.out}: probs {list(probs.shape)} (n_layer, n_head, T, T)", file=sys.stderr)
-    return 0
+    layout.atomic_write(path, buf.getvalue())

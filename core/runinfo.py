@@ -6,7 +6,6 @@ it ended, and where it came from. It is rewritten atomically at start and end.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import signal
@@ -16,8 +15,8 @@ import threading
 import time
 
 import torch
-import torch.distributed as dist
 
+from core import layout
 from core.protocol import STOP_LINE
 
 
@@ -50,29 +49,21 @@ class RunInfo:
     """RUN_DIR/run.json."""
 
     def __init__(self, run_dir: str):
-        self.path = os.path.join(run_dir, "run.json")
+        self.path = os.path.join(run_dir, layout.RUN_JSON)
 
     def read(self) -> dict:
-        try:
-            with open(self.path, encoding="utf-8") as fh:
-                return json.load(fh)
-        except (OSError, ValueError):
-            return {}
+        return layout.read_json(self.path)
 
     def _write(self, data: dict) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=str)
-        os.replace(tmp, self.path)
+        layout.atomic_write_json(self.path, data)
 
     def parent(self) -> str | None:
         return self.read().get("parent")
 
-    def started(self, args, parent: str | None, config: dict) -> None:
+    def started(self, resume: bool, parent: str | None, config: dict) -> None:
         data = self.read()
         history = data.get("sessions", [])
-        history.append({"started": time.time(), "argv": sys.argv, "resume": bool(args.resume)})
+        history.append({"started": time.time(), "argv": sys.argv, "resume": bool(resume)})
         self._write({**data, "status": "running", "pid": os.getpid(), "host": platform.node(),
                      "started": data.get("started", time.time()), "ended": None, "parent": parent,
                      "seed": config["train"]["seed"], "sessions": history})
@@ -116,16 +107,14 @@ class StopFlag:
     def is_set(self) -> bool:
         return self._event.is_set()
 
-    def agreed(self, ddp: bool) -> bool:
-        """True on every rank as soon as any rank was asked to stop (one tiny all-reduce per step in DDP)."""
-        if not ddp:
+    def agreed(self, any_rank: bool | None = None) -> bool:
+        """Whether to stop now. In DDP `any_rank` is the all-reduced flag of every rank (the training step
+        sends it together with the loss, one collective per step), so all ranks decide alike."""
+        if any_rank is None:
             return self.is_set()
-        flag = torch.tensor([1.0 if self.is_set() else 0.0],
-                            device="cuda" if dist.get_backend() == "nccl" else "cpu")
-        dist.all_reduce(flag)
-        if flag.item() > 0 and not self.reason:
+        if any_rank and not self.reason:
             self.reason = "stop requested on another rank"
-        return flag.item() > 0
+        return any_rank
 
     def close(self) -> None:
         for sig, old in self._old.items():

@@ -1,4 +1,4 @@
-"""`llm-train serve`: a long-lived inference worker speaking JSON Lines on stdin/stdout.
+"""The inference worker behind `llm-train serve` (core.commands.serve): JSON Lines on stdin/stdout.
 
 One worker holds one checkpoint (swap it with `load`). Requests are JSON objects on stdin, one per line,
 made with `core.protocol.make_request` (``v``, ``op``, ``id``); every reply carries the request's ``id``:
@@ -31,13 +31,13 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import sys
-import tempfile
 import threading
 import traceback
 from typing import Any, TextIO
 
+from core.errors import UsageError
+from core.layout import atomic_write, resolve_checkpoint
 from core.protocol import PROTOCOL_VERSION, REQUESTS, encode, make_event
 
 MAX_TOP_N = 20
@@ -218,16 +218,16 @@ class Worker:
         self.emit("result", id=req["id"], op="tokenize", token_ids=ids, tokens=self.tok.decode_pieces(ids))
 
     def _op_load(self, req: dict) -> None:
-        from core import checkpoint as ckpt
-
         try:
-            path = ckpt.resolve_checkpoint(req.get("checkpoint"), req.get("run"))
+            path = resolve_checkpoint(req.get("checkpoint"), req.get("run"))
             info = self.load(path)
-        except (ckpt.CheckpointError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (UsageError, OSError, ValueError, KeyError, RuntimeError) as exc:
             raise BadRequest(f"cannot load {req.get('checkpoint') or req.get('run')}: {exc}", "load") from None
         self.emit("result", id=req["id"], op="load", **info)
 
     def _op_attention(self, req: dict) -> None:
+        import io
+
         import numpy as np
 
         from core.generate import attention_maps
@@ -241,9 +241,9 @@ class Worker:
         probs = attention_maps(self.model, ids)  # [n_layer, n_head, T, T] float32
         self._files += 1
         path = os.path.join(self.scratch, f"attention-{os.getpid()}-{self._files}.npy")
-        tmp = path + ".tmp.npy"
-        np.save(tmp, probs)
-        os.replace(tmp, path)  # the reader never sees half a file
+        buf = io.BytesIO()
+        np.save(buf, probs)
+        atomic_write(path, buf.getvalue())  # the reader never sees half a file
         self.emit("result", id=req["id"], op="attention", path=path, shape=list(probs.shape),
                   tokens=self.tok.decode_pieces(ids), token_ids=ids, truncated=truncated)
 
@@ -300,32 +300,3 @@ class Worker:
             text += tok.decode(held)
         self.emit("result", id=rid, op="generate", text=text, n_tokens=len(token_ids), token_ids=token_ids,
                   prompt_ids=prompt_ids, stopped_by=stopped_by)
-
-
-def serve_main(args) -> int:
-    """Entry point of `llm-train serve` (see the module docstring for the protocol)."""
-    from core import checkpoint as ckpt
-    from core.generate import pick_device
-
-    own_scratch = args.scratch is None
-    scratch = tempfile.mkdtemp(prefix="llm-serve-") if own_scratch else args.scratch
-    os.makedirs(scratch, exist_ok=True)
-    worker = Worker(pick_device(args.device), scratch)
-    try:
-        try:
-            path = ckpt.resolve_checkpoint(args.checkpoint, args.run)
-            info = worker.load(path)
-        except Exception as exc:  # an unusable checkpoint: say so on the protocol, exit as bad input
-            message = f"cannot load {args.checkpoint or args.run}: {exc}"
-            worker.emit("error", id=None, kind="load", message=message)
-            print(f"llm-train: error: {message}", file=sys.stderr)
-            return 2
-        worker.emit("ready", scratch=scratch, **info)
-        threading.Thread(target=worker.read_requests, args=(sys.stdin,), daemon=True,
-                         name="serve-stdin").start()
-        reason = worker.serve_forever()
-        worker.emit("stopped", reason=reason)
-        return 0
-    finally:
-        if own_scratch:
-            shutil.rmtree(scratch, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Training: set up -> loop -> evaluate -> checkpoint. Reads top to bottom; no framework, no callbacks.
+"""Training: set up -> loop (one optimizer step, log, evaluate, save) -> close. No framework, no callbacks.
 
 `llm-train train --config RUN.yaml` runs it in one process; `torchrun --nproc_per_node N -m core train ...`
 runs the same code in DDP (nccl on GPU, gloo on CPU), multi-node through torchrun's rendezvous.
@@ -7,44 +7,87 @@ Batches are drawn per optimizer step from one generator seeded alike on every ra
 batch is (world_size * grad_accum_steps) micro-batches and rank r takes micro-batches
 [r * accum, (r + 1) * accum). So N processes with accumulation a see exactly the data of one process with
 accumulation N * a, and the generator's state in a checkpoint makes resume exact.
+
+The set-up (config checks, data, model, restoring a checkpoint) is core.trainer_setup; this module is the
+loop over its `Trainer` and `TrainState`. The library takes plain values; core.commands.train turns the
+command line into them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
 import traceback
-from dataclasses import replace
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core import checkpoint as ckpt
-from core.config import Config, ConfigError, ModelConfig, flops_per_token, load_config
-from core.config_text import save_run_configs
-from core.model import GPT
+from core.config import Config, load_config
+from core.errors import EXIT_FAIL, EXIT_OK, UsageError
+from core.evaluation import estimate_loss, probe
 from core.protocol import make_event
-from core.runinfo import RunInfo, StopFlag, environment_versions
-from core.sinks import FileSink, JsonlSink, ProgressSink, Sinks
-
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "4090": 165e12, "3090": 71e12}
+from core.runinfo import StopFlag, environment_versions
+from core.sinks import Sinks
+from core.trainer_setup import Trainer, make_sinks, mfu_inputs, set_up
 
 
-class SetupError(Exception):
-    """Bad input found while setting up (exit code 2); `field` names the config field when there is one."""
+def train(config: str, overrides: list[str] | None = None, *, resume: bool = False, events: bool = False,
+          rank: int = 0, world: int = 1) -> int:
+    """Train (or resume) the run of `config`; the exit code. Bad input raises UsageError before anything
+    is written; a failure during the run is an `error` event and EXIT_FAIL."""
+    sinks = Sinks()
+    try:
+        cfg = load_config(config, list(overrides or []))
+        if rank == 0:  # only rank 0 speaks; the other ranks train silently
+            sinks = make_sinks(cfg, resume, events)
+        return run(cfg, resume=resume, rank=rank, world=world, sinks=sinks, listen_stdin=events and rank == 0,
+                   config_path=config, overrides=list(overrides or []))
+    finally:
+        sinks.close()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+
+def run(cfg: Config, *, resume: bool, rank: int, world: int, sinks: Sinks, listen_stdin: bool,
+        config_path: str, overrides: list[str]) -> int:
+    tr = set_up(cfg, resume, rank, world, sinks, config_path, overrides)
+    stop = StopFlag(listen_stdin=listen_stdin)
+    try:
+        return loop(tr, stop)
+    except UsageError:  # e.g. a validation split too small for one batch, found at the first evaluation
+        raise
+    except Exception as exc:  # report, keep the last good checkpoint, exit non-zero
+        return fail(tr, exc)
+    finally:
+        stop.close()
 
 
-# ----------------------------------------------------------------------------------------- helpers
+def loop(tr: Trainer, stop: StopFlag) -> int:
+    """Optimizer steps until max_steps, early stopping or a stop request; each ends in a checkpoint."""
+    t, s = tr.cfg.train, tr.state
+    meter = StepMeter(tr)
+    while s.step < t.max_steps:
+        meter.start()
+        lr = lr_at(s.step, t)
+        loss_sum, grad_norm = optimizer_step(tr, lr)
+        loss, any_rank_stop = reduce_step(tr, loss_sum, stop)
+        final = s.step == t.max_steps
+        if (s.step % t.log_interval == 0 or final) and not meter.log(loss, lr, grad_norm):
+            return EXIT_FAIL
+        if (t.eval_interval and s.step % t.eval_interval == 0) or final:
+            evaluate(tr)
+        early = bool(t.early_stopping_patience and s.bad_evals >= t.early_stopping_patience)
+        if final or early or stop.agreed(any_rank_stop):
+            return finish(tr, "final" if final else ("early_stop" if early else "stopped"), stop)
+        if t.checkpoint_interval and s.step % t.checkpoint_interval == 0:
+            save(tr, "periodic")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------- one step
 def lr_at(step: int, t) -> float:
     """Learning rate for optimizer step `step` (0-based): linear warm-up, then decay to min_lr."""
     if t.warmup_steps and step < t.warmup_steps:
@@ -58,361 +101,43 @@ def lr_at(step: int, t) -> float:
     return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SetupError("train.device: cuda was asked for but no CUDA GPU is available", "train.device")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise SetupError("train.device: mps was asked for but is not available", "train.device")
-    return name
-
-
-def resolve_precision(name: str, device: str) -> str:
-    if name == "auto":
-        if device == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if name == "fp16" and device == "cpu":
-        raise SetupError("train.precision: fp16 is not supported on the CPU; use bf16 or fp32",
-                         "train.precision")
-    return name
-
-
-class Batches:
-    """Random contiguous windows of the token stream, (x, y) shifted by one; state is a torch Generator."""
-
-    def __init__(self, data: np.ndarray, block_size: int, batch_size: int, seed: int, device: str):
-        if len(data) <= block_size + 1:
-            raise SetupError(f"data.dir: the split has {len(data)} tokens, fewer than block_size+2 = "
-                             f"{block_size + 2}; use more text or a smaller model.block_size", "data.dir")
-        self.data, self.T, self.B, self.device = data, block_size, batch_size, device
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def draw(self, n_micro: int) -> torch.Tensor:
-        """Window start offsets for n_micro micro-batches: (n_micro, B)."""
-        return torch.randint(len(self.data) - self.T - 1, (n_micro, self.B), generator=self.gen)
-
-    def fetch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = np.stack([self.data[i:i + self.T + 1] for i in starts.tolist()]).astype(np.int64)
-        xy = torch.from_numpy(rows)
-        if self.device == "cuda":
-            xy = xy.pin_memory().to(self.device, non_blocking=True)
-        else:
-            xy = xy.to(self.device)
-        return xy[:, :-1], xy[:, 1:]
-
-
-def autocast_ctx(device: str, precision: str):
-    if precision in ("bf16", "fp16") and device in ("cuda", "cpu", "mps"):
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device_type=device, dtype=dtype)
-    return contextlib.nullcontext()
-
-
-# ----------------------------------------------------------------------------------------- setup
-def load_run_config(args) -> Config:
-    try:
-        return load_config(args.config, args.set)
-    except ConfigError as exc:
-        raise SetupError(str(exc), exc.fields[0] if exc.fields else None) from None
-
-
-def open_data(cfg: Config):
-    from core.data import PrepareError, open_split, read_meta
-
-    try:
-        meta = read_meta(cfg.data.dir)
-        train, val = open_split(cfg.data.dir, "train"), open_split(cfg.data.dir, "val")
-    except (PrepareError, OSError, ValueError) as exc:
-        raise SetupError(f"data.dir: {exc}", "data.dir") from None
-    return meta, train, val
-
-
-def with_vocab(cfg: Config, vocab_size: int) -> Config:
-    m = cfg.model
-    if m.vocab_size is not None and m.vocab_size < vocab_size:
-        raise SetupError(f"model.vocab_size: {m.vocab_size} is smaller than the data's vocabulary "
-                         f"({vocab_size} in {cfg.data.dir})", "model.vocab_size")
-    return replace(cfg, model=replace(m, vocab_size=m.vocab_size or vocab_size))
-
-
-def model_from_meta(meta: dict) -> ModelConfig:
-    return ModelConfig(**meta["config"]["model"])
-
-
-# ----------------------------------------------------------------------------------------- main
-def train_main(args) -> int:
-    rank = int(os.environ.get("RANK", 0))
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    sinks = Sinks()
-    try:
-        cfg = load_run_config(args)
-        if rank == 0:
-            sinks = make_sinks(cfg, args)
-        return run(cfg, args, rank, world, sinks)
-    except SetupError as exc:
-        if rank == 0:  # bad input is not part of the run's history: stdout only, never metrics.jsonl
-            if args.events:
-                JsonlSink(sys.stdout).emit(make_event("error", kind="usage", message=str(exc), field=exc.field))
-            print(f"llm-train: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    finally:
-        sinks.close()
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def make_sinks(cfg: Config, args) -> Sinks:
-    """Check the run folder may be written, then open stdout + metrics.jsonl (+ progress) sinks."""
-    run_dir = cfg.run.dir
-    metrics = os.path.join(run_dir, "metrics.jsonl")
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise SetupError(f"run.dir: {run_dir} exists and is not a folder", "run.dir")
-    if os.path.exists(metrics) and os.path.getsize(metrics) > 0 and not args.resume:
-        raise SetupError(f"run.dir: {run_dir} already holds a run; pass --resume to continue it, or choose "
-                         f"another run.dir (nothing was overwritten)", "run.dir")
-    if args.resume and ckpt.latest_checkpoint(run_dir) is None:
-        raise SetupError(f"run.dir: nothing to resume in {run_dir} (no checkpoint)", "run.dir")
-    out = [FileSink(metrics)]
-    out.append(JsonlSink(sys.stdout) if args.events else ProgressSink(sys.stderr))
-    return Sinks(out)
-
-
-def run(cfg: Config, args, rank: int, world: int, sinks: Sinks) -> int:
-    t = cfg.train
-    ddp = world > 1
-    device = resolve_device(t.device)
-    precision = resolve_precision(t.precision, device)
-    if ddp:
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        if device == "cuda":
-            torch.cuda.set_device(local_rank)
-            device = f"cuda:{local_rank}"
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    dev_type = device.split(":")[0]
-    if dev_type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    meta, train_data, val_data = open_data(cfg)
-    cfg = with_vocab(cfg, int(meta["vocab_size"]))
-    tokenizer_path = os.path.join(cfg.data.dir, "tokenizer.json")
-
-    # ---- model, optimizer, state (fresh, resumed, or forked from a checkpoint)
-    resume_from = ckpt.latest_checkpoint(cfg.run.dir) if args.resume else None
-    parent = None if resume_from else t.init_from
-    torch.manual_seed(t.seed)
-    model = GPT(cfg.model).to(device)
-    optimizer = model.make_optimizer(t.lr, t.weight_decay, t.betas, t.eps, dev_type)
-    scaler = torch.amp.GradScaler(dev_type, enabled=(precision == "fp16"))
-    batches = Batches(train_data, cfg.model.block_size, t.batch_size, t.seed, device)
-    state = {"step": 0, "tokens": 0, "elapsed_s": 0.0, "best_val_loss": math.inf, "bad_evals": 0}
-    source = resume_from or parent
-    if source:
-        try:
-            src_meta = ckpt.read_meta(source)
-            check_same_shape(cfg.model, model_from_meta(src_meta), source)
-            ckpt.load_weights(model, source, device)
-            saved = ckpt.load_state(source) if resume_from or os.path.isfile(os.path.join(source, "state.pt")) else \
-                {"optimizer": optimizer.state_dict(), "data_rng": batches.gen.get_state(), "progress": {}}  # imported
-        except ckpt.CheckpointError as exc:
-            raise SetupError(str(exc), None if resume_from else "train.init_from") from None
-        optimizer.load_state_dict(saved["optimizer"])
-        if saved.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(saved["scaler"])
-        batches.gen.set_state(saved["data_rng"])
-        state.update({k: saved["progress"][k] for k in state if k in saved["progress"]})
-        if resume_from:  # exact continuation: also the dropout RNG streams
-            torch.set_rng_state(saved["torch_rng"])
-            if dev_type == "cuda" and saved.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(saved["cuda_rng"])
-        else:
-            state["best_val_loss"], state["bad_evals"] = math.inf, 0
-    if state["step"] >= t.max_steps:
-        raise SetupError(f"train.max_steps: {t.max_steps} is not beyond the checkpoint's step {state['step']}; "
-                         f"raise train.max_steps to train further", "train.max_steps")
-
-    raw_model = model
-    if t.compile:
-        model = torch.compile(model)
-    if ddp:
-        model = DDP(model, device_ids=[int(device.split(":")[1])] if dev_type == "cuda" else None)
-
+def optimizer_step(tr: Trainer, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over this rank's grad_accum_steps micro-batches; (summed loss, pre-clip norm)."""
+    t = tr.cfg.train
     accum = t.grad_accum_steps
-    tokens_per_step = t.batch_size * cfg.model.block_size * accum * world
-    flops_tok = flops_per_token(cfg.model, cfg.model.vocab_size)
-    peak = peak_flops(device) if dev_type == "cuda" else None
-    info = RunInfo(cfg.run.dir) if rank == 0 else None
-    resolved = cfg.to_dict()
-    if info:
-        info.started(args, parent=parent or (resume_from and info.parent()), config=resolved)
-        save_run_configs(cfg, args.config, args.set)  # config.yaml as used (comments kept), resolved
-    sinks.emit(make_event(
-        "start", run_dir=cfg.run.dir, config=resolved, params=raw_model.num_params(), device=device,
-        precision=precision, world_size=world, tokens_per_step=tokens_per_step, max_steps=t.max_steps,
-        start_step=state["step"], resumed=bool(resume_from), parent=parent, compile=t.compile,
-        versions=environment_versions(cfg.data.dir), pid=os.getpid()))
-
-    stop = StopFlag(listen_stdin=bool(getattr(args, "events", False)) and rank == 0)
-    ctx = autocast_ctx(dev_type, precision)
-    tokenizer = None
-
-    def save(step: int, reason: str) -> str | None:
-        """Rank 0 writes; every rank waits so nobody runs ahead of a checkpoint."""
-        path = None
-        if rank == 0:
-            progress = dict(state)
-            saved_state = {
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "data_rng": batches.gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if dev_type == "cuda" else None,
-                "progress": {k: float(v) if isinstance(v, float) else v for k, v in progress.items()},
-            }
-            meta_out = {"config": resolved, "reason": reason, "params": raw_model.num_params(),
-                        "best_val_loss": state["best_val_loss"], "tokens": state["tokens"],
-                        "data_meta": {k: meta.get(k) for k in ("vocab_size", "tokenizer", "eot_id")},
-                        "parent": parent, "versions": environment_versions(None)}
-            path = ckpt.save_checkpoint(cfg.run.dir, step, raw_model, saved_state, meta_out, tokenizer_path)
-            ckpt.prune_checkpoints(cfg.run.dir, t.keep_checkpoints, protect={path})
-            sinks.emit(make_event("checkpoint", step=step, path=path, reason=reason))
-        if ddp:
-            dist.barrier()
-        return path
-
-    def evaluate(step: int) -> None:
-        nonlocal tokenizer
-        losses = estimate_loss(raw_model, cfg, train_data, val_data, device, ctx, rank, world)
-        val = losses["val"]
-        improved = val < state["best_val_loss"]
-        if improved:
-            state["best_val_loss"], state["bad_evals"] = val, 0
-        else:
-            state["bad_evals"] += 1
-        sinks.emit(make_event("eval", step=step, tokens=state["tokens"], train_loss=losses["train"],
-                              val_loss=val, val_ppl=math.exp(min(val, 50.0)),
-                              best_val_loss=state["best_val_loss"], improved=improved,
-                              elapsed_s=state["elapsed_s"]))
-        if rank == 0 and (t.sample_tokens or cfg.run.save_attention):
-            from core.data import load_tokenizer
-            from core.generate import probe_attention, sample_text
-
-            tokenizer = tokenizer or load_tokenizer(cfg.data.dir)
-            if t.sample_tokens:
-                text = sample_text(raw_model, tokenizer, t.sample_prompt, t.sample_tokens, device, seed=t.seed)
-                sinks.emit(make_event("sample", step=step, prompt=t.sample_prompt, text=text))
-            if cfg.run.save_attention and cfg.run.attention_probe:
-                path = os.path.join(cfg.run.dir, "attention", f"{ckpt.step_dir_name(step)}.npz")
-                probe_attention(raw_model, tokenizer, cfg.run.attention_probe, path, device)
-                sinks.emit(make_event("attention", step=step, path=path))
-
-    # ---- the loop
-    step = state["step"]
-    last_ckpt: str | None = None
-    window_t0 = time.perf_counter()
-    try:
-        while step < t.max_steps:
-            t0 = time.perf_counter()
-            lr = lr_at(step, t)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            starts = batches.draw(world * accum)[rank * accum:(rank + 1) * accum]  # this rank's shard
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(accum):
-                x, y = batches.fetch(starts[micro])
-                sync = contextlib.nullcontext()
-                if ddp and micro < accum - 1:
-                    sync = model.no_sync()  # all-reduce gradients only on the last micro-step
-                with sync, ctx:
-                    _, loss, _ = model(x, y)
-                    loss = loss / accum
-                scaler.scale(loss).backward()
-                loss_sum += loss.detach()
-            scaler.unscale_(optimizer)
-            grad_norm = clip_gradients(raw_model, t.grad_clip, t.clip_mode)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            state["step"] = step
-            state["tokens"] += tokens_per_step
-
-            if ddp:  # the logged loss is the mean over all ranks (gloo has no AVG: sum, then divide)
-                dist.all_reduce(loss_sum)
-                loss_sum /= world
-            if step % t.log_interval == 0 or step == t.max_steps:
-                loss_value = loss_sum.item()  # CPU-GPU sync point (only on log steps)
-                norm_value = float(grad_norm)
-                now = time.perf_counter()
-                dt = now - t0
-                state["elapsed_s"] += now - window_t0
-                window_t0 = now
-                if not math.isfinite(loss_value):
-                    sinks.emit(make_event("error", kind="nonfinite", step=step, field=None,
-                                          message=f"loss became {loss_value} at step {step}; stopped. The last "
-                                                  f"good checkpoint is kept: {last_ckpt or 'none yet'}. Try a "
-                                                  f"lower train.lr or train.grad_clip.", checkpoint=last_ckpt))
-                    if info:
-                        info.ended("failed")
-                    return EXIT_FAIL
-                tps = tokens_per_step / dt if dt > 0 else 0.0
-                ev = make_event("step", step=step, tokens=state["tokens"], loss=loss_value, lr=lr,
-                                grad_norm=norm_value, clipped=bool(t.grad_clip and norm_value > t.grad_clip),
-                                tokens_per_s=tps, elapsed_s=state["elapsed_s"], step_ms=dt * 1000.0)
-                if peak:
-                    ev["mfu"] = flops_tok * tps / (peak * world)
-                sinks.emit(ev)
-
-            final = step == t.max_steps
-            if (t.eval_interval and step % t.eval_interval == 0) or final:
-                evaluate(step)
-            early = bool(t.early_stopping_patience and state["bad_evals"] >= t.early_stopping_patience)
-            stopping = stop.agreed(ddp)
-            if final or early or stopping:
-                last_ckpt = save(step, "final" if final else ("early_stop" if early else "stopped"))
-                if final:
-                    sinks.emit(make_event("done", step=step, checkpoint=last_ckpt,
-                                          best_val_loss=state["best_val_loss"]))
-                    status = "done"
-                else:
-                    reason = f"early stopping: val loss did not improve for {t.early_stopping_patience} " \
-                             f"evaluations" if early else stop.reason
-                    sinks.emit(make_event("stopped", step=step, reason=reason, checkpoint=last_ckpt))
-                    status = "done" if early else "stopped"
-                if info:
-                    info.ended(status)
-                return EXIT_OK
-            if t.checkpoint_interval and step % t.checkpoint_interval == 0:
-                last_ckpt = save(step, "periodic")
-        return EXIT_OK
-    except SetupError:
-        raise
-    except Exception as exc:  # report, keep the last good checkpoint, exit non-zero
-        traceback.print_exc(file=sys.stderr)
-        kind = "oom" if "out of memory" in str(exc).lower() else "exception"
-        hint = " Try a smaller train.batch_size or model.block_size." if kind == "oom" else ""
-        sinks.emit(make_event("error", kind=kind, step=step, field=None,
-                              message=f"{type(exc).__name__}: {exc}{hint}", checkpoint=last_ckpt))
-        if info:
-            info.ended("failed")
-        return EXIT_FAIL
-    finally:
-        stop.close()
+    for group in tr.optimizer.param_groups:
+        group["lr"] = lr
+    starts = tr.batches.draw(tr.world * accum)[tr.rank * accum:(tr.rank + 1) * accum]  # this rank's shard
+    loss_sum = torch.zeros((), device=tr.device)
+    for micro in range(accum):
+        x, y = tr.batches.fetch(starts[micro])
+        sync = contextlib.nullcontext()
+        if tr.ddp and micro < accum - 1:
+            sync = tr.model.no_sync()  # all-reduce gradients only on the last micro-step
+        with sync, tr.ctx:
+            _, loss, _ = tr.model(x, y)
+            loss = loss / accum
+        tr.scaler.scale(loss).backward()
+        loss_sum += loss.detach()
+    tr.scaler.unscale_(tr.optimizer)
+    grad_norm = clip_gradients(tr.raw_model, t.grad_clip, t.clip_mode)
+    tr.scaler.step(tr.optimizer)
+    tr.scaler.update()
+    tr.optimizer.zero_grad(set_to_none=True)
+    tr.state.step += 1
+    tr.state.tokens += tr.tokens_per_step
+    return loss_sum, grad_norm
 
 
-def check_same_shape(new: ModelConfig, old: ModelConfig, source: str) -> None:
-    for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "pos_encoding", "norm",
-                 "activation", "mlp_ratio", "tie_embeddings", "n_kv_head", "rope_theta", "norm_eps", "qkv_bias",
-                 "intermediate_size"):
-        a, b = getattr(new, name), getattr(old, name)
-        if a != b:
-            raise SetupError(f"model.{name}: {a!r} differs from {b!r} in the checkpoint {source}; "
-                             f"the model shape cannot change when resuming or forking", f"model.{name}")
+def reduce_step(tr: Trainer, loss_sum: torch.Tensor, stop: StopFlag) -> tuple[torch.Tensor, bool | None]:
+    """(the step's loss, mean over ranks; whether any rank was asked to stop, None outside DDP). In DDP the
+    loss and the stop flag travel in one tensor: one all-reduce per step."""
+    if not tr.ddp:
+        return loss_sum, None
+    flag = torch.ones((), device=loss_sum.device) if stop.is_set() else torch.zeros((), device=loss_sum.device)
+    packed = torch.stack([loss_sum.float(), flag])
+    dist.all_reduce(packed)  # gloo has no AVG: sum, then divide
+    return packed[0] / tr.world, bool(packed[1].item() > 0)  # the flag read is this step's one sync point
 
 
 def clip_gradients(model: torch.nn.Module, max_value: float, mode: str) -> torch.Tensor:
@@ -426,36 +151,113 @@ def clip_gradients(model: torch.nn.Module, max_value: float, mode: str) -> torch
     return norm
 
 
-@torch.no_grad()
-def estimate_loss(model, cfg: Config, train_data, val_data, device, ctx, rank: int, world: int) -> dict:
-    """Mean loss over eval_steps fixed batches per split (same batches every eval), split across ranks."""
-    t = cfg.train
-    was_training = model.training
-    model.eval()
-    out = {}
-    for split, data in (("train", train_data), ("val", val_data)):
-        sampler = Batches(data, cfg.model.block_size, t.batch_size, seed=1234, device=device)
-        starts = sampler.draw(t.eval_steps)
-        total = torch.zeros(2, device=device)  # (sum of losses, count)
-        for k in range(rank, t.eval_steps, world):
-            x, y = sampler.fetch(starts[k])
-            with ctx:
-                _, loss, _ = model(x, y)
-            total += torch.stack([loss.float(), torch.ones((), device=device)])
-        if world > 1:
-            dist.all_reduce(total)
-        out[split] = (total[0] / total[1].clamp(min=1)).item()
-    model.train(was_training)
-    return out
+class StepMeter:
+    """Step timing, throughput and MFU for the `step` event; also guards against a non-finite loss."""
+
+    def __init__(self, tr: Trainer):
+        self.tr = tr
+        self.flops_per_token, self.peak = mfu_inputs(tr)
+        self.window_t0 = self.step_t0 = time.perf_counter()
+
+    def start(self) -> None:
+        self.step_t0 = time.perf_counter()
+
+    def log(self, loss: torch.Tensor, lr: float, grad_norm: torch.Tensor) -> bool:
+        """Emit the `step` event; False (after an `error` event) when the loss is not finite."""
+        tr, s, t = self.tr, self.tr.state, self.tr.cfg.train
+        loss_value = loss.item()  # CPU-GPU sync point (only on log steps)
+        norm_value = float(grad_norm)
+        now = time.perf_counter()
+        dt = now - self.step_t0
+        s.elapsed_s += now - self.window_t0  # wall time since the last log, evaluations included
+        self.window_t0 = now
+        if not math.isfinite(loss_value):
+            tr.sinks.emit(make_event("error", kind="nonfinite", step=s.step, field=None,
+                                     message=f"loss became {loss_value} at step {s.step}; stopped. The last "
+                                             f"good checkpoint is kept: {tr.last_ckpt or 'none yet'}. Try a "
+                                             f"lower train.lr or train.grad_clip.", checkpoint=tr.last_ckpt))
+            if tr.info:
+                tr.info.ended("failed")
+            return False
+        tps = tr.tokens_per_step / dt if dt > 0 else 0.0
+        ev = make_event("step", step=s.step, tokens=s.tokens, loss=loss_value, lr=lr, grad_norm=norm_value,
+                        clipped=bool(t.grad_clip and norm_value > t.grad_clip), tokens_per_s=tps,
+                        elapsed_s=s.elapsed_s, step_ms=dt * 1000.0)
+        if self.peak:
+            ev["mfu"] = self.flops_per_token * tps / (self.peak * tr.world)
+        tr.sinks.emit(ev)
+        return True
 
 
-def peak_flops(device: str) -> float | None:
-    """Dense bf16 peak of the GPU, for MFU; None when unknown."""
-    try:
-        name = torch.cuda.get_device_name(device)
-    except Exception:
-        return None
-    for key, value in PEAK_FLOPS.items():
-        if key in name:
-            return value
-    return None
+# ----------------------------------------------------------------------------------------- evaluate, save
+def evaluate(tr: Trainer) -> None:
+    """Mean train/val loss, early-stopping record, `eval` event; then a sample and the attention probe."""
+    s, cfg = tr.state, tr.cfg
+    losses = estimate_loss(tr.raw_model, cfg, tr.train_data, tr.val_data, tr.device, tr.ctx, tr.rank, tr.world)
+    val = losses["val"]
+    improved = val < s.best_val_loss
+    if improved:
+        s.best_val_loss, s.bad_evals = val, 0
+    else:
+        s.bad_evals += 1
+    tr.sinks.emit(make_event("eval", step=s.step, tokens=s.tokens, train_loss=losses["train"], val_loss=val,
+                             val_ppl=math.exp(min(val, 50.0)), best_val_loss=s.best_val_loss,
+                             improved=improved, elapsed_s=s.elapsed_s))
+    if tr.rank == 0:
+        probe(tr)
+
+
+def save(tr: Trainer, reason: str) -> str | None:
+    """Rank 0 writes a checkpoint; every rank waits so nobody runs ahead of it. Its path (None elsewhere)."""
+    path = None
+    if tr.rank == 0:
+        s = tr.state
+        saved_state = {
+            "optimizer": tr.optimizer.state_dict(),
+            "scaler": tr.scaler.state_dict() if tr.scaler.is_enabled() else None,
+            "data_rng": tr.batches.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if tr.dev_type == "cuda" else None,
+            "progress": {k: float(v) if isinstance(v, float) else v for k, v in s.to_saved().items()},
+        }
+        meta_out = {"config": tr.resolved, "reason": reason, "params": tr.raw_model.num_params(),
+                    "best_val_loss": s.best_val_loss, "tokens": s.tokens,
+                    "data_meta": {k: tr.data_meta.get(k) for k in ("vocab_size", "tokenizer", "eot_id")},
+                    "parent": tr.parent, "versions": environment_versions(None)}
+        path = ckpt.save_checkpoint(tr.cfg.run.dir, s.step, tr.raw_model, saved_state, meta_out,
+                                    tr.tokenizer_path)
+        ckpt.prune_checkpoints(tr.cfg.run.dir, tr.cfg.train.keep_checkpoints, protect={path})
+        tr.sinks.emit(make_event("checkpoint", step=s.step, path=path, reason=reason))
+    if tr.ddp:
+        dist.barrier()
+    tr.last_ckpt = path
+    return path
+
+
+def finish(tr: Trainer, reason: str, stop: StopFlag) -> int:
+    """The last checkpoint and the closing event: `done` at max_steps, else `stopped` (early or asked)."""
+    s, t = tr.state, tr.cfg.train
+    path = save(tr, reason)
+    if reason == "final":
+        tr.sinks.emit(make_event("done", step=s.step, checkpoint=path, best_val_loss=s.best_val_loss))
+        status = "done"
+    else:
+        why = (f"early stopping: val loss did not improve for {t.early_stopping_patience} evaluations"
+               if reason == "early_stop" else stop.reason)
+        tr.sinks.emit(make_event("stopped", step=s.step, reason=why, checkpoint=path))
+        status = "done" if reason == "early_stop" else "stopped"
+    if tr.info:
+        tr.info.ended(status)
+    return EXIT_OK
+
+
+def fail(tr: Trainer, exc: Exception) -> int:
+    """An `error` event for a failure during the run (the last good checkpoint stays); EXIT_FAIL."""
+    traceback.print_exc(file=sys.stderr)
+    kind = "oom" if "out of memory" in str(exc).lower() else "exception"
+    hint = " Try a smaller train.batch_size or model.block_size." if kind == "oom" else ""
+    tr.sinks.emit(make_event("error", kind=kind, step=tr.state.step, field=None,
+                             message=f"{type(exc).__name__}: {exc}{hint}", checkpoint=tr.last_ckpt))
+    if tr.info:
+        tr.info.ended("failed")
+    return EXIT_FAIL
+

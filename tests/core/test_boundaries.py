@@ -13,7 +13,8 @@ from core.config import field_docs
 
 
 def test_config_and_protocol_import_no_torch():
-    code = ("import sys, core.config, core.protocol, studio.engine.command; "
+    code = ("import sys, core.config, core.estimate, core.protocol, core.layout, core.errors, "
+            "studio.engine.command; "
             "bad = [m for m in ('torch', 'tokenizers', 'numpy', 'PySide6') if m in sys.modules]; "
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -22,16 +23,16 @@ def test_config_and_protocol_import_no_torch():
 
 def test_core_never_imports_qt():
     offenders = []
-    for name in os.listdir(os.path.join(ROOT, "core")):
-        if not name.endswith(".py"):
-            continue
-        tree = ast.parse(open(os.path.join(ROOT, "core", name), encoding="utf-8").read())
-        for node in ast.walk(tree):
-            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            offenders += [f"{name}: {m}" for m in mods if m.split(".")[0] in ("PySide6", "PyQt5", "PyQt6",
-                                                                               "pyqtgraph", "studio")]
+    for folder, _, names in os.walk(os.path.join(ROOT, "core")):
+        for name in (n for n in names if n.endswith(".py")):
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                offenders += [f"{name}: {m}" for m in mods
+                              if m.split(".")[0] in ("PySide6", "PyQt5", "PyQt6", "pyqtgraph", "studio")]
     assert offenders == []
+    assert os.path.isdir(os.path.join(ROOT, "core", "commands"))  # the walk did reach the sub-package
 
 
 def test_readme_config_reference_lists_every_field():

@@ -16,6 +16,7 @@ from engine_helpers import ROOT, engine, events_of, write_config
 
 from core import checkpoint as ckpt
 from core import train as train_mod
+from core import trainer_setup
 from core.cli import main
 from core.config import ConfigError, ModelConfig, from_dict, load_config
 from core.model import GPT
@@ -133,7 +134,9 @@ def test_vocab_size_smaller_than_data_is_rejected(tmp_path, char_data):
 def test_generate_bad_checkpoint_paths(tmp_path):
     _expect_usage_error(engine("generate", "--checkpoint", str(tmp_path / "x")), "checkpoint folder not found")
     (tmp_path / "empty").mkdir()
-    _expect_usage_error(engine("generate", "--checkpoint", str(tmp_path / "empty")), "no meta.json")
+    _expect_usage_error(engine("generate", "--checkpoint", str(tmp_path / "empty")), "name must be step-NNNNNN")
+    (tmp_path / "step-000001").mkdir()  # named like one, but never completed
+    _expect_usage_error(engine("generate", "--checkpoint", str(tmp_path / "step-000001")), "no meta.json")
     _expect_usage_error(engine("generate", "--run", str(tmp_path / "empty")), "no checkpoint yet")
 
 
@@ -253,7 +256,7 @@ def test_checkpoint_state_loads_with_weights_only(tmp_path, char_data):
     meta = ckpt.read_meta(path)
     assert meta["step"] == 2 and meta["config"]["model"]["vocab_size"] > 0
     assert os.path.isfile(os.path.join(path, "tokenizer.json"))
-    assert train_mod.model_from_meta(meta).n_layer == 2
+    assert trainer_setup.model_from_meta(meta).n_layer == 2
 
 
 def test_exponent_without_dot_is_read_as_a_number_and_yaml_round_trips():

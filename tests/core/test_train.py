@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from core import checkpoint as ckpt
 from core import train as train_mod
+from core import trainer_setup
 from core.cli import main
 from core.config import load_config
 from core.model import GPT
@@ -94,9 +95,9 @@ def test_logged_grad_norm_is_true_global_norm_and_clip_holds(tmp_path, char_data
     from core.data import open_split, read_meta
 
     torch.manual_seed(cfg.train.seed)
-    model = GPT(train_mod.with_vocab(cfg, read_meta(cfg.data.dir)["vocab_size"]).model)
+    model = GPT(trainer_setup.with_vocab(cfg, read_meta(cfg.data.dir)["vocab_size"]).model)
     data = open_split(cfg.data.dir, "train")
-    batches = train_mod.Batches(data, cfg.model.block_size, cfg.train.batch_size, cfg.train.seed, "cpu")
+    batches = trainer_setup.Batches(data, cfg.model.block_size, cfg.train.batch_size, cfg.train.seed, "cpu")
     x, y = batches.fetch(batches.draw(1)[0])
     _, loss, _ = model(x, y)
     loss.backward()
@@ -134,7 +135,7 @@ class _StopAfter(train_mod.StopFlag):
         super().__init__(listen_stdin=False)
         self.calls = 0
 
-    def agreed(self, ddp: bool) -> bool:
+    def agreed(self, any_rank: bool | None = None) -> bool:
         self.calls += 1
         if self.calls >= self.n:
             self.reason = "test stop"

@@ -35,7 +35,8 @@ print("CORE", *sorted(m for m in sys.modules if m == "core" or m.startswith("cor
 print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 w.close()
 """
-TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.errors", "core.config_text"}
+TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.errors", "core.config_text",
+                   "core.estimate"}  # core.estimate: the sizes core.config re-exports
 
 
 def _studio_env(tmp_path) -> dict:

@@ -1,0 +1,21 @@
+"""`llm-train train`: the command line turned into plain values for core.train (under torchrun too)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from core.errors import EXIT_BAD_INPUT, UsageError
+
+
+def train_main(args: argparse.Namespace) -> int:
+    from core.train import train
+
+    rank = int(os.environ.get("RANK", 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    try:
+        return train(args.config, args.set, resume=args.resume, events=args.events, rank=rank, world=world)
+    except UsageError:
+        if rank == 0:  # core.cli reports it (stdout event with --events, stderr); never in metrics.jsonl
+            raise
+        return EXIT_BAD_INPUT

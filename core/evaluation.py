@@ -1,0 +1,56 @@
+"""What a training run measures at each evaluation: the mean loss on fixed batches of each split, and
+(rank 0) a text sample and the attention snapshot of the probe text."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+from core import layout
+from core.config import Config
+from core.protocol import make_event
+from core.trainer_setup import Batches, Trainer
+
+
+@torch.no_grad()
+def estimate_loss(model, cfg: Config, train_data, val_data, device, ctx, rank: int, world: int) -> dict:
+    """Mean loss over eval_steps fixed batches per split (same batches every eval), split across ranks."""
+    t = cfg.train
+    was_training = model.training
+    model.eval()
+    out = {}
+    for split, data in (("train", train_data), ("val", val_data)):
+        sampler = Batches(data, cfg.model.block_size, t.batch_size, seed=1234, device=device)
+        starts = sampler.draw(t.eval_steps)
+        total = torch.zeros(2, device=device)  # (sum of losses, count)
+        for k in range(rank, t.eval_steps, world):
+            x, y = sampler.fetch(starts[k])
+            with ctx:
+                _, loss, _ = model(x, y)
+            total += torch.stack([loss.float(), torch.ones((), device=device)])
+        if world > 1:
+            dist.all_reduce(total)
+        out[split] = (total[0] / total[1].clamp(min=1)).item()
+    model.train(was_training)
+    return out
+
+
+def probe(tr: Trainer) -> None:
+    """The `sample` event (train.sample_tokens) and the attention snapshot (run.save_attention)."""
+    t, run = tr.cfg.train, tr.cfg.run
+    if not (t.sample_tokens or run.save_attention):
+        return
+    from core.data import load_tokenizer
+    from core.generate import probe_attention, sample_text
+
+    tr.tokenizer = tr.tokenizer or load_tokenizer(tr.cfg.data.dir)
+    step = tr.state.step
+    if t.sample_tokens:
+        text = sample_text(tr.raw_model, tr.tokenizer, t.sample_prompt, t.sample_tokens, tr.device, seed=t.seed)
+        tr.sinks.emit(make_event("sample", step=step, prompt=t.sample_prompt, text=text))
+    if run.save_attention and run.attention_probe:
+        path = os.path.join(run.dir, layout.ATTENTION, layout.snapshot_name(step))
+        probe_attention(tr.raw_model, tr.tokenizer, run.attention_probe, path, tr.device)
+        tr.sinks.emit(make_event("attention", step=step, path=path))

@@ -1,0 +1,299 @@
+"""Setting up a training run: config, run folder, data, device, model, optimizer and state (fresh, resumed
+or forked from a checkpoint), gathered in one `Trainer` that core.train's loop works on.
+
+Every check that can fail on bad input runs here, before the first step, and raises UsageError naming the
+config field (exit code 2); nothing is written to the run folder until the checks have passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from core import checkpoint as ckpt
+from core import layout
+from core.config import Config, ModelConfig, flops_per_token
+from core.config_text import save_run_configs
+from core.device import resolve_device
+from core.errors import UsageError
+from core.model import GPT
+from core.protocol import make_event
+from core.runinfo import RunInfo, environment_versions
+from core.sinks import FileSink, JsonlSink, ProgressSink, Sinks
+
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "4090": 165e12, "3090": 71e12}
+SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "pos_encoding", "norm",
+                "activation", "mlp_ratio", "tie_embeddings", "n_kv_head", "rope_theta", "norm_eps", "qkv_bias",
+                "intermediate_size")
+
+
+@dataclass
+class TrainState:
+    """The run's progress: saved in every checkpoint (state.pt "progress") and restored on resume."""
+
+    step: int = 0
+    tokens: int = 0
+    elapsed_s: float = 0.0
+    best_val_loss: float = math.inf
+    bad_evals: int = 0
+
+    def to_saved(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_saved(cls, progress: dict) -> TrainState:
+        return cls(**{f.name: progress[f.name] for f in fields(cls) if f.name in progress})
+
+
+@dataclass
+class Trainer:
+    """What one training process works with; built by `set_up`, advanced by core.train."""
+
+    cfg: Config
+    rank: int
+    world: int
+    device: str
+    precision: str
+    sinks: Sinks
+    data_meta: dict
+    train_data: np.ndarray
+    val_data: np.ndarray
+    raw_model: GPT                       # the module itself: checkpoints, evaluation, samples
+    model: torch.nn.Module               # what the step calls: raw_model, compiled and/or DDP-wrapped
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    batches: Batches
+    state: TrainState
+    resume_from: str | None              # the checkpoint this run continues exactly
+    parent: str | None                   # the checkpoint this run was forked from (train.init_from)
+    resolved: dict                       # the resolved config, as written to events and checkpoints
+    info: RunInfo | None                 # run.json (rank 0 only)
+    last_ckpt: str | None = None
+    tokenizer: Any = None                # loaded on the first sample/attention probe
+    ctx: Any = field(default_factory=contextlib.nullcontext)
+
+    @property
+    def ddp(self) -> bool:
+        return self.world > 1
+
+    @property
+    def dev_type(self) -> str:
+        return self.device.split(":")[0]
+
+    @property
+    def tokens_per_step(self) -> int:
+        t = self.cfg.train
+        return t.batch_size * self.cfg.model.block_size * t.grad_accum_steps * self.world
+
+    @property
+    def tokenizer_path(self) -> str:
+        return os.path.join(self.cfg.data.dir, layout.TOKENIZER)
+
+
+# ----------------------------------------------------------------------------------------- pieces
+def resolve_precision(name: str, device: str) -> str:
+    if name == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if name == "fp16" and device == "cpu":
+        raise UsageError("train.precision: fp16 is not supported on the CPU; use bf16 or fp32",
+                         "train.precision")
+    return name
+
+
+class Batches:
+    """Random contiguous windows of the token stream, (x, y) shifted by one; state is a torch Generator."""
+
+    def __init__(self, data: np.ndarray, block_size: int, batch_size: int, seed: int, device: str):
+        if len(data) <= block_size + 1:
+            raise UsageError(f"data.dir: the split has {len(data)} tokens, fewer than block_size+2 = "
+                             f"{block_size + 2}; use more text or a smaller model.block_size", "data.dir")
+        self.data, self.T, self.B, self.device = data, block_size, batch_size, device
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def draw(self, n_micro: int) -> torch.Tensor:
+        """Window start offsets for n_micro micro-batches: (n_micro, B)."""
+        return torch.randint(len(self.data) - self.T - 1, (n_micro, self.B), generator=self.gen)
+
+    def fetch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = np.stack([self.data[i:i + self.T + 1] for i in starts.tolist()]).astype(np.int64)
+        xy = torch.from_numpy(rows)
+        if self.device == "cuda":
+            xy = xy.pin_memory().to(self.device, non_blocking=True)
+        else:
+            xy = xy.to(self.device)
+        return xy[:, :-1], xy[:, 1:]
+
+
+def autocast_ctx(device: str, precision: str):
+    if precision in ("bf16", "fp16") and device in ("cuda", "cpu", "mps"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device, dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def open_data(cfg: Config):
+    from core.data import open_split, read_meta
+
+    try:
+        meta = read_meta(cfg.data.dir)
+        train, val = open_split(cfg.data.dir, "train"), open_split(cfg.data.dir, "val")
+    except (UsageError, OSError, ValueError) as exc:
+        raise UsageError(f"data.dir: {exc}", "data.dir") from None
+    return meta, train, val
+
+
+def with_vocab(cfg: Config, vocab_size: int) -> Config:
+    m = cfg.model
+    if m.vocab_size is not None and m.vocab_size < vocab_size:
+        raise UsageError(f"model.vocab_size: {m.vocab_size} is smaller than the data's vocabulary "
+                         f"({vocab_size} in {cfg.data.dir})", "model.vocab_size")
+    return replace(cfg, model=replace(m, vocab_size=m.vocab_size or vocab_size))
+
+
+def model_from_meta(meta: dict) -> ModelConfig:
+    return ModelConfig(**meta["config"]["model"])
+
+
+def check_same_shape(new: ModelConfig, old: ModelConfig, source: str) -> None:
+    for name in SHAPE_FIELDS:
+        a, b = getattr(new, name), getattr(old, name)
+        if a != b:
+            raise UsageError(f"model.{name}: {a!r} differs from {b!r} in the checkpoint {source}; "
+                             f"the model shape cannot change when resuming or forking", f"model.{name}")
+
+
+def peak_flops(device: str) -> float | None:
+    """Dense bf16 peak of the GPU, for MFU; None when unknown."""
+    try:
+        name = torch.cuda.get_device_name(device)
+    except Exception:
+        return None
+    for key, value in PEAK_FLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+def make_sinks(cfg: Config, resume: bool, events: bool) -> Sinks:
+    """Check the run folder may be written, then open stdout + metrics.jsonl (+ progress) sinks."""
+    run_dir = cfg.run.dir
+    metrics = os.path.join(run_dir, layout.METRICS)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UsageError(f"run.dir: {run_dir} exists and is not a folder", "run.dir")
+    if os.path.exists(metrics) and os.path.getsize(metrics) > 0 and not resume:
+        raise UsageError(f"run.dir: {run_dir} already holds a run; pass --resume to continue it, or choose "
+                         f"another run.dir (nothing was overwritten)", "run.dir")
+    if resume and layout.latest_checkpoint(run_dir) is None:
+        raise UsageError(f"run.dir: nothing to resume in {run_dir} (no checkpoint)", "run.dir")
+    out = [FileSink(metrics)]
+    out.append(JsonlSink(sys.stdout) if events else ProgressSink(sys.stderr))
+    return Sinks(out)
+
+
+# ----------------------------------------------------------------------------------------- set-up
+def init_device(cfg: Config, world: int) -> tuple[str, str]:
+    """(device, precision); joins the process group under torchrun (nccl on GPU, gloo on CPU)."""
+    device = resolve_device(cfg.train.device, "train.device", "train.device")
+    precision = resolve_precision(cfg.train.precision, device)
+    if world > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if device == "cuda":
+            torch.cuda.set_device(local_rank)
+            device = f"cuda:{local_rank}"
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device, precision
+
+
+def restore(tr: Trainer, source: str) -> None:
+    """Weights, optimizer, scaler, data position and progress from a checkpoint; the RNG streams too when
+    resuming (exact continuation), a fresh early-stopping record when forking."""
+    resuming = source == tr.resume_from
+    try:
+        layout.require_checkpoint(source)
+        check_same_shape(tr.cfg.model, model_from_meta(ckpt.read_meta(source)), source)
+        ckpt.load_weights(tr.raw_model, source, tr.device)
+        if resuming or os.path.isfile(os.path.join(source, layout.STATE)):
+            saved = ckpt.load_state(source)
+        else:  # an imported checkpoint (llm-train import): weights only, fresh optimizer and data position
+            saved = {"optimizer": tr.optimizer.state_dict(), "data_rng": tr.batches.gen.get_state(),
+                     "progress": {}}
+    except ckpt.CheckpointError as exc:
+        raise UsageError(str(exc), None if resuming else "train.init_from") from None
+    tr.optimizer.load_state_dict(saved["optimizer"])
+    if saved.get("scaler") and tr.scaler.is_enabled():
+        tr.scaler.load_state_dict(saved["scaler"])
+    tr.batches.gen.set_state(saved["data_rng"])
+    tr.state = TrainState.from_saved(saved["progress"])
+    if resuming:
+        torch.set_rng_state(saved["torch_rng"])
+        if tr.dev_type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"])
+    else:
+        tr.state.best_val_loss, tr.state.bad_evals = math.inf, 0
+
+
+def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, config_path: str,
+           overrides: list[str]) -> Trainer:
+    """Everything before the first step; ends with the `start` event. `cfg` is `config_path` loaded with
+    `overrides` (the run folder records both)."""
+    t = cfg.train
+    device, precision = init_device(cfg, world)
+    meta, train_data, val_data = open_data(cfg)
+    cfg = with_vocab(cfg, int(meta["vocab_size"]))
+    resume_from = layout.latest_checkpoint(cfg.run.dir) if resume else None
+    torch.manual_seed(t.seed)
+    model = GPT(cfg.model).to(device)
+    dev_type = device.split(":")[0]
+    tr = Trainer(
+        cfg=cfg, rank=rank, world=world, device=device, precision=precision, sinks=sinks, data_meta=meta,
+        train_data=train_data, val_data=val_data, raw_model=model, model=model,
+        optimizer=model.make_optimizer(t.lr, t.weight_decay, t.betas, t.eps, dev_type),
+        scaler=torch.amp.GradScaler(dev_type, enabled=(precision == "fp16")),
+        batches=Batches(train_data, cfg.model.block_size, t.batch_size, t.seed, device), state=TrainState(),
+        resume_from=resume_from, parent=None if resume_from else t.init_from, resolved=cfg.to_dict(),
+        info=RunInfo(cfg.run.dir) if rank == 0 else None, ctx=autocast_ctx(dev_type, precision))
+    if resume_from or tr.parent:
+        restore(tr, resume_from or tr.parent)
+    if tr.state.step >= t.max_steps:
+        raise UsageError(f"train.max_steps: {t.max_steps} is not beyond the checkpoint's step "
+                         f"{tr.state.step}; raise train.max_steps to train further", "train.max_steps")
+    if t.compile:
+        tr.model = torch.compile(tr.model)
+    if tr.ddp:
+        tr.model = DDP(tr.model, device_ids=[int(device.split(":")[1])] if dev_type == "cuda" else None)
+    announce(tr, config_path, overrides)
+    return tr
+
+
+def announce(tr: Trainer, config_path: str, overrides: list[str]) -> None:
+    """run.json, config.yaml and config.resolved.yaml (rank 0), then the `start` event."""
+    cfg, t = tr.cfg, tr.cfg.train
+    if tr.info:
+        tr.info.started(bool(tr.resume_from), parent=tr.parent or (tr.resume_from and tr.info.parent()),
+                        config=tr.resolved)
+        save_run_configs(cfg, config_path, overrides)  # config.yaml as used (comments kept), resolved
+    tr.sinks.emit(make_event(
+        "start", run_dir=cfg.run.dir, config=tr.resolved, params=tr.raw_model.num_params(), device=tr.device,
+        precision=tr.precision, world_size=tr.world, tokens_per_step=tr.tokens_per_step,
+        max_steps=t.max_steps, start_step=tr.state.step, resumed=bool(tr.resume_from), parent=tr.parent,
+        compile=t.compile, versions=environment_versions(cfg.data.dir), pid=os.getpid()))
+
+
+def mfu_inputs(tr: Trainer) -> tuple[float, float | None]:
+    """(training FLOPs per token, the GPU's peak FLOP/s or None) for the step event's `mfu`."""
+    flops = flops_per_token(tr.cfg.model, tr.cfg.model.vocab_size)
+    return flops, peak_flops(tr.device) if tr.dev_type == "cuda" else None

@@ -136,10 +136,11 @@ def test_window_icon_comes_from_the_svg(qapp):
 
 
 def test_about_dialog_shows_the_engines_build(qtbot, monkeypatch):
+    from studio.controllers import engine_info
     from studio.views.common import about
 
     monkeypatch.delenv("LLM_STUDIO_ENGINE", raising=False)
-    monkeypatch.setattr(about, "_ENGINE_INFO", None)
+    monkeypatch.setattr(engine_info, "_ANSWER", None)
     dialog = about.AboutDialog()
     qtbot.addWidget(dialog)
     assert "asking the engine" in dialog.label.text()
@@ -156,12 +157,13 @@ def test_about_dialog_shows_the_engines_build(qtbot, monkeypatch):
 
 
 def test_about_dialog_says_when_the_engine_does_not_answer(qtbot, monkeypatch, tmp_path):
+    from studio.controllers import engine_info
     from studio.views.common import about
 
     broken = tmp_path / "broken_engine.py"
     broken.write_text("import sys\nprint('no torch here', file=sys.stderr)\nsys.exit(3)\n")
     monkeypatch.setenv("LLM_STUDIO_ENGINE", f"{sys.executable} {broken}")
-    monkeypatch.setattr(about, "_ENGINE_INFO", None)
+    monkeypatch.setattr(engine_info, "_ANSWER", None)
     dialog = about.AboutDialog()
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(dialog.engine_info_received, timeout=30000) as blocker:
@@ -171,11 +173,12 @@ def test_about_dialog_says_when_the_engine_does_not_answer(qtbot, monkeypatch, t
 
 
 def test_help_about_opens_the_dialog_from_the_main_window(qtbot, monkeypatch, workspace):
+    from studio.controllers import engine_info
     from studio.main_window import MainWindow
     from studio.settings import Settings
     from studio.views.common import about
 
-    monkeypatch.setattr(about, "_ENGINE_INFO", {"version": about.studio_version, "torch": "9.9.9", "cuda": "12.8",
+    monkeypatch.setattr(engine_info, "_ANSWER", {"version": about.studio_version, "torch": "9.9.9", "cuda": "12.8",
                                                 "gpus": ["Test GPU"], "python": "3.11", "frozen": True})
     window = MainWindow(Settings())
     window.close_policy = "stop"

@@ -1,24 +1,20 @@
 """Help texts and the About dialog (version, and the engine's torch/CUDA build asked from the engine).
 
 The studio never imports torch, so the About dialog asks the engine: it runs `llm-train version --json`
-(through EngineProcess, so from a bundle it is the bundle's own engine) and fills in the torch build,
-CUDA version and GPUs when the answer arrives. The answer is kept for the session: torch's import costs
-seconds, and the engine does not change while the studio runs.
+(through studio.controllers.engine_info, so from a bundle it is the bundle's own engine) and fills in
+the torch build, CUDA version and GPUs when the answer arrives; the answer is kept for the session.
 """
 
 from __future__ import annotations
 
 import html
-import json
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QMenuBar, QVBoxLayout, QWidget
 
 from core import __version__ as studio_version
-from studio.engine.process import EngineProcess
-
-_ENGINE_INFO: dict | None = None  # the engine's `version --json` answer, once known
+from studio.controllers import engine_info
 
 
 def engine_build_text(info: dict) -> str:
@@ -62,7 +58,7 @@ class AboutDialog(QDialog):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("About LLM Training Studio")
-        self.label = QLabel(about_html(_ENGINE_INFO))
+        self.label = QLabel(about_html(engine_info.known()))
         self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -72,43 +68,24 @@ class AboutDialog(QDialog):
         layout.addWidget(self.label)
         layout.addWidget(buttons)
         self.setMinimumWidth(420)
-        self._answer: dict | None = None
-        self.process: EngineProcess | None = None
-        if _ENGINE_INFO is None:
-            self._ask_engine()
+        self.process: engine_info.EngineInfoQuery | None = None  # None when the answer is known
+        if engine_info.known() is None:
+            self.process = engine_info.EngineInfoQuery(self)
+            self.process.answered.connect(self._on_process_answered)
+            self.process.failed.connect(self._on_process_failed)
+            self.process.start()
 
-    def _ask_engine(self) -> None:
-        self.process = EngineProcess(self)
-        self.process.text_received.connect(self._on_engine_text)
-        self.process.finished.connect(self._on_engine_finished)
-        self.process.failed_to_start.connect(self._on_engine_failed)
-        self.process.start("version", ["--json"])
+    def _on_process_answered(self, answer: dict) -> None:
+        self.label.setText(about_html(answer))
+        self.engine_info_received.emit(answer)
 
-    def _on_engine_text(self, line: str) -> None:
-        try:
-            answer = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(answer, dict) and "torch" in answer:
-            self._answer = answer
-
-    def _on_engine_finished(self, code: int, _close_event) -> None:
-        global _ENGINE_INFO
-        if self._answer is not None:
-            _ENGINE_INFO = self._answer
-            self.label.setText(about_html(self._answer))
-        else:
-            tail = self.process.stderr_tail[-1] if self.process and self.process.stderr_tail else ""
-            self.label.setText(about_html(None, f"did not answer (exit code {code}) {tail}".strip()))
-        self.engine_info_received.emit(self._answer)
-
-    def _on_engine_failed(self, message: str) -> None:
+    def _on_process_failed(self, message: str) -> None:
         self.label.setText(about_html(None, message))
         self.engine_info_received.emit(None)
 
     def done(self, result: int) -> None:
-        if self.process is not None and self.process.is_running():
-            self.process.kill()  # a version query holds nothing worth a graceful stop
+        if self.process is not None:
+            self.process.cancel()
         super().done(result)
 
 

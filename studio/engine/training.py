@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 from core import layout
 from core.protocol import is_close
 from studio.engine.command import engine_command, launcher_command, train_args
-from studio.workspace.proc import fingerprint, same_process, valid_pid
+from studio.workspace.proc import fingerprint, pid_alive, same_process, same_start, valid_pid
 from studio.workspace.run import Run
 from studio.workspace.tail import EventTail, FileTail, file_size
 
@@ -44,6 +44,7 @@ class TrainingJob(QObject):
     failed_to_start = Signal(str)
 
     POLL_MS = 100          # how often the run folder is read; events are shown at most this late
+    PROVE_S = 1.0          # how often a followed process is proven to be still ours (start time, cmdline)
     STOP_GRACE_MS = 180_000
 
     def __init__(self, run: Run, parent: QObject | None = None) -> None:
@@ -55,6 +56,7 @@ class TrainingJob(QObject):
         self._engine_pid = 0
         self._launcher_fp: dict | None = None  # what proves a pid is still our process (proc.fingerprint)
         self._engine_fp: dict | None = None
+        self._proven_at = 0.0                   # time.monotonic() of the last proof
         self._running = False
         self._stop_pending = False
         self._events: EventTail | None = None
@@ -108,6 +110,7 @@ class TrainingJob(QObject):
 
     def _follow(self, metrics_offset: int, log_offset: int) -> None:
         self.close_event = None
+        self._proven_at = 0.0
         self._stop_pending = False
         self._events = EventTail(self.run.metrics_path, metrics_offset)
         self._log = FileTail(self.run.log_path, log_offset)
@@ -127,9 +130,7 @@ class TrainingJob(QObject):
             pid, fp = valid_pid(info.get("pid")), info.get("pid_fingerprint")
             lfp = info.get("launcher_fingerprint")
             # The record must be our launcher's (same start time) and name a live engine matching it.
-            if pid and isinstance(lfp, dict) and lfp.get("start_ticks", lfp.get("create_time")) == (
-                    self._launcher_fp or {}).get("start_ticks", (self._launcher_fp or {}).get("create_time")) \
-                    and same_process(pid, fp):
+            if pid and same_start(self._launcher_fp, lfp) and same_process(pid, fp):
                 self._engine_pid, self._engine_fp = pid, fp
         return self._engine_pid if self._ours(self._engine_pid, self._engine_fp) else 0
 
@@ -176,7 +177,12 @@ class TrainingJob(QObject):
             return
         if self._stop_pending:
             self._send_stop()  # the launcher had not recorded the engine's pid yet
-        alive = self._ours(self._launcher_pid, self._launcher_fp) or bool(self.pid())
+        now = time.monotonic()
+        if now - self._proven_at < self.PROVE_S and (pid_alive(self._launcher_pid) or pid_alive(self._engine_pid)):
+            alive = True  # proven ours less than PROVE_S ago and still there (cheap: no ps on macOS)
+        else:
+            alive = self._ours(self._launcher_pid, self._launcher_fp) or bool(self.pid())
+            self._proven_at = now if alive else 0.0
         self._drain(final=not alive)
         if not alive:
             self._finish()

@@ -3,14 +3,16 @@
 A pid in launcher.json or run.json may belong to somebody else by the time it is read (the run ended,
 the machine rebooted, the pid was reused). Before the studio re-attaches to a process or signals it, the
 process must be proven to be the one recorded: its start time (Linux: /proc/PID/stat field 22, ticks
-since boot, with the boot id; elsewhere psutil's create_time when psutil is installed) and its command
-line must match what was recorded when it was launched. What cannot be proven is treated as not ours.
+since boot, with the boot id; elsewhere psutil's create_time when psutil is installed, else `ps -o
+lstart`) and its command line must match what was recorded when it was launched. What cannot be proven is treated as not ours.
 Stdlib only (the detached launcher imports it), no Qt.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 
 PID_MAX = 1 << 22  # Linux's largest pid_max; a bigger "pid" is corrupt, and os.kill would overflow
 
@@ -80,7 +82,7 @@ def fingerprint(pid: object) -> dict | None:
     try:
         import psutil  # optional: only where there is no /proc
     except ImportError:
-        return None
+        return _ps_fingerprint(pid)
     try:
         proc = psutil.Process(pid)
         return {"create_time": proc.create_time(), "cmdline": proc.cmdline() or None}
@@ -88,16 +90,27 @@ def fingerprint(pid: object) -> dict | None:
         return None
 
 
-def same_process(pid: object, recorded: object) -> bool:
-    """Whether `pid` is running and is the process `recorded` (a fingerprint() taken at launch): its start
-    time must match, and its boot id and command line wherever both are known."""
-    if not isinstance(recorded, dict):
-        return False
-    now = fingerprint(pid)
-    if now is None:
+def _ps_fingerprint(pid: int) -> dict | None:
+    """The start time `ps` reports (to the second; macOS and the BSDs without psutil)."""
+    try:
+        done = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True,
+                              timeout=5, env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/bin:/usr/bin")})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    start = done.stdout.strip()
+    return {"lstart": start} if done.returncode == 0 and start else None
+
+
+START_KEYS = ("start_ticks", "create_time", "lstart")
+
+
+def same_start(recorded: object, now: object) -> bool:
+    """Whether two fingerprints name the same process: an equal start time (at least one kind of it
+    known to both) and an equal boot id and command line wherever both are known."""
+    if not isinstance(recorded, dict) or not isinstance(now, dict):
         return False
     proved = False
-    for key in ("start_ticks", "create_time"):
+    for key in START_KEYS:
         if key in recorded and key in now:
             if recorded[key] != now[key]:
                 return False
@@ -106,6 +119,11 @@ def same_process(pid: object, recorded: object) -> bool:
         if recorded.get(key) is not None and now.get(key) is not None and recorded[key] != now[key]:
             return False
     return proved
+
+
+def same_process(pid: object, recorded: object) -> bool:
+    """Whether `pid` is running and is the process `recorded` (a fingerprint() taken at launch)."""
+    return isinstance(recorded, dict) and same_start(recorded, fingerprint(pid))
 
 
 def runs_command(pid: object, argv_tail: object, exact: bool = False) -> bool:
@@ -127,6 +145,11 @@ def _start_epoch(pid: int) -> float | None:
         return None
     if "create_time" in fp:
         return float(fp["create_time"])
+    if "lstart" in fp:
+        try:
+            return time.mktime(time.strptime(fp["lstart"], "%a %b %d %H:%M:%S %Y"))
+        except (ValueError, OverflowError):
+            return None
     try:
         with open("/proc/stat", encoding="ascii") as fh:
             btime = next(int(line.split()[1]) for line in fh if line.startswith("btime "))

@@ -127,3 +127,17 @@ def test_run_json_pid_needs_its_command_line(workspace, stranger):
 def test_only_plausible_pids(value):
     assert valid_pid(value) is None
     assert fingerprint(value) is None
+
+
+def test_without_proc_or_psutil_ps_start_time_identifies(monkeypatch, stranger):
+    """macOS and the BSDs without psutil: `ps -o lstart` is the start time that proves identity."""
+    import sys
+
+    from studio.workspace import proc
+
+    monkeypatch.setattr(proc, "_stat_fields", lambda pid: None)
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil raises ImportError
+    fp = fingerprint(stranger.pid)
+    assert fp is not None and set(fp) == {"lstart"}
+    assert same_process(stranger.pid, fp) and not same_process(stranger.pid, {"lstart": "Thu Jan  1 00:00:00 1970"})
+    assert proc.started_by(stranger.pid, 1e12) and not proc.started_by(stranger.pid, 1.0)

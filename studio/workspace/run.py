@@ -8,9 +8,14 @@ engine unless noted):
   checkpoints/step-NNNNNN/
   engine.log           the engine's stderr (written by the studio's launcher)
   engine.out           the engine's stdout of the latest launch (launcher)
-  launcher.json        {"pid", "launcher_pid", "argv", "started"} of the latest launch (launcher)
+  launcher.json        {"pid", "launcher_pid", "argv", "started", "pid_fingerprint",
+                        "launcher_fingerprint"} of the latest launch (launcher; fingerprints: proc.py)
   exit.json            {"code", "ended"} once that launch has exited (launcher)
   studio.json          lineage: {"kind": "copy"|"fork", "parent_run", "parent_checkpoint"} (studio)
+
+Every file is read through studio.workspace.validate: a damaged one reads as missing and is described by
+`problems()`; a run with problems has the status "damaged". A recorded pid counts as this run's process
+only when studio.workspace.proc proves it (live_pids).
 """
 
 from __future__ import annotations

@@ -164,3 +164,23 @@ def started_by(pid: object, when: float, slack_s: float = 2.0) -> bool:
     pid = valid_pid(pid)
     start = _start_epoch(pid) if pid is not None else None
     return start is not None and start <= when + slack_s
+
+
+def lock_holders(path: str) -> set[int] | None:
+    """Pids holding a flock/POSIX lock on `path` (the engine's RUN_DIR/.lock while it trains), read from
+    Linux's /proc/locks without touching the lock; None where that cannot be known."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    holders = set()
+    for line in lines:
+        fields = line.split()
+        if "->" in fields:  # a waiter ("1: -> FLOCK ..."), not a holder
+            continue
+        if len(fields) >= 6 and fields[5] == device and fields[4].isdigit():
+            holders.add(int(fields[4]))
+    return holders

@@ -28,11 +28,20 @@ from core import layout
 from core.config import Config, ConfigError, load_config
 from studio.workspace import validate
 from studio.workspace.metrics import Checkpoint, RunHistory
-from studio.workspace.proc import PID_MAX, pid_alive, runs_command, same_process, started_by, valid_pid
+from studio.workspace.proc import (
+    PID_MAX,
+    lock_holders,
+    pid_alive,
+    runs_command,
+    same_process,
+    started_by,
+    valid_pid,
+)
 from studio.workspace.tail import EventTail
 
 __all__ = ["STATUSES", "Run", "format_duration", "pid_alive", "status_of_close"]
 
+LOCK = getattr(layout, "RUN_LOCK", ".lock")  # held by the engine while it trains (flock)
 STATUSES = ("new", "running", "done", "stopped", "failed", "damaged")
 
 
@@ -171,7 +180,9 @@ class Run:
         argv, started = last.get("argv"), validate.get_float(last, "started", [], "")
         if info.get("status") != "running" or not pid or started is None or not started_by(pid, started):
             return 0
-        proven = runs_command(pid, argv) or (isinstance(argv, list) and len(argv) > 1 and runs_command(pid, argv[1:]))
+        # The engine's run-folder lock held by that very pid proves it; else its recorded command line.
+        proven = pid in (lock_holders(self.path(LOCK)) or ()) or runs_command(pid, argv) or (
+            isinstance(argv, list) and len(argv) > 1 and runs_command(pid, argv[1:]))
         return pid if proven else 0
 
     def engine_pid(self) -> int:

@@ -6,6 +6,7 @@ Opening the workspace must not show the run as running, and Stop / kill must lea
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -14,7 +15,7 @@ from core import layout
 from studio.controllers.run import RunController
 from studio.main_window import MainWindow
 from studio.settings import Settings
-from studio.workspace.proc import fingerprint, runs_command, same_process, valid_pid
+from studio.workspace.proc import fingerprint, lock_holders, runs_command, same_process, valid_pid
 from studio.workspace.run import Run
 from tests.studio.helpers import write_finished_run
 
@@ -141,3 +142,24 @@ def test_without_proc_or_psutil_ps_start_time_identifies(monkeypatch, stranger):
     assert fp is not None and set(fp) == {"lstart"}
     assert same_process(stranger.pid, fp) and not same_process(stranger.pid, {"lstart": "Thu Jan  1 00:00:00 1970"})
     assert proc.started_by(stranger.pid, 1e12) and not proc.started_by(stranger.pid, 1.0)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="the lock is read from Linux's /proc/locks")
+def test_run_json_pid_holding_the_engines_run_lock_is_ours(workspace):
+    """An engine started by hand (run.json only) that holds RUN_DIR/.lock is provably the run's engine."""
+    import sys
+
+    run = workspace.run("tiny")
+    lock = run.path(".lock")
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1000)")
+    holder = subprocess.Popen([sys.executable, "-c", code, lock], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        info = {"status": "running", "pid": holder.pid, "sessions": [{"started": 1e12, "argv": ["x", "y"]}]}
+        layout.atomic_write_json(run.path(layout.RUN_JSON), info)
+        assert lock_holders(lock) == {holder.pid} and run.is_alive() and run.engine_pid() == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_holders(lock) == set() and not run.is_alive()

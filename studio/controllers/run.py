@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from studio.engine.command import torchrun_command, train_args
 from studio.engine.failure import classify
 from studio.engine.training import TrainingJob
+from studio.workspace import validate
 from studio.workspace.metrics import RunHistory, event_line
 from studio.workspace.run import Run, format_duration, status_of_close
 from studio.workspace.tail import EventTail, file_size, read_last_lines
@@ -46,6 +47,7 @@ class RunController(QObject):
         self.console: collections.deque[str] = collections.deque(maxlen=self.CONSOLE_KEEP)
         self.status = "new"
         self.message = ""
+        self.problems: list[str] = []         # what is damaged in the run folder (studio.workspace.validate)
         self.job: TrainingJob | None = None
         self.stopping = False
         self.reload()
@@ -55,24 +57,33 @@ class RunController(QObject):
         """Replay metrics.jsonl and, when the run is still running, follow it (re-attach)."""
         if self.job is not None and self.job.is_running():
             return
-        metrics_offset = file_size(self.run.metrics_path)
         log_offset = file_size(self.run.log_path)
         self.history = RunHistory()
         self.stderr_tail.clear()
         self.console.clear()
         self._load_log_tail()
-        for ev in EventTail(self.run.metrics_path).read_events():
+        tail = EventTail(self.run.metrics_path)
+        events = tail.read_all() if validate.file_problem(self.run.metrics_path) is None else []
+        metrics_offset = tail.complete_offset  # a follower continues at the first line not read
+        job = self._new_job()
+        attached = job.attach(metrics_offset, log_offset)
+        if not attached:  # the run has ended: its unterminated last line (if any) is all there will be
+            events += tail.flush()
+        for ev in events:
             self.history.apply(ev)
             line = event_line(ev)
             if line:
                 self.console.append(line)
-        job = self._new_job()
-        if job.attach(metrics_offset, log_offset):
+        self.history.note_bad_lines(tail.bad)
+        self.problems = self.run.problems(self.history)
+        if attached:
             self._set_status("running")
         else:
-            self._set_status(self.run.status(self.history))
+            self._set_status("damaged" if self.problems else self.run.status(self.history))
             if self.status == "failed":
                 self.message = classify(self.history.close, None, list(self.stderr_tail)).text()
+            elif self.status == "damaged":
+                self.message = damage_text(self.problems)
         self.history_changed.emit()
 
     def _load_log_tail(self) -> None:
@@ -121,7 +132,7 @@ class RunController(QObject):
         h = self.history
         return {"name": self.run.name, "status": self.status, "step": h.step, "max_steps": h.max_steps,
                 "best_val_loss": h.best_val_loss, "duration": format_duration(h.elapsed_s) if len(h.steps)
-                else "–", "lineage": self.run.lineage()}
+                else "–", "lineage": self.run.lineage(), "problems": list(self.problems)}
 
     # ------------------------------------------------------------------ intents
     def request_start(self, config_text: str | None = None, resume: bool = False, nproc: int = 1,
@@ -208,6 +219,12 @@ class RunController(QObject):
         if status != self.status:
             self.status = status
             self.status_changed.emit(status)
+
+
+def damage_text(problems: list[str]) -> str:
+    """What the studio says about a damaged run folder (the first few problems)."""
+    shown = problems[:5] + ([f"… and {len(problems) - 5} more"] if len(problems) > 5 else [])
+    return "This run folder is damaged; what was read is shown, the rest is skipped:\n" + "\n".join(shown)
 
 
 def device_overrides(device: str) -> list[str]:

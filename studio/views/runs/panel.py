@@ -128,6 +128,7 @@ class RunsPanel(QWidget):
                            f"{s.get('parent_name') or 'its parent'}" if s.get("parent_dir") else s["dir"])
         item.setText(1, s["status"])
         item.setForeground(1, QBrush(QColor(status_color(s["status"]))))
+        item.setToolTip(1, "\n".join(s.get("problems") or []))  # what is damaged in the run folder
         step, total = s.get("step") or 0, s.get("max_steps") or 0
         item.setText(2, f"{step}/{total}" if total else str(step))
         best = s.get("best_val_loss", math.nan)

@@ -190,7 +190,7 @@ class TrainingPanel(QWidget):
         else:
             self.status_label.setText(f"{c.run.name} — {status}")
             self.status_label.setStyleSheet(f"color: {status_color(status)};")
-        failed = c is not None and status == "failed" and bool(c.message)
+        failed = c is not None and status in ("failed", "damaged") and bool(c.message)
         self.error_banner.setText(c.message if failed else "")
         self.error_banner.setStyleSheet(f"background: {status_color('failed')}26; color: palette(text);")
         self.error_banner.setVisible(failed)

@@ -31,6 +31,7 @@ from studio.views.runs.panel import RunsPanel
 
 TABS = ("data", "config", "training", "generate", "attention")
 TAB_TITLES = ("Data", "Config", "Training", "Generate", "Attention")
+AUTOSAVE_MS = 500
 
 
 class MainWindow(QMainWindow):
@@ -66,6 +67,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
         self._build_status_bar()
         self._build_menus()
+        self._autosave = QTimer(self)  # config edits reach config.yaml shortly after typing stops
+        self._autosave.setSingleShot(True)
+        self._autosave.setInterval(AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.save_config)
         self.runs_panel.run_selected.connect(self.select_run)
         self.runs_panel.compare_changed.connect(lambda _dirs: self._update_overlays())
         self.runs_panel.new_run_requested.connect(self.new_run)
@@ -178,6 +183,7 @@ class MainWindow(QMainWindow):
         self.data_panel.prepare_requested.connect(self.session.prepare)
         self.data_panel.cancel_requested.connect(self.session.prepare_job.cancel)
         self.config_editor.changed.connect(self._update_start_blockers)
+        self.config_editor.changed.connect(self._autosave.start)
         self.config_editor.validity_changed.connect(lambda _ok, _msg: self._update_start_blockers())
         t = self.training
         t.start_requested.connect(lambda n, dev: self.start_training(False, n, dev))
@@ -229,6 +235,7 @@ class MainWindow(QMainWindow):
     def select_run(self, run_dir: str) -> None:
         if run_dir == self.current_dir:
             return
+        self.save_config()  # the run being left keeps its edits
         self.current_dir = run_dir
         ctl = self.session.select(run_dir)
         if ctl is None:
@@ -244,6 +251,13 @@ class MainWindow(QMainWindow):
         self._update_start_blockers()
         self._update_actions()
 
+    def save_config(self) -> None:
+        """Autosave: the editor's text (comments kept) goes to the shown run's config.yaml, atomically."""
+        self._autosave.stop()
+        ctl = self.controller()
+        if ctl is not None and self.config_editor is not None and ctl.save_config_text(self.config_editor.text()):
+            self.statusBar().showMessage(f"Saved {ctl.run.name}/config.yaml", 2000)
+
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:
             overlays = self.session.overlays(self.current_dir, self.runs_panel.compared())
@@ -258,7 +272,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         ctl = self.controller()
-        new = ctl is not None and ctl.status == "new"
+        new = ctl is not None and ctl.startable()
         self.start_action.setEnabled(bool(new and self.training and self.training.start_button.isEnabled()))
         self.stop_action.setEnabled(ctl is not None and ctl.is_running())
         self.resume_action.setEnabled(ctl is not None and ctl.can_resume())
@@ -433,6 +447,7 @@ class MainWindow(QMainWindow):
                 return
         else:
             choice = "leave"
+        self.save_config()
         self.save_window_state()
         self.session.shutdown(stop_running=choice == "stop")  # a stop is graceful: engines finish detached
         if self.inference_pool is not None:

@@ -28,6 +28,12 @@ STATUS_COLORS = {
              "new": "#8b949e"},
 }
 
+# Banners: solid, high-contrast pairs per theme (a translucent tint under palette(text) was unreadable).
+BANNERS = {
+    "light": {"error": ("#fdecea", "#7a1c12", "#e6b0aa"), "warning": ("#fff4e0", "#6b3d00", "#f0c987")},
+    "dark": {"error": ("#4a1d1a", "#ffd9d4", "#8c3b33"), "warning": ("#4a3512", "#ffe7bf", "#8a6424")},
+}
+
 
 def _palette(name: str) -> QPalette:
     p = QPalette()
@@ -98,3 +104,9 @@ def plot_colors(name: str | None = None) -> dict:
 
 def status_color(status: str, name: str | None = None) -> str:
     return STATUS_COLORS[name or current_theme()].get(status, "#888888")
+
+
+def banner_style(kind: str, name: str | None = None) -> str:
+    """Stylesheet of an error/warning banner: its background, text and border colours for the theme."""
+    bg, fg, border = BANNERS[name or current_theme()][kind]
+    return f"QLabel {{ background: {bg}; color: {fg}; border: 1px solid {border}; }}"

@@ -13,6 +13,8 @@ import math
 
 from PySide6.QtCore import QObject, Signal
 
+from core import layout
+from core.config import ConfigError, loads
 from studio.engine.command import torchrun_command, train_args
 from studio.engine.failure import classify
 from studio.engine.training import TrainingJob
@@ -95,6 +97,24 @@ class RunController(QObject):
     def is_running(self) -> bool:
         return self.job is not None and self.job.is_running()
 
+    def failed_in_setup(self) -> bool:
+        """The engine refused the run before its first step (bad config, max_steps not beyond the
+        checkpoint, ...): nothing was trained, so the run stays editable and may be started again."""
+        return (self.status == "failed" and self.history.start is None and not len(self.history.steps)
+                and not self.run.checkpoints())
+
+    def startable(self) -> bool:
+        """Whether Start (not Resume) applies: a new run, or one the engine refused during set-up."""
+        return not self.is_running() and (self.status == "new" or self.failed_in_setup())
+
+    def save_config_text(self, text: str) -> bool:
+        """Keep the edited config (the editor's exact text, comments and all) in config.yaml, atomically;
+        False when there was nothing to write or the run is training (its config is then in use)."""
+        if self.is_running() or not text.strip() or text == self.run.read_config_text():
+            return False
+        self.run.write_config_text(text)
+        return True
+
     def can_resume(self) -> bool:
         return not self.is_running() and self.status in ("stopped", "failed") and bool(self.run.checkpoints())
 
@@ -102,9 +122,22 @@ class RunController(QObject):
         """Why Start is not possible right now (empty when it is)."""
         if self.is_running():
             return ["the run is already running"]
-        if self.history.start is not None or self.run.has_metrics():
+        if self.history.start is not None or file_size(self.run.metrics_path) > 0:
             return ["this run has already been started: resume it, or make a new run from it"]
-        return launch_problems(self.run, config_text)
+        return launch_problems(self.run, config_text) or self._init_from_problems(config_text)
+
+    def _init_from_problems(self, config_text: str | None) -> list[str]:
+        """The engine's set-up rule for a fork, checked before launching: it must train beyond its
+        checkpoint's step (core.train refuses otherwise, after the user pressed Start)."""
+        try:
+            cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
+        except ConfigError:
+            return []
+        step = layout.checkpoint_step(cfg.train.init_from) if cfg.train.init_from else None
+        if step is not None and cfg.train.max_steps <= step:
+            return [f"train.max_steps: {cfg.train.max_steps} is not beyond the checkpoint's step {step}; "
+                    f"raise train.max_steps to train further"]
+        return []
 
     def planned_steps(self) -> int:
         """train.max_steps of the run's saved config (0 when it does not load): the progress bar's end
@@ -113,8 +146,8 @@ class RunController(QObject):
         return cfg.train.max_steps if cfg is not None else 0
 
     def start_blockers(self, config_text: str | None = None) -> list[str]:
-        """What the Start button shows while disabled: start_problems() of a new run, nothing otherwise."""
-        return self.start_problems(config_text) if self.status == "new" else []
+        """What the Start button shows while disabled: start_problems() of a startable run, else nothing."""
+        return self.start_problems(config_text) if self.startable() else []
 
     def summary(self) -> dict:
         """The figures a run list shows."""

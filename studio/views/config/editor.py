@@ -46,6 +46,7 @@ from core.config import (
     loads,
 )
 from core.layout import atomic_write
+from studio.theme import banner_style
 from studio.views.config.estimates import EstimatesPanel
 from studio.views.config.form import ConfigForm
 from studio.views.config.yaml_tab import YamlHighlighter, list_presets
@@ -117,8 +118,7 @@ class ConfigEditor(QWidget):
         self.problems_label = QLabel()
         self.problems_label.setWordWrap(True)
         self.problems_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.problems_label.setStyleSheet("QLabel { color: #922b21; background: #fdecea; border: 1px solid "
-                                          "#e6b0aa; border-radius: 3px; padding: 6px; }")
+        self.problems_label.setObjectName("banner")
         self.problems_label.hide()
         lay = QVBoxLayout(self)
         lay.addLayout(top)
@@ -250,6 +250,7 @@ class ConfigEditor(QWidget):
             count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
             self.status.setText(f"<span style='color:#d0473a'>✖ {count}</span>")
             self.problems_label.setText("\n".join(p.message for p in problems))
+            self.problems_label.setStyleSheet(banner_style("error"))  # the theme may have changed
             self.problems_label.show()
             self.estimates.show_stale(count)
         self.validity_changed.emit(config is not None, message)

@@ -226,6 +226,8 @@ class MainWindow(QMainWindow):
     def _on_session_data_changed(self) -> None:
         if self.data_panel is not None and self.session.workspace is not None:
             self.data_panel.set_workspace(self.session.workspace.root)
+        if self.config_editor is not None:
+            self.config_editor.revalidate()  # the estimates' vocabulary comes from the data's meta.json
         self._update_start_blockers()
 
     # ------------------------------------------------------------------ runs

@@ -133,6 +133,11 @@ class ConfigEditor(QWidget):
         self.form.set_base_dir(self._base_dir)
         self._apply_text(self.text())
 
+    def revalidate(self) -> None:
+        """Validate the same text again: something it refers to (a data folder's meta.json) changed."""
+        self._flush_pending_edit()
+        self._apply_text(self.text())
+
     def base_dir(self) -> str:
         return self._base_dir
 

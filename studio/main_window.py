@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         self.data_panel.cancel_requested.connect(self.session.prepare_job.cancel)
         self.config_editor.changed.connect(self._update_start_blockers)
         self.config_editor.changed.connect(self._autosave.start)
+        self.config_editor.changed.connect(self._update_time_estimate)
         self.config_editor.validity_changed.connect(lambda _ok, _msg: self._update_start_blockers())
         t = self.training
         t.start_requested.connect(lambda n, dev: self.start_training(False, n, dev))
@@ -259,6 +260,14 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is not None and self.config_editor is not None and ctl.save_config_text(self.config_editor.text()):
             self.statusBar().showMessage(f"Saved {ctl.run.name}/config.yaml", 2000)
+
+    def _update_time_estimate(self) -> None:
+        from studio.controllers.run import measured_speed, time_estimate
+
+        cfg, est = self.config_editor.config(), self.config_editor.last_estimate()
+        if cfg is not None and est is not None:
+            speed = measured_speed(self.session.controllers.values())
+            self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed))
 
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:

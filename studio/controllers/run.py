@@ -11,10 +11,11 @@ from __future__ import annotations
 import collections
 import math
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core import layout
-from core.config import ConfigError, loads
+from core.config import Config, ConfigError, estimate, loads
 from studio.engine.command import torchrun_command, train_args
 from studio.engine.failure import classify
 from studio.engine.training import TrainingJob
@@ -254,6 +255,43 @@ def node_commands(config_path: str, overrides: list[str], nproc: int, nnodes: in
     args = train_args(config_path, overrides=overrides)
     return [torchrun_command(nproc, nnodes, rank, master_addr, master_port, "train", *args)
             for rank in range(nnodes)]
+
+
+def measured_speed(controllers, exclude: str = "") -> dict | None:
+    """How fast this machine trained lately: the FLOPs per second of the most recent run (other than
+    `exclude`) that logged steps, from its tokens/s (metrics.jsonl) and its config's FLOPs per token.
+    None when no run has trained here yet."""
+    latest = None
+    for ctl in controllers:
+        h = ctl.history
+        if ctl.run.dir == exclude or len(h.steps) < 3 or h.last_time is None:
+            continue
+        if latest is None or h.last_time > latest.history.last_time:
+            latest = ctl
+    if latest is None:
+        return None
+    rates = latest.history.steps["tokens_per_s"][-50:]
+    rates = rates[np.isfinite(rates) & (rates > 0)]
+    cfg = latest.run.config_or_none()
+    if cfg is None or not len(rates):
+        return None
+    tokens_per_s = float(np.median(rates))
+    flops_per_token = estimate(cfg)["flops_per_token"]
+    return {"flops_per_s": tokens_per_s * flops_per_token, "run": latest.run.name,
+            "step_s": cfg.train.batch_size * cfg.model.block_size * cfg.train.grad_accum_steps / tokens_per_s}
+
+
+def time_estimate(cfg: Config, est: dict, speed: dict | None) -> dict | None:
+    """Time per step and for the whole run (the steps after a fork's checkpoint), scaled by FLOPs from a
+    measured run: {"step_s", "total_s", "steps", "source"}; None without a measurement."""
+    if speed is None or speed["flops_per_s"] <= 0:
+        return None
+    start = layout.checkpoint_step(cfg.train.init_from) if cfg.train.init_from else None
+    steps = max(0, cfg.train.max_steps - (start or 0))
+    step_s = est["flops_per_step"] / speed["flops_per_s"]
+    return {"step_s": step_s, "total_s": step_s * steps, "steps": steps,
+            "source": f"measured on this machine: run {speed['run']} took {1000 * speed['step_s']:,.0f} ms "
+                      "a step; scaled by FLOPs per step"}
 
 
 def eta_text(history: RunHistory) -> str:

@@ -3,8 +3,6 @@ per step / total time are estimated before Start from runs measured on this mach
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from studio import demo

@@ -43,6 +43,8 @@ train:
   min_lr: 2.0e-4
 run:
   dir: .
+  # in the corpus's own characters (a char tokenizer shows <unk> for any other)
+  attention_probe: "copy: abcdef|abcdef\\nreverse: abcdef|fedcba\\nadd: 123+456=579"
 """
 
 

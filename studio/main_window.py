@@ -248,6 +248,7 @@ class MainWindow(QMainWindow):
             return
         self.config_editor.set_base_dir(ctl.run.dir)
         self.attention.set_run_dir(ctl.run.dir)  # its step slider follows the selected run's snapshots
+        self.generation.set_run_dir(ctl.run.dir)  # the pickers preselect its latest checkpoint
         self.config_editor.set_text(ctl.run.read_config_text())
         self.training.set_controller(ctl)
         self._update_overlays()
@@ -357,6 +358,9 @@ class MainWindow(QMainWindow):
     def _on_session_run_updated(self, run_dir: str) -> None:
         if run_dir in self.session.controllers:
             self.runs_panel.update_run(self.session.summary(run_dir))
+        if self.generation is not None:  # a new checkpoint is offered where none was chosen by hand
+            self.generation.checkpoints_changed()
+            self.attention.checkpoints_changed()
         if run_dir == self.current_dir:
             self._update_actions()
 

@@ -100,7 +100,8 @@ class ConfigEditor(QWidget):
         scroll.setWidget(self.form)
         self.yaml_edit = QPlainTextEdit()
         self.yaml_edit.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.yaml_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        # Long flow-style lines (train: {...}) wrap at the edge rather than run off it.
+        self.yaml_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.yaml_edit.setTabStopDistance(16)
         self._highlighter = YamlHighlighter(self.yaml_edit.document())
         self._highlighter.set_dark(self.palette().color(QPalette.ColorRole.Base).lightness() < 128)

@@ -48,8 +48,8 @@ class RunsPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)  # names are never cut: a narrow list scrolls sideways instead
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio import demo, window_state
+from studio.controllers.generation import share_cores
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme
@@ -193,6 +194,7 @@ class MainWindow(QMainWindow):
         t.multinode_requested.connect(self.show_multinode)
         t.plots.export_requested.connect(self.export_plots)
         window_state.restore_panels(self, TABS.index("training"))
+        self._share_cores()
         if self.session.workspace is not None:
             self.data_panel.set_workspace(self.session.workspace.root)
             self.generation.set_workspace(self.session.workspace.root)
@@ -270,6 +272,13 @@ class MainWindow(QMainWindow):
             speed = measured_speed(self.session.controllers.values())
             self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed))
 
+    def _share_cores(self) -> None:
+        """Inference workers started while a run trains take 1 thread; the Generate tab says so."""
+        share = share_cores(os.cpu_count() or 1, len(self.session.running()))
+        self.inference_pool.threads = share["worker"]
+        self.generation.set_core_share(share["text"], "Workers started before a run began keep their threads "
+                                       "until their checkpoint is loaded again.")
+
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:
             overlays = self.session.overlays(self.current_dir, self.runs_panel.compared())
@@ -296,9 +305,10 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is None or self.training is None:
             return False
+        share = share_cores(os.cpu_count() or 1, len(self.session.running()) + 1)
         problems = ctl.request_start(None if resume else self.config_editor.text(), resume,
                                      self.training.nproc() if nproc is None else nproc,
-                                     self.training.device() if device is None else device)
+                                     self.training.device() if device is None else device, share["train"])
         if problems:
             if not resume:
                 self.training.set_start_blockers(problems)
@@ -361,6 +371,7 @@ class MainWindow(QMainWindow):
         if self.generation is not None:  # a new checkpoint is offered where none was chosen by hand
             self.generation.checkpoints_changed()
             self.attention.checkpoints_changed()
+            self._share_cores()
         if run_dir == self.current_dir:
             self._update_actions()
 

@@ -159,9 +159,10 @@ class RunController(QObject):
 
     # ------------------------------------------------------------------ intents
     def request_start(self, config_text: str | None = None, resume: bool = False, nproc: int = 1,
-                      device: str = "") -> list[str]:
+                      device: str = "", threads: int = 0) -> list[str]:
         """The Start/Resume intent: save `config_text` (the edited config) and start, or resume; returns
-        why it could not (empty when the engine was launched). `device` overrides train.device."""
+        why it could not (empty when the engine was launched). `device` overrides train.device; `threads`
+        is the engine's --threads (0 = torch's default)."""
         if resume:
             if not self.can_resume():
                 return ["nothing to resume: the run is running, new or has no checkpoint"]
@@ -171,11 +172,12 @@ class RunController(QObject):
                 return problems
             if config_text is not None:
                 self.run.write_config_text(config_text)
-        if not self.start(resume=resume, nproc=nproc, overrides=device_overrides(device)):
+        if not self.start(resume=resume, nproc=nproc, overrides=device_overrides(device), threads=threads):
             return [self.message or "could not start the engine"]
         return []
 
-    def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = ()) -> bool:
+    def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = (),
+              threads: int = 0) -> bool:
         if self.is_running():
             return False
         self.message = ""
@@ -183,7 +185,7 @@ class RunController(QObject):
         if resume:
             self.stderr_tail.clear()
         job = self._new_job()
-        if not job.start(resume=resume, nproc=nproc, overrides=overrides):
+        if not job.start(resume=resume, nproc=nproc, overrides=overrides, threads=threads):
             return False
         self._set_status("running")
         self.run_started.emit()

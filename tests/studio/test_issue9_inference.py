@@ -115,3 +115,26 @@ def test_side_by_side_generate_panes_are_equally_wide(qtbot, window, workspace):
     QApplication.processEvents()
     left, right = (w.generation.outputs.widget(i).width() for i in range(2))
     assert right > 100 and abs(left - right) <= 2
+
+
+def test_training_and_generation_share_the_cores_and_say_so(qtbot, window, workspace, fake_engine, monkeypatch):
+    from studio.controllers.generation import share_cores
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    fake_engine("normal", hold_at=3)
+    w = window(workspace.root)
+    w.runs_panel.select_run(workspace.run("tiny").dir)
+    assert w.inference_pool.threads == 0 and "no run is training" in w.generation.cores_label.text()
+    ctl = w.controller()
+    assert w.start_training()
+    argv = ctl.job.argv
+    assert argv[argv.index("--threads") + 1] == "3"  # one of the 4 cores stays for the window and generation
+    assert w.inference_pool.threads == 1
+    assert "generation uses 1 thread while 1 run trains" in w.generation.cores_label.text()
+    worker = w.inference_pool.acquire(_ck(workspace.run("tiny").dir, 50))
+    assert worker.threads == 1  # a worker started now gets --threads 1
+    w.inference_pool.release(worker)
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000):
+        w.stop_training()
+    assert w.inference_pool.threads == 0 and "no run is training" in w.generation.cores_label.text()
+    assert share_cores(2, 1)["train"] == 1 and share_cores(8, 2)["train"] == 3 and share_cores(1, 1)["train"] == 1

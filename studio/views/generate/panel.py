@@ -110,6 +110,9 @@ class GenerationPanel(QWidget):
         self.history_list.entry_requested.connect(self.restore_entry)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.cores_label = QLabel()  # how the CPU is shared with training (set by the owner)
+        self.cores_label.setWordWrap(True)
+        self.cores_label.setStyleSheet("color: palette(placeholder-text);")
         layout = QHBoxLayout(self)
         layout.addWidget(self._build_left())
         layout.addWidget(self._build_right(), 1)
@@ -123,6 +126,7 @@ class GenerationPanel(QWidget):
         ml.addWidget(self.sides["A"].picker)
         ml.addWidget(self.compare)
         ml.addWidget(self.sides["B"].picker)
+        ml.addWidget(self.cores_label)
         self.sides["B"].picker.setEnabled(False)
         settings = QGroupBox("Sampling")
         QVBoxLayout(settings).addWidget(self.params)
@@ -190,6 +194,11 @@ class GenerationPanel(QWidget):
             s.picker.set_run(run_dir)
         for s in self.sides.values():
             self._update_header(s)
+
+    def set_core_share(self, text: str, tip: str = "") -> None:
+        """Say how the CPU cores are shared between generation and training runs."""
+        self.cores_label.setText(text)
+        self.cores_label.setToolTip(tip)
 
     def checkpoints_changed(self) -> None:
         """A run wrote a checkpoint: offer it where nothing was chosen by hand."""

@@ -133,10 +133,14 @@ def build_finished_demo(root: str | None = None, max_steps: int = 300) -> Run:
 DEMO_FORK = "demo-fork-low-lr"
 
 
-def build_demo_fork(root: str | None = None, fork_step: int = 150) -> Run:
-    """Blocking (command line use only): fork the finished demo run at `fork_step` with a 3x lower peak
-    learning rate and train the fork to the end, so screenshots show lineage and the parent's curve."""
+def build_demo_fork(root: str | None = None, fork_step: int | None = None) -> Run:
+    """Blocking (command line use only): fork the finished demo run at `fork_step` (default: its checkpoint
+    nearest half way) with a 3x lower peak learning rate and train the fork to the end, so screenshots
+    show lineage and the parent's curve."""
     parent = build_finished_demo(root)
+    if fork_step is None:
+        steps = [ck.step for ck in parent.checkpoints()]
+        fork_step = min(steps, key=lambda s: abs(s - steps[-1] / 2)) if steps else 0
     ws = ensure_demo_workspace(root)
     fork = ws.run(DEMO_FORK)
     if fork.status() == "done":

@@ -52,7 +52,8 @@ def test_time_per_step_and_total_are_estimated_from_a_run_measured_here(qtbot, w
     w.session.refresh()
     w.runs_panel.select_run(past.dir)
     w.runs_panel.select_run(workspace.run("tiny").dir)  # same model: same time per step, 200 steps
-    assert timing["step"].text() == "≈ 13 ms" and "(200 steps)" in timing["total"].text()
+    assert timing["step"].text() == "≈ 13 ms" and timing["total"].text() == "≈ 3s"  # 200 x 12.8 ms
+    assert w.config_editor.estimates.timing_names["total"].text() == "Training, 200 steps"
     note = w.config_editor.estimates.timing_note.text()
     assert "measured on this machine" in note.lower() and "run a took 13 ms" in note
     box = w.config_editor.form.editors["model.n_layer"].input

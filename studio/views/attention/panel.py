@@ -85,7 +85,7 @@ class AttentionPanel(QWidget):
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("Type or paste a text, then Compute (Ctrl+Return)")
         self.text.setPlainText(DEFAULT_TEXT)
-        self.text.setFixedHeight(46)
+        self.text.setFixedHeight(self.text.fontMetrics().lineSpacing() * 3 + 14)  # three lines, whole
         self.compute_button = QPushButton("Compute")
         self.compute_button.setShortcut("Ctrl+Return")
         self.compute_button.clicked.connect(self.compute)

@@ -101,10 +101,12 @@ class EstimatesPanel(QFrame):
         grid.addWidget(head, row, 0, 1, 2)
         row += 1
         self.timing: dict[str, QLabel] = {}
+        self.timing_names: dict[str, QLabel] = {}
         for key, text in (("step", "Time / step"), ("total", "Training time")):
             value = QLabel("—")
             value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(QLabel(text), row, 0)
+            self.timing_names[key] = QLabel(text)
+            grid.addWidget(self.timing_names[key], row, 0)
             grid.addWidget(value, row, 1)
             self.timing[key] = value
             row += 1
@@ -143,11 +145,13 @@ class EstimatesPanel(QFrame):
         if timing is None:
             for label in self.timing.values():
                 label.setText("—")
+            self.timing_names["total"].setText("Training time")
             self.timing_note.setText("No run has trained on this machine yet: the first one measures it.")
             return
         step = timing["step_s"]
         self.timing["step"].setText(f"≈ {1000 * step:,.0f} ms" if step < 10 else f"≈ {step:,.0f} s")
-        self.timing["total"].setText(f"≈ {format_duration(timing['total_s'])} ({timing['steps']:,} steps)")
+        self.timing["total"].setText(f"≈ {format_duration(timing['total_s'])}")
+        self.timing_names["total"].setText(f"Training, {timing['steps']:,} steps")
         self.timing_note.setText(timing["source"][:1].upper() + timing["source"][1:] + ".")
 
     def show_stale(self, reason: str) -> None:

@@ -69,10 +69,12 @@ def test_log_y_checkbox_is_visible_in_the_dark_theme(qtbot, window, workspace):
     assert best >= 3.0  # the indicator's frame stands out from the window
 
 
-def test_run_names_are_not_cut(qtbot, window, workspace):
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_run_names_are_not_cut(qtbot, window, workspace, theme):
     parent = workspace.run("tiny")
     write_finished_run(parent.dir, steps=100)
     w = window(workspace.root)
+    w.set_theme(theme)
     w.copy_run(parent.dir)
     child = w.session.fork_run(parent.dir, parent.checkpoints()[0].path, {"train.max_steps": 300},
                                "tiny-fork-with-a-long-name-low-lr")
@@ -83,4 +85,6 @@ def test_run_names_are_not_cut(qtbot, window, workspace):
     item = tree.topLevelItem(0).child(tree.topLevelItem(0).childCount() - 1)
     assert item.text(0) == "tiny-fork-with-a-long-name-low-lr"
     needed = tree.fontMetrics().horizontalAdvance(item.text(0)) + 2 * tree.indentation()
-    assert tree.columnWidth(0) >= needed
+    width = tree.columnWidth(0)
+    w.set_theme("light")
+    assert width >= needed

@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint_args(pg)
     pg.add_argument("--prompt", default="\n")
     pg.add_argument("--max-new-tokens", type=int, default=200)
-    pg.add_argument("--temperature", type=float, default=0.8)
+    pg.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
+    pg.add_argument("--chat", action="store_true",
+                    help="the prompt is one user message in the checkpoint's chat template; stop at its EOS")
     pg.add_argument("--top-k", type=int, default=None)
     pg.add_argument("--top-p", type=float, default=None)
     pg.add_argument("--repetition-penalty", type=float, default=1.0)

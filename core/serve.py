@@ -36,6 +36,7 @@ import threading
 import traceback
 from typing import Any, TextIO
 
+from core.chat import stop_ids as chat_stop_ids
 from core.errors import UsageError
 from core.layout import atomic_write, resolve_checkpoint
 from core.protocol import PROTOCOL_VERSION, REQUESTS, encode, make_event
@@ -213,6 +214,21 @@ class Worker:
             raise BadRequest(f"{text_field} must be a string")
         return self.tok.encode(text)
 
+    def _chat_ids(self, req: dict) -> list[int]:
+        """`messages` ([{role, content}]) or `prompt` as one user message, in the checkpoint's chat template."""
+        from core.chat import render_chat
+
+        messages = req.get("messages")
+        if messages is None:
+            prompt = req.get("prompt", "")
+            if not isinstance(prompt, str):
+                raise BadRequest("prompt must be a string")
+            messages = [{"role": "user", "content": prompt}]
+        try:
+            return self.tok.encode(render_chat(self.meta, messages))
+        except UsageError as exc:
+            raise BadRequest(str(exc)) from None
+
     def _op_tokenize(self, req: dict) -> None:
         ids = self._ids_of(req, "text", "token_ids")
         self.emit("result", id=req["id"], op="tokenize", token_ids=ids, tokens=self.tok.decode_pieces(ids))
@@ -268,14 +284,16 @@ class Worker:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise BadRequest("stop must be a list of strings")
         stops = [s for s in stops if s]
-        prompt_ids = self._ids_of(req, "prompt", "prompt_ids")
+        prompt_ids = self._chat_ids(req) if req.get("chat") or "messages" in req else \
+            self._ids_of(req, "prompt", "prompt_ids")
 
         tok, eot = self.tok, self.tok.eot_id
+        stop_ids = chat_stop_ids(self.meta)  # an imported model's end-of-turn/EOS id(s); none for ours
         longest_stop = max((len(s) for s in stops), default=0)
         text, token_ids, held = "", [], []
         stopped_by = "length"
         for index, step in enumerate(generate_steps(self.model, prompt_ids, p, self._cancel_current.is_set)):
-            if eot is not None and step.token_id == eot:
+            if (eot is not None and step.token_id == eot) or step.token_id in stop_ids:
                 stopped_by = "eos"
                 break
             token_ids.append(step.token_id)

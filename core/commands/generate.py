@@ -11,6 +11,7 @@ from core.layout import resolve_checkpoint
 
 
 def generate_main(args: argparse.Namespace) -> int:
+    from core.chat import render_chat, stop_ids
     from core.generate import SampleParams, generate_steps, load_model, load_tokenizer_for
 
     if args.max_new_tokens < 0:
@@ -22,10 +23,15 @@ def generate_main(args: argparse.Namespace) -> int:
     tok = load_tokenizer_for(path, meta)
     p = SampleParams(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.repetition_penalty,
                      args.seed, use_cache=not args.no_cache)
+    # --chat: the prompt is one user message in the checkpoint's own chat template (imported models).
+    prompt = render_chat(meta, [{"role": "user", "content": args.prompt}]) if args.chat else args.prompt
+    stops = stop_ids(meta)  # empty for our own checkpoints: they stop at the length limit, as before
     out: list[int] = []
     printed = ""
-    sys.stdout.write(args.prompt)
-    for s in generate_steps(model, tok.encode(args.prompt), p):
+    sys.stdout.write(prompt)
+    for s in generate_steps(model, tok.encode(prompt), p):
+        if s.token_id in stops:
+            break
         out.append(s.token_id)
         if args.stream:  # decode the whole tail so multi-byte characters split across tokens come out whole
             text = tok.decode(out)

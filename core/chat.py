@@ -1,0 +1,66 @@
+"""Chat prompts for imported checkpoints: the meta's chat template rendered with jinja2, and the token ids
+that end a turn.
+
+An imported checkpoint's meta.json carries `chat_template`, `bos_token`, `eos_token`, `eos_token_id` (an
+int or, as in many generation configs, a list). Our own checkpoints carry none of these: they have no chat
+mode and generation stops only at the length limit, as before.
+"""
+
+from __future__ import annotations
+
+from core.errors import UsageError
+
+EXTRA = "pip install -e '.[interop]'"
+
+
+def has_chat_template(meta: dict) -> bool:
+    return isinstance(meta.get("chat_template"), str) and bool(meta["chat_template"].strip())
+
+
+def stop_ids(meta: dict) -> set[int]:
+    """The ids that end generation: the meta's EOS id(s); empty for our own checkpoints."""
+    eos = meta.get("eos_token_id")
+    if isinstance(eos, bool):
+        return set()
+    if isinstance(eos, int):
+        return {eos}
+    if isinstance(eos, list):
+        return {i for i in eos if isinstance(i, int) and not isinstance(i, bool)}
+    return set()
+
+
+def check_messages(messages) -> list[dict]:
+    """[{role, content}] with string fields, else UsageError naming the bad entry."""
+    if not isinstance(messages, list) or not messages:
+        raise UsageError("messages must be a non-empty list of {role, content}", field="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise UsageError(f"messages[{i}] must be {{\"role\": str, \"content\": str}}, got {m!r}",
+                             field="messages")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def render_chat(meta: dict, messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """The conversation as the model was trained to see it (the same rendering as transformers'
+    apply_chat_template: a sandboxed jinja2 environment, trim_blocks and lstrip_blocks)."""
+    if not has_chat_template(meta):
+        raise UsageError("this checkpoint has no chat template (meta.json `chat_template`); "
+                         "chat needs an imported model that has one", field="chat_template")
+    messages = check_messages(messages)
+    try:
+        from jinja2.exceptions import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError:
+        raise UsageError(f"chat templates need jinja2 (comes with the interop extra): {EXTRA}") from None
+
+    def raise_exception(message):  # templates call it to refuse e.g. a misplaced system message
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(meta["chat_template"]).render(
+            messages=messages, add_generation_prompt=add_generation_prompt,
+            bos_token=meta.get("bos_token") or "", eos_token=meta.get("eos_token") or "")
+    except TemplateError as exc:
+        raise UsageError(f"the chat template refused the conversation: {exc}", field="messages") from None

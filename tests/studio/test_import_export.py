@@ -1,0 +1,63 @@
+"""ImportJob and ExportJob with the real engine: a tiny Llama (GQA) built offline with transformers is
+imported into the workspace as a run folder every picker lists, then exported; a refused export fails with
+the engine's message and writes nothing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from studio.controllers.export_job import ExportJob, ExportRequest, default_out
+from studio.controllers.import_job import ImportJob, import_name
+from studio.workspace.workspace import Workspace
+
+
+@pytest.fixture
+def hf_folder(tmp_path):
+    from tests.core.interop_models import tiny_hf_model
+
+    tiny_hf_model("llama", str(tmp_path / "tiny-llama"))
+    return str(tmp_path / "tiny-llama")
+
+
+def _text(failure) -> str:
+    return " ".join([failure.headline, *failure.details, *failure.log])
+
+
+def _run(qtbot, job, *args):
+    with qtbot.waitSignal(job.finished, timeout=120_000) as blocker:
+        assert job.start(*args)
+    return blocker.args[0]
+
+
+def test_import_makes_a_listed_base_model_and_export_writes_its_files(qtbot, tmp_path, hf_folder):
+    ws = Workspace.create(str(tmp_path / "ws"))
+    assert import_name(hf_folder) == "tiny-llama" and import_name("/x/Qwen.Q8_0.gguf") == "Qwen.Q8_0"
+    job = ImportJob()
+    result = _run(qtbot, job, hf_folder, os.path.join(ws.runs_dir, ws.unique_run_name("tiny-llama")))
+    assert result.ok, result.failure
+    runs = {r.name: r for r in ws.runs()}
+    assert "tiny-llama" in runs
+    run = runs["tiny-llama"]
+    cfg = run.config()  # the copied config validates, so Fork and fine-tuning can start from it
+    assert cfg.model.n_kv_head == 2 and cfg.model.n_head == 4
+    assert os.path.isfile(os.path.join(result.checkpoint, "meta.json"))
+
+    export = ExportJob()
+    out = default_out(result.checkpoint, "gguf", "f32")
+    done = _run(qtbot, export, ExportRequest(result.checkpoint, "gguf", out, "f32"))
+    assert done.ok and os.path.isfile(out) and os.path.getsize(out) > 1000
+    assert done.folder == os.path.dirname(out)
+
+    bad = ExportRequest(result.checkpoint, "hf", str(tmp_path / "hf-q8"), "q8_0")
+    failed = _run(qtbot, ExportJob(), bad)
+    assert failed.status == "failed" and "q8_0" in _text(failed.failure)
+    assert not os.path.exists(tmp_path / "hf-q8")
+
+
+def test_import_of_a_missing_source_fails_and_lists_nothing(qtbot, tmp_path):
+    ws = Workspace.create(str(tmp_path / "ws"))
+    result = _run(qtbot, ImportJob(), str(tmp_path / "nope"), os.path.join(ws.runs_dir, "nope"))
+    assert result.status == "failed" and "not found" in _text(result.failure)
+    assert [r.name for r in ws.runs()] == []

@@ -1,0 +1,114 @@
+"""Export... on a checkpoint: format, number format, destination; busy progress, then the written path with a
+button that opens its folder. The ExportJob does the work."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from studio.controllers.export_job import DTYPES, FORMATS, ExportJob, ExportRequest, ExportResult, default_out
+
+FORMAT_TITLES = {"hf": "Hugging Face folder (transformers)", "gguf": "GGUF file (llama.cpp, Ollama)",
+                 "onnx": "ONNX graph (ONNX Runtime)"}
+
+
+class ExportDialog(QDialog):
+    def __init__(self, job: ExportJob, checkpoint: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export checkpoint")
+        self.job, self.checkpoint = job, checkpoint
+        self.result: ExportResult | None = None
+        self.format = QComboBox()
+        for fmt in FORMATS:
+            self.format.addItem(FORMAT_TITLES[fmt], fmt)
+        self.dtype = QComboBox()
+        self.out = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_browse_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.out, 1)
+        row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Checkpoint", QLabel(checkpoint))
+        form.addRow("Format", self.format)
+        form.addRow("Number format", self.dtype)
+        form.addRow("Destination", row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.open_button = QPushButton("Open Folder")
+        self.open_button.setVisible(False)
+        self.open_button.clicked.connect(self._on_open_button_clicked)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
+        self.export_button.clicked.connect(self._on_export_button_clicked)
+        self.buttons.rejected.connect(self._on_close)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.open_button)
+        layout.addWidget(self.buttons)
+        self.format.currentIndexChanged.connect(self._on_format_changed)
+        self.dtype.currentIndexChanged.connect(self._on_dtype_changed)
+        job.finished.connect(self._on_job_finished)
+        self._on_format_changed()
+
+    def _on_format_changed(self, *_args) -> None:
+        self.dtype.blockSignals(True)
+        self.dtype.clear()
+        self.dtype.addItems(list(DTYPES[self.format.currentData()]))
+        self.dtype.blockSignals(False)
+        self._on_dtype_changed()
+
+    def _on_dtype_changed(self, *_args) -> None:
+        self.out.setText(default_out(self.checkpoint, self.format.currentData(), self.dtype.currentText()))
+
+    def _on_browse_clicked(self) -> None:
+        if self.format.currentData() == "hf":
+            path = QFileDialog.getExistingDirectory(self, "Folder to hold the export")
+            path = f"{path}/{self.out.text().rsplit('/', 1)[-1]}" if path else ""
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, "Export to", self.out.text())
+        if path:
+            self.out.setText(path)
+
+    def start_export(self) -> bool:
+        request = ExportRequest(self.checkpoint, self.format.currentData(), self.out.text().strip(),
+                                self.dtype.currentText())
+        if not request.out or not self.job.start(request):
+            return False
+        self.progress.setRange(0, 0)
+        self.status.setText(f"Exporting to {request.out} …")
+        self.export_button.setEnabled(False)
+        self.open_button.setVisible(False)
+        return True
+
+    def _on_export_button_clicked(self) -> None:
+        self.start_export()
+
+    def _on_close(self) -> None:
+        if self.job.is_running():
+            self.job.cancel()
+        else:
+            self.accept()
+
+    def _on_job_finished(self, result: ExportResult) -> None:
+        self.result = result
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if result.ok else 0)
+        self.export_button.setEnabled(True)
+        if result.ok:
+            self.status.setText(f"Wrote {result.out}")
+            self.open_button.setVisible(True)
+        elif result.status == "cancelled":
+            self.status.setText("Export cancelled.")
+        else:
+            self.status.setText(f"Export failed: {result.failure.headline}\n" + "\n".join(result.failure.details))
+
+    def _on_open_button_clicked(self) -> None:
+        if self.result is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self.result.folder))

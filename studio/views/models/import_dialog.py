@@ -1,0 +1,99 @@
+"""File -> Import model...: pick an HF folder or a .gguf file and a name; the ImportJob does the work."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from studio.controllers.import_job import ImportJob, ImportResult, import_name
+
+
+class ImportDialog(QDialog):
+    """Source, destination name (a new folder under the workspace's runs/), busy progress, the outcome."""
+
+    def __init__(self, job: ImportJob, runs_dir: str, unique_name, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Import model")
+        self.job, self.runs_dir, self._unique_name = job, runs_dir, unique_name
+        self.result: ImportResult | None = None
+        self.source = QLineEdit()
+        self.source.setPlaceholderText("a Hugging Face model folder or a .gguf file")
+        self.source.textChanged.connect(self._on_source_text_changed)
+        folder_button, file_button = QPushButton("Folder…"), QPushButton("GGUF file…")
+        folder_button.clicked.connect(self._on_folder_button_clicked)
+        file_button.clicked.connect(self._on_file_button_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.source, 1)
+        row.addWidget(folder_button)
+        row.addWidget(file_button)
+        self.name = QLineEdit()
+        form = QFormLayout()
+        form.addRow("Source", row)
+        form.addRow("Name in workspace", self.name)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.import_button = self.buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.import_button.clicked.connect(self._on_import_button_clicked)
+        self.buttons.rejected.connect(self._on_cancel)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+        job.finished.connect(self._on_job_finished)
+        self._on_source_text_changed("")
+
+    def _on_source_text_changed(self, text: str) -> None:
+        if text and not self.name.isModified():  # follow the source until the user edits the name
+            self.name.setText(import_name(text))
+        self.import_button.setEnabled(bool(text.strip()) and not self.job.is_running())
+
+    def _on_folder_button_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Hugging Face model folder")
+        if path:
+            self.source.setText(path)
+
+    def _on_file_button_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "GGUF model file", "", "GGUF (*.gguf)")
+        if path:
+            self.source.setText(path)
+
+    def start_import(self) -> bool:
+        source = self.source.text().strip()
+        run_dir = os.path.join(self.runs_dir, self._unique_name(self.name.text().strip() or import_name(source)))
+        if not self.job.start(source, run_dir):
+            return False
+        self.progress.setRange(0, 0)  # busy: the engine reports no tensor counts to a pipe
+        self.status.setText(f"Importing {source} …")
+        self.import_button.setEnabled(False)
+        return True
+
+    def _on_import_button_clicked(self) -> None:
+        self.start_import()
+
+    def _on_cancel(self) -> None:
+        if self.job.is_running():
+            self.job.cancel()
+        elif self.result is not None and self.result.ok:
+            self.accept()
+        else:
+            self.reject()
+
+    def _on_job_finished(self, result: ImportResult) -> None:
+        self.result = result
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if result.ok else 0)
+        if result.ok:
+            self.status.setText(f"Imported as {os.path.basename(result.run_dir)}: a base model in the runs list.")
+            self.import_button.hide()
+            self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
+        elif result.status == "cancelled":
+            self.status.setText("Import cancelled.")
+        else:
+            self.status.setText(f"Import failed: {result.failure.headline}\n" + "\n".join(result.failure.details))
+        self.import_button.setEnabled(bool(self.source.text().strip()) and not result.ok)

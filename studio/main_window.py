@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._action(m, "Open &Demo Workspace", lambda: self.open_workspace(demo.ensure_demo_workspace().root))
         m.addSeparator()
+        self._action(m, "&Import Model…", self.import_model)
         export = m.addMenu("&Export Plots")
         self._action(export, "Image (PNG)…", lambda: self.export_plots("png"), "Ctrl+E")
         self._action(export, "Vector (SVG)…", lambda: self.export_plots("svg"))
@@ -128,6 +129,7 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action(m, "S&top", self.stop_training, "Ctrl+.")
         self.resume_action = self._action(m, "&Resume", lambda: self.start_training(resume=True), "Ctrl+Shift+R")
         m.addSeparator()
+        self._action(m, "E&xport Checkpoint…", lambda: self.export_checkpoint(self.current_dir))
         self._action(m, "&Multi-node Command…", lambda: self.show_multinode(1))
 
         m = bar.addMenu("&View")
@@ -350,6 +352,17 @@ class MainWindow(QMainWindow):
         if dialog.exec() == ForkDialog.DialogCode.Accepted:
             run = self.session.fork_run(run_dir, dialog.checkpoint_path(), dialog.changes(), dialog.name.text())
             self.runs_panel.select_run(run.dir)
+
+    def import_model(self) -> None:
+        if self.session.workspace is not None:
+            from studio.views.models.import_dialog import run_import_dialog
+
+            run_import_dialog(self.session.workspace, self)
+            self.session.refresh()
+
+    def export_checkpoint(self, run_dir: str | None) -> None:
+        from studio.views.models.export_dialog import run_export_dialog
+        run_export_dialog(run_dir, self)
 
     def show_multinode(self, nproc: int) -> None:
         ctl = self.controller()

@@ -5,9 +5,22 @@ from __future__ import annotations
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from core.layout import latest_checkpoint
 from studio.controllers.export_job import DTYPES, FORMATS, ExportJob, ExportRequest, ExportResult, default_out
 
 FORMAT_TITLES = {"hf": "Hugging Face folder (transformers)", "gguf": "GGUF file (llama.cpp, Ollama)",
@@ -112,3 +125,12 @@ class ExportDialog(QDialog):
     def _on_open_button_clicked(self) -> None:
         if self.result is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(self.result.folder))
+
+
+def run_export_dialog(run_dir: str | None, parent: QWidget | None = None, checkpoint: str | None = None) -> None:
+    """Export… on a run's latest checkpoint (or the given one)."""
+    checkpoint = checkpoint or (latest_checkpoint(run_dir) if run_dir else None)
+    if checkpoint:
+        job = ExportJob(parent)
+        ExportDialog(job, checkpoint, parent).exec()
+        job.shutdown()

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.controllers.import_job import ImportJob, ImportResult, import_name
 
@@ -97,3 +108,12 @@ class ImportDialog(QDialog):
         else:
             self.status.setText(f"Import failed: {result.failure.headline}\n" + "\n".join(result.failure.details))
         self.import_button.setEnabled(bool(self.source.text().strip()) and not result.ok)
+
+
+def run_import_dialog(ws, parent: QWidget | None = None) -> ImportResult | None:
+    """File -> Import Model…: the model becomes a run folder (a base model) in `ws`'s runs list."""
+    job = ImportJob(parent)
+    dialog = ImportDialog(job, ws.runs_dir, ws.unique_run_name, parent)
+    dialog.exec()
+    job.shutdown()
+    return dialog.result

@@ -61,3 +61,37 @@ def test_import_of_a_missing_source_fails_and_lists_nothing(qtbot, tmp_path):
     result = _run(qtbot, ImportJob(), str(tmp_path / "nope"), os.path.join(ws.runs_dir, "nope"))
     assert result.status == "failed" and "not found" in _text(result.failure)
     assert [r.name for r in ws.runs()] == []
+
+
+def test_import_and_export_dialogs_drive_the_jobs(qtbot, tmp_path, hf_folder, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QDesktopServices
+
+    from studio.views.models.export_dialog import ExportDialog
+    from studio.views.models.import_dialog import ImportDialog
+
+    ws = Workspace.create(str(tmp_path / "ws"))
+    dialog = ImportDialog(ImportJob(), ws.runs_dir, ws.unique_run_name)
+    qtbot.addWidget(dialog)
+    dialog.source.setText(hf_folder)
+    assert dialog.name.text() == "tiny-llama"
+    dialog.name.setText("base")
+    dialog.name.setModified(True)
+    with qtbot.waitSignal(dialog.job.finished, timeout=120_000):
+        qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    assert dialog.result.ok and "base" in dialog.status.text()
+    assert [r.name for r in ws.runs()] == ["base"]
+
+    export = ExportDialog(ExportJob(), dialog.result.checkpoint)
+    qtbot.addWidget(export)
+    export.format.setCurrentIndex(export.format.findData("hf"))
+    assert [export.dtype.itemText(i) for i in range(export.dtype.count())] == ["f32", "f16", "bf16"]
+    assert export.out.text().endswith("step-000000-hf-f32")
+    with qtbot.waitSignal(export.job.finished, timeout=120_000):
+        qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
+    assert export.result.ok and os.path.isfile(os.path.join(export.result.out, "config.json"))
+    assert export.open_button.isVisibleTo(export) and export.result.out in export.status.text()
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+    qtbot.mouseClick(export.open_button, Qt.MouseButton.LeftButton)
+    assert opened == [export.result.out]

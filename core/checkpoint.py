@@ -55,7 +55,12 @@ def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
-        save_model(model, os.path.join(tmp, layout.WEIGHTS))
+        if getattr(model, "lora_spec", None):  # LoRA: only the adapters; meta.json names the base
+            from core.lora import save_adapters
+
+            save_adapters(model, tmp)
+        else:
+            save_model(model, os.path.join(tmp, layout.WEIGHTS))
         torch.save(state, os.path.join(tmp, layout.STATE))
         if tokenizer_path and os.path.exists(tokenizer_path):
             shutil.copyfile(tokenizer_path, os.path.join(tmp, layout.TOKENIZER))

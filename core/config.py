@@ -132,6 +132,16 @@ class TrainConfig:
     compile: bool = _f(False, "Compile the model with torch.compile (slow start, faster steps on GPU).")
     init_from: str | None = _f(None, "Start from this checkpoint's weights and optimizer state "
                                "(fork); empty = fresh init.", path=True)
+    finetune: str = _f("none", "With init_from: none = fork (weights, optimizer and progress continue); "
+                       "full = weights only, fresh optimizer from step 0; lora = frozen base + adapters.",
+                       choices=("none", "full", "lora"))
+    lora_rank: int = _f(8, "LoRA adapter rank r.", minimum=1, maximum=4096)
+    lora_alpha: float = _f(16.0, "LoRA scale numerator: the update is (alpha / rank) * B @ A.", minimum=0.0)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch's input.", minimum=0.0, maximum=0.9)
+    lora_targets: list = _f(["attn_qkv", "attn_out"], "Projections that get adapters: attn_qkv, attn_out, "
+                            "mlp_in, mlp_out.")
+    grad_checkpointing: bool = _f(False, "Recompute each block's activations in the backward pass "
+                                  "(less memory, ~30% more compute).")
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,10 @@ def _closest(word: str, options: list[str]) -> str | None:
     return hits[0] if hits else None
 
 
+#: Names of the projections LoRA can adapt (train.lora_targets); core.lora maps them to modules.
+LORA_TARGETS = ("attn_qkv", "attn_out", "mlp_in", "mlp_out")
+
+
 def cross_field_problems(cfg: Config) -> list[Problem]:
     """Rules that involve more than one field."""
     m, t = cfg.model, cfg.train
@@ -331,6 +345,13 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
     betas = t.betas
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
         out.append(Problem("train.betas", f"train.betas: expected two numbers in [0, 1), got {betas!r}"))
+    targets = t.lora_targets
+    if not targets or not all(isinstance(x, str) and x in LORA_TARGETS for x in targets):
+        out.append(Problem("train.lora_targets", f"train.lora_targets: expected a non-empty list of "
+                                                 f"{', '.join(LORA_TARGETS)}; got {targets!r}"))
+    if t.finetune != "none" and not t.init_from:
+        out.append(Problem("train.init_from", f"train.init_from: train.finetune={t.finetune} needs the "
+                                              f"checkpoint to fine-tune"))
     if not cfg.data.dir:
         out.append(Problem("data.dir", "data.dir: must name the prepared data folder"))
     if not cfg.run.dir:

@@ -28,6 +28,7 @@ from core import checkpoint as ckpt
 from core.config import Config, load_config
 from core.errors import EXIT_FAIL, EXIT_OK, UsageError
 from core.evaluation import estimate_loss, probe
+from core.lora import finetune_meta
 from core.protocol import make_event
 from core.runinfo import StopFlag, environment_versions
 from core.sinks import Sinks
@@ -223,6 +224,7 @@ def save(tr: Trainer, reason: str) -> str | None:
                     "best_val_loss": s.best_val_loss, "tokens": s.tokens,
                     "data_meta": {k: tr.data_meta.get(k) for k in ("vocab_size", "tokenizer", "eot_id")},
                     "parent": tr.parent, "versions": environment_versions(None)}
+        meta_out.update(finetune_meta(tr))
         path = ckpt.save_checkpoint(tr.cfg.run.dir, s.step, tr.raw_model, saved_state, meta_out,
                                     tr.tokenizer_path)
         ckpt.prune_checkpoints(tr.cfg.run.dir, tr.cfg.train.keep_checkpoints, protect={path})

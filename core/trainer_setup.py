@@ -142,12 +142,23 @@ def autocast_ctx(device: str, precision: str):
     return contextlib.nullcontext()
 
 
+def make_batches(data, block_size: int, batch_size: int, seed: int, device: str):
+    """Windows of a token stream, or whole padded examples of an SFT split (core.sft)."""
+    from core.sft import SftBatches, SftSplit
+
+    if isinstance(data, SftSplit):
+        return SftBatches(data, block_size, batch_size, seed, device)
+    return Batches(data, block_size, batch_size, seed, device)
+
+
 def open_data(cfg: Config):
     from core.data import open_split, read_meta
+    from core.sft import open_sft_split
 
     try:
         meta = read_meta(cfg.data.dir)
-        train, val = open_split(cfg.data.dir, "train"), open_split(cfg.data.dir, "val")
+        opener = open_sft_split if meta.get("kind") == "sft" else open_split
+        train, val = opener(cfg.data.dir, "train"), opener(cfg.data.dir, "val")
     except (UsageError, OSError, ValueError) as exc:
         raise UsageError(f"data.dir: {exc}", "data.dir") from None
     return meta, train, val
@@ -225,7 +236,9 @@ def restore(tr: Trainer, source: str) -> None:
     try:
         layout.require_checkpoint(source)
         check_same_shape(tr.cfg.model, model_from_meta(ckpt.read_meta(source)), source)
-        ckpt.load_weights(tr.raw_model, source, tr.device)
+        from core.lora import load_weights_any
+
+        load_weights_any(tr.raw_model, source, tr.device)
         if resuming or os.path.isfile(os.path.join(source, layout.STATE)):
             saved = ckpt.load_state(source)
         else:  # an imported checkpoint (llm-train import): weights only, fresh optimizer and data position
@@ -256,17 +269,20 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     cfg = with_vocab(cfg, int(meta["vocab_size"]))
     resume_from = layout.latest_checkpoint(cfg.run.dir) if resume else None
     torch.manual_seed(t.seed)
-    model = GPT(cfg.model).to(device)
+    from core.lora import build_model  # fine-tuning: the base's shape and weights, adapters (core.lora)
+
+    cfg, model = build_model(cfg, device, fresh=resume_from is None)
     dev_type = device.split(":")[0]
     tr = Trainer(
         cfg=cfg, rank=rank, world=world, device=device, precision=precision, sinks=sinks, data_meta=meta,
         train_data=train_data, val_data=val_data, raw_model=model, model=model,
         optimizer=model.make_optimizer(t.lr, t.weight_decay, t.betas, t.eps, dev_type),
         scaler=torch.amp.GradScaler(dev_type, enabled=(precision == "fp16")),
-        batches=Batches(train_data, cfg.model.block_size, t.batch_size, t.seed, device), state=TrainState(),
+        batches=make_batches(train_data, cfg.model.block_size, t.batch_size, t.seed, device),
+        state=TrainState(),
         resume_from=resume_from, parent=None if resume_from else t.init_from, resolved=cfg.to_dict(),
         info=RunInfo(cfg.run.dir) if rank == 0 else None, ctx=autocast_ctx(dev_type, precision))
-    if resume_from or tr.parent:
+    if resume_from or (tr.parent and t.finetune == "none"):  # full/lora: weights only, from step 0
         restore(tr, resume_from or tr.parent)
     if tr.state.step >= t.max_steps:
         raise UsageError(f"train.max_steps: {t.max_steps} is not beyond the checkpoint's step "

@@ -307,6 +307,17 @@ def _remove_empty(folders: list[str]) -> None:
             break
 
 
+def _base_tokenizer(checkpoint: str) -> tuple[Tokenizer, str, int | None]:
+    """(tokenizer, kind, end-of-text id) of a base checkpoint (--tokenizer-from): continued pre-training on
+    one's own text with the base model's vocabulary; an imported one names its own eos id."""
+    from core.sft import base_meta
+
+    meta = base_meta(checkpoint)
+    wrapper = load_tokenizer(checkpoint)
+    eot = meta.get("eos_token_id", wrapper.eot_id if wrapper.kind == "bpe" else None)
+    return wrapper.tokenizer, wrapper.kind, eot
+
+
 def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int | None = None,
             val_fraction: float = 0.1, seed: int = 1337, globs: list[str] | None = None,
             progress: Callable[[dict], None] | None = None, *, max_bytes: int | None = None,
@@ -325,11 +336,8 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
     Raises PrepareError naming the bad path or value; then nothing is written and an existing `out` is
     untouched.
     """
-    if tokenizer_from:  # the base checkpoint's vocabulary (continued pre-training on one's own text)
-        from core.sft import base_meta
-
-        base_meta(tokenizer_from)
-        tokenizer = load_tokenizer(tokenizer_from).kind
+    base = _base_tokenizer(tokenizer_from) if tokenizer_from else None
+    tokenizer = base[1] if base else tokenizer
     _check_args(inputs, tokenizer, vocab_size, val_fraction, max_bytes)
     inputs = [os.fspath(spec) for spec in inputs]
     out = os.path.abspath(out)
@@ -345,16 +353,11 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
     shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed run that had our pid
     os.mkdir(tmp)
     try:
-        if tokenizer_from:
-            tok, sample_bytes = Tokenizer.from_file(os.path.join(tokenizer_from, layout.TOKENIZER)), 0
-        else:
-            tok, sample_bytes = _build_tokenizer(tokenizer, docs, vocab_size, report)
+        tok, sample_bytes = (base[0], 0) if base else _build_tokenizer(tokenizer, docs, vocab_size, report)
         tok.save(os.path.join(tmp, layout.TOKENIZER))
         n_vocab = tok.get_vocab_size()
         dtype = np.uint16 if n_vocab <= 1 << 16 else np.uint32
-        eot_id = tok.token_to_id(EOT) if tokenizer == "bpe" else None
-        if tokenizer_from:  # an imported vocabulary has its own end-of-text token (or none we know)
-            eot_id = layout.read_json(os.path.join(tokenizer_from, layout.META)).get("eos_token_id", eot_id)
+        eot_id = base[2] if base else (tok.token_to_id(EOT) if tokenizer == "bpe" else None)
         counts = _write_splits(tmp, _batch_encoder(tok, tokenizer, dtype), docs, plan, dtype, eot_id, report)
         if counts["train"] == 0 or counts["val"] == 0:
             raise PrepareError(f"corpus too small to split: {counts['train']} train and {counts['val']} "

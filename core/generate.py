@@ -48,10 +48,12 @@ class Step:
 def load_model(path: str, device: str = "cpu") -> tuple[GPT, dict]:
     """A checkpoint's model in eval mode, and its meta.json."""
     meta = layout.read_checkpoint_meta(path)
-    if meta.get("lora"):  # an adapter checkpoint: base + adapters (core.lora)
+    if meta.get("lora"):  # an adapter checkpoint: base + adapters, merged (generate, serve, export)
         from core.lora import load_model as load_lora_model
+        from core.lora import merge
 
-        return load_lora_model(path, device)
+        model, meta = load_lora_model(path, device)
+        return merge(model).eval(), meta
     model = GPT(ModelConfig(**meta["config"]["model"]))
     ckpt.load_weights(model, path, device)
     return model.to(device).eval(), meta

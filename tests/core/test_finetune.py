@@ -65,6 +65,8 @@ def test_lora_freezes_the_base_and_trains_only_adapters(task):
 
 def test_lora_checkpoint_merge_and_generate(task):
     from core.generate import load_model
+    from core.lora import LoRALinear
+    from core.lora import load_model as load_adapted
 
     folder, paths = task
     check(engine("train", "--config", finetune_config(folder, paths, "lora", finetune="lora", max_steps=20,
@@ -78,7 +80,8 @@ def test_lora_checkpoint_merge_and_generate(task):
     out = os.path.join(str(folder), "merged")
     check(engine("merge", "--checkpoint", ckpt, "--out", out, cwd=folder))
     merged_path = layout.latest_checkpoint(out)
-    adapted, _ = load_model(ckpt)
+    adapted, _ = load_adapted(ckpt)  # unmerged: LoRALinear layers
+    assert any(isinstance(m, LoRALinear) for m in adapted.modules())
     merged, meta = load_model(merged_path)
     assert "lora" not in meta
     x = torch.randint(0, adapted.cfg.vocab_size, (2, 40), generator=torch.Generator().manual_seed(0))
@@ -90,6 +93,9 @@ def test_lora_checkpoint_merge_and_generate(task):
     r = check(engine("generate", "--checkpoint", ckpt, "--prompt", "<|user|>\n", "--max-new-tokens", "5",
                      "--seed", "1", cwd=folder))
     assert r.stdout
+    hf = os.path.join(str(folder), "hf")  # export merges on the way
+    r = engine("export", "--checkpoint", ckpt, "--format", "hf", "--out", hf, cwd=folder)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_loss_mask_ignores_prompt_targets(task):

@@ -140,3 +140,23 @@ def test_grad_checkpointing_gives_the_same_gradients():
         model(x, x)[1].backward()
         grads.append([p.grad.clone() for p in model.parameters()])
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads, strict=True))
+
+
+@pytest.mark.parametrize(("train", "field"), [
+    ({"finetune": "lora"}, "train.init_from"),
+    ({"finetune": "half"}, "train.finetune"),
+    ({"lora_targets": ["attn_qkv", "embeddings"]}, "train.lora_targets"),
+    ({"lora_targets": []}, "train.lora_targets"),
+    ({"lora_rank": 0}, "train.lora_rank"),
+    ({"lora_dropout": 1.5}, "train.lora_dropout"),
+    ({"grad_checkpointing": "yes"}, "train.grad_checkpointing"),
+])
+def test_config_names_the_bad_finetune_field(tmp_path, train, field):
+    from engine_helpers import write_config
+
+    from core.config import ConfigError, load_config
+
+    path = write_config(tmp_path, "data", train=train)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert field in err.value.fields

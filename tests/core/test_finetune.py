@@ -31,6 +31,31 @@ def test_full_finetune_learns_the_reverse_task(task):
     assert all(set(g) == {"prompt", "reference", "generation"} for g in after["generations"])
 
 
+def test_lora_learns_the_reverse_task_on_a_copying_base(task):
+    """LoRA end to end: a base fully fine-tuned to *copy* the word is adapted to reverse it."""
+    import itertools
+    import json
+
+    folder, paths = task
+    words = ["".join(p) for p in itertools.product("abcdef", repeat=3)]
+    copy = os.path.join(str(folder), "copy.jsonl")
+    with open(copy, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"prompt": f"reverse: {w}", "completion": w}) + "\n" for w in words)
+    check(engine("prepare", "--input", copy, "--format", "sft", "--tokenizer-from", paths["base"], "--out",
+                 "copy-data", cwd=folder))
+    copying = dict(paths, sft=os.path.join(str(folder), "copy-data"))
+    check(engine("train", "--config", finetune_config(folder, copying, "copy", max_steps=200), cwd=folder))
+    copy_ckpt = layout.latest_checkpoint(os.path.join(str(folder), "copy"))
+    before = pairs_eval(folder, copy_ckpt, paths["pairs.jsonl"])
+    assert before["exact_match"] <= 0.3  # right only on palindromes ("aba"): about 1 word in 6
+    adapted = dict(paths, base=copy_ckpt)
+    check(engine("train", "--config", finetune_config(folder, adapted, "lora-rev", finetune="lora", lr=1e-2,
+                                                      lora_targets=["attn_qkv", "attn_out", "mlp_in", "mlp_out"]),
+                 cwd=folder))
+    after = pairs_eval(folder, layout.latest_checkpoint(os.path.join(str(folder), "lora-rev")), paths["pairs.jsonl"])
+    assert after["exact_match"] > 0.9, after["generations"][:5]
+
+
 def _trainer(folder, paths, name, **train):
     from core.config import load_config
     from core.sinks import Sinks

@@ -26,7 +26,9 @@ from studio import demo, window_state
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme
+from studio.views.runs.actions import RunActions
 from studio.views.runs.close_dialog import ask_about_running
+from studio.views.runs.notifier import Notifier
 from studio.views.runs.panel import RunsPanel
 
 TABS = ("data", "config", "training", "generate", "attention")
@@ -71,6 +73,8 @@ class MainWindow(QMainWindow):
         self.runs_panel.new_run_requested.connect(self.new_run)
         self.runs_panel.copy_run_requested.connect(self.copy_run)
         self.runs_panel.fork_run_requested.connect(self.fork_run)
+        self.run_actions = RunActions(self, self.session, self.runs_panel)  # right-click intents
+        self.notifier = Notifier(self)  # a run ended while the window is in the background
         self.session.runs_changed.connect(self._on_session_runs_changed)
         self.session.run_updated.connect(self._on_session_run_updated)
         self.session.run_finished.connect(self._on_session_run_finished)
@@ -117,6 +121,12 @@ class MainWindow(QMainWindow):
                                         "Ctrl+D")
         self.fork_action = self._action(m, "&Fork from Checkpoint…", lambda: self.fork_run(self.current_dir),
                                         "Ctrl+Shift+F")
+        self._action(m, "&Continue for More Steps…", lambda: self.run_actions.continue_run(self.current_dir))
+        self._action(m, "Co&mpare Ticked Runs…", lambda: self.run_actions.compare(
+            self.runs_panel.compared() or [self.current_dir]), "Ctrl+Shift+C")
+        self._action(m, "Notes and T&ags…", lambda: self.run_actions.annotate(self.current_dir))
+        self._action(m, "Rena&me…", lambda: self.run_actions.rename(self.current_dir), "F2")
+        self._action(m, "Move to Tras&h…", lambda: self.run_actions.delete(self.current_dir))
         m.addSeparator()
         self.start_action = self._action(m, "&Start", lambda: self.start_training(), "Ctrl+R")
         self.stop_action = self._action(m, "S&top", self.stop_training, "Ctrl+.")
@@ -340,6 +350,7 @@ class MainWindow(QMainWindow):
         first_line = message.splitlines()[0] if message else ""
         self.statusBar().showMessage(f"{name}: {status}" + (f" — {first_line}" if first_line else ""), 0)
         self._on_session_run_updated(run_dir)
+        self.notifier.run_finished(name, status, first_line)
         if run_dir == self.current_dir:
             self._update_start_blockers()
         if any(run_dir == d for d in self.runs_panel.compared()):

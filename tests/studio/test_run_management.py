@@ -209,3 +209,44 @@ def test_compare_view_sorts_toggles_and_exports(qtbot, window, workspace, tmp_pa
     with open(path, encoding="utf-8") as fh:
         header = next(csv.reader(fh))
     assert header == view.shown.columns
+
+
+def test_continue_a_finished_run_for_more_steps(qtbot, window, workspace, fake_engine, monkeypatch):
+    fake_engine("normal")
+    w = window
+    tiny = workspace.run("tiny")
+    w.runs_panel.select_run(tiny.dir)
+    ctl = w.controller()
+    assert not _menu_action(w, tiny.dir, "Continue").isEnabled()  # a new run has nothing to continue
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000):
+        assert w.start_training()
+    assert ctl.status == "done" and ctl.history.step == 200
+    monkeypatch.setattr(dialogs, "ask_more_steps", lambda _p, _n, current: 50 if current == 200 else None)
+    action = _menu_action(w, tiny.dir, "Continue")
+    assert action.isEnabled()
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
+        action.trigger()
+    assert blocker.args[0] == "done" and ctl.history.step == 250
+    assert tiny.config().train.max_steps == 250 and "max_steps: 250" in tiny.read_config_text()
+    assert "warmup_steps: 10" in tiny.read_config_text()  # the rest of the config is untouched
+
+
+def test_a_notification_when_a_run_ends_in_the_background(qtbot, window, workspace, fake_engine):
+    fake_engine("normal")
+    w = window
+    w.runs_panel.select_run(workspace.run("tiny").dir)
+    ctl = w.controller()
+    w.isActiveWindow = lambda: False  # the user switched to another window (offscreen has no focus)
+    assert w.notifier.in_background()
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000):
+        assert w.start_training()
+    assert len(w.notifier.sent) == 1
+    title, message, how = w.notifier.sent[0]
+    assert title == "tiny finished" and how in ("tray", "alert") and message
+    w.isActiveWindow = lambda: True  # looking at the window: the status bar says it, no notification
+    assert not w.notifier.in_background()
+    w.session.run_finished.emit(ctl.run.dir, "failed", "boom")
+    assert len(w.notifier.sent) == 1
+    w.isActiveWindow = lambda: False
+    w.session.run_finished.emit(ctl.run.dir, "failed", "loss became nan")
+    assert w.notifier.sent[-1][:2] == ("tiny failed", "loss became nan")

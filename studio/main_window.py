@@ -195,6 +195,10 @@ class MainWindow(QMainWindow):
         t.stop_requested.connect(self.stop_training)
         t.multinode_requested.connect(self.show_multinode)
         t.plots.export_requested.connect(self.export_plots)
+        from studio.controllers.system import SystemMonitor
+
+        self.system_monitor = SystemMonitor(self)  # CPU / RAM / GPU of the selected run while it trains
+        t.system.set_monitor(self.system_monitor)
         window_state.restore_panels(self, TABS.index("training"))
         if self.session.workspace is not None:
             self.data_panel.set_workspace(self.session.workspace.root)
@@ -250,6 +254,7 @@ class MainWindow(QMainWindow):
         self.attention.set_run_dir(ctl.run.dir)  # its step slider follows the selected run's snapshots
         self.config_editor.set_text(ctl.run.read_config_text())
         self.training.set_controller(ctl)
+        self.system_monitor.follow(ctl)
         self._update_overlays()
         self._update_start_blockers()
         self._update_actions()
@@ -398,6 +403,7 @@ class MainWindow(QMainWindow):
         self.dark_action.setChecked(name == "dark")
         if self.training is not None:
             self.training.plots.apply_theme()
+            self.training.system.apply_theme()
             self.training.refresh()
         self._on_session_runs_changed()
 

@@ -73,6 +73,7 @@ class RunActions(QObject):
                 self.window.select_run(pick)
             elif self.window.training is not None:
                 self.window.training.set_controller(None)
+                self.window.system_monitor.follow(None)
         self._say(f"Moved {name} to the trash")
         return True
 

@@ -250,3 +250,23 @@ def test_a_notification_when_a_run_ends_in_the_background(qtbot, window, workspa
     w.isActiveWindow = lambda: False
     w.session.run_finished.emit(ctl.run.dir, "failed", "loss became nan")
     assert w.notifier.sent[-1][:2] == ("tiny failed", "loss became nan")
+
+
+def test_the_preset_box_follows_the_selected_run(window, workspace):
+    from studio.views.config.yaml_tab import list_presets
+    from studio.workspace.presets import matching_preset
+
+    presets = list_presets()
+    with open(presets["small-gpu"], encoding="utf-8") as fh:
+        small = fh.read()
+    tuned = with_changes(small, {"train.lr": 1e-4, "train.max_steps": 50})
+    assert matching_preset(tuned, presets) == "small-gpu"
+    assert matching_preset(with_changes(small, {"model.n_layer": 3}), presets) is None
+    assert matching_preset("not: [yaml", presets) is None
+    w = window
+    a = workspace.create_run("from-small", tuned)
+    w.session.refresh()
+    w.runs_panel.select_run(a.dir)
+    assert w.config_editor.preset_combo.currentText() == "small-gpu"
+    w.runs_panel.select_run(workspace.run("tiny").dir)  # its own 32-wide, 32-token model: no preset
+    assert w.config_editor.preset_combo.currentIndex() == 0

@@ -21,6 +21,21 @@ APT_HINT = ("on Debian/Ubuntu: sudo apt-get install libgl1 libegl1 libxkbcommon0
             "libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 fonts-dejavu-core")
 
 
+IRREGULAR = {"libglib-2.0.so.0": "libglib2.0-0", "libGL.so.1": "libgl1", "libEGL.so.1": "libegl1",
+             "libdbus-1.so.3": "libdbus-1-3", "libfontconfig.so.1": "libfontconfig1",
+             "libfreetype.so.6": "libfreetype6", "libX11-xcb.so.1": "libx11-xcb1"}
+
+
+def debian_package(soname: str) -> str | None:
+    """The Debian/Ubuntu package that ships `soname` (by Debian's naming rule; None for Qt's own)."""
+    if soname in IRREGULAR:
+        return IRREGULAR[soname]
+    if soname.startswith("libQt") or ".so." not in soname:
+        return None
+    stem, version = soname.split(".so.", 1)
+    return f"{stem}{'-' if stem[-1].isdigit() else ''}{version.split('.')[0]}".lower()
+
+
 def xcb_plugin_path() -> str | None:
     """PySide6's libqxcb.so, or None when PySide6 is not installed or has no xcb plugin."""
     spec = importlib.util.find_spec("PySide6")
@@ -77,5 +92,8 @@ def display_problem(environ: dict | None = None, plugin: str | None = None) -> s
         return None
     missing = missing_libraries(plugin)
     if missing:
-        return (f"Qt's xcb platform cannot load: {', '.join(missing)} (needed by {plugin}); {APT_HINT}")
+        packages = [p for p in (debian_package(m) for m in missing) if p]
+        needed = f"sudo apt-get install {' '.join(packages)} (" if packages else "("
+        return (f"Qt's xcb platform cannot load: {', '.join(missing)} (needed by {plugin}); "
+                f"{needed}the whole list, {APT_HINT})")
     return None

@@ -32,6 +32,17 @@ def test_no_display_at_all_says_so_and_exits_2(tmp_path):
     assert "Aborted" not in out.stderr
 
 
+def test_missing_libraries_are_named_with_their_debian_package():
+    assert display.debian_package("libxcb-icccm.so.4") == "libxcb-icccm4"
+    assert display.debian_package("libxcb-keysyms.so.1") == "libxcb-keysyms1"
+    assert display.debian_package("libxkbcommon-x11.so.0") == "libxkbcommon-x11-0"
+    assert display.debian_package("libxcb-render-util.so.0") == "libxcb-render-util0"
+    assert display.debian_package("libglib-2.0.so.0") == "libglib2.0-0"
+    assert display.debian_package("libQt6XcbQpa.so.6") is None
+    for package in ("libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libxkbcommon-x11-0"):
+        assert package in display.APT_HINT  # the README's list and the message's agree
+
+
 def test_ldd_output_parsing_lists_every_missing_library():
     text = ("\tlinux-vdso.so.1 (0x00007ffd)\n\tlibxcb-cursor.so.0 => not found\n"
             "\tlibxcb-icccm.so.4 => not found\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n"
@@ -63,3 +74,12 @@ def test_a_plugin_whose_libraries_are_missing_is_named(tmp_path, monkeypatch, ca
 def test_offscreen_and_wayland_are_not_second_guessed():
     assert display.display_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
     assert display.display_problem({"WAYLAND_DISPLAY": "wayland-0"}) is None
+
+
+def test_the_readme_names_every_library_the_xcb_platform_needs():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    packages = display.APT_HINT.split("apt-get install ", 1)[1].split()
+    assert "libxcb-icccm4" in packages and "libxcb-keysyms1" in packages and len(packages) == 24
+    block = readme.split("sudo apt-get install ", 1)[1].split("```", 1)[0]
+    assert block.replace("\\", " ").split() == packages

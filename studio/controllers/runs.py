@@ -9,8 +9,9 @@ running runs and prepare jobs on close are decided here (the folder logic itself
 from __future__ import annotations
 
 import os
+import sys
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QFile, QObject, QTimer, Signal
 
 from studio import demo
 from studio.controllers.prepare import PrepareJob, PrepareResult
@@ -209,7 +210,10 @@ class WorkspaceSession(QObject):
         if ctl.is_running():
             return f"{ctl.run.name} is training: stop it before deleting it"
         try:
-            move_to_trash(ctl.run.dir, trash)
+            if sys.platform.startswith("linux") or trash is not None:
+                move_to_trash(ctl.run.dir, trash)  # the freedesktop.org layout, restorable from the desktop
+            elif not QFile.moveToTrash(ctl.run.dir):  # macOS Finder / Windows Recycle Bin
+                raise OSError("the system refused to move it to the trash")
         except OSError as exc:
             return f"could not move {ctl.run.name} to the trash: {exc}"
         self._forget(ctl.run.dir)

@@ -56,7 +56,10 @@ class RunActions(QObject):
 
     def delete(self, run_dir: str) -> bool:
         ctl = self.session.controller(run_dir)
-        if ctl is None or not dialogs.confirm_delete(self.window, ctl.run.name):
+        if ctl is None:
+            return False
+        children = [c.run.name for c in self.session.controllers.values() if c.run.parent_dir() == ctl.run.dir]
+        if not dialogs.confirm_delete(self.window, ctl.run.name, children):
             return False
         name, was_current = ctl.run.name, self.window.current_dir == ctl.run.dir
         dirs = list(self.session.controllers)

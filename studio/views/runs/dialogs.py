@@ -20,10 +20,12 @@ def ask_rename(parent: QWidget, name: str) -> str | None:
     return text.strip() if ok and text.strip() else None
 
 
-def confirm_delete(parent: QWidget, name: str) -> bool:
+def confirm_delete(parent: QWidget, name: str, children: list[str] | tuple[str, ...] = ()) -> bool:
+    made = (f"\n\nRuns made from it ({', '.join(children)}) keep their own files, but a fork that has not "
+            "started yet loses the checkpoint it starts from." if children else "")
     answer = QMessageBox.question(
         parent, "Move run to the trash",
-        f"Move the run {name} (its config, metrics and checkpoints) to the trash?\n\n"
+        f"Move the run {name} (its config, metrics and checkpoints) to the trash?{made}\n\n"
         "It can be restored from the desktop's trash.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
     return answer == QMessageBox.StandardButton.Yes

@@ -15,7 +15,7 @@ class SamplesView(QWidget):
         super().__init__(parent)
         self.samples: list[dict] = []
         self.steps = QListWidget()
-        self.steps.setMaximumWidth(140)
+        self.steps.setMinimumWidth(90)
         self.steps.currentRowChanged.connect(self._on_steps_current_row_changed)
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
@@ -25,6 +25,7 @@ class SamplesView(QWidget):
         split.addWidget(self.steps)
         split.addWidget(self.text)
         split.setStretchFactor(1, 1)
+        split.setSizes([120, 600])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)

@@ -47,14 +47,16 @@ class SystemView(QWidget):
         colors = plot_colors()
         for plot in self.plots.values():
             plot.setBackground(colors["background"])
-        pens = {"cpu_percent": ("cpu", colors["smooth"]), "rss_mb": ("mem", colors["lr"]),
-                "gpu_mem_mb": ("mem", colors["grad"]), "gpu_util_percent": ("gpu", colors["speed"]),
-                "gpu_temp_c": ("gpu", colors["val"])}
-        for key, (plot, color) in pens.items():
+        pens = {"cpu_percent": ("cpu", colors["smooth"], "CPU"), "rss_mb": ("mem", colors["lr"], "RAM"),
+                "gpu_mem_mb": ("mem", colors["grad"], "GPU memory"),
+                "gpu_util_percent": ("gpu", colors["speed"], "GPU %"), "gpu_temp_c": ("gpu", colors["val"], "°C")}
+        for key, (plot, color, label) in pens.items():
             if key in self.curves:
                 self.curves[key].setPen(pg.mkPen(color, width=1.5))
             else:
-                self.curves[key] = self.plots[plot].plot(pen=pg.mkPen(color, width=1.5), name=key)
+                if plot in ("mem", "gpu") and self.plots[plot].plotItem.legend is None:
+                    self.plots[plot].addLegend(offset=(4, 4), labelTextSize="8pt")
+                self.curves[key] = self.plots[plot].plot(pen=pg.mkPen(color, width=1.5), name=label)
 
     def set_monitor(self, monitor: SystemMonitor) -> None:
         self.monitor = monitor

@@ -276,3 +276,18 @@ def test_the_preset_box_follows_the_selected_run(window, workspace):
     assert w.config_editor.preset_combo.currentText() == "small-gpu"
     w.runs_panel.select_run(workspace.run("tiny").dir)  # its own 32-wide, 32-token model: no preset
     assert w.config_editor.preset_combo.currentIndex() == 0
+
+
+def test_right_click_opens_the_run_menu_on_the_clicked_run(window, workspace, monkeypatch):
+    from PySide6.QtWidgets import QMenu
+
+    w = window
+    other = workspace.create_run("other", workspace.run("tiny").read_config_text())
+    w.session.refresh()
+    shown = []
+    monkeypatch.setattr(QMenu, "exec", lambda menu, *_a: shown.append([a.text() for a in menu.actions()]))
+    tree = w.runs_panel.tree
+    item = w.runs_panel._items[other.dir]
+    tree.customContextMenuRequested.emit(tree.visualItemRect(item).center())
+    assert w.current_dir == other.dir  # the clicked run becomes the selected one
+    assert shown and {"Rename…", "Move to Trash…", "Notes and tags…", "New from this"} <= set(shown[0])

@@ -26,7 +26,7 @@ from studio import demo, window_state
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme
-from studio.views.runs.actions import RunActions
+from studio.views.runs.actions import RunActions, follow_preset
 from studio.views.runs.close_dialog import ask_about_running
 from studio.views.runs.notifier import Notifier
 from studio.views.runs.panel import RunsPanel
@@ -253,20 +253,12 @@ class MainWindow(QMainWindow):
         self.config_editor.set_base_dir(ctl.run.dir)
         self.attention.set_run_dir(ctl.run.dir)  # its step slider follows the selected run's snapshots
         self.config_editor.set_text(ctl.run.read_config_text())
-        self._follow_preset(ctl.run.read_config_text())
+        follow_preset(self.config_editor.preset_combo, ctl.run.read_config_text())
         self.training.set_controller(ctl)
         self.system_monitor.follow(ctl)
         self._update_overlays()
         self._update_start_blockers()
         self._update_actions()
-
-    def _follow_preset(self, text: str) -> None:
-        """The Preset box names the preset the selected run's config follows ("Load a preset…" if none)."""
-        from studio.views.config.yaml_tab import list_presets
-        from studio.workspace.presets import matching_preset
-
-        combo = self.config_editor.preset_combo
-        combo.setCurrentIndex(max(0, combo.findText(matching_preset(text, list_presets()) or "")))
 
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:

@@ -121,3 +121,12 @@ class RunActions(QObject):
         if self.compare_view is not None:
             self.compare_view.shown.write_csv(path)
             self._say(f"Exported {path}")
+
+
+def follow_preset(combo, config_text: str) -> None:
+    """The Config tab's Preset box names the preset the selected run's config follows ("Load a preset…",
+    its first entry, when none)."""
+    from studio.views.config.yaml_tab import list_presets
+    from studio.workspace.presets import matching_preset
+
+    combo.setCurrentIndex(max(0, combo.findText(matching_preset(config_text, list_presets()) or "")))

@@ -279,13 +279,11 @@ def test_the_preset_box_follows_the_selected_run(window, workspace):
 
 
 def test_right_click_opens_the_run_menu_on_the_clicked_run(window, workspace, monkeypatch):
-    from PySide6.QtWidgets import QMenu
-
     w = window
     other = workspace.create_run("other", workspace.run("tiny").read_config_text())
     w.session.refresh()
     shown = []
-    monkeypatch.setattr(QMenu, "exec", lambda menu, *_a: shown.append([a.text() for a in menu.actions()]))
+    monkeypatch.setattr(w.runs_panel, "popup", lambda menu, _at: shown.append([a.text() for a in menu.actions()]))
     tree = w.runs_panel.tree
     item = w.runs_panel._items[other.dir]
     tree.customContextMenuRequested.emit(tree.visualItemRect(item).center())

@@ -223,7 +223,12 @@ class RunsPanel(QWidget):
         item = self.tree.itemAt(pos)
         if item is not None:
             self.tree.setCurrentItem(item)
-            self.context_menu(item.data(0, DIR_ROLE)).exec(self.tree.viewport().mapToGlobal(pos))
+            self.popup(self.context_menu(item.data(0, DIR_ROLE)), self.tree.viewport().mapToGlobal(pos))
+
+    def popup(self, menu: QMenu, at) -> None:
+        """Show the menu (modal until an entry is chosen or it is dismissed)."""
+        menu.exec(at)
+        menu.deleteLater()
 
     # ------------------------------------------------------------------ queries
     def current_run_dir(self) -> str | None:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from studio import demo, window_state
+from studio import demo, plot_export, window_state
 from studio.controllers.generation import share_cores
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
@@ -407,23 +407,10 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(TABS.index(name))
 
     def export_plots(self, fmt: str) -> None:
-        ctl = self.controller()
-        if self.training is None or ctl is None:
-            return
-        filters = {"png": "PNG image (*.png)", "svg": "SVG image (*.svg)", "csv": "CSV table (*.csv)"}
-        path, _ = QFileDialog.getSaveFileName(self, "Export", os.path.join(ctl.run.dir, f"{ctl.run.name}.{fmt}"),
-                                              filters[fmt])
-        if path:
-            self.export_to(path)
+        plot_export.ask_and_export(self, fmt)
 
     def export_to(self, path: str) -> None:
-        from studio.workspace.metrics import write_csv
-
-        if path.lower().endswith(".csv"):
-            write_csv(self.controller().history, path)
-        else:
-            self.training.plots.export_image(path)
-        self.statusBar().showMessage(f"Exported {path}", 5000)
+        plot_export.export_to(self, path)
 
     def _set_x_mode(self, mode: str) -> None:
         if self.training is not None:

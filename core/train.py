@@ -28,6 +28,7 @@ from core import checkpoint as ckpt
 from core.config import Config, load_config
 from core.errors import EXIT_FAIL, EXIT_OK, UsageError
 from core.evaluation import estimate_loss, probe
+from core.guards import FiniteGuard
 from core.protocol import make_event
 from core.runinfo import StopFlag, environment_versions
 from core.sinks import Sinks
@@ -68,11 +69,12 @@ def run(cfg: Config, *, resume: bool, rank: int, world: int, sinks: Sinks, liste
 def loop(tr: Trainer, stop: StopFlag) -> int:
     """Optimizer steps until max_steps, early stopping or a stop request; each ends in a checkpoint."""
     t, s = tr.cfg.train, tr.state
-    meter = StepMeter(tr)
+    meter, guard = StepMeter(tr), FiniteGuard(tr.device)
     while s.step < t.max_steps:
         meter.start()
         lr = lr_at(s.step, t)
         loss_sum, grad_norm = optimizer_step(tr, lr)
+        guard.note(loss_sum, grad_norm)  # no sync: read before every checkpoint
         loss, any_rank_stop = reduce_step(tr, loss_sum, stop)
         final = s.step == t.max_steps
         if (s.step % t.log_interval == 0 or final) and not meter.log(loss, lr, grad_norm):
@@ -81,8 +83,12 @@ def loop(tr: Trainer, stop: StopFlag) -> int:
             evaluate(tr)
         early = bool(t.early_stopping_patience and s.bad_evals >= t.early_stopping_patience)
         if final or early or stop.agreed(any_rank_stop):
+            if not guard.ok_to_save(tr):
+                return EXIT_FAIL
             return finish(tr, "final" if final else ("early_stop" if early else "stopped"), stop)
         if t.checkpoint_interval and s.step % t.checkpoint_interval == 0:
+            if not guard.ok_to_save(tr):
+                return EXIT_FAIL
             save(tr, "periodic")
     return EXIT_OK
 

@@ -1,5 +1,6 @@
-"""Run-time guards the training loop calls with one line each: finiteness of every step and of the
-weights before a checkpoint is written (issue 14 item 3).
+"""Run-time guards the training code calls with one line each: finiteness of every step and of the
+weights before a checkpoint is written (issue 14 item 3), the run-folder lock (item 6), and --resume of a
+run that never reached a checkpoint (item 11).
 
 Checking the loss with `.item()` every step would add a CPU-GPU sync per step, so each step only ORs a
 "non-finite seen" flag on the device; the flag (and the weights) are read where the loop syncs anyway:
@@ -9,8 +10,14 @@ when any step since the previous one had a non-finite loss or gradient norm, or 
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
+
 import torch
 
+from core import layout
+from core.errors import UsageError
 from core.protocol import make_event
 
 
@@ -41,3 +48,69 @@ class FiniteGuard:
         if tr.info:
             tr.info.ended("failed")
         return False
+
+
+# ----------------------------------------------------------------------------------------- run-folder lock
+LOCK_FILE = ".lock"
+_held: dict[str, int] = {}  # run folder (absolute) -> the open, flock'ed descriptor of its .lock
+
+
+def lock_run_dir(run_dir: str, create: bool = True) -> None:
+    """Hold RUN_DIR/.lock (flock, non-blocking) for the life of this training: a second engine writing the
+    same folder is refused (UsageError naming the running one's pid and host from run.json). With
+    create=False a folder that does not exist yet is left alone (a rejected run leaves nothing behind);
+    the lock is then taken once set-up has succeeded. Idempotent within one process."""
+    import fcntl
+
+    key = os.path.abspath(run_dir)
+    if key in _held or (not create and not os.path.isdir(key)):
+        return
+    try:
+        os.makedirs(key, exist_ok=True)
+        fd = os.open(os.path.join(key, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(f"run.dir: cannot write in {run_dir}: {exc.strerror or exc}", "run.dir") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        info = layout.read_json(os.path.join(key, layout.RUN_JSON))
+        who = f"pid {info.get('pid', '?')} on {info.get('host', 'this machine')}"
+        raise UsageError(f"run.dir: {run_dir} is being written by another training ({who}); wait for it to "
+                         f"end or stop it, or choose another run.dir (nothing was written)", "run.dir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()} {platform.node()}\n".encode())  # who holds it, for people and the studio
+    _held[key] = fd
+
+
+def release_run_dir(run_dir: str) -> None:
+    """Let go of the lock (end of train(); the process's exit does the same)."""
+    fd = _held.pop(os.path.abspath(run_dir), None)
+    if fd is not None:
+        os.close(fd)
+
+
+class LockRelease:
+    """A sink that only releases the run-folder lock when the sinks are closed (end of the training)."""
+
+    def __init__(self, run_dir: str):
+        self.run_dir = run_dir
+
+    def emit(self, event: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        release_run_dir(self.run_dir)
+
+
+def restart_if_no_checkpoint(run_dir: str) -> bool:
+    """--resume on a run killed before its first checkpoint: set its metrics aside (metrics.jsonl ->
+    metrics.jsonl.abandoned) and say it starts afresh. True when that happened; False when there is a
+    checkpoint to resume or nothing at all (the caller reports "nothing to resume")."""
+    metrics = os.path.join(run_dir, layout.METRICS)
+    if layout.latest_checkpoint(run_dir) is not None or not os.path.exists(metrics):
+        return False
+    os.replace(metrics, metrics + ".abandoned")
+    print(f"llm-train: {run_dir} has no checkpoint yet (its run ended before the first one); starting it "
+          f"afresh from step 0 (its old metrics are kept in {layout.METRICS}.abandoned)", file=sys.stderr)
+    return True

@@ -51,6 +51,16 @@ class JsonlSink:
         pass
 
 
+def _torn(path: str) -> bool:
+    """Whether a non-empty file does not end with a newline."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
+
+
 class FileSink:
     """Opened on the first event, so a run rejected during set-up leaves no file behind."""
 
@@ -62,6 +72,8 @@ class FileSink:
         if self.fh is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             self.fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+            if _torn(self.path):  # a killed writer left half a line: end it, or it swallows our first event
+                self.fh.write("\n")
         self.fh.write(encode(event))
         self.fh.flush()
 

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core import checkpoint as ckpt
-from core import layout
+from core import guards, layout
 from core.config import Config, ModelConfig, flops_per_token
 from core.config_text import save_run_configs
 from core.device import resolve_device
@@ -191,12 +191,13 @@ def make_sinks(cfg: Config, resume: bool, events: bool) -> Sinks:
     metrics = os.path.join(run_dir, layout.METRICS)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UsageError(f"run.dir: {run_dir} exists and is not a folder", "run.dir")
+    guards.lock_run_dir(run_dir, create=False)  # before any check or write: a second engine is refused
     if os.path.exists(metrics) and os.path.getsize(metrics) > 0 and not resume:
         raise UsageError(f"run.dir: {run_dir} already holds a run; pass --resume to continue it, or choose "
                          f"another run.dir (nothing was overwritten)", "run.dir")
-    if resume and layout.latest_checkpoint(run_dir) is None:
+    if resume and layout.latest_checkpoint(run_dir) is None and not guards.restart_if_no_checkpoint(run_dir):
         raise UsageError(f"run.dir: nothing to resume in {run_dir} (no checkpoint)", "run.dir")
-    out = [FileSink(metrics)]
+    out = [FileSink(metrics), guards.LockRelease(run_dir)]
     out.append(JsonlSink(sys.stdout) if events else ProgressSink(sys.stderr))
     return Sinks(out)
 
@@ -283,6 +284,7 @@ def announce(tr: Trainer, config_path: str, overrides: list[str]) -> None:
     """run.json, config.yaml and config.resolved.yaml (rank 0), then the `start` event."""
     cfg, t = tr.cfg, tr.cfg.train
     if tr.info:
+        guards.lock_run_dir(cfg.run.dir)  # set-up succeeded: now the folder may be created (and locked)
         tr.info.started(bool(tr.resume_from), parent=tr.parent or (tr.resume_from and tr.info.parent()),
                         config=tr.resolved)
         save_run_configs(cfg, config_path, overrides)  # config.yaml as used (comments kept), resolved

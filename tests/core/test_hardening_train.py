@@ -33,3 +33,58 @@ def test_no_checkpoint_with_non_finite_weights_is_written_or_named(tmp_path, cha
     assert named is None or named in _checkpoints(run_dir)
     with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as fh:
         assert json.load(fh)["status"] == "failed"
+
+
+def test_a_second_training_into_a_locked_run_folder_is_refused(tmp_path, char_data):
+    # Another engine holds the folder (as a running training does): the second one is refused, exit 2,
+    # naming the running one; nothing of the folder is touched.
+    import fcntl
+    import subprocess
+    import sys
+
+    from engine_helpers import ROOT, engine
+
+    cfg = write_config(tmp_path, char_data, train={"max_steps": 3})
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"status": "running", "pid": 4242, "host": "elsewhere"}))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(run_dir / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = engine("train", "--config", cfg, "--events")
+        assert out.returncode == 2, out.stderr[-2000:]
+        assert "4242" in out.stderr and "elsewhere" in out.stderr and "Traceback" not in out.stderr
+        assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert engine("train", "--config", cfg).returncode == 0  # the lock dies with its holder
+    fd = os.open(str(run_dir / ".lock"), os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # and the finished engine released it
+    os.close(fd)
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_afresh(tmp_path, char_data, capsys):
+    cfg = write_config(tmp_path, char_data, train={"max_steps": 4})
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text('{"v":1,"event":"start","step":0}\n{"v":1,"event":"step","st')
+    (run_dir / "run.json").write_text(json.dumps({"status": "running", "pid": 1}))
+    assert main(["train", "--config", cfg, "--resume"]) == 0
+    assert "afresh" in capsys.readouterr().err
+    assert _checkpoints(str(run_dir))[-1].endswith("step-000004")
+
+
+def test_a_torn_last_metrics_line_does_not_swallow_the_next_event(tmp_path, char_data):
+    from core.sinks import FileSink
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"v":1,"event":"step","step":1}\n{"v":1,"event":"st')
+    sink = FileSink(str(path))
+    sink.emit({"v": 1, "event": "start", "step": 1})
+    sink.close()
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[-1])["event"] == "start"

@@ -114,3 +114,27 @@ def restart_if_no_checkpoint(run_dir: str) -> bool:
     print(f"llm-train: {run_dir} has no checkpoint yet (its run ended before the first one); starting it "
           f"afresh from step 0 (its old metrics are kept in {layout.METRICS}.abandoned)", file=sys.stderr)
     return True
+
+
+# ----------------------------------------------------------------------------------------- resume source
+def newest_loadable_checkpoint(run_dir: str) -> str | None:
+    """The newest checkpoint of run_dir that verifies (meta.json readable, checksums match); damaged newer
+    ones are skipped, saying so on stderr. None when there is no checkpoint; UsageError naming every
+    problem when there are checkpoints but none of them loads."""
+    from core import checkpoint as ckpt
+
+    problems = []
+    for _, path in reversed(layout.list_checkpoints(run_dir)):
+        try:
+            ckpt.verify(path)
+        except ckpt.CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        for problem in problems:
+            print(f"llm-train: skipping a damaged checkpoint: {problem}", file=sys.stderr)
+        if problems:
+            print(f"llm-train: resuming from the newest checkpoint that loads: {path}", file=sys.stderr)
+        return path
+    if problems:
+        raise UsageError(f"run.dir: no checkpoint of {run_dir} loads: " + "; ".join(problems[:3]), "run.dir")
+    return None

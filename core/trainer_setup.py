@@ -24,7 +24,7 @@ from core import guards, layout
 from core.config import Config, ModelConfig, flops_per_token
 from core.config_text import save_run_configs
 from core.device import resolve_device
-from core.errors import UsageError
+from core.errors import UsageError, quote
 from core.model import GPT
 from core.protocol import make_event
 from core.runinfo import RunInfo, environment_versions
@@ -224,8 +224,8 @@ def restore(tr: Trainer, source: str) -> None:
     resuming (exact continuation), a fresh early-stopping record when forking."""
     resuming = source == tr.resume_from
     try:
-        layout.require_checkpoint(source)
-        check_same_shape(tr.cfg.model, model_from_meta(ckpt.read_meta(source)), source)
+        layout.resolve_checkpoint(source)  # names a run folder given instead of one of its checkpoints
+        check_same_shape(tr.cfg.model, ckpt.model_config(ckpt.verify(source), source), source)
         ckpt.load_weights(tr.raw_model, source, tr.device)
         if resuming or os.path.isfile(os.path.join(source, layout.STATE)):
             saved = ckpt.load_state(source)
@@ -234,16 +234,20 @@ def restore(tr: Trainer, source: str) -> None:
                      "progress": {}}
     except ckpt.CheckpointError as exc:
         raise UsageError(str(exc), None if resuming else "train.init_from") from None
-    tr.optimizer.load_state_dict(saved["optimizer"])
-    if saved.get("scaler") and tr.scaler.is_enabled():
-        tr.scaler.load_state_dict(saved["scaler"])
-    tr.batches.gen.set_state(saved["data_rng"])
-    tr.state = TrainState.from_saved(saved["progress"])
-    if resuming:
-        torch.set_rng_state(saved["torch_rng"])
-        if tr.dev_type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"])
-    else:
+    try:  # a state.pt that loads but does not fit (edited, from another optimizer): name it, exit 2
+        tr.optimizer.load_state_dict(saved["optimizer"])
+        if saved.get("scaler") and tr.scaler.is_enabled():
+            tr.scaler.load_state_dict(saved["scaler"])
+        tr.batches.gen.set_state(saved["data_rng"])
+        tr.state = TrainState.from_saved(saved["progress"])
+        if resuming:
+            torch.set_rng_state(saved["torch_rng"])
+            if tr.dev_type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise UsageError(f"{os.path.join(source, layout.STATE)}: training state does not fit this run "
+                         f"({quote(str(exc))})", None if resuming else "train.init_from") from None
+    if not resuming:
         tr.state.best_val_loss, tr.state.bad_evals = math.inf, 0
 
 
@@ -255,7 +259,7 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     device, precision = init_device(cfg, world)
     meta, train_data, val_data = open_data(cfg)
     cfg = with_vocab(cfg, int(meta["vocab_size"]))
-    resume_from = layout.latest_checkpoint(cfg.run.dir) if resume else None
+    resume_from = guards.newest_loadable_checkpoint(cfg.run.dir) if resume else None
     torch.manual_seed(t.seed)
     model = GPT(cfg.model).to(device)
     dev_type = device.split(":")[0]

@@ -143,10 +143,11 @@ def autocast_ctx(device: str, precision: str):
 
 
 def open_data(cfg: Config):
-    from core.data import open_split, read_meta
+    from core.data import check_folder, open_split, read_meta
 
     try:
         meta = read_meta(cfg.data.dir)
+        check_folder(cfg.data.dir, meta)
         train, val = open_split(cfg.data.dir, "train"), open_split(cfg.data.dir, "val")
     except (UsageError, OSError, ValueError) as exc:
         raise UsageError(f"data.dir: {exc}", "data.dir") from None

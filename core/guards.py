@@ -81,6 +81,32 @@ def lock_run_dir(run_dir: str, create: bool = True) -> None:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()} {platform.node()}\n".encode())  # who holds it, for people and the studio
     _held[key] = fd
+    remove_leftovers(key)
+
+
+def remove_leftovers(run_dir: str) -> None:
+    """Temporary files and folders of writers killed mid-write (`.NAME.tmp-PID`, `checkpoints/.tmp-step-*`,
+    `step-*.old-PID`). Only called with the lock held, so none of them belongs to a live writer."""
+    import re
+    import shutil
+
+    pattern = re.compile(r"(^\..+\.tmp-\d+$)|(^\.tmp-step-)|(^step-\d+\.old-\d+$)")
+    for folder in (run_dir, os.path.join(run_dir, layout.CHECKPOINTS)):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if pattern.search(name):
+                path = os.path.join(folder, name)
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _unlink(path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def release_run_dir(run_dir: str) -> None:

@@ -76,8 +76,13 @@ def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict
         else:
             os.rename(tmp, final)
         _fsync_dir(root)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        from core.guards import disk_full_error, is_disk_full
+
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            needed = sum(p.numel() * p.element_size() for p in model.parameters()) * 3  # weights + Adam
+            raise disk_full_error(final, needed) from None
         raise
     return final
 

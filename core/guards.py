@@ -164,3 +164,28 @@ def newest_loadable_checkpoint(run_dir: str) -> str | None:
     if problems:
         raise UsageError(f"run.dir: no checkpoint of {run_dir} loads: " + "; ".join(problems[:3]), "run.dir")
     return None
+
+
+# ----------------------------------------------------------------------------------------- disk full
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT, also when torch.save reports it as "unexpected pos" (a RuntimeError)."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "No space left" in str(exc))
+
+
+def disk_full_error(where: str, needed: int | None = None) -> OSError:
+    """An OSError(ENOSPC) whose message says the disk is full, where, how much was needed and is free."""
+    import errno
+    import shutil
+
+    folder = where if os.path.isdir(where) else os.path.dirname(os.path.abspath(where))
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    need = f"about {needed / 1e6:.1f} MB needed, " if needed else ""
+    return OSError(errno.ENOSPC, f"the disk is full while writing {where} ({need}{free}); free some space "
+                                 f"and resume the run")

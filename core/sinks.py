@@ -67,6 +67,7 @@ class FileSink:
     def __init__(self, path: str):
         self.path = path
         self.fh: IO[str] | None = None
+        self.broken = False
 
     def emit(self, event: dict) -> None:
         if self.fh is None:
@@ -74,12 +75,25 @@ class FileSink:
             self.fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
             if _torn(self.path):  # a killed writer left half a line: end it, or it swallows our first event
                 self.fh.write("\n")
-        self.fh.write(encode(event))
-        self.fh.flush()
+        if self.broken:  # the disk filled up: the run is being stopped with an error event elsewhere
+            return
+        try:
+            self.fh.write(encode(event))
+            self.fh.flush()
+        except OSError as exc:
+            self.broken = True
+            if event.get("event") == "error":  # the run is already failing: its stdout event says why
+                return
+            from core.guards import disk_full_error, is_disk_full
+
+            raise (disk_full_error(self.path) if is_disk_full(exc) else exc) from None
 
     def close(self) -> None:
         if self.fh is not None:
-            self.fh.close()
+            try:
+                self.fh.close()
+            except OSError:  # buffered bytes that no longer fit: already reported
+                pass
 
 
 class ProgressSink:

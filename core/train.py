@@ -28,7 +28,7 @@ from core import checkpoint as ckpt
 from core.config import Config, load_config
 from core.errors import EXIT_FAIL, EXIT_OK, UsageError
 from core.evaluation import estimate_loss, probe
-from core.guards import FiniteGuard
+from core.guards import FiniteGuard, is_disk_full
 from core.protocol import make_event
 from core.runinfo import StopFlag, environment_versions
 from core.sinks import Sinks
@@ -258,8 +258,12 @@ def finish(tr: Trainer, reason: str, stop: StopFlag) -> int:
 
 def fail(tr: Trainer, exc: Exception) -> int:
     """An `error` event for a failure during the run (the last good checkpoint stays); EXIT_FAIL."""
-    traceback.print_exc(file=sys.stderr)
-    kind = "oom" if "out of memory" in str(exc).lower() else "exception"
+    kind = "oom" if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() else "exception"
+    kind = "disk_full" if is_disk_full(exc) else kind
+    if kind == "disk_full":  # a plain condition, not a bug: one line, no traceback
+        print(f"llm-train: error: {exc.strerror if isinstance(exc, OSError) else exc}", file=sys.stderr)
+    else:
+        traceback.print_exc(file=sys.stderr)
     hint = " Try a smaller train.batch_size or model.block_size." if kind == "oom" else ""
     tr.sinks.emit(make_event("error", kind=kind, step=tr.state.step, field=None,
                              message=f"{type(exc).__name__}: {exc}{hint}", checkpoint=tr.last_ckpt))

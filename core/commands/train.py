@@ -19,3 +19,8 @@ def train_main(args: argparse.Namespace) -> int:
         if rank == 0:  # core.cli reports it (stdout event with --events, stderr); never in metrics.jsonl
             raise
         return EXIT_BAD_INPUT
+    except OSError as exc:  # during set-up (run.json, config copies): a full or read-only disk is named
+        from core.guards import disk_full_error, is_disk_full
+
+        problem = disk_full_error(exc.filename or "the run folder") if is_disk_full(exc) else exc
+        raise UsageError(f"run.dir: cannot write: {problem.strerror or problem}", "run.dir") from None

@@ -88,3 +88,67 @@ def test_a_torn_last_metrics_line_does_not_swallow_the_next_event(tmp_path, char
     sink.close()
     lines = path.read_text().splitlines()
     assert json.loads(lines[-1])["event"] == "start"
+
+
+def _events(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_disk_full_while_writing_a_checkpoint_is_said_plainly(tmp_path, char_data, capsys, monkeypatch):
+    import errno
+
+    from core import checkpoint
+
+    def full(*args, **kwargs):  # torch reports ENOSPC inside torch.save as "unexpected pos ..."
+        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing "
+                           "file data/3: file write failed; unexpected pos 123 vs 64")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    cfg = write_config(tmp_path, char_data, train={"max_steps": 4, "checkpoint_interval": 2})
+    assert main(["train", "--config", cfg, "--events"]) == 1
+    error = _events(capsys.readouterr().out)[-1]
+    assert error["event"] == "error" and error["kind"] == "disk_full"
+    assert "disk is full" in error["message"] and "step-000002" in error["message"] and "MB" in error["message"]
+    run_dir = tmp_path / "runs" / "r"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert not [n for n in os.listdir(run_dir / "checkpoints") if n.startswith(".tmp")]
+    assert errno.ENOSPC  # the same path is taken for a plain OSError(ENOSPC)
+
+
+def test_disk_full_while_writing_metrics_ends_the_run_cleanly(tmp_path, char_data, capsys, monkeypatch):
+    import errno
+
+    from core import sinks
+
+    real = sinks.encode
+    calls = {"n": 0}
+
+    def encode(event):
+        import sys
+
+        if isinstance(sys._getframe(1).f_locals.get("self"), sinks.FileSink):
+            calls["n"] += 1
+            if calls["n"] >= 4:  # from the fourth metrics line on, nothing fits
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(event)
+
+    monkeypatch.setattr(sinks, "encode", encode)
+    cfg = write_config(tmp_path, char_data, train={"max_steps": 6})
+    code = main(["train", "--config", cfg, "--events"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "metrics.jsonl" in err and "disk is full" in err
+    run_dir = tmp_path / "runs" / "r"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
+def test_cpu_out_of_memory_is_reported_as_oom(tmp_path, char_data, capsys, monkeypatch):
+    from core import train as train_module
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(train_module, "optimizer_step", no_memory)
+    cfg = write_config(tmp_path, char_data, train={"max_steps": 2})
+    assert main(["train", "--config", cfg, "--events"]) == 1
+    assert _events(capsys.readouterr().out)[-1]["kind"] == "oom"

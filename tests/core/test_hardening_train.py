@@ -152,3 +152,27 @@ def test_cpu_out_of_memory_is_reported_as_oom(tmp_path, char_data, capsys, monke
     cfg = write_config(tmp_path, char_data, train={"max_steps": 2})
     assert main(["train", "--config", cfg, "--events"]) == 1
     assert _events(capsys.readouterr().out)[-1]["kind"] == "oom"
+
+
+def test_sigterm_just_after_done_still_exits_0(tmp_path, char_data):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from engine_helpers import ROOT
+
+    cfg = write_config(tmp_path, char_data, train={"max_steps": 2})
+    # Keep the engine alive after `done` a moment (an atexit hook that sleeps), as a slow exit would be.
+    code = ("import atexit, sys, time\natexit.register(time.sleep, 30)\nfrom runpy import run_module\n"
+            f"sys.argv = ['llm-train', 'train', '--config', {cfg!r}, '--events']\n"
+            "run_module('core', run_name='__main__', alter_sys=True)\n")
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:
+        if '"event":"done"' in line.replace(" ", ""):
+            break
+    time.sleep(1.0)  # past `done`, inside the slow exit
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    proc.stdout.close()

@@ -52,6 +52,7 @@ from core.corpora import (
     plan_split,
     read_pieces,
 )
+from core.errors import quote
 from core.layout import is_data_dir  # noqa: F401 (re-exported: the one data-folder rule)
 from core.tokenizer import EOT, UNK, TokenizerWrapper, byte_chars, load_tokenizer  # noqa: F401 (re-exported)
 
@@ -418,8 +419,31 @@ def read_meta(data_dir: str) -> dict:
     if meta["format"] != FORMAT:
         raise PrepareError(f"meta.json format {meta['format']!r} is not supported (expected {FORMAT}): {path}")
     if meta["dtype"] not in ("uint16", "uint32") or meta["tokenizer"] not in KINDS:
-        raise PrepareError(f"meta.json has bad dtype {meta['dtype']!r} or tokenizer {meta['tokenizer']!r}: {path}")
+        raise PrepareError(f"meta.json has bad dtype {quote(meta['dtype'])} or tokenizer "
+                           f"{quote(meta['tokenizer'])}: {path}")
+    for key in ("vocab_size", "train_tokens", "val_tokens"):
+        value, low = meta[key], 1 if key == "vocab_size" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**40:
+            raise PrepareError(f"meta.json: {key} must be an integer >= {low}, got {quote(value)}: {path}")
     return meta
+
+
+def check_folder(data_dir: str, meta: dict) -> None:
+    """What training needs beyond meta.json, checked before the first step (issue 14 item 10): the
+    tokenizer loads and has meta's vocab_size, and every token id is below it (a streaming max over each
+    split, chunk by chunk, so a large file is never read into memory at once)."""
+    tok_path = os.path.join(data_dir, "tokenizer.json")
+    tok = load_tokenizer(data_dir)  # PrepareError naming the file when missing or unreadable
+    if tok.vocab_size != meta["vocab_size"]:
+        raise PrepareError(f"{tok_path} has {tok.vocab_size} tokens but meta.json says vocab_size "
+                           f"{meta['vocab_size']}: the folder is mixed up; prepare it again")
+    for split in layout.SPLITS:
+        ids = open_split(data_dir, split)
+        chunk = 1 << 24
+        top = max(int(ids[i:i + chunk].max()) for i in range(0, len(ids), chunk))
+        if top >= meta["vocab_size"]:
+            raise PrepareError(f"{os.path.join(data_dir, split + '.bin')}: token id {top} is not below "
+                               f"vocab_size {meta['vocab_size']} (damaged, or from another tokenizer)")
 
 
 def open_split(data_dir: str, split: str) -> np.memmap:

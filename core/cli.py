@@ -1,5 +1,5 @@
 """`llm-train`: the engine's command line (prepare, train, generate, attention, serve, estimate,
-import, export).
+import, export, eval, merge).
 
 Exit codes (core.errors): 0 success (also a graceful stop), 1 a failure during the run (error event), 2 bad
 input (config, paths, arguments) with a message naming the file, field or value.
@@ -27,6 +27,8 @@ COMMANDS = {
     "import": ("core.interop.commands", "import_main"),
     "export": ("core.interop.commands", "export_main"),
     "version": ("core.version_cmd", "version_main"),
+    "eval": ("core.commands.eval", "eval_main"),
+    "merge": ("core.commands.merge", "merge_main"),
 }
 
 
@@ -67,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--glob", action="append", default=None, metavar="PATTERN",
                     help="file patterns to take from folders (repeatable), e.g. '**/*.txt'")
     pp.add_argument("--events", action="store_true", help="JSON Lines progress events on stdout")
+    pp.add_argument("--format", choices=("text", "sft"), default="text",
+                    help="text corpus, or instruction data (JSONL prompt/completion or messages)")
+    pp.add_argument("--tokenizer-from", default=None, metavar="CHECKPOINT",
+                    help="use this checkpoint's tokenizer (and chat template for sft) instead of a new one")
+    pp.add_argument("--block-size", type=int, default=None,
+                    help="sft: truncate examples to this context (default: the checkpoint's block_size)")
 
     pt = sub.add_parser("train", help="train (or resume) a model from a run config")
     pt.add_argument("--config", required=True, metavar="RUN.yaml")
@@ -107,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--config", required=True, metavar="RUN.yaml")
     pe.add_argument("--set", action="append", default=[], metavar="section.key=value")
 
+    from core.commands.eval import add_parsers as add_eval_parsers
+
+    add_eval_parsers(sub, _add_checkpoint_args)  # eval, merge
     from core.interop.commands import add_parsers as add_interop_parsers
 
     add_interop_parsers(sub)  # import, export

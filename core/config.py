@@ -23,8 +23,11 @@ from typing import Any
 
 import yaml
 
-from core.errors import UsageError
+from core.errors import UsageError, quote
 from core.layout import atomic_write
+
+#: A run config is a few hundred bytes; a cap keeps a huge file from stalling the YAML parser for minutes.
+MAX_CONFIG_BYTES = 1 << 20
 
 SECTIONS = ("model", "data", "train", "run")
 _FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -115,7 +118,7 @@ class TrainConfig:
     clip_mode: str = _f("norm", "Clip by global gradient norm, or each gradient element by value.",
                         choices=("norm", "value"))
     eval_interval: int = _f(250, "Evaluate every this many optimizer steps (0 = only at the end).", minimum=0)
-    eval_steps: int = _f(50, "Validation batches per evaluation.", minimum=1)
+    eval_steps: int = _f(50, "Validation batches per evaluation.", minimum=1, maximum=100_000)
     early_stopping_patience: int = _f(0, "Stop after this many evaluations without a val-loss improvement "
                                       "(0 = never).", minimum=0)
     checkpoint_interval: int = _f(500, "Write a checkpoint every this many steps (0 = only at the end).",
@@ -124,7 +127,8 @@ class TrainConfig:
     sample_tokens: int = _f(0, "Tokens to generate as a sample at each evaluation (0 = off).", minimum=0)
     sample_prompt: str = _f("\n", "Prompt for the evaluation sample.")
     log_interval: int = _f(1, "Emit a step event every this many optimizer steps.", minimum=1)
-    seed: int = _f(1337, "Random seed (weights init, batch order, dropout).")
+    seed: int = _f(1337, "Random seed (weights init, batch order, dropout).", minimum=0,
+                   maximum=2**63 - 1)
     device: str = _f("auto", "Where to train: auto picks cuda, then mps, then cpu.",
                      choices=("auto", "cpu", "cuda", "mps"))
     precision: str = _f("auto", "Number format: auto = bf16 on GPUs that support it, else fp16 on GPU, "
@@ -132,6 +136,16 @@ class TrainConfig:
     compile: bool = _f(False, "Compile the model with torch.compile (slow start, faster steps on GPU).")
     init_from: str | None = _f(None, "Start from this checkpoint's weights and optimizer state "
                                "(fork); empty = fresh init.", path=True)
+    finetune: str = _f("none", "With init_from: none = fork (weights, optimizer and progress continue); "
+                       "full = weights only, fresh optimizer from step 0; lora = frozen base + adapters.",
+                       choices=("none", "full", "lora"))
+    lora_rank: int = _f(8, "LoRA adapter rank r.", minimum=1, maximum=4096)
+    lora_alpha: float = _f(16.0, "LoRA scale numerator: the update is (alpha / rank) * B @ A.", minimum=0.0)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch's input.", minimum=0.0, maximum=0.9)
+    lora_targets: list = _f(["attn_qkv", "attn_out"], "Projections that get adapters: attn_qkv, attn_out, "
+                            "mlp_in, mlp_out.")
+    grad_checkpointing: bool = _f(False, "Recompute each block's activations in the backward pass "
+                                  "(less memory, ~30% more compute).")
 
 
 @dataclass(frozen=True)
@@ -227,7 +241,7 @@ def _check_value(path: str, value: Any, type_name: str, meta: dict, problems: li
         if ok:
             value = float(value)
             if not math.isfinite(value):
-                problems.append(Problem(path, f"{path}: must be a finite number, got {value!r}"))
+                problems.append(Problem(path, f"{path}: must be a finite number, got {quote(value)}"))
                 return value
     elif base == "str":
         ok = isinstance(value, str)
@@ -235,16 +249,16 @@ def _check_value(path: str, value: Any, type_name: str, meta: dict, problems: li
         ok = isinstance(value, (list, tuple))
         value = list(value) if ok else value
     if not ok:
-        problems.append(Problem(path, f"{path}: expected {base}, got {value!r} ({type(value).__name__})"))
+        problems.append(Problem(path, f"{path}: expected {base}, got {quote(value)} ({type(value).__name__})"))
         return value
     if "choices" in meta and value not in meta["choices"]:
         choices = ", ".join(meta["choices"])
-        problems.append(Problem(path, f"{path}: must be one of {choices}; got {value!r}"))
+        problems.append(Problem(path, f"{path}: must be one of {choices}; got {quote(value)}"))
     if base in ("int", "float"):
         if "min" in meta and value < meta["min"]:
-            problems.append(Problem(path, f"{path} must be >= {meta['min']}, got {value}"))
+            problems.append(Problem(path, f"{path} must be >= {meta['min']}, got {quote(value)}"))
         if "max" in meta and value > meta["max"]:
-            problems.append(Problem(path, f"{path} must be <= {meta['max']}, got {value}"))
+            problems.append(Problem(path, f"{path} must be <= {meta['max']}, got {quote(value)}"))
     return value
 
 
@@ -263,7 +277,7 @@ def from_dict(raw: Any, source: str | None = None) -> Config:
     for sname, cls in SECTION_TYPES.items():
         sraw = raw.get(sname) or {}
         if not isinstance(sraw, dict):
-            problems.append(Problem(sname, f"{sname}: expected a mapping, got {sraw!r}"))
+            problems.append(Problem(sname, f"{sname}: expected a mapping, got {quote(sraw)}"))
             sections[sname] = cls()
             continue
         known = {f.name: f for f in fields(cls)}
@@ -306,6 +320,10 @@ def _closest(word: str, options: list[str]) -> str | None:
     return hits[0] if hits else None
 
 
+#: Names of the projections LoRA can adapt (train.lora_targets); core.lora maps them to modules.
+LORA_TARGETS = ("attn_qkv", "attn_out", "mlp_in", "mlp_out")
+
+
 def cross_field_problems(cfg: Config) -> list[Problem]:
     """Rules that involve more than one field."""
     m, t = cfg.model, cfg.train
@@ -330,7 +348,14 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
                                                  f"train.max_steps={t.max_steps}"))
     betas = t.betas
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
-        out.append(Problem("train.betas", f"train.betas: expected two numbers in [0, 1), got {betas!r}"))
+        out.append(Problem("train.betas", f"train.betas: expected two numbers in [0, 1), got {quote(betas)}"))
+    targets = t.lora_targets
+    if not targets or not all(isinstance(x, str) and x in LORA_TARGETS for x in targets):
+        out.append(Problem("train.lora_targets", f"train.lora_targets: expected a non-empty list of "
+                                                 f"{', '.join(LORA_TARGETS)}; got {quote(targets)}"))
+    if t.finetune != "none" and not t.init_from:
+        out.append(Problem("train.init_from", f"train.init_from: train.finetune={t.finetune} needs the "
+                                              f"checkpoint to fine-tune"))
     if not cfg.data.dir:
         out.append(Problem("data.dir", "data.dir: must name the prepared data folder"))
     if not cfg.run.dir:
@@ -341,26 +366,40 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
 def set_override(raw: dict, assignment: str) -> None:
     """Apply one `section.key=value` override (value parsed as YAML) to raw config data."""
     if "=" not in assignment:
-        raise ConfigError([Problem("", f"--set {assignment!r}: expected section.key=value")])
+        raise ConfigError([Problem("", f"--set {quote(assignment)}: expected section.key=value")])
     key, _, text = assignment.partition("=")
     parts = key.strip().split(".")
     if len(parts) != 2 or not all(parts):
-        raise ConfigError([Problem(key, f"--set {assignment!r}: expected section.key=value")])
+        raise ConfigError([Problem(key, f"--set {quote(assignment)}: expected section.key=value")])
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = safe_yaml(text) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError([Problem(key, f"--set {key}: cannot parse value {text!r}: {exc}")]) from exc
+        raise ConfigError([Problem(key, f"--set {key}: cannot parse value {quote(text)}: {exc}")]) from exc
     section = raw.setdefault(parts[0], {})
     if not isinstance(section, dict):
         raise ConfigError([Problem(parts[0], f"{parts[0]}: expected a mapping")])
     section[parts[1]] = value
 
 
+def safe_yaml(text: str):
+    """yaml.safe_load, refusing anchors and aliases first: a few lines of aliases expand to gigabytes
+    (a "billion laughs"), and a config has no use for them. yaml.YAMLError (with a line) when refused."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.YAMLError(f"line {event.start_mark.line + 1}: YAML anchors and aliases (&name, *name) "
+                                 f"are not allowed in a config")
+    return yaml.safe_load(text)
+
+
 def read_yaml(path: str) -> dict:
     """Read a YAML file into plain data (safe_load); ConfigError names the file and the line on failure."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError([Problem("", f"{path}: config file larger than {MAX_CONFIG_BYTES} bytes; "
+                                           f"a run config is a few hundred bytes")])
+        raw = safe_yaml(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError([Problem("", f"config file not found: {path}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -383,8 +422,10 @@ def load_config(path: str, overrides: list[str] | None = None, resolve: bool = T
 
 def loads(text: str, base_dir: str | None = None, source: str | None = None) -> Config:
     """Validate config text (the studio's YAML tab); resolve paths when base_dir is given."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError([Problem("", f"config text larger than {MAX_CONFIG_BYTES} characters")], source)
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError([Problem("", f"invalid YAML: {exc}")], source) from None
     cfg = from_dict(raw, source)

@@ -407,6 +407,6 @@ def save_run_configs(cfg: Config, config_path: str, overrides: list[str] | tuple
         with open(target, encoding="utf-8") as fh:
             if fh.read() == text:
                 return  # the run's own config, unchanged: leave the file alone
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # missing or damaged: rewritten below
         pass
     atomic_write(target, text)

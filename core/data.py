@@ -52,6 +52,7 @@ from core.corpora import (
     plan_split,
     read_pieces,
 )
+from core.errors import quote
 from core.layout import is_data_dir  # noqa: F401 (re-exported: the one data-folder rule)
 from core.tokenizer import EOT, UNK, TokenizerWrapper, byte_chars, load_tokenizer  # noqa: F401 (re-exported)
 
@@ -307,9 +308,21 @@ def _remove_empty(folders: list[str]) -> None:
             break
 
 
+def _base_tokenizer(checkpoint: str) -> tuple[Tokenizer, str, int | None]:
+    """(tokenizer, kind, end-of-text id) of a base checkpoint (--tokenizer-from): continued pre-training on
+    one's own text with the base model's vocabulary; an imported one names its own eos id."""
+    from core.sft import base_meta
+
+    meta = base_meta(checkpoint)
+    wrapper = load_tokenizer(checkpoint)
+    eot = meta.get("eos_token_id", wrapper.eot_id if wrapper.kind == "bpe" else None)
+    return wrapper.tokenizer, wrapper.kind, eot
+
+
 def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int | None = None,
             val_fraction: float = 0.1, seed: int = 1337, globs: list[str] | None = None,
-            progress: Callable[[dict], None] | None = None, *, max_bytes: int | None = None) -> dict:
+            progress: Callable[[dict], None] | None = None, *, max_bytes: int | None = None,
+            tokenizer_from: str | None = None) -> dict:
     """Build DATA_DIR `out` from `inputs` (files, folders, '@stdlib[:SIZE]', '@synthetic[:SIZE]').
 
     tokenizer: 'bpe' (vocab_size default 4096, min 257), 'char' (vocab_size ignored unless too small),
@@ -324,6 +337,8 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
     Raises PrepareError naming the bad path or value; then nothing is written and an existing `out` is
     untouched.
     """
+    base = _base_tokenizer(tokenizer_from) if tokenizer_from else None
+    tokenizer = base[1] if base else tokenizer
     _check_args(inputs, tokenizer, vocab_size, val_fraction, max_bytes)
     inputs = [os.fspath(spec) for spec in inputs]
     out = os.path.abspath(out)
@@ -339,11 +354,11 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
     shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a killed run that had our pid
     os.mkdir(tmp)
     try:
-        tok, sample_bytes = _build_tokenizer(tokenizer, docs, vocab_size, report)
+        tok, sample_bytes = (base[0], 0) if base else _build_tokenizer(tokenizer, docs, vocab_size, report)
         tok.save(os.path.join(tmp, layout.TOKENIZER))
         n_vocab = tok.get_vocab_size()
         dtype = np.uint16 if n_vocab <= 1 << 16 else np.uint32
-        eot_id = tok.token_to_id(EOT) if tokenizer == "bpe" else None
+        eot_id = base[2] if base else (tok.token_to_id(EOT) if tokenizer == "bpe" else None)
         counts = _write_splits(tmp, _batch_encoder(tok, tokenizer, dtype), docs, plan, dtype, eot_id, report)
         if counts["train"] == 0 or counts["val"] == 0:
             raise PrepareError(f"corpus too small to split: {counts['train']} train and {counts['val']} "
@@ -404,8 +419,31 @@ def read_meta(data_dir: str) -> dict:
     if meta["format"] != FORMAT:
         raise PrepareError(f"meta.json format {meta['format']!r} is not supported (expected {FORMAT}): {path}")
     if meta["dtype"] not in ("uint16", "uint32") or meta["tokenizer"] not in KINDS:
-        raise PrepareError(f"meta.json has bad dtype {meta['dtype']!r} or tokenizer {meta['tokenizer']!r}: {path}")
+        raise PrepareError(f"meta.json has bad dtype {quote(meta['dtype'])} or tokenizer "
+                           f"{quote(meta['tokenizer'])}: {path}")
+    for key in ("vocab_size", "train_tokens", "val_tokens"):
+        value, low = meta[key], 1 if key == "vocab_size" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**40:
+            raise PrepareError(f"meta.json: {key} must be an integer >= {low}, got {quote(value)}: {path}")
     return meta
+
+
+def check_folder(data_dir: str, meta: dict) -> None:
+    """What training needs beyond meta.json, checked before the first step (issue 14 item 10): the
+    tokenizer loads and has meta's vocab_size, and every token id is below it (a streaming max over each
+    split, chunk by chunk, so a large file is never read into memory at once)."""
+    tok_path = os.path.join(data_dir, "tokenizer.json")
+    tok = load_tokenizer(data_dir)  # PrepareError naming the file when missing or unreadable
+    if tok.vocab_size != meta["vocab_size"]:
+        raise PrepareError(f"{tok_path} has {tok.vocab_size} tokens but meta.json says vocab_size "
+                           f"{meta['vocab_size']}: the folder is mixed up; prepare it again")
+    for split in layout.SPLITS:
+        ids = open_split(data_dir, split)
+        chunk = 1 << 24
+        top = max(int(ids[i:i + chunk].max()) for i in range(0, len(ids), chunk))
+        if top >= meta["vocab_size"]:
+            raise PrepareError(f"{os.path.join(data_dir, split + '.bin')}: token id {top} is not below "
+                               f"vocab_size {meta['vocab_size']} (damaged, or from another tokenizer)")
 
 
 def open_split(data_dir: str, split: str) -> np.memmap:

@@ -33,7 +33,10 @@ class DataError(UsageError):
 
 def quote(value: object, limit: int = MAX_QUOTED) -> str:
     """repr() of a value for a message, capped so a huge value never floods (or exhausts) anything."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit (10**5000) cannot even be printed
+        text = f"<{type(value).__name__} too large to print>"
     if len(text) > limit:
         return f"{text[:limit]}...({len(text)} chars)"
     return text

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from core import layout
 from core.config import Config
 from core.protocol import make_event
-from core.trainer_setup import Batches, Trainer
+from core.trainer_setup import Trainer, make_batches
 
 
 @torch.no_grad()
@@ -22,7 +22,7 @@ def estimate_loss(model, cfg: Config, train_data, val_data, device, ctx, rank: i
     model.eval()
     out = {}
     for split, data in (("train", train_data), ("val", val_data)):
-        sampler = Batches(data, cfg.model.block_size, t.batch_size, seed=1234, device=device)
+        sampler = make_batches(data, cfg.model.block_size, t.batch_size, seed=1234, device=device)
         starts = sampler.draw(t.eval_steps)
         total = torch.zeros(2, device=device)  # (sum of losses, count)
         for k in range(rank, t.eval_steps, world):

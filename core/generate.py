@@ -20,7 +20,6 @@ from torch.nn import functional as F
 
 from core import checkpoint as ckpt
 from core import layout
-from core.config import ModelConfig
 from core.model import GPT, KVCache
 
 
@@ -47,8 +46,18 @@ class Step:
 
 def load_model(path: str, device: str = "cpu") -> tuple[GPT, dict]:
     """A checkpoint's model in eval mode, and its meta.json."""
+    layout.require_checkpoint(path)
     meta = layout.read_checkpoint_meta(path)
-    model = GPT(ModelConfig(**meta["config"]["model"]))
+    if meta.get("lora"):  # an adapter checkpoint: base + adapters, merged (generate, serve, export)
+        from core.lora import load_model as load_lora_model
+        from core.lora import merge
+
+        model, meta = load_lora_model(path, device)
+        return merge(model).eval(), meta
+    try:
+        model = GPT(ckpt.model_config(meta, path))
+    except (TypeError, ValueError, AssertionError) as exc:  # values of the wrong type or size in meta.json
+        raise ckpt.CheckpointError(f"{os.path.join(path, layout.META)}: config.model is not usable: {exc}") from None
     ckpt.load_weights(model, path, device)
     return model.to(device).eval(), meta
 
@@ -58,8 +67,13 @@ def load_tokenizer_for(path: str, meta: dict):
     from core.tokenizer import load_tokenizer
 
     if os.path.isfile(os.path.join(path, layout.TOKENIZER)):
+        ckpt.verify_file(path, layout.TOKENIZER)
         return load_tokenizer(path)
-    return load_tokenizer(meta["config"]["data"]["dir"])
+    data_dir = ((meta.get("config") or {}).get("data") or {}).get("dir")
+    if not isinstance(data_dir, str) or not data_dir:
+        raise ckpt.CheckpointError(f"checkpoint has no {layout.TOKENIZER} and its meta.json names no data folder:"
+                                   f" {path}")
+    return load_tokenizer(data_dir)
 
 
 def next_token_distribution(logits: torch.Tensor, history: list[int], p: SampleParams) -> torch.Tensor:

@@ -123,7 +123,7 @@ def checkpoint_problem(path: str) -> str | None:
                 f"RUN_DIR/{CHECKPOINTS}/): {path}")
     if not os.path.isfile(os.path.join(path, META)):
         return f"not a checkpoint folder (no {META}; incomplete or not written by llm-train): {path}"
-    if not os.path.isfile(os.path.join(path, WEIGHTS)):
+    if not any(os.path.isfile(os.path.join(path, f)) for f in (WEIGHTS, "adapters.safetensors")):
         return f"checkpoint has no {WEIGHTS}: {path}"
     return None
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from core.config import ModelConfig, ffn_hidden
 
@@ -258,7 +259,10 @@ class GPT(nn.Module):
         x = self.drop(x)
         maps = [] if return_attention else None
         for i, block in enumerate(self.blocks):
-            x, probs = block(x, rope, i, cache, return_attention)
+            if getattr(self, "grad_checkpointing", False) and self.training and cache is None:
+                x, probs = checkpoint(block, x, rope, i, None, return_attention, use_reentrant=False)
+            else:
+                x, probs = block(x, rope, i, cache, return_attention)
             if maps is not None:
                 maps.append(probs)
         if cache is not None:

@@ -55,7 +55,18 @@ class RunInfo:
         return layout.read_json(self.path)
 
     def _write(self, data: dict) -> None:
-        layout.atomic_write_json(self.path, data)
+        try:
+            layout.atomic_write_json(self.path, data)
+        except OSError:
+            if not os.path.exists(self.path):
+                raise
+            # No room for a temporary copy (disk full): rewrite in place, so run.json does not stay
+            # "running"; the new text is about as long as the old.
+            import json
+
+            with open(self.path, "r+", encoding="utf-8") as fh:
+                fh.write(json.dumps(data, indent=2, default=str))
+                fh.truncate()
 
     def parent(self) -> str | None:
         return self.read().get("parent")

@@ -29,6 +29,7 @@ an ``error`` without id and exit code 2. Human logs go to stderr.
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import sys
@@ -37,7 +38,7 @@ import traceback
 from typing import Any, TextIO
 
 from core.chat import stop_ids as chat_stop_ids
-from core.errors import UsageError
+from core.errors import UsageError, quote
 from core.layout import atomic_write, resolve_checkpoint
 from core.protocol import PROTOCOL_VERSION, REQUESTS, encode, make_event
 
@@ -66,12 +67,20 @@ def _number(req: dict, name: str, kind: type, default: Any, low: float | None = 
     value = req.get(name, default)
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise BadRequest(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    what = "an integer" if kind is int else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{name} must be {what}, got {quote(value, 80)}")
+    if isinstance(value, float) and (not math.isfinite(value) or (kind is int and value != int(value))):  # NaN/inf (1e400) included
+        raise BadRequest(f"{name} must be a finite {what[2:].lstrip()}, got {quote(value, 80)}")
     value = kind(value)
     if (low is not None and value < low) or (high is not None and value > high):
         raise BadRequest(f"{name} must be in [{low}, {high}], got {value}")
     return value
+
+
+def _valid_id(rid: Any) -> bool:
+    """Request ids are hashable scalars (they key the queue and the cancel sets): str, int or None."""
+    return rid is None or (isinstance(rid, (str, int)) and not isinstance(rid, bool) and len(str(rid)) <= 200)
 
 
 class Worker:
@@ -92,7 +101,12 @@ class Worker:
 
     # ------------------------------------------------------------------ output
     def emit(self, event: str, **fields: Any) -> None:
-        line = encode(make_event(event, **fields))
+        message = make_event(event, **fields)
+        line = encode(message)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (e.g. echoed from a request): escape it, never drop
+            line = json.dumps(json.loads(line), separators=(",", ":"), ensure_ascii=True) + "\n"
         with self._write_lock:
             try:
                 self.out.write(line)
@@ -126,7 +140,12 @@ class Worker:
         try:
             for line in stream:
                 if line.strip():
-                    self._accept(line)
+                    try:
+                        self._accept(line)
+                    except Exception as exc:  # the reader must never die: answer and read on
+                        traceback.print_exc(file=sys.stderr)
+                        self.fail(None, "bad_request", f"cannot handle request: {type(exc).__name__}: "
+                                                       f"{quote(str(exc))}")
         except (OSError, ValueError):
             pass
         self._queue.put(_Shutdown("end of input"))  # stdin closed: the GUI is gone
@@ -135,17 +154,19 @@ class Worker:
         try:
             req = json.loads(line)
         except ValueError:
-            self.fail(None, "bad_request", f"not JSON: {line.strip()[:80]!r}")
+            self.fail(None, "bad_request", f"not JSON: {quote(line.strip(), 80)}")
             return
         if not isinstance(req, dict):
             self.fail(None, "bad_request", "a request must be a JSON object")
             return
         rid, op = req.get("id"), req.get("op")
-        if req.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        if not _valid_id(rid):
+            self.fail(None, "bad_request", f"id must be a string or an integer, got {quote(rid, 80)}")
+        elif req.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
             self.fail(rid, "version", f"protocol version {req.get('v')} not supported "
                                       f"(this worker speaks {PROTOCOL_VERSION})")
         elif op not in REQUESTS:
-            self.fail(rid, "bad_request", f"unknown op {op!r}; expected one of {', '.join(REQUESTS)}")
+            self.fail(rid, "bad_request", f"unknown op {quote(op, 80)}; expected one of {', '.join(REQUESTS)}")
         elif rid is None:
             self.fail(None, "bad_request", f"{op} request without an id")
         elif op == "cancel":

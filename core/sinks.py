@@ -51,23 +51,49 @@ class JsonlSink:
         pass
 
 
+def _torn(path: str) -> bool:
+    """Whether a non-empty file does not end with a newline."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
+
+
 class FileSink:
     """Opened on the first event, so a run rejected during set-up leaves no file behind."""
 
     def __init__(self, path: str):
         self.path = path
         self.fh: IO[str] | None = None
+        self.broken = False
 
     def emit(self, event: dict) -> None:
         if self.fh is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             self.fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
-        self.fh.write(encode(event))
-        self.fh.flush()
+            if _torn(self.path):  # a killed writer left half a line: end it, or it swallows our first event
+                self.fh.write("\n")
+        if self.broken:  # the disk filled up: the run is being stopped with an error event elsewhere
+            return
+        try:
+            self.fh.write(encode(event))
+            self.fh.flush()
+        except OSError as exc:
+            self.broken = True
+            if event.get("event") == "error":  # the run is already failing: its stdout event says why
+                return
+            from core.guards import disk_full_error, is_disk_full
+
+            raise (disk_full_error(self.path) if is_disk_full(exc) else exc) from None
 
     def close(self) -> None:
         if self.fh is not None:
-            self.fh.close()
+            try:
+                self.fh.close()
+            except OSError:  # buffered bytes that no longer fit: already reported
+                pass
 
 
 class ProgressSink:

@@ -28,6 +28,8 @@ from core import checkpoint as ckpt
 from core.config import Config, load_config
 from core.errors import EXIT_FAIL, EXIT_OK, UsageError
 from core.evaluation import estimate_loss, probe
+from core.guards import FiniteGuard, is_disk_full
+from core.lora import finetune_meta
 from core.protocol import make_event
 from core.runinfo import StopFlag, environment_versions
 from core.sinks import Sinks
@@ -68,11 +70,12 @@ def run(cfg: Config, *, resume: bool, rank: int, world: int, sinks: Sinks, liste
 def loop(tr: Trainer, stop: StopFlag) -> int:
     """Optimizer steps until max_steps, early stopping or a stop request; each ends in a checkpoint."""
     t, s = tr.cfg.train, tr.state
-    meter = StepMeter(tr)
+    meter, guard = StepMeter(tr), FiniteGuard(tr.device)
     while s.step < t.max_steps:
         meter.start()
         lr = lr_at(s.step, t)
         loss_sum, grad_norm = optimizer_step(tr, lr)
+        guard.note(loss_sum, grad_norm)  # no sync: read before every checkpoint
         loss, any_rank_stop = reduce_step(tr, loss_sum, stop)
         final = s.step == t.max_steps
         if (s.step % t.log_interval == 0 or final) and not meter.log(loss, lr, grad_norm):
@@ -81,8 +84,12 @@ def loop(tr: Trainer, stop: StopFlag) -> int:
             evaluate(tr)
         early = bool(t.early_stopping_patience and s.bad_evals >= t.early_stopping_patience)
         if final or early or stop.agreed(any_rank_stop):
+            if not guard.ok_to_save(tr):
+                return EXIT_FAIL
             return finish(tr, "final" if final else ("early_stop" if early else "stopped"), stop)
         if t.checkpoint_interval and s.step % t.checkpoint_interval == 0:
+            if not guard.ok_to_save(tr):
+                return EXIT_FAIL
             save(tr, "periodic")
     return EXIT_OK
 
@@ -223,6 +230,7 @@ def save(tr: Trainer, reason: str) -> str | None:
                     "best_val_loss": s.best_val_loss, "tokens": s.tokens,
                     "data_meta": {k: tr.data_meta.get(k) for k in ("vocab_size", "tokenizer", "eot_id")},
                     "parent": tr.parent, "versions": environment_versions(None)}
+        meta_out.update(finetune_meta(tr))
         path = ckpt.save_checkpoint(tr.cfg.run.dir, s.step, tr.raw_model, saved_state, meta_out,
                                     tr.tokenizer_path)
         ckpt.prune_checkpoints(tr.cfg.run.dir, tr.cfg.train.keep_checkpoints, protect={path})
@@ -252,8 +260,12 @@ def finish(tr: Trainer, reason: str, stop: StopFlag) -> int:
 
 def fail(tr: Trainer, exc: Exception) -> int:
     """An `error` event for a failure during the run (the last good checkpoint stays); EXIT_FAIL."""
-    traceback.print_exc(file=sys.stderr)
-    kind = "oom" if "out of memory" in str(exc).lower() else "exception"
+    kind = "oom" if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() else "exception"
+    kind = "disk_full" if is_disk_full(exc) else kind
+    if kind == "disk_full":  # a plain condition, not a bug: one line, no traceback
+        print(f"llm-train: error: {exc.strerror if isinstance(exc, OSError) else exc}", file=sys.stderr)
+    else:
+        traceback.print_exc(file=sys.stderr)
     hint = " Try a smaller train.batch_size or model.block_size." if kind == "oom" else ""
     tr.sinks.emit(make_event("error", kind=kind, step=tr.state.step, field=None,
                              message=f"{type(exc).__name__}: {exc}{hint}", checkpoint=tr.last_ckpt))

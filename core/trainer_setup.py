@@ -20,11 +20,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core import checkpoint as ckpt
-from core import layout
+from core import guards, layout
 from core.config import Config, ModelConfig, flops_per_token
 from core.config_text import save_run_configs
 from core.device import resolve_device
-from core.errors import UsageError
+from core.errors import UsageError, quote
 from core.model import GPT
 from core.protocol import make_event
 from core.runinfo import RunInfo, environment_versions
@@ -142,12 +142,27 @@ def autocast_ctx(device: str, precision: str):
     return contextlib.nullcontext()
 
 
+def make_batches(data, block_size: int, batch_size: int, seed: int, device: str):
+    """Windows of a token stream, or whole padded examples of an SFT split (core.sft)."""
+    from core.sft import SftBatches, SftSplit
+
+    if isinstance(data, SftSplit):
+        return SftBatches(data, block_size, batch_size, seed, device)
+    return Batches(data, block_size, batch_size, seed, device)
+
+
 def open_data(cfg: Config):
-    from core.data import open_split, read_meta
+    from core.data import check_folder, open_split, read_meta
+    from core.sft import open_sft_split
 
     try:
         meta = read_meta(cfg.data.dir)
-        train, val = open_split(cfg.data.dir, "train"), open_split(cfg.data.dir, "val")
+        if meta.get("kind") == "sft":  # ids + loss masks per example (core/sft.py checks its own files)
+            opener = open_sft_split
+        else:
+            check_folder(cfg.data.dir, meta)
+            opener = open_split
+        train, val = opener(cfg.data.dir, "train"), opener(cfg.data.dir, "val")
     except (UsageError, OSError, ValueError) as exc:
         raise UsageError(f"data.dir: {exc}", "data.dir") from None
     return meta, train, val
@@ -191,12 +206,13 @@ def make_sinks(cfg: Config, resume: bool, events: bool) -> Sinks:
     metrics = os.path.join(run_dir, layout.METRICS)
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UsageError(f"run.dir: {run_dir} exists and is not a folder", "run.dir")
+    guards.lock_run_dir(run_dir, create=False)  # before any check or write: a second engine is refused
     if os.path.exists(metrics) and os.path.getsize(metrics) > 0 and not resume:
         raise UsageError(f"run.dir: {run_dir} already holds a run; pass --resume to continue it, or choose "
                          f"another run.dir (nothing was overwritten)", "run.dir")
-    if resume and layout.latest_checkpoint(run_dir) is None:
+    if resume and layout.latest_checkpoint(run_dir) is None and not guards.restart_if_no_checkpoint(run_dir):
         raise UsageError(f"run.dir: nothing to resume in {run_dir} (no checkpoint)", "run.dir")
-    out = [FileSink(metrics)]
+    out = [FileSink(metrics), guards.LockRelease(run_dir)]
     out.append(JsonlSink(sys.stdout) if events else ProgressSink(sys.stderr))
     return Sinks(out)
 
@@ -223,9 +239,11 @@ def restore(tr: Trainer, source: str) -> None:
     resuming (exact continuation), a fresh early-stopping record when forking."""
     resuming = source == tr.resume_from
     try:
-        layout.require_checkpoint(source)
-        check_same_shape(tr.cfg.model, model_from_meta(ckpt.read_meta(source)), source)
-        ckpt.load_weights(tr.raw_model, source, tr.device)
+        layout.resolve_checkpoint(source)  # names a run folder given instead of one of its checkpoints
+        check_same_shape(tr.cfg.model, ckpt.model_config(ckpt.verify(source), source), source)
+        from core.lora import load_weights_any
+
+        load_weights_any(tr.raw_model, source, tr.device)
         if resuming or os.path.isfile(os.path.join(source, layout.STATE)):
             saved = ckpt.load_state(source)
         else:  # an imported checkpoint (llm-train import): weights only, fresh optimizer and data position
@@ -233,16 +251,20 @@ def restore(tr: Trainer, source: str) -> None:
                      "progress": {}}
     except ckpt.CheckpointError as exc:
         raise UsageError(str(exc), None if resuming else "train.init_from") from None
-    tr.optimizer.load_state_dict(saved["optimizer"])
-    if saved.get("scaler") and tr.scaler.is_enabled():
-        tr.scaler.load_state_dict(saved["scaler"])
-    tr.batches.gen.set_state(saved["data_rng"])
-    tr.state = TrainState.from_saved(saved["progress"])
-    if resuming:
-        torch.set_rng_state(saved["torch_rng"])
-        if tr.dev_type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"])
-    else:
+    try:  # a state.pt that loads but does not fit (edited, from another optimizer): name it, exit 2
+        tr.optimizer.load_state_dict(saved["optimizer"])
+        if saved.get("scaler") and tr.scaler.is_enabled():
+            tr.scaler.load_state_dict(saved["scaler"])
+        tr.batches.gen.set_state(saved["data_rng"])
+        tr.state = TrainState.from_saved(saved["progress"])
+        if resuming:
+            torch.set_rng_state(saved["torch_rng"])
+            if tr.dev_type == "cuda" and saved.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise UsageError(f"{os.path.join(source, layout.STATE)}: training state does not fit this run "
+                         f"({quote(str(exc))})", None if resuming else "train.init_from") from None
+    if not resuming:
         tr.state.best_val_loss, tr.state.bad_evals = math.inf, 0
 
 
@@ -254,19 +276,22 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     device, precision = init_device(cfg, world)
     meta, train_data, val_data = open_data(cfg)
     cfg = with_vocab(cfg, int(meta["vocab_size"]))
-    resume_from = layout.latest_checkpoint(cfg.run.dir) if resume else None
+    resume_from = guards.newest_loadable_checkpoint(cfg.run.dir) if resume else None
     torch.manual_seed(t.seed)
-    model = GPT(cfg.model).to(device)
+    from core.lora import build_model  # fine-tuning: the base's shape and weights, adapters (core.lora)
+
+    cfg, model = build_model(cfg, device, fresh=resume_from is None)
     dev_type = device.split(":")[0]
     tr = Trainer(
         cfg=cfg, rank=rank, world=world, device=device, precision=precision, sinks=sinks, data_meta=meta,
         train_data=train_data, val_data=val_data, raw_model=model, model=model,
         optimizer=model.make_optimizer(t.lr, t.weight_decay, t.betas, t.eps, dev_type),
         scaler=torch.amp.GradScaler(dev_type, enabled=(precision == "fp16")),
-        batches=Batches(train_data, cfg.model.block_size, t.batch_size, t.seed, device), state=TrainState(),
+        batches=make_batches(train_data, cfg.model.block_size, t.batch_size, t.seed, device),
+        state=TrainState(),
         resume_from=resume_from, parent=None if resume_from else t.init_from, resolved=cfg.to_dict(),
         info=RunInfo(cfg.run.dir) if rank == 0 else None, ctx=autocast_ctx(dev_type, precision))
-    if resume_from or tr.parent:
+    if resume_from or (tr.parent and t.finetune == "none"):  # full/lora: weights only, from step 0
         restore(tr, resume_from or tr.parent)
     if tr.state.step >= t.max_steps:
         raise UsageError(f"train.max_steps: {t.max_steps} is not beyond the checkpoint's step "
@@ -283,6 +308,7 @@ def announce(tr: Trainer, config_path: str, overrides: list[str]) -> None:
     """run.json, config.yaml and config.resolved.yaml (rank 0), then the `start` event."""
     cfg, t = tr.cfg, tr.cfg.train
     if tr.info:
+        guards.lock_run_dir(cfg.run.dir)  # set-up succeeded: now the folder may be created (and locked)
         tr.info.started(bool(tr.resume_from), parent=tr.parent or (tr.resume_from and tr.info.parent()),
                         config=tr.resolved)
         save_run_configs(cfg, config_path, overrides)  # config.yaml as used (comments kept), resolved

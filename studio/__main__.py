@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         return screenshot(args)
+    from studio.display import display_problem
+
+    problem = display_problem()
+    if problem:  # Qt would abort (exit 134) with a message naming one library at best
+        print(f"llm-studio: {problem}", file=sys.stderr)
+        return 2
     from studio.app import create_application
     from studio.main_window import MainWindow
 

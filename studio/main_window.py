@@ -22,12 +22,14 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from studio import demo, window_state
+from studio import demo, plot_export, window_state
 from studio.controllers.generation import share_cores
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme
+from studio.views.runs.actions import RunActions, follow_preset
 from studio.views.runs.close_dialog import ask_about_running
+from studio.views.runs.notifier import Notifier
 from studio.views.runs.panel import RunsPanel
 
 TABS = ("data", "config", "training", "generate", "attention")
@@ -77,6 +79,8 @@ class MainWindow(QMainWindow):
         self.runs_panel.new_run_requested.connect(self.new_run)
         self.runs_panel.copy_run_requested.connect(self.copy_run)
         self.runs_panel.fork_run_requested.connect(self.fork_run)
+        self.run_actions = RunActions(self, self.session, self.runs_panel)  # right-click intents
+        self.notifier = Notifier(self)  # a run ended while the window is in the background
         self.session.runs_changed.connect(self._on_session_runs_changed)
         self.session.run_updated.connect(self._on_session_run_updated)
         self.session.run_finished.connect(self._on_session_run_finished)
@@ -124,6 +128,12 @@ class MainWindow(QMainWindow):
                                         "Ctrl+D")
         self.fork_action = self._action(m, "&Fork from Checkpoint…", lambda: self.fork_run(self.current_dir),
                                         "Ctrl+Shift+F")
+        self._action(m, "&Continue for More Steps…", lambda: self.run_actions.continue_run(self.current_dir))
+        self._action(m, "Co&mpare Ticked Runs…", lambda: self.run_actions.compare(
+            self.runs_panel.compared() or [self.current_dir]), "Ctrl+Shift+C")
+        self._action(m, "Notes and T&ags…", lambda: self.run_actions.annotate(self.current_dir))
+        self._action(m, "Rena&me…", lambda: self.run_actions.rename(self.current_dir), "F2")
+        self._action(m, "Move to Tras&h…", lambda: self.run_actions.delete(self.current_dir))
         m.addSeparator()
         self.start_action = self._action(m, "&Start", lambda: self.start_training(), "Ctrl+R")
         self.stop_action = self._action(m, "S&top", self.stop_training, "Ctrl+.")
@@ -195,6 +205,10 @@ class MainWindow(QMainWindow):
         t.stop_requested.connect(self.stop_training)
         t.multinode_requested.connect(self.show_multinode)
         t.plots.export_requested.connect(self.export_plots)
+        from studio.controllers.system import SystemMonitor
+
+        self.system_monitor = SystemMonitor(self)  # CPU / RAM / GPU of the selected run while it trains
+        t.system.set_monitor(self.system_monitor)
         window_state.restore_panels(self, TABS.index("training"))
         self._share_cores()
         if self.session.workspace is not None:
@@ -254,7 +268,9 @@ class MainWindow(QMainWindow):
         self.attention.set_run_dir(ctl.run.dir)  # its step slider follows the selected run's snapshots
         self.generation.set_run_dir(ctl.run.dir)  # the pickers preselect its latest checkpoint
         self.config_editor.set_text(ctl.run.read_config_text())
+        follow_preset(self.config_editor.preset_combo, ctl.run.read_config_text())
         self.training.set_controller(ctl)
+        self.system_monitor.follow(ctl)
         self._update_overlays()
         self._update_start_blockers()
         self._update_actions()
@@ -393,6 +409,7 @@ class MainWindow(QMainWindow):
         first_line = message.splitlines()[0] if message else ""
         self.statusBar().showMessage(f"{name}: {status}" + (f" — {first_line}" if first_line else ""), 0)
         self._on_session_run_updated(run_dir)
+        self.notifier.run_finished(name, status, first_line)
         if run_dir == self.current_dir:
             self._update_start_blockers()
         if any(run_dir == d for d in self.runs_panel.compared()):
@@ -403,23 +420,10 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(TABS.index(name))
 
     def export_plots(self, fmt: str) -> None:
-        ctl = self.controller()
-        if self.training is None or ctl is None:
-            return
-        filters = {"png": "PNG image (*.png)", "svg": "SVG image (*.svg)", "csv": "CSV table (*.csv)"}
-        path, _ = QFileDialog.getSaveFileName(self, "Export", os.path.join(ctl.run.dir, f"{ctl.run.name}.{fmt}"),
-                                              filters[fmt])
-        if path:
-            self.export_to(path)
+        plot_export.ask_and_export(self, fmt)
 
     def export_to(self, path: str) -> None:
-        from studio.workspace.metrics import write_csv
-
-        if path.lower().endswith(".csv"):
-            write_csv(self.controller().history, path)
-        else:
-            self.training.plots.export_image(path)
-        self.statusBar().showMessage(f"Exported {path}", 5000)
+        plot_export.export_to(self, path)
 
     def _set_x_mode(self, mode: str) -> None:
         if self.training is not None:
@@ -440,6 +444,7 @@ class MainWindow(QMainWindow):
         self.dark_action.setChecked(name == "dark")
         if self.training is not None:
             self.training.plots.apply_theme()
+            self.training.system.apply_theme()
             self.training.refresh()
         self._on_session_runs_changed()
 

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 
 from core.device import resolve_device
-from core.errors import EXIT_OK, UsageError
+from core.errors import EXIT_OK, UsageError, quote
 from core.layout import resolve_checkpoint
+
+
+def check_sampling(args: argparse.Namespace) -> None:
+    """Every sampling option in range before anything is loaded (NaN and inf included): UsageError."""
+    if not 0 <= args.max_new_tokens <= 1_000_000:
+        raise UsageError(f"--max-new-tokens must be in [0, 1000000], got {args.max_new_tokens}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:  # NaN fails this too
+        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.top_k is not None and args.top_k < 0:
+        raise UsageError(f"--top-k must be >= 0 (0 = off), got {args.top_k}")
+    if not (math.isfinite(args.temperature) and 0 <= args.temperature <= 100):
+        raise UsageError(f"--temperature must be a number in [0, 100], got {args.temperature}")
+    if not (math.isfinite(args.repetition_penalty) and 0 < args.repetition_penalty <= 100):
+        raise UsageError(f"--repetition-penalty must be in (0, 100], got {args.repetition_penalty}")
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise UsageError(f"--seed must be in [0, 2**63), got {quote(args.seed)}")
 
 
 def generate_main(args: argparse.Namespace) -> int:
     from core.chat import render_chat, stop_ids
     from core.generate import SampleParams, generate_steps, load_model, load_tokenizer_for
 
-    if args.max_new_tokens < 0:
-        raise UsageError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    check_sampling(args)
     path = resolve_checkpoint(args.checkpoint, args.run)
     model, meta = load_model(path, resolve_device(args.device))
     tok = load_tokenizer_for(path, meta)
@@ -49,6 +64,9 @@ def attention_main(args: argparse.Namespace) -> int:
 
     if not args.text:
         raise UsageError("--text must not be empty")
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):  # before loading anything
+        raise UsageError(f"--out: cannot write {args.out}: its folder {out_dir} is missing or read-only")
     path = resolve_checkpoint(args.checkpoint, args.run)
     model, meta = load_model(path, resolve_device(args.device))
     tok = load_tokenizer_for(path, meta)
@@ -58,6 +76,9 @@ def attention_main(args: argparse.Namespace) -> int:
               f"{model.cfg.block_size}", file=sys.stderr)
         ids = ids[: model.cfg.block_size]
     probs = attention_maps(model, ids)
-    save_attention_npz(args.out, probs, ids, tok)
+    try:
+        save_attention_npz(args.out, probs, ids, tok)
+    except OSError as exc:  # read-only or missing folder, disk full: name the file, exit 2
+        raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {args.out}: probs {list(probs.shape)} (n_layer, n_head, T, T)", file=sys.stderr)
     return EXIT_OK

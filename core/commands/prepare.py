@@ -21,9 +21,12 @@ def prepare_main(args: argparse.Namespace) -> int:
 
     if args.events:
         emit(make_event("start", kind="prepare", out=args.out, inputs=args.input))
+    if getattr(args, "format", "text") == "sft":
+        return _prepare_sft(args)
     # PrepareError is a DataError (a UsageError): core.cli reports it with exit code 2.
     meta = prepare(args.input, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-                   val_fraction=args.val_fraction, seed=args.seed, globs=args.glob, progress=progress)
+                   val_fraction=args.val_fraction, seed=args.seed, globs=args.glob, progress=progress,
+                   tokenizer_from=getattr(args, "tokenizer_from", None))
     write_preview(args.out)
     if args.events:
         emit(make_event("done", kind="prepare", out=args.out, meta=meta))
@@ -44,3 +47,18 @@ def write_preview(data_dir: str, n_tokens: int = 400) -> None:
         ids = [int(i) for i in open_split(data_dir, "train")[:n_tokens]]
     layout.atomic_write_json(os.path.join(data_dir, layout.PREVIEW),
                              {"ids": ids, "pieces": tok.decode_pieces(ids)}, indent=None)
+
+
+def _prepare_sft(args: argparse.Namespace) -> int:
+    """`--format sft`: instruction data with the base checkpoint's tokenizer and template (core.sft)."""
+    from core.sft import prepare_sft
+
+    meta = prepare_sft(args.input, args.out, args.tokenizer_from, block_size=args.block_size,
+                       val_fraction=args.val_fraction, seed=args.seed)
+    if args.events:
+        emit(make_event("done", kind="prepare", out=args.out, meta=meta))
+    else:
+        print(f"wrote {args.out}: {meta['train_examples']} train + {meta['val_examples']} val examples, "
+              f"{meta['trained_tokens']:,} trained tokens, {meta['truncated']} truncated, {meta['dropped']} "
+              f"dropped (template: {meta['template']})", file=sys.stderr)
+    return EXIT_OK

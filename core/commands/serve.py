@@ -16,6 +16,21 @@ from core.layout import resolve_checkpoint
 from core.protocol import make_event
 
 
+def _remove_dead_scratch() -> None:
+    """Scratch folders of workers that were killed (kill -9 skips our cleanup): llm-serve-PID-* whose PID
+    is gone."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        parts = name.split("-")
+        if name.startswith("llm-serve-") and len(parts) >= 4 and parts[2].isdigit():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            except (PermissionError, OverflowError):  # alive under another user, or no pid at all
+                pass
+
+
 def serve_main(args: argparse.Namespace) -> int:
     """See core.serve's docstring for the protocol."""
     from core.serve import Worker
@@ -26,8 +41,17 @@ def serve_main(args: argparse.Namespace) -> int:
         emit(make_event("error", id=None, kind="usage", message=str(exc)))
         raise
     own_scratch = args.scratch is None
-    scratch = tempfile.mkdtemp(prefix="llm-serve-") if own_scratch else args.scratch
-    os.makedirs(scratch, exist_ok=True)
+    try:
+        if own_scratch:
+            _remove_dead_scratch()
+        scratch = tempfile.mkdtemp(prefix=f"llm-serve-{os.getpid()}-") if own_scratch else args.scratch
+        os.makedirs(scratch, exist_ok=True)
+        if not os.access(scratch, os.W_OK):
+            raise PermissionError(13, "read-only")
+    except OSError as exc:  # said on the protocol too: the studio reads only stdout
+        message = f"--scratch: cannot write in {args.scratch or tempfile.gettempdir()}: {exc.strerror or exc}"
+        emit(make_event("error", id=None, kind="usage", message=message))
+        raise UsageError(message) from None
     worker = Worker(device, scratch)
     try:
         try:

@@ -9,15 +9,19 @@ running runs and prepare jobs on close are decided here (the folder logic itself
 from __future__ import annotations
 
 import os
+import sys
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QFile, QObject, QTimer, Signal
 
 from studio import demo
 from studio.controllers.prepare import PrepareJob, PrepareResult
 from studio.controllers.prepare_request import PrepareRequest
 from studio.controllers.run import RunController
+from studio.workspace import annotations
+from studio.workspace.compare import CompareTable, compare_runs
 from studio.workspace.metrics import RunHistory
 from studio.workspace.run import Run
+from studio.workspace.trash import move_to_trash
 from studio.workspace.workspace import Workspace
 
 SUMMARY_MS = 1000  # how often running runs' rows (step, duration) are refreshed
@@ -128,26 +132,28 @@ class WorkspaceSession(QObject):
         parent = ctl.run.parent_dir()
         s.update(dir=run_dir, parent_dir=parent if parent in self.controllers else None,
                  parent_name=os.path.basename(parent) if parent else None,
-                 can_fork=bool(ctl.run.checkpoints()))
+                 can_fork=bool(ctl.run.checkpoints()), tags=annotations.tags(run_dir),
+                 notes=annotations.notes(run_dir))
         return s
 
     def summaries(self) -> list[dict]:
         return [self.summary(d) for d in self.controllers]
 
     # ------------------------------------------------------------------ intents on runs
-    def new_run(self, config_text: str | None = None, name: str = "run") -> Run | None:
-        """A fresh run (the tiny config on the first data set unless `config_text` is given)."""
+    def new_run(self, config_text: str | None = None, name: str | None = None) -> Run | None:
+        """A fresh run (the tiny config on the first data set unless `config_text` is given), named
+        after its data set (`shakespeare-1`, `shakespeare-2`, ...) unless `name` is given."""
         if self.workspace is None:
             return None
         text = demo.default_config_text(self.workspace) if config_text is None else config_text
-        run = self.workspace.create_run(name, text)
+        run = self.workspace.create_run(name or self.default_run_name(text), text)
         self._add(run)
         self.runs_changed.emit()
         return run
 
     def copy_run(self, run_dir: str) -> Run:
         assert self.workspace is not None
-        run = self.workspace.new_run_from(Run(run_dir))
+        run = self.workspace.new_run_from(Run(run_dir), self.workspace.unique_run_name(f"{Run(run_dir).name}-2"))
         self._add(run)
         self.runs_changed.emit()
         return run
@@ -166,7 +172,93 @@ class WorkspaceSession(QObject):
             return None
         cfg = ctl.run.config_or_none()
         train = dict(cfg.train.__dict__) if cfg is not None else {}
-        return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-fork")
+        step = ctl.run.checkpoints()[-1].step
+        return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-from-{step}")
+
+    def default_run_name(self, config_text: str) -> str:
+        """`<data set>-N`, the first N free (`run-N` when the config names no data set)."""
+        from core.config import ConfigError, loads
+
+        try:
+            data = os.path.basename(os.path.normpath(loads(config_text).data.dir)) or "run"
+        except ConfigError:
+            data = "run"
+        return self.workspace.unique_run_name(f"{data}-1") if self.workspace else f"{data}-1"
+
+    def rename_run(self, run_dir: str, new_name: str) -> tuple[str | None, str]:
+        """(the new folder, "") or (None, why not): never while it trains; names are validated."""
+        ctl = self.controller(run_dir)
+        if ctl is None:
+            return None, "no such run"
+        if ctl.is_running():
+            return None, f"{ctl.run.name} is training: stop it before renaming it"
+        try:
+            new = annotations.rename_run(ctl.run, new_name.strip())
+        except (ValueError, OSError) as exc:
+            return None, str(exc)
+        self._forget(ctl.run.dir)
+        if self.workspace is not None and self.workspace.settings().get("current_run") == ctl.run.dir:
+            self.workspace.update_settings(current_run=new.dir)
+        self.refresh()  # children's lineage changed with it: rebuild the tree
+        return new.dir, ""
+
+    def delete_run(self, run_dir: str, trash: str | None = None) -> str:
+        """Move the run folder to the desktop's trash; returns why not ("" when done)."""
+        ctl = self.controller(run_dir)
+        if ctl is None:
+            return "no such run"
+        if ctl.is_running():
+            return f"{ctl.run.name} is training: stop it before deleting it"
+        try:
+            if sys.platform.startswith("linux") or trash is not None:
+                move_to_trash(ctl.run.dir, trash)  # the freedesktop.org layout, restorable from the desktop
+            elif not QFile.moveToTrash(ctl.run.dir):  # macOS Finder / Windows Recycle Bin
+                raise OSError("the system refused to move it to the trash")
+        except OSError as exc:
+            return f"could not move {ctl.run.name} to the trash: {exc}"
+        self._forget(ctl.run.dir)
+        self.runs_changed.emit()
+        return ""
+
+    def _forget(self, run_dir: str) -> None:
+        ctl = self.controllers.pop(run_dir, None)
+        if ctl is not None:
+            ctl.detach()
+            ctl.deleteLater()
+
+    def annotate(self, run_dir: str, notes: str | None = None, tags: list[str] | None = None) -> None:
+        annotations.annotate(run_dir, notes, tags)
+        self.run_updated.emit(run_dir)
+
+    def all_tags(self) -> list[str]:
+        return sorted({t for d in self.controllers for t in annotations.tags(d)})
+
+    def continue_run(self, run_dir: str, more_steps: int, nproc: int = 1, device: str = "") -> str:
+        """Raise train.max_steps of a finished (or stopped) run by `more_steps` and resume it from its
+        latest checkpoint; returns why not ("" when the engine was launched)."""
+        from core.config import ConfigError
+        from core.config_text import set_value
+        from studio.controllers.run import device_overrides
+
+        ctl = self.controller(run_dir)
+        if ctl is None:
+            return "no such run"
+        if ctl.is_running() or ctl.status not in ("done", "stopped", "failed") or not ctl.run.checkpoints():
+            return f"{ctl.run.name} has no checkpoint to continue from (or is training)"
+        if more_steps <= 0:
+            return "the number of more steps must be positive"
+        base = max(ctl.run.checkpoints()[-1].step, ctl.planned_steps())
+        try:
+            ctl.run.write_config_text(set_value(ctl.run.read_config_text(), "train.max_steps", base + more_steps))
+        except ConfigError as exc:
+            return f"config.yaml cannot be edited: {exc}"
+        if not ctl.start(resume=True, nproc=nproc, overrides=device_overrides(device)):
+            return ctl.message or "could not start the engine"
+        return ""
+
+    def compare(self, run_dirs: list[str]) -> CompareTable:
+        ctls = [c for c in (self.controller(d) for d in run_dirs) if c is not None]
+        return compare_runs([(c.run, c.history, c.status) for c in ctls])
 
     def overlays(self, run_dir: str, compared: list[str]) -> list[tuple[str, RunHistory, str]]:
         """Curves drawn behind a run's own: its parent's, then the runs ticked for comparison."""

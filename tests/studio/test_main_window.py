@@ -107,7 +107,7 @@ def test_crash_shows_the_error_and_the_gui_keeps_working(qtbot, window, workspac
     # still usable: make a new run from the failed one and start it
     fake_engine("normal")
     w.copy_run(w.current_dir)
-    assert w.controller().run.name == "tiny-copy" and w.controller().status == "new"
+    assert w.controller().run.name == "tiny-2" and w.controller().status == "new"
     with qtbot.waitSignal(w.controller().run_finished, timeout=15000) as blocker:
         assert w.start_training()
     assert blocker.args[0] == "done" and not w.training.error_banner.isVisible()

@@ -102,27 +102,7 @@ class AttentionPanel(QWidget):
         self.follow.setChecked(True)
         self.follow.setToolTip("Jump to each new snapshot as the run writes it")
 
-        self.layer = QSpinBox()
-        self.layer.setPrefix("layer ")
-        self.head = QSpinBox()
-        self.head.setPrefix("head ")
-        self.mode = QComboBox()
-        self.mode.addItems(MODE_TITLES)
-        self.grid_scope = QComboBox()
-        self.grid_scope.addItems(["Grid: this layer", "Grid: all layers"])
-        self.auto_contrast = QCheckBox("Auto contrast")
-        self.auto_contrast.setToolTip("Scale colours to the map's largest weight instead of 0–1")
-        for w in (self.layer, self.head):
-            w.valueChanged.connect(self.refresh_view)
-        for w in (self.mode, self.grid_scope):
-            w.currentIndexChanged.connect(self.refresh_view)
-        self.auto_contrast.toggled.connect(self.refresh_view)
-        export = self._export_button()
-        self.heatmap = AttentionHeatmap()
-        self.grid = AttentionGrid()
-        self.grid.head_clicked.connect(self._on_grid_head_clicked)
-        self.tokens = TokenAttentionView()
-        self.heatmap.cell_clicked.connect(lambda row, _col: self.tokens.select_token(row))
+        self._build_view_controls()
         self.status = QLabel()
         self.status.setWordWrap(True)
 
@@ -138,7 +118,7 @@ class AttentionPanel(QWidget):
         for w in (self.mode, self.layer, self.head, self.grid_scope, self.auto_contrast):
             view.addWidget(w)
         view.addStretch(1)
-        view.addWidget(export)
+        view.addWidget(self.export_button)
         # The training-step controls get a row of their own (shown for the snapshots source only).
         self.step_row = QWidget()
         steps = QHBoxLayout(self.step_row)
@@ -171,6 +151,30 @@ class AttentionPanel(QWidget):
         layout.addLayout(view)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.status)
+
+    def _build_view_controls(self) -> None:
+        """Layer/head/mode controls, the export button and the three map views."""
+        self.layer = QSpinBox()
+        self.layer.setPrefix("layer ")
+        self.head = QSpinBox()
+        self.head.setPrefix("head ")
+        self.mode = QComboBox()
+        self.mode.addItems(MODE_TITLES)
+        self.grid_scope = QComboBox()
+        self.grid_scope.addItems(["Grid: this layer", "Grid: all layers"])
+        self.auto_contrast = QCheckBox("Auto contrast")
+        self.auto_contrast.setToolTip("Scale colours to the map's largest weight instead of 0–1")
+        for w in (self.layer, self.head):
+            w.valueChanged.connect(self.refresh_view)
+        for w in (self.mode, self.grid_scope):
+            w.currentIndexChanged.connect(self.refresh_view)
+        self.auto_contrast.toggled.connect(self.refresh_view)
+        self.export_button = self._export_button()
+        self.heatmap = AttentionHeatmap()
+        self.grid = AttentionGrid()
+        self.grid.head_clicked.connect(self._on_grid_head_clicked)
+        self.tokens = TokenAttentionView()
+        self.heatmap.cell_clicked.connect(lambda row, _col: self.tokens.select_token(row))
 
     def _export_button(self) -> QToolButton:
         export = QToolButton()

@@ -1,6 +1,8 @@
 """RunsPanel: the workspace's runs as a lineage tree with status, step, best val loss and duration.
 
-Tick runs to overlay their curves on the current one. Buttons emit intents; the main window acts.
+Tick runs to overlay their curves on the current one; filter by name, tag or status; right-click a run
+for rename, delete, notes and tags, continue, compare. Buttons and the menu emit intents; the main window
+acts.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import math
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
+    QMenu,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -34,6 +39,11 @@ class RunsPanel(QWidget):
     new_run_requested = Signal()
     copy_run_requested = Signal(str)      # "new run from this one"
     fork_run_requested = Signal(str)      # "fork from checkpoint"
+    rename_requested = Signal(str)
+    delete_requested = Signal(str)
+    annotate_requested = Signal(str)      # notes and tags
+    continue_requested = Signal(str)      # "continue this finished run for N more steps"
+    compare_requested = Signal(object)    # run folders: the ticked ones, else the selected one
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,7 +64,19 @@ class RunsPanel(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)
         self.tree.itemChanged.connect(self._on_tree_item_changed)
-        self.tree.setToolTip("Tick runs to overlay their curves on the selected run")
+        self.tree.setToolTip("Tick runs to overlay their curves on the selected run; right-click for more")
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._on_tree_context_menu_requested)
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter: name or #tag")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(lambda _t: self.apply_filter())
+        self.status_filter = QComboBox()
+        self.status_filter.addItem("Any status", "")
+        for status in ("new", "running", "done", "stopped", "failed"):
+            self.status_filter.addItem(status, status)
+        self.status_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
+        self._summaries: dict[str, dict] = {}
         self.new_button = QPushButton("New")
         self.new_button.setToolTip("A new run with the default configuration")
         self.copy_button = QPushButton("New from this")
@@ -73,6 +95,10 @@ class RunsPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 8, 4, 8)
         lay.addWidget(title)
+        frow = QHBoxLayout()
+        frow.addWidget(self.filter_edit, 1)
+        frow.addWidget(self.status_filter)
+        lay.addLayout(frow)
         lay.addWidget(self.tree, 1)
         lay.addLayout(buttons)
         self._update_buttons()
@@ -86,6 +112,7 @@ class RunsPanel(QWidget):
         self._updating = True
         self.tree.clear()
         self._items = {}
+        self._summaries = {}
         by_dir = {s["dir"]: s for s in summaries}
         pending = list(summaries)
         while pending:  # parents before children
@@ -109,6 +136,7 @@ class RunsPanel(QWidget):
         self.tree.expandAll()
         self._fit_names()
         self._updating = False
+        self.apply_filter()
         if current in self._items:
             self.tree.setCurrentItem(self._items[current])
         self._update_buttons()
@@ -129,10 +157,13 @@ class RunsPanel(QWidget):
                 self._update_buttons()
 
     def _fill(self, item: QTreeWidgetItem, s: dict) -> None:
-        item.setText(0, s["name"])
+        self._summaries[s["dir"]] = s
+        tags = s.get("tags") or []
+        item.setText(0, s["name"] + "".join(f"  #{t}" for t in tags))
         kind = (s.get("lineage") or {}).get("kind")
-        item.setToolTip(0, f"{s['dir']}\n{'forked' if kind == 'fork' else 'copied'} from "
-                           f"{s.get('parent_name') or 'its parent'}" if s.get("parent_dir") else s["dir"])
+        tip = (f"{s['dir']}\n{'forked' if kind == 'fork' else 'copied'} from "
+               f"{s.get('parent_name') or 'its parent'}" if s.get("parent_dir") else s["dir"])
+        item.setToolTip(0, tip + (f"\n\n{s['notes']}" if s.get("notes") else ""))
         item.setText(1, s["status"])
         item.setForeground(1, QBrush(QColor(status_color(s["status"]))))
         item.setToolTip(1, "\n".join(s.get("problems") or []))  # what is damaged in the run folder
@@ -144,6 +175,68 @@ class RunsPanel(QWidget):
         for col in (2, 3, 4):
             item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         item.setData(1, DIR_ROLE, bool(s.get("can_fork")))
+
+    def matches(self, s: dict) -> bool:
+        """Whether a run passes the filter: every word of the text in its name or (#word) its tags, and
+        the chosen status."""
+        status = self.status_filter.currentData()
+        if status and s.get("status") != status:
+            return False
+        tags = [t.lower() for t in s.get("tags") or []]
+        for word in self.filter_edit.text().lower().split():
+            if word.startswith("#"):
+                if not any(t.startswith(word[1:]) for t in tags):
+                    return False
+            elif word not in s.get("name", "").lower() and not any(word in t for t in tags):
+                return False
+        return True
+
+    def apply_filter(self) -> None:
+        """Hide the runs that do not match (a run whose child matches stays, to keep the lineage)."""
+        def visit(item: QTreeWidgetItem) -> bool:
+            shown = self.matches(self._summaries.get(item.data(0, DIR_ROLE), {}))
+            for i in range(item.childCount()):
+                shown = visit(item.child(i)) or shown
+            item.setHidden(not shown)
+            return shown
+
+        for i in range(self.tree.topLevelItemCount()):
+            visit(self.tree.topLevelItem(i))
+
+    def visible_runs(self) -> list[str]:
+        return [d for d, item in self._items.items() if not item.isHidden()]
+
+    # ------------------------------------------------------------------ context menu
+    def context_menu(self, run_dir: str) -> QMenu:
+        """The right-click menu of one run (its actions emit the intents above)."""
+        s = self._summaries.get(run_dir, {})
+        running = s.get("status") == "running"
+        menu = QMenu(self)
+        menu.addAction("New from this", lambda: self.copy_run_requested.emit(run_dir))
+        menu.addAction("Fork…", lambda: self.fork_run_requested.emit(run_dir)).setEnabled(bool(s.get("can_fork")))
+        menu.addAction("Continue for more steps…", lambda: self.continue_requested.emit(run_dir)).setEnabled(
+            not running and s.get("status") in ("done", "stopped", "failed") and bool(s.get("can_fork")))
+        menu.addSeparator()
+        compared = self.compared()
+        targets = compared if len(compared) > 1 else [run_dir]
+        menu.addAction(f"Compare {len(targets)} run(s)…" if len(targets) > 1 else "Compare (tick runs first)…",
+                       lambda: self.compare_requested.emit(targets))
+        menu.addAction("Notes and tags…", lambda: self.annotate_requested.emit(run_dir))
+        menu.addSeparator()
+        menu.addAction("Rename…", lambda: self.rename_requested.emit(run_dir)).setEnabled(not running)
+        menu.addAction("Move to Trash…", lambda: self.delete_requested.emit(run_dir)).setEnabled(not running)
+        return menu
+
+    def _on_tree_context_menu_requested(self, pos) -> None:
+        item = self.tree.itemAt(pos)
+        if item is not None:
+            self.tree.setCurrentItem(item)
+            self.popup(self.context_menu(item.data(0, DIR_ROLE)), self.tree.viewport().mapToGlobal(pos))
+
+    def popup(self, menu: QMenu, at) -> None:
+        """Show the menu (modal until an entry is chosen or it is dismissed)."""
+        menu.exec(at)
+        menu.deleteLater()
 
     # ------------------------------------------------------------------ queries
     def current_run_dir(self) -> str | None:

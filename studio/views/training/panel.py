@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QStyle,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -26,6 +27,8 @@ from studio.controllers.run import RunController, eta_text
 from studio.theme import banner_style, status_color
 from studio.views.training.console import ConsoleView
 from studio.views.training.plots import MetricsPlots
+from studio.views.training.samples import SamplesView
+from studio.views.training.system import SystemView
 from studio.workspace.run import format_duration
 
 DEVICES = (("From config", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))
@@ -70,7 +73,13 @@ class TrainingPanel(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("training_splitter")
         self.splitter.addWidget(self.plots)
-        self.splitter.addWidget(self.console)
+        self.samples = SamplesView()   # evaluation samples, step -> text
+        self.system = SystemView()     # CPU / RAM / GPU of the run's processes
+        self.bottom_tabs = QTabWidget()
+        self.bottom_tabs.setDocumentMode(True)
+        for widget, title in ((self.console, "Console"), (self.samples, "Samples"), (self.system, "System")):
+            self.bottom_tabs.addTab(widget, title)
+        self.splitter.addWidget(self.bottom_tabs)
         self.splitter.setStretchFactor(0, 4)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([520, 140])
@@ -146,6 +155,7 @@ class TrainingPanel(QWidget):
         else:
             self.plots.set_history(None)
             self.console.set_lines([])
+        self.samples.set_samples(controller.history.samples if controller is not None else [])
         self.refresh()
 
     def _connections(self):
@@ -219,6 +229,7 @@ class TrainingPanel(QWidget):
     # ------------------------------------------------------------------ slots
     def _on_controller_history_changed(self) -> None:
         self.plots.mark_dirty()
+        self.samples.set_samples(self.controller.history.samples)
         if not self._progress_timer.isActive():
             self._progress_timer.start()
 

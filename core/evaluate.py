@@ -1,0 +1,190 @@
+"""`llm-train eval`: how well a checkpoint predicts a text file, and how well it answers prompts.
+
+Text: the file is read in ~64 KB pieces cut at newlines, encoded, and cut into windows of block_size + 1
+tokens that overlap by one token, so every token after the first is predicted exactly once with up to
+block_size tokens of context. loss = mean negative log-likelihood (nats) over predicted tokens,
+perplexity = exp(loss), bits_per_byte = total NLL / ln 2 / the file's UTF-8 bytes (comparable across
+tokenizers). A progress bar goes to stderr.
+
+Pairs: {"prompt", "reference"} JSON lines; each prompt is rendered with the checkpoint's chat template (or
+the built-in one, core.sft; --raw uses it as is) and answered greedily until eos (or the built-in
+template's end of turn). BLEU is sacrebleu's corpus BLEU, ROUGE-L the mean rouge-score F-measure, exact
+match the share of answers equal to their reference after stripping whitespace.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+import torch
+
+from core.errors import DataError, UsageError
+
+PIECE_BYTES = 64 << 10
+WINDOWS_PER_BATCH = 8
+
+
+def _pieces(path: str):
+    """(text, bytes) pieces of a UTF-8 file cut at line ends."""
+    try:
+        fh = open(path, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
+        buf: list[str] = []
+        size = 0
+        try:
+            for line in fh:
+                buf.append(line)
+                size += len(line)
+                if size >= PIECE_BYTES:
+                    text = "".join(buf)
+                    yield text, len(text.encode("utf-8"))
+                    buf, size = [], 0
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        if buf:
+            text = "".join(buf)
+            yield text, len(text.encode("utf-8"))
+
+
+class _Bar:
+    def __init__(self, total: int):
+        self.total, self.last = max(1, total), -1
+
+    def __call__(self, done: int) -> None:
+        pct = int(100 * done / self.total)
+        if pct != self.last:
+            self.last = pct
+            print(f"\reval {'#' * (pct // 4):<25} {pct:3d}%", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        print(file=sys.stderr, flush=True)
+
+
+@torch.no_grad()
+def _window_nll(model, windows: list[list[int]], device) -> tuple[float, int]:
+    """Summed NLL (nats) and predicted-token count of some windows (padded with ignored targets)."""
+    T = max(len(w) for w in windows) - 1
+    x = torch.zeros((len(windows), T), dtype=torch.long)
+    y = torch.full((len(windows), T), -1, dtype=torch.long)
+    for r, w in enumerate(windows):
+        x[r, :len(w) - 1] = torch.tensor(w[:-1])
+        y[r, :len(w) - 1] = torch.tensor(w[1:])
+    logits, _, _ = model(x.to(device))
+    nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.to(device).reshape(-1),
+                                            ignore_index=-1, reduction="sum")
+    return float(nll), int((y >= 0).sum())
+
+
+def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, progress: bool = True) -> dict:
+    from core.generate import load_tokenizer_for
+
+    tok = load_tokenizer_for(ckpt_path, meta)
+    T = model.cfg.block_size
+    total_bytes = os.path.getsize(text_file) if os.path.isfile(text_file) else 0
+    bar = _Bar(total_bytes) if progress else None
+    nll, count, n_bytes, buf, pending = 0.0, 0, 0, [], []
+
+    def flush(windows):
+        nonlocal nll, count
+        if windows:
+            a, b = _window_nll(model, windows, device)
+            nll, count = nll + a, count + b
+            windows.clear()
+
+    for text, size in _pieces(text_file):
+        buf += tok.encode(text)
+        n_bytes += size
+        while len(buf) >= T + 1:
+            pending.append(buf[:T + 1])
+            buf = buf[T:]
+            if len(pending) >= WINDOWS_PER_BATCH:
+                flush(pending)
+        if bar:
+            bar(n_bytes)
+    if len(buf) >= 2:
+        pending.append(buf)
+    flush(pending)
+    if bar:
+        bar.close()
+    if count == 0:
+        raise DataError(f"{text_file}: too short to evaluate (needs at least 2 tokens)")
+    loss = nll / count
+    return {"loss": loss, "perplexity": math.exp(loss), "bits_per_byte": nll / math.log(2) / n_bytes,
+            "tokens": count, "bytes": n_bytes, "checkpoint": ckpt_path, "file": os.path.abspath(text_file)}
+
+
+def read_pairs(path: str) -> list[tuple[str, str]]:
+    pairs = []
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{path}:{n}: not JSON ({exc})") from None
+            if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str) for k in ("prompt", "reference")):
+                raise DataError(f"{path}:{n}: expected {{\"prompt\": str, \"reference\": str}}")
+            pairs.append((obj["prompt"], obj["reference"]))
+    if not pairs:
+        raise DataError(f"{path}: no pairs")
+    return pairs
+
+
+@torch.no_grad()
+def greedy(model, ids: list[int], max_new: int, eos_id: int | None, device) -> list[int]:
+    out: list[int] = []
+    T = model.cfg.block_size
+    for _ in range(max_new):
+        ctx = torch.tensor([(ids + out)[-T:]], device=device)
+        nxt = int(model(ctx, last_only=True)[0][0, -1].argmax())
+        if eos_id is not None and nxt == eos_id:
+            break
+        out.append(nxt)
+    return out
+
+
+def scores(generations: list[str], references: list[str]) -> dict:
+    """BLEU (sacrebleu corpus), ROUGE-L (mean F), exact match; UsageError naming the extra if missing."""
+    try:
+        import sacrebleu
+        from rouge_score import rouge_scorer
+    except ImportError as exc:
+        raise UsageError(f"eval --pairs needs {exc.name}: pip install 'llm-training-studio[eval]'") from None
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    rouge = [scorer.score(r, g)["rougeL"].fmeasure for g, r in zip(generations, references, strict=True)]
+    exact = [g.strip() == r.strip() for g, r in zip(generations, references, strict=True)]
+    return {"bleu": sacrebleu.corpus_bleu(generations, [references]).score,
+            "rouge_l": sum(rouge) / len(rouge), "exact_match": sum(exact) / len(exact), "n": len(exact)}
+
+
+def evaluate_pairs(model, meta: dict, ckpt_path: str, pairs_file: str, device, max_new: int = 128,
+                   raw: bool = False) -> dict:
+    from core.generate import load_tokenizer_for
+    from core.sft import BUILTIN_END, ChatFormat
+
+    scores([""], [""])  # a missing package is named before any generation
+    tok = load_tokenizer_for(ckpt_path, meta)
+    fmt = ChatFormat(meta)
+    pairs = read_pairs(pairs_file)
+    bar = _Bar(len(pairs))
+    gens = []
+    for k, (prompt, ref) in enumerate(pairs):
+        text = prompt if raw else fmt.prompt(prompt)
+        out = tok.decode(greedy(model, tok.encode(text), max_new, fmt.eos_id, device))
+        if fmt.kind == "builtin" and not raw:
+            out = out.split(BUILTIN_END)[0]
+        gens.append({"prompt": prompt, "reference": ref, "generation": out})
+        bar(k + 1)
+    bar.close()
+    result = scores([g["generation"] for g in gens], [g["reference"] for g in gens])
+    return {**result, "generations": gens, "checkpoint": ckpt_path, "file": os.path.abspath(pairs_file)}

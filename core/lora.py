@@ -1,0 +1,225 @@
+"""Fine-tuning set-up and LoRA: low-rank adapters on a frozen base model.
+
+`build_model` makes the model a run trains: a fresh GPT (train.finetune none), or for full/lora the base
+checkpoint's shape and weights (train.init_from, imported checkpoints included), with adapters for lora.
+
+A `LoRALinear` *is* the nn.Linear it replaces (same `weight`/`bias` parameters, so the base's state-dict
+names are unchanged) plus `lora_A` (r x in) and `lora_B` (out x r, zero at the start, so training starts
+from the base model exactly): y = x W^T + b + (alpha / r) * dropout(x) A^T B^T. The base parameters get
+requires_grad False, so the optimizer (built from trainable parameters only) holds no state for them.
+
+A LoRA checkpoint stores only the adapters (adapters.safetensors, small) and names its base in
+meta.json["lora"]["base"]; `load_weights_any` and `load_model` rebuild base + adapters from it, and
+`merge` folds the adapters into plain Linear layers (`llm-train merge`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core import layout
+from core.errors import CheckpointError, UsageError
+
+ADAPTERS = "adapters.safetensors"
+# train.lora_targets name -> attribute paths inside a Block
+TARGET_MODULES = {"attn_qkv": ("attn.c_attn",), "attn_out": ("attn.c_proj",),
+                  "mlp_in": ("mlp.c_fc", "mlp.c_gate"), "mlp_out": ("mlp.c_proj",)}
+
+
+class LoRALinear(nn.Linear):
+    """An nn.Linear sharing the base layer's parameters, plus a trainable low-rank update."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float):
+        nn.Module.__init__(self)
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.weight, self.bias = base.weight, base.bias
+        dev, dt = base.weight.device, base.weight.dtype
+        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features, device=dev, dtype=dt))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, device=dev, dtype=dt))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as peft: B = 0 keeps the start exact
+        self.scale = alpha / rank
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        update = F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)
+        return F.linear(x, self.weight, self.bias) + self.scale * update
+
+    def merged(self) -> nn.Linear:
+        out = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
+                        device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            out.weight.copy_(self.weight + self.scale * (self.lora_B @ self.lora_A))
+            if self.bias is not None:
+                out.bias.copy_(self.bias)
+        return out
+
+
+def _targets(model: nn.Module, targets: list[str]):
+    for block in model.blocks:
+        for name in targets:
+            for path in TARGET_MODULES[name]:
+                owner_path, _, attr = path.rpartition(".")
+                owner = block.get_submodule(owner_path)
+                if isinstance(getattr(owner, attr, None), nn.Linear):
+                    yield owner, attr
+
+
+def apply_lora(model: nn.Module, rank: int, alpha: float, dropout: float, targets: list[str]) -> nn.Module:
+    """Freeze every parameter of `model` and put adapters on the target projections (in place)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for owner, attr in list(_targets(model, targets)):
+        setattr(owner, attr, LoRALinear(getattr(owner, attr), rank, alpha, dropout))
+    model.lora_spec = {"rank": rank, "alpha": alpha, "dropout": dropout, "targets": list(targets)}
+    return model
+
+
+def is_lora(model: nn.Module) -> bool:
+    return getattr(model, "lora_spec", None) is not None
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().contiguous() for n, p in model.named_parameters() if ".lora_" in n}
+
+
+def save_adapters(model: nn.Module, folder: str) -> None:
+    from safetensors.torch import save_file
+
+    save_file(adapter_state(model), os.path.join(folder, ADAPTERS))
+
+
+def merge(model: nn.Module) -> nn.Module:
+    """Fold every adapter into its Linear (in place); the model becomes a plain GPT again."""
+    for module in list(model.modules()):
+        for attr, child in list(module.named_children()):
+            if isinstance(child, LoRALinear):
+                setattr(module, attr, child.merged())
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.lora_spec = None
+    return model
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def lora_meta(path: str) -> dict | None:
+    return layout.read_checkpoint_meta(path).get("lora")
+
+
+def load_weights_any(model: nn.Module, path: str, device) -> None:
+    """Weights of a plain checkpoint, or base + adapters of a LoRA checkpoint, into `model`."""
+    from core import checkpoint as ckpt
+
+    spec = lora_meta(path)
+    if spec is None:
+        ckpt.load_weights(model, path, device)
+        return
+    from safetensors.torch import load_file
+
+    _load_base(model, spec["base"], device)
+    file = os.path.join(path, ADAPTERS)
+    try:
+        tensors = load_file(file, device=str(device))
+    except (OSError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot load adapters from {file}: {exc}") from None
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    missing = [k for k in missing if ".lora_" in k]
+    if missing or unexpected:
+        raise CheckpointError(f"adapters in {file} do not fit the model: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}")
+
+
+def _load_base(model: nn.Module, base: str, device) -> None:
+    """The base checkpoint's weights into a (possibly adapted) model; the adapters are left alone."""
+    problem = layout.checkpoint_problem(base)
+    if problem:
+        raise CheckpointError(f"the LoRA base: {problem}")
+    if lora_meta(base) is not None:
+        raise CheckpointError(f"the LoRA base is itself a LoRA checkpoint; merge it first: {base}")
+    from safetensors.torch import load_model as st_load_model
+
+    try:  # load_model knows the tied (shared) tensors that the file stores once
+        missing, unexpected = st_load_model(model, os.path.join(base, layout.WEIGHTS), strict=False,
+                                            device=str(device))
+    except (OSError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot load the base weights of {base}: {exc}") from None
+    missing = [k for k in missing if ".lora_" not in k]
+    if missing or unexpected:
+        raise CheckpointError(f"weights of {base} do not fit the model: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}")
+
+
+def load_model(path: str, device="cpu"):
+    """Any checkpoint's model (adapters kept, unmerged) in eval mode, and its meta.json."""
+    from core.config import ModelConfig
+    from core.model import GPT
+
+    meta = layout.read_checkpoint_meta(path)
+    model = GPT(ModelConfig(**meta["config"]["model"])).to(device)
+    spec = meta.get("lora")
+    if spec:
+        apply_lora(model, spec["rank"], spec["alpha"], 0.0, spec["targets"])
+    load_weights_any(model, path, device)
+    return model.eval(), meta
+
+
+def build_model(cfg, device: str, fresh: bool):
+    """(cfg, model) for a run: a fresh GPT for finetune none; for full/lora the base's model config and
+    (when `fresh`, i.e. not resuming) its weights, adapters on top for lora."""
+    from core.config import ModelConfig
+    from core.model import GPT
+
+    t = cfg.train
+    if t.finetune == "none":
+        model = GPT(cfg.model).to(device)
+        model.grad_checkpointing = t.grad_checkpointing
+        return cfg, model
+    problem = layout.checkpoint_problem(t.init_from)
+    if problem:
+        raise UsageError(f"train.init_from: {problem}", "train.init_from")
+    base_meta = layout.read_checkpoint_meta(t.init_from)
+    if base_meta.get("lora"):
+        raise UsageError(f"train.init_from: a LoRA checkpoint; merge it first (llm-train merge): "
+                         f"{t.init_from}", "train.init_from")
+    base_cfg = ModelConfig(**base_meta["config"]["model"])
+    if cfg.model.vocab_size and base_cfg.vocab_size < cfg.model.vocab_size:
+        raise UsageError(f"data.dir: the data's vocabulary ({cfg.model.vocab_size}) is larger than the base "
+                         f"model's ({base_cfg.vocab_size}); prepare it with --tokenizer-from {t.init_from}",
+                         "data.dir")
+    base_cfg = replace(base_cfg, dropout=cfg.model.dropout)
+    cfg = replace(cfg, model=base_cfg)
+    model = GPT(base_cfg).to(device)
+    model.grad_checkpointing = t.grad_checkpointing
+    if t.finetune == "lora":
+        apply_lora(model, t.lora_rank, t.lora_alpha, t.lora_dropout, t.lora_targets)
+    if fresh:
+        try:
+            _load_base(model, t.init_from, device)
+        except CheckpointError as exc:
+            raise UsageError(str(exc), "train.init_from") from None
+    return cfg, model
+
+
+CHAT_KEYS = ("chat_template", "eos_token", "eos_token_id", "bos_token", "bos_token_id")
+
+
+def finetune_meta(tr) -> dict:
+    """What a fine-tuned checkpoint's meta.json adds: the chat template and special tokens (from the
+    base, then the SFT data), and for LoRA the adapter settings and the base checkpoint."""
+    t, out = tr.cfg.train, {}
+    if t.finetune != "none" and t.init_from:
+        base = layout.read_checkpoint_meta(t.init_from)
+        out.update({k: base[k] for k in CHAT_KEYS if base.get(k) is not None})
+    if tr.data_meta.get("kind") == "sft":
+        d = tr.data_meta
+        out.update({k: v for k, v in (("chat_template", d.get("chat_template")), ("eos_token", d.get("eos_token")),
+                                      ("eos_token_id", d.get("eos_id")), ("bos_token", d.get("bos_token")))
+                    if v is not None})
+    if is_lora(tr.raw_model):
+        out["lora"] = {**tr.raw_model.lora_spec, "base": os.path.abspath(t.init_from)}
+    return out

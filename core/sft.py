@@ -1,0 +1,286 @@
+"""Instruction (SFT) data: `llm-train prepare --format sft`, and the padded batches training draws from it.
+
+Input: JSON Lines, one example per line, either {"prompt": str, "completion": str} or
+{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}. The base checkpoint's
+tokenizer is used (copied into the data folder) and its chat template when it has one (rendered with
+jinja2, like transformers' apply_chat_template); otherwise the built-in template
+
+    <|system|>\\n{content}\\n   <|user|>\\n{content}\\n   <|assistant|>\\n{content}\\n   (+ eos when known)
+
+Only assistant / completion tokens are trained: every token carries a mask byte (1 = a trained target).
+A data folder of kind "sft" holds, per split, ``S.bin`` (token ids, as a plain data folder),
+``S.mask.bin`` (uint8, one per token) and ``S.idx.npy`` (int64 example start offsets, n + 1 of them);
+meta.json adds kind, examples, truncated, dropped, block_size, the template and the eos id.
+Examples longer than block_size + 1 tokens are truncated (counted); those left with no trained token are
+dropped (counted). Everything is written into a temp folder and renamed into place.
+
+Batches put one example per row, padded (targets -1 = ignored), so no example attends to another and the
+loss (cross-entropy with ignore_index=-1) is the mean over trained tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from core import layout
+from core.errors import DataError
+
+ROLES = ("system", "user", "assistant")
+BUILTIN_END = "\n"  # the built-in template closes every turn with a newline; eval stops at it
+
+
+def _builtin(messages: list[dict], add_generation_prompt: bool, eos: str) -> str:
+    out = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+    if messages and messages[-1]["role"] == "assistant":
+        out += eos
+    return out + ("<|assistant|>\n" if add_generation_prompt else "")
+
+
+class ChatFormat:
+    """Renders messages with the checkpoint's chat template (jinja2) or the built-in one."""
+
+    def __init__(self, meta: dict):
+        self.template = meta.get("chat_template")
+        self.eos_text = meta.get("eos_token") or ""
+        self.bos_text = meta.get("bos_token") or ""
+        self.eos_id = meta.get("eos_token_id", meta.get("eos_id"))
+        self.kind = "jinja" if self.template else "builtin"
+        self._jinja = None
+        if self.template:
+            try:
+                from jinja2.sandbox import ImmutableSandboxedEnvironment
+            except ImportError:
+                raise DataError("the checkpoint has a chat template but jinja2 is not installed "
+                                 "(pip install jinja2)") from None
+            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            self._jinja = env.from_string(self.template)
+
+    def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        if self._jinja is None:
+            return _builtin(messages, add_generation_prompt, self.eos_text)
+        return self._jinja.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                  bos_token=self.bos_text, eos_token=self.eos_text)
+
+    def segments(self, messages: list[dict]) -> list[tuple[str, bool]]:
+        """(text, trained) pieces whose concatenation is the rendered conversation."""
+        out, done = [], 0
+        for i, m in enumerate(messages):
+            if m["role"] != "assistant":
+                continue
+            prefix = self.render(messages[:i], True)
+            full = self.render(messages[:i + 1], False)
+            if not (full.startswith(prefix) and len(prefix) >= done):
+                raise DataError("the chat template does not render conversations incrementally; "
+                                "cannot tell which tokens are the assistant's")
+            out += [(prefix[done:], False), (full[len(prefix):], True)]
+            done = len(full)
+        return [(t, trained) for t, trained in out if t]
+
+    def prompt(self, text: str) -> str:
+        """A user prompt ready for generation (the pairs evaluation)."""
+        return self.render([{"role": "user", "content": text}], True)
+
+
+def parse_line(line: str, where: str) -> list[dict]:
+    """One JSONL line -> messages; DataError naming file:line for anything malformed."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise DataError(f"{where}: not JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object")
+    if "messages" in obj:
+        msgs = obj["messages"]
+        if not isinstance(msgs, list) or not msgs:
+            raise DataError(f"{where}: 'messages' must be a non-empty list")
+        for m in msgs:
+            if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+                raise DataError(f"{where}: every message needs a string 'content'")
+            if m.get("role") not in ROLES:
+                raise DataError(f"{where}: unknown role {m.get('role')!r} (use {', '.join(ROLES)})")
+        if not any(m["role"] == "assistant" and m["content"] for m in msgs):
+            raise DataError(f"{where}: no non-empty assistant message (nothing to train)")
+        return [{"role": m["role"], "content": m["content"]} for m in msgs]
+    for key in ("prompt", "completion"):
+        if not isinstance(obj.get(key), str):
+            raise DataError(f"{where}: missing field {key!r} (or use 'messages')")
+    if not obj["completion"]:
+        raise DataError(f"{where}: empty completion")
+    return [{"role": "user", "content": obj["prompt"]}, {"role": "assistant", "content": obj["completion"]}]
+
+
+def encode_example(tok, fmt: ChatFormat, messages: list[dict]) -> tuple[list[int], list[int]]:
+    """(ids, mask) of one conversation; mask 1 marks trained tokens (eos included when known)."""
+    ids: list[int] = []
+    mask: list[int] = []
+    for text, trained in fmt.segments(messages):
+        piece = tok.encode(text)
+        ids += piece
+        mask += [int(trained)] * len(piece)
+    if fmt.kind == "builtin" and fmt.eos_id is not None and not fmt.eos_text:
+        ids.append(int(fmt.eos_id))
+        mask.append(1)
+    return ids, mask
+
+
+def base_meta(checkpoint: str) -> dict:
+    """The base checkpoint's meta.json (with a tokenizer.json beside it); DataError if unusable."""
+    problem = layout.checkpoint_problem(checkpoint)
+    if problem:
+        raise DataError(f"--tokenizer-from: {problem}")
+    if not os.path.isfile(os.path.join(checkpoint, layout.TOKENIZER)):
+        raise DataError(f"--tokenizer-from: the checkpoint has no {layout.TOKENIZER}: {checkpoint}")
+    return layout.read_checkpoint_meta(checkpoint)
+
+
+def _write_split(folder: str, split: str, rows: list[tuple[list[int], list[int]]], dtype) -> int:
+    ids = np.concatenate([np.asarray(r[0], dtype) for r in rows])
+    mask = np.concatenate([np.asarray(r[1], np.uint8) for r in rows])
+    offsets = np.cumsum([0] + [len(r[0]) for r in rows]).astype(np.int64)
+    ids.tofile(os.path.join(folder, f"{split}.bin"))
+    mask.tofile(os.path.join(folder, f"{split}.mask.bin"))
+    np.save(os.path.join(folder, f"{split}.idx.npy"), offsets)
+    return int(ids.size)
+
+
+def read_examples(inputs: list[str], tok, fmt: ChatFormat, max_len: int) -> tuple[list, int, int]:
+    """Every example of every input file, encoded; (rows, truncated, dropped)."""
+    rows, truncated, dropped = [], 0, 0
+    for path in inputs:
+        try:
+            fh = open(path, encoding="utf-8")
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc.strerror}") from None
+        with fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                ids, mask = encode_example(tok, fmt, parse_line(line, f"{path}:{n}"))
+                if len(ids) > max_len:
+                    truncated += 1
+                    ids, mask = ids[:max_len], mask[:max_len]
+                if not any(mask[1:]):  # nothing left to predict
+                    dropped += 1
+                    continue
+                rows.append((ids, mask))
+    return rows, truncated, dropped
+
+
+def prepare_sft(inputs: list[str], out: str, tokenizer_from: str, block_size: int | None = None,
+                val_fraction: float = 0.1, seed: int = 1337) -> dict:
+    """Build an SFT data folder `out`; returns its meta (also meta.json). DataError on bad input."""
+    from core.data import FORMAT, _install, _out_state
+    from core.tokenizer import load_tokenizer
+
+    if not tokenizer_from:
+        raise DataError("--format sft needs --tokenizer-from CHECKPOINT (the base model)")
+    meta_in = base_meta(tokenizer_from)
+    block = block_size or int(meta_in["config"]["model"]["block_size"])
+    tok = load_tokenizer(tokenizer_from)
+    fmt = ChatFormat(meta_in)
+    out = os.path.abspath(out)
+    _out_state(out)
+    t0 = time.monotonic()
+    rows, truncated, dropped = read_examples(list(inputs), tok, fmt, block + 1)
+    if len(rows) < 2:
+        raise DataError(f"need at least 2 usable examples (found {len(rows)}) in {', '.join(inputs)}")
+    order = np.random.default_rng(seed).permutation(len(rows))
+    n_val = max(1, int(round(len(rows) * val_fraction)))
+    split_rows = {"val": [rows[i] for i in sorted(order[:n_val])],
+                  "train": [rows[i] for i in sorted(order[n_val:])]}
+    dtype = np.uint16 if tok.vocab_size <= 1 << 16 else np.uint32
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    tmp = f"{out}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.mkdir(tmp)
+    try:
+        shutil.copyfile(os.path.join(tokenizer_from, layout.TOKENIZER), os.path.join(tmp, layout.TOKENIZER))
+        counts = {s: _write_split(tmp, s, r, dtype) for s, r in split_rows.items()}
+        meta = {"format": FORMAT, "kind": "sft", "tokenizer": tok.kind, "vocab_size": tok.vocab_size,
+                "dtype": np.dtype(dtype).name, "train_tokens": counts["train"], "val_tokens": counts["val"],
+                "train_examples": len(split_rows["train"]), "val_examples": len(split_rows["val"]),
+                "trained_tokens": int(sum(sum(m[1:]) for _, m in rows)), "truncated": truncated,
+                "dropped": dropped, "block_size": block, "template": fmt.kind,
+                "chat_template": fmt.template, "eos_token": fmt.eos_text or None, "eos_id": fmt.eos_id,
+                "bos_token": fmt.bos_text or None, "eot_id": fmt.eos_id, "base": os.path.abspath(tokenizer_from),
+                "sources": [os.path.abspath(p) for p in inputs], "seed": seed, "val_fraction": val_fraction,
+                "seconds": round(time.monotonic() - t0, 2)}
+        layout.atomic_write_json(os.path.join(tmp, layout.DATA_META), meta, indent=1, fsync=True)
+        _install(tmp, out)
+        return meta
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ------------------------------------------------------------------------------------ training side
+@dataclass
+class SftSplit:
+    """One split of an SFT data folder: flat ids and mask, example offsets."""
+
+    ids: np.ndarray
+    mask: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:  # examples, not tokens
+        return len(self.offsets) - 1
+
+    def example(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.ids[a:b], self.mask[a:b]
+
+
+def open_sft_split(data_dir: str, split: str) -> SftSplit:
+    from core.data import open_split
+
+    ids = open_split(data_dir, split)
+    try:
+        mask = np.memmap(os.path.join(data_dir, f"{split}.mask.bin"), dtype=np.uint8, mode="r")
+        offsets = np.load(os.path.join(data_dir, f"{split}.idx.npy"), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"damaged SFT data folder ({exc}): {data_dir}") from None
+    if len(mask) != len(ids) or offsets[-1] != len(ids):
+        raise DataError(f"damaged SFT data folder (ids, mask and offsets disagree): {data_dir}")
+    return SftSplit(ids, mask, offsets)
+
+
+def targets(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Next-token targets of one example: ids[1:] where trained, -1 (ignored) elsewhere."""
+    return np.where(np.asarray(mask[1:]) > 0, np.asarray(ids[1:], np.int64), -1)
+
+
+class SftBatches:
+    """Random examples, one per row, right-padded to the longest in the batch (the same interface as
+    core.trainer_setup.Batches: draw -> indices, fetch -> (x, y); the state is `gen`)."""
+
+    def __init__(self, data: SftSplit, block_size: int, batch_size: int, seed: int, device: str):
+        import torch
+
+        if len(data) < 1:
+            raise DataError("data.dir: the SFT split has no examples")
+        self.data, self.T, self.B, self.device = data, block_size, batch_size, device
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def draw(self, n_micro: int):
+        import torch
+
+        return torch.randint(len(self.data), (n_micro, self.B), generator=self.gen)
+
+    def fetch(self, idx):
+        import torch
+
+        rows = [self.data.example(i) for i in idx.tolist()]
+        T = min(self.T, max(len(ids) for ids, _ in rows) - 1)
+        x = np.zeros((len(rows), T), np.int64)
+        y = np.full((len(rows), T), -1, np.int64)
+        for r, (ids, mask) in enumerate(rows):
+            n = min(T, len(ids) - 1)
+            x[r, :n] = ids[:n]
+            y[r, :n] = targets(ids[:n + 1], mask[:n + 1])
+        return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)

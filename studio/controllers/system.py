@@ -1,0 +1,77 @@
+"""SystemMonitor: samples the followed run's CPU and memory (and the GPUs when there are any) once a second
+while it trains, and keeps the series for studio.views.training.system to plot."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from studio.controllers.run import RunController
+from studio.workspace.sysmetrics import ProcessSampler, gpu_sample
+
+SAMPLE_MS = 1000
+KEEP = 3600  # samples: an hour at one per second
+SERIES = ("t", "cpu_percent", "rss_mb", "gpu_util_percent", "gpu_mem_mb", "gpu_temp_c")
+
+
+class SystemMonitor(QObject):
+    """Series of system figures of one run (cleared when another run is followed)."""
+
+    sampled = Signal()
+
+    def __init__(self, parent: QObject | None = None, gpu_query=gpu_sample) -> None:
+        super().__init__(parent)
+        self.controller: RunController | None = None
+        self.sampler = ProcessSampler()
+        self.gpu_query = gpu_query
+        self.has_gpu: bool | None = None   # unknown until the first query
+        self.series: dict[str, list[float]] = {k: [] for k in SERIES}
+        self.last: dict = {}
+        self._t0 = time.monotonic()
+        self.timer = QTimer(self)
+        self.timer.setInterval(SAMPLE_MS)
+        self.timer.timeout.connect(self.sample)
+
+    def follow(self, controller: RunController | None) -> None:
+        if controller is self.controller:
+            return
+        if self.controller is not None:
+            self.controller.status_changed.disconnect(self._on_controller_status_changed)
+        self.controller = controller
+        self.series = {k: [] for k in SERIES}
+        self.last = {}
+        self.sampler = ProcessSampler()
+        self._t0 = time.monotonic()
+        if controller is not None:
+            controller.status_changed.connect(self._on_controller_status_changed)
+        self._on_controller_status_changed(controller.status if controller is not None else "")
+        self.sampled.emit()
+
+    def sample(self) -> dict | None:
+        """One sample of the followed run's process tree (None when it is not running)."""
+        ctl = self.controller
+        pid = ctl.run.engine_pid() if ctl is not None and ctl.is_running() else 0
+        proc = self.sampler.sample(pid) if pid else None
+        if proc is None:
+            return None
+        gpus = self.gpu_query() if self.has_gpu is not False else None
+        self.has_gpu = bool(gpus)
+        row = {"t": time.monotonic() - self._t0, **proc}
+        if gpus:  # the busiest GPU: one process per GPU, the figures people watch are the maxima
+            row.update(gpu_util_percent=max(g["util_percent"] for g in gpus),
+                       gpu_mem_mb=sum(g["mem_used_mb"] for g in gpus), gpu_temp_c=max(g["temp_c"] for g in gpus),
+                       gpu_mem_total_mb=sum(g["mem_total_mb"] for g in gpus), gpus=len(gpus))
+        for key in SERIES:
+            values = self.series[key]
+            values.append(float(row.get(key, float("nan"))))
+            del values[:-KEEP]
+        self.last = row
+        self.sampled.emit()
+        return row
+
+    def _on_controller_status_changed(self, status: str) -> None:
+        if status == "running":
+            self.timer.start()
+        else:
+            self.timer.stop()

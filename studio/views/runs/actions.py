@@ -1,0 +1,132 @@
+"""RunActions: the runs list's right-click intents (rename, move to trash, notes and tags, continue for
+more steps, compare) asked about in dialogs and carried out by the WorkspaceSession.
+
+Kept out of the main window so that it stays an assembler; the window passes itself for the dialogs'
+parent, its status bar and `select_run`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QObject
+
+from studio.controllers.runs import WorkspaceSession
+from studio.views.runs import dialogs
+from studio.views.runs.compare import CompareView
+from studio.views.runs.panel import RunsPanel
+from studio.workspace.annotations import parse_tags
+
+
+class RunActions(QObject):
+    """Routes RunsPanel's run intents to the session."""
+
+    def __init__(self, window, session: WorkspaceSession, panel: RunsPanel) -> None:
+        super().__init__(window)
+        self.window, self.session, self.panel = window, session, panel
+        self.trash: str | None = None    # None: the desktop's trash (tests point it elsewhere)
+        self.compare_view: CompareView | None = None
+        panel.rename_requested.connect(self.rename)
+        panel.delete_requested.connect(self.delete)
+        panel.annotate_requested.connect(self.annotate)
+        panel.continue_requested.connect(self.continue_run)
+        panel.compare_requested.connect(self.compare)
+
+    def _say(self, text: str, ms: int = 8000) -> None:
+        self.window.statusBar().showMessage(text, ms)
+
+    def rename(self, run_dir: str) -> str | None:
+        ctl = self.session.controller(run_dir)
+        if ctl is None:
+            return None
+        name = dialogs.ask_rename(self.window, ctl.run.name)
+        if not name:
+            return None
+        was_current = self.window.current_dir == ctl.run.dir
+        new_dir, why = self.session.rename_run(run_dir, name)
+        if new_dir is None:
+            self._say(f"Cannot rename {ctl.run.name}: {why}", 0)
+            return None
+        if was_current:
+            self.window.current_dir = None
+        self.panel.select_run(new_dir)
+        self.window.select_run(new_dir)
+        self._say(f"Renamed {os.path.basename(run_dir)} to {name}")
+        return new_dir
+
+    def delete(self, run_dir: str) -> bool:
+        ctl = self.session.controller(run_dir)
+        if ctl is None:
+            return False
+        children = [c.run.name for c in self.session.controllers.values() if c.run.parent_dir() == ctl.run.dir]
+        if not dialogs.confirm_delete(self.window, ctl.run.name, children):
+            return False
+        name, was_current = ctl.run.name, self.window.current_dir == ctl.run.dir
+        dirs = list(self.session.controllers)
+        why = self.session.delete_run(run_dir, self.trash)
+        if why:
+            self._say(f"Cannot delete {name}: {why}", 0)
+            return False
+        if was_current:  # show a neighbour before the deleted run's controller goes away
+            rest = [d for d in dirs if d != ctl.run.dir]
+            self.window.current_dir = None
+            if rest:
+                pick = rest[min(dirs.index(ctl.run.dir), len(rest) - 1)]
+                self.panel.select_run(pick)
+                self.window.select_run(pick)
+            elif self.window.training is not None:
+                self.window.training.set_controller(None)
+                self.window.system_monitor.follow(None)
+        self._say(f"Moved {name} to the trash")
+        return True
+
+    def annotate(self, run_dir: str) -> bool:
+        ctl = self.session.controller(run_dir)
+        if ctl is None:
+            return False
+        s = self.session.summary(ctl.run.dir)
+        answer = dialogs.ask_notes(self.window, ctl.run.name, s.get("notes", ""), s.get("tags", []))
+        if answer is None:
+            return False
+        self.session.annotate(ctl.run.dir, notes=answer[0], tags=parse_tags(answer[1]))
+        self.panel.apply_filter()
+        return True
+
+    def continue_run(self, run_dir: str) -> bool:
+        ctl = self.session.controller(run_dir)
+        if ctl is None:
+            return False
+        more = dialogs.ask_more_steps(self.window, ctl.run.name, ctl.history.step)
+        if not more:
+            return False
+        training = self.window.training
+        why = self.session.continue_run(run_dir, more, training.nproc() if training else 1,
+                                        training.device() if training else "")
+        if why:
+            self._say(f"Cannot continue {ctl.run.name}: {why}", 0)
+            return False
+        self.panel.select_run(ctl.run.dir)
+        self.window.show_tab("training")
+        self._say(f"Continuing {ctl.run.name} for {more} more steps…")
+        return True
+
+    def compare(self, run_dirs: list[str]) -> CompareView:
+        view = CompareView(self.session.compare(list(run_dirs)), self.window)
+        view.export_requested.connect(self._on_compare_view_export_requested)
+        self.compare_view = view
+        view.show()
+        return view
+
+    def _on_compare_view_export_requested(self, path: str) -> None:
+        if self.compare_view is not None:
+            self.compare_view.shown.write_csv(path)
+            self._say(f"Exported {path}")
+
+
+def follow_preset(combo, config_text: str) -> None:
+    """The Config tab's Preset box names the preset the selected run's config follows ("Load a preset…",
+    its first entry, when none)."""
+    from studio.views.config.yaml_tab import list_presets
+    from studio.workspace.presets import matching_preset
+
+    combo.setCurrentIndex(max(0, combo.findText(matching_preset(config_text, list_presets()) or "")))

@@ -1,0 +1,96 @@
+"""CompareView: the comparison table of several runs (built by studio.workspace.compare), sortable by any
+column, with a 'differences only' toggle and CSV export (an intent: the main window writes the file)."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.workspace.compare import CompareTable, format_value
+
+
+class _Item(QTableWidgetItem):
+    """Sorts numbers as numbers (unknown values last), text as text."""
+
+    def __init__(self, value) -> None:
+        super().__init__(format_value(value))
+        self.value = value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.value, getattr(other, "value", None)
+        num = (int, float)
+        if isinstance(a, num) and isinstance(b, num) and not isinstance(a, bool) and not isinstance(b, bool):
+            a_nan, b_nan = isinstance(a, float) and math.isnan(a), isinstance(b, float) and math.isnan(b)
+            if a_nan or b_nan:
+                return b_nan and not a_nan
+            return a < b
+        return self.text() < other.text()
+
+
+class CompareView(QDialog):
+    """One row per run; columns: run, metrics, then every config value."""
+
+    export_requested = Signal(str)   # CSV path
+
+    def __init__(self, table: CompareTable, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Compare {len(table.rows)} runs")
+        self.full = table
+        self.shown = table
+        self.table = QTableWidget()
+        self.table.setSortingEnabled(True)
+        self.table.setAlternatingRowColors(True)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.diff_check = QCheckBox("Differences only")
+        self.diff_check.toggled.connect(lambda _on: self.refresh())
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self._on_export_button_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.diff_check)
+        row.addStretch(1)
+        row.addWidget(self.export_button)
+        lay = QVBoxLayout(self)
+        lay.addLayout(row)
+        lay.addWidget(self.table, 1)
+        self.resize(980, 320)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.shown = self.full.differences_only() if self.diff_check.isChecked() else self.full
+        self.table.setSortingEnabled(False)
+        self.table.clear()
+        self.table.setColumnCount(len(self.shown.columns))
+        self.table.setRowCount(len(self.shown.rows))
+        self.table.setHorizontalHeaderLabels(self.shown.columns)
+        for r, values in enumerate(self.shown.rows):
+            for c, value in enumerate(values):
+                self.table.setItem(r, c, _Item(value))
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+
+    def column_values(self, name: str) -> list[str]:
+        c = self.shown.columns.index(name)
+        return [self.table.item(r, c).text() for r in range(self.table.rowCount())]
+
+    def sort_by(self, name: str, descending: bool = False) -> None:
+        order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+        self.table.sortByColumn(self.shown.columns.index(name), order)
+
+    def _on_export_button_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", "compare.csv", "CSV table (*.csv)")
+        if path:
+            self.export_requested.emit(path)

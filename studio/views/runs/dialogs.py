@@ -1,0 +1,66 @@
+"""The small questions the run actions ask: a new name, a confirmation before the trash, notes and tags,
+how many more steps. Each returns the answer (None when cancelled); tests replace these functions."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QInputDialog,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QWidget,
+)
+
+
+def ask_rename(parent: QWidget, name: str) -> str | None:
+    text, ok = QInputDialog.getText(parent, "Rename run", f"New name for {name}:", QLineEdit.EchoMode.Normal, name)
+    return text.strip() if ok and text.strip() else None
+
+
+def confirm_delete(parent: QWidget, name: str, children: list[str] | tuple[str, ...] = ()) -> bool:
+    made = (f"\n\nRuns made from it ({', '.join(children)}) keep their own files, but a fork that has not "
+            "started yet loses the checkpoint it starts from." if children else "")
+    answer = QMessageBox.question(
+        parent, "Move run to the trash",
+        f"Move the run {name} (its config, metrics and checkpoints) to the trash?{made}\n\n"
+        "It can be restored from the desktop's trash.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_more_steps(parent: QWidget, name: str, current: int) -> int | None:
+    more, ok = QInputDialog.getInt(parent, "Continue training",
+                                   f"{name} stopped at step {current}. Train for how many more steps?",
+                                   max(1, current // 2 or 100), 1, 10_000_000, 100)
+    return more if ok else None
+
+
+class NotesDialog(QDialog):
+    """Free-text notes and comma-separated tags of one run."""
+
+    def __init__(self, name: str, notes: str, tags: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Notes and tags: {name}")
+        self.tags_edit = QLineEdit(", ".join(tags))
+        self.tags_edit.setPlaceholderText("baseline, lr-sweep")
+        self.notes_edit = QPlainTextEdit(notes)
+        self.notes_edit.setPlaceholderText("What this run tries, what came out of it…")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Tags", self.tags_edit)
+        form.addRow("Notes", self.notes_edit)
+        form.addRow(buttons)
+        self.resize(460, 300)
+
+
+def ask_notes(parent: QWidget, name: str, notes: str, tags: list[str]) -> tuple[str, str] | None:
+    """(notes, tags text) or None."""
+    dialog = NotesDialog(name, notes, tags, parent)
+    if dialog.exec() != QDialog.DialogCode.Accepted:
+        return None
+    return dialog.notes_edit.toPlainText(), dialog.tags_edit.text()

@@ -1,0 +1,187 @@
+"""Fine-tuning: the reverse task learned end to end (full), LoRA's frozen base / adapters / optimizer state,
+merging, and activation checkpointing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from engine_helpers import engine
+from finetune_helpers import check, finetune_config, pairs_eval, reverse_task
+
+from core import layout
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reverse")
+    return folder, reverse_task(folder)
+
+
+def test_full_finetune_learns_the_reverse_task(task):
+    folder, paths = task
+    before = pairs_eval(folder, paths["base"], paths["pairs.jsonl"])
+    assert before["n"] == 36 and before["exact_match"] <= 0.1
+    check(engine("train", "--config", finetune_config(folder, paths, "full"), cwd=folder))
+    ckpt = layout.latest_checkpoint(os.path.join(str(folder), "full"))
+    after = pairs_eval(folder, ckpt, paths["pairs.jsonl"])  # held-out words, never trained on
+    assert after["exact_match"] > 0.9, after["generations"][:5]
+    assert after["rouge_l"] > 0.9
+    assert all(set(g) == {"prompt", "reference", "generation"} for g in after["generations"])
+
+
+def test_lora_learns_the_reverse_task_on_a_copying_base(task):
+    """LoRA end to end: a base fully fine-tuned to *copy* the word is adapted to reverse it."""
+    import itertools
+    import json
+
+    folder, paths = task
+    words = ["".join(p) for p in itertools.product("abcdef", repeat=3)]
+    copy = os.path.join(str(folder), "copy.jsonl")
+    with open(copy, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"prompt": f"reverse: {w}", "completion": w}) + "\n" for w in words)
+    check(engine("prepare", "--input", copy, "--format", "sft", "--tokenizer-from", paths["base"], "--out",
+                 "copy-data", cwd=folder))
+    copying = dict(paths, sft=os.path.join(str(folder), "copy-data"))
+    check(engine("train", "--config", finetune_config(folder, copying, "copy", max_steps=200), cwd=folder))
+    copy_ckpt = layout.latest_checkpoint(os.path.join(str(folder), "copy"))
+    before = pairs_eval(folder, copy_ckpt, paths["pairs.jsonl"])
+    assert before["exact_match"] <= 0.3  # right only on palindromes ("aba"): about 1 word in 6
+    adapted = dict(paths, base=copy_ckpt)
+    check(engine("train", "--config", finetune_config(folder, adapted, "lora-rev", finetune="lora", lr=1e-2,
+                                                      lora_targets=["attn_qkv", "attn_out", "mlp_in", "mlp_out"]),
+                 cwd=folder))
+    after = pairs_eval(folder, layout.latest_checkpoint(os.path.join(str(folder), "lora-rev")), paths["pairs.jsonl"])
+    assert after["exact_match"] > 0.9, after["generations"][:5]
+
+
+def _trainer(folder, paths, name, **train):
+    from core.config import load_config
+    from core.sinks import Sinks
+    from core.trainer_setup import set_up
+
+    path = finetune_config(folder, paths, name, **train)
+    return set_up(load_config(path), False, 0, 1, Sinks(), path, [])
+
+
+def test_lora_freezes_the_base_and_trains_only_adapters(task):
+    from core.lora import LoRALinear
+    from core.train import optimizer_step
+
+    folder, paths = task
+    tr = _trainer(folder, paths, "lora-unit", finetune="lora", lora_rank=4, lr=1e-2,
+                  lora_targets=["attn_qkv", "attn_out", "mlp_in", "mlp_out"])
+    model = tr.raw_model
+    assert sum(isinstance(m, LoRALinear) for m in model.modules()) == 2 * 4  # 2 layers x 4 targets
+    base = {n: p.detach().clone() for n, p in model.named_parameters() if ".lora_" not in n}
+    adapters = {n: p.detach().clone() for n, p in model.named_parameters() if ".lora_" in n}
+    assert all(not p.requires_grad for n, p in model.named_parameters() if n in base)
+    for _ in range(5):
+        optimizer_step(tr, 1e-2)
+    for n, p in model.named_parameters():
+        if n in base:
+            assert torch.equal(p, base[n]), n  # bit-identical
+    assert any(not torch.equal(p, adapters[n]) for n, p in model.named_parameters() if n in adapters)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    held = {id(p) for p in tr.optimizer.state}
+    assert held == trainable and len(held) == len(adapters)
+
+
+def test_lora_checkpoint_merge_and_generate(task):
+    from core.generate import load_model
+    from core.lora import LoRALinear
+    from core.lora import load_model as load_adapted
+
+    folder, paths = task
+    check(engine("train", "--config", finetune_config(folder, paths, "lora", finetune="lora", max_steps=20,
+                                                      lr=1e-2), cwd=folder))
+    ckpt = layout.latest_checkpoint(os.path.join(str(folder), "lora"))
+    files = os.listdir(ckpt)
+    assert "adapters.safetensors" in files and layout.WEIGHTS not in files
+    assert os.path.getsize(os.path.join(ckpt, "adapters.safetensors")) < os.path.getsize(
+        os.path.join(paths["base"], layout.WEIGHTS)) / 4
+    assert layout.read_checkpoint_meta(ckpt)["lora"]["base"] == paths["base"]
+    out = os.path.join(str(folder), "merged")
+    check(engine("merge", "--checkpoint", ckpt, "--out", out, cwd=folder))
+    merged_path = layout.latest_checkpoint(out)
+    adapted, _ = load_adapted(ckpt)  # unmerged: LoRALinear layers
+    assert any(isinstance(m, LoRALinear) for m in adapted.modules())
+    merged, meta = load_model(merged_path)
+    assert "lora" not in meta
+    x = torch.randint(0, adapted.cfg.vocab_size, (2, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = adapted(x)[0], merged(x)[0]
+        base_logits = load_model(paths["base"])[0](x)[0]
+    assert not torch.allclose(a, base_logits, atol=1e-3)  # the adapters do something
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    r = check(engine("generate", "--checkpoint", ckpt, "--prompt", "<|user|>\n", "--max-new-tokens", "5",
+                     "--seed", "1", cwd=folder))
+    assert r.stdout
+    hf = os.path.join(str(folder), "hf")  # export merges on the way
+    r = engine("export", "--checkpoint", ckpt, "--format", "hf", "--out", hf, cwd=folder)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_loss_mask_ignores_prompt_targets(task):
+    from core.config import ModelConfig
+    from core.model import GPT
+    from core.sft import open_sft_split, targets
+
+    _, paths = task
+    split = open_sft_split(paths["sft"], "train")
+    ids, mask = (a.astype("int64") for a in split.example(0))
+    k = int(next(i for i in range(1, len(mask)) if mask[i] == 0))  # a prompt token as a target
+    changed = ids.copy()
+    changed[k] = (ids[k] + 1) % 20
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(**{"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 48, "vocab_size": 32}))
+    x = torch.from_numpy(ids[:-1])[None]
+    results = []
+    for row in (ids, changed):
+        model.zero_grad()
+        _, loss, _ = model(x, torch.from_numpy(targets(row, mask))[None])
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert torch.equal(results[0][0], results[1][0])
+    assert all(torch.equal(g, h) for g, h in zip(results[0][1], results[1][1], strict=True))
+    # and the mask is not vacuous: a trained target does change the loss
+    changed[-1] = (ids[-1] + 1) % 20
+    _, loss, _ = model(x, torch.from_numpy(targets(changed, mask))[None])
+    assert not torch.equal(loss.detach(), results[0][0])
+
+
+def test_grad_checkpointing_gives_the_same_gradients():
+    from core.config import ModelConfig
+    from core.model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(**{"n_layer": 2, "n_head": 2, "n_embd": 16, "block_size": 16, "vocab_size": 20}))
+    x = torch.randint(0, 20, (2, 16))
+    grads = []
+    for flag in (False, True):
+        model.grad_checkpointing = flag
+        model.zero_grad()
+        model(x, x)[1].backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads, strict=True))
+
+
+@pytest.mark.parametrize(("train", "field"), [
+    ({"finetune": "lora"}, "train.init_from"),
+    ({"finetune": "half"}, "train.finetune"),
+    ({"lora_targets": ["attn_qkv", "embeddings"]}, "train.lora_targets"),
+    ({"lora_targets": []}, "train.lora_targets"),
+    ({"lora_rank": 0}, "train.lora_rank"),
+    ({"lora_dropout": 1.5}, "train.lora_dropout"),
+    ({"grad_checkpointing": "yes"}, "train.grad_checkpointing"),
+])
+def test_config_names_the_bad_finetune_field(tmp_path, train, field):
+    from engine_helpers import write_config
+
+    from core.config import ConfigError, load_config
+
+    path = write_config(tmp_path, "data", train=train)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert field in err.value.fields

@@ -1,0 +1,92 @@
+"""`llm-train prepare --format sft`: masks, truncation, chat templates, bad lines named by file:line."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from engine_helpers import engine
+from finetune_helpers import check, reverse_task
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sft")
+    return folder, reverse_task(folder)
+
+
+def test_mask_marks_only_the_completion(task):
+    from core.sft import open_sft_split
+    from core.tokenizer import load_tokenizer
+
+    _, paths = task
+    meta = json.load(open(os.path.join(paths["sft"], "meta.json")))
+    assert meta["kind"] == "sft" and meta["train_examples"] + meta["val_examples"] == 180
+    assert meta["truncated"] == 0 and meta["template"] == "builtin"
+    tok = load_tokenizer(paths["sft"])
+    split = open_sft_split(paths["sft"], "train")
+    first = json.loads(open(paths["sft.jsonl"]).readline())
+    texts = [(tok.decode(ids[mask == 1].tolist()), tok.decode(ids[mask == 0].tolist()))
+             for ids, mask in (split.example(i) for i in range(len(split)))]
+    assert (first["completion"] + "\n", f"<|user|>\n{first['prompt']}\n<|assistant|>\n") in texts
+
+
+def test_truncation_is_counted(task):
+    folder, paths = task
+    check(engine("prepare", "--input", paths["sft.jsonl"], "--format", "sft", "--tokenizer-from", paths["base"],
+                 "--block-size", "36", "--out", "short", cwd=folder))
+    meta = json.load(open(os.path.join(str(folder), "short", "meta.json")))
+    # 36 prompt chars + 4 completion chars: 37 tokens kept, so every completion is cut after 1 char
+    assert meta["truncated"] == 180 and meta["dropped"] == 0 and meta["trained_tokens"] == 180
+
+
+def test_chat_template_is_rendered_with_jinja(tmp_path):
+    from core.sft import ChatFormat, encode_example
+
+    template = ("{% for m in messages %}[{{ m.role }}]{{ m.content }}{% if m.role == 'assistant' %}"
+                "{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}")
+    fmt = ChatFormat({"chat_template": template, "eos_token": "#"})
+
+    class Chars:
+        def encode(self, text):
+            return [ord(c) for c in text]
+
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "a1"}, {"role": "user", "content": "r"},
+            {"role": "assistant", "content": "a2"}]
+    ids, mask = encode_example(Chars(), fmt, msgs)
+    assert "".join(map(chr, ids)) == "[system]s[user]q[assistant]a1#[user]r[assistant]a2#"
+    assert "".join(chr(i) for i, m in zip(ids, mask, strict=True) if m) == "a1#a2#"
+
+
+BAD = [("not json", "not JSON"), ('{"prompt": "x"}', "missing field 'completion'"),
+       ('{"prompt": "x", "completion": ""}', "empty completion"),
+       ('{"messages": [{"role": "robot", "content": "x"}]}', "unknown role 'robot'")]
+
+
+@pytest.mark.parametrize(("line", "why"), BAD)
+def test_bad_line_is_named_by_file_and_line(task, tmp_path, line, why):
+    folder, paths = task
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"prompt": "a", "completion": "b"}\n\n' + line + "\n", encoding="utf-8")
+    r = engine("prepare", "--input", str(data), "--format", "sft", "--tokenizer-from", paths["base"],
+               "--out", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert f"{data}:3:" in r.stderr and why in r.stderr
+    assert not os.path.exists(tmp_path / "out")
+    assert [p for p in os.listdir(tmp_path) if p != "bad.jsonl"] == []
+
+
+def test_tokenizer_from_for_plain_text(task):
+    folder, paths = task
+    check(engine("prepare", "--input", paths["corpus.txt"], "--tokenizer-from", paths["base"], "--out", "again",
+                 cwd=folder))
+    base_tok = open(os.path.join(paths["base"], "tokenizer.json")).read()
+    assert open(os.path.join(str(folder), "again", "tokenizer.json")).read() == base_tok
+    from core.data import open_split
+
+    a, b = open_split(os.path.join(str(folder), "text"), "train"), open_split(os.path.join(str(folder), "again"),
+                                                                              "train")
+    assert np.array_equal(a, b)

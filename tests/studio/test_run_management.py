@@ -1,0 +1,291 @@
+"""Run management: annotations, rename, trash, compare table (Qt-free), and the same driven through the
+runs list's right-click menu, filter and dialogs of a real main window."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+
+from core import layout
+from studio.main_window import MainWindow
+from studio.settings import Settings
+from studio.views.runs import dialogs
+from studio.workspace import annotations
+from studio.workspace.compare import compare_runs
+from studio.workspace.run import Run
+from studio.workspace.trash import move_to_trash
+from studio.workspace.workspace import with_changes
+from tests.studio.helpers import write_finished_run
+
+
+# ---------------------------------------------------------------------- Qt-free
+def test_notes_and_tags_live_in_studio_json_beside_the_lineage(workspace):
+    run = workspace.run("tiny")
+    lineage = run.lineage()
+    annotations.annotate(run.dir, notes="first try", tags=annotations.parse_tags(" base line, lr,lr ,"))
+    assert annotations.notes(run.dir) == "first try" and annotations.tags(run.dir) == ["base-line", "lr"]
+    annotations.annotate(run.dir, tags=[])
+    data = layout.read_json(run.path(layout.STUDIO_JSON))
+    assert data["notes"] == "first try" and data["tags"] == [] and data["kind"] == lineage["kind"]
+
+
+def test_rename_validates_and_repoints_the_runs_made_from_it(workspace):
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100)
+    child = workspace.fork_run(parent, parent.checkpoints()[-1].path, {"train.max_steps": 300})
+    assert annotations.name_problem(workspace.runs_dir, "tiny", "a b") is not None
+    assert annotations.name_problem(workspace.runs_dir, "tiny", child.name) is not None
+    with pytest.raises(ValueError):
+        annotations.rename_run(parent, "../escape")
+    new = annotations.rename_run(parent, "baseline")
+    assert not os.path.exists(parent.dir) and new.checkpoints()
+    assert Run(child.dir).parent_dir() == new.dir
+    assert Run(child.dir).config().train.init_from == new.checkpoints()[-1].path
+
+
+def test_move_to_trash_follows_the_freedesktop_layout(tmp_path):
+    folder = tmp_path / "runs" / "old"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("x")
+    trash = tmp_path / "Trash"
+    first = move_to_trash(str(folder), str(trash))
+    folder.mkdir()
+    second = move_to_trash(str(folder), str(trash))
+    assert first == str(trash / "files" / "old") and second == str(trash / "files" / "old.2")
+    assert (trash / "files" / "old" / "config.yaml").read_text() == "x" and not folder.exists()
+    info = (trash / "info" / "old.trashinfo").read_text().splitlines()
+    assert info[0] == "[Trash Info]" and info[1] == f"Path={folder}" and info[2].startswith("DeletionDate=")
+
+
+def test_compare_table_of_known_runs(workspace):
+    a = workspace.run("tiny")
+    b = workspace.create_run("b", with_changes(a.read_config_text(), {"train.lr": 1e-3}))
+    write_finished_run(a.dir, steps=100)
+    write_finished_run(b.dir, steps=40, status="stopped")
+    table = compare_runs([(r, r.load_history(), r.status()) for r in (a, b)])
+    row = {r[0]: dict(zip(table.columns, r, strict=True)) for r in table.rows}
+    assert row["tiny"]["step"] == 100 and row["b"]["step"] == 40 and row["b"]["status"] == "stopped"
+    assert row["tiny"]["train.lr"] == pytest.approx(3e-3) and row["b"]["train.lr"] == pytest.approx(1e-3)
+    expected_final = 3.0 * math.exp(-100 / 40) + 1.0
+    assert row["tiny"]["final_train_loss"] == pytest.approx(expected_final)
+    assert row["tiny"]["final_val_loss"] == pytest.approx(expected_final + 0.1)
+    assert "run.dir" not in table.columns and "model.n_layer" in table.columns
+    diff = table.differences_only()
+    assert "train.lr" in diff.columns and "model.n_layer" not in diff.columns and diff.columns[0] == "run"
+    path = workspace.root + "/cmp.csv"
+    diff.write_csv(path)
+    with open(path, encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == diff.columns and [r[0] for r in rows[1:]] == ["tiny", "b"]
+    assert rows[1][diff.columns.index("step")] == "100"
+
+
+# ---------------------------------------------------------------------- through the window
+@pytest.fixture
+def window(qtbot, workspace, tmp_path):
+    w = MainWindow(Settings())
+    w.close_policy = "stop"
+    qtbot.addWidget(w)
+    w.show()
+    w.ensure_panels()
+    w.open_workspace(workspace.root)
+    w.run_actions.trash = str(tmp_path / "Trash")
+    return w
+
+
+def _menu_action(w: MainWindow, run_dir: str, text: str):
+    menu = w.runs_panel.context_menu(run_dir)
+    return next(a for a in menu.actions() if a.text().startswith(text))
+
+
+def _names(w: MainWindow) -> list[str]:
+    tree = w.runs_panel.tree
+    out = []
+
+    def visit(item):
+        out.append(item.data(0, Qt.ItemDataRole.UserRole).rsplit(os.sep, 1)[-1])
+        for i in range(item.childCount()):
+            visit(item.child(i))
+
+    for i in range(tree.topLevelItemCount()):
+        visit(tree.topLevelItem(i))
+    return out
+
+
+def test_rename_delete_and_tags_from_the_right_click_menu(qtbot, window, workspace, monkeypatch, tmp_path):
+    w = window
+    other = workspace.create_run("other", workspace.run("tiny").read_config_text())
+    write_finished_run(other.dir, steps=30, status="stopped")
+    w.session.refresh()
+    tiny = workspace.run("tiny").dir
+    w.runs_panel.select_run(tiny)
+    monkeypatch.setattr(dialogs, "ask_rename", lambda _p, _n: "bad name!")
+    _menu_action(w, tiny, "Rename").trigger()
+    assert "not a usable run name" in w.statusBar().currentMessage() and os.path.isdir(tiny)
+    monkeypatch.setattr(dialogs, "ask_rename", lambda _p, _n: "baseline")
+    _menu_action(w, tiny, "Rename").trigger()
+    renamed = os.path.join(workspace.runs_dir, "baseline")
+    assert os.path.isdir(renamed) and not os.path.exists(tiny)
+    assert w.current_dir == renamed and w.controller().run.name == "baseline" and "baseline" in _names(w)
+    monkeypatch.setattr(dialogs, "ask_notes", lambda *_a: ("lr 3e-3 baseline", "base, sweep"))
+    _menu_action(w, renamed, "Notes and tags").trigger()
+    assert annotations.tags(renamed) == ["base", "sweep"]
+    assert "#base" in w.runs_panel._items[renamed].text(0)
+    assert "lr 3e-3 baseline" in w.runs_panel._items[renamed].toolTip(0)
+    # filter by tag, by name, by status
+    qtbot.keyClicks(w.runs_panel.filter_edit, "#swe")
+    assert w.runs_panel.visible_runs() == [renamed]
+    w.runs_panel.filter_edit.setText("oth")
+    assert w.runs_panel.visible_runs() == [other.dir]
+    w.runs_panel.filter_edit.clear()
+    w.runs_panel.status_filter.setCurrentIndex(w.runs_panel.status_filter.findData("stopped"))
+    assert w.runs_panel.visible_runs() == [other.dir]
+    w.runs_panel.status_filter.setCurrentIndex(0)
+    # delete: refused without confirmation, then to the trash, and the selection moves on
+    asked = []
+    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, name, children: asked.append((name, children)))
+    _menu_action(w, renamed, "Move to Trash").trigger()
+    assert os.path.isdir(renamed)
+    assert asked == [("baseline", [])]
+    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, _n, _c: True)
+    _menu_action(w, renamed, "Move to Trash").trigger()
+    assert not os.path.exists(renamed) and os.path.isdir(tmp_path / "Trash" / "files" / "baseline")
+    assert _names(w) == ["other"] and w.current_dir == other.dir and w.controller().run.name == "other"
+    w.copy_run(other.dir)  # the confirmation names the runs made from the one going
+    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, name, children: asked.append((name, children)))
+    _menu_action(w, other.dir, "Move to Trash").trigger()
+    assert asked[-1] == ("other", ["other-2"]) and os.path.isdir(other.dir)
+
+
+def test_a_running_run_cannot_be_renamed_or_deleted(qtbot, window, workspace, fake_engine, monkeypatch):
+    fake_engine("normal", hold_at=3)
+    w = window
+    tiny = workspace.run("tiny").dir
+    w.runs_panel.select_run(tiny)
+    assert w.start_training()
+    qtbot.waitUntil(lambda: w.controller().history.step >= 3, timeout=15000)
+    assert not _menu_action(w, tiny, "Rename").isEnabled()
+    assert not _menu_action(w, tiny, "Move to Trash").isEnabled()
+    assert w.session.rename_run(tiny, "x")[0] is None and "stop it" in w.session.rename_run(tiny, "x")[1]
+    assert "stop it" in w.session.delete_run(tiny)
+    with qtbot.waitSignal(w.controller().run_finished, timeout=15000):
+        w.stop_training()
+    assert os.path.isdir(tiny)
+
+
+def test_new_runs_and_forks_get_sensible_names(window, workspace):
+    w = window
+    w.new_run()
+    assert w.controller().run.name == "demo-1"  # named after its data set
+    w.new_run()
+    assert w.controller().run.name == "demo-2"
+    w.copy_run(workspace.run("tiny").dir)
+    assert w.controller().run.name == "tiny-2"
+    write_finished_run(workspace.run("tiny").dir, steps=100)
+    assert w.session.fork_defaults(workspace.run("tiny").dir)[2] == "tiny-from-100"
+
+
+def test_compare_view_sorts_toggles_and_exports(qtbot, window, workspace, tmp_path):
+    w = window
+    a = workspace.run("tiny")
+    b = workspace.create_run("b", with_changes(a.read_config_text(), {"train.lr": 1e-3}))
+    write_finished_run(a.dir, steps=100)
+    write_finished_run(b.dir, steps=40, status="stopped")
+    w.session.refresh()
+    w.session.controller(a.dir).reload()  # finished after the window read it
+    for d in (a.dir, b.dir):
+        w.runs_panel.set_compared(d, True)
+    _menu_action(w, a.dir, "Compare 2").trigger()
+    view = w.run_actions.compare_view
+    qtbot.addWidget(view)
+    assert view.table.rowCount() == 2 and "model.n_layer" in view.shown.columns
+    view.sort_by("step")
+    assert view.column_values("run") == ["b", "tiny"]
+    view.sort_by("step", descending=True)
+    assert view.column_values("run") == ["tiny", "b"]
+    view.diff_check.click()
+    assert "model.n_layer" not in view.shown.columns and "train.lr" in view.shown.columns
+    assert view.table.columnCount() == len(view.shown.columns)
+    path = str(tmp_path / "cmp.csv")
+    view.export_requested.emit(path)
+    with open(path, encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    assert header == view.shown.columns
+
+
+def test_continue_a_finished_run_for_more_steps(qtbot, window, workspace, fake_engine, monkeypatch):
+    fake_engine("normal")
+    w = window
+    tiny = workspace.run("tiny")
+    w.runs_panel.select_run(tiny.dir)
+    ctl = w.controller()
+    assert not _menu_action(w, tiny.dir, "Continue").isEnabled()  # a new run has nothing to continue
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000):
+        assert w.start_training()
+    assert ctl.status == "done" and ctl.history.step == 200
+    monkeypatch.setattr(dialogs, "ask_more_steps", lambda _p, _n, current: 50 if current == 200 else None)
+    action = _menu_action(w, tiny.dir, "Continue")
+    assert action.isEnabled()
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
+        action.trigger()
+    assert blocker.args[0] == "done" and ctl.history.step == 250
+    assert tiny.config().train.max_steps == 250 and "max_steps: 250" in tiny.read_config_text()
+    assert "warmup_steps: 10" in tiny.read_config_text()  # the rest of the config is untouched
+
+
+def test_a_notification_when_a_run_ends_in_the_background(qtbot, window, workspace, fake_engine):
+    fake_engine("normal")
+    w = window
+    w.runs_panel.select_run(workspace.run("tiny").dir)
+    ctl = w.controller()
+    w.isActiveWindow = lambda: False  # the user switched to another window (offscreen has no focus)
+    assert w.notifier.in_background()
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000):
+        assert w.start_training()
+    assert len(w.notifier.sent) == 1
+    title, message, how = w.notifier.sent[0]
+    assert title == "tiny finished" and how in ("tray", "alert") and message
+    w.isActiveWindow = lambda: True  # looking at the window: the status bar says it, no notification
+    assert not w.notifier.in_background()
+    w.session.run_finished.emit(ctl.run.dir, "failed", "boom")
+    assert len(w.notifier.sent) == 1
+    w.isActiveWindow = lambda: False
+    w.session.run_finished.emit(ctl.run.dir, "failed", "loss became nan")
+    assert w.notifier.sent[-1][:2] == ("tiny failed", "loss became nan")
+
+
+def test_the_preset_box_follows_the_selected_run(window, workspace):
+    from studio.views.config.yaml_tab import list_presets
+    from studio.workspace.presets import matching_preset
+
+    presets = list_presets()
+    with open(presets["small-gpu"], encoding="utf-8") as fh:
+        small = fh.read()
+    tuned = with_changes(small, {"train.lr": 1e-4, "train.max_steps": 50})
+    assert matching_preset(tuned, presets) == "small-gpu"
+    assert matching_preset(with_changes(small, {"model.n_layer": 3}), presets) is None
+    assert matching_preset("not: [yaml", presets) is None
+    w = window
+    a = workspace.create_run("from-small", tuned)
+    w.session.refresh()
+    w.runs_panel.select_run(a.dir)
+    assert w.config_editor.preset_combo.currentText() == "small-gpu"
+    w.runs_panel.select_run(workspace.run("tiny").dir)  # its own 32-wide, 32-token model: no preset
+    assert w.config_editor.preset_combo.currentIndex() == 0
+
+
+def test_right_click_opens_the_run_menu_on_the_clicked_run(window, workspace, monkeypatch):
+    w = window
+    other = workspace.create_run("other", workspace.run("tiny").read_config_text())
+    w.session.refresh()
+    shown = []
+    monkeypatch.setattr(w.runs_panel, "popup", lambda menu, _at: shown.append([a.text() for a in menu.actions()]))
+    tree = w.runs_panel.tree
+    item = w.runs_panel._items[other.dir]
+    tree.customContextMenuRequested.emit(tree.visualItemRect(item).center())
+    assert w.current_dir == other.dir  # the clicked run becomes the selected one
+    assert shown and {"Rename…", "Move to Trash…", "Notes and tags…", "New from this"} <= set(shown[0])

@@ -27,6 +27,7 @@ from studio.controllers.generation import share_cores
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme
+from studio.views.models import menu_actions as model_menu
 from studio.views.runs.actions import RunActions, follow_preset
 from studio.views.runs.close_dialog import ask_about_running
 from studio.views.runs.notifier import Notifier
@@ -114,7 +115,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._action(m, "Open &Demo Workspace", lambda: self.open_workspace(demo.ensure_demo_workspace().root))
         m.addSeparator()
-        self._action(m, "&Import Model…", self.import_model)
+        self._action(m, "&Import Model…", lambda: model_menu.import_model(self))
         export = m.addMenu("&Export Plots")
         self._action(export, "Image (PNG)…", lambda: self.export_plots("png"), "Ctrl+E")
         self._action(export, "Vector (SVG)…", lambda: self.export_plots("svg"))
@@ -139,7 +140,7 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action(m, "S&top", self.stop_training, "Ctrl+.")
         self.resume_action = self._action(m, "&Resume", lambda: self.start_training(resume=True), "Ctrl+Shift+R")
         m.addSeparator()
-        self._action(m, "E&xport Checkpoint…", lambda: self.export_checkpoint(self.current_dir))
+        self._action(m, "E&xport Checkpoint…", lambda: model_menu.export_checkpoint(self))
         self._action(m, "&Multi-node Command…", lambda: self.show_multinode(1))
 
         m = bar.addMenu("&View")
@@ -368,17 +369,6 @@ class MainWindow(QMainWindow):
         if dialog.exec() == ForkDialog.DialogCode.Accepted:
             run = self.session.fork_run(run_dir, dialog.checkpoint_path(), dialog.changes(), dialog.name.text())
             self.runs_panel.select_run(run.dir)
-
-    def import_model(self) -> None:
-        if self.session.workspace is not None:
-            from studio.views.models.import_dialog import run_import_dialog
-
-            run_import_dialog(self.session.workspace, self)
-            self.session.refresh()
-
-    def export_checkpoint(self, run_dir: str | None) -> None:
-        from studio.views.models.export_dialog import run_export_dialog
-        run_export_dialog(run_dir, self)
 
     def show_multinode(self, nproc: int) -> None:
         ctl = self.controller()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 from interop_models import tiny_hf_model
 from test_serve import Serve
@@ -117,6 +118,14 @@ def test_worker_generate_accepts_chat_and_messages(imported, tmp_path):
         w.send("generate", "c3", messages=[{"role": 1}], max_new_tokens=3)
         error = w.reply("c3")[-1]
         assert error["event"] == "error" and "messages[0]" in error["message"]
+        # GQA (4 query heads sharing 2 key/value heads): the worker's attention shows every query head.
+        w.send("attention", "a1", text="hello world")
+        att = w.reply("a1")[-1]
+        n = len(tok.encode("hello world"))
+        assert att["event"] == "result" and att["shape"] == [2, 4, n, n] and model.cfg.n_kv_head == 2
+        probs = np.load(att["path"])
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+        assert not np.allclose(probs[:, 0], probs[:, 1])  # heads sharing a k/v head still differ (own q)
     finally:
         w.close()
         _with_meta(ckpt, eos_token_id=meta["eos_token_id"])

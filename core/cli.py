@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--scratch", default=None, help="folder for .npy replies (default: a temp folder)")
     ps.add_argument("--device", default="auto")
 
-    pe = sub.add_parser("estimate", help="print parameter count, FLOPs and memory estimates as JSON")
+    pe = sub.add_parser("estimate", help="print parameter count, FLOPs, memory and precision estimates")
     pe.add_argument("--config", required=True, metavar="RUN.yaml")
+    pe.add_argument("--json", action="store_true", help="the raw numbers (bytes, FLOPs) as JSON")
     pe.add_argument("--set", action="append", default=[], metavar="section.key=value")
 
     from core.interop.commands import add_parsers as add_interop_parsers

@@ -83,6 +83,8 @@ class ModelConfig:
     intermediate_size: int | None = _f(None, "Feed-forward hidden width in features; overrides mlp_ratio when "
                                        "set (imported models); empty = derived from mlp_ratio.",
                                        minimum=1, maximum=1 << 20)
+    qk_norm: bool = _f(False, "RMS-normalise queries and keys per head before attention (QK-norm): steadier "
+                       "training at higher learning rates.")
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,20 @@ class TrainConfig:
     max_steps: int = _f(1000, "Optimizer steps to train for.", minimum=1, maximum=1 << 31)
     lr: float = _f(1.0e-3, "Peak learning rate (after warm-up).", minimum=0.0, maximum=10.0)
     min_lr: float = _f(1.0e-4, "Learning rate at the end of the decay.", minimum=0.0, maximum=10.0)
-    warmup_steps: int = _f(100, "Steps of linear warm-up from 0 to lr.", minimum=0)
-    schedule: str = _f("cosine", "Decay after warm-up, from lr to min_lr at max_steps.",
-                       choices=("cosine", "linear", "constant"))
+    warmup_steps: int | None = _f(None, "Steps of linear warm-up from 0 to lr; empty = a tenth of max_steps, "
+                                  "at most 100.", minimum=0)
+    schedule: str = _f("cosine", "Decay after warm-up, from lr to min_lr at max_steps; wsd = warm-up, stable "
+                       "at lr, then a linear decay to min_lr over the last decay_fraction of the steps.",
+                       choices=("cosine", "linear", "constant", "wsd"))
+    decay_fraction: float = _f(0.2, "With schedule=wsd: the fraction of max_steps spent decaying to min_lr.",
+                               minimum=0.0, maximum=1.0)
+    optimizer: str = _f("adamw", "adamw for every parameter, or muon: Muon (orthogonalised momentum, "
+                        "torch.optim.Muon) for the 2-D matrices inside the blocks, AdamW for embeddings, "
+                        "head, norms and biases.", choices=("adamw", "muon"))
+    muon_lr: float = _f(0.02, "With optimizer=muon: peak learning rate of the Muon matrices (scaled by the "
+                        "schedule like lr).", minimum=0.0, maximum=10.0)
+    target_val_loss: float | None = _f(None, "Stop (a `done` event saying so) at the first evaluation whose val "
+                                       "loss is at or below this; empty = train to max_steps.", minimum=0.0)
     weight_decay: float = _f(0.1, "AdamW decoupled weight decay (matrices only; not biases, norms).",
                              minimum=0.0, maximum=10.0)
     betas: list = _f([0.9, 0.95], "AdamW (beta1, beta2).")
@@ -127,8 +140,10 @@ class TrainConfig:
     seed: int = _f(1337, "Random seed (weights init, batch order, dropout).")
     device: str = _f("auto", "Where to train: auto picks cuda, then mps, then cpu.",
                      choices=("auto", "cpu", "cuda", "mps"))
-    precision: str = _f("auto", "Number format: auto = bf16 on GPUs that support it, else fp16 on GPU, "
-                        "fp32 on CPU.", choices=("auto", "fp32", "bf16", "fp16"))
+    precision: str = _f("auto", "Number format: auto = bf16 on GPUs that support it, else fp16 on GPU; on a CPU "
+                        "bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX) and model.n_embd >= 256, "
+                        "else fp32. The start event says which and why.",
+                        choices=("auto", "fp32", "bf16", "fp16"))
     compile: bool = _f(False, "Compile the model with torch.compile (slow start, faster steps on GPU).")
     init_from: str | None = _f(None, "Start from this checkpoint's weights and optimizer state "
                                "(fork); empty = fresh init.", path=True)
@@ -306,6 +321,12 @@ def _closest(word: str, options: list[str]) -> str | None:
     return hits[0] if hits else None
 
 
+def warmup_steps(t: TrainConfig) -> int:
+    """train.warmup_steps as set, or its default: a tenth of max_steps, at most 100 (so a short run never
+    trips over a warm-up it did not ask for)."""
+    return t.warmup_steps if t.warmup_steps is not None else min(100, t.max_steps // 10)
+
+
 def cross_field_problems(cfg: Config) -> list[Problem]:
     """Rules that involve more than one field."""
     m, t = cfg.model, cfg.train
@@ -325,9 +346,12 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
                                               f"a whole group of query heads)"))
     if t.min_lr > t.lr:
         out.append(Problem("train.min_lr", f"train.min_lr: {t.min_lr} is larger than train.lr={t.lr}"))
-    if t.warmup_steps > t.max_steps:
+    if t.warmup_steps is not None and t.warmup_steps > t.max_steps:
         out.append(Problem("train.warmup_steps", f"train.warmup_steps: {t.warmup_steps} is more than "
                                                  f"train.max_steps={t.max_steps}"))
+    if t.optimizer == "muon" and t.precision == "fp16":
+        out.append(Problem("train.optimizer", "train.optimizer: muon does not work with train.precision=fp16 "
+                                              "(the grad scaler); use bf16, fp32 or auto on a bf16 GPU"))
     betas = t.betas
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
         out.append(Problem("train.betas", f"train.betas: expected two numbers in [0, 1), got {betas!r}"))

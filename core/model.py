@@ -110,6 +110,7 @@ class CausalSelfAttention(nn.Module):
         self.c_proj.residual_out = True  # scaled init, see GPT._init_weights
         self.dropout = cfg.dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.qk_eps = cfg.norm_eps if cfg.qk_norm else None  # QK-norm: parameter-free RMS norm per head
 
     def forward(self, x: torch.Tensor, rope: tuple | None, layer: int = 0, cache: KVCache | None = None,
                 return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -118,6 +119,9 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)     # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)
+        if self.qk_eps is not None:  # before RoPE, as in modded-nanogpt; both attention paths see it
+            q = F.rms_norm(q, (self.head_size,), eps=self.qk_eps)
+            k = F.rms_norm(k, (self.head_size,), eps=self.qk_eps)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
 
@@ -279,10 +283,20 @@ class GPT(nn.Module):
         no_decay = [p for p in params.values() if p.dim() < 2]
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
-    def make_optimizer(self, lr: float, weight_decay: float, betas, eps: float, device_type: str):
-        """AdamW; the fused kernel where this torch has it for the device (CUDA, and CPU in torch >= 2.4)."""
-        groups = self.optimizer_groups(weight_decay)
-        try:
-            return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True)
-        except (RuntimeError, TypeError):  # fused unavailable for this device/dtype
-            return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+    def make_optimizer(self, lr: float, weight_decay: float, betas, eps: float, device_type: str,
+                       kind: str = "adamw", muon_lr: float = 0.02):
+        """AdamW (the fused kernel where this torch has it); with kind="muon", Muon for the 2-D matrices
+        inside the blocks and AdamW for the rest (core.optim.MuonAdamW)."""
+        if kind == "muon":
+            from core.optim import muon_adamw
+
+            return muon_adamw(self, lr, weight_decay, betas, eps, muon_lr)
+        return adamw(self.optimizer_groups(weight_decay), lr, betas, eps)
+
+
+def adamw(groups: list[dict], lr: float, betas, eps: float) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where this torch has it for the device (CUDA, and CPU in torch >= 2.4)."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True)
+    except (RuntimeError, TypeError):  # fused unavailable for this device/dtype
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)

@@ -131,11 +131,11 @@ class CausalSelfAttention(nn.Module):
             cache.k[layer, :B, :, past:past + T] = k
             cache.v[layer, :B, :, past:past + T] = v
             k, v = cache.k[layer, :B, :, :past + T], cache.v[layer, :B, :, :past + T]  # (B, nkv, past+T, hs)
-        if self.n_kv_head != self.n_head:  # each key/value head serves a group of consecutive query heads
-            group = self.n_head // self.n_kv_head
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, nh, ., hs)
-
+        gqa = self.n_kv_head != self.n_head
         if return_attention:
+            if gqa:  # each key/value head serves a group of consecutive query heads
+                group = self.n_head // self.n_kv_head
+                k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, nh, ., hs)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, nh, T, past+T)
             att = att.masked_fill(~_causal_mask(T, past, x.device), float("-inf"))
             probs = F.softmax(att.float(), dim=-1).to(q.dtype)
@@ -143,13 +143,15 @@ class CausalSelfAttention(nn.Module):
         else:
             probs = None
             dropout = self.dropout if self.training else 0.0
+            # enable_gqa: SDPA serves each key/value head to its query-head group itself (the same
+            # repeat_interleave grouping as above) without materialising the repeated keys and values
             if past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, enable_gqa=gqa)
             elif T == 1:  # one new token attends to everything before it: no mask needed
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, enable_gqa=gqa)
             else:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(T, past, x.device),
-                                                   dropout_p=dropout)
+                                                   dropout_p=dropout, enable_gqa=gqa)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y)), probs
 

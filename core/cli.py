@@ -36,6 +36,22 @@ def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--run", help="a run folder: its latest checkpoint")
 
 
+def _add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads for torch (0 = torch's default, all cores); the studio shares the cores "
+                        "between a training run and its inference workers with it")
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    n = getattr(args, "threads", 0) or 0
+    if n < 0:
+        raise UsageError(f"--threads: {n} is not a thread count (0 = all cores)", "threads")
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llm-train", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -58,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override one config value (repeatable)")
     pt.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
     pt.add_argument("--events", action="store_true", help="JSON Lines events on stdout")
+    _add_threads_arg(pt)
 
     pg = sub.add_parser("generate", help="sample text from a checkpoint")
     _add_checkpoint_args(pg)
@@ -82,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint_args(ps)
     ps.add_argument("--scratch", default=None, help="folder for .npy replies (default: a temp folder)")
     ps.add_argument("--device", default="auto")
+    _add_threads_arg(ps)
 
     pe = sub.add_parser("estimate", help="print parameter count, FLOPs, memory and precision estimates")
     pe.add_argument("--config", required=True, metavar="RUN.yaml")
@@ -101,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module, function = COMMANDS[args.command]
     try:
+        _set_threads(args)
         return getattr(importlib.import_module(module), function)(args)
     except UsageError as exc:
         return _fail(str(exc), exc.field, getattr(args, "events", False))

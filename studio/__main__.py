@@ -1,7 +1,8 @@
 """`llm-studio`: open the studio (the last workspace, or the demo workspace on first start).
 
     llm-studio [WORKSPACE] [--theme light|dark]
-    llm-studio --screenshot PATH [--panel main|training|runs|config|data] [--theme dark] [--size 1400x860]
+    llm-studio --screenshot PATH [--panel main|training|runs|config|data|generate|attention] [--theme dark]
+               [--size WxH]   (default: the window's default size, 1360x860)
 
 --screenshot renders the main window offscreen, with a finished demo run loaded, to a PNG and exits.
 """
@@ -21,11 +22,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("workspace", nargs="?", help="workspace folder to open")
     p.add_argument("--theme", choices=("light", "dark"), help="colour theme (default: last used)")
     p.add_argument("--screenshot", metavar="PATH", help="render the window to PATH (PNG) and exit")
-    p.add_argument("--panel", default="main", choices=("main", "training", "runs", "config", "data"),
+    p.add_argument("--panel", default="main",
+                   choices=("main", "training", "runs", "config", "data", "generate", "attention"),
                    help="what --screenshot renders")
-    p.add_argument("--size", default="1400x860", help="window size for --screenshot, WxH")
+    p.add_argument("--size", default=None, type=_size, help="window size for --screenshot, WxH "
+                   "(default: the window's default size)")
     p.add_argument("--quit-after-show", action="store_true", help=argparse.SUPPRESS)  # cold-start benchmark
     return p.parse_args(argv)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 1280x800") from None
+    if width < 200 or height < 200:
+        raise argparse.ArgumentTypeError(f"{text!r} is too small (at least 200x200)")
+    return width, height
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,12 +84,16 @@ def screenshot(args: argparse.Namespace) -> int:
     app = create_application(theme=args.theme or "light")
     window = MainWindow()
     window.close_policy = "leave"
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    window.resize(width, height)
+    from studio.window_state import DEFAULT_SIZE
+
+    window.resize(*(args.size or DEFAULT_SIZE))
     window.open_workspace(root)
     window.ensure_panels()
     window.select_run(run.dir)
-    window.show_tab({"config": "config", "data": "data"}.get(args.panel, "training"))
+    window.show_tab({"config": "config", "data": "data", "generate": "generate",
+                     "attention": "attention"}.get(args.panel, "training"))
+    if args.panel == "attention":  # the run's last training snapshot rather than an empty page
+        window.attention.source.setCurrentIndex(1)
     window.show()
     for _ in range(5):
         app.processEvents()

@@ -2,7 +2,8 @@
 
 `llm-studio` with no workspace opens it, so the first window already shows something useful: the
 data is prepared in the background (`llm-train prepare --input @synthetic --tokenizer char`) and a run
-named "demo" waits, configured to train in about a minute on a laptop CPU.
+named "demo" waits, configured to train visibly for a minute or two on a laptop CPU (long enough to
+watch the curves, Stop and Resume).
 """
 
 from __future__ import annotations
@@ -21,26 +22,29 @@ DEMO_DATA = "demo"
 DEMO_RUN = "demo"
 
 TINY_CONFIG = """\
-# A tiny GPT that trains on a CPU in about a minute: watch the loss fall, then fork it or scale it up.
+# A small GPT that trains on a laptop CPU in a minute or two: watch the loss fall live, Stop and Resume
+# it, then fork it or scale it up. (The Config tab estimates the time from runs measured on this machine.)
 model:
-  n_layer: 2          # transformer blocks
-  n_head: 2           # attention heads per block
-  n_embd: 32          # residual stream width
-  block_size: 32      # context length, tokens
+  n_layer: 4          # transformer blocks
+  n_head: 4           # attention heads per block
+  n_embd: 128         # residual stream width
+  block_size: 64      # context length, tokens
 data:
   dir: ../../data/{data}
 train:
-  batch_size: 8
+  batch_size: 16
   max_steps: {max_steps}
-  eval_interval: 20
+  eval_interval: 50
   eval_steps: 4
-  checkpoint_interval: 50
-  warmup_steps: 10
+  checkpoint_interval: 100
+  warmup_steps: 50
   device: cpu
-  lr: 3.0e-3
-  min_lr: 3.0e-4
+  lr: 2.0e-3
+  min_lr: 2.0e-4
 run:
   dir: .
+  # in the corpus's own characters (a char tokenizer shows <unk> for any other)
+  attention_probe: "copy: abcdef|abcdef\\nreverse: abcdef|fedcba\\nadd: 123+456=579"
 """
 
 
@@ -57,7 +61,10 @@ def default_demo_root() -> str:
     return os.path.join(home_dir(), "demo-workspace")
 
 
-def tiny_config_text(data: str = DEMO_DATA, max_steps: int = 600) -> str:
+DEMO_STEPS = 1000  # about 60-100 ms a step on a laptop CPU: a minute or two to watch
+
+
+def tiny_config_text(data: str = DEMO_DATA, max_steps: int = DEMO_STEPS) -> str:
     return TINY_CONFIG.format(data=data, max_steps=max_steps)
 
 
@@ -126,10 +133,14 @@ def build_finished_demo(root: str | None = None, max_steps: int = 300) -> Run:
 DEMO_FORK = "demo-fork-low-lr"
 
 
-def build_demo_fork(root: str | None = None, fork_step: int = 150) -> Run:
-    """Blocking (command line use only): fork the finished demo run at `fork_step` with a 3x lower peak
-    learning rate and train the fork to the end, so screenshots show lineage and the parent's curve."""
+def build_demo_fork(root: str | None = None, fork_step: int | None = None) -> Run:
+    """Blocking (command line use only): fork the finished demo run at `fork_step` (default: its checkpoint
+    nearest half way) with a 3x lower peak learning rate and train the fork to the end, so screenshots
+    show lineage and the parent's curve."""
     parent = build_finished_demo(root)
+    if fork_step is None:
+        steps = [ck.step for ck in parent.checkpoints()]
+        fork_step = min(steps, key=lambda s: abs(s - steps[-1] / 2)) if steps else 0
     ws = ensure_demo_workspace(root)
     fork = ws.run(DEMO_FORK)
     if fork.status() == "done":

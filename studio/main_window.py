@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio import demo, window_state
+from studio.controllers.generation import share_cores
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme
@@ -31,6 +32,7 @@ from studio.views.runs.panel import RunsPanel
 
 TABS = ("data", "config", "training", "generate", "attention")
 TAB_TITLES = ("Data", "Config", "Training", "Generate", "Attention")
+AUTOSAVE_MS = 500
 
 
 class MainWindow(QMainWindow):
@@ -66,6 +68,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
         self._build_status_bar()
         self._build_menus()
+        self._autosave = QTimer(self)  # config edits reach config.yaml shortly after typing stops
+        self._autosave.setSingleShot(True)
+        self._autosave.setInterval(AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.save_config)
         self.runs_panel.run_selected.connect(self.select_run)
         self.runs_panel.compare_changed.connect(lambda _dirs: self._update_overlays())
         self.runs_panel.new_run_requested.connect(self.new_run)
@@ -178,6 +184,8 @@ class MainWindow(QMainWindow):
         self.data_panel.prepare_requested.connect(self.session.prepare)
         self.data_panel.cancel_requested.connect(self.session.prepare_job.cancel)
         self.config_editor.changed.connect(self._update_start_blockers)
+        self.config_editor.changed.connect(self._autosave.start)
+        self.config_editor.changed.connect(self._update_time_estimate)
         self.config_editor.validity_changed.connect(lambda _ok, _msg: self._update_start_blockers())
         t = self.training
         t.start_requested.connect(lambda n, dev: self.start_training(False, n, dev))
@@ -186,6 +194,7 @@ class MainWindow(QMainWindow):
         t.multinode_requested.connect(self.show_multinode)
         t.plots.export_requested.connect(self.export_plots)
         window_state.restore_panels(self, TABS.index("training"))
+        self._share_cores()
         if self.session.workspace is not None:
             self.data_panel.set_workspace(self.session.workspace.root)
             self.generation.set_workspace(self.session.workspace.root)
@@ -220,6 +229,8 @@ class MainWindow(QMainWindow):
     def _on_session_data_changed(self) -> None:
         if self.data_panel is not None and self.session.workspace is not None:
             self.data_panel.set_workspace(self.session.workspace.root)
+        if self.config_editor is not None:
+            self.config_editor.revalidate()  # the estimates' vocabulary comes from the data's meta.json
         self._update_start_blockers()
 
     # ------------------------------------------------------------------ runs
@@ -229,6 +240,7 @@ class MainWindow(QMainWindow):
     def select_run(self, run_dir: str) -> None:
         if run_dir == self.current_dir:
             return
+        self.save_config()  # the run being left keeps its edits
         self.current_dir = run_dir
         ctl = self.session.select(run_dir)
         if ctl is None:
@@ -238,11 +250,34 @@ class MainWindow(QMainWindow):
             return
         self.config_editor.set_base_dir(ctl.run.dir)
         self.attention.set_run_dir(ctl.run.dir)  # its step slider follows the selected run's snapshots
+        self.generation.set_run_dir(ctl.run.dir)  # the pickers preselect its latest checkpoint
         self.config_editor.set_text(ctl.run.read_config_text())
         self.training.set_controller(ctl)
         self._update_overlays()
         self._update_start_blockers()
         self._update_actions()
+
+    def save_config(self) -> None:
+        """Autosave: the editor's text (comments kept) goes to the shown run's config.yaml, atomically."""
+        self._autosave.stop()
+        ctl = self.controller()
+        if ctl is not None and self.config_editor is not None and ctl.save_config_text(self.config_editor.text()):
+            self.statusBar().showMessage(f"Saved {ctl.run.name}/config.yaml", 2000)
+
+    def _update_time_estimate(self) -> None:
+        from studio.controllers.run import measured_speed, time_estimate
+
+        cfg, est = self.config_editor.config(), self.config_editor.last_estimate()
+        if cfg is not None and est is not None:
+            speed = measured_speed(self.session.controllers.values())
+            self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed))
+
+    def _share_cores(self) -> None:
+        """Inference workers started while a run trains take 1 thread; the Generate tab says so."""
+        share = share_cores(os.cpu_count() or 1, len(self.session.running()))
+        self.inference_pool.threads = share["worker"]
+        self.generation.set_core_share(share["text"], "Workers started before a run began keep their threads "
+                                       "until their checkpoint is loaded again.")
 
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:
@@ -258,7 +293,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         ctl = self.controller()
-        new = ctl is not None and ctl.status == "new"
+        new = ctl is not None and ctl.startable()
         self.start_action.setEnabled(bool(new and self.training and self.training.start_button.isEnabled()))
         self.stop_action.setEnabled(ctl is not None and ctl.is_running())
         self.resume_action.setEnabled(ctl is not None and ctl.can_resume())
@@ -270,9 +305,10 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is None or self.training is None:
             return False
+        share = share_cores(os.cpu_count() or 1, len(self.session.running()) + 1)
         problems = ctl.request_start(None if resume else self.config_editor.text(), resume,
                                      self.training.nproc() if nproc is None else nproc,
-                                     self.training.device() if device is None else device)
+                                     self.training.device() if device is None else device, share["train"])
         if problems:
             if not resume:
                 self.training.set_start_blockers(problems)
@@ -332,6 +368,10 @@ class MainWindow(QMainWindow):
     def _on_session_run_updated(self, run_dir: str) -> None:
         if run_dir in self.session.controllers:
             self.runs_panel.update_run(self.session.summary(run_dir))
+        if self.generation is not None:  # a new checkpoint is offered where none was chosen by hand
+            self.generation.checkpoints_changed()
+            self.attention.checkpoints_changed()
+            self._share_cores()
         if run_dir == self.current_dir:
             self._update_actions()
 
@@ -433,6 +473,7 @@ class MainWindow(QMainWindow):
                 return
         else:
             choice = "leave"
+        self.save_config()
         self.save_window_state()
         self.session.shutdown(stop_running=choice == "stop")  # a stop is graceful: engines finish detached
         if self.inference_pool is not None:

@@ -28,6 +28,12 @@ STATUS_COLORS = {
              "new": "#8b949e"},
 }
 
+# Banners: solid, high-contrast pairs per theme (a translucent tint under palette(text) was unreadable).
+BANNERS = {
+    "light": {"error": ("#fdecea", "#7a1c12", "#e6b0aa"), "warning": ("#fff4e0", "#6b3d00", "#f0c987")},
+    "dark": {"error": ("#4a1d1a", "#ffd9d4", "#8c3b33"), "warning": ("#4a3512", "#ffe7bf", "#8a6424")},
+}
+
 
 def _palette(name: str) -> QPalette:
     p = QPalette()
@@ -76,12 +82,22 @@ QStatusBar QLabel { padding: 0 6px; }
 """
 
 
+# Fusion draws a dark theme's check boxes dark grey on dark grey: give them a visible frame and fill.
+DARK_STYLESHEET = """
+QCheckBox::indicator, QGroupBox::indicator, QTreeView::indicator { width: 13px; height: 13px; border: 1px solid #9aa4b2;
+    border-radius: 2px; background: #1e1f22; }
+QCheckBox::indicator:checked, QGroupBox::indicator:checked, QTreeView::indicator:checked { background: #62a8ea; border-color: #9ccbf5; }
+QCheckBox::indicator:disabled { border-color: #5a5f66; }
+QCheckBox::indicator:checked:disabled { background: #3a4a5c; }
+"""
+
+
 def apply_theme(app: QApplication, name: str) -> str:
     """Fusion style with our palette; returns the theme name actually applied."""
     name = name if name in THEMES else "light"
     app.setStyle("Fusion")
     app.setPalette(_palette(name))
-    app.setStyleSheet(STYLESHEET)
+    app.setStyleSheet(STYLESHEET + (DARK_STYLESHEET if name == "dark" else ""))
     app.setProperty("studio_theme", name)
     return name
 
@@ -98,3 +114,9 @@ def plot_colors(name: str | None = None) -> dict:
 
 def status_color(status: str, name: str | None = None) -> str:
     return STATUS_COLORS[name or current_theme()].get(status, "#888888")
+
+
+def banner_style(kind: str, name: str | None = None) -> str:
+    """Stylesheet of an error/warning banner: its background, text and border colours for the theme."""
+    bg, fg, border = BANNERS[name or current_theme()][kind]
+    return f"QLabel {{ background: {bg}; color: {fg}; border: 1px solid {border}; }}"

@@ -11,11 +11,15 @@ from __future__ import annotations
 import collections
 import math
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from core import layout
+from core.config import Config, ConfigError, estimate, loads
 from studio.engine.command import torchrun_command, train_args
 from studio.engine.failure import classify
 from studio.engine.training import TrainingJob
+from studio.workspace import validate
 from studio.workspace.metrics import RunHistory, event_line
 from studio.workspace.run import Run, format_duration, status_of_close
 from studio.workspace.tail import EventTail, file_size, read_last_lines
@@ -46,6 +50,7 @@ class RunController(QObject):
         self.console: collections.deque[str] = collections.deque(maxlen=self.CONSOLE_KEEP)
         self.status = "new"
         self.message = ""
+        self.problems: list[str] = []         # what is damaged in the run folder (studio.workspace.validate)
         self.job: TrainingJob | None = None
         self.stopping = False
         self.reload()
@@ -55,24 +60,33 @@ class RunController(QObject):
         """Replay metrics.jsonl and, when the run is still running, follow it (re-attach)."""
         if self.job is not None and self.job.is_running():
             return
-        metrics_offset = file_size(self.run.metrics_path)
         log_offset = file_size(self.run.log_path)
         self.history = RunHistory()
         self.stderr_tail.clear()
         self.console.clear()
         self._load_log_tail()
-        for ev in EventTail(self.run.metrics_path).read_events():
+        tail = EventTail(self.run.metrics_path)
+        events = tail.read_all() if validate.file_problem(self.run.metrics_path) is None else []
+        metrics_offset = tail.complete_offset  # a follower continues at the first line not read
+        job = self._new_job()
+        attached = job.attach(metrics_offset, log_offset)
+        if not attached:  # the run has ended: its unterminated last line (if any) is all there will be
+            events += tail.flush()
+        for ev in events:
             self.history.apply(ev)
             line = event_line(ev)
             if line:
                 self.console.append(line)
-        job = self._new_job()
-        if job.attach(metrics_offset, log_offset):
+        self.history.note_bad_lines(tail.bad)
+        self.problems = self.run.problems(self.history)
+        if attached:
             self._set_status("running")
         else:
-            self._set_status(self.run.status(self.history))
+            self._set_status("damaged" if self.problems else self.run.status(self.history))
             if self.status == "failed":
                 self.message = classify(self.history.close, None, list(self.stderr_tail)).text()
+            elif self.status == "damaged":
+                self.message = damage_text(self.problems)
         self.history_changed.emit()
 
     def _load_log_tail(self) -> None:
@@ -95,6 +109,24 @@ class RunController(QObject):
     def is_running(self) -> bool:
         return self.job is not None and self.job.is_running()
 
+    def failed_in_setup(self) -> bool:
+        """The engine refused the run before its first step (bad config, max_steps not beyond the
+        checkpoint, ...): nothing was trained, so the run stays editable and may be started again."""
+        return (self.status == "failed" and self.history.start is None and not len(self.history.steps)
+                and not self.run.checkpoints())
+
+    def startable(self) -> bool:
+        """Whether Start (not Resume) applies: a new run, or one the engine refused during set-up."""
+        return not self.is_running() and (self.status == "new" or self.failed_in_setup())
+
+    def save_config_text(self, text: str) -> bool:
+        """Keep the edited config (the editor's exact text, comments and all) in config.yaml, atomically;
+        False when there was nothing to write or the run is training (its config is then in use)."""
+        if self.is_running() or not text.strip() or text == self.run.read_config_text():
+            return False
+        self.run.write_config_text(text)
+        return True
+
     def can_resume(self) -> bool:
         return not self.is_running() and self.status in ("stopped", "failed") and bool(self.run.checkpoints())
 
@@ -102,9 +134,22 @@ class RunController(QObject):
         """Why Start is not possible right now (empty when it is)."""
         if self.is_running():
             return ["the run is already running"]
-        if self.history.start is not None or self.run.has_metrics():
+        if self.history.start is not None or file_size(self.run.metrics_path) > 0:
             return ["this run has already been started: resume it, or make a new run from it"]
-        return launch_problems(self.run, config_text)
+        return launch_problems(self.run, config_text) or self._init_from_problems(config_text)
+
+    def _init_from_problems(self, config_text: str | None) -> list[str]:
+        """The engine's set-up rule for a fork, checked before launching: it must train beyond its
+        checkpoint's step (core.train refuses otherwise, after the user pressed Start)."""
+        try:
+            cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
+        except ConfigError:
+            return []
+        step = layout.checkpoint_step(cfg.train.init_from) if cfg.train.init_from else None
+        if step is not None and cfg.train.max_steps <= step:
+            return [f"train.max_steps: {cfg.train.max_steps} is not beyond the checkpoint's step {step}; "
+                    f"raise train.max_steps to train further"]
+        return []
 
     def planned_steps(self) -> int:
         """train.max_steps of the run's saved config (0 when it does not load): the progress bar's end
@@ -113,21 +158,22 @@ class RunController(QObject):
         return cfg.train.max_steps if cfg is not None else 0
 
     def start_blockers(self, config_text: str | None = None) -> list[str]:
-        """What the Start button shows while disabled: start_problems() of a new run, nothing otherwise."""
-        return self.start_problems(config_text) if self.status == "new" else []
+        """What the Start button shows while disabled: start_problems() of a startable run, else nothing."""
+        return self.start_problems(config_text) if self.startable() else []
 
     def summary(self) -> dict:
         """The figures a run list shows."""
         h = self.history
         return {"name": self.run.name, "status": self.status, "step": h.step, "max_steps": h.max_steps,
                 "best_val_loss": h.best_val_loss, "duration": format_duration(h.elapsed_s) if len(h.steps)
-                else "–", "lineage": self.run.lineage()}
+                else "–", "lineage": self.run.lineage(), "problems": list(self.problems)}
 
     # ------------------------------------------------------------------ intents
     def request_start(self, config_text: str | None = None, resume: bool = False, nproc: int = 1,
-                      device: str = "") -> list[str]:
+                      device: str = "", threads: int = 0) -> list[str]:
         """The Start/Resume intent: save `config_text` (the edited config) and start, or resume; returns
-        why it could not (empty when the engine was launched). `device` overrides train.device."""
+        why it could not (empty when the engine was launched). `device` overrides train.device; `threads`
+        is the engine's --threads (0 = torch's default)."""
         if resume:
             if not self.can_resume():
                 return ["nothing to resume: the run is running, new or has no checkpoint"]
@@ -137,11 +183,12 @@ class RunController(QObject):
                 return problems
             if config_text is not None:
                 self.run.write_config_text(config_text)
-        if not self.start(resume=resume, nproc=nproc, overrides=device_overrides(device)):
+        if not self.start(resume=resume, nproc=nproc, overrides=device_overrides(device), threads=threads):
             return [self.message or "could not start the engine"]
         return []
 
-    def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = ()) -> bool:
+    def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = (),
+              threads: int = 0) -> bool:
         if self.is_running():
             return False
         self.message = ""
@@ -149,7 +196,7 @@ class RunController(QObject):
         if resume:
             self.stderr_tail.clear()
         job = self._new_job()
-        if not job.start(resume=resume, nproc=nproc, overrides=overrides):
+        if not job.start(resume=resume, nproc=nproc, overrides=overrides, threads=threads):
             return False
         self._set_status("running")
         self.run_started.emit()
@@ -210,6 +257,12 @@ class RunController(QObject):
             self.status_changed.emit(status)
 
 
+def damage_text(problems: list[str]) -> str:
+    """What the studio says about a damaged run folder (the first few problems)."""
+    shown = problems[:5] + ([f"… and {len(problems) - 5} more"] if len(problems) > 5 else [])
+    return "This run folder is damaged; what was read is shown, the rest is skipped:\n" + "\n".join(shown)
+
+
 def device_overrides(device: str) -> list[str]:
     """`--set` assignments for a device chosen in the GUI ("" = as the config says)."""
     return [f"train.device={device}"] if device else []
@@ -221,6 +274,43 @@ def node_commands(config_path: str, overrides: list[str], nproc: int, nnodes: in
     args = train_args(config_path, overrides=overrides)
     return [torchrun_command(nproc, nnodes, rank, master_addr, master_port, "train", *args)
             for rank in range(nnodes)]
+
+
+def measured_speed(controllers, exclude: str = "") -> dict | None:
+    """How fast this machine trained lately: the FLOPs per second of the most recent run (other than
+    `exclude`) that logged steps, from its tokens/s (metrics.jsonl) and its config's FLOPs per token.
+    None when no run has trained here yet."""
+    latest = None
+    for ctl in controllers:
+        h = ctl.history
+        if ctl.run.dir == exclude or len(h.steps) < 3 or h.last_time is None:
+            continue
+        if latest is None or h.last_time > latest.history.last_time:
+            latest = ctl
+    if latest is None:
+        return None
+    rates = latest.history.steps["tokens_per_s"][-50:]
+    rates = rates[np.isfinite(rates) & (rates > 0)]
+    cfg = latest.run.config_or_none()
+    if cfg is None or not len(rates):
+        return None
+    tokens_per_s = float(np.median(rates))
+    flops_per_token = estimate(cfg)["flops_per_token"]
+    return {"flops_per_s": tokens_per_s * flops_per_token, "run": latest.run.name,
+            "step_s": cfg.train.batch_size * cfg.model.block_size * cfg.train.grad_accum_steps / tokens_per_s}
+
+
+def time_estimate(cfg: Config, est: dict, speed: dict | None) -> dict | None:
+    """Time per step and for the whole run (the steps after a fork's checkpoint), scaled by FLOPs from a
+    measured run: {"step_s", "total_s", "steps", "source"}; None without a measurement."""
+    if speed is None or speed["flops_per_s"] <= 0:
+        return None
+    start = layout.checkpoint_step(cfg.train.init_from) if cfg.train.init_from else None
+    steps = max(0, cfg.train.max_steps - (start or 0))
+    step_s = est["flops_per_step"] / speed["flops_per_s"]
+    return {"step_s": step_s, "total_s": step_s * steps, "steps": steps,
+            "source": f"measured on this machine: run {speed['run']} took {1000 * speed['step_s']:,.0f} ms "
+                      "a step; scaled by FLOPs per step"}
 
 
 def eta_text(history: RunHistory) -> str:

@@ -172,11 +172,14 @@ class WorkspaceSession(QObject):
         """Curves drawn behind a run's own: its parent's, then the runs ticked for comparison."""
         out = []
         parent = self.parent_history(run_dir)
-        if parent is not None:
+        ctl = self.controller(run_dir)
+        forked = ctl is not None and ctl.run.lineage().get("kind") == "fork"
+        if parent is not None and forked:  # a copy ("New from this") starts afresh: not its parent's curve
             out.append((f"{parent[0]} (parent)", parent[1], "parent"))
+        drawn = {os.path.abspath(run_dir)} | ({ctl.run.parent_dir()} if parent is not None and forked else set())
         for d in compared:
             ctl = self.controller(d)
-            if ctl is not None and ctl.run.dir != os.path.abspath(run_dir):
+            if ctl is not None and ctl.run.dir not in drawn:  # each run once in the legend
                 out.append((ctl.run.name, ctl.history, "compare"))
         return out
 

@@ -73,9 +73,11 @@ def launcher_command(run_dir: str, engine_argv: list[str]) -> list[str]:
             run_dir, "--", *engine_argv]
 
 
-def train_args(config_path: str, resume: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """Arguments of `llm-train train` as the studio launches it (events on, optional resume and --set)."""
-    args = ["--config", config_path, "--events"]
+def train_args(config_path: str, resume: bool = False, overrides: list[str] | tuple[str, ...] = (),
+               threads: int = 0) -> list[str]:
+    """Arguments of `llm-train train` as the studio launches it (events on, optional resume, --set and
+    --threads: 0 = torch's default)."""
+    args = ["--config", config_path, "--events"] + (["--threads", str(threads)] if threads else [])
     if resume:
         args.append("--resume")
     for assignment in overrides:

@@ -5,7 +5,8 @@
 Why: a training run must be able to outlive the studio ("leave it running" on close) and be followed
 again later. So the GUI never owns the engine's pipes: this launcher starts in its own session, sends
 the engine's stdout to RUN_DIR/engine.out and stderr to RUN_DIR/engine.log, records the engine's pid in
-RUN_DIR/launcher.json, forwards SIGTERM (graceful stop) to it, and writes RUN_DIR/exit.json with the
+RUN_DIR/launcher.json together with what identifies it and the launcher beyond their pids (start time and
+command line, studio.workspace.proc: a pid alone may be reused by another process), forwards SIGTERM (graceful stop) to it, and writes RUN_DIR/exit.json with the
 exit code when it ends. The studio follows a run it just started and a run it finds running on reopen
 in exactly the same way: by tailing metrics.jsonl and engine.log (studio.engine.training).
 
@@ -27,6 +28,7 @@ if not __package__:  # run as a script: make the project's packages importable
     sys.path.insert(0, ROOT)
 
 from core.layout import ENGINE_LOG, ENGINE_OUT, EXIT_JSON, LAUNCHER_JSON, atomic_write_json  # noqa: E402
+from studio.workspace.proc import fingerprint  # noqa: E402  (stdlib only, no Qt)
 
 
 def run(run_dir: str, argv: list[str]) -> int:
@@ -55,8 +57,11 @@ def run(run_dir: str, argv: list[str]) -> int:
             atomic_write_json(exit_path, {"code": 127, "ended": time.time(), "started": started,
                                           "error": str(exc)})
             return 127
+        # Popen returns once the child has exec'd, so its command line is the engine's, not ours.
         atomic_write_json(os.path.join(run_dir, LAUNCHER_JSON),
-                          {"pid": child.pid, "launcher_pid": os.getpid(), "argv": argv, "started": started})
+                          {"pid": child.pid, "launcher_pid": os.getpid(), "argv": argv, "started": started,
+                           "pid_fingerprint": fingerprint(child.pid),
+                           "launcher_fingerprint": fingerprint(os.getpid())})
 
         def forward(signum, _frame):
             try:

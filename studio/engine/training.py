@@ -4,7 +4,9 @@ A live run the studio just started and a run it finds still running when it reop
 same code: a QTimer polls RUN_DIR/metrics.jsonl (events) and RUN_DIR/engine.log (stderr) from an offset.
 The engine is started through studio.engine.launcher (a detached QProcess), so closing the studio never
 kills it; a graceful stop is SIGTERM to the engine's pid recorded in launcher.json (the engine finishes
-its step, writes a checkpoint, emits `stopped`). File tailing adds no back-pressure on the engine: it
+its step, writes a checkpoint, emits `stopped`). A pid is followed or signalled only while the process
+behind it is provably the one launched (its start time, and command line, as recorded: see
+studio.workspace.proc); a reused pid is somebody else's process and is left alone. File tailing adds no back-pressure on the engine: it
 never waits on a pipe the GUI is slow to drain.
 """
 
@@ -18,9 +20,10 @@ import weakref
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from core import layout
-from core.protocol import is_close, read_events
+from core.protocol import is_close
 from studio.engine.command import engine_command, launcher_command, train_args
-from studio.workspace.run import Run, pid_alive
+from studio.workspace.proc import fingerprint, pid_alive, same_process, same_start, valid_pid
+from studio.workspace.run import Run
 from studio.workspace.tail import EventTail, FileTail, file_size
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
@@ -41,6 +44,7 @@ class TrainingJob(QObject):
     failed_to_start = Signal(str)
 
     POLL_MS = 100          # how often the run folder is read; events are shown at most this late
+    PROVE_S = 1.0          # how often a followed process is proven to be still ours (start time, cmdline)
     STOP_GRACE_MS = 180_000
 
     def __init__(self, run: Run, parent: QObject | None = None) -> None:
@@ -50,6 +54,9 @@ class TrainingJob(QObject):
         self.argv: list[str] = []
         self._launcher_pid = 0
         self._engine_pid = 0
+        self._launcher_fp: dict | None = None  # what proves a pid is still our process (proc.fingerprint)
+        self._engine_fp: dict | None = None
+        self._proven_at = 0.0                   # time.monotonic() of the last proof
         self._running = False
         self._stop_pending = False
         self._events: EventTail | None = None
@@ -63,7 +70,8 @@ class TrainingJob(QObject):
         _LIVE.add(self)
 
     # ------------------------------------------------------------------ control
-    def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = ()) -> bool:
+    def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = (),
+              threads: int = 0) -> bool:
         """Launch `llm-train train` for this run; False (and failed_to_start) when it cannot start."""
         if self._running:
             raise RuntimeError("this run is already running")
@@ -73,31 +81,37 @@ class TrainingJob(QObject):
                 os.remove(run.path(name))
             except OSError:
                 pass
-        engine_argv = engine_command("train", *train_args(run.config_path, resume, overrides), nproc=nproc)
+        engine_argv = engine_command("train", *train_args(run.config_path, resume, overrides, threads), nproc=nproc)
         self.argv = launcher_command(run.dir, engine_argv)
         ok, pid = QProcess.startDetached(self.argv[0], self.argv[1:], run.dir)
         if not ok:
             self.failed_to_start.emit(f"could not start the engine: {' '.join(self.argv[:4])} ...")
             return False
-        self._launcher_pid, self._engine_pid = int(pid), 0
+        self._launcher_pid, self._engine_pid, self._engine_fp = int(pid), 0, None
+        # Its start time only: the command line may still be ours if the child has not exec'd yet.
+        fp = fingerprint(self._launcher_pid)
+        self._launcher_fp = {k: v for k, v in fp.items() if k != "cmdline"} if fp else None
         self._follow(file_size(run.metrics_path), file_size(run.log_path))
         self.started.emit()
         return True
 
     def attach(self, metrics_offset: int | None = None, log_offset: int | None = None) -> bool:
         """Follow this run's engine if it is running (started by an earlier studio); False if not."""
-        info = self.run.launcher()
-        self._launcher_pid = int(info.get("launcher_pid") or 0)
-        self._engine_pid = int(info.get("pid") or self.run.run_json().get("pid") or 0)
-        if not (pid_alive(self._launcher_pid) or pid_alive(self._engine_pid)):
+        engine, launcher = self.run.live_pids()
+        if not (engine or launcher):
             return False
-        self.argv = list(info.get("argv") or [])
+        # Proven now: from here on the process must stay the same one (a fingerprint of it, taken now).
+        self._engine_pid, self._engine_fp = engine, fingerprint(engine) if engine else None
+        self._launcher_pid, self._launcher_fp = launcher, fingerprint(launcher) if launcher else None
+        argv = self.run.launcher().get("argv")
+        self.argv = list(argv) if isinstance(argv, list) else []
         self._follow(file_size(self.run.metrics_path) if metrics_offset is None else metrics_offset,
                      file_size(self.run.log_path) if log_offset is None else log_offset)
         return True
 
     def _follow(self, metrics_offset: int, log_offset: int) -> None:
         self.close_event = None
+        self._proven_at = 0.0
         self._stop_pending = False
         self._events = EventTail(self.run.metrics_path, metrics_offset)
         self._log = FileTail(self.run.log_path, log_offset)
@@ -111,10 +125,19 @@ class TrainingJob(QObject):
         return self._stop_pending or self._kill_timer.isActive()
 
     def pid(self) -> int:
-        """The engine's pid (0 until the launcher has recorded it)."""
-        if not self._engine_pid:
-            self._engine_pid = int(self.run.launcher().get("pid") or 0) if self._launcher_pid else 0
-        return self._engine_pid
+        """The engine's pid (0 until the launcher has recorded it, or when it is not provably ours)."""
+        if not self._engine_pid and self._launcher_pid and self._ours(self._launcher_pid, self._launcher_fp):
+            info = self.run.launcher()
+            pid, fp = valid_pid(info.get("pid")), info.get("pid_fingerprint")
+            lfp = info.get("launcher_fingerprint")
+            # The record must be our launcher's (same start time) and name a live engine matching it.
+            if pid and same_start(self._launcher_fp, lfp) and same_process(pid, fp):
+                self._engine_pid, self._engine_fp = pid, fp
+        return self._engine_pid if self._ours(self._engine_pid, self._engine_fp) else 0
+
+    @staticmethod
+    def _ours(pid: int, fp: dict | None) -> bool:
+        return bool(pid) and same_process(pid, fp)
 
     def stop(self, grace_ms: int | None = None) -> None:
         """Graceful stop (SIGTERM to the engine: finish the step, checkpoint, `stopped`); kill after grace."""
@@ -126,7 +149,7 @@ class TrainingJob(QObject):
 
     def _send_stop(self) -> None:
         pid = self.pid()
-        if pid and pid_alive(pid):
+        if pid:
             try:
                 os.kill(pid, signal.SIGTERM)
                 self._stop_pending = False
@@ -135,8 +158,8 @@ class TrainingJob(QObject):
 
     def kill(self) -> None:
         """Hard kill of the engine and its launcher (no checkpoint)."""
-        for pid in (self.pid(), self._launcher_pid):
-            if pid and pid_alive(pid):
+        for pid in (self.pid(), self._launcher_pid if self._ours(self._launcher_pid, self._launcher_fp) else 0):
+            if pid:
                 try:
                     os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
                 except OSError:
@@ -155,7 +178,12 @@ class TrainingJob(QObject):
             return
         if self._stop_pending:
             self._send_stop()  # the launcher had not recorded the engine's pid yet
-        alive = pid_alive(self._launcher_pid) or pid_alive(self._engine_pid or self.pid())
+        now = time.monotonic()
+        if now - self._proven_at < self.PROVE_S and (pid_alive(self._launcher_pid) or pid_alive(self._engine_pid)):
+            alive = True  # proven ours less than PROVE_S ago and still there (cheap: no ps on macOS)
+        else:
+            alive = self._ours(self._launcher_pid, self._launcher_fp) or bool(self.pid())
+            self._proven_at = now if alive else 0.0
         self._drain(final=not alive)
         if not alive:
             self._finish()
@@ -181,13 +209,15 @@ class TrainingJob(QObject):
         self._running = False
         if self.close_event is None:
             # Errors found before the engine opened metrics.jsonl (bad config, usage) are only on stdout.
-            for ev in read_events(self.run.stdout_path):
+            out = EventTail(self.run.stdout_path)  # reads nothing from a damaged file, never raises
+            for ev in out.read_all() + out.flush():
                 if is_close(ev):
                     self._emit_event(ev)
                     break
         exit_info = self.run.exit_info()
         code = exit_info.get("code")
-        code = int(code) if isinstance(code, int) else (-1 if self.close_event is None else 0)
+        ok = isinstance(code, int) and not isinstance(code, bool) and -(1 << 31) <= code < (1 << 31)
+        code = code if ok else (-1 if self.close_event is None else 0)
         self.finished.emit(code, self.close_event)
 
     def wait_until_finished(self, timeout_s: float) -> bool:

@@ -43,6 +43,7 @@ class InferenceWorker(QObject):
         super().__init__(parent)
         self.checkpoint = os.path.abspath(checkpoint)
         self.auto_restart = auto_restart
+        self.threads = 0  # --threads of the process (0 = torch's default); a restart picks up a change
         self.info: dict = {}
         self.state = "stopped"
         self.last_error = ""
@@ -67,7 +68,8 @@ class InferenceWorker(QObject):
         proc.failed_to_start.connect(self._on_proc_failed_to_start)
         self._set_state("starting")
         os.makedirs(self._scratch, exist_ok=True)
-        proc.start("serve", ["--checkpoint", self.checkpoint, "--scratch", self._scratch])
+        proc.start("serve", ["--checkpoint", self.checkpoint, "--scratch", self._scratch]
+                   + (["--threads", str(self.threads)] if self.threads else []))
 
     def shutdown(self, wait_ms: int = 0) -> None:
         """Stop the process for good (no restart). Killing is safe (a worker has no state to save);
@@ -224,6 +226,7 @@ class WorkerPool(QObject):
         super().__init__(parent)
         self._workers: dict[str, InferenceWorker] = {}
         self._users: dict[str, int] = {}
+        self.threads = 0  # CPU threads of workers started from now on (0 = torch's default)
 
     def acquire(self, checkpoint: str, previous: InferenceWorker | None = None) -> InferenceWorker:
         """The worker for `checkpoint`; `previous` (the caller's old one) is released, or reused through a
@@ -243,6 +246,7 @@ class WorkerPool(QObject):
         worker = self._workers.get(key)
         if worker is None:
             worker = self._workers[key] = InferenceWorker(key, self)
+            worker.threads = self.threads
             self._users[key] = 0
             self.worker_created.emit(worker)
         self._users[key] += 1

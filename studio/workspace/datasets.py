@@ -5,6 +5,7 @@ words. Pure Python (no Qt); which folders count as data sets is core.layout's ru
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 from core import layout
 from core.config import human_bytes
@@ -67,8 +68,20 @@ def detail_rows(data_dir: str | None, meta: dict | None = None) -> dict[str, str
                 bpt=f"{bpt:.2f}" if isinstance(bpt, (int, float)) else "—",
                 files=count("n_files") + (f"  ({human_bytes(n_bytes)})" if isinstance(n_bytes, int) else ""),
                 sources="\n".join(describe_source(s) for s in meta.get("sources") or []) or "—",
-                created=str(meta.get("created") or "—"))
+                created=human_date(meta.get("created")))
     return rows
+
+
+def human_date(value) -> str:
+    """'23 Nov 2026, 20:36' (local time) for an ISO timestamp; anything else as it is, or '—'."""
+    if not value:
+        return "—"
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    when = when.astimezone() if when.tzinfo is not None else when
+    return f"{when.day} {when:%b %Y, %H:%M}"
 
 
 def token_total(meta: dict) -> int:

@@ -1,7 +1,8 @@
 """A run's metric history built from protocol events: growable columns the plots read without copying.
 
 `RunHistory.apply(event)` is the one place that interprets training events (step, eval, checkpoint,
-start, close events). Columns are numpy arrays that double their capacity, so appending is O(1) and the
+start, close events). An event whose fields have the wrong type or range (a damaged metrics.jsonl:
+"step": 1e999, "nan", [1]) is skipped and described in `problems`, never folded in. Columns are numpy arrays that double their capacity, so appending is O(1) and the
 plots take views (`column.values()`) instead of converting lists on every redraw.
 """
 
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.protocol import CLOSE_EVENTS, as_float
+from studio.workspace.validate import quote, step_of
+
+MAX_PROBLEMS = 20  # sentences kept about bad events (a garbled file may hold thousands)
 
 
 class Column:
@@ -144,6 +148,8 @@ class RunHistory:
         self.first_time: float | None = None   # wall clock of the first event
         self.last_time: float | None = None    # wall clock of the latest event
         self.version = 0                       # bumped on every change; views compare it
+        self.problems: list[str] = []          # what was wrong with events that were skipped
+        self.bad_events = 0
         self._elapsed_base = 0.0
         self._fix_elapsed = False
 
@@ -157,7 +163,7 @@ class RunHistory:
     def max_steps(self) -> int:
         try:
             return int((self.start or {}).get("max_steps") or self.config_value("train", "max_steps") or 0)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return 0
 
     @property
@@ -175,7 +181,8 @@ class RunHistory:
 
     def config_value(self, section: str, key: str):
         cfg = (self.start or {}).get("config") or {}
-        return (cfg.get(section) or {}).get(key) if isinstance(cfg, dict) else None
+        part = cfg.get(section) if isinstance(cfg, dict) else None
+        return part.get(key) if isinstance(part, dict) else None
 
     def eta_s(self, window: int = 20) -> float:
         """Seconds to max_steps from the recent step rate; NaN when unknown."""
@@ -190,8 +197,37 @@ class RunHistory:
         return max(0.0, (self.max_steps - steps[-1]) * dt / ds)
 
     # ------------------------------------------------------------------ events
+    def note_bad_lines(self, count: int) -> None:
+        """`count` lines of metrics.jsonl were not events (garbled, zeroed, cut in the middle)."""
+        if count:
+            self.problems.append(f"metrics.jsonl: {count} line(s) are not events (garbled or zeroed)")
+
+    def _reject(self, ev: dict, why: str) -> str:
+        self.bad_events += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(f"metrics.jsonl: a {quote(ev.get('event'))} event {why}")
+        return ""
+
+    def _problem(self, ev: dict) -> str | None:
+        """Why `ev` cannot be folded in (a field the studio computes with has a bad type or range)."""
+        kind = ev.get("event")
+        if kind in ("step", "eval", "checkpoint") and step_of(ev.get("step")) is None:
+            return f"has \"step\": {quote(ev.get('step'))}, not a whole number >= 0"
+        if kind == "start":
+            for key in ("start_step", "max_steps"):
+                if ev.get(key) is not None and step_of(ev.get(key)) is None:
+                    return f"has \"{key}\": {quote(ev.get(key))}, not a whole number >= 0"
+            if ev.get("config") is not None and not isinstance(ev.get("config"), dict):
+                return "has a \"config\" that is not an object"
+        return None
+
     def apply(self, ev: dict) -> str:
-        """Fold one event in; returns its type ('' when it changed nothing)."""
+        """Fold one event in; returns its type ('' when it changed nothing or was rejected)."""
+        if not isinstance(ev, dict):
+            return ""
+        why = self._problem(ev)
+        if why is not None:
+            return self._reject(ev, why)
         kind = ev.get("event")
         t = as_float(ev.get("time"))
         if math.isfinite(t):
@@ -204,7 +240,7 @@ class RunHistory:
         elif kind == "start":
             self._apply_start(ev)
         elif kind == "checkpoint":
-            self.checkpoints.append(Checkpoint(int(as_float(ev.get("step")) or 0), str(ev.get("path", ""))))
+            self.checkpoints.append(Checkpoint(step_of(ev.get("step")) or 0, str(ev.get("path", ""))))
         elif kind == "sample":
             self.samples.append(ev)
         elif kind == "log":

@@ -8,9 +8,14 @@ engine unless noted):
   checkpoints/step-NNNNNN/
   engine.log           the engine's stderr (written by the studio's launcher)
   engine.out           the engine's stdout of the latest launch (launcher)
-  launcher.json        {"pid", "launcher_pid", "argv", "started"} of the latest launch (launcher)
+  launcher.json        {"pid", "launcher_pid", "argv", "started", "pid_fingerprint",
+                        "launcher_fingerprint"} of the latest launch (launcher; fingerprints: proc.py)
   exit.json            {"code", "ended"} once that launch has exited (launcher)
   studio.json          lineage: {"kind": "copy"|"fork", "parent_run", "parent_checkpoint"} (studio)
+
+Every file is read through studio.workspace.validate: a damaged one reads as missing and is described by
+`problems()`; a run with problems has the status "damaged". A recorded pid counts as this run's process
+only when studio.workspace.proc proves it (live_pids).
 """
 
 from __future__ import annotations
@@ -21,29 +26,23 @@ import time
 
 from core import layout
 from core.config import Config, ConfigError, load_config
-from core.protocol import read_events
+from studio.workspace import validate
 from studio.workspace.metrics import Checkpoint, RunHistory
+from studio.workspace.proc import (
+    PID_MAX,
+    lock_holders,
+    pid_alive,
+    runs_command,
+    same_process,
+    started_by,
+    valid_pid,
+)
+from studio.workspace.tail import EventTail
 
-STATUSES = ("new", "running", "done", "stopped", "failed")
+__all__ = ["STATUSES", "Run", "format_duration", "pid_alive", "status_of_close"]
 
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists (and is not a zombie)."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    try:  # a zombie is dead for our purposes (Linux)
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
+LOCK = getattr(layout, "RUN_LOCK", ".lock")  # held by the engine while it trains (flock)
+STATUSES = ("new", "running", "done", "stopped", "failed", "damaged")
 
 
 class Run:
@@ -82,38 +81,41 @@ class Run:
         return hash(self.dir)
 
     # ------------------------------------------------------------------ config
-    def read_config_text(self) -> str:
-        try:
-            with open(self.config_path, encoding="utf-8") as fh:
-                return fh.read()
-        except OSError:
-            return ""
+    def read_config_text(self, problems: list[str] | None = None) -> str:
+        """config.yaml's text ("" when it is missing or damaged: not UTF-8, a folder, ...)."""
+        text = validate.read_text(self.config_path, [] if problems is None else problems)
+        return text or ""
 
     def write_config_text(self, text: str) -> None:
         layout.atomic_write(self.config_path, text)
 
     def config(self) -> Config:
         """The validated config with paths resolved against this folder; raises ConfigError."""
+        problems: list[str] = []
+        validate.read_text(self.config_path, problems)
+        if problems:  # load_config would raise UnicodeDecodeError & co., not ConfigError
+            raise ConfigError(problems[0])
         return load_config(self.config_path)
 
     def config_or_none(self) -> Config | None:
         try:
             return self.config()
-        except ConfigError:
+        except (ConfigError, ValueError, OSError, RecursionError):
             return None
 
     # ------------------------------------------------------------------ files
-    def run_json(self) -> dict:
-        return layout.read_json(self.path(layout.RUN_JSON))
+    # Each reader returns {} for a missing or damaged file; pass `problems` to learn what was wrong.
+    def run_json(self, problems: list[str] | None = None) -> dict:
+        return validate.read_object(self.path(layout.RUN_JSON), [] if problems is None else problems)
 
-    def launcher(self) -> dict:
-        return layout.read_json(self.path(layout.LAUNCHER_JSON))
+    def launcher(self, problems: list[str] | None = None) -> dict:
+        return validate.read_object(self.path(layout.LAUNCHER_JSON), [] if problems is None else problems)
 
-    def exit_info(self) -> dict:
-        return layout.read_json(self.path(layout.EXIT_JSON))
+    def exit_info(self, problems: list[str] | None = None) -> dict:
+        return validate.read_object(self.path(layout.EXIT_JSON), [] if problems is None else problems)
 
-    def lineage(self) -> dict:
-        return layout.read_json(self.path(layout.STUDIO_JSON))
+    def lineage(self, problems: list[str] | None = None) -> dict:
+        return validate.read_object(self.path(layout.STUDIO_JSON), [] if problems is None else problems)
 
     def set_lineage(self, kind: str, parent_run: str | None, parent_checkpoint: str | None = None) -> None:
         layout.atomic_write_json(self.path(layout.STUDIO_JSON), {
@@ -123,7 +125,7 @@ class Run:
     def parent_dir(self) -> str | None:
         """The run folder this one was copied or forked from, if any."""
         parent = self.lineage().get("parent_run")
-        if not parent:
+        if not parent or not isinstance(parent, str) or "\0" in parent:
             return None
         return os.path.normpath(os.path.join(self.dir, parent))
 
@@ -137,7 +139,7 @@ class Run:
     def created(self) -> float:
         """When the run folder was made (lineage record, else the config file's mtime)."""
         created = self.lineage().get("created")
-        if isinstance(created, (int, float)):
+        if isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created):
             return float(created)
         try:
             return os.path.getmtime(self.config_path)
@@ -147,33 +149,83 @@ class Run:
     # ------------------------------------------------------------------ history and status
     def load_history(self) -> RunHistory:
         history = RunHistory()
-        history.apply_all(read_events(self.metrics_path))
+        if validate.file_problem(self.metrics_path) is None:
+            tail = EventTail(self.metrics_path)
+            history.apply_all(tail.read_all() + tail.flush())
+            history.note_bad_lines(tail.bad)
         return history
 
-    def engine_pid(self) -> int:
-        """The pid to signal for a graceful stop: the launched engine (or torchrun) process."""
-        pid = self.launcher().get("pid") or self.run_json().get("pid")
-        try:
-            return int(pid or 0)
-        except (TypeError, ValueError):
-            return 0
-
-    def is_alive(self) -> bool:
-        """Whether the latest launch of this run is still running."""
+    def live_pids(self) -> tuple[int, int]:
+        """(engine pid, launcher pid) of this run's latest launch, each 0 unless that process is running
+        and provably the one recorded (start time and command line, core of issue 14): a pid alone may
+        belong to anybody after the run ended, a reboot or pid reuse. exit.json present: the launch ended."""
         launcher = self.launcher()
         if launcher:
-            exit_info = self.exit_info()
-            if exit_info and exit_info.get("started") == launcher.get("started"):
-                return False
-            return pid_alive(int(launcher.get("pid") or 0)) or pid_alive(int(launcher.get("launcher_pid") or 0))
+            if os.path.lexists(self.path(layout.EXIT_JSON)):
+                return 0, 0
+            pid, lpid = valid_pid(launcher.get("pid")), valid_pid(launcher.get("launcher_pid"))
+            fp, lfp = launcher.get("pid_fingerprint"), launcher.get("launcher_fingerprint")
+            # A launcher.json of an older studio has no fingerprints: its exact engine argv must match.
+            engine = pid if pid and (same_process(pid, fp) if isinstance(fp, dict)
+                                     else runs_command(pid, launcher.get("argv"), exact=True)) else 0
+            return engine or 0, lpid if lpid and same_process(lpid, lfp) else 0
+        return self._run_json_pid(), 0
+
+    def _run_json_pid(self) -> int:
+        """The pid of run.json (an engine started by hand) if it provably runs this run's latest session."""
         info = self.run_json()
-        return info.get("status") == "running" and pid_alive(int(info.get("pid") or 0))
+        pid = valid_pid(info.get("pid"))
+        sessions = info.get("sessions")
+        last = sessions[-1] if isinstance(sessions, list) and sessions and isinstance(sessions[-1], dict) else {}
+        argv, started = last.get("argv"), validate.get_float(last, "started", [], "")
+        if info.get("status") != "running" or not pid or started is None or not started_by(pid, started):
+            return 0
+        # The engine's run-folder lock held by that very pid proves it; else its recorded command line.
+        proven = pid in (lock_holders(self.path(LOCK)) or ()) or runs_command(pid, argv) or (
+            isinstance(argv, list) and len(argv) > 1 and runs_command(pid, argv[1:]))
+        return pid if proven else 0
+
+    def engine_pid(self) -> int:
+        """The pid to signal for a graceful stop: the running engine's, if it is provably ours (else 0)."""
+        return self.live_pids()[0]
+
+    def is_alive(self) -> bool:
+        """Whether the latest launch of this run is still running (provably: see live_pids)."""
+        return any(self.live_pids())
+
+    def problems(self, history: RunHistory | None = None) -> list[str]:
+        """What is damaged in this run folder (empty when nothing is): each file it holds is read and
+        checked for type, range and encoding (studio.workspace.validate), plus `history`'s bad events."""
+        problems: list[str] = []
+        self.read_config_text(problems)
+        metrics = validate.file_problem(self.metrics_path)
+        if metrics:
+            problems.append(metrics)
+        launcher = self.launcher(problems)
+        validate.get_int(launcher, "pid", problems, layout.LAUNCHER_JSON, 1, PID_MAX)
+        validate.get_int(launcher, "launcher_pid", problems, layout.LAUNCHER_JSON, 1, PID_MAX)
+        validate.get_str_list(launcher, "argv", problems, layout.LAUNCHER_JSON)
+        info = self.run_json(problems)
+        validate.get_int(info, "pid", problems, layout.RUN_JSON, 1, PID_MAX)
+        validate.get_str(info, "status", problems, layout.RUN_JSON)
+        exit_info = self.exit_info(problems)
+        validate.get_int(exit_info, "code", problems, layout.EXIT_JSON, -(1 << 31), 1 << 31)
+        lineage = self.lineage(problems)
+        validate.get_str(lineage, "kind", problems, layout.STUDIO_JSON)
+        validate.get_str(lineage, "parent_run", problems, layout.STUDIO_JSON)
+        for ckpt in self.checkpoints():
+            validate.read_object(os.path.join(ckpt.path, layout.META), problems)
+        if history is not None:
+            problems.extend(history.problems)
+        return problems
 
     def status(self, history: RunHistory | None = None) -> str:
-        """new | running | done | stopped | failed."""
+        """new | running | done | stopped | failed | damaged (a file of the folder cannot be trusted)."""
         if self.is_alive():
             return "running"
         history = history if history is not None else self.load_history()
+        if self.problems(history):
+            return "damaged"
         if history.close is not None:
             return status_of_close(history.close)
         if history.start is None and not self.launcher():

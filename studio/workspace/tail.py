@@ -2,7 +2,8 @@
 
 Pure Python: the studio polls them from a QTimer, tests call them directly. A partial last line (the
 writer is mid-line) stays pending until its newline arrives; a file that shrinks (rewritten) is re-read
-from the start.
+from the start. A file that cannot be read (gone, a folder, no permission) reads as nothing: the reader
+of a damaged run folder learns why from studio.workspace.validate, never from an exception here.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ class FileTail:
         if size == self.offset:
             return []
         lines: list[str] = []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read(min(size - self.offset, max_bytes))
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read(min(size - self.offset, max_bytes))
+        except OSError:  # a folder, no permission, vanished between the two calls
+            return []
         self.offset += len(data)
         lines.extend(self._buf.feed(data))
         return lines
@@ -42,6 +46,10 @@ class FileTail:
     def flush(self) -> list[str]:
         """The unterminated remainder (call once the writer has exited)."""
         return self._buf.flush()
+
+    def pending(self) -> int:
+        """Bytes read but not yet returned (a partial last line)."""
+        return len(self._buf._pending)
 
     def at_end(self) -> bool:
         try:
@@ -51,20 +59,50 @@ class FileTail:
 
 
 class EventTail:
-    """New protocol events of a growing JSON Lines file; non-JSON lines are dropped."""
+    """New protocol events of a growing JSON Lines file; lines that are not events are dropped and
+    counted in `bad` (metrics.jsonl holds nothing else: such a line is damage)."""
 
     def __init__(self, path: str, offset: int = 0) -> None:
         self._tail = FileTail(path, offset)
+        self.bad = 0
 
     @property
     def offset(self) -> int:
         return self._tail.offset
 
+    @property
+    def complete_offset(self) -> int:
+        """Where the first line not yet returned starts (a follower continues from here)."""
+        return self._tail.offset - self._tail.pending()
+
     def read_events(self) -> list[dict]:
-        return [ev for ev in map(parse_event, self._tail.read_lines()) if ev is not None]
+        return self._parse(self._tail.read_lines(), torn_ok=False)
+
+    def read_all(self) -> list[dict]:
+        """Every complete line's event from the offset to the current end of the file."""
+        out: list[dict] = []
+        while True:
+            before = self._tail.offset
+            out.extend(self.read_events())
+            if self._tail.offset == before:
+                return out
 
     def flush(self) -> list[dict]:
-        return [ev for ev in map(parse_event, self._tail.flush()) if ev is not None]
+        # An unterminated last line that starts like an event was torn by a killed writer: not damage.
+        return self._parse(self._tail.flush(), torn_ok=True)
+
+    def _parse(self, lines: list[str], torn_ok: bool) -> list[dict]:
+        out = []
+        for line in lines:
+            try:
+                ev = parse_event(line)
+            except RecursionError:  # absurdly nested JSON
+                ev = None
+            if ev is not None:
+                out.append(ev)
+            elif line.strip() and not (torn_ok and line.lstrip().startswith("{")):
+                self.bad += 1
+        return out
 
 
 def file_size(path: str) -> int:

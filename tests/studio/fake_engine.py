@@ -6,6 +6,7 @@ events on stdout and appended to RUN_DIR/metrics.jsonl, run.json, checkpoints/st
 shaped through core.layout), graceful stop on SIGTERM or a `stop` line, exactly one close event.
 FAKE_ENGINE_MODE picks a script:
   normal   steps until max_steps (default)
+  setup    refused during set-up (a usage error on stdout, nothing in metrics.jsonl), exit 2
   crash    dies with a traceback and no close event after FAKE_ENGINE_CRASH_AT steps
   error    emits an error event (kind runtime) and exits 1 after FAKE_ENGINE_CRASH_AT steps
   odd      mixes in garbage lines, unknown events and "nan"/"inf" values
@@ -129,6 +130,10 @@ def train(args: dict) -> int:
     if os.path.exists(metrics) and not args.get("resume"):
         Sink(None).emit("error", kind="usage", message=f"{run_dir} already has metrics.jsonl; use --resume",
                         field="run.dir")
+        return 2
+    if mode == "setup":  # refused before the first step, as core.train's SetupError: stdout only
+        Sink(None).emit("error", kind="usage", message="train.max_steps: 100 is not beyond the checkpoint's "
+                        "step 100; raise train.max_steps to train further", field="train.max_steps")
         return 2
     if not layout.is_data_dir(data_dir):
         msg = f"data.dir: no prepared data in {data_dir} (meta.json missing)"

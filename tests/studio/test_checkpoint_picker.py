@@ -69,7 +69,7 @@ def test_picker_lists_only_complete_checkpoints(qtbot, ws):
     runs = os.path.join(ws, "runs")
     assert picker.checkpoints() == [os.path.join(runs, "other", "checkpoints", "step-000005"),
                                     os.path.join(runs, "tiny", "checkpoints", "step-000010")]
-    assert picker.checkpoint() == picker.checkpoints()[-1]
+    assert picker.checkpoint() == picker.checkpoints()[0]  # newest first, preselected
     labels = [picker.combo.itemText(i) for i in range(picker.combo.count())]
     assert labels == ["other · step 5", "tiny · step 10", "Other folder…"]
 

@@ -65,6 +65,11 @@ def test_gui_with_every_panel_built_stays_torch_free(tmp_path):
     assert "NO-TORCH" in lines
 
 
+# The demo's own model trains for a minute or two on a laptop; these tests only need a few steps quickly.
+SMALL_MODEL = {"model.n_layer": 2, "model.n_head": 2, "model.n_embd": 32, "model.block_size": 32,
+               "train.batch_size": 8}
+
+
 @pytest.mark.slow
 def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
     monkeypatch.delenv("LLM_STUDIO_ENGINE", raising=False)
@@ -78,7 +83,7 @@ def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
     qtbot.waitUntil(lambda: demo.demo_data_ready(ws) and w.training.start_button.isEnabled(), timeout=60000)
     ctl = w.controller()
     assert ctl.run.name == "demo"
-    w.config_editor.set_text(with_changes(ctl.run.read_config_text(), {"train.max_steps": 3000}))
+    w.config_editor.set_text(with_changes(ctl.run.read_config_text(), {"train.max_steps": 3000, **SMALL_MODEL}))
     qtbot.waitUntil(lambda: w.training.start_button.isEnabled(), timeout=5000)
     qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)
 
@@ -118,7 +123,7 @@ def test_two_processes_from_the_gui_train_through_torchrun_and_stop(qtbot, monke
     w.open_workspace(ws.root)
     qtbot.waitUntil(lambda: w.training.start_button.isEnabled(), timeout=30000)
     ctl = w.controller()
-    w.config_editor.set_text(with_changes(ctl.run.read_config_text(), {"train.max_steps": 5000}))
+    w.config_editor.set_text(with_changes(ctl.run.read_config_text(), {"train.max_steps": 5000, **SMALL_MODEL}))
     qtbot.waitUntil(lambda: w.training.start_button.isEnabled(), timeout=5000)
     w.training.nproc_spin.setValue(2)
     qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)

@@ -79,7 +79,7 @@ def generate(qtbot, p: GenerationPanel, prompt: str = "add: 1", **params) -> dic
 
 def test_picker_lists_the_runs_checkpoints(panel, tiny_ws):
     picker = panel.sides["A"].picker
-    assert [os.path.realpath(c) for c in picker.checkpoints()] == [ckpt(tiny_ws, 20), ckpt(tiny_ws, 40)]
+    assert [os.path.realpath(c) for c in picker.checkpoints()] == [ckpt(tiny_ws, 40), ckpt(tiny_ws, 20)]
     assert os.path.realpath(picker.checkpoint()) == ckpt(tiny_ws, 40)  # the newest by default
 
 

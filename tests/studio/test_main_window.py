@@ -50,7 +50,7 @@ def test_past_runs_are_listed_and_plotted(qtbot, window, workspace):
     assert len(xs) == 100 and plots.best_marker.data.size == 1
     assert plots.clip_line.isVisible() and "best val" in plots.best_text.toPlainText()
     assert plots.clip_line.label.toPlainText().startswith("clip 1")  # the threshold is written on it
-    assert not w.training.start_button.isVisible() and w.training.resume_button.isVisible()
+    assert not w.training.start_button.isEnabled() and w.training.resume_button.isVisible()
     _select(w, "c")
     assert w.training.error_banner.isVisible() and "simulated failure" in w.training.error_banner.text()
     # tick "a" to overlay its curves on "c"

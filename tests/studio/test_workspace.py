@@ -9,6 +9,7 @@ from core import layout
 from core.protocol import encode, make_event
 from studio.workspace.datasets import data_sets, detail_rows, read_preview
 from studio.workspace.metrics import RunHistory, Smoother, ema
+from studio.workspace.proc import fingerprint
 from studio.workspace.run import Run, format_duration
 from studio.workspace.tail import EventTail, FileTail, read_last_lines
 from studio.workspace.workspace import Workspace, launch_problems, with_changes
@@ -114,6 +115,11 @@ def test_run_status_from_files(workspace):
     assert run.status() == "stopped"
     layout.atomic_write_json(run.path(layout.LAUNCHER_JSON),
                              {"pid": os.getpid(), "launcher_pid": os.getpid(), "started": 1.0})
+    assert run.status() == "stopped"  # a live pid alone proves nothing (issue 14: it may be reused)
+    me = fingerprint(os.getpid())
+    layout.atomic_write_json(run.path(layout.LAUNCHER_JSON), {"pid": os.getpid(), "launcher_pid": os.getpid(),
+                                                              "started": 1.0, "pid_fingerprint": me,
+                                                              "launcher_fingerprint": me})
     assert run.status() == "running" and run.engine_pid() == os.getpid()
     assert format_duration(75) == "1m 15s" and format_duration(math.nan) == "–"
 

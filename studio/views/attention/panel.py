@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QSlider,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -38,6 +39,12 @@ from studio.workspace.attention_math import AttentionSet, mean_over_heads, rollo
 MODES = ("head", "mean", "rollout")
 MODE_TITLES = ("One head", "Mean over heads", "Rollout (through this layer)")
 SOURCES = ("text", "snapshots")
+# A first text to look at, in the characters of the demo's corpus (core.corpora's @synthetic tasks), so a
+# char-level demo model shows no <unk>; any text can be typed over it.
+DEFAULT_TEXT = "copy: abcdef|abcdef\nreverse: abcdef|fedcba\nadd: 123+456=579"
+EMPTY_HINT = ("<p style='font-size:11pt'><b>No attention map yet</b></p>"
+              "<p>Pick a checkpoint and press <b>Compute</b> to see what it attends to in the text above,<br>"
+              "or set <b>Source</b> to the run's training snapshots to watch the patterns form step by step.</p>")
 
 
 class AttentionPanel(QWidget):
@@ -77,7 +84,8 @@ class AttentionPanel(QWidget):
         self.picker.checkpoint_refused.connect(lambda message: self._set_status(message, error=True))
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("Type or paste a text, then Compute (Ctrl+Return)")
-        self.text.setFixedHeight(46)
+        self.text.setPlainText(DEFAULT_TEXT)
+        self.text.setFixedHeight(self.text.fontMetrics().lineSpacing() * 3 + 14)  # three lines, whole
         self.compute_button = QPushButton("Compute")
         self.compute_button.setShortcut("Ctrl+Return")
         self.compute_button.clicked.connect(self.compute)
@@ -85,6 +93,7 @@ class AttentionPanel(QWidget):
         self.source.addItems(["This text", "Run's training snapshots"])
         self.source.currentIndexChanged.connect(self._on_source_changed)
         self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimumWidth(260)  # a slider squeezed to its handle looks like a checkbox
         self.slider.setEnabled(False)
         self.slider.valueChanged.connect(self._on_slider_value_changed)
         self.step_label = QLabel("no snapshots")
@@ -128,12 +137,17 @@ class AttentionPanel(QWidget):
         view = QHBoxLayout()
         for w in (self.mode, self.layer, self.head, self.grid_scope, self.auto_contrast):
             view.addWidget(w)
-        view.addSpacing(16)
-        view.addWidget(QLabel("Training step"))
-        view.addWidget(self.slider, 1)
-        view.addWidget(self.step_label)
-        view.addWidget(self.follow)
+        view.addStretch(1)
         view.addWidget(export)
+        # The training-step controls get a row of their own (shown for the snapshots source only).
+        self.step_row = QWidget()
+        steps = QHBoxLayout(self.step_row)
+        steps.setContentsMargins(0, 0, 0, 0)
+        steps.addWidget(QLabel("Training step"))
+        steps.addWidget(self.slider, 1)
+        steps.addWidget(self.step_label)
+        steps.addWidget(self.follow)
+        self.step_row.hide()
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.grid)
         right.addWidget(self.tokens)
@@ -144,10 +158,18 @@ class AttentionPanel(QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([620, 420])
+        self.empty = QLabel(EMPTY_HINT)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.stack = QStackedWidget()  # a hint until the first map (not empty -500..500 axes)
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(split)
         layout = QVBoxLayout(self)
-        for row in (top, text_row, view):
+        for row in (top, text_row):
             layout.addLayout(row)
-        layout.addWidget(split, 1)
+        layout.addWidget(self.step_row)
+        layout.addLayout(view)
+        layout.addWidget(self.stack, 1)
         layout.addWidget(self.status)
 
     def _export_button(self) -> QToolButton:
@@ -167,8 +189,14 @@ class AttentionPanel(QWidget):
         self.picker.set_workspace(root)
 
     def set_run_dir(self, run_dir: str) -> None:
-        """Whose training snapshots the step slider walks through (defaults to the checkpoint's run)."""
+        """The selected run: whose training snapshots the step slider walks through (defaults to the
+        checkpoint's run), and whose latest checkpoint the picker preselects."""
         self.session.set_run_dir(run_dir)
+        self.picker.set_run(run_dir)
+
+    def checkpoints_changed(self) -> None:
+        """A run wrote a checkpoint: offer it unless one was chosen by hand."""
+        self.picker.offer_latest(follow_run=not self.picker.pinned)
 
     def inspect(self, checkpoint: str, text: str) -> None:
         """Show the attention of `checkpoint` on `text` (the generation panel's "Inspect attention")."""
@@ -192,6 +220,7 @@ class AttentionPanel(QWidget):
         snapshots = SOURCES[index] == "snapshots"
         self.text.setEnabled(not snapshots)
         self.compute_button.setEnabled(not snapshots)
+        self.step_row.setVisible(snapshots)
         if snapshots:
             self.session.load_snapshot(self.slider.value())
 
@@ -227,6 +256,7 @@ class AttentionPanel(QWidget):
         if not self._shown_any and data.n_layer * data.n_head <= 16:
             self.grid_scope.setCurrentIndex(1)  # a small model: every head fits at once
         self._shown_any = True
+        self.stack.setCurrentWidget(self.stack.widget(1))
         for spin, n in ((self.layer, data.n_layer), (self.head, data.n_head)):
             spin.blockSignals(True)
             spin.setRange(0, n - 1)

@@ -38,6 +38,9 @@ class TokenAttentionView(QWidget):
         super().__init__(parent)
         self.browser = QTextBrowser()
         self.browser.setOpenLinks(False)
+        # White paper in both themes, like the heat map: the token colours are chosen for a light ground
+        # (dark text on the dark theme's base was unreadable).
+        self.browser.setStyleSheet("QTextBrowser { background: #ffffff; color: #1f2328; }")
         self.browser.anchorClicked.connect(self._on_browser_anchor_clicked)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

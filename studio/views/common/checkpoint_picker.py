@@ -3,7 +3,8 @@ and attention panels.
 
 The list is read from the run folders (studio.workspace.checkpoints, core.layout's definition of a
 checkpoint) each time it opens, so checkpoints a running training writes appear without a refresh
-button. A folder picked by hand that the engine would refuse is refused here with the engine's message
+button. Newest first: the selected run's checkpoints lead, each run's latest step on top; until the user
+picks one by hand, the picker follows the selected run and preselects its latest checkpoint. A folder picked by hand that the engine would refuse is refused here with the engine's message
 (`checkpoint_refused`).
 """
 
@@ -14,6 +15,7 @@ import os
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QToolButton, QWidget
 
+from core.layout import checkpoint_step
 from studio.workspace.checkpoints import checkpoint_label, checkpoint_refusal, offered_checkpoints, run_of
 
 __all__ = ["CheckpointPicker", "checkpoint_label", "run_of"]
@@ -37,6 +39,8 @@ class CheckpointPicker(QWidget):
         super().__init__(parent)
         self.workspace_root = ""
         self.extra: list[str] = []  # folders picked by hand or set by code, kept in the list
+        self.run_dir = ""           # the selected run: its checkpoints lead the list
+        self.pinned = False         # the user chose a checkpoint: selecting runs no longer changes it
         self.combo = _Combo()
         self.combo.setMinimumContentsLength(18)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -54,13 +58,39 @@ class CheckpointPicker(QWidget):
 
     def set_workspace(self, root: str) -> None:
         self.workspace_root = root or ""
+        self.pinned = False
         self.refresh()
-        if not self.checkpoint() and self.combo.count():
-            self._select_index(self._last_real_index())
+        self.offer_latest()
+
+    def set_run(self, run_dir: str) -> None:
+        """The selected run: its checkpoints lead the list; its latest is preselected unless pinned."""
+        self.run_dir = os.path.abspath(run_dir) if run_dir else ""
+        self.refresh()
+        self.offer_latest(follow_run=not self.pinned)
+
+    def offer_latest(self, follow_run: bool = False) -> None:
+        """Select the newest checkpoint (the selected run's first) when none is selected, or when
+        `follow_run` and the one selected is not the selected run's latest."""
+        if self.combo.view().isVisible():
+            return  # the list is open: do not reshuffle it under the user
+        self.refresh()
+        first = self.combo.itemData(0) if self.combo.count() > 1 else None
+        if not first:
+            return
+        current = self.checkpoint()
+        if not current or (follow_run and current != first and self.run_dir and run_of(first) == self.run_dir):
+            self._select_index(0)
 
     def checkpoints(self) -> list[str]:
-        """Every checkpoint of the workspace's runs, runs by name, then the extra folders still there."""
-        return offered_checkpoints(self.workspace_root, self.extra)
+        """Every checkpoint of the workspace's runs, newest first: the selected run's, then the other
+        runs by name, then the extra folders still there."""
+        offered = offered_checkpoints(self.workspace_root, self.extra)
+        runs = {p: run_of(p) for p in offered}
+        names = sorted({r for r in runs.values() if r}, key=lambda r: (r != self.run_dir, os.path.basename(r)))
+        order = {r: i for i, r in enumerate(names)}
+        by_run = [p for p in offered if runs[p]]
+        by_run.sort(key=lambda p: (order[runs[p]], -(checkpoint_step(p) or 0)))
+        return by_run + [p for p in offered if not runs[p]]
 
     def refresh(self) -> None:
         current = self.checkpoint()
@@ -90,6 +120,7 @@ class CheckpointPicker(QWidget):
         if path not in self.checkpoints():
             self.extra.append(path)
         self.refresh()
+        self.pinned = True
         self._select_index(self.combo.findData(path))
         return True
 
@@ -100,9 +131,6 @@ class CheckpointPicker(QWidget):
             self.set_checkpoint(path)
         else:
             self.refresh()
-
-    def _last_real_index(self) -> int:
-        return self.combo.count() - 2  # the entry before "Other folder…"
 
     def _select_index(self, index: int) -> None:
         if index < 0:
@@ -116,4 +144,5 @@ class CheckpointPicker(QWidget):
         if self.combo.itemData(index) == BROWSE:
             self.browse()
         else:
+            self.pinned = True
             self.checkpoint_changed.emit(self.checkpoint())

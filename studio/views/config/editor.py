@@ -46,6 +46,7 @@ from core.config import (
     loads,
 )
 from core.layout import atomic_write
+from studio.theme import banner_style
 from studio.views.config.estimates import EstimatesPanel
 from studio.views.config.form import ConfigForm
 from studio.views.config.yaml_tab import YamlHighlighter, list_presets
@@ -99,7 +100,8 @@ class ConfigEditor(QWidget):
         scroll.setWidget(self.form)
         self.yaml_edit = QPlainTextEdit()
         self.yaml_edit.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.yaml_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        # Long flow-style lines (train: {...}) wrap at the edge rather than run off it.
+        self.yaml_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.yaml_edit.setTabStopDistance(16)
         self._highlighter = YamlHighlighter(self.yaml_edit.document())
         self._highlighter.set_dark(self.palette().color(QPalette.ColorRole.Base).lightness() < 128)
@@ -117,8 +119,7 @@ class ConfigEditor(QWidget):
         self.problems_label = QLabel()
         self.problems_label.setWordWrap(True)
         self.problems_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.problems_label.setStyleSheet("QLabel { color: #922b21; background: #fdecea; border: 1px solid "
-                                          "#e6b0aa; border-radius: 3px; padding: 6px; }")
+        self.problems_label.setObjectName("banner")
         self.problems_label.hide()
         lay = QVBoxLayout(self)
         lay.addLayout(top)
@@ -131,6 +132,11 @@ class ConfigEditor(QWidget):
         """Folder that relative paths (data.dir, run.dir) resolve against; re-validates."""
         self._base_dir = os.path.abspath(path)
         self.form.set_base_dir(self._base_dir)
+        self._apply_text(self.text())
+
+    def revalidate(self) -> None:
+        """Validate the same text again: something it refers to (a data folder's meta.json) changed."""
+        self._flush_pending_edit()
         self._apply_text(self.text())
 
     def base_dir(self) -> str:
@@ -250,6 +256,7 @@ class ConfigEditor(QWidget):
             count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
             self.status.setText(f"<span style='color:#d0473a'>✖ {count}</span>")
             self.problems_label.setText("\n".join(p.message for p in problems))
+            self.problems_label.setStyleSheet(banner_style("error"))  # the theme may have changed
             self.problems_label.show()
             self.estimates.show_stale(count)
         self.validity_changed.emit(config is not None, message)

@@ -19,6 +19,7 @@ from core.config import (
     human_bytes,
     human_count,
 )
+from studio.workspace.run import format_duration
 
 MEMORY_PARTS = (("weights", "#2e86c1"), ("grads", "#28b463"), ("optimizer", "#d68910"),
                 ("activations", "#8e44ad"))
@@ -95,6 +96,25 @@ class EstimatesPanel(QFrame):
             grid.addWidget(value, row, 1)
             self.values[key] = value
             row += 1
+        head = QLabel("Time (before Start)")
+        head.setStyleSheet("font-weight: 600; margin-top: 8px;")
+        grid.addWidget(head, row, 0, 1, 2)
+        row += 1
+        self.timing: dict[str, QLabel] = {}
+        self.timing_names: dict[str, QLabel] = {}
+        for key, text in (("step", "Time / step"), ("total", "Training time")):
+            value = QLabel("—")
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.timing_names[key] = QLabel(text)
+            grid.addWidget(self.timing_names[key], row, 0)
+            grid.addWidget(value, row, 1)
+            self.timing[key] = value
+            row += 1
+        self.timing_note = QLabel("No run has trained on this machine yet: the first one measures it.")
+        self.timing_note.setWordWrap(True)
+        self.timing_note.setStyleSheet("color: palette(placeholder-text);")
+        grid.addWidget(self.timing_note, row, 0, 1, 2)
+        row += 1
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: palette(placeholder-text); margin-top: 8px;")
@@ -119,6 +139,20 @@ class EstimatesPanel(QFrame):
         self.setEnabled(True)
         self.note.setText(f"Vocabulary {vocab_source}. Analytic: AdamW with fp32 master weights, "
                           "activations without recomputation.")
+
+    def show_timing(self, timing: dict | None) -> None:
+        """Time per step and in all (controllers.run.time_estimate), with where the figure comes from."""
+        if timing is None:
+            for label in self.timing.values():
+                label.setText("—")
+            self.timing_names["total"].setText("Training time")
+            self.timing_note.setText("No run has trained on this machine yet: the first one measures it.")
+            return
+        step = timing["step_s"]
+        self.timing["step"].setText(f"≈ {1000 * step:,.0f} ms" if step < 10 else f"≈ {step:,.0f} s")
+        self.timing["total"].setText(f"≈ {format_duration(timing['total_s'])}")
+        self.timing_names["total"].setText(f"Training, {timing['steps']:,} steps")
+        self.timing_note.setText(timing["source"][:1].upper() + timing["source"][1:] + ".")
 
     def show_stale(self, reason: str) -> None:
         """Keep the last numbers, greyed, while the config is invalid."""

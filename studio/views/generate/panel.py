@@ -86,6 +86,7 @@ class GenerationPanel(QWidget):
             output.token_clicked.connect(lambda i, pos, n=name: self._on_output_token_clicked(n, i, pos))
             picker = CheckpointPicker()
             picker.checkpoint_refused.connect(lambda message: self._set_status(message, error=True))
+            picker.checkpoint_changed.connect(lambda _path, n=name: self._update_header(self.sides[n]))
             sides.append(Side(name, picker, output, header))
         self.sides = {s.name: s for s in sides}
         self.colour = QCheckBox("Colour tokens by probability")
@@ -109,6 +110,9 @@ class GenerationPanel(QWidget):
         self.history_list.entry_requested.connect(self.restore_entry)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.cores_label = QLabel()  # how the CPU is shared with training (set by the owner)
+        self.cores_label.setWordWrap(True)
+        self.cores_label.setStyleSheet("color: palette(placeholder-text);")
         layout = QHBoxLayout(self)
         layout.addWidget(self._build_left())
         layout.addWidget(self._build_right(), 1)
@@ -122,6 +126,7 @@ class GenerationPanel(QWidget):
         ml.addWidget(self.sides["A"].picker)
         ml.addWidget(self.compare)
         ml.addWidget(self.sides["B"].picker)
+        ml.addWidget(self.cores_label)
         self.sides["B"].picker.setEnabled(False)
         settings = QGroupBox("Sampling")
         QVBoxLayout(settings).addWidget(self.params)
@@ -151,6 +156,8 @@ class GenerationPanel(QWidget):
             cl.addWidget(s.header)
             cl.addWidget(s.output, 1)
             self.outputs.addWidget(col)
+        for i in range(2):
+            self.outputs.setStretchFactor(i, 1)
         self.outputs.widget(1).setVisible(False)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.prompt)
@@ -180,6 +187,23 @@ class GenerationPanel(QWidget):
         for s in self.sides.values():
             s.picker.set_workspace(root)
         self.session.set_workspace(root)
+
+    def set_run_dir(self, run_dir: str) -> None:
+        """The selected run: the pickers list its checkpoints first and preselect its latest."""
+        for s in self.sides.values():
+            s.picker.set_run(run_dir)
+        for s in self.sides.values():
+            self._update_header(s)
+
+    def set_core_share(self, text: str, tip: str = "") -> None:
+        """Say how the CPU cores are shared between generation and training runs."""
+        self.cores_label.setText(text)
+        self.cores_label.setToolTip(tip)
+
+    def checkpoints_changed(self) -> None:
+        """A run wrote a checkpoint: offer it where nothing was chosen by hand."""
+        for s in self.sides.values():
+            s.picker.offer_latest(follow_run=not s.picker.pinned)
 
     def active_sides(self) -> list[Side]:
         return [self.sides["A"]] + ([self.sides["B"]] if self.compare.isChecked() else [])
@@ -258,6 +282,9 @@ class GenerationPanel(QWidget):
     def _on_compare_toggled(self, on: bool) -> None:
         self.sides["B"].picker.setEnabled(on)
         self.outputs.widget(1).setVisible(on)
+        if on:  # side by side means equal widths
+            half = max(1, sum(self.outputs.sizes()) // 2)
+            self.outputs.setSizes([half, half])
 
     def _on_colour_toggled(self, on: bool) -> None:
         for s in self.sides.values():

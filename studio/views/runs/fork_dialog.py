@@ -1,7 +1,13 @@
-"""ForkDialog: pick a checkpoint of a run and the settings to change for the forked run."""
+"""ForkDialog: pick a checkpoint of a run and the settings to change for the forked run.
+
+"Train until step" defaults to the checkpoint's step plus the parent's planned length (a fork that
+trains nowhere is the engine's refusal waiting to happen), follows the checkpoint chosen, and the dialog
+refuses to create a fork that would not train beyond its checkpoint (the engine's rule, said the same way).
+"""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -15,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.theme import banner_style
 from studio.workspace.metrics import Checkpoint
 
 
@@ -28,14 +35,21 @@ class ForkDialog(QDialog):
         self.checkpoint = QComboBox()
         for ck in reversed(checkpoints):
             self.checkpoint.addItem(f"step {ck.step}", ck.path)
+            self.checkpoint.setItemData(self.checkpoint.count() - 1, ck.step, Qt.ItemDataRole.UserRole + 1)
+        self._planned = max(1, int(train.get("max_steps", 1000)))
         self.name = QLineEdit(suggested_name)
         self.lr = self._float_box(train.get("lr", 1e-3))
         self.min_lr = self._float_box(train.get("min_lr", 1e-4))
         self.max_steps = QSpinBox()
         self.max_steps.setRange(1, 1 << 30)
-        self.max_steps.setValue(int(train.get("max_steps", 1000)))
-        self._initial = {"train.lr": self.lr.value(), "train.min_lr": self.min_lr.value(),
-                         "train.max_steps": self.max_steps.value()}
+        self.max_steps.setValue(self.checkpoint_step() + self._planned)
+        self.checkpoint.currentIndexChanged.connect(self._on_checkpoint_changed)
+        self._initial = {"train.lr": self.lr.value(), "train.min_lr": self.min_lr.value()}
+        self.problem = QLabel()
+        self.problem.setObjectName("banner")
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet(banner_style("error"))
+        self.problem.hide()
         form = QFormLayout()
         form.addRow("Checkpoint", self.checkpoint)
         form.addRow("New run name", self.name)
@@ -48,11 +62,12 @@ class ForkDialog(QDialog):
         hint.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create fork")
-        buttons.accepted.connect(self.accept)
+        buttons.accepted.connect(self._on_accepted)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(hint)
+        lay.addWidget(self.problem)
         lay.addWidget(buttons)
 
     @staticmethod
@@ -64,11 +79,36 @@ class ForkDialog(QDialog):
         box.setValue(float(value))
         return box
 
+    def checkpoint_step(self) -> int:
+        step = self.checkpoint.currentData(Qt.ItemDataRole.UserRole + 1)
+        return int(step) if step is not None else 0
+
+    def problems(self) -> list[str]:
+        """Why this fork could not train (the engine's set-up rule); empty when it can."""
+        step, until = self.checkpoint_step(), self.max_steps.value()
+        if until <= step:
+            return [f"train.max_steps: {until} is not beyond the checkpoint's step {step}; "
+                    f"raise Train until step to train further"]
+        if not self.name.text().strip():
+            return ["the new run needs a name"]
+        return []
+
+    def _on_checkpoint_changed(self, _index: int) -> None:
+        self.max_steps.setValue(self.checkpoint_step() + self._planned)
+        self.problem.hide()
+
+    def _on_accepted(self) -> None:
+        problems = self.problems()
+        self.problem.setText("\n".join(problems))
+        self.problem.setVisible(bool(problems))
+        if not problems:
+            self.accept()
+
     def checkpoint_path(self) -> str:
         return self.checkpoint.currentData()
 
     def changes(self) -> dict:
-        """Only the settings the user changed, as dotted config paths."""
-        now = {"train.lr": self.lr.value(), "train.min_lr": self.min_lr.value(),
-               "train.max_steps": self.max_steps.value()}
-        return {k: v for k, v in now.items() if v != self._initial[k]}
+        """The settings the user changed, as dotted config paths, and always where to train until."""
+        now = {"train.lr": self.lr.value(), "train.min_lr": self.min_lr.value()}
+        changed = {k: v for k, v in now.items() if v != self._initial[k]}
+        return {**changed, "train.max_steps": self.max_steps.value()}

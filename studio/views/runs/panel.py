@@ -48,8 +48,8 @@ class RunsPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)  # names are never cut: a narrow list scrolls sideways instead
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)  # fitted in _fit_names()
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)
@@ -107,10 +107,17 @@ class RunsPanel(QWidget):
             if not progressed:  # a cycle: show the rest at top level
                 pending = [{**s, "parent_dir": None} for s in pending]
         self.tree.expandAll()
+        self._fit_names()
         self._updating = False
         if current in self._items:
             self.tree.setCurrentItem(self._items[current])
         self._update_buttons()
+
+    def _fit_names(self) -> None:
+        """The name column as wide as its longest name (indented, after the tick box) plus a margin: the
+        contents' size hint alone left names elided by a few pixels under some themes."""
+        self.tree.resizeColumnToContents(0)
+        self.tree.setColumnWidth(0, self.tree.columnWidth(0) + 16)
 
     def update_run(self, summary: dict) -> None:
         item = self._items.get(summary["dir"])
@@ -128,6 +135,7 @@ class RunsPanel(QWidget):
                            f"{s.get('parent_name') or 'its parent'}" if s.get("parent_dir") else s["dir"])
         item.setText(1, s["status"])
         item.setForeground(1, QBrush(QColor(status_color(s["status"]))))
+        item.setToolTip(1, "\n".join(s.get("problems") or []))  # what is damaged in the run folder
         step, total = s.get("step") or 0, s.get("max_steps") or 0
         item.setText(2, f"{step}/{total}" if total else str(step))
         best = s.get("best_val_loss", math.nan)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.controllers.run import RunController, eta_text
-from studio.theme import status_color
+from studio.theme import banner_style, status_color
 from studio.views.training.console import ConsoleView
 from studio.views.training.plots import MetricsPlots
 from studio.workspace.run import format_duration
@@ -171,17 +171,17 @@ class TrainingPanel(QWidget):
         c = self.controller
         status = c.status if c is not None else ""
         running = c is not None and c.is_running()
-        fresh = c is not None and status == "new"
-        self.start_button.setVisible(not running and (c is None or fresh))
+        fresh = c is not None and c.startable()
+        # Start, Stop and Resume always keep their places (a button never moves under the cursor);
+        # only what applies is enabled.
         self.start_button.setEnabled(fresh and not self._blockers)
         reason = "; ".join(self._blockers) if fresh and self._blockers else ""
         self.start_button.setToolTip(f"Cannot start: {reason}" if reason else "Start training (Ctrl+R)")
         self.blocker_label.setText(f"Cannot start — {reason}" if reason else "")
-        self.blocker_label.setStyleSheet(f"background: {status_color('stopped')}22; color: palette(text);")
+        self.blocker_label.setStyleSheet(banner_style("warning"))
         self.blocker_label.setVisible(bool(reason))
         self.stop_button.setEnabled(running and not (c is not None and c.stopping))
         self.stop_button.setText("Stopping…" if c is not None and c.stopping else "Stop")
-        self.resume_button.setVisible(c is not None and not fresh)
         self.resume_button.setEnabled(c is not None and c.can_resume())
         for w in (self.device_combo, self.nproc_spin):
             w.setEnabled(not running)
@@ -190,9 +190,9 @@ class TrainingPanel(QWidget):
         else:
             self.status_label.setText(f"{c.run.name} — {status}")
             self.status_label.setStyleSheet(f"color: {status_color(status)};")
-        failed = c is not None and status == "failed" and bool(c.message)
+        failed = c is not None and status in ("failed", "damaged") and bool(c.message)
         self.error_banner.setText(c.message if failed else "")
-        self.error_banner.setStyleSheet(f"background: {status_color('failed')}26; color: palette(text);")
+        self.error_banner.setStyleSheet(banner_style("error"))
         self.error_banner.setVisible(failed)
         self.refresh_progress()
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.theme import plot_colors
+from studio.views.training.plot_items import LogFriendlyAxis, export_view, free_spot
 from studio.workspace.metrics import RunHistory, Smoother
 
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
@@ -109,7 +110,8 @@ class MetricsPlots(QWidget):
         self.view = pg.GraphicsLayoutWidget()
         self.plots: dict[str, pg.PlotItem] = {}
         for i, name in enumerate(PANELS):
-            plot = self.view.addPlot(row=i // 2, col=i % 2, title=TITLES[name])
+            plot = self.view.addPlot(row=i // 2, col=i % 2, title=TITLES[name],
+                                     axisItems={"left": LogFriendlyAxis("left")})
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.showGrid(x=True, y=True)
@@ -135,10 +137,16 @@ class MetricsPlots(QWidget):
         }
         self.best_marker = pg.ScatterPlotItem(size=13, symbol="star")
         P["loss"].addItem(self.best_marker)
-        self.best_text = pg.TextItem(anchor=(1.0, 1.3))
-        P["loss"].addItem(self.best_text)
+        # The best-val note sits in pixels in a corner of the loss plot free of curves (not in data
+        # coordinates, where it ran across the curves and off the left edge).
+        self.best_text = pg.TextItem(anchor=(0, 0))
+        self.best_text.setParentItem(P["loss"].vb)
+        self.best_corner = "bottom-left"
+        P["loss"].vb.sigResized.connect(self._place_best_text)
+        P["loss"].vb.sigRangeChanged.connect(self._place_best_text)
         self.clip_line = pg.InfiniteLine(angle=0, movable=False, label="clip",
-                                         labelOpts={"position": 0.92, "anchors": [(1, 1), (1, 1)]})
+                                         labelOpts={"position": 0.08, "anchors": [(0, 1), (0, 1)]})
+        self.clip_line.setZValue(20)  # over the gradient-norm trace, its label on a filled box
         P["grad"].addItem(self.clip_line)
         self.clip_line.hide()
         self.cursors = {}
@@ -147,6 +155,7 @@ class MetricsPlots(QWidget):
             line.hide()
             plot.addItem(line, ignoreBounds=True)
             self.cursors[name] = line
+        self.view.installEventFilter(self)
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30,
                                            slot=self._on_scene_mouse_moved)
         self.apply_theme()
@@ -172,6 +181,9 @@ class MetricsPlots(QWidget):
         self.best_text.setColor(c["foreground"])
         self.clip_line.setPen(pg.mkPen(c["clip"], width=1, style=Qt.PenStyle.DashLine))
         self.clip_line.label.setColor(c["clip"])
+        self.clip_line.label.fill = pg.mkBrush(c["background"])
+        self.clip_line.label.border = pg.mkPen(c["clip"])
+        self.clip_line.label.update()
         for line in self.cursors.values():
             line.setPen(pg.mkPen(c["cursor"], width=1, style=Qt.PenStyle.DotLine))
         legend = self.plots["loss"].legend
@@ -232,6 +244,9 @@ class MetricsPlots(QWidget):
         """Other runs drawn under this one: (label, history, kind) with kind 'parent' or 'compare'."""
         self._overlays = list(overlays)
         self._draw_overlays()
+        if self._fixed_range and self._overlays:  # an empty fork: range over its parent's curves
+            for plot in self.plots.values():
+                plot.enableAutoRange(axis="y")
 
     def set_smoothing(self, weight: float) -> None:
         self.smooth_slider.setValue(int(round(max(0.0, min(0.99, weight)) * 100)))
@@ -250,6 +265,8 @@ class MetricsPlots(QWidget):
             return
         for name in ("loss", "grad"):
             self.plots[name].setLogMode(y=on)
+        self._panel_version = {}  # the best-val star and the clip line are placed in view units
+        self.redraw()
 
     def mark_dirty(self) -> None:
         """Ask for a redraw; many calls within REDRAW_MS make one redraw."""
@@ -340,9 +357,38 @@ class MetricsPlots(QWidget):
         i = int(np.searchsorted(steps, h.best_val_step))
         bx = float(self._x(h, "evals")[min(i, len(steps) - 1)])
         by = h.best_val_loss
-        self.best_marker.setData([bx], [by])
+        log = self.log_check.isChecked()
+        if log and by <= 0:
+            self.best_marker.setData([], [])
+        else:  # a ScatterPlotItem does not follow the plot's log mode: give it view units
+            self.best_marker.setData([bx], [math.log10(by) if log else by])
         self.best_text.setText(f"best val {by:.4f} @ step {h.best_val_step}")
-        self.best_text.setPos(bx, math.log10(by) if self.log_check.isChecked() and by > 0 else by)
+        self._place_best_text()
+
+    def _place_best_text(self, *_args) -> None:
+        """Put the best-val note where the fewest curve points are: a corner of the loss plot, its top
+        middle, or under the legend (pixels of the view box, so it never leaves the plot)."""
+        vb = self.plots["loss"].vb
+        rect, box = vb.boundingRect(), self.best_text.boundingRect()
+        W, H, bw, bh, m = rect.width(), rect.height(), box.width(), box.height(), 6.0  # noqa: N806
+        if W <= bw or H <= bh or not self.best_text.toPlainText():
+            return
+        (x0, x1), (y0, y1) = vb.viewRange()
+        xs, ys = [], []
+        for key in ("raw", "smooth", "val"):
+            cx, cy = self.curves[key].getData()
+            if cx is not None and len(cx):
+                xs.append((np.asarray(cx, dtype=float) - x0) / max(x1 - x0, 1e-12) * W)
+                ys.append((y1 - np.asarray(cy, dtype=float)) / max(y1 - y0, 1e-12) * H)
+        legend = self.plots["loss"].legend
+        below = legend.pos().y() + legend.boundingRect().height() + m if legend is not None else m
+        spots = {"bottom-left": (m, H - m - bh), "top-left": (m, m), "top-middle": ((W - bw) / 2, m),
+                 "under-legend": (W - m - bw, below), "bottom-right": (W - m - bw, H - m - bh)}
+        spots = {k: (x, y, bw, bh) for k, (x, y) in spots.items() if y + bh <= H}
+        self.best_corner = free_spot(spots, np.concatenate(xs) if xs else np.empty(0),
+                                     np.concatenate(ys) if ys else np.empty(0))
+        self.best_text.setAnchor((0, 0))
+        self.best_text.setPos(*spots[self.best_corner][:2])
 
     def _draw_overlays(self) -> None:
         for plot_item, item in self.overlay_items:
@@ -381,8 +427,18 @@ class MetricsPlots(QWidget):
                     line.setValue(xv)
                     line.show()
                 return
+        self.clear_readout()
+
+    def clear_readout(self) -> None:
+        """The mouse left the plots: no frozen values, no cursor line."""
+        self.readout.setText(" ")
         for line in self.cursors.values():
             line.hide()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
+        if watched is self.view and event.type() == QEvent.Type.Leave:
+            self.clear_readout()
+        return super().eventFilter(watched, event)
 
     def readout_text(self, xv: float) -> str:
         """The values of the step nearest to x = xv, in words."""
@@ -408,35 +464,8 @@ class MetricsPlots(QWidget):
     # ------------------------------------------------------------------ export
     def export_image(self, path: str) -> None:
         """PNG or SVG of all four plots (by the file's extension)."""
-        from PySide6.QtCore import QRectF, QSize
-        from PySide6.QtGui import QColor, QPainter
-
         self.redraw()
-        size = self.view.size()
-        if path.lower().endswith(".svg"):
-            # Qt's own SVG generator: pyqtgraph's SVG exporter chokes on paths with gaps (NaN losses).
-            from PySide6.QtSvg import QSvgGenerator
-
-            gen = QSvgGenerator()
-            gen.setFileName(path)
-            gen.setSize(QSize(size.width(), size.height()))
-            gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
-            gen.setTitle(self.label or "training curves")
-            painter = QPainter(gen)
-            self.view.render(painter)
-            painter.end()
-        else:
-            from PySide6.QtGui import QImage
-
-            ratio = 2  # crisp on high-DPI screens and in documents
-            image = QImage(size.width() * ratio, size.height() * ratio, QImage.Format.Format_ARGB32)
-            image.setDevicePixelRatio(ratio)
-            image.fill(QColor(plot_colors()["background"]))
-            painter = QPainter(image)
-            self.view.render(painter)
-            painter.end()
-            if not image.save(path):
-                raise OSError(f"could not write {path}")
+        export_view(self.view, path, self.label or "training curves", plot_colors()["background"])
 
     def _label_axes(self) -> None:
         for name in ("grad", "speed"):

@@ -1,0 +1,114 @@
+"""Plot pieces for MetricsPlots: an axis whose log-scale labels never overlap, the placement of a note
+(the best val loss) in the corner of a plot where no curve runs, and image export.
+
+pyqtgraph's own log axis labels every minor tick (2..9 x 10^n) in scientific notation: over less than a
+decade they pile up ("8·10¹ 7·10¹ ..."). LogFriendlyAxis picks ticks by the pixel gap they will have.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+
+MIN_GAP_PX = 22          # vertical room a tick label needs
+DECADE_SETS = ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1, 3), (1,))
+
+
+def log_ticks(lo_log: float, hi_log: float, size_px: float, min_gap: float = MIN_GAP_PX) -> list[float]:
+    """Tick values (linear, not log) for a log axis from 10**lo_log to 10**hi_log drawn over size_px
+    pixels: the densest 'nice' set whose labels are at least min_gap pixels apart."""
+    if not (math.isfinite(lo_log) and math.isfinite(hi_log)) or hi_log <= lo_log or size_px <= 0:
+        return []
+    lo, hi = 10.0 ** lo_log, 10.0 ** hi_log
+    px_per_decade = size_px / (hi_log - lo_log)
+
+    def spaced(values) -> list[float] | None:
+        vals = [v for v in values if lo <= v <= hi]
+        if len(vals) < 2:
+            return None
+        gaps = np.diff(np.log10(vals)) * px_per_decade
+        return vals if gaps.min() >= min_gap else None
+
+    if hi / lo >= 10:  # a decade or more: 1-2-5 style sets per decade, then every k-th decade
+        decades = range(math.floor(lo_log), math.ceil(hi_log) + 1)
+        for mantissas in DECADE_SETS:
+            vals = spaced([m * 10.0 ** d for d in decades for m in mantissas])
+            if vals:
+                return vals
+        for k in (2, 3, 5, 10, 20):
+            vals = spaced([10.0 ** d for d in decades if d % k == 0])
+            if vals:
+                return vals
+        return [10.0 ** round(lo_log)] if lo <= 10.0 ** round(lo_log) <= hi else []
+    # Less than a decade: evenly stepped values, the step rounded to 1, 2 or 5 x 10^k.
+    k = math.floor(math.log10(hi - lo)) - 2
+    for _ in range(8):
+        for m in (1, 2, 5):
+            step = m * 10.0 ** k
+            first = math.ceil(lo / step) * step
+            count = int((hi - first) / step) + 1
+            if count <= 60:
+                vals = spaced([first + i * step for i in range(count)])
+                if vals:
+                    return vals
+        k += 1
+    return []
+
+
+class LogFriendlyAxis(pg.AxisItem):
+    """An AxisItem that, in log mode, labels only ticks with room and writes them as plain numbers."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float):  # noqa: N802, N803 (pyqtgraph API)
+        if not self.logMode:
+            return super().tickValues(minVal, maxVal, size)
+        values = log_ticks(minVal, maxVal, size)
+        return [(1.0, [math.log10(v) for v in values])]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph API)
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [f"{10.0 ** v:.3g}" for v in values]
+
+
+def free_spot(spots: dict[str, tuple[float, float, float, float]], xs: np.ndarray, ys: np.ndarray) -> str:
+    """The name of the spot (x, y, w, h in pixels) with the fewest curve points (xs, ys in pixels) under
+    it; ties go to the first spot listed."""
+    names = list(spots)
+
+    def hits(name: str) -> int:
+        x, y, w, h = spots[name]
+        return int(np.count_nonzero((xs >= x) & (xs <= x + w) & (ys >= y) & (ys <= y + h)))
+
+    return min(names, key=lambda n: (hits(n), names.index(n)))
+
+
+def export_view(view, path: str, title: str, background: str) -> None:
+    """Render a GraphicsLayoutWidget to PNG (2x, crisp on high-DPI screens) or SVG (by the extension)."""
+    from PySide6.QtCore import QRectF, QSize
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    size = view.size()
+    if path.lower().endswith(".svg"):
+        # Qt's own SVG generator: pyqtgraph's SVG exporter chokes on paths with gaps (NaN losses).
+        from PySide6.QtSvg import QSvgGenerator
+
+        gen = QSvgGenerator()
+        gen.setFileName(path)
+        gen.setSize(QSize(size.width(), size.height()))
+        gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
+        gen.setTitle(title)
+        painter = QPainter(gen)
+        view.render(painter)
+        painter.end()
+        return
+    ratio = 2
+    image = QImage(size.width() * ratio, size.height() * ratio, QImage.Format.Format_ARGB32)
+    image.setDevicePixelRatio(ratio)
+    image.fill(QColor(background))
+    painter = QPainter(image)
+    view.render(painter)
+    painter.end()
+    if not image.save(path):
+        raise OSError(f"could not write {path}")

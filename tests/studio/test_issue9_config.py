@@ -1,0 +1,81 @@
+"""Issue 9, the Config tab: estimates follow the data folder (the demo's background prepare), and time
+per step / total time are estimated before Start from runs measured on this machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio import demo
+from studio.main_window import MainWindow
+from studio.settings import Settings
+from tests.studio.helpers import write_finished_run
+
+
+@pytest.fixture
+def window(qtbot):
+    def make(workspace_root: str | None = None) -> MainWindow:
+        w = MainWindow(Settings())
+        w.close_policy = "stop"
+        qtbot.addWidget(w)
+        w.show()
+        w.ensure_panels()
+        if workspace_root:
+            w.open_workspace(workspace_root)
+        return w
+
+    return make
+
+
+def test_estimates_refresh_when_the_demo_data_is_prepared_in_the_background(qtbot, window, fake_engine):
+    ws = demo.ensure_demo_workspace()
+    assert not demo.demo_data_ready(ws)
+    w = window()
+    with qtbot.waitSignal(w.session.data_changed, timeout=20000):
+        w.open_workspace(ws.root)
+        assert "no meta.json" in w.config_editor.estimates.note.text()  # prepared in the background
+    assert demo.demo_data_ready(ws)
+    est = w.config_editor.estimates
+    assert est.values["vocab"].text() == "65 (data)" and "no meta.json" not in est.note.text()
+
+
+def _ms(text: str) -> float:
+    return float(text.split()[1].replace(",", ""))
+
+
+def test_time_per_step_and_total_are_estimated_from_a_run_measured_here(qtbot, window, workspace):
+    w = window(workspace.root)
+    w.runs_panel.select_run(workspace.run("tiny").dir)
+    timing = w.config_editor.estimates.timing
+    assert timing["step"].text() == "—" and "no run has trained" in w.config_editor.estimates.timing_note.text().lower()
+    past = workspace.create_run("a", workspace.run("tiny").read_config_text())
+    write_finished_run(past.dir, steps=100)  # 20,000 tokens/s at 8 x 32 tokens a step: 12.8 ms a step
+    w.session.refresh()
+    w.runs_panel.select_run(past.dir)
+    w.runs_panel.select_run(workspace.run("tiny").dir)  # same model: same time per step, 200 steps
+    assert timing["step"].text() == "≈ 13 ms" and timing["total"].text() == "≈ 3s"  # 200 x 12.8 ms
+    assert w.config_editor.estimates.timing_names["total"].text() == "Training, 200 steps"
+    note = w.config_editor.estimates.timing_note.text()
+    assert "measured on this machine" in note.lower() and "run a took 13 ms" in note
+    box = w.config_editor.form.editors["model.n_layer"].input
+    box.setValue(8)  # four times the blocks: more FLOPs a step, so more time
+    assert _ms(timing["step"].text()) > 2 * 13
+
+
+OLD_DEMO = """\
+model: {n_layer: 2, n_head: 2, n_embd: 32, block_size: 32}
+data: {dir: data}
+train: {batch_size: 8, max_steps: 600, warmup_steps: 10, device: cpu}
+"""
+
+
+def test_the_demo_run_trains_long_enough_to_watch(tmp_path):
+    """The old demo finished in 4 s on a laptop CPU; the demo's total training FLOPs must be well over
+    an order of magnitude more (a minute or two), with a bigger model rather than only more steps."""
+    from core.config import estimate, loads
+
+    old = estimate(loads(OLD_DEMO, base_dir=str(tmp_path)), vocab_size=65)
+    cfg = loads(demo.tiny_config_text(), base_dir=str(tmp_path))
+    new = estimate(cfg, vocab_size=65)
+    assert new["flops_per_step"] * cfg.train.max_steps >= 15 * old["flops_per_step"] * 600
+    assert new["flops_per_token"] >= 10 * old["flops_per_token"]
+    assert cfg.train.eval_interval * 5 <= cfg.train.max_steps  # several val points to watch

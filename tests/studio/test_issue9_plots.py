@@ -1,0 +1,177 @@
+"""Issue 9, the training plots: log-y star, range and tick labels; a new fork ranges over its parent;
+a copy is not drawn as a parent and no run is listed twice; the best-val note stays inside the plot and
+off the curves; the clip label is readable; the hover read-out clears when the mouse leaves."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QApplication
+
+from studio.main_window import MainWindow
+from studio.settings import Settings
+from studio.theme import plot_colors
+from studio.views.training.plot_items import log_ticks
+from tests.studio.helpers import write_finished_run
+
+
+@pytest.fixture
+def window(qtbot):
+    def make(workspace_root: str | None = None) -> MainWindow:
+        w = MainWindow(Settings())
+        w.close_policy = "stop"
+        qtbot.addWidget(w)
+        w.resize(1360, 860)
+        w.show()
+        w.ensure_panels()
+        if workspace_root:
+            w.open_workspace(workspace_root)
+        w.show_tab("training")
+        return w
+
+    return make
+
+
+def _select(w: MainWindow, name: str) -> None:
+    w.runs_panel.select_run(os.path.join(w.session.workspace.runs_dir, name))
+
+
+def _finished(workspace, name: str = "a", steps: int = 100):
+    run = workspace.create_run(name, workspace.run("tiny").read_config_text())
+    write_finished_run(run.dir, steps=steps)
+    return run
+
+
+def _labels(axis) -> list[tuple]:
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    specs = axis.generateDrawSpecs(painter)
+    painter.end()
+    return specs[2] if specs else []
+
+
+def test_log_y_puts_the_best_star_on_the_curve_and_labels_do_not_overlap(qtbot, window, workspace):
+    _finished(workspace)
+    w = window(workspace.root)
+    _select(w, "a")
+    plots = w.training.plots
+    plots.log_check.setChecked(True)
+    QApplication.processEvents()
+    h = w.controller().history
+    _, ys = plots.best_marker.getData()
+    assert ys[0] == pytest.approx(math.log10(h.best_val_loss))  # view units of a log axis
+    top = plots.plots["loss"].viewRange()[1][1]
+    assert top < math.log10(h.steps["loss"].max()) + 0.1  # not stretched up to a star at 10**value
+    for name in ("loss", "grad"):
+        texts = _labels(plots.plots[name].getAxis("left"))
+        assert len(texts) >= 2, name
+        rects = [rect for rect, _flags, _text in texts]
+        assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:]), name
+        assert all("·" not in text and float(text) > 0 for _rect, _flags, text in texts), name
+
+
+def test_log_ticks_keep_their_distance_over_any_range():
+    for lo, hi in ((0.7, 1.1), (1.0, 80.0), (1e-4, 3e-3), (1.7, 1.75), (0.01, 1000.0)):
+        for size in (120, 300, 800):
+            vals = log_ticks(math.log10(lo), math.log10(hi), size)
+            assert len(vals) >= 2, (lo, hi, size)
+            gaps = np.diff(np.log10(vals)) * size / (math.log10(hi) - math.log10(lo))
+            assert gaps.min() >= 22 and lo <= vals[0] and vals[-1] <= hi
+
+
+def test_a_new_fork_ranges_over_its_parents_curves(qtbot, window, workspace):
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100)
+    w = window(workspace.root)
+    child = w.session.fork_run(parent.dir, parent.checkpoints()[0].path, {"train.max_steps": 300}, "kid")
+    w.runs_panel.select_run(child.dir)
+    QApplication.processEvents()
+    lo, hi = w.training.plots.plots["loss"].viewRange()[1]
+    losses = w.session.controller(parent.dir).history.steps["loss"]
+    assert lo <= losses.min() and hi >= losses.max() * 0.9  # the parent's loss is on screen
+    glo, ghi = w.training.plots.plots["grad"].viewRange()[1]
+    assert ghi >= w.session.controller(parent.dir).history.steps["grad_norm"].max() * 0.95
+
+
+def _legend(w: MainWindow) -> list[str]:
+    return [label.text for _sample, label in w.training.plots.plots["loss"].legend.items]
+
+
+def test_a_copy_is_not_a_parent_and_no_run_is_listed_twice(qtbot, window, workspace):
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100)
+    w = window(workspace.root)
+    w.copy_run(parent.dir)  # "New from this": a fresh copy of the settings
+    assert not any("(parent)" in text for text in _legend(w)) and not w.training.plots.overlay_items
+    child = w.session.fork_run(parent.dir, parent.checkpoints()[0].path, {"train.max_steps": 300}, "kid")
+    w.runs_panel.select_run(child.dir)
+    tree = w.runs_panel.tree
+    tree.topLevelItem(0).setCheckState(0, Qt.CheckState.Checked)  # tick the parent for comparison too
+    legend = _legend(w)
+    assert "tiny (parent)" in legend and len(legend) == len(set(legend))
+    assert sum("tiny" in text for text in legend) == 1
+
+
+def _overfitting_run(workspace, name: str = "a", steps: int = 300) -> None:
+    """A run whose val loss is best early (step 20) and rises after: the note's hard case."""
+    from core import layout
+    from core.protocol import encode, make_event
+
+    run = workspace.create_run(name, workspace.run("tiny").read_config_text())
+    lines = [make_event("start", max_steps=steps, start_step=0, resumed=False, config={"train": {}})]
+    best = math.inf
+    for s in range(1, steps + 1):
+        loss = 3.0 * math.exp(-s / 15) + 1.0
+        lines.append(make_event("step", step=s, tokens=256 * s, loss=loss, lr=1e-3, grad_norm=1.0,
+                                clipped=False, tokens_per_s=2e4, elapsed_s=0.05 * s, step_ms=50.0))
+        if s % 10 == 0:
+            val = 1.4 + 0.004 * (s - 20) ** 2 / 10
+            best = min(best, val)
+            lines.append(make_event("eval", step=s, tokens=256 * s, train_loss=loss, val_loss=val,
+                                    val_ppl=math.exp(val), best_val_loss=best))
+    lines.append(make_event("done", step=steps, checkpoint="", best_val_loss=best))
+    layout.atomic_write(os.path.join(run.dir, layout.METRICS), "".join(encode(e) for e in lines))
+
+
+@pytest.mark.parametrize("shape", ["late", "early"])
+def test_best_val_note_is_inside_the_plot_and_off_the_curves(qtbot, window, workspace, shape):
+    if shape == "late":
+        _finished(workspace, steps=300)
+    else:
+        _overfitting_run(workspace)
+    w = window(workspace.root)
+    _select(w, "a")
+    plots = w.training.plots
+    plots.redraw()
+    QApplication.processEvents()
+    text, vb = plots.best_text, plots.plots["loss"].vb
+    box = text.sceneBoundingRect()
+    assert "best val" in text.toPlainText()
+    assert vb.sceneBoundingRect().contains(box)
+    for key in ("raw", "smooth", "val"):
+        xs, ys = plots.curves[key].getData()
+        hits = [i for i in range(0, len(xs), 3) if box.contains(vb.mapViewToScene(QPointF(xs[i], ys[i])))]
+        assert not hits, key
+
+
+def test_clip_label_is_readable_and_readout_clears_on_leave(qtbot, window, workspace):
+    _finished(workspace)
+    w = window(workspace.root)
+    _select(w, "a")
+    plots = w.training.plots
+    plots.redraw()
+    QApplication.processEvents()  # the views take their ranges
+    label = plots.clip_line.label
+    assert plots.clip_line.isVisible() and label.toPlainText().startswith("clip 1")
+    assert plots.clip_line.zValue() > plots.curves["grad"].zValue()
+    assert label.fill.color().name() == plot_colors()["background"]  # a box under the text
+    vb = plots.plots["loss"].vb
+    plots._on_scene_mouse_moved((vb.mapViewToScene(QPointF(50, 2.0)),))
+    assert plots.readout.text().startswith("step 50") and plots.cursors["loss"].isVisible()
+    QApplication.sendEvent(plots.view, QEvent(QEvent.Type.Leave))
+    assert plots.readout.text().strip() == "" and not plots.cursors["loss"].isVisible()

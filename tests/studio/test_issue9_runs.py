@@ -1,0 +1,175 @@
+"""Issue 9, work lost or blocked: config edits survive switching runs and restarting; a fork's default
+trains beyond its checkpoint; a run refused during set-up can be edited and started again; the Start,
+Stop and Resume buttons keep their places; banners are readable in both themes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
+
+from studio.main_window import MainWindow
+from studio.settings import Settings
+from studio.workspace.workspace import with_changes
+from tests.studio.helpers import write_finished_run
+
+
+@pytest.fixture
+def window(qtbot):
+    def make(workspace_root: str | None = None) -> MainWindow:
+        w = MainWindow(Settings())
+        w.close_policy = "stop"
+        qtbot.addWidget(w)
+        w.show()
+        w.ensure_panels()
+        if workspace_root:
+            w.open_workspace(workspace_root)
+        return w
+
+    return make
+
+
+def _select(w: MainWindow, name: str) -> None:
+    w.runs_panel.select_run(os.path.join(w.session.workspace.runs_dir, name))
+
+
+def test_a_config_edit_survives_switching_runs_and_restarting(qtbot, window, workspace):
+    w = window(workspace.root)
+    _select(w, "tiny")
+    w.new_run()  # Run -> New Run (Ctrl+N)
+    new_dir = w.current_dir
+    assert os.path.basename(new_dir) != "tiny" and w.tabs.currentWidget() is w.config_editor
+    box = w.config_editor.form.editors["train.max_steps"].input
+    box.setValue(777)
+    _select(w, "tiny")  # click another run ...
+    w.runs_panel.select_run(new_dir)  # ... and back
+    assert w.config_editor.form.editors["train.max_steps"].input.value() == 777
+    with open(os.path.join(new_dir, "config.yaml"), encoding="utf-8") as fh:
+        assert "max_steps: 777" in fh.read()
+    # an edit followed by closing the studio at once (no switch) is kept too, and comments survive
+    w.config_editor.set_text("# my note\n" + w.config_editor.text().replace("max_steps: 777", "max_steps: 778"))
+    w.close()
+    w2 = window(workspace.root)
+    assert w2.current_dir == new_dir
+    assert w2.config_editor.form.editors["train.max_steps"].input.value() == 778
+    assert w2.config_editor.text().startswith("# my note\n")
+
+
+def test_typing_in_the_yaml_is_saved_after_a_pause(qtbot, window, workspace):
+    w = window(workspace.root)
+    _select(w, "tiny")
+    path = os.path.join(workspace.run("tiny").dir, "config.yaml")
+    w.config_editor.yaml_edit.setPlainText(w.config_editor.text().replace("max_steps: 200", "max_steps: 321"))
+    qtbot.waitUntil(lambda: "max_steps: 321" in open(path, encoding="utf-8").read(), timeout=5000)
+
+
+def _drive_fork_dialog(qtbot, seen: dict, first_until: int | None = None) -> None:
+    from studio.views.runs.fork_dialog import ForkDialog
+
+    dialog = QApplication.activeModalWidget()
+    assert isinstance(dialog, ForkDialog)
+    seen["default"] = dialog.max_steps.value()
+    ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
+    if first_until is not None:  # a dead end is refused in the dialog, with the engine's words
+        dialog.max_steps.setValue(first_until)
+        qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+        seen["refused"] = dialog.isVisible() and dialog.problem.isVisible()
+        seen["message"] = dialog.problem.text()
+        dialog.max_steps.setValue(seen["default"])
+    qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+
+
+def test_fork_defaults_beyond_the_checkpoint_and_refuses_a_dead_end(qtbot, window, workspace):
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100, status="done")  # checkpoints at 50 and 100, planned 200
+    w = window(workspace.root)
+    _select(w, "tiny")
+    seen: dict = {}
+    QTimer.singleShot(0, lambda: _drive_fork_dialog(qtbot, seen, first_until=100))
+    w.fork_run(parent.dir)
+    assert seen["refused"] and "not beyond the checkpoint's step 100" in seen["message"]
+    assert seen["default"] > 100
+    child = w.controller().run
+    assert child.dir != parent.dir and child.config().train.max_steps == seen["default"]
+    assert w.training.start_button.isEnabled() and w.start_action.isEnabled()
+
+
+def test_start_blockers_check_the_checkpoint_step_before_launching(qtbot, window, workspace):
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100, status="done")
+    w = window(workspace.root)
+    child = w.session.fork_run(parent.dir, parent.checkpoints()[-1].path, {"train.max_steps": 100}, "kid")
+    w.runs_panel.select_run(child.dir)
+    assert not w.training.start_button.isEnabled()
+    assert "not beyond the checkpoint's step 100" in w.training.blocker_label.text()
+    w.config_editor.form.editors["train.max_steps"].input.setValue(300)
+    qtbot.waitUntil(w.training.start_button.isEnabled, timeout=3000)
+
+
+def test_a_run_refused_during_set_up_can_be_edited_and_started_again(qtbot, window, workspace, fake_engine):
+    fake_engine("setup")
+    w = window(workspace.root)
+    _select(w, "tiny")
+    ctl = w.controller()
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
+        qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == "failed" and w.training.error_banner.isVisible()
+    w.config_editor.form.editors["train.max_steps"].input.setValue(150)  # raise max_steps
+    qtbot.waitUntil(w.training.start_button.isEnabled, timeout=3000)
+    assert w.start_action.isEnabled()
+    fake_engine("normal")
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
+        qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] == "done" and ctl.history.step == 150
+
+
+def test_start_stop_resume_keep_their_places(qtbot, window, workspace):
+    done = workspace.create_run("done", workspace.run("tiny").read_config_text())
+    write_finished_run(done.dir, status="stopped")
+    w = window(workspace.root)
+    t = w.training
+    places = []
+    for name in ("tiny", "done"):
+        _select(w, name)
+        places.append([(b.isVisible(), b.geometry().topLeft()) for b in (t.start_button, t.stop_button,
+                                                                          t.resume_button)])
+    assert places[0] == places[1] and all(visible for visible, _ in places[0])
+    assert not t.start_button.isEnabled() and t.resume_button.isEnabled()
+
+
+def _contrast(fg: QColor, bg: QColor) -> float:
+    def lum(c: QColor) -> float:
+        ch = [v / 255 for v in (c.red(), c.green(), c.blue())]
+        ch = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in ch]
+        return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2]
+
+    hi, lo = sorted((lum(fg), lum(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_error_banner_is_readable_in_both_themes(qtbot, window, workspace, theme):
+    failed = workspace.create_run("bad", workspace.run("tiny").read_config_text())
+    write_finished_run(failed.dir, status="failed")
+    w = window(workspace.root)
+    w.set_theme(theme)
+    _select(w, "bad")
+    banner = w.training.error_banner
+    assert banner.isVisible()
+    image = banner.grab().toImage()
+    bg = image.pixelColor(3, banner.height() // 2)
+    text = banner.palette().color(banner.foregroundRole())
+    assert _contrast(text, bg) >= 4.5, (theme, text.name(), bg.name())
+    w.set_theme("light")
+
+
+def test_config_edits_to_a_run_reach_its_own_file_only(qtbot, window, workspace):
+    other = workspace.create_run("other", workspace.run("tiny").read_config_text())
+    w = window(workspace.root)
+    _select(w, "tiny")
+    w.config_editor.set_text(with_changes(w.config_editor.text(), {"train.lr": 0.0042}))
+    _select(w, "other")
+    assert workspace.run("tiny").config().train.lr == 0.0042 and other.config().train.lr != 0.0042

@@ -1,0 +1,90 @@
+"""Issue 9, small things: "Created" as a date people read, the YAML tab wraps long lines, the Log y
+check box is visible in the dark theme, and run names are never cut in the runs list."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtCore import QPoint
+from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionButton
+
+from studio.main_window import MainWindow
+from studio.settings import Settings
+from tests.studio.helpers import write_data_dir, write_finished_run
+from tests.studio.test_issue9_runs import _contrast
+
+
+@pytest.fixture
+def window(qtbot):
+    def make(workspace_root: str | None = None) -> MainWindow:
+        w = MainWindow(Settings())
+        w.close_policy = "stop"
+        qtbot.addWidget(w)
+        w.resize(1360, 860)
+        w.show()
+        w.ensure_panels()
+        if workspace_root:
+            w.open_workspace(workspace_root)
+        return w
+
+    return make
+
+
+def test_created_is_a_date_people_read(qtbot, window, workspace):
+    write_data_dir(os.path.join(workspace.data_dir, "demo"), created="2026-11-23T20:36:59+00:00")
+    w = window(workspace.root)
+    w.data_panel.refresh()
+    w.data_panel.dataset_list.setCurrentRow(0)
+    text = w.data_panel.detail_values["created"].text()
+    assert "2026" in text and "Nov" in text and "T20" not in text and "+00:00" not in text
+
+
+def test_the_yaml_tab_wraps_long_lines(qtbot, window, workspace):
+    w = window(workspace.root)
+    w.runs_panel.select_run(workspace.run("tiny").dir)
+    w.show_tab("config")
+    editor = w.config_editor
+    editor.tabs.setCurrentIndex(1)
+    QApplication.processEvents()
+    assert "train: {batch_size: 8" in editor.text()  # a long flow-style line
+    assert editor.yaml_edit.horizontalScrollBar().maximum() == 0  # nothing hidden to the right
+    assert editor.yaml_edit.document().size().width() <= editor.yaml_edit.viewport().width() + 1
+
+
+def test_log_y_checkbox_is_visible_in_the_dark_theme(qtbot, window, workspace):
+    w = window(workspace.root)
+    w.set_theme("dark")
+    w.show_tab("training")
+    QApplication.processEvents()
+    box = w.training.plots.log_check
+    opt = QStyleOptionButton()
+    box.initStyleOption(opt)
+    rect = box.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, opt, box)
+    image = box.grab().toImage()
+    background = box.palette().color(box.backgroundRole())
+    best = max(_contrast(image.pixelColor(QPoint(x, y)), background)
+               for x in range(rect.left(), rect.right() + 1) for y in range(rect.top(), rect.bottom() + 1))
+    w.set_theme("light")
+    assert best >= 3.0  # the indicator's frame stands out from the window
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_run_names_are_not_cut(qtbot, window, workspace, theme):
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100)
+    w = window(workspace.root)
+    w.set_theme(theme)
+    w.copy_run(parent.dir)
+    child = w.session.fork_run(parent.dir, parent.checkpoints()[0].path, {"train.max_steps": 300},
+                               "tiny-fork-with-a-long-name-low-lr")
+    w.runs_panel.select_run(child.dir)
+    w.runs_panel.resize(360, 400)
+    QApplication.processEvents()
+    tree = w.runs_panel.tree
+    item = tree.topLevelItem(0).child(tree.topLevelItem(0).childCount() - 1)
+    assert item.text(0) == "tiny-fork-with-a-long-name-low-lr"
+    needed = tree.fontMetrics().horizontalAdvance(item.text(0)) + 2 * tree.indentation()
+    width = tree.columnWidth(0)
+    w.set_theme("light")
+    assert width >= needed

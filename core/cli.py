@@ -111,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--device", default="auto")
     _add_threads_arg(ps)
 
-    pe = sub.add_parser("estimate", help="print parameter count, FLOPs and memory estimates as JSON")
+    pe = sub.add_parser("estimate", help="print parameter count, FLOPs, memory and precision estimates")
     pe.add_argument("--config", required=True, metavar="RUN.yaml")
+    pe.add_argument("--json", action="store_true", help="the raw numbers (bytes, FLOPs) as JSON")
     pe.add_argument("--set", action="append", default=[], metavar="section.key=value")
 
     from core.commands.eval import add_parsers as add_eval_parsers

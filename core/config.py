@@ -24,7 +24,6 @@ from typing import Any
 import yaml
 
 from core.errors import UsageError, quote
-from core.layout import atomic_write
 
 #: A run config is a few hundred bytes; a cap keeps a huge file from stalling the YAML parser for minutes.
 MAX_CONFIG_BYTES = 1 << 20
@@ -86,6 +85,8 @@ class ModelConfig:
     intermediate_size: int | None = _f(None, "Feed-forward hidden width in features; overrides mlp_ratio when "
                                        "set (imported models); empty = derived from mlp_ratio.",
                                        minimum=1, maximum=1 << 20)
+    qk_norm: bool = _f(False, "RMS-normalise queries and keys per head before attention (QK-norm): steadier "
+                       "training at higher learning rates.")
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,20 @@ class TrainConfig:
     max_steps: int = _f(1000, "Optimizer steps to train for.", minimum=1, maximum=1 << 31)
     lr: float = _f(1.0e-3, "Peak learning rate (after warm-up).", minimum=0.0, maximum=10.0)
     min_lr: float = _f(1.0e-4, "Learning rate at the end of the decay.", minimum=0.0, maximum=10.0)
-    warmup_steps: int = _f(100, "Steps of linear warm-up from 0 to lr.", minimum=0)
-    schedule: str = _f("cosine", "Decay after warm-up, from lr to min_lr at max_steps.",
-                       choices=("cosine", "linear", "constant"))
+    warmup_steps: int | None = _f(None, "Steps of linear warm-up from 0 to lr; empty = a tenth of max_steps, "
+                                  "at most 100.", minimum=0)
+    schedule: str = _f("cosine", "Decay after warm-up, from lr to min_lr at max_steps; wsd = warm-up, stable "
+                       "at lr, then a linear decay to min_lr over the last decay_fraction of the steps.",
+                       choices=("cosine", "linear", "constant", "wsd"))
+    decay_fraction: float = _f(0.2, "With schedule=wsd: the fraction of max_steps spent decaying to min_lr.",
+                               minimum=0.0, maximum=1.0)
+    optimizer: str = _f("adamw", "adamw for every parameter, or muon: Muon (orthogonalised momentum, "
+                        "torch.optim.Muon) for the 2-D matrices inside the blocks, AdamW for embeddings, "
+                        "head, norms and biases.", choices=("adamw", "muon"))
+    muon_lr: float = _f(0.02, "With optimizer=muon: peak learning rate of the Muon matrices (scaled by the "
+                        "schedule like lr).", minimum=0.0, maximum=10.0)
+    target_val_loss: float | None = _f(None, "Stop (a `done` event saying so) at the first evaluation whose val "
+                                       "loss is at or below this; empty = train to max_steps.", minimum=0.0)
     weight_decay: float = _f(0.1, "AdamW decoupled weight decay (matrices only; not biases, norms).",
                              minimum=0.0, maximum=10.0)
     betas: list = _f([0.9, 0.95], "AdamW (beta1, beta2).")
@@ -131,8 +143,10 @@ class TrainConfig:
                    maximum=2**63 - 1)
     device: str = _f("auto", "Where to train: auto picks cuda, then mps, then cpu.",
                      choices=("auto", "cpu", "cuda", "mps"))
-    precision: str = _f("auto", "Number format: auto = bf16 on GPUs that support it, else fp16 on GPU, "
-                        "fp32 on CPU.", choices=("auto", "fp32", "bf16", "fp16"))
+    precision: str = _f("auto", "Number format: auto = bf16 on GPUs that support it, else fp16 on GPU; on a CPU "
+                        "bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX) and model.n_embd >= 256, "
+                        "else fp32. The start event says which and why.",
+                        choices=("auto", "fp32", "bf16", "fp16"))
     compile: bool = _f(False, "Compile the model with torch.compile (slow start, faster steps on GPU).")
     init_from: str | None = _f(None, "Start from this checkpoint's weights and optimizer state "
                                "(fork); empty = fresh init.", path=True)
@@ -324,6 +338,12 @@ def _closest(word: str, options: list[str]) -> str | None:
 LORA_TARGETS = ("attn_qkv", "attn_out", "mlp_in", "mlp_out")
 
 
+def warmup_steps(t: TrainConfig) -> int:
+    """train.warmup_steps as set, or its default: a tenth of max_steps, at most 100 (so a short run never
+    trips over a warm-up it did not ask for)."""
+    return t.warmup_steps if t.warmup_steps is not None else min(100, t.max_steps // 10)
+
+
 def cross_field_problems(cfg: Config) -> list[Problem]:
     """Rules that involve more than one field."""
     m, t = cfg.model, cfg.train
@@ -343,9 +363,12 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
                                               f"a whole group of query heads)"))
     if t.min_lr > t.lr:
         out.append(Problem("train.min_lr", f"train.min_lr: {t.min_lr} is larger than train.lr={t.lr}"))
-    if t.warmup_steps > t.max_steps:
+    if t.warmup_steps is not None and t.warmup_steps > t.max_steps:
         out.append(Problem("train.warmup_steps", f"train.warmup_steps: {t.warmup_steps} is more than "
                                                  f"train.max_steps={t.max_steps}"))
+    if t.optimizer == "muon" and t.precision == "fp16":
+        out.append(Problem("train.optimizer", "train.optimizer: muon does not work with train.precision=fp16 "
+                                              "(the grad scaler); use bf16, fp32 or auto on a bf16 GPU"))
     betas = t.betas
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
         out.append(Problem("train.betas", f"train.betas: expected two numbers in [0, 1), got {quote(betas)}"))
@@ -446,30 +469,6 @@ def resolve_paths(cfg: Config, base_dir: str) -> Config:
     return Config(**new)
 
 
-class _Dumper(yaml.SafeDumper):
-    """Strings with newlines as one double-quoted line ("a\\nb") rather than folded blocks."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str):
-    style = '"' if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
-def dump_yaml(cfg: Config | dict) -> str:
-    data = cfg.to_dict() if isinstance(cfg, Config) else cfg
-    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
-    # Short lists (betas) read better inline: [0.9, 0.95]
-    return re.sub(r"(\n  (\w+):)\n  - ([^\n]+)\n  - ([^\n]+)(?=\n)", r"\1 [\3, \4]", text)
-
-
-def save_config(cfg: Config, path: str) -> None:
-    """Write YAML atomically."""
-    atomic_write(path, dump_yaml(cfg))
-
-
 # Sizes and estimates live in core.estimate (also torch-free); re-exported for the studio and the engine.
 from core.estimate import (  # noqa: E402
     data_vocab_size,
@@ -482,7 +481,7 @@ from core.estimate import (  # noqa: E402
 )
 
 __all__ = ["SECTIONS", "SECTION_TYPES", "Config", "ConfigError", "DataConfig", "ModelConfig", "Problem",
-           "RunConfig", "TrainConfig", "cross_field_problems", "data_vocab_size", "dump_yaml", "estimate",
+           "RunConfig", "TrainConfig", "cross_field_problems", "data_vocab_size", "estimate",
            "ffn_hidden", "field_docs", "flops_per_token", "from_dict", "human_bytes", "human_count",
-           "load_config", "loads", "param_count", "read_yaml", "resolve_paths", "save_config",
+           "load_config", "loads", "param_count", "read_yaml", "resolve_paths",
            "set_override"]

@@ -10,6 +10,7 @@ import os
 from typing import TYPE_CHECKING
 
 from core.layout import DATA_META, read_json
+from core.precision import explain, likely_device
 
 if TYPE_CHECKING:  # core.config imports this module at its end: no import back at run time
     from core.config import Config, ModelConfig
@@ -62,9 +63,8 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
     m, t = cfg.model, cfg.train
     vocab = vocab_size or m.vocab_size or data_vocab_size(cfg.data.dir) or 50304
     n_params = param_count(m, vocab)
-    precision = t.precision
-    if precision == "auto":
-        precision = "fp32" if t.device == "cpu" else "bf16"
+    device = likely_device(t.device)
+    precision, precision_reason = explain(t.precision, device, m.n_embd)
     act_bytes = 4 if precision == "fp32" else 2
     weights = 4 * n_params                       # master weights stay fp32
     grads = 4 * n_params
@@ -74,7 +74,7 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
     # 2022, no recomputation); with SDPA the T x T attention scores are not materialised, so we keep
     # the linear terms plus the logits.
     per_layer = bt * m.n_embd * 34 * act_bytes / 2
-    if t.device == "cpu" and precision == "fp32":
+    if device == "cpu" and precision == "fp32":
         per_layer += bt * m.n_head * m.block_size * 4  # CPU math attention keeps the probabilities
     activations = m.n_layer * per_layer + bt * vocab * (4 + act_bytes)
     return {
@@ -84,7 +84,9 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
         "tokens_per_step": bt * t.grad_accum_steps * world_size,
         "flops_per_token": flops_per_token(m, vocab),
         "flops_per_step": flops_per_token(m, vocab) * bt * t.grad_accum_steps * world_size,
+        "device": device,
         "precision": precision,
+        "precision_reason": precision_reason,
         "memory": {"weights": weights, "grads": grads, "optimizer": optimizer,
                    "activations": int(activations),
                    "total": int(weights + grads + optimizer + activations)},

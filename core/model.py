@@ -111,6 +111,7 @@ class CausalSelfAttention(nn.Module):
         self.c_proj.residual_out = True  # scaled init, see GPT._init_weights
         self.dropout = cfg.dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.qk_eps = cfg.norm_eps if cfg.qk_norm else None  # QK-norm: parameter-free RMS norm per head
 
     def forward(self, x: torch.Tensor, rope: tuple | None, layer: int = 0, cache: KVCache | None = None,
                 return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -119,6 +120,9 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)     # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
         v = v.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)
+        if self.qk_eps is not None:  # before RoPE, as in modded-nanogpt; both attention paths see it
+            q = F.rms_norm(q, (self.head_size,), eps=self.qk_eps)
+            k = F.rms_norm(k, (self.head_size,), eps=self.qk_eps)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
 
@@ -128,11 +132,11 @@ class CausalSelfAttention(nn.Module):
             cache.k[layer, :B, :, past:past + T] = k
             cache.v[layer, :B, :, past:past + T] = v
             k, v = cache.k[layer, :B, :, :past + T], cache.v[layer, :B, :, :past + T]  # (B, nkv, past+T, hs)
-        if self.n_kv_head != self.n_head:  # each key/value head serves a group of consecutive query heads
-            group = self.n_head // self.n_kv_head
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, nh, ., hs)
-
+        gqa = self.n_kv_head != self.n_head
         if return_attention:
+            if gqa:  # each key/value head serves a group of consecutive query heads
+                group = self.n_head // self.n_kv_head
+                k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, nh, ., hs)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_size))  # (B, nh, T, past+T)
             att = att.masked_fill(~_causal_mask(T, past, x.device), float("-inf"))
             probs = F.softmax(att.float(), dim=-1).to(q.dtype)
@@ -140,13 +144,15 @@ class CausalSelfAttention(nn.Module):
         else:
             probs = None
             dropout = self.dropout if self.training else 0.0
+            # enable_gqa: SDPA serves each key/value head to its query-head group itself (the same
+            # repeat_interleave grouping as above) without materialising the repeated keys and values
             if past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, enable_gqa=gqa)
             elif T == 1:  # one new token attends to everything before it: no mask needed
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, enable_gqa=gqa)
             else:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(T, past, x.device),
-                                                   dropout_p=dropout)
+                                                   dropout_p=dropout, enable_gqa=gqa)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y)), probs
 
@@ -283,10 +289,20 @@ class GPT(nn.Module):
         no_decay = [p for p in params.values() if p.dim() < 2]
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
-    def make_optimizer(self, lr: float, weight_decay: float, betas, eps: float, device_type: str):
-        """AdamW; the fused kernel where this torch has it for the device (CUDA, and CPU in torch >= 2.4)."""
-        groups = self.optimizer_groups(weight_decay)
-        try:
-            return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True)
-        except (RuntimeError, TypeError):  # fused unavailable for this device/dtype
-            return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+    def make_optimizer(self, lr: float, weight_decay: float, betas, eps: float, device_type: str,
+                       kind: str = "adamw", muon_lr: float = 0.02):
+        """AdamW (the fused kernel where this torch has it); with kind="muon", Muon for the 2-D matrices
+        inside the blocks and AdamW for the rest (core.optim.MuonAdamW)."""
+        if kind == "muon":
+            from core.optim import muon_adamw
+
+            return muon_adamw(self, lr, weight_decay, betas, eps, muon_lr)
+        return adamw(self.optimizer_groups(weight_decay), lr, betas, eps)
+
+
+def adamw(groups: list[dict], lr: float, betas, eps: float) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where this torch has it for the device (CUDA, and CPU in torch >= 2.4)."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True)
+    except (RuntimeError, TypeError):  # fused unavailable for this device/dtype
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)

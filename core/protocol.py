@@ -13,7 +13,8 @@ not treated as errors (a newer engine may talk to an older GUI). Large arrays tr
 files named in the event, never inline.
 
 Event fields (all optional beyond v/event/time unless stated):
-  start       run_dir, config (resolved dict), params, device, precision, world_size, tokens_per_step,
+  start       run_dir, config (resolved dict), params, device, precision, precision_reason (why: native
+              bf16, model width), world_size, tokens_per_step,
               max_steps, start_step, resumed (bool), parent (checkpoint path or None), versions
   step        step, tokens, loss, lr, grad_norm (pre-clip), clipped (bool), tokens_per_s, elapsed_s,
               step_ms
@@ -24,7 +25,8 @@ Event fields (all optional beyond v/event/time unless stated):
   progress    stage, done, total (prepare and other long jobs)
   log         level, message
   stopped     step, reason, checkpoint
-  done        step, checkpoint, best_val_loss
+  done        step, checkpoint, best_val_loss, reason (only when it ended before max_steps: the
+              evaluation reached train.target_val_loss)
   error       kind, message, field (dotted config path) when there is one, step
 Inference worker (``llm-train serve``) replies; each but ``ready`` carries the request ``id``:
   ready       checkpoint, step, vocab_size, n_layer, n_head, n_embd, block_size, scratch

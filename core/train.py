@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from core import checkpoint as ckpt
-from core.config import Config, load_config
+from core.config import Config, load_config, warmup_steps
 from core.errors import EXIT_FAIL, EXIT_OK, UsageError
 from core.evaluation import estimate_loss, probe
 from core.guards import FiniteGuard, is_disk_full
@@ -80,13 +80,15 @@ def loop(tr: Trainer, stop: StopFlag) -> int:
         final = s.step == t.max_steps
         if (s.step % t.log_interval == 0 or final) and not meter.log(loss, lr, grad_norm):
             return EXIT_FAIL
+        reached = False
         if (t.eval_interval and s.step % t.eval_interval == 0) or final:
-            evaluate(tr)
+            reached = evaluate(tr) <= (t.target_val_loss if t.target_val_loss is not None else -math.inf)
         early = bool(t.early_stopping_patience and s.bad_evals >= t.early_stopping_patience)
-        if final or early or stop.agreed(any_rank_stop):
+        if final or reached or early or stop.agreed(any_rank_stop):
             if not guard.ok_to_save(tr):
                 return EXIT_FAIL
-            return finish(tr, "final" if final else ("early_stop" if early else "stopped"), stop)
+            return finish(tr, "target" if reached else "final" if final else "early_stop" if early else "stopped",
+                          stop)
         if t.checkpoint_interval and s.step % t.checkpoint_interval == 0:
             if not guard.ok_to_save(tr):
                 return EXIT_FAIL
@@ -97,12 +99,19 @@ def loop(tr: Trainer, stop: StopFlag) -> int:
 # ----------------------------------------------------------------------------------------- one step
 def lr_at(step: int, t) -> float:
     """Learning rate for optimizer step `step` (0-based): linear warm-up, then decay to min_lr."""
-    if t.warmup_steps and step < t.warmup_steps:
-        return t.lr * (step + 1) / t.warmup_steps
+    warmup = warmup_steps(t)
+    if warmup and step < warmup:
+        return t.lr * (step + 1) / warmup
     if t.schedule == "constant":
         return t.lr
-    span = max(1, t.max_steps - t.warmup_steps)
-    progress = min(1.0, (step - t.warmup_steps) / span)
+    if t.schedule == "wsd":  # stable at lr, then linear to min_lr over the last decay_fraction of the steps
+        decay_start = t.max_steps - int(round(t.decay_fraction * t.max_steps))
+        if step < decay_start:
+            return t.lr
+        progress = min(1.0, (step - decay_start + 1) / max(1, t.max_steps - decay_start))
+        return t.lr + (t.min_lr - t.lr) * progress
+    span = max(1, t.max_steps - warmup)
+    progress = min(1.0, (step - warmup) / span)
     if t.schedule == "linear":
         return t.lr + (t.min_lr - t.lr) * progress
     return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * progress))
@@ -113,7 +122,7 @@ def optimizer_step(tr: Trainer, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
     t = tr.cfg.train
     accum = t.grad_accum_steps
     for group in tr.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)  # Muon's groups run at train.muon_lr
     starts = tr.batches.draw(tr.world * accum)[tr.rank * accum:(tr.rank + 1) * accum]  # this rank's shard
     loss_sum = torch.zeros((), device=tr.device)
     for micro in range(accum):
@@ -197,8 +206,9 @@ class StepMeter:
 
 
 # ----------------------------------------------------------------------------------------- evaluate, save
-def evaluate(tr: Trainer) -> None:
-    """Mean train/val loss, early-stopping record, `eval` event; then a sample and the attention probe."""
+def evaluate(tr: Trainer) -> float:
+    """Mean train/val loss, early-stopping record, `eval` event; then a sample and the attention probe.
+    Returns the val loss (the same on every rank: estimate_loss averages across ranks)."""
     s, cfg = tr.state, tr.cfg
     losses = estimate_loss(tr.raw_model, cfg, tr.train_data, tr.val_data, tr.device, tr.ctx, tr.rank, tr.world)
     val = losses["val"]
@@ -212,6 +222,7 @@ def evaluate(tr: Trainer) -> None:
                              improved=improved, elapsed_s=s.elapsed_s))
     if tr.rank == 0:
         probe(tr)
+    return val
 
 
 def save(tr: Trainer, reason: str) -> str | None:
@@ -245,8 +256,12 @@ def finish(tr: Trainer, reason: str, stop: StopFlag) -> int:
     """The last checkpoint and the closing event: `done` at max_steps, else `stopped` (early or asked)."""
     s, t = tr.state, tr.cfg.train
     path = save(tr, reason)
-    if reason == "final":
-        tr.sinks.emit(make_event("done", step=s.step, checkpoint=path, best_val_loss=s.best_val_loss))
+    if reason in ("final", "target"):
+        extra = {}
+        if reason == "target":
+            extra["reason"] = (f"val loss {s.best_val_loss:.4f} reached train.target_val_loss="
+                               f"{t.target_val_loss} at step {s.step}")
+        tr.sinks.emit(make_event("done", step=s.step, checkpoint=path, best_val_loss=s.best_val_loss, **extra))
         status = "done"
     else:
         why = (f"early stopping: val loss did not improve for {t.early_stopping_patience} evaluations"

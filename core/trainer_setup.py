@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core import checkpoint as ckpt
 from core import guards, layout
+from core import precision as precision_rules
 from core.config import Config, ModelConfig, flops_per_token
 from core.config_text import save_run_configs
 from core.device import resolve_device
@@ -80,6 +81,7 @@ class Trainer:
     last_ckpt: str | None = None
     tokenizer: Any = None                # loaded on the first sample/attention probe
     ctx: Any = field(default_factory=contextlib.nullcontext)
+    precision_reason: str = ""           # why this precision (the start event says it)
 
     @property
     def ddp(self) -> bool:
@@ -100,15 +102,16 @@ class Trainer:
 
 
 # ----------------------------------------------------------------------------------------- pieces
-def resolve_precision(name: str, device: str) -> str:
-    if name == "auto":
-        if device == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if name == "fp16" and device == "cpu":
+def resolve_precision(name: str, device: str, n_embd: int) -> tuple[str, str]:
+    """(precision, why) for train.precision on `device`; `auto` on a CPU depends on native bf16 and the
+    model's width (core.precision)."""
+    kind = device.split(":")[0]
+    if name == "auto" and kind == "cuda":
+        return precision_rules.gpu_precision(torch.cuda.is_bf16_supported())
+    if name == "fp16" and kind == "cpu":
         raise UsageError("train.precision: fp16 is not supported on the CPU; use bf16 or fp32",
                          "train.precision")
-    return name
+    return precision_rules.explain(name, kind, n_embd)
 
 
 class Batches:
@@ -218,10 +221,10 @@ def make_sinks(cfg: Config, resume: bool, events: bool) -> Sinks:
 
 
 # ----------------------------------------------------------------------------------------- set-up
-def init_device(cfg: Config, world: int) -> tuple[str, str]:
-    """(device, precision); joins the process group under torchrun (nccl on GPU, gloo on CPU)."""
+def init_device(cfg: Config, world: int) -> tuple[str, str, str]:
+    """(device, precision, why); joins the process group under torchrun (nccl on GPU, gloo on CPU)."""
     device = resolve_device(cfg.train.device, "train.device", "train.device")
-    precision = resolve_precision(cfg.train.precision, device)
+    precision, why = resolve_precision(cfg.train.precision, device, cfg.model.n_embd)
     if world > 1:
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         if device == "cuda":
@@ -231,7 +234,7 @@ def init_device(cfg: Config, world: int) -> tuple[str, str]:
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return device, precision
+    return device, precision, why
 
 
 def restore(tr: Trainer, source: str) -> None:
@@ -251,8 +254,12 @@ def restore(tr: Trainer, source: str) -> None:
                      "progress": {}}
     except ckpt.CheckpointError as exc:
         raise UsageError(str(exc), None if resuming else "train.init_from") from None
-    try:  # a state.pt that loads but does not fit (edited, from another optimizer): name it, exit 2
+    try:
         tr.optimizer.load_state_dict(saved["optimizer"])
+    except (ValueError, KeyError, TypeError) as exc:  # e.g. train.optimizer changed since the checkpoint
+        raise UsageError(f"train.optimizer: the checkpoint's optimizer state does not fit "
+                         f"train.optimizer={tr.cfg.train.optimizer}: {quote(str(exc))}", "train.optimizer") from None
+    try:  # a state.pt that loads but does not fit (edited, damaged): name it, exit 2
         if saved.get("scaler") and tr.scaler.is_enabled():
             tr.scaler.load_state_dict(saved["scaler"])
         tr.batches.gen.set_state(saved["data_rng"])
@@ -273,7 +280,10 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     """Everything before the first step; ends with the `start` event. `cfg` is `config_path` loaded with
     `overrides` (the run folder records both)."""
     t = cfg.train
-    device, precision = init_device(cfg, world)
+    device, precision, why = init_device(cfg, world)
+    if t.optimizer == "muon" and precision == "fp16":
+        raise UsageError("train.optimizer: muon does not work with fp16 (this GPU has no bf16); use "
+                         "train.precision: fp32 or train.optimizer: adamw", "train.optimizer")
     meta, train_data, val_data = open_data(cfg)
     cfg = with_vocab(cfg, int(meta["vocab_size"]))
     resume_from = guards.newest_loadable_checkpoint(cfg.run.dir) if resume else None
@@ -285,12 +295,13 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     tr = Trainer(
         cfg=cfg, rank=rank, world=world, device=device, precision=precision, sinks=sinks, data_meta=meta,
         train_data=train_data, val_data=val_data, raw_model=model, model=model,
-        optimizer=model.make_optimizer(t.lr, t.weight_decay, t.betas, t.eps, dev_type),
+        optimizer=model.make_optimizer(t.lr, t.weight_decay, t.betas, t.eps, dev_type, t.optimizer, t.muon_lr),
         scaler=torch.amp.GradScaler(dev_type, enabled=(precision == "fp16")),
         batches=make_batches(train_data, cfg.model.block_size, t.batch_size, t.seed, device),
         state=TrainState(),
         resume_from=resume_from, parent=None if resume_from else t.init_from, resolved=cfg.to_dict(),
-        info=RunInfo(cfg.run.dir) if rank == 0 else None, ctx=autocast_ctx(dev_type, precision))
+        info=RunInfo(cfg.run.dir) if rank == 0 else None, ctx=autocast_ctx(dev_type, precision),
+        precision_reason=why)
     if resume_from or (tr.parent and t.finetune == "none"):  # full/lora: weights only, from step 0
         restore(tr, resume_from or tr.parent)
     if tr.state.step >= t.max_steps:
@@ -314,7 +325,7 @@ def announce(tr: Trainer, config_path: str, overrides: list[str]) -> None:
         save_run_configs(cfg, config_path, overrides)  # config.yaml as used (comments kept), resolved
     tr.sinks.emit(make_event(
         "start", run_dir=cfg.run.dir, config=tr.resolved, params=tr.raw_model.num_params(), device=tr.device,
-        precision=tr.precision, world_size=tr.world, tokens_per_step=tr.tokens_per_step,
+        precision=tr.precision, precision_reason=tr.precision_reason, world_size=tr.world, tokens_per_step=tr.tokens_per_step,
         max_steps=t.max_steps, start_step=tr.state.step, resumed=bool(tr.resume_from), parent=tr.parent,
         compile=t.compile, versions=environment_versions(cfg.data.dir), pid=os.getpid()))
 

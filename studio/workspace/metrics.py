@@ -341,7 +341,8 @@ def _event_line(ev: dict) -> str | None:
     if kind == "start":
         what = "resumed" if ev.get("resumed") else "started"
         return (f"[studio] run {what} at step {ev.get('start_step', 0)}: {_count(ev.get('params'))} parameters on "
-                f"{ev.get('device', '?')} ({ev.get('precision', '?')}), world size {ev.get('world_size', 1)}")
+                f"{ev.get('device', '?')} ({ev.get('precision', '?')}), world size {ev.get('world_size', 1)}"
+                + (f"; precision: {ev['precision_reason']}" if ev.get("precision_reason") else ""))
     if kind == "eval":
         return (f"[studio] step {step}: val loss {as_float(ev.get('val_loss')):.4f}, train loss "
                 f"{as_float(ev.get('train_loss')):.4f} (best {as_float(ev.get('best_val_loss')):.4f})")
@@ -352,7 +353,8 @@ def _event_line(ev: dict) -> str | None:
     if kind == "log":
         return f"[{ev.get('level', 'info')}] {ev.get('message', '')}"
     if kind == "done":
-        return f"[studio] done at step {step}; best val loss {as_float(ev.get('best_val_loss')):.4f}"
+        return (f"[studio] done at step {step}; best val loss {as_float(ev.get('best_val_loss')):.4f}"
+                + (f" ({ev['reason']})" if ev.get("reason") else ""))
     if kind == "stopped":
         return f"[studio] stopped at step {step} ({ev.get('reason', '')}); checkpoint {ev.get('checkpoint', '')}"
     if kind == "error":

@@ -97,7 +97,7 @@ def test_keep_checkpoints_prunes_old_ones(tmp_path, char_data):
 
 def test_estimate_command_prints_json(tmp_path, char_data):
     cfg = write_config(tmp_path, char_data)
-    out = engine("estimate", "--config", cfg)
+    out = engine("estimate", "--config", cfg, "--json")
     assert out.returncode == 0
     est = json.loads(out.stdout)
     assert est["params"] > 0 and est["vocab_size"] == 43 and est["memory"]["total"] > est["memory"]["weights"]

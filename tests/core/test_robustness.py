@@ -31,7 +31,7 @@ from core.protocol import read_events
     ({"model": {"n_layers": 4}}, "model.n_layers", "model.n_layers: unknown key (did you mean model.n_layer?)"),
     ({"optim": {}}, "optim", "optim: unknown section"),
     ({"train": {"lr": "fast"}}, "train.lr", "train.lr: expected float, got 'fast'"),
-    ({"train": {"schedule": "cosin"}}, "train.schedule", "must be one of cosine, linear, constant; got 'cosin'"),
+    ({"train": {"schedule": "cosin"}}, "train.schedule", "must be one of cosine, linear, constant, wsd; got 'cosin'"),
     ({"train": {"min_lr": 1.0, "lr": 0.1}}, "train.min_lr", "train.min_lr: 1.0 is larger than train.lr=0.1"),
     ({"model": {"pos_encoding": "rope", "n_embd": 30, "n_head": 10}}, "model.n_head", "rope needs an even head"),
     ({"train": {"betas": [0.9]}}, "train.betas", "expected two numbers"),

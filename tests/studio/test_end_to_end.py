@@ -36,7 +36,7 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 w.close()
 """
 TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.errors", "core.config_text",
-                   "core.estimate"}  # core.estimate: the sizes core.config re-exports
+                   "core.estimate", "core.precision"}  # sizes and the precision rule (torch-free)
 
 
 def _studio_env(tmp_path) -> dict:

@@ -145,7 +145,11 @@ class CausalSelfAttention(nn.Module):
             probs = None
             dropout = self.dropout if self.training else 0.0
             # enable_gqa: SDPA serves each key/value head to its query-head group itself (the same
-            # repeat_interleave grouping as above) without materialising the repeated keys and values
+            # repeat_interleave grouping as above) without materialising the repeated keys and values.
+            # The ONNX exporter does not know enable_gqa: there the keys and values are repeated instead.
+            if gqa and torch.onnx.is_in_onnx_export():
+                group = q.size(1) // k.size(1)
+                k, v, gqa = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1), False
             if past == 0:
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, enable_gqa=gqa)
             elif T == 1:  # one new token attends to everything before it: no mask needed

@@ -288,11 +288,8 @@ class MainWindow(QMainWindow):
 
         cfg, est = self.config_editor.config(), self.config_editor.last_estimate()
         if cfg is not None and est is not None:
-            try:  # a damaged run folder (e.g. a non-UTF-8 config.yaml) leaves the estimate empty, not the window
-                speed = measured_speed(self.session.controllers.values())
-                self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed))
-            except (AttributeError, TypeError, ValueError):
-                pass
+            speed = measured_speed(self.session.controllers.values())
+            self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed))
 
     def _share_cores(self) -> None:
         """Inference workers started while a run trains take 1 thread; the Generate tab says so."""

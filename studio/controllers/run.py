@@ -124,8 +124,6 @@ class RunController(QObject):
         False when there was nothing to write or the run is training (its config is then in use)."""
         if self.is_running() or not text.strip() or text == self.run.read_config_text():
             return False
-        if any("config.yaml" in p for p in getattr(self, "problems", None) or []):
-            return False  # a damaged config.yaml is evidence shown to the user, never silently replaced
         self.run.write_config_text(text)
         return True
 

@@ -25,7 +25,7 @@ import os
 import time
 
 from core import layout
-from core.config import Config, ConfigError, load_config
+from core.config import Config, ConfigError, Problem, load_config
 from studio.workspace import validate
 from studio.workspace.metrics import Checkpoint, RunHistory
 from studio.workspace.proc import (
@@ -94,7 +94,7 @@ class Run:
         problems: list[str] = []
         validate.read_text(self.config_path, problems)
         if problems:  # load_config would raise UnicodeDecodeError & co., not ConfigError
-            raise ConfigError(problems[0])
+            raise ConfigError([Problem("", problems[0])])
         return load_config(self.config_path)
 
     def config_or_none(self) -> Config | None:

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from studio.engine.failure import EngineFailure, classify
-from studio.engine.process import EngineProcess
+from studio.controllers.engine_job import EngineJob
+from studio.engine.failure import EngineFailure
 
 FORMATS = ("hf", "gguf", "onnx")
 DTYPES = {"hf": ("f32", "f16", "bf16"), "gguf": ("f32", "f16", "bf16", "q8_0"), "onnx": ("f32",)}
 SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx"}
-CANCEL_GRACE_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -62,53 +61,26 @@ def default_out(checkpoint: str, fmt: str, dtype: str) -> str:
     return os.path.join(run_dir, "exports", name)
 
 
-class ExportJob(QObject):
+class ExportJob(EngineJob):
     started = Signal(object)       # the ExportRequest
     finished = Signal(object)      # an ExportResult
+    doing = "exporting the model"
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.request: ExportRequest | None = None
-        self._cancelled = False
-        self.process = EngineProcess(self)
-        self.process.finished.connect(self._on_process_finished)
-        self.process.failed_to_start.connect(self._on_process_failed_to_start)
-
-    def is_running(self) -> bool:
-        return self.process.is_running()
 
     def start(self, request: ExportRequest) -> bool:
         if self.is_running():
             return False
-        self.request, self._cancelled = request, False
+        self.request = request
         os.makedirs(os.path.dirname(os.path.abspath(request.out)), exist_ok=True)
-        self.process.start("export", request.arguments())
-        if self.is_running():
-            self.started.emit(request)
+        self._launch("export", request.arguments())
         return True
 
-    def cancel(self) -> None:
-        if self.is_running():
-            self._cancelled = True
-            self.process.stop(grace_ms=CANCEL_GRACE_MS)
+    def _started(self) -> None:
+        self.started.emit(self.request)
 
-    def shutdown(self, wait_ms: int = 3000) -> None:
-        if self.is_running():
-            self.process.kill()
-            self.process.wait_for_finished(wait_ms)
-
-    def _on_process_finished(self, exit_code: int, close_event: dict | None) -> None:
-        request = self.request
-        assert request is not None
-        if exit_code == 0 and not self._cancelled:
-            result = ExportResult("done", request)
-        elif self._cancelled:
-            result = ExportResult("cancelled", request)
-        else:
-            failure = classify(close_event, exit_code, list(self.process.stderr_tail), "exporting the model")
-            result = ExportResult("failed", request, failure)
-        self.finished.emit(result)
-
-    def _on_process_failed_to_start(self, message: str) -> None:
-        if self.request is not None:
-            self.finished.emit(ExportResult("failed", self.request, EngineFailure(message)))
+    def _finished(self, status: str, close_event: dict | None, failure: EngineFailure | None) -> None:
+        assert self.request is not None
+        self.finished.emit(ExportResult(status, self.request, failure))

@@ -12,16 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import yaml
 from PySide6.QtCore import QObject, Signal
 
 from core import layout
+from core.config_text import dump_new
 from core.errors import CheckpointError
-from studio.engine.failure import EngineFailure, classify
-from studio.engine.process import EngineProcess
+from studio.controllers.engine_job import EngineJob
+from studio.engine.failure import EngineFailure
 from studio.workspace.run import Run
-
-CANCEL_GRACE_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ class ImportResult:
 
     @property
     def checkpoint(self) -> str:
-        return os.path.join(self.run_dir, layout.CHECKPOINTS, "step-000000")
+        return os.path.join(self.run_dir, layout.CHECKPOINTS, layout.step_dir_name(0))
 
 
 def import_name(source: str) -> str:
@@ -48,43 +46,25 @@ def import_name(source: str) -> str:
     return base[:-5] if base.lower().endswith(".gguf") else base
 
 
-class ImportJob(QObject):
+class ImportJob(EngineJob):
     """Runs one import at a time (the engine owns the work; this class owns its process)."""
 
     started = Signal(str)          # the source
     finished = Signal(object)      # an ImportResult
+    doing = "importing the model"
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.source = self.run_dir = ""
-        self._cancelled = False
-        self.process = EngineProcess(self)
-        self.process.finished.connect(self._on_process_finished)
-        self.process.failed_to_start.connect(self._on_process_failed_to_start)
-
-    def is_running(self) -> bool:
-        return self.process.is_running()
 
     def start(self, source: str, run_dir: str) -> bool:
         """Import `source` (an HF folder or a .gguf file) into the new run folder `run_dir`."""
         if self.is_running():
             return False
-        self.source, self.run_dir, self._cancelled = source, run_dir, False
+        self.source, self.run_dir = source, run_dir
         os.makedirs(os.path.dirname(run_dir) or ".", exist_ok=True)
-        self.process.start("import", [source, "--out", run_dir])
-        if self.is_running():
-            self.started.emit(source)
+        self._launch("import", [source, "--out", run_dir])
         return True
-
-    def cancel(self) -> None:
-        if self.is_running():
-            self._cancelled = True
-            self.process.stop(grace_ms=CANCEL_GRACE_MS)
-
-    def shutdown(self, wait_ms: int = 3000) -> None:
-        if self.is_running():
-            self.process.kill()
-            self.process.wait_for_finished(wait_ms)
 
     def _finish_run_folder(self) -> None:
         """config.yaml (from the meta's config, run.dir '.') and lineage: the folder becomes a listed run."""
@@ -93,24 +73,16 @@ class ImportJob(QObject):
         config = dict(meta.get("config") or {})
         config["run"] = {**(config.get("run") or {}), "dir": "."}
         run = Run(self.run_dir)
-        run.write_config_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        run.write_config_text(dump_new(config))
         run.set_lineage("import", None, os.path.abspath(self.source))
 
-    # ------------------------------------------------------------------ slots
-    def _on_process_finished(self, exit_code: int, close_event: dict | None) -> None:
-        if exit_code == 0 and not self._cancelled:
+    def _started(self) -> None:
+        self.started.emit(self.source)
+
+    def _finished(self, status: str, close_event: dict | None, failure: EngineFailure | None) -> None:
+        if status == "done":
             try:
                 self._finish_run_folder()
-                result = ImportResult("done", self.source, self.run_dir)
             except (OSError, ValueError, CheckpointError) as exc:
-                result = ImportResult("failed", self.source, self.run_dir,
-                                      EngineFailure(f"the import wrote no usable checkpoint: {exc}"))
-        elif self._cancelled:
-            result = ImportResult("cancelled", self.source, self.run_dir)
-        else:
-            failure = classify(close_event, exit_code, list(self.process.stderr_tail), "importing the model")
-            result = ImportResult("failed", self.source, self.run_dir, failure)
-        self.finished.emit(result)
-
-    def _on_process_failed_to_start(self, message: str) -> None:
-        self.finished.emit(ImportResult("failed", self.source, self.run_dir, EngineFailure(message)))
+                status, failure = "failed", EngineFailure(f"the import wrote no usable checkpoint: {exc}")
+        self.finished.emit(ImportResult(status, self.source, self.run_dir, failure))

@@ -3,7 +3,7 @@
 The Data tab and the demo set-up both prepare through this class: it runs a PrepareRequest (whose
 `arguments()` are the command line), owns the engine process (a QProcess, never waited on), reports
 progress and turns the end of the process into a PrepareResult: done (with the data set's meta.json),
-cancelled, or failed with one message built by studio.engine.failure.
+cancelled, or failed with one message built by studio.engine.failure (through EngineJob).
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
+from studio.controllers.engine_job import EngineJob
 from studio.controllers.prepare_request import PrepareRequest
-from studio.engine.failure import EngineFailure, classify
-from studio.engine.process import EngineProcess
+from studio.engine.failure import EngineFailure
 from studio.workspace.datasets import read_meta
-
-CANCEL_GRACE_MS = 3000  # a cancelled prepare is killed after this long
 
 
 @dataclass(frozen=True)
@@ -39,67 +37,45 @@ class PrepareResult:
         return self.request.out
 
 
-class PrepareJob(QObject):
+class PrepareJob(EngineJob):
     """Runs one prepare at a time; a view shows its progress and result, the owner starts and cancels it."""
 
     started = Signal(object)             # the PrepareRequest
     progressed = Signal(str, int, int)   # stage, done, total (0: unknown)
     finished = Signal(object)            # a PrepareResult
+    doing = "preparing the data"
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.request: PrepareRequest | None = None
-        self._cancelled = False
-        self.process = EngineProcess(self)
         self.process.event_received.connect(self._on_process_event_received)
-        self.process.finished.connect(self._on_process_finished)
-        self.process.failed_to_start.connect(self._on_process_failed_to_start)
-
-    def is_running(self) -> bool:
-        return self.process.is_running()
 
     def start(self, request: PrepareRequest, cwd: str | None = None) -> bool:
         """Launch the engine for `request` (False if a prepare is already running)."""
         if self.is_running():
             return False
-        self.request, self._cancelled = request, False
+        self.request = request
         os.makedirs(os.path.dirname(request.out) or ".", exist_ok=True)  # the engine writes below it
-        self.process.start("prepare", request.arguments(), cwd=cwd)
-        if self.is_running():  # a start that failed at once has already reported a failed result
-            self.started.emit(request)
+        self._launch("prepare", request.arguments(), cwd=cwd)
         return True
 
-    def cancel(self) -> None:
-        if self.is_running():
-            self._cancelled = True
-            self.process.stop(grace_ms=CANCEL_GRACE_MS)
+    def _is_done(self, exit_code: int, close_event: dict | None) -> bool:
+        """Done only with the engine's own `done` event (a finished prepare wins over a late cancel)."""
+        return close_event is not None and close_event.get("event") == "done" and exit_code == 0
 
-    def shutdown(self, wait_ms: int = 3000) -> None:
-        """Application exit: end a running prepare now (blocks up to wait_ms)."""
-        if self.is_running():
-            self.process.kill()
-            self.process.wait_for_finished(wait_ms)
+    def _started(self) -> None:
+        self.started.emit(self.request)
 
-    # ------------------------------------------------------------------ slots
+    def _finished(self, status: str, close_event: dict | None, failure: EngineFailure | None) -> None:
+        request = self.request
+        assert request is not None
+        meta: dict = {}
+        if status == "done":
+            meta = close_event.get("meta") if close_event else None
+            meta = meta if isinstance(meta, dict) else read_meta(request.out)
+        self.finished.emit(PrepareResult(status, request, meta, failure))
+
     def _on_process_event_received(self, event: dict) -> None:
         if event.get("event") == "progress":
             self.progressed.emit(str(event.get("stage", "")), int(event.get("done") or 0),
                                  int(event.get("total") or 0))
-
-    def _on_process_finished(self, exit_code: int, close_event: dict | None) -> None:
-        request = self.request
-        assert request is not None
-        if close_event is not None and close_event.get("event") == "done" and exit_code == 0:
-            meta = close_event.get("meta")
-            meta = meta if isinstance(meta, dict) else read_meta(request.out)
-            result = PrepareResult("done", request, meta)
-        elif self._cancelled:
-            result = PrepareResult("cancelled", request)
-        else:
-            failure = classify(close_event, exit_code, list(self.process.stderr_tail), "preparing the data")
-            result = PrepareResult("failed", request, failure=failure)
-        self.finished.emit(result)
-
-    def _on_process_failed_to_start(self, message: str) -> None:
-        if self.request is not None:
-            self.finished.emit(PrepareResult("failed", self.request, failure=EngineFailure(message)))

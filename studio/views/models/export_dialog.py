@@ -7,30 +7,27 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from core.layout import latest_checkpoint
 from studio.controllers.export_job import DTYPES, FORMATS, ExportJob, ExportRequest, ExportResult, default_out
+from studio.views.common.job_dialog import JobDialog
 
 FORMAT_TITLES = {"hf": "Hugging Face folder (transformers)", "gguf": "GGUF file (llama.cpp, Ollama)",
                  "onnx": "ONNX graph (ONNX Runtime)"}
 
 
-class ExportDialog(QDialog):
+class ExportDialog(JobDialog):
     def __init__(self, job: ExportJob, checkpoint: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Export checkpoint")
+        super().__init__("Export checkpoint", parent)
         self.job, self.checkpoint = job, checkpoint
         self.result: ExportResult | None = None
         self.format = QComboBox()
@@ -48,10 +45,6 @@ class ExportDialog(QDialog):
         form.addRow("Format", self.format)
         form.addRow("Number format", self.dtype)
         form.addRow("Destination", row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
         self.open_button = QPushButton("Open Folder")
         self.open_button.setVisible(False)
         self.open_button.clicked.connect(self._on_open_button_clicked)
@@ -59,12 +52,7 @@ class ExportDialog(QDialog):
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
         self.export_button.clicked.connect(self._on_export_button_clicked)
         self.buttons.rejected.connect(self._on_close)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.open_button)
-        layout.addWidget(self.buttons)
+        self._lay_out(form, self.open_button, self.buttons)
         self.format.currentIndexChanged.connect(self._on_format_changed)
         self.dtype.currentIndexChanged.connect(self._on_dtype_changed)
         job.finished.connect(self._on_job_finished)
@@ -94,8 +82,7 @@ class ExportDialog(QDialog):
                                 self.dtype.currentText())
         if not request.out or not self.job.start(request):
             return False
-        self.progress.setRange(0, 0)
-        self.status.setText(f"Exporting to {request.out} …")
+        self._show_busy(f"Exporting to {request.out} …")
         self.export_button.setEnabled(False)
         self.open_button.setVisible(False)
         return True
@@ -111,16 +98,9 @@ class ExportDialog(QDialog):
 
     def _on_job_finished(self, result: ExportResult) -> None:
         self.result = result
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1 if result.ok else 0)
         self.export_button.setEnabled(True)
-        if result.ok:
-            self.status.setText(f"Wrote {result.out}")
-            self.open_button.setVisible(True)
-        elif result.status == "cancelled":
-            self.status.setText("Export cancelled.")
-        else:
-            self.status.setText(f"Export failed: {result.failure.headline}\n" + "\n".join(result.failure.details))
+        self._show_outcome(result, "Export", f"Wrote {result.out}")
+        self.open_button.setVisible(result.ok)
 
     def _on_open_button_clicked(self) -> None:
         if self.result is not None:

@@ -5,28 +5,24 @@ from __future__ import annotations
 import os
 
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from studio.controllers.import_job import ImportJob, ImportResult, import_name
+from studio.views.common.job_dialog import JobDialog
 
 
-class ImportDialog(QDialog):
+class ImportDialog(JobDialog):
     """Source, destination name (a new folder under the workspace's runs/), busy progress, the outcome."""
 
     def __init__(self, job: ImportJob, runs_dir: str, unique_name, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Import model")
+        super().__init__("Import model", parent)
         self.job, self.runs_dir, self._unique_name = job, runs_dir, unique_name
         self.result: ImportResult | None = None
         self.source = QLineEdit()
@@ -43,19 +39,11 @@ class ImportDialog(QDialog):
         form = QFormLayout()
         form.addRow("Source", row)
         form.addRow("Name in workspace", self.name)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.import_button = self.buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
         self.import_button.clicked.connect(self._on_import_button_clicked)
         self.buttons.rejected.connect(self._on_cancel)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.buttons)
+        self._lay_out(form, self.buttons)
         job.finished.connect(self._on_job_finished)
         self._on_source_text_changed("")
 
@@ -79,8 +67,7 @@ class ImportDialog(QDialog):
         run_dir = os.path.join(self.runs_dir, self._unique_name(self.name.text().strip() or import_name(source)))
         if not self.job.start(source, run_dir):
             return False
-        self.progress.setRange(0, 0)  # busy: the engine reports no tensor counts to a pipe
-        self.status.setText(f"Importing {source} …")
+        self._show_busy(f"Importing {source} …")
         self.import_button.setEnabled(False)
         return True
 
@@ -97,16 +84,11 @@ class ImportDialog(QDialog):
 
     def _on_job_finished(self, result: ImportResult) -> None:
         self.result = result
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1 if result.ok else 0)
+        self._show_outcome(result, "Import",
+                           f"Imported as {os.path.basename(result.run_dir)}: a base model in the runs list.")
         if result.ok:
-            self.status.setText(f"Imported as {os.path.basename(result.run_dir)}: a base model in the runs list.")
             self.import_button.hide()
             self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
-        elif result.status == "cancelled":
-            self.status.setText("Import cancelled.")
-        else:
-            self.status.setText(f"Import failed: {result.failure.headline}\n" + "\n".join(result.failure.details))
         self.import_button.setEnabled(bool(self.source.text().strip()) and not result.ok)
 
 

@@ -1,0 +1,41 @@
+"""JobDialog: the part the Import and Export dialogs share: a form, a busy bar, a status line, buttons, and
+the words for how an engine job ended (done, cancelled, or failed with the engine's message)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDialog, QLabel, QLayout, QProgressBar, QVBoxLayout, QWidget
+
+
+class JobDialog(QDialog):
+    """Subclasses build their form and buttons, then call `_lay_out(form, *widgets_below)`."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+    def _lay_out(self, form: QLayout, *below: QWidget) -> None:
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        for widget in below:
+            layout.addWidget(widget)
+
+    def _show_busy(self, text: str) -> None:
+        self.progress.setRange(0, 0)  # busy: the engine reports no counts to a pipe
+        self.status.setText(text)
+
+    def _show_outcome(self, result, noun: str, done_text: str) -> None:
+        """`result` has ok, status and failure (an EngineFailure); `noun` is "Import" or "Export"."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if result.ok else 0)
+        if result.ok:
+            self.status.setText(done_text)
+        elif result.status == "cancelled":
+            self.status.setText(f"{noun} cancelled.")
+        else:
+            self.status.setText(f"{noun} failed: {result.failure.headline}\n" + "\n".join(result.failure.details))

@@ -77,3 +77,14 @@ def workspace(tmp_path):
     write_data_dir(os.path.join(ws.data_dir, "demo"))
     ws.create_run("tiny", TINY_CONFIG)
     return ws
+
+
+@pytest.fixture
+def window(qtbot):
+    """`window(root=None, size=None)`: a shown MainWindow with every panel built (tests.studio.helpers)."""
+    from tests.studio.helpers import open_window
+
+    def make(workspace_root: str | None = None, size: tuple[int, int] | None = None):
+        return open_window(qtbot, workspace_root, size=size)
+
+    return make

@@ -59,3 +59,27 @@ def write_finished_run(run_dir: str, steps: int = 100, status: str = "done", eva
     elif status == "failed":
         lines.append(make_event("error", kind="runtime", message="simulated failure", step=steps))
     layout.atomic_write(os.path.join(run_dir, layout.METRICS), "".join(encode(e) for e in lines))
+
+
+def open_window(qtbot, workspace_root: str | None = None, *, close_policy: str = "stop",
+                size: tuple[int, int] | None = None):
+    """A shown MainWindow with every panel built, optionally sized and opened on a workspace; the close
+    question is answered with `close_policy` ("stop" | "leave")."""
+    from studio.main_window import MainWindow
+    from studio.settings import Settings
+
+    w = MainWindow(Settings())
+    w.close_policy = close_policy
+    qtbot.addWidget(w)
+    if size:
+        w.resize(*size)
+    w.show()
+    w.ensure_panels()
+    if workspace_root:
+        w.open_workspace(workspace_root)
+    return w
+
+
+def select_run(w, name: str) -> None:
+    """Select the workspace's run `name` in the runs list, as a click would."""
+    w.runs_panel.select_run(os.path.join(w.session.workspace.runs_dir, name))

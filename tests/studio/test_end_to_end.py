@@ -13,6 +13,7 @@ from studio import demo
 from studio.main_window import MainWindow
 from studio.settings import Settings
 from studio.workspace.workspace import with_changes
+from tests.studio.helpers import open_window
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -115,12 +116,7 @@ def test_two_processes_from_the_gui_train_through_torchrun_and_stop(qtbot, monke
     ws = demo.ensure_demo_workspace(str(tmp_path / "ws"))
     subprocess.run([sys.executable, "-m", "core", "prepare", *demo.prepare_args(ws)], check=True, cwd=ROOT,
                    capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT))
-    w = MainWindow(Settings())
-    w.close_policy = "stop"
-    qtbot.addWidget(w)
-    w.show()
-    w.ensure_panels()
-    w.open_workspace(ws.root)
+    w = open_window(qtbot, ws.root, close_policy="stop")
     qtbot.waitUntil(lambda: w.training.start_button.isEnabled(), timeout=30000)
     ctl = w.controller()
     w.config_editor.set_text(with_changes(ctl.run.read_config_text(), {"train.max_steps": 5000, **SMALL_MODEL}))

@@ -14,10 +14,9 @@ import pytest
 from core import layout
 from studio.controllers.run import RunController
 from studio.main_window import MainWindow
-from studio.settings import Settings
 from studio.workspace.proc import fingerprint, lock_holders, runs_command, same_process, valid_pid
 from studio.workspace.run import Run
-from tests.studio.helpers import write_finished_run
+from tests.studio.helpers import open_window, write_finished_run
 
 
 @pytest.fixture
@@ -30,12 +29,7 @@ def stranger():
 
 
 def _open(qtbot, root: str) -> MainWindow:
-    w = MainWindow(Settings())
-    w.close_policy = "leave"
-    qtbot.addWidget(w)
-    w.show()
-    w.ensure_panels()
-    w.open_workspace(root)
+    w = open_window(qtbot, root, close_policy="leave")
     return w
 
 

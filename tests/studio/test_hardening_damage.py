@@ -15,11 +15,9 @@ import sys
 import pytest
 
 from core import layout
-from studio.main_window import MainWindow
-from studio.settings import Settings
 from studio.workspace.metrics import RunHistory
 from studio.workspace.run import Run
-from tests.studio.helpers import write_finished_run
+from tests.studio.helpers import open_window, write_finished_run
 
 
 def _append(path: str, text: str) -> None:
@@ -73,12 +71,7 @@ def test_a_bad_file_shows_the_run_as_damaged(qtbot, workspace, case):
     run = workspace.create_run("demo", workspace.run("tiny").read_config_text())
     write_finished_run(run.dir, status="done")
     damage(run)
-    w = MainWindow(Settings())
-    w.close_policy = "leave"
-    qtbot.addWidget(w)
-    w.show()
-    w.ensure_panels()
-    w.open_workspace(workspace.root)
+    w = open_window(qtbot, workspace.root, close_policy="leave")
     tree = w.runs_panel.tree
     rows = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
     assert set(rows) == {"tiny", "demo"}

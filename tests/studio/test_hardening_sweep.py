@@ -11,11 +11,9 @@ import os
 import pytest
 
 from core import layout
-from studio.main_window import MainWindow
-from studio.settings import Settings
 from studio.workspace.proc import fingerprint
 from studio.workspace.run import Run
-from tests.studio.helpers import write_finished_run
+from tests.studio.helpers import open_window, write_finished_run
 from tests.studio.test_hardening_damage import _demo_workspace, _screenshot
 
 CKPT_META = os.path.join(layout.CHECKPOINTS, layout.step_dir_name(50), layout.META)
@@ -63,12 +61,7 @@ def test_each_file_damaged_in_turn(qtbot, workspace, name, how):
     _full_run(run)
     assert Run(run.dir).status() == "done"  # healthy before the damage
     corrupt(run.path(name), how)
-    w = MainWindow(Settings())
-    w.close_policy = "leave"
-    qtbot.addWidget(w)
-    w.show()
-    w.ensure_panels()
-    w.open_workspace(workspace.root)
+    w = open_window(qtbot, workspace.root, close_policy="leave")
     tree = w.runs_panel.tree
     items = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
     items += [it.child(j) for it in items for j in range(it.childCount())]

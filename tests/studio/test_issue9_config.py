@@ -3,27 +3,8 @@ per step / total time are estimated before Start from runs measured on this mach
 
 from __future__ import annotations
 
-import pytest
-
 from studio import demo
-from studio.main_window import MainWindow
-from studio.settings import Settings
 from tests.studio.helpers import write_finished_run
-
-
-@pytest.fixture
-def window(qtbot):
-    def make(workspace_root: str | None = None) -> MainWindow:
-        w = MainWindow(Settings())
-        w.close_policy = "stop"
-        qtbot.addWidget(w)
-        w.show()
-        w.ensure_panels()
-        if workspace_root:
-            w.open_workspace(workspace_root)
-        return w
-
-    return make
 
 
 def test_estimates_refresh_when_the_demo_data_is_prepared_in_the_background(qtbot, window, fake_engine):

@@ -11,25 +11,13 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from studio import demo
-from studio.main_window import MainWindow
-from studio.settings import Settings
 from tests.studio.helpers import write_finished_run
 
 
 @pytest.fixture
-def window(qtbot):
-    def make(workspace_root: str | None = None, size=(1360, 860)) -> MainWindow:
-        w = MainWindow(Settings())
-        w.close_policy = "stop"
-        qtbot.addWidget(w)
-        w.resize(*size)
-        w.show()
-        w.ensure_panels()
-        if workspace_root:
-            w.open_workspace(workspace_root)
-        return w
-
-    return make
+def window(window):
+    """The default window size (1360 x 860) unless a test asks for another."""
+    return lambda workspace_root=None, size=(1360, 860): window(workspace_root, size=size)
 
 
 def _two_runs(workspace) -> tuple[str, str]:

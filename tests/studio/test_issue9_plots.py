@@ -14,31 +14,21 @@ from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QApplication
 
 from studio.main_window import MainWindow
-from studio.settings import Settings
 from studio.theme import plot_colors
 from studio.views.training.plot_items import log_ticks
-from tests.studio.helpers import write_finished_run
+from tests.studio.helpers import select_run, write_finished_run
 
 
 @pytest.fixture
-def window(qtbot):
-    def make(workspace_root: str | None = None) -> MainWindow:
-        w = MainWindow(Settings())
-        w.close_policy = "stop"
-        qtbot.addWidget(w)
-        w.resize(1360, 860)
-        w.show()
-        w.ensure_panels()
-        if workspace_root:
-            w.open_workspace(workspace_root)
+def window(window):
+    """At the default size, on the Training tab."""
+    def make(workspace_root: str | None = None):
+        w = window(workspace_root, size=(1360, 860))
         w.show_tab("training")
         return w
 
     return make
 
-
-def _select(w: MainWindow, name: str) -> None:
-    w.runs_panel.select_run(os.path.join(w.session.workspace.runs_dir, name))
 
 
 def _finished(workspace, name: str = "a", steps: int = 100):
@@ -58,7 +48,7 @@ def _labels(axis) -> list[tuple]:
 def test_log_y_puts_the_best_star_on_the_curve_and_labels_do_not_overlap(qtbot, window, workspace):
     _finished(workspace)
     w = window(workspace.root)
-    _select(w, "a")
+    select_run(w, "a")
     plots = w.training.plots
     plots.log_check.setChecked(True)
     QApplication.processEvents()
@@ -145,7 +135,7 @@ def test_best_val_note_is_inside_the_plot_and_off_the_curves(qtbot, window, work
     else:
         _overfitting_run(workspace)
     w = window(workspace.root)
-    _select(w, "a")
+    select_run(w, "a")
     plots = w.training.plots
     plots.redraw()
     QApplication.processEvents()
@@ -162,7 +152,7 @@ def test_best_val_note_is_inside_the_plot_and_off_the_curves(qtbot, window, work
 def test_clip_label_is_readable_and_readout_clears_on_leave(qtbot, window, workspace):
     _finished(workspace)
     w = window(workspace.root)
-    _select(w, "a")
+    select_run(w, "a")
     plots = w.training.plots
     plots.redraw()
     QApplication.processEvents()  # the views take their ranges

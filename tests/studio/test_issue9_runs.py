@@ -11,40 +11,19 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
-from studio.main_window import MainWindow
-from studio.settings import Settings
 from studio.workspace.workspace import with_changes
-from tests.studio.helpers import write_finished_run
-
-
-@pytest.fixture
-def window(qtbot):
-    def make(workspace_root: str | None = None) -> MainWindow:
-        w = MainWindow(Settings())
-        w.close_policy = "stop"
-        qtbot.addWidget(w)
-        w.show()
-        w.ensure_panels()
-        if workspace_root:
-            w.open_workspace(workspace_root)
-        return w
-
-    return make
-
-
-def _select(w: MainWindow, name: str) -> None:
-    w.runs_panel.select_run(os.path.join(w.session.workspace.runs_dir, name))
+from tests.studio.helpers import select_run, write_finished_run
 
 
 def test_a_config_edit_survives_switching_runs_and_restarting(qtbot, window, workspace):
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     w.new_run()  # Run -> New Run (Ctrl+N)
     new_dir = w.current_dir
     assert os.path.basename(new_dir) != "tiny" and w.tabs.currentWidget() is w.config_editor
     box = w.config_editor.form.editors["train.max_steps"].input
     box.setValue(777)
-    _select(w, "tiny")  # click another run ...
+    select_run(w, "tiny")  # click another run ...
     w.runs_panel.select_run(new_dir)  # ... and back
     assert w.config_editor.form.editors["train.max_steps"].input.value() == 777
     with open(os.path.join(new_dir, "config.yaml"), encoding="utf-8") as fh:
@@ -60,7 +39,7 @@ def test_a_config_edit_survives_switching_runs_and_restarting(qtbot, window, wor
 
 def test_typing_in_the_yaml_is_saved_after_a_pause(qtbot, window, workspace):
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     path = os.path.join(workspace.run("tiny").dir, "config.yaml")
     w.config_editor.yaml_edit.setPlainText(w.config_editor.text().replace("max_steps: 200", "max_steps: 321"))
     qtbot.waitUntil(lambda: "max_steps: 321" in open(path, encoding="utf-8").read(), timeout=5000)
@@ -86,7 +65,7 @@ def test_fork_defaults_beyond_the_checkpoint_and_refuses_a_dead_end(qtbot, windo
     parent = workspace.run("tiny")
     write_finished_run(parent.dir, steps=100, status="done")  # checkpoints at 50 and 100, planned 200
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     seen: dict = {}
     QTimer.singleShot(0, lambda: _drive_fork_dialog(qtbot, seen, first_until=100))
     w.fork_run(parent.dir)
@@ -112,7 +91,7 @@ def test_start_blockers_check_the_checkpoint_step_before_launching(qtbot, window
 def test_a_run_refused_during_set_up_can_be_edited_and_started_again(qtbot, window, workspace, fake_engine):
     fake_engine("setup")
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     ctl = w.controller()
     with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
         qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)
@@ -133,7 +112,7 @@ def test_start_stop_resume_keep_their_places(qtbot, window, workspace):
     t = w.training
     places = []
     for name in ("tiny", "done"):
-        _select(w, name)
+        select_run(w, name)
         places.append([(b.isVisible(), b.geometry().topLeft()) for b in (t.start_button, t.stop_button,
                                                                           t.resume_button)])
     assert places[0] == places[1] and all(visible for visible, _ in places[0])
@@ -156,7 +135,7 @@ def test_error_banner_is_readable_in_both_themes(qtbot, window, workspace, theme
     write_finished_run(failed.dir, status="failed")
     w = window(workspace.root)
     w.set_theme(theme)
-    _select(w, "bad")
+    select_run(w, "bad")
     banner = w.training.error_banner
     assert banner.isVisible()
     image = banner.grab().toImage()
@@ -169,7 +148,7 @@ def test_error_banner_is_readable_in_both_themes(qtbot, window, workspace, theme
 def test_config_edits_to_a_run_reach_its_own_file_only(qtbot, window, workspace):
     other = workspace.create_run("other", workspace.run("tiny").read_config_text())
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     w.config_editor.set_text(with_changes(w.config_editor.text(), {"train.lr": 0.0042}))
-    _select(w, "other")
+    select_run(w, "other")
     assert workspace.run("tiny").config().train.lr == 0.0042 and other.config().train.lr != 0.0042

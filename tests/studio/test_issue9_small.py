@@ -9,26 +9,13 @@ import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionButton
 
-from studio.main_window import MainWindow
-from studio.settings import Settings
 from tests.studio.helpers import write_data_dir, write_finished_run
 from tests.studio.test_issue9_runs import _contrast
 
 
 @pytest.fixture
-def window(qtbot):
-    def make(workspace_root: str | None = None) -> MainWindow:
-        w = MainWindow(Settings())
-        w.close_policy = "stop"
-        qtbot.addWidget(w)
-        w.resize(1360, 860)
-        w.show()
-        w.ensure_panels()
-        if workspace_root:
-            w.open_workspace(workspace_root)
-        return w
-
-    return make
+def window(window):
+    return lambda workspace_root=None: window(workspace_root, size=(1360, 860))
 
 
 def test_created_is_a_date_people_read(qtbot, window, workspace):

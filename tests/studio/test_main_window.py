@@ -5,33 +5,12 @@ from __future__ import annotations
 import math
 import os
 
-import pytest
 from PySide6.QtCore import Qt
 
-from studio.main_window import MainWindow
 from studio.settings import Settings
 from studio.workspace.workspace import with_changes
 from tests.studio.fake_engine import release_path
-from tests.studio.helpers import write_finished_run
-
-
-@pytest.fixture
-def window(qtbot):
-    def make(workspace_root: str | None = None) -> MainWindow:
-        w = MainWindow(Settings())
-        w.close_policy = "stop"
-        qtbot.addWidget(w)
-        w.show()
-        w.ensure_panels()
-        if workspace_root:
-            w.open_workspace(workspace_root)
-        return w
-
-    return make
-
-
-def _select(w: MainWindow, name: str) -> None:
-    w.runs_panel.select_run(os.path.join(w.session.workspace.runs_dir, name))
+from tests.studio.helpers import select_run, write_finished_run
 
 
 def test_past_runs_are_listed_and_plotted(qtbot, window, workspace):
@@ -43,7 +22,7 @@ def test_past_runs_are_listed_and_plotted(qtbot, window, workspace):
     rows = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
     assert {k: v.text(1) for k, v in rows.items()} == {"tiny": "new", "a": "done", "b": "stopped", "c": "failed"}
     assert rows["a"].text(2) == "100/100" and rows["a"].text(3) != "–"
-    _select(w, "a")
+    select_run(w, "a")
     plots = w.training.plots
     plots.redraw()
     xs, ys = plots.curves["raw"].getData()
@@ -51,7 +30,7 @@ def test_past_runs_are_listed_and_plotted(qtbot, window, workspace):
     assert plots.clip_line.isVisible() and "best val" in plots.best_text.toPlainText()
     assert plots.clip_line.label.toPlainText().startswith("clip 1")  # the threshold is written on it
     assert not w.training.start_button.isEnabled() and w.training.resume_button.isVisible()
-    _select(w, "c")
+    select_run(w, "c")
     assert w.training.error_banner.isVisible() and "simulated failure" in w.training.error_banner.text()
     # tick "a" to overlay its curves on "c"
     rows["a"].setCheckState(0, Qt.CheckState.Checked)
@@ -60,7 +39,7 @@ def test_past_runs_are_listed_and_plotted(qtbot, window, workspace):
 
 def test_invalid_config_blocks_start_with_the_reason(qtbot, window, workspace):
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     assert w.training.start_button.isEnabled()
     assert w.training.progress.maximum() == 200  # a fresh run's bar spans its configured max_steps
     x_range = w.training.plots.plots["loss"].viewRange()[0]
@@ -75,7 +54,7 @@ def test_invalid_config_blocks_start_with_the_reason(qtbot, window, workspace):
 def test_start_stop_resume_from_the_gui(qtbot, window, workspace, fake_engine):
     fake_engine("normal", hold_at=5)
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     ctl = w.controller()
     qtbot.mouseClick(w.training.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.training.plots.curves["raw"].getData()[0] is not None and
@@ -98,7 +77,7 @@ def test_start_stop_resume_from_the_gui(qtbot, window, workspace, fake_engine):
 def test_crash_shows_the_error_and_the_gui_keeps_working(qtbot, window, workspace, fake_engine):
     fake_engine("crash", FAKE_ENGINE_CRASH_AT="4")
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     with qtbot.waitSignal(w.controller().run_finished, timeout=15000):
         assert w.start_training()
     banner = w.training.error_banner
@@ -118,7 +97,7 @@ def test_resume_after_data_removed_reports_the_engine_error(qtbot, window, works
     write_finished_run(run.dir, steps=50, status="stopped")
     os.remove(os.path.join(workspace.data_dir, "demo", "meta.json"))
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     with qtbot.waitSignal(w.controller().run_finished, timeout=15000):
         assert w.start_training(resume=True)
     assert w.training.error_banner.isVisible() and "no prepared data" in w.training.error_banner.text()
@@ -127,7 +106,7 @@ def test_resume_after_data_removed_reports_the_engine_error(qtbot, window, works
 def test_close_leaving_a_run_running_then_reopen_follows_it(qtbot, window, workspace, fake_engine):
     fake_engine("normal", hold_at="3,8")
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     w.start_training()
     qtbot.waitUntil(lambda: w.controller().history.step >= 3, timeout=15000)
     w.close_policy = "leave"
@@ -194,7 +173,7 @@ def test_plot_redraws_are_coalesced(qtbot, window, workspace):
     from core.protocol import make_event
 
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     ctl, plots = w.controller(), w.training.plots
     before = plots.redraws
     for s in range(1, 2001):
@@ -208,7 +187,7 @@ def test_plot_redraws_are_coalesced(qtbot, window, workspace):
 def test_exports_and_readout(qtbot, window, workspace, tmp_path):
     write_finished_run(workspace.run("tiny").dir)
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     for ext in ("png", "svg", "csv"):
         w.export_to(str(tmp_path / f"plots.{ext}"))
         assert (tmp_path / f"plots.{ext}").stat().st_size > 100
@@ -253,7 +232,7 @@ def test_multinode_dialog_lists_one_command_per_node(qtbot, workspace):
 
 def test_eta_and_progress_text(qtbot, window, workspace):
     w = window(workspace.root)
-    _select(w, "tiny")
+    select_run(w, "tiny")
     from core.protocol import make_event
 
     ctl = w.controller()

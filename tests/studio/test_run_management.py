@@ -12,14 +12,13 @@ from PySide6.QtCore import Qt
 
 from core import layout
 from studio.main_window import MainWindow
-from studio.settings import Settings
 from studio.views.runs import dialogs
 from studio.workspace import annotations
 from studio.workspace.compare import compare_runs
 from studio.workspace.run import Run
 from studio.workspace.trash import move_to_trash
 from studio.workspace.workspace import with_changes
-from tests.studio.helpers import write_finished_run
+from tests.studio.helpers import open_window, write_finished_run
 
 
 # ---------------------------------------------------------------------- Qt-free
@@ -87,12 +86,7 @@ def test_compare_table_of_known_runs(workspace):
 # ---------------------------------------------------------------------- through the window
 @pytest.fixture
 def window(qtbot, workspace, tmp_path):
-    w = MainWindow(Settings())
-    w.close_policy = "stop"
-    qtbot.addWidget(w)
-    w.show()
-    w.ensure_panels()
-    w.open_workspace(workspace.root)
+    w = open_window(qtbot, workspace.root, close_policy="stop")
     w.run_actions.trash = str(tmp_path / "Trash")
     return w
 

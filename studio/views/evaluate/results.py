@@ -140,8 +140,10 @@ class ResultsView(QDialog):
                                       _figure(e, "exact_match", ".3f"))):
                 t.setItem(r, c, item)
             t.item(r, 2).setToolTip(e.file)
-        t.resizeColumnsToContents()
-        t.horizontalHeader().setStretchLastSection(True)
+        header = t.horizontalHeader()
+        for c in range(len(LIST_COLUMNS)):  # the file name takes the room left; figures keep their width
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch if c == 2 else
+                                        QHeaderView.ResizeMode.ResizeToContents)
         paths = [e.path for e in self.evaluations]
         if self.evaluations:
             t.selectRow(paths.index(select_path) if select_path in paths else 0)

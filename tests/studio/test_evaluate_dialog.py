@@ -75,7 +75,10 @@ def test_text_evaluation_shows_the_engines_perplexity_in_dialog_results_and_runs
     w = open_window(qtbot, ws.root)
     select_run(w, "tiny")
     assert _runs_row(w, _run_dir(ws))["Eval ppl"][1]  # no evaluation yet: the column stays hidden
-    dialog = w.run_actions.evaluate.open_dialog(_run_dir(ws))
+    menu = w.runs_panel.context_menu(_run_dir(ws))
+    next(a for a in menu.actions() if a.text() == "Evaluate…").trigger()  # the runs list's right-click menu
+    dialog = w.run_actions.evaluate.dialog
+    assert dialog is not None and dialog.isVisible()
     assert dialog.picker.checkpoint() == _latest(ws) and dialog.kind.currentData() == "text"
     assert not dialog.max_new.isEnabled()  # pairs-only options are off for a text file
     result = _evaluate(qtbot, dialog, str(text))
@@ -102,7 +105,10 @@ def test_pairs_evaluation_generations_beside_references_kept_across_reopening(qt
     pairs, refs = _pairs(tmp_path, n=5)
     w = open_window(qtbot, ws.root)
     select_run(w, "tiny")
-    dialog = w.run_actions.evaluate.open_dialog(_run_dir(ws))
+    run_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Run")
+    next(a for a in run_menu.actions() if a.text() == "E&valuate Checkpoint…").trigger()
+    dialog = w.run_actions.evaluate.dialog
+    assert dialog.picker.checkpoint() == _latest(ws)
     steps = []
     dialog.job.progressed.connect(lambda stage, done, total: steps.append((stage, done, total)))
     result = _evaluate(qtbot, dialog, pairs, raw=True, max_new=6)

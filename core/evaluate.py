@@ -8,8 +8,9 @@ tokenizers). A progress bar goes to stderr, or (done, total) goes to a callback 
 
 Pairs: {"prompt", "reference"} JSON lines; each prompt is rendered with the checkpoint's chat template (or
 the built-in one, core.sft; --raw uses it as is) and answered greedily (or sampled at --temperature with
---seed) until eos (or the built-in template's end of turn). BLEU is sacrebleu's corpus BLEU, ROUGE-L the mean rouge-score F-measure, exact
-match the share of answers equal to their reference after stripping whitespace.
+--seed) until eos (or the built-in template's end of turn). BLEU is sacrebleu's corpus BLEU, ROUGE-L the
+mean rouge-score F-measure, exact match the share of answers equal to their reference after stripping
+whitespace.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import torch
 
 from core.errors import DataError, UsageError
+from core.layout import jsonl_lines
 
 PIECE_BYTES = 64 << 10
 WINDOWS_PER_BATCH = 8
@@ -133,21 +135,14 @@ def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, pro
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
     pairs = []
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
-    with fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise DataError(f"{path}:{n}: not JSON ({exc})") from None
-            if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str) for k in ("prompt", "reference")):
-                raise DataError(f"{path}:{n}: expected {{\"prompt\": str, \"reference\": str}}")
-            pairs.append((obj["prompt"], obj["reference"]))
+    for where, line in jsonl_lines(path):
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise DataError(f"{where}: not JSON ({exc})") from None
+        if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str) for k in ("prompt", "reference")):
+            raise DataError(f"{where}: expected {{\"prompt\": str, \"reference\": str}}")
+        pairs.append((obj["prompt"], obj["reference"]))
     if not pairs:
         raise DataError(f"{path}: no pairs")
     return pairs

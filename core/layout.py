@@ -23,8 +23,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 
-from core.errors import CheckpointError
+from core.errors import CheckpointError, DataError
 
 # ------------------------------------------------------------------------------------------ names
 CONFIG = "config.yaml"
@@ -114,6 +115,23 @@ def load_json(path: str, what: str = "file") -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{what} is not a JSON object: {path}")
     return data
+
+
+def jsonl_lines(path: str) -> Iterator[tuple[str, str]]:
+    """The non-blank lines of a JSON-lines file as ("FILE:LINE", text); DataError naming the file (and the
+    line, for text that is not UTF-8) where it cannot be read."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{n}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            if line.strip():
+                yield f"{path}:{n}", line
 
 
 # ------------------------------------------------------------------------------------ checkpoints

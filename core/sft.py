@@ -153,22 +153,15 @@ def read_examples(inputs: list[str], tok, fmt: ChatFormat, max_len: int) -> tupl
     """Every example of every input file, encoded; (rows, truncated, dropped)."""
     rows, truncated, dropped = [], 0, 0
     for path in inputs:
-        try:
-            fh = open(path, encoding="utf-8")
-        except OSError as exc:
-            raise DataError(f"cannot read {path}: {exc.strerror}") from None
-        with fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                ids, mask = encode_example(tok, fmt, parse_line(line, f"{path}:{n}"))
-                if len(ids) > max_len:
-                    truncated += 1
-                    ids, mask = ids[:max_len], mask[:max_len]
-                if not any(mask[1:]):  # nothing left to predict
-                    dropped += 1
-                    continue
-                rows.append((ids, mask))
+        for where, line in layout.jsonl_lines(path):
+            ids, mask = encode_example(tok, fmt, parse_line(line, where))
+            if len(ids) > max_len:
+                truncated += 1
+                ids, mask = ids[:max_len], mask[:max_len]
+            if not any(mask[1:]):  # nothing left to predict
+                dropped += 1
+                continue
+            rows.append((ids, mask))
     return rows, truncated, dropped
 
 

@@ -85,6 +85,9 @@ def test_eval_bad_input_exit_2(byte_ckpt, tmp_path):
     bad.write_text('{"prompt": "a", "reference": "b"}\n{"prompt": "a"}\n', encoding="utf-8")
     r = engine("eval", "--checkpoint", ckpt, "--pairs", str(bad))
     assert r.returncode == 2 and f"{bad}:2:" in r.stderr
+    bad.write_bytes(b'{"prompt": "a", "reference": "b"}\n{"prompt": "\xff", "reference": "b"}\n')
+    r = engine("eval", "--checkpoint", ckpt, "--pairs", str(bad))
+    assert r.returncode == 2 and f"{bad}:2: not UTF-8" in r.stderr and "Traceback" not in r.stderr
     r = engine("eval", "--checkpoint", ckpt, "--text", str(tmp_path / "missing.txt"))
     assert r.returncode == 2 and "missing.txt" in r.stderr
 

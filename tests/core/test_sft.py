@@ -79,6 +79,17 @@ def test_bad_line_is_named_by_file_and_line(task, tmp_path, line, why):
     assert [p for p in os.listdir(tmp_path) if p != "bad.jsonl"] == []
 
 
+def test_text_that_is_not_utf8_is_named_by_file_and_line(task, tmp_path):
+    folder, paths = task
+    data = tmp_path / "latin1.jsonl"
+    data.write_bytes(b'{"prompt": "a", "completion": "b"}\n\n{"prompt": "caf\xe9", "completion": "b"}\n')
+    r = engine("prepare", "--input", str(data), "--format", "sft", "--tokenizer-from", paths["base"],
+               "--out", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert f"{data}:3: not UTF-8" in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_tokenizer_from_for_plain_text(task):
     folder, paths = task
     check(engine("prepare", "--input", paths["corpus.txt"], "--tokenizer-from", paths["base"], "--out", "again",

@@ -81,6 +81,8 @@ def eval_main(args: argparse.Namespace) -> int:
 
 def _save(checkpoint: str, kind: str, source: str, result: dict) -> str:
     """Write the result into the checkpoint's eval/ folder; CheckpointError when it cannot be written."""
+    if not layout.is_checkpoint(checkpoint):  # pruned by a training run meanwhile: recreate nothing
+        raise CheckpointError(f"the checkpoint is gone (removed while it was evaluated): {checkpoint}")
     out = layout.evaluation_path(checkpoint, kind, source, result["created"])
     try:
         layout.atomic_write_json(out, result)

@@ -169,6 +169,12 @@ def test_evaluations_survive_pruning_rules_and_a_replaced_checkpoint(tmp_path):
     assert save_checkpoint(str(run), 3, model, {"x": torch.ones(1)}, {}) == paths[2]
     assert layout.list_evaluations(paths[2]) == kept and layout.checkpoint_problem(paths[2]) is None
     assert sorted(os.listdir(run / "checkpoints")) == ["step-000002", "step-000003"]
+    from core.commands.eval import _save
+    from core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="gone"):  # pruned while evaluated: no eval/ folder recreated
+        _save(paths[0], "text", "corpus.txt", {"created": 0.0})
+    assert not os.path.exists(paths[0])
 
 
 def test_evaluation_names_sort_by_time():

@@ -173,3 +173,41 @@ def test_cancel_stops_the_engine_and_keeps_nothing(qtbot, ws, tmp_path):
         dialog.buttons.rejected.emit()  # the Cancel button while the engine works
     assert blocker.args[0].status == "cancelled" and "cancelled" in dialog.status.text()
     assert layout.list_evaluations(_latest(ws)) == [] and dialog.isVisible()
+
+
+def test_saved_results_are_read_safely_and_the_newest_of_each_kind_is_shown(tmp_path):
+    """Qt-free reader: damaged or foreign files in eval/ are left out; the run list takes the newest text and
+    pairs results of the latest checkpoint only; a file changed on disk is read again."""
+    from studio.workspace.evaluations import checkpoint_evaluations, run_figures
+    from tests.studio.helpers import write_checkpoint
+
+    run = str(tmp_path / "run")
+    old, new = write_checkpoint(run, 10), write_checkpoint(run, 20)
+
+    def save(ckpt, when, **fields):
+        path = layout.evaluation_path(ckpt, fields["kind"], "/data/f.txt", when)
+        layout.atomic_write_json(path, {"created": when, "step": layout.checkpoint_step(ckpt), "file": "/data/f.txt",
+                                        **fields})
+        return path
+
+    save(old, 100.0, kind="text", perplexity=2.0)                      # an older checkpoint: not shown
+    save(new, 100.0, kind="text", perplexity=9.0, bits_per_byte=3.0)
+    newest_text = save(new, 200.0, kind="text", perplexity=4.0, bits_per_byte=2.0)
+    pairs = save(new, 150.0, kind="pairs", bleu=12.5, rouge_l=0.5, exact_match=0.25, n=4,
+                 generations=[{"prompt": "p", "reference": "r", "generation": "r "}])
+    os.makedirs(os.path.join(new, layout.EVALS), exist_ok=True)
+    with open(os.path.join(new, layout.EVALS, "19990101-000000-text-broken.json"), "w") as fh:
+        fh.write("{not json")
+    layout.atomic_write_json(os.path.join(new, layout.EVALS, "19990101-000001-pairs-odd.json"),
+                             {"kind": "pairs", "generations": "not a list"})
+    layout.atomic_write_json(os.path.join(new, layout.EVALS, "notes.json"), {"kind": "text"})
+    found = checkpoint_evaluations(new)
+    assert [e.path for e in found] == [newest_text, pairs, found[2].path] and len(found) == 3
+    assert found[1].generations[0].exact and found[1].headline().startswith("BLEU 12.5")
+    figures = run_figures(run)
+    assert figures["eval_perplexity"] == 4.0 and figures["eval_bits_per_byte"] == 2.0
+    assert figures["eval_bleu"] == 12.5 and figures["eval_exact_match"] == 0.25 and figures["eval_step"] == 20
+    assert "f.txt" in figures["eval_tip"]
+    layout.atomic_write_json(newest_text, {"kind": "text", "created": 200.0, "perplexity": 5.5})
+    assert run_figures(run)["eval_perplexity"] == 5.5  # re-read, not a stale cache
+    assert run_figures(str(tmp_path / "none"))["eval_bleu"] is None

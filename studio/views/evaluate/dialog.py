@@ -59,35 +59,11 @@ class EvaluateDialog(JobDialog):
         row = QHBoxLayout()
         row.addWidget(self.file, 1)
         row.addWidget(browse)
-        self.max_new = QSpinBox()
-        self.max_new.setRange(1, 4096)
-        self.max_new.setValue(128)
-        self.max_new.setToolTip("Each answer stops at the end of turn or after this many tokens")
-        self.greedy = QCheckBox("Greedy (the most likely token each time)")
-        self.greedy.setChecked(True)
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.05, 5.0)
-        self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(0.8)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        sampling = QHBoxLayout()
-        for label, widget in (("temperature", self.temperature), ("seed", self.seed)):
-            sampling.addWidget(widget)
-            widget.setPrefix(f"{label} ")
-        sampling.addStretch(1)
-        self.raw = QCheckBox("Raw prompts (no chat template)")
         form = QFormLayout()
         form.addRow("Checkpoint", self.picker)
         form.addRow("Evaluate on", self.kind)
         form.addRow("File", row)
-        tokens = QHBoxLayout()
-        tokens.addWidget(self.max_new)
-        tokens.addStretch(1)
-        form.addRow("Max new tokens", tokens)
-        form.addRow("Decoding", self.greedy)
-        form.addRow("", sampling)
-        form.addRow("Prompts", self.raw)
+        self._add_pairs_options(form)
         self.form = form
         self.results_button = QPushButton("Results…")
         self.results_button.setToolTip("Every saved evaluation of this checkpoint")
@@ -106,6 +82,33 @@ class EvaluateDialog(JobDialog):
         job.finished.connect(self._on_job_finished)
         self.resize(640, self.sizeHint().height())
         self._update_options()
+
+    def _add_pairs_options(self, form: QFormLayout) -> None:
+        """Max new tokens, greedy or sampled (temperature, seed), raw prompts: pairs files only."""
+        self.max_new = QSpinBox()
+        self.max_new.setRange(1, 4096)
+        self.max_new.setValue(128)
+        self.max_new.setToolTip("Each answer stops at the end of turn or after this many tokens")
+        self.greedy = QCheckBox("Greedy (the most likely token each time)")
+        self.greedy.setChecked(True)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.05, 5.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.8)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.raw = QCheckBox("Raw prompts (no chat template)")
+        tokens, sampling = QHBoxLayout(), QHBoxLayout()
+        tokens.addWidget(self.max_new)
+        tokens.addStretch(1)
+        for label, widget in (("temperature", self.temperature), ("seed", self.seed)):
+            widget.setPrefix(f"{label} ")
+            sampling.addWidget(widget)
+        sampling.addStretch(1)
+        form.addRow("Max new tokens", tokens)
+        form.addRow("Decoding", self.greedy)
+        form.addRow("", sampling)
+        form.addRow("Prompts", self.raw)
 
     # ------------------------------------------------------------------ state
     def set_kind(self, kind: str) -> None:
@@ -141,8 +144,11 @@ class EvaluateDialog(JobDialog):
 
     # ------------------------------------------------------------------ slots
     def _on_file_text_changed(self, text: str) -> None:
-        if text.strip().lower().endswith((".jsonl", ".json")):
+        name = text.strip().lower()
+        if name.endswith((".jsonl", ".json")):
             self.set_kind("pairs")
+        elif name.endswith((".txt", ".md", ".text")):
+            self.set_kind("text")
         self._update_options()
 
     def _on_browse_clicked(self) -> None:

@@ -75,3 +75,36 @@ def test_run_names_are_not_cut(qtbot, window, workspace, theme):
     width = tree.columnWidth(0)
     w.set_theme("light")
     assert width >= needed
+
+
+def test_probability_legend_is_readable_in_the_dark_theme(qtbot, window, workspace):
+    from studio.views.generate.output import prob_color
+
+    w = window(workspace.root)
+    w.set_theme("dark")
+    w.show_tab("generate")
+    QApplication.processEvents()
+    image = w.generation._legend().grab().toImage()
+    w.set_theme("light")
+    cells = {prob_color(p).name(): 0.0 for p in (0.05, 0.25, 0.5, 0.75, 1.0)}
+    for x in range(image.width()):
+        column = [image.pixelColor(QPoint(x, y)) for y in range(image.height())]
+        names = [c.name() for c in column]
+        background = max(set(names), key=names.count)  # the cell this column crosses
+        if background in cells:
+            bg = column[names.index(background)]
+            cells[background] = max(cells[background], *(_contrast(c, bg) for c in column))
+    assert all(best >= 4.5 for best in cells.values()), cells  # every label readable on its cell
+
+
+def test_the_data_folder_field_shows_its_whole_path_at_1280(qtbot, window, workspace):
+    w = window(workspace.root)
+    w.resize(1280, 800)
+    w.runs_panel.select_run(workspace.run("tiny").dir)
+    w.show_tab("config")
+    QApplication.processEvents()
+    edit = w.config_editor.form.editors["data.dir"].line_edit()
+    assert edit.text()
+    room = edit.contentsRect().width() - edit.textMargins().left() - edit.textMargins().right() - 6
+    assert edit.fontMetrics().horizontalAdvance(edit.text()) <= room, (edit.text(), room)
+    assert edit.toolTip() == edit.text()

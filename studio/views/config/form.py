@@ -250,6 +250,7 @@ class TextEditor(FieldEditor):
     def _show(self, value: Any) -> None:
         self.line_edit().setText("" if value is None else escape_text(str(value)))
         self.line_edit().setCursorPosition(0)  # long text shows its beginning
+        self.line_edit().setToolTip(self.line_edit().text())  # and all of it on hover
 
     def _on_edit_text_edited(self, text: str) -> None:
         self._emit(None if self.optional and not text else unescape_text(text))
@@ -267,8 +268,9 @@ class PathEditor(TextEditor):
         lay.setSpacing(4)
         self._edit = super()._build()
         self.browse = QToolButton()
-        self.browse.setText("Browse…")
-        self.browse.setToolTip(f"Pick the folder for {self.path}")
+        self.browse.setText("…")  # compact, like the checkpoint pickers': the path gets the width
+        self.browse.setToolTip(f"Browse: pick the folder for {self.path}")
+        self.browse.setAccessibleName("Browse")
         self.browse.clicked.connect(self._on_browse_clicked)
         lay.addWidget(self._edit, 1)
         lay.addWidget(self.browse)
@@ -422,11 +424,8 @@ class ConfigForm(QWidget):
             error.hide()
             form.addRow(error)
             self.groups[section], self._group_errors[section] = group, error
-        labels = [label for p, label in self._labels.items() if not p.startswith("train.")]
-        width = max(label.sizeHint().width() for label in labels)
-        for label in labels:  # one label column across the stacked model/data/run boxes
-            label.setMinimumWidth(width)
-            label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # Each box aligns its own labels: the data box's short "dir" leaves its path the width that a
+        # label column shared with the model box would take (the path was cut at 1280 px).
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
         left = QVBoxLayout()

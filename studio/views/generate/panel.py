@@ -89,7 +89,7 @@ class GenerationPanel(QWidget):
             picker.checkpoint_changed.connect(lambda _path, n=name: self._update_header(self.sides[n]))
             sides.append(Side(name, picker, output, header))
         self.sides = {s.name: s for s in sides}
-        self.colour = QCheckBox("Colour tokens by probability")
+        self.colour = QCheckBox("Colour by probability")
         self.colour.setChecked(True)
         self.colour.toggled.connect(self._on_colour_toggled)
         self.prompt = QPlainTextEdit()
@@ -176,9 +176,10 @@ class GenerationPanel(QWidget):
         return right_w
 
     def _legend(self) -> QLabel:
-        cells = "".join(f"<td style='background:{prob_color(p).name()}'>&nbsp;{int(p * 100)}%&nbsp;</td>"
+        cells = "".join(f"<td style='background:{prob_color(p).name()}; color:#1b1f23'>&nbsp;{int(p * 100)}%&nbsp;</td>"
                         for p in (0.05, 0.25, 0.5, 0.75, 1.0))
         legend = QLabel(f"<table cellspacing='0'><tr>{cells}</tr></table>")
+        # dark text on the pastel cells in either theme, like the tokens themselves (token_text.py)
         legend.setToolTip("The model's probability of each generated token; hover a token for the top 5")
         return legend
 

@@ -75,6 +75,8 @@ def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict
         _fsync_dir(tmp)
         if os.path.exists(final):  # e.g. the final checkpoint lands on a periodic one: replace it
             old = final + f".old-{os.getpid()}"
+            if os.path.isdir(os.path.join(final, layout.EVALS)):  # same step, same weights: keep its evaluations
+                os.rename(os.path.join(final, layout.EVALS), os.path.join(tmp, layout.EVALS))
             os.rename(final, old)
             os.rename(tmp, final)
             shutil.rmtree(old, ignore_errors=True)

@@ -4,12 +4,13 @@ Text: the file is read in ~64 KB pieces cut at newlines, encoded, and cut into w
 tokens that overlap by one token, so every token after the first is predicted exactly once with up to
 block_size tokens of context. loss = mean negative log-likelihood (nats) over predicted tokens,
 perplexity = exp(loss), bits_per_byte = total NLL / ln 2 / the file's UTF-8 bytes (comparable across
-tokenizers). A progress bar goes to stderr.
+tokenizers). A progress bar goes to stderr, or (done, total) goes to a callback (`--events`).
 
 Pairs: {"prompt", "reference"} JSON lines; each prompt is rendered with the checkpoint's chat template (or
-the built-in one, core.sft; --raw uses it as is) and answered greedily until eos (or the built-in
-template's end of turn). BLEU is sacrebleu's corpus BLEU, ROUGE-L the mean rouge-score F-measure, exact
-match the share of answers equal to their reference after stripping whitespace.
+the built-in one, core.sft; --raw uses it as is) and answered greedily (or sampled at --temperature with
+--seed) until eos (or the built-in template's end of turn). BLEU is sacrebleu's corpus BLEU, ROUGE-L the
+mean rouge-score F-measure, exact match the share of answers equal to their reference after stripping
+whitespace.
 """
 
 from __future__ import annotations
@@ -53,17 +54,30 @@ def _pieces(path: str):
 
 
 class _Bar:
-    def __init__(self, total: int):
-        self.total, self.last = max(1, total), -1
+    """A progress bar on stderr, or with `report` a call report(done, total) per percent moved."""
+
+    def __init__(self, total: int, report=None):
+        self.total, self.last, self.report = max(1, total), -1, report
 
     def __call__(self, done: int) -> None:
         pct = int(100 * done / self.total)
         if pct != self.last:
             self.last = pct
-            print(f"\reval {'#' * (pct // 4):<25} {pct:3d}%", end="", file=sys.stderr, flush=True)
+            if self.report is not None:
+                self.report(done, self.total)
+            else:
+                print(f"\reval {'#' * (pct // 4):<25} {pct:3d}%", end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        print(file=sys.stderr, flush=True)
+        if self.report is None:
+            print(file=sys.stderr, flush=True)
+
+
+def _bar(total: int, progress) -> _Bar | None:
+    """progress: True (stderr bar), False (none) or a callable(done, total)."""
+    if progress is False or progress is None:
+        return None
+    return _Bar(total, None if progress is True else progress)
 
 
 @torch.no_grad()
@@ -81,13 +95,13 @@ def _window_nll(model, windows: list[list[int]], device) -> tuple[float, int]:
     return float(nll), int((y >= 0).sum())
 
 
-def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, progress: bool = True) -> dict:
+def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, progress=True) -> dict:
     from core.generate import load_tokenizer_for
 
     tok = load_tokenizer_for(ckpt_path, meta)
     T = model.cfg.block_size
     total_bytes = os.path.getsize(text_file) if os.path.isfile(text_file) else 0
-    bar = _Bar(total_bytes) if progress else None
+    bar = _bar(total_bytes, progress)
     nll, count, n_bytes, buf, pending = 0.0, 0, 0, [], []
 
     def flush(windows):
@@ -135,12 +149,19 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
 
 
 @torch.no_grad()
-def greedy(model, ids: list[int], max_new: int, eos_id: int | None, device) -> list[int]:
+def greedy(model, ids: list[int], max_new: int, eos_id: int | None, device, temperature: float = 0.0,
+           generator: torch.Generator | None = None) -> list[int]:
+    """The answer's token ids: argmax each step (temperature 0), else sampled from softmax(logits / t)."""
     out: list[int] = []
     T = model.cfg.block_size
     for _ in range(max_new):
         ctx = torch.tensor([(ids + out)[-T:]], device=device)
-        nxt = int(model(ctx, last_only=True)[0][0, -1].argmax())
+        logits = model(ctx, last_only=True)[0][0, -1].float()
+        if temperature > 0:
+            probs = torch.softmax(logits / temperature, dim=-1).cpu()
+            nxt = int(torch.multinomial(probs, 1, generator=generator))
+        else:
+            nxt = int(logits.argmax())
         if eos_id is not None and nxt == eos_id:
             break
         out.append(nxt)
@@ -162,7 +183,7 @@ def scores(generations: list[str], references: list[str]) -> dict:
 
 
 def evaluate_pairs(model, meta: dict, ckpt_path: str, pairs_file: str, device, max_new: int = 128,
-                   raw: bool = False) -> dict:
+                   raw: bool = False, progress=True, temperature: float = 0.0, seed: int = 0) -> dict:
     from core.generate import load_tokenizer_for
     from core.sft import BUILTIN_END, ChatFormat
 
@@ -170,15 +191,18 @@ def evaluate_pairs(model, meta: dict, ckpt_path: str, pairs_file: str, device, m
     tok = load_tokenizer_for(ckpt_path, meta)
     fmt = ChatFormat(meta)
     pairs = read_pairs(pairs_file)
-    bar = _Bar(len(pairs))
+    bar = _bar(len(pairs), progress)
+    generator = torch.Generator().manual_seed(seed)
     gens = []
     for k, (prompt, ref) in enumerate(pairs):
         text = prompt if raw else fmt.prompt(prompt)
-        out = tok.decode(greedy(model, tok.encode(text), max_new, fmt.eos_id, device))
+        out = tok.decode(greedy(model, tok.encode(text), max_new, fmt.eos_id, device, temperature, generator))
         if fmt.kind == "builtin" and not raw:
             out = out.split(BUILTIN_END)[0]
         gens.append({"prompt": prompt, "reference": ref, "generation": out})
-        bar(k + 1)
-    bar.close()
+        if bar:
+            bar(k + 1)
+    if bar:
+        bar.close()
     result = scores([g["generation"] for g in gens], [g["reference"] for g in gens])
     return {**result, "generations": gens, "checkpoint": ckpt_path, "file": os.path.abspath(pairs_file)}

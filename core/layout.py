@@ -4,6 +4,7 @@ their small JSON readers, and the one atomic writer. Torch-free (the studio impo
     RUN_DIR/
       config.yaml  metrics.jsonl  run.json            engine (config.yaml also written by the studio)
       checkpoints/step-NNNNNN/{model.safetensors, state.pt, tokenizer.json, meta.json}
+      checkpoints/step-NNNNNN/eval/<UTC time>-<text|pairs>-<file>.json   `llm-train eval --save` results
       attention/step-NNNNNN.npz                       attention of the probe text at each evaluation
       engine.log  engine.out  launcher.json  exit.json  studio.json   studio
     DATA_DIR/
@@ -11,7 +12,9 @@ their small JSON readers, and the one atomic writer. Torch-free (the studio impo
 
 A checkpoint is a folder named `step-` + at least six digits holding a `meta.json` (written last, so its
 presence means the folder is complete). `checkpoint_problem()` is the one definition; every picker and
-every command uses it.
+every command uses it. Its `eval/` subfolder holds saved evaluations (one JSON object per file, written
+atomically, named so that their names sort by time); it is no part of the checkpoint's checksums, and
+goes with the checkpoint when that is pruned.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 
 from core.errors import CheckpointError, DataError
@@ -29,6 +33,7 @@ METRICS = "metrics.jsonl"
 RUN_JSON = "run.json"
 CHECKPOINTS = "checkpoints"
 ATTENTION = "attention"
+EVALS = "eval"
 ENGINE_LOG = "engine.log"
 ENGINE_OUT = "engine.out"
 LAUNCHER_JSON = "launcher.json"
@@ -46,6 +51,8 @@ SPLITS = ("train", "val")
 
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 SNAPSHOT_RE = re.compile(r"^step-(\d{6,})\.npz$")
+EVAL_RE = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?-(text|pairs)-.*\.json$")
+EVAL_KINDS = ("text", "pairs")
 
 
 def step_dir_name(step: int) -> str:
@@ -245,3 +252,29 @@ def list_snapshots(run_dir: str) -> list[tuple[int, str]]:
         return []
     out = [(int(m.group(1)), os.path.join(root, n)) for n in names if (m := SNAPSHOT_RE.match(n))]
     return sorted(out)
+
+
+# ------------------------------------------------------------------------------------ evaluations
+def evaluation_path(checkpoint: str, kind: str, source: str, when: float | None = None) -> str:
+    """A new CHECKPOINT/eval/<YYYYmmdd-HHMMSS>[-N]-<kind>-<file stem>.json (UTC time; -N when that second
+    is taken) for a result of `llm-train eval` on `source`."""
+    if kind not in EVAL_KINDS:
+        raise ValueError(f"evaluation kind must be one of {EVAL_KINDS}, got {kind!r}")
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if when is None else when))
+    stem = re.sub(r"[^\w.-]+", "_", os.path.splitext(os.path.basename(source))[0])[:40] or "file"
+    folder = os.path.join(checkpoint, EVALS)
+    path, n = os.path.join(folder, f"{stamp}-{kind}-{stem}.json"), 2
+    while os.path.exists(path):
+        path, n = os.path.join(folder, f"{stamp}-{n}-{kind}-{stem}.json"), n + 1
+    return path
+
+
+def list_evaluations(checkpoint: str) -> list[str]:
+    """Paths of a checkpoint's saved evaluations, oldest first."""
+    folder = os.path.join(checkpoint, EVALS)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = [(m.group(1), int(m.group(2) or 1), n) for n in names if (m := EVAL_RE.match(n))]
+    return [os.path.join(folder, n) for _stamp, _k, n in sorted(found)]

@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         self.resume_action = self._action(m, "&Resume", lambda: self.start_training(resume=True), "Ctrl+Shift+R")
         m.addSeparator()
         self._action(m, "E&xport Checkpoint…", lambda: model_menu.export_checkpoint(self))
+        self._action(m, "E&valuate Checkpoint…", lambda: self.run_actions.evaluate.open_dialog(self.current_dir))
         self._action(m, "&Multi-node Command…", lambda: self.show_multinode(1))
 
         m = bar.addMenu("&View")

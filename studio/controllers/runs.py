@@ -17,7 +17,7 @@ from studio import demo
 from studio.controllers.prepare import PrepareJob, PrepareResult
 from studio.controllers.prepare_request import PrepareRequest
 from studio.controllers.run import RunController
-from studio.workspace import annotations
+from studio.workspace import annotations, evaluations
 from studio.workspace.compare import CompareTable, compare_runs
 from studio.workspace.metrics import RunHistory
 from studio.workspace.run import Run
@@ -133,7 +133,7 @@ class WorkspaceSession(QObject):
         s.update(dir=run_dir, parent_dir=parent if parent in self.controllers else None,
                  parent_name=os.path.basename(parent) if parent else None,
                  can_fork=bool(ctl.run.checkpoints()), tags=annotations.tags(run_dir),
-                 notes=annotations.notes(run_dir))
+                 notes=annotations.notes(run_dir), **evaluations.run_figures(run_dir))
         return s
 
     def summaries(self) -> list[dict]:

@@ -1,5 +1,6 @@
-"""The comparison table of several runs: one row per run, every hyper-parameter of its config and its
-final and best metrics as columns; 'differences only' keeps the columns whose values are not all equal.
+"""The comparison table of several runs: one row per run, every hyper-parameter of its config, its final
+and best metrics and the figures of its latest checkpoint's saved evaluations (studio.workspace.evaluations)
+as columns; 'differences only' keeps the columns whose values are not all equal.
 
 Qt-free (the view in studio/views/runs/compare.py only shows what this builds), exportable to CSV.
 """
@@ -11,6 +12,7 @@ import dataclasses
 import math
 import os
 
+from studio.workspace.evaluations import COMPARE_COLUMNS, run_figures
 from studio.workspace.metrics import RunHistory
 from studio.workspace.run import Run
 
@@ -89,9 +91,10 @@ def compare_runs(runs: list[tuple[Run, RunHistory, str]]) -> CompareTable:
     """The table of `runs` given as (run, its history, its status)."""
     configs = [config_values(run) for run, _h, _s in runs]
     config_columns = sorted({k for c in configs for k in c})
-    columns = ["run", *METRICS, *config_columns]
+    columns = ["run", *METRICS, *COMPARE_COLUMNS, *config_columns]
     rows = []
     for (run, history, status), cfg in zip(runs, configs, strict=True):
-        metrics = metric_values(history, status)
-        rows.append([run.name, *(metrics[m] for m in METRICS), *(cfg.get(c) for c in config_columns)])
+        metrics = {**metric_values(history, status), **run_figures(run.dir)}
+        rows.append([run.name, *(metrics[m] for m in (*METRICS, *COMPARE_COLUMNS)),
+                     *(cfg.get(c) for c in config_columns)])
     return CompareTable(columns, rows, config_columns)

@@ -9,7 +9,7 @@ import os
 
 import pytest
 import torch
-from engine_helpers import engine, write_config
+from engine_helpers import engine, events_of, write_config
 from finetune_helpers import check
 
 from core.generate import load_model
@@ -90,3 +90,97 @@ def test_eval_bad_input_exit_2(byte_ckpt, tmp_path):
     assert r.returncode == 2 and f"{bad}:2: not UTF-8" in r.stderr and "Traceback" not in r.stderr
     r = engine("eval", "--checkpoint", ckpt, "--text", str(tmp_path / "missing.txt"))
     assert r.returncode == 2 and "missing.txt" in r.stderr
+
+
+def test_events_and_save_keep_the_result_in_the_checkpoint(byte_ckpt, tmp_path):
+    """--events: start, progress up to the total, done with the figures and the saved path; --save: the
+    result (generations included) in CHECKPOINT/eval, listed by core.layout, equal to what --json prints."""
+    from core import layout
+
+    folder, ckpt, _ = byte_ckpt
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"line {i}", "reference": f": the {i}"}) + "\n"
+                             for i in range(3)), encoding="utf-8")
+    before = layout.list_evaluations(ckpt)
+    r = check(engine("eval", "--checkpoint", ckpt, "--pairs", str(pairs), "--max-new-tokens", "4",
+                     "--events", "--save", cwd=folder))
+    events = events_of(r.stdout)
+    assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "done"
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and progress[-1]["done"] == progress[-1]["total"] == 3 and progress[-1]["stage"] == "pairs"
+    assert "eval #" not in r.stderr  # no bar on stderr when events speak
+    done = events[-1]
+    saved = done["path"]
+    assert layout.list_evaluations(ckpt) == sorted(before + [saved]) and saved.startswith(
+        os.path.join(ckpt, layout.EVALS))
+    stored = json.loads(open(saved, encoding="utf-8").read())
+    assert stored["kind"] == "pairs" and stored["n"] == 3 and len(stored["generations"]) == 3
+    assert [g["reference"] for g in stored["generations"]] == [f": the {i}" for i in range(3)]
+    assert "generations" not in done["result"] and done["result"]["bleu"] == stored["bleu"]
+    plain = json.loads(check(engine("eval", "--checkpoint", ckpt, "--pairs", str(pairs), "--max-new-tokens",
+                                    "4", "--json", cwd=folder)).stdout)
+    assert plain["generations"] == stored["generations"] and plain["exact_match"] == stored["exact_match"]
+    # the checkpoint with its eval/ folder is still exactly one checkpoint to every rule that reads it
+    from core.checkpoint import verify
+
+    assert layout.checkpoint_problem(ckpt) is None and verify(ckpt)["step"] == 1
+    assert [p for _s, p in layout.list_checkpoints(os.path.join(folder, "runs", "r"))] == [ckpt]
+
+
+def test_sampling_is_seeded_and_temperature_checked(byte_ckpt, tmp_path):
+    folder, ckpt, _ = byte_ckpt
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "line 3", "reference": "x"}) + "\n", encoding="utf-8")
+
+    def gens(*extra):
+        r = check(engine("eval", "--checkpoint", ckpt, "--pairs", str(pairs), "--max-new-tokens", "12",
+                         "--json", *extra, cwd=folder))
+        return json.loads(r.stdout)["generations"][0]["generation"]
+
+    greedy = gens()
+    assert gens("--temperature", "0") == greedy
+    hot = [gens("--temperature", "5", "--seed", str(s)) for s in (1, 1, 2)]
+    assert hot[0] == hot[1] and hot[0] != hot[2]  # at t=5 an untrained byte model spreads its choices wide
+    r = engine("eval", "--checkpoint", ckpt, "--pairs", str(pairs), "--temperature", "-1", "--events")
+    assert r.returncode == 2 and "--temperature" in events_of_last(r.stdout)["message"]
+
+
+def events_of_last(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_evaluations_survive_pruning_rules_and_a_replaced_checkpoint(tmp_path):
+    """The eval/ subfolder is no checkpoint and no leftover: pruning keeps or removes it with its checkpoint,
+    and a checkpoint re-written at the same step keeps its evaluations."""
+    from core import layout
+    from core.checkpoint import prune_checkpoints, save_checkpoint
+
+    run = tmp_path / "run"
+    model = torch.nn.Linear(2, 2)
+    paths = [save_checkpoint(str(run), s, model, {"x": torch.zeros(1)}, {}) for s in (1, 2, 3)]
+    for p in paths:
+        layout.atomic_write_json(layout.evaluation_path(p, "text", "corpus.txt"), {"kind": "text", "perplexity": 2.0})
+    assert [p for _s, p in layout.list_checkpoints(str(run))] == paths
+    assert all(layout.checkpoint_problem(p) is None for p in paths)
+    prune_checkpoints(str(run), keep=2)
+    assert [p for _s, p in layout.list_checkpoints(str(run))] == paths[1:] and not os.path.exists(paths[0])
+    kept = layout.list_evaluations(paths[2])
+    assert len(kept) == 1
+    assert save_checkpoint(str(run), 3, model, {"x": torch.ones(1)}, {}) == paths[2]
+    assert layout.list_evaluations(paths[2]) == kept and layout.checkpoint_problem(paths[2]) is None
+    assert sorted(os.listdir(run / "checkpoints")) == ["step-000002", "step-000003"]
+    from core.commands.eval import _save
+    from core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="gone"):  # pruned while evaluated: no eval/ folder recreated
+        _save(paths[0], "text", "corpus.txt", {"created": 0.0})
+    assert not os.path.exists(paths[0])
+
+
+def test_evaluation_names_sort_by_time():
+    from core import layout
+
+    a = layout.evaluation_path("/c", "text", "/data/my corpus.txt", 0.0)
+    assert os.path.basename(a) == "19700101-000000-text-my_corpus.json"
+    with pytest.raises(ValueError):
+        layout.evaluation_path("/c", "other", "x.txt")

@@ -1,8 +1,9 @@
 """RunsPanel: the workspace's runs as a lineage tree with status, step, best val loss and duration.
 
 Tick runs to overlay their curves on the current one; filter by name, tag or status; right-click a run
-for rename, delete, notes and tags, continue, compare. Buttons and the menu emit intents; the main window
-acts.
+for rename, delete, notes and tags, continue, compare, evaluate. Buttons and the menu emit intents; the
+main window acts. "Eval ppl" and "BLEU" are the latest evaluations of a run's latest checkpoint (shown
+once any run has one).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from studio.theme import status_color
 
-COLUMNS = ("Run", "Status", "Step", "Best val", "Duration")
+COLUMNS = ("Run", "Status", "Step", "Best val", "Duration", "Eval ppl", "BLEU")
+EVAL_COLUMNS = {5: ("eval_perplexity", "{:.4g}"), 6: ("eval_bleu", "{:.1f}")}  # column: summary key, format
 DIR_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -44,6 +46,8 @@ class RunsPanel(QWidget):
     annotate_requested = Signal(str)      # notes and tags
     continue_requested = Signal(str)      # "continue this finished run for N more steps"
     compare_requested = Signal(object)    # run folders: the ticked ones, else the selected one
+    evaluate_requested = Signal(str)      # "Evaluate…" a checkpoint of this run
+    results_requested = Signal(str)       # the saved evaluations of the run's latest checkpoint
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -134,6 +138,7 @@ class RunsPanel(QWidget):
             if not progressed:  # a cycle: show the rest at top level
                 pending = [{**s, "parent_dir": None} for s in pending]
         self.tree.expandAll()
+        self._show_eval_columns()
         self._fit_names()
         self._updating = False
         self.apply_filter()
@@ -153,6 +158,7 @@ class RunsPanel(QWidget):
             self._updating = True
             self._fill(item, summary)
             self._updating = False
+            self._show_eval_columns()
             if item is self.tree.currentItem():
                 self._update_buttons()
 
@@ -172,9 +178,18 @@ class RunsPanel(QWidget):
         best = s.get("best_val_loss", math.nan)
         item.setText(3, f"{best:.4f}" if isinstance(best, float) and math.isfinite(best) else "–")
         item.setText(4, s.get("duration") or "–")
-        for col in (2, 3, 4):
+        for col, (key, fmt) in EVAL_COLUMNS.items():
+            value = s.get(key)
+            item.setText(col, fmt.format(value) if isinstance(value, float) and math.isfinite(value) else "–")
+            item.setToolTip(col, s.get("eval_tip") or "No saved evaluation of the latest checkpoint")
+        for col in (2, 3, 4, *EVAL_COLUMNS):
             item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         item.setData(1, DIR_ROLE, bool(s.get("can_fork")))
+
+    def _show_eval_columns(self) -> None:
+        """The evaluation columns only once some run has an evaluation: the list stays narrow before."""
+        for col, (key, _fmt) in EVAL_COLUMNS.items():
+            self.tree.setColumnHidden(col, not any(isinstance(s.get(key), float) for s in self._summaries.values()))
 
     def matches(self, s: dict) -> bool:
         """Whether a run passes the filter: every word of the text in its name or (#word) its tags, and
@@ -222,6 +237,10 @@ class RunsPanel(QWidget):
         menu.addAction(f"Compare {len(targets)} run(s)…" if len(targets) > 1 else "Compare (tick runs first)…",
                        lambda: self.compare_requested.emit(targets))
         menu.addAction("Notes and tags…", lambda: self.annotate_requested.emit(run_dir))
+        menu.addSeparator()
+        menu.addAction("Evaluate…", lambda: self.evaluate_requested.emit(run_dir)).setEnabled(bool(s.get("can_fork")))
+        menu.addAction("Evaluation results…", lambda: self.results_requested.emit(run_dir)).setEnabled(
+            bool(s.get("can_fork")))
         menu.addSeparator()
         menu.addAction("Rename…", lambda: self.rename_requested.emit(run_dir)).setEnabled(not running)
         menu.addAction("Move to Trash…", lambda: self.delete_requested.emit(run_dir)).setEnabled(not running)

@@ -1,0 +1,191 @@
+"""Evaluate… on a checkpoint: a text file (loss, perplexity, bits per byte) or a pairs file (BLEU, ROUGE-L,
+exact match of generated answers), with the pairs' decoding options; progress and Cancel while the engine
+works, then the figures and a button to the checkpoint's results. The EvaluateJob does the work; the
+engine keeps the result in the checkpoint's eval/ folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from studio.controllers.evaluate import EvalRequest, EvalResult, EvaluateJob
+from studio.views.common.checkpoint_picker import CheckpointPicker
+from studio.views.common.job_dialog import JobDialog
+
+KIND_TITLES = {"text": "Text file: loss, perplexity, bits per byte",
+               "pairs": "Pairs file (.jsonl, prompt + reference): BLEU, ROUGE-L, exact match"}
+FILTERS = {"text": "Text files (*.txt *.md *.text);;All files (*)",
+           "pairs": "Pairs (*.jsonl *.json);;All files (*)"}
+
+
+class EvaluateDialog(JobDialog):
+    results_requested = Signal(str)   # a checkpoint: show its saved evaluations
+    evaluated = Signal(object)        # the EvalResult of a finished (done) evaluation
+
+    def __init__(self, job: EvaluateJob, workspace_root: str = "", run_dir: str = "",
+                 checkpoint: str = "", parent: QWidget | None = None) -> None:
+        super().__init__("Evaluate checkpoint", parent)
+        self.job = job
+        self.result: EvalResult | None = None
+        self.picker = CheckpointPicker()
+        self.picker.set_workspace(workspace_root)
+        if run_dir:
+            self.picker.set_run(run_dir)
+        if checkpoint:
+            self.picker.set_checkpoint(checkpoint)
+        self.kind = QComboBox()
+        for kind, title in KIND_TITLES.items():
+            self.kind.addItem(title, kind)
+        self.file = QLineEdit()
+        self.file.setPlaceholderText("the file to evaluate on")
+        self.file.textChanged.connect(self._on_file_text_changed)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_browse_clicked)
+        row = QHBoxLayout()
+        row.addWidget(self.file, 1)
+        row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Checkpoint", self.picker)
+        form.addRow("Evaluate on", self.kind)
+        form.addRow("File", row)
+        self._add_pairs_options(form)
+        self.form = form
+        self.results_button = QPushButton("Results…")
+        self.results_button.setToolTip("Every saved evaluation of this checkpoint")
+        self.results_button.clicked.connect(self._on_results_button_clicked)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.buttons.addButton(self.results_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.evaluate_button = self.buttons.addButton("Evaluate", QDialogButtonBox.ButtonRole.ActionRole)
+        self.evaluate_button.clicked.connect(self._on_evaluate_button_clicked)
+        self.buttons.rejected.connect(self._on_close)
+        self._lay_out(form, self.buttons)
+        self.kind.currentIndexChanged.connect(lambda _i: self._update_options())
+        self.greedy.toggled.connect(lambda _on: self._update_options())
+        self.picker.checkpoint_changed.connect(lambda _path: self._update_options())
+        self.picker.checkpoint_refused.connect(self.status.setText)
+        job.progressed.connect(self._on_job_progressed)
+        job.finished.connect(self._on_job_finished)
+        self.resize(640, self.sizeHint().height())
+        self._update_options()
+
+    def _add_pairs_options(self, form: QFormLayout) -> None:
+        """Max new tokens, greedy or sampled (temperature, seed), raw prompts: pairs files only."""
+        self.max_new = QSpinBox()
+        self.max_new.setRange(1, 4096)
+        self.max_new.setValue(128)
+        self.max_new.setToolTip("Each answer stops at the end of turn or after this many tokens")
+        self.greedy = QCheckBox("Greedy (the most likely token each time)")
+        self.greedy.setChecked(True)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.05, 5.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setValue(0.8)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.raw = QCheckBox("Raw prompts (no chat template)")
+        tokens, sampling = QHBoxLayout(), QHBoxLayout()
+        tokens.addWidget(self.max_new)
+        tokens.addStretch(1)
+        for label, widget in (("temperature", self.temperature), ("seed", self.seed)):
+            widget.setPrefix(f"{label} ")
+            sampling.addWidget(widget)
+        sampling.addStretch(1)
+        form.addRow("Max new tokens", tokens)
+        form.addRow("Decoding", self.greedy)
+        form.addRow("", sampling)
+        form.addRow("Prompts", self.raw)
+
+    # ------------------------------------------------------------------ state
+    def set_kind(self, kind: str) -> None:
+        self.kind.setCurrentIndex(self.kind.findData(kind))
+
+    def request(self) -> EvalRequest:
+        kind = self.kind.currentData()
+        return EvalRequest(self.picker.checkpoint(), kind, os.path.abspath(self.file.text().strip()),
+                           self.max_new.value(), 0.0 if self.greedy.isChecked() else self.temperature.value(),
+                           self.seed.value(), self.raw.isChecked())
+
+    def _update_options(self) -> None:
+        pairs = self.kind.currentData() == "pairs"
+        for widget in (self.max_new, self.greedy, self.raw):
+            widget.setEnabled(pairs)
+        for widget in (self.temperature, self.seed):
+            widget.setEnabled(pairs and not self.greedy.isChecked())
+        running = self.job.is_running()
+        self.evaluate_button.setEnabled(not running and bool(self.file.text().strip()))
+        self.results_button.setEnabled(bool(self.picker.checkpoint()))
+
+    def start_evaluation(self) -> bool:
+        request = self.request()
+        if not request.checkpoint:
+            self.status.setText("Choose a checkpoint first.")
+            return False
+        if not self.file.text().strip() or not self.job.start(request):
+            return False
+        self._show_busy(f"Evaluating {os.path.basename(request.checkpoint)} on {os.path.basename(request.file)} …")
+        self.buttons.button(QDialogButtonBox.StandardButton.Close).setText("Cancel")
+        self._update_options()
+        return True
+
+    # ------------------------------------------------------------------ slots
+    def _on_file_text_changed(self, text: str) -> None:
+        name = text.strip().lower()
+        if name.endswith((".jsonl", ".json")):
+            self.set_kind("pairs")
+        elif name.endswith((".txt", ".md", ".text")):
+            self.set_kind("text")
+        self._update_options()
+
+    def _on_browse_clicked(self) -> None:
+        kind = self.kind.currentData()
+        path, _ = QFileDialog.getOpenFileName(self, "File to evaluate on", self.file.text(), FILTERS[kind])
+        if path:
+            self.file.setText(path)
+
+    def _on_evaluate_button_clicked(self) -> None:
+        self.start_evaluation()
+
+    def _on_close(self) -> None:
+        if self.job.is_running():
+            self.job.cancel()
+        else:
+            self.accept()
+
+    def _on_job_progressed(self, stage: str, done: int, total: int) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            unit = "pairs answered" if stage == "pairs" else "of the file read"
+            share = f"{done} of {total}" if stage == "pairs" else f"{100 * done // total}%"
+            self.status.setText(f"Evaluating… {share} {unit}")
+
+    def _on_job_finished(self, result: EvalResult) -> None:
+        self.result = result
+        self.buttons.button(QDialogButtonBox.StandardButton.Close).setText("Close")
+        done = ""
+        if result.ok and result.evaluation is not None:
+            saved = os.path.relpath(result.evaluation.path, os.path.dirname(result.request.checkpoint))
+            done = f"{result.evaluation.headline()}\nSaved as {saved}"
+        self._show_outcome(result, "Evaluation", done)
+        self._update_options()
+        if result.ok:
+            self.evaluated.emit(result)
+
+    def _on_results_button_clicked(self) -> None:
+        if self.picker.checkpoint():
+            self.results_requested.emit(self.picker.checkpoint())

@@ -145,7 +145,7 @@ class RunController(QObject):
             cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
         except ConfigError:
             return []
-        step = layout.checkpoint_step(cfg.train.init_from) if cfg.train.init_from else None
+        step = fork_step(cfg)
         if step is not None and cfg.train.max_steps <= step:
             return [f"train.max_steps: {cfg.train.max_steps} is not beyond the checkpoint's step {step}; "
                     f"raise train.max_steps to train further"]
@@ -300,13 +300,20 @@ def measured_speed(controllers, exclude: str = "") -> dict | None:
             "step_s": cfg.train.batch_size * cfg.model.block_size * cfg.train.grad_accum_steps / tokens_per_s}
 
 
+def fork_step(cfg: Config) -> int | None:
+    """The step a run with train.init_from continues from: its checkpoint's step for a fork
+    (finetune: none); None for a fine-tune, which the engine starts at step 0 (core.trainer_setup)."""
+    if not cfg.train.init_from or cfg.train.finetune != "none":
+        return None
+    return layout.checkpoint_step(cfg.train.init_from)
+
+
 def time_estimate(cfg: Config, est: dict, speed: dict | None) -> dict | None:
     """Time per step and for the whole run (the steps after a fork's checkpoint), scaled by FLOPs from a
     measured run: {"step_s", "total_s", "steps", "source"}; None without a measurement."""
     if speed is None or speed["flops_per_s"] <= 0:
         return None
-    start = layout.checkpoint_step(cfg.train.init_from) if cfg.train.init_from else None
-    steps = max(0, cfg.train.max_steps - (start or 0))
+    steps = max(0, cfg.train.max_steps - (fork_step(cfg) or 0))
     step_s = est["flops_per_step"] / speed["flops_per_s"]
     return {"step_s": step_s, "total_s": step_s * steps, "steps": steps,
             "source": f"measured on this machine: run {speed['run']} took {1000 * speed['step_s']:,.0f} ms "

@@ -88,6 +88,23 @@ def test_start_blockers_check_the_checkpoint_step_before_launching(qtbot, window
     qtbot.waitUntil(w.training.start_button.isEnabled, timeout=3000)
 
 
+def test_a_fine_tune_starts_at_step_0_whatever_its_base_checkpoints_step(qtbot, window, workspace):
+    """The fork rule (train beyond the checkpoint's step) is not a fine-tune's: the engine starts full and
+    LoRA fine-tunes at step 0, so 100 steps on a step-100 base are fine."""
+    from studio.controllers.run import time_estimate
+
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100, status="done")
+    w = window(workspace.root)
+    child = w.session.fork_run(parent.dir, parent.checkpoints()[-1].path,
+                               {"train.max_steps": 100, "train.finetune": "lora"}, "tuned")
+    w.runs_panel.select_run(child.dir)
+    qtbot.waitUntil(w.training.start_button.isEnabled, timeout=3000)
+    assert "not beyond" not in w.training.blocker_label.text()
+    timing = time_estimate(child.config(), {"flops_per_step": 1e9}, {"flops_per_s": 1e9, "run": "x", "step_s": 1})
+    assert timing["steps"] == 100
+
+
 def test_a_run_refused_during_set_up_can_be_edited_and_started_again(qtbot, window, workspace, fake_engine):
     fake_engine("setup")
     w = window(workspace.root)

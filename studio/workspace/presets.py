@@ -2,17 +2,19 @@
 run: the preset whose whole `model` section the config has (the architecture is what a preset names;
 training settings are tuned afterwards), the one agreeing on most `train` values when several do.
 
-Qt-free; reads YAML with yaml.safe_load.
+Qt-free; reads YAML with core.config.safe_yaml (no anchors or aliases).
 """
 
 from __future__ import annotations
 
 import yaml
 
+from core.config import safe_yaml
+
 
 def _sections(text: str) -> dict:
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text)
     except yaml.YAMLError:
         return {}
     return data if isinstance(data, dict) else {}

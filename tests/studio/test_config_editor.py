@@ -269,16 +269,6 @@ def test_a_comment_typed_in_the_yaml_tab_survives_a_form_edit(qtbot, editor):
     assert editor.text() == typed.replace("n_head: 2", "n_head: 4")
 
 
-def test_a_form_edit_on_text_with_anchors_is_refused_with_a_reason(qtbot, editor):
-    text = "model: &m\n  n_layer: 2\n  n_head: 2\n  n_embd: 32\n"
-    editor.set_text(text)
-    spin = editor.form.editors["model.n_layer"].input
-    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
-        spin.setValue(5)
-    assert "anchors and aliases" in sig.args[1]
-    assert editor.text() == text and spin.value() == 2  # nothing half-changed
-
-
 TINY_CPU = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "resources", "presets",
                         "tiny-cpu.yaml")
 
@@ -301,3 +291,21 @@ def test_new_run_new_from_and_fork_keep_the_source_comments(tmp_path):
     assert (cfg.train.lr, cfg.train.max_steps, cfg.train.init_from, cfg.run.dir) == (1e-3, 900, ck, fork.dir)
     changed = set(text.splitlines()) - set(preset.splitlines())
     assert {line.split(":")[0].strip() for line in changed} == {"lr", "max_steps", "init_from"}
+
+
+def test_yaml_aliases_are_refused_before_they_expand(qtbot, editor, tmp_path):
+    """A "billion laughs" config (aliases nesting aliases) is refused by the editor like by the engine,
+    before anything is expanded or shown in the form; the preset matcher ignores it too."""
+    from studio.workspace.presets import matching_preset
+
+    bomb = 'a: &a ["x", "x"]\nb: &b [*a, *a]\nmodel: {n_layer: 2}\ntrain: {betas: *b}\n'
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000, check_params_cb=_invalid) as sig:
+        editor.set_text(bomb)
+    assert "anchors and aliases" in sig.args[1]
+    assert any("aliases" in p.message for p in editor.problems())
+    assert not editor.form.isEnabled()
+    assert editor.text() == bomb  # the text stays for the user to fix
+    preset = tmp_path / "p.yaml"
+    preset.write_text("model: {n_layer: 2}\n", encoding="utf-8")
+    assert matching_preset("model: {n_layer: 2}\n", {"p": str(preset)}) == "p"
+    assert matching_preset("model: &m {n_layer: 2}\n", {"p": str(preset)}) is None

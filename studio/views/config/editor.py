@@ -44,6 +44,7 @@ from core.config import (
     data_vocab_size,
     estimate,
     loads,
+    safe_yaml,
 )
 from core.layout import atomic_write
 from studio.theme import banner_style
@@ -213,7 +214,7 @@ class ConfigEditor(QWidget):
     def _apply_text(self, text: str) -> None:
         """Parse the YAML: show it in the form (when it parses), then validate."""
         try:
-            raw = yaml.safe_load(text)
+            raw = safe_yaml(text)  # no anchors/aliases: a few lines of them expand to gigabytes
         except yaml.YAMLError as exc:
             self.form.setEnabled(False)
             self._validate(text, parse_error=f"invalid YAML: {exc}")

@@ -38,10 +38,11 @@ def describe_source(source) -> str:
     if not isinstance(source, dict):
         return str(source)
     parts = [str(source.get("kind", ""))] if source.get("kind") else []
-    if "files" in source:
-        parts.append(f"{source['files']:,} file{'s' if source['files'] != 1 else ''}")
-    if "bytes" in source:
-        parts.append(human_bytes(source["bytes"]))
+    files, size = source.get("files"), source.get("bytes")  # numbers only: meta.json may be damaged
+    if isinstance(files, int):
+        parts.append(f"{files:,} file{'s' if files != 1 else ''}")
+    if isinstance(size, int):
+        parts.append(human_bytes(size))
     if source.get("skipped"):
         parts.append(f"{source['skipped']} skipped")
     name = source.get("input") or source.get("path") or "?"
@@ -67,7 +68,7 @@ def detail_rows(data_dir: str | None, meta: dict | None = None) -> dict[str, str
                 train=count("train_tokens"), val=count("val_tokens"),
                 bpt=f"{bpt:.2f}" if isinstance(bpt, (int, float)) else "—",
                 files=count("n_files") + (f"  ({human_bytes(n_bytes)})" if isinstance(n_bytes, int) else ""),
-                sources="\n".join(describe_source(s) for s in meta.get("sources") or []) or "—",
+                sources="\n".join(describe_source(s) for s in _list(meta.get("sources"))) or "—",
                 created=human_date(meta.get("created")))
     return rows
 
@@ -86,4 +87,8 @@ def human_date(value) -> str:
 
 def token_total(meta: dict) -> int:
     """Train plus validation tokens of a data set's meta.json."""
-    return int(meta.get("train_tokens") or 0) + int(meta.get("val_tokens") or 0)
+    return sum(v for v in (meta.get("train_tokens"), meta.get("val_tokens")) if isinstance(v, int))
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []

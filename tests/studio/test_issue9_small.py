@@ -108,3 +108,19 @@ def test_the_data_folder_field_shows_its_whole_path_at_1280(qtbot, window, works
     room = edit.contentsRect().width() - edit.textMargins().left() - edit.textMargins().right() - 6
     assert edit.fontMetrics().horizontalAdvance(edit.text()) <= room, (edit.text(), room)
     assert edit.toolTip() == edit.text()
+
+
+@pytest.mark.parametrize("damage", [{"sources": [{"input": "a.txt", "files": "3", "bytes": "big"}]},
+                                    {"sources": {"input": "a.txt"}}, {"train_tokens": "many"}])
+def test_a_data_set_with_ill_typed_meta_values_is_shown_not_crashed(qtbot, window, workspace, damage):
+    from studio.workspace.datasets import token_total
+
+    write_data_dir(os.path.join(workspace.data_dir, "odd"), **damage)
+    w = window(workspace.root)
+    w.data_panel.refresh()
+    w.show_tab("data")
+    rows = [w.data_panel.dataset_list.item(i).text() for i in range(w.data_panel.dataset_list.count())]
+    w.data_panel.dataset_list.setCurrentRow(rows.index("odd"))
+    QApplication.processEvents()
+    assert w.data_panel.detail_values["sources"].text()  # shown, with what could be read
+    assert token_total({"train_tokens": "many", "val_tokens": 32}) == 32

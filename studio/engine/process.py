@@ -125,11 +125,12 @@ class EngineProcess(QObject):
 
     def _on_proc_finished(self, exit_code: int, exit_status) -> None:
         if self._proc is not None:
-            # Drain what is left (the last line may lack its newline).
-            self._out.feed(bytes(self._proc.readAllStandardOutput()))
+            # Drain what is left: whole lines first (the close event may be among them), then a last
+            # line that lacks its newline.
+            self._on_proc_stdout()
             for line in self._out.flush():
                 self._dispatch_stdout(line)
-            self._err.feed(bytes(self._proc.readAllStandardError()))
+            self._on_proc_stderr()
             for line in self._err.flush():
                 self.stderr_tail.append(line)
                 self.stderr_received.emit(line)

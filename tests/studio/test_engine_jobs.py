@@ -117,6 +117,28 @@ def test_engine_process_prepare(qtbot, tmp_path, fake_engine):
     assert [e["event"] for e in events][0] == "start"
 
 
+def test_engine_process_keeps_whole_lines_of_its_last_read(qtbot):
+    """The last read when the engine ends may hold whole lines (the close event among them), not only an
+    unterminated remainder: each is dispatched, none is dropped."""
+    class Ended:  # what QProcess holds after the engine exited, not yet read
+        def readAllStandardOutput(self):
+            return b'{"v":1,"event":"step","step":3}\n{"v":1,"event":"done","step":3}\nlast words'
+
+        def readAllStandardError(self):
+            return b"warning one\nwarning two\n"
+
+    proc = EngineProcess()
+    events, texts, errors = [], [], []
+    proc.event_received.connect(events.append)
+    proc.text_received.connect(texts.append)
+    proc.stderr_received.connect(errors.append)
+    proc._proc = Ended()
+    with qtbot.waitSignal(proc.finished, timeout=1000) as blocker:
+        proc._on_proc_finished(0, None)
+    assert [e["event"] for e in events] == ["step", "done"] and blocker.args[1]["event"] == "done"
+    assert texts == ["last words"] and errors == ["warning one", "warning two"]
+
+
 def test_start_intent_saves_the_edited_config_or_says_why_not(qtbot, workspace, fake_engine):
     from studio.workspace.workspace import with_changes
 

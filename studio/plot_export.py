@@ -24,8 +24,12 @@ def export_to(window, path: str) -> None:
     """CSV of the run's metrics history, or an image of the plots, by the path's extension."""
     from studio.workspace.metrics import write_csv
 
-    if path.lower().endswith(".csv"):
-        write_csv(window.controller().history, path)
-    else:
-        window.training.plots.export_image(path)
+    try:
+        if path.lower().endswith(".csv"):
+            write_csv(window.controller().history, path)
+        else:
+            window.training.plots.export_image(path)
+    except OSError as exc:  # a read-only folder, a full disk: say so, keep the window
+        window.statusBar().showMessage(f"Could not export {path}: {exc.strerror or exc}", 10000)
+        return
     window.statusBar().showMessage(f"Exported {path}", 5000)

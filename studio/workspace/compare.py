@@ -7,13 +7,12 @@ Qt-free (the view in studio/views/runs/compare.py only shows what this builds), 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
 
 from studio.workspace.evaluations import COMPARE_COLUMNS, run_figures
-from studio.workspace.metrics import RunHistory
+from studio.workspace.metrics import RunHistory, write_csv_rows
 from studio.workspace.run import Run
 
 METRICS = ("status", "step", "tokens", "final_train_loss", "final_val_loss", "best_val_loss", "best_val_step",
@@ -35,11 +34,8 @@ class CompareTable:
                             [c for c in self.config_columns if c in {self.columns[i] for i in keep}])
 
     def write_csv(self, path: str) -> None:
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(self.columns)
-            for row in self.rows:
-                writer.writerow(["" if v is None else format_value(v) for v in row])
+        write_csv_rows(path, [self.columns, *(["" if v is None else format_value(v) for v in row]
+                                             for row in self.rows)])
 
 
 def _key(value):

@@ -313,18 +313,27 @@ class RunHistory:
 
 def write_csv(history: RunHistory, path: str) -> None:
     """All step rows, with the evaluation at that step (if any) in extra columns."""
-    import csv
-
     evals = {int(s): (v, t) for s, v, t in zip(history.evals["step"].tolist(), history.evals["val_loss"].tolist(),
                                                history.evals["train_loss"].tolist(), strict=True)}
     cols = [history.steps[name].tolist() for name in STEP_COLUMNS]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow([*STEP_COLUMNS, "val_loss", "eval_train_loss"])
-        for row in zip(*cols, strict=True):
-            val, train = evals.get(int(row[0]), ("", ""))
-            writer.writerow([*("" if isinstance(x, float) and math.isnan(x) else f"{x:.6g}" for x in row),
-                             "" if val == "" else f"{val:.6g}", "" if train == "" else f"{train:.6g}"])
+    rows = [[*STEP_COLUMNS, "val_loss", "eval_train_loss"]]
+    for row in zip(*cols, strict=True):
+        val, train = evals.get(int(row[0]), ("", ""))
+        rows.append([*("" if isinstance(x, float) and math.isnan(x) else f"{x:.6g}" for x in row),
+                     "" if val == "" else f"{val:.6g}", "" if train == "" else f"{train:.6g}"])
+    write_csv_rows(path, rows)
+
+
+def write_csv_rows(path: str, rows: list[list]) -> None:
+    """A CSV file written whole or not at all (OSError naming the file when it cannot be)."""
+    import csv
+    import io
+
+    from core.layout import atomic_write
+
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(rows)
+    atomic_write(path, buf.getvalue().encode("utf-8"))  # bytes: the "\r\n" rows stay as csv wrote them
 
 
 def event_line(ev: dict) -> str | None:

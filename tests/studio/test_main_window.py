@@ -193,6 +193,17 @@ def test_exports_and_readout(qtbot, window, workspace, tmp_path):
         assert (tmp_path / f"plots.{ext}").stat().st_size > 100
     header = (tmp_path / "plots.csv").read_text().splitlines()[0]
     assert header.startswith("step,tokens,elapsed,loss,lr,grad_norm")
+    (tmp_path / "a-file").write_text("x")
+    for ext in ("png", "csv"):  # a place that cannot be written: a message, no exception, nothing left
+        w.export_to(str(tmp_path / "a-file" / f"plots.{ext}"))
+        assert "Could not export" in w.statusBar().currentMessage()
+    view = w.run_actions.compare([workspace.run("tiny").dir])
+    view.export_requested.emit(str(tmp_path / "a-file" / "compare.csv"))
+    assert "Could not export" in w.statusBar().currentMessage()
+    view.export_requested.emit(str(tmp_path / "compare.csv"))
+    assert "Exported" in w.statusBar().currentMessage()
+    assert "tiny" in (tmp_path / "compare.csv").read_text()
+    view.close()
     text = w.training.plots.readout_text(50.2)
     assert "step 50" in text and "loss" in text and "val" in text
     w.training.plots.set_x_mode("tokens")

@@ -120,9 +120,14 @@ class RunActions(QObject):
         return view
 
     def _on_compare_view_export_requested(self, path: str) -> None:
-        if self.compare_view is not None:
+        if self.compare_view is None:
+            return
+        try:
             self.compare_view.shown.write_csv(path)
-            self._say(f"Exported {path}")
+        except OSError as exc:  # a read-only folder, a full disk: say so, keep the window
+            self._say(f"Could not export {path}: {exc.strerror or exc}")
+            return
+        self._say(f"Exported {path}")
 
 
 def follow_preset(combo, config_text: str) -> None:

@@ -8,7 +8,11 @@ At this size both sides stream every fp32 weight once per token, so memory bandw
 also measures the machine's copy bandwidth and prints the tokens/s that it allows (weights bytes / bandwidth),
 so the distance of each side to that limit is visible.
 
-    python benchmarks/interop_generate.py [--repeat 3]
+With --dtypes float32,bfloat16 (the default) both sides also run with bf16 weights (ours: `llm-train generate
+--dtype bfloat16`, the studio's workers likewise; transformers: `dtype=torch.bfloat16`): half the bytes per
+token.
+
+    python benchmarks/interop_generate.py [--repeat 3] [--dtypes float32,bfloat16]
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 from interop_common import make_hf_folder
 
 from core.cli import main as cli
-from core.generate import SampleParams, generate_steps, load_model
+from core.generate import DTYPES, SampleParams, generate_steps, load_model
 from core.layout import latest_checkpoint
 
 
@@ -33,6 +37,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of each side, interleaved (median)")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="the weight dtypes to compare, each on both sides")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     import transformers
@@ -41,46 +46,46 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         n = make_hf_folder(os.path.join(tmp, "hf"))
         assert cli(["import", os.path.join(tmp, "hf"), "--out", os.path.join(tmp, "imp")]) == 0
-        ours, _ = load_model(latest_checkpoint(os.path.join(tmp, "imp")))
-        hf = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(tmp, "hf"), dtype=torch.float32).eval()
-    p = SampleParams(max_new_tokens=a.new_tokens, temperature=0.0)
+        path = latest_checkpoint(os.path.join(tmp, "imp"))
+        sides = {name: (load_model(path, "cpu", DTYPES[name])[0],
+                        transformers.AutoModelForCausalLM.from_pretrained(os.path.join(tmp, "hf"),
+                                                                          dtype=DTYPES[name]).eval())
+                 for name in a.dtypes.split(",")}
+    bandwidth = copy_bandwidth()
+    print(f"model                {n / 1e6:.1f}M parameters (random), batch 1, {a.new_tokens} new tokens, "
+          f"{a.threads} threads, median of {a.repeat} interleaved runs")
+    for name, (ours, hf) in sides.items():
+        t_ours, t_hf, same = compare(ours, hf, prompt, a.new_tokens, a.repeat)
+        weight_bytes = sum(t.numel() * t.element_size() for t in ours.parameters())
+        bound = bandwidth / weight_bytes
+        print(f"{name:9s} ours {a.new_tokens / t_ours:6.1f} tokens/s   transformers {a.new_tokens / t_hf:6.1f} tokens/s"
+              f"   ratio {t_hf / t_ours:.2f}x   (greedy tokens identical: {same}/{a.new_tokens})")
+        print(f"{'':9s} memory-bound limit {bound:.1f} tokens/s ({weight_bytes / 2**20:.0f} MiB read per token at the"
+              f" measured copy bandwidth): ours {a.new_tokens / t_ours / bound:.0%}, transformers "
+              f"{a.new_tokens / t_hf / bound:.0%}")
+
+
+def compare(ours, hf, prompt: list[int], new: int, repeat: int) -> tuple[float, float, int]:
+    """Median seconds of ours and of transformers' generate (interleaved), and how many greedy tokens agree."""
+    p = SampleParams(max_new_tokens=new, temperature=0.0)
     x = torch.tensor([prompt])
 
-    def run_ours() -> tuple[float, list[int]]:
-        t0 = time.perf_counter()
-        ids = [s.token_id for s in generate_steps(ours, prompt, p)]
-        return time.perf_counter() - t0, ids
-
-    def run_hf() -> tuple[float, torch.Tensor]:
+    def run_hf(k: int) -> torch.Tensor:
         with torch.inference_mode():
-            t0 = time.perf_counter()
-            out = hf.generate(x, do_sample=False, max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens,
-                              pad_token_id=0)
-            return time.perf_counter() - t0, out
+            return hf.generate(x, do_sample=False, max_new_tokens=k, min_new_tokens=k, pad_token_id=0)
 
-    list(generate_steps(ours, prompt, SampleParams(max_new_tokens=4, temperature=0.0)))
-    with torch.inference_mode():
-        hf.generate(x, do_sample=False, max_new_tokens=4, min_new_tokens=4, pad_token_id=0)
+    list(generate_steps(ours, prompt, SampleParams(max_new_tokens=4, temperature=0.0)))  # warm-up
+    run_hf(4)
     t_ours, t_hf = [], []
-    for _ in range(a.repeat):
-        dt, mine = run_ours()
-        t_ours.append(dt)
-        dt, out = run_hf()
-        t_hf.append(dt)
-    t_ours, t_hf = statistics.median(t_ours), statistics.median(t_hf)
-    weight_bytes = sum(t.numel() * t.element_size() for t in ours.parameters())
-    bound = copy_bandwidth() / weight_bytes
-    theirs = out[0, len(prompt):].tolist()
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        mine = [s.token_id for s in generate_steps(ours, prompt, p)]
+        t_ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        theirs = run_hf(new)[0, len(prompt):].tolist()
+        t_hf.append(time.perf_counter() - t0)
     same = sum(m == t for m, t in zip(mine, theirs, strict=True))
-    print(f"model                {n / 1e6:.1f}M parameters (random), batch 1, {a.new_tokens} new tokens, "
-          f"{a.threads} threads")
-    print(f"ours                 {a.new_tokens / t_ours:.1f} tokens/s")
-    print(f"transformers         {a.new_tokens / t_hf:.1f} tokens/s")
-    print(f"ratio ours / HF      {t_hf / t_ours:.2f}x   (greedy tokens identical: {same}/{a.new_tokens}; "
-          f"median of {a.repeat})")
-    print(f"memory-bound limit   {bound:.1f} tokens/s   ({weight_bytes / 2**20:.0f} MiB of weights read per token"
-          f" at the measured copy bandwidth): ours {a.new_tokens / t_ours / bound:.0%} of it, "
-          f"transformers {a.new_tokens / t_hf / bound:.0%}")
+    return statistics.median(t_ours), statistics.median(t_hf), same
 
 
 def copy_bandwidth(mib: int = 512, runs: int = 5) -> float:

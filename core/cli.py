@@ -44,6 +44,13 @@ def _add_threads_arg(p: argparse.ArgumentParser) -> None:
                         "between a training run and its inference workers with it")
 
 
+def _add_dtype_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "auto"), default="float32",
+                   help="weights and KV cache for generation (default float32); bfloat16 halves the bytes "
+                        "read per token, about 1.8x faster decoding on a CPU; auto = bfloat16 where the "
+                        "hardware has it natively (CUDA bf16, AVX512-BF16/AMX)")
+
+
 def _set_threads(args: argparse.Namespace) -> None:
     n = getattr(args, "threads", 0) or 0
     if n < 0:
@@ -98,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--stream", action="store_true", help="print tokens as they come")
     pg.add_argument("--no-cache", action="store_true", help="recompute the whole context each token")
     pg.add_argument("--device", default="auto")
+    _add_dtype_arg(pg)
 
     pa = sub.add_parser("attention", help="write attention probabilities [n_layer, n_head, T, T] to .npz")
     _add_checkpoint_args(pa)
@@ -109,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint_args(ps)
     ps.add_argument("--scratch", default=None, help="folder for .npy replies (default: a temp folder)")
     ps.add_argument("--device", default="auto")
+    _add_dtype_arg(ps)
     _add_threads_arg(ps)
 
     pe = sub.add_parser("estimate", help="print parameter count, FLOPs, memory and precision estimates")

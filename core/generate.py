@@ -44,8 +44,25 @@ class Step:
                                        # raw logits); with top_alternatives only, like `top`
 
 
-def load_model(path: str, device: str = "cpu") -> tuple[GPT, dict]:
-    """A checkpoint's model in eval mode, and its meta.json."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def inference_dtype(name: str, device: str) -> torch.dtype:
+    """The weights' and KV cache's dtype for generation: `float32`, `bfloat16`, or `auto` = bf16 where
+    the hardware computes in it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16/AMX), fp32
+    elsewhere. Decoding at batch 1 streams every weight once per token, so halving the bytes is what
+    speeds it up; the logits move by bf16 rounding, so greedy text may differ from fp32's."""
+    if name == "auto":
+        if str(device).startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        from core.precision import cpu_native_bf16
+
+        return torch.bfloat16 if str(device) == "cpu" and cpu_native_bf16() else torch.float32
+    return DTYPES[name]
+
+
+def load_model(path: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> tuple[GPT, dict]:
+    """A checkpoint's model in eval mode (weights in `dtype`), and its meta.json."""
     layout.require_checkpoint(path)
     meta = layout.read_checkpoint_meta(path)
     if meta.get("lora"):  # an adapter checkpoint: base + adapters, merged (generate, serve, export)
@@ -53,13 +70,13 @@ def load_model(path: str, device: str = "cpu") -> tuple[GPT, dict]:
         from core.lora import merge
 
         model, meta = load_lora_model(path, device)
-        return merge(model).eval(), meta
+        return merge(model).to(dtype=dtype).eval(), meta
     try:
         model = GPT(ckpt.model_config(meta, path))
     except (TypeError, ValueError, AssertionError) as exc:  # values of the wrong type or size in meta.json
         raise ckpt.CheckpointError(f"{os.path.join(path, layout.META)}: config.model is not usable: {exc}") from None
     ckpt.load_weights(model, path, device)
-    return model.to(device).eval(), meta
+    return model.to(device=device, dtype=dtype).eval(), meta
 
 
 def load_tokenizer_for(path: str, meta: dict):

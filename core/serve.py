@@ -86,8 +86,9 @@ def _valid_id(rid: Any) -> bool:
 class Worker:
     """The model, the tokenizer and the request loop."""
 
-    def __init__(self, device: str, scratch: str, out: TextIO = sys.stdout):
+    def __init__(self, device: str, scratch: str, out: TextIO = sys.stdout, dtype: str = "float32"):
         self.device, self.scratch, self.out = device, scratch, out
+        self.dtype = dtype  # weights and KV cache: float32, bfloat16 or auto (core.generate.inference_dtype)
         self.model = self.tok = self.meta = None
         self.checkpoint = ""
         self._write_lock = threading.Lock()
@@ -120,9 +121,9 @@ class Worker:
     # ------------------------------------------------------------------ model
     def load(self, path: str) -> dict:
         """Load a checkpoint folder (model + tokenizer); the previous one stays if this fails."""
-        from core.generate import load_model, load_tokenizer_for
+        from core.generate import inference_dtype, load_model, load_tokenizer_for
 
-        model, meta = load_model(path, self.device)
+        model, meta = load_model(path, self.device, inference_dtype(self.dtype, self.device))
         tok = load_tokenizer_for(path, meta)
         self.model, self.meta, self.tok, self.checkpoint = model, meta, tok, os.path.abspath(path)
         print(f"llm-train serve: loaded {path} (step {meta.get('step')})", file=sys.stderr, flush=True)

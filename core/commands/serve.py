@@ -52,7 +52,7 @@ def serve_main(args: argparse.Namespace) -> int:
         message = f"--scratch: cannot write in {args.scratch or tempfile.gettempdir()}: {exc.strerror or exc}"
         emit(make_event("error", id=None, kind="usage", message=message))
         raise UsageError(message) from None
-    worker = Worker(device, scratch)
+    worker = Worker(device, scratch, dtype=args.dtype)
     try:
         try:
             info = worker.load(resolve_checkpoint(args.checkpoint, args.run))

@@ -21,14 +21,18 @@ from core.generate import (
 
 
 @pytest.fixture(scope="module", params=["learned", "rope"])
-def model_tok(request, tmp_path_factory, char_data):
+def trained(request, tmp_path_factory, char_data) -> str:
     folder = tmp_path_factory.mktemp(f"gen-{request.param}")
     cfg = write_config(folder, char_data, model={"pos_encoding": request.param, "block_size": 48},
                        train={"max_steps": 40, "lr": 1e-2})
     assert main(["train", "--config", cfg]) == 0
-    path = ckpt.latest_checkpoint(os.path.join(folder, "runs", "r"))
-    model, meta = load_model(path)
-    return model, load_tokenizer_for(path, meta)
+    return ckpt.latest_checkpoint(os.path.join(folder, "runs", "r"))
+
+
+@pytest.fixture(scope="module")
+def model_tok(trained):
+    model, meta = load_model(trained)
+    return model, load_tokenizer_for(trained, meta)
 
 
 def _run(model, ids, **kw) -> list:
@@ -89,3 +93,25 @@ def test_sampling_filters():
     assert hot[0] < full[0] and hot[-1] > full[-1]
     penalised = next_token_distribution(logits, [0], SampleParams(temperature=1.0, repetition_penalty=2.0))
     assert penalised[0] < full[0] and penalised[1] > full[1]
+
+
+def test_bfloat16_generation_keeps_weights_and_cache_in_bf16_and_tracks_fp32(trained, model_tok, capsys):
+    """--dtype bfloat16: the model and its KV cache hold bf16 (half the bytes read per token), the model's
+    probabilities stay within bf16 rounding of fp32's, and greedy decoding agrees on the first tokens."""
+    from core.generate import inference_dtype
+    from core.model import KVCache
+
+    model, tok = model_tok
+    bf, _ = load_model(trained, "cpu", torch.bfloat16)
+    assert {p.dtype for p in bf.parameters()} == {torch.bfloat16}
+    assert KVCache.empty(bf.cfg, 1, "cpu", next(bf.parameters()).dtype).k.dtype == torch.bfloat16
+    ids = tok.encode("add: 1")
+    ref = _run(model, ids, max_new_tokens=8, temperature=0.0, top_alternatives=1)
+    low = _run(bf, ids, max_new_tokens=8, temperature=0.0, top_alternatives=1)
+    assert [s.token_id for s in low[:4]] == [s.token_id for s in ref[:4]]
+    assert abs(low[0].model_prob - ref[0].model_prob) < 0.05
+    assert inference_dtype("float32", "cpu") == torch.float32 and inference_dtype("bfloat16", "cpu") == torch.bfloat16
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", trained, "--prompt", "add: 1", "--temperature", "0",
+                 "--max-new-tokens", "4", "--dtype", "bfloat16"]) == 0
+    assert capsys.readouterr().out.startswith("add: 1" + tok.decode([s.token_id for s in low[:4]])[:2])

@@ -486,8 +486,9 @@ class MainWindow(QMainWindow):
         self.save_window_state()
         self.session.shutdown(stop_running=choice == "stop")  # a stop is graceful: engines finish detached
         if self.inference_pool is not None:
-            self.generation.shutdown_workers()
-            self.attention.shutdown_workers()
+            # each waits for the workers it was the last user of (killed: they end at once)
+            self.generation.shutdown_workers(wait_ms=3000)
+            self.attention.shutdown_workers(wait_ms=3000)
             self.inference_pool.shutdown(wait_ms=3000)
         event.accept()
 

@@ -36,6 +36,7 @@ class TokenOutput(QTextEdit):
         self.tokens: list[dict] = []   # the token replies, in order (text, prob, top, token_id)
         self._starts: list[int] = []   # document position where each token starts
         self.prompt = ""
+        self.click_hint = "Click to continue from an alternative"  # "" where clicking does nothing
 
     # ------------------------------------------------------------------ content
     def begin(self, prompt: str) -> None:
@@ -53,13 +54,16 @@ class TokenOutput(QTextEdit):
         cursor.insertText(ev.get("text", ""), self._format(len(self.tokens) - 1))
         self.ensureCursorVisible()
 
-    def append_note(self, text: str) -> None:
-        """A plain-text remark after the output (e.g. an error), not a token."""
+    def append_note(self, text: str, color: str = "#d93025", bold: bool = False) -> None:
+        """Plain text after the output, not a token: an error (red), or a chat turn's heading and text."""
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         fmt = QTextCharFormat()
-        fmt.setForeground(QColor("#d93025"))
+        fmt.setForeground(QColor(color) if color else self.palette().text().color())
+        if bold:
+            fmt.setFontWeight(700)
         cursor.insertText(text, fmt)
+        self.ensureCursorVisible()
 
     def truncate(self, n: int) -> None:
         """Keep the first n generated tokens."""
@@ -113,7 +117,7 @@ class TokenOutput(QTextEdit):
         head = (f"<b>{html.escape(visible(ev.get('text', '')))}</b> — token {i}, "
                 f"p = {100 * prob:.1f}%" if prob is not None else f"token {i}")
         return (f"<p style='white-space:nowrap'>{head}</p><table cellspacing='0' cellpadding='2'>"
-                f"{''.join(rows)}</table><p style='color:#57606a'>Click to continue from an alternative</p>")
+                f"{''.join(rows)}</table>" + (f"<p style='color:#57606a'>{self.click_hint}</p>" if self.click_hint else ""))
 
     def viewportEvent(self, event: QEvent) -> bool:  # noqa: N802 (Qt override)
         if event.type() == QEvent.Type.ToolTip:

@@ -4,6 +4,8 @@ The view of a GenerationSession (studio.controllers.generation), which owns the 
 branching and the history: this panel renders the session's state and turns clicks into its calls.
 Tokens are appended as they arrive; Stop cancels at once. Clicking a generated token offers the model's
 top alternatives there; picking one continues from it. Finished generations go to the prompt history.
+Chat mode (studio.views.generate.chat), for a checkpoint with a chat template, replaces the prompt and the
+outputs by a conversation with side A's checkpoint.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from studio.controllers.chat import ChatSession, has_chat_template
 from studio.controllers.generation import GenerationSession
 from studio.views.common.checkpoint_picker import CheckpointPicker
+from studio.views.generate.chat import ChatPane
 from studio.views.generate.history import HistoryList
 from studio.views.generate.output import TokenOutput, prob_color
 from studio.views.generate.params import GenerationParams
@@ -53,6 +58,7 @@ class GenerationPanel(QWidget):
         """`pool`: the WorkerPool shared with the attention panel (the session makes its own if None)."""
         super().__init__(parent)
         self.session = GenerationSession(pool, self)
+        self.chat = ChatSession(self.session.pool, self)
         self._build()
         session = self.session
         session.output_started.connect(self._on_session_output_started)
@@ -78,6 +84,8 @@ class GenerationPanel(QWidget):
         self.params = GenerationParams()
         self.compare = QCheckBox("Side by side with")
         self.compare.toggled.connect(self._on_compare_toggled)
+        self.chat_mode = QCheckBox("Chat")
+        self.chat_mode.toggled.connect(self._on_chat_mode_toggled)
         sides = []
         for name in ("A", "B"):
             header = QLabel()
@@ -87,6 +95,8 @@ class GenerationPanel(QWidget):
             picker = CheckpointPicker()
             picker.checkpoint_refused.connect(lambda message: self._set_status(message, error=True))
             picker.checkpoint_changed.connect(lambda _path, n=name: self._update_header(self.sides[n]))
+            if name == "A":
+                picker.checkpoint_changed.connect(lambda _path: self._update_chat_mode())
             sides.append(Side(name, picker, output, header))
         self.sides = {s.name: s for s in sides}
         self.colour = QCheckBox("Colour by probability")
@@ -113,17 +123,23 @@ class GenerationPanel(QWidget):
         self.cores_label = QLabel()  # how the CPU is shared with training (set by the owner)
         self.cores_label.setWordWrap(True)
         self.cores_label.setStyleSheet("color: palette(placeholder-text);")
+        self.chat_pane = ChatPane(self.chat, self.params.values, self.sides["A"].picker.checkpoint)
+        self.modes = QStackedWidget()  # completion | chat
         layout = QHBoxLayout(self)
         layout.addWidget(self._build_left())
-        layout.addWidget(self._build_right(), 1)
+        self.modes.addWidget(self._build_right())
+        self.modes.addWidget(self.chat_pane)
+        layout.addWidget(self.modes, 1)
         for s in self.sides.values():
             self._update_header(s)
+        self._update_chat_mode()
 
     def _build_left(self) -> QWidget:
         left = QVBoxLayout()
         models = QGroupBox("Checkpoint")
         ml = QVBoxLayout(models)
         ml.addWidget(self.sides["A"].picker)
+        ml.addWidget(self.chat_mode)
         ml.addWidget(self.compare)
         ml.addWidget(self.sides["B"].picker)
         ml.addWidget(self.cores_label)
@@ -240,6 +256,24 @@ class GenerationPanel(QWidget):
 
     def shutdown_workers(self, wait_ms: int = 0) -> None:
         self.session.shutdown(wait_ms)
+        self.chat.shutdown(wait_ms)
+
+    # ------------------------------------------------------------------ chat mode
+    def _update_chat_mode(self) -> None:
+        """Chat is offered when side A's checkpoint has a chat template; it is left when it has none."""
+        ok = has_chat_template(self.sides["A"].picker.checkpoint())
+        self.chat_mode.setEnabled(ok)
+        self.chat_mode.setToolTip("Talk to the model in its own chat template (system, user and assistant turns)"
+                                  if ok else "This checkpoint has no chat template: chat needs an imported "
+                                  "model that has one (File → Import Model…)")
+        if not ok and self.chat_mode.isChecked():
+            self.chat_mode.setChecked(False)
+
+    def _on_chat_mode_toggled(self, on: bool) -> None:
+        self.modes.setCurrentIndex(1 if on else 0)
+        self.compare.setEnabled(not on)
+        if on and self.compare.isChecked():
+            self.compare.setChecked(False)
 
     # ------------------------------------------------------------------ session
     def _on_session_output_started(self, side: str, prompt: str) -> None:

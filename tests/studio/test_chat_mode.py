@@ -1,0 +1,113 @@
+"""The Generate tab's chat mode on an imported model (a tiny Llama with GQA and a chat template, built
+offline with transformers and imported with the real engine): offered only where the checkpoint has a
+template; a reply streams from a real `serve` worker with token probabilities; every turn sends the whole
+conversation; New chat starts over. And the attention panel on the same model shows every query head."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+
+from core import layout
+from studio.controllers.chat import has_chat_template
+from tests.studio.helpers import open_window, select_run, write_finished_run
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def imported(qtbot, tmp_path) -> str:
+    """A workspace whose run "tiny-llama" is an imported HF Llama (4 query heads, 2 kv heads, a chat
+    template), brought in as File → Import Model… does, and whose run "plain" is one of ours (no template)."""
+    from studio.controllers.import_job import ImportJob
+    from studio.workspace.workspace import Workspace
+    from tests.core.interop_models import tiny_hf_model
+    from tests.studio.conftest import TINY_CONFIG
+
+    tiny_hf_model("llama", str(tmp_path / "hf"))
+    ws = Workspace.create(str(tmp_path / "ws"))
+    job = ImportJob()
+    with qtbot.waitSignal(job.finished, timeout=WAIT_MS) as done:
+        assert job.start(str(tmp_path / "hf"), os.path.join(ws.runs_dir, "tiny-llama"))
+    assert done.args[0].ok, done.args[0].failure
+    write_finished_run(ws.create_run("plain", TINY_CONFIG).dir)
+    return ws.root
+
+
+@pytest.fixture
+def chat_window(qtbot, imported):
+    return open_window(qtbot, imported, size=(1360, 860))  # closing it ends its workers
+
+
+def test_chat_is_offered_only_for_a_checkpoint_with_a_template(qtbot, chat_window, imported):
+    w = chat_window
+    select_run(w, "plain")
+    w.show_tab("generate")
+    assert not has_chat_template(w.generation.sides["A"].picker.checkpoint())
+    assert not w.generation.chat_mode.isEnabled() and "no chat template" in w.generation.chat_mode.toolTip()
+    select_run(w, "tiny-llama")
+    qtbot.waitUntil(w.generation.chat_mode.isEnabled, timeout=3000)
+    w.generation.chat_mode.setChecked(True)
+    assert w.generation.modes.currentWidget() is w.generation.chat_pane
+    select_run(w, "plain")  # a checkpoint without a template leaves chat mode
+    qtbot.waitUntil(lambda: not w.generation.chat_mode.isChecked(), timeout=3000)
+    assert w.generation.modes.currentIndex() == 0
+
+
+def test_a_two_turn_conversation_streams_from_the_real_worker(qtbot, chat_window):
+    w = chat_window
+    select_run(w, "tiny-llama")
+    w.show_tab("generate")
+    panel = w.generation
+    qtbot.waitUntil(panel.chat_mode.isEnabled, timeout=3000)
+    panel.chat_mode.setChecked(True)
+    panel.params.max_new_tokens.setValue(6)
+    panel.params.temperature.setValue(0.0)
+    pane, chat = panel.chat_pane, panel.chat
+    sent = []
+    real_request = chat.link.request
+    chat.link.request = lambda checkpoint, op, **fields: sent.append(fields) or real_request(checkpoint, op, **fields)
+    pane.system.setText("Be brief.")
+    qtbot.keyClicks(pane.message, "hello there")
+    with qtbot.waitSignal(chat.reply_finished, timeout=WAIT_MS) as first:
+        qtbot.keyClick(pane.message, Qt.Key.Key_Return)  # Enter sends
+    assert pane.message.toPlainText() == ""
+    reply = chat.turns[-1]
+    assert reply.role == "assistant" and reply.tokens and reply.content == first.args[0]["text"]
+    assert all(0.0 <= t["prob"] <= 1.0 and t["top"] for t in reply.tokens)  # probabilities and alternatives
+    assert len(pane.conversation.tokens) == len(reply.tokens)
+    text = pane.conversation.toPlainText()
+    assert "You\nhello there" in text and "Assistant\n" in text
+    assert sent[0]["messages"] == [{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": "hello there"}]
+
+    pane.message.setPlainText("and again")
+    with qtbot.waitSignal(chat.reply_finished, timeout=WAIT_MS):
+        pane.send_button.click()
+    assert sent[1]["messages"][1:] == [{"role": "user", "content": "hello there"},
+                                       {"role": "assistant", "content": reply.content},
+                                       {"role": "user", "content": "and again"}]
+    assert [t.role for t in chat.turns] == ["user", "assistant", "user", "assistant"]
+    assert "You\nand again" in pane.conversation.toPlainText()
+    panel.grab().save(os.path.join(os.environ.get("CHAT_SHOT_DIR", str(w.session.workspace.root)), "chat.png"))
+
+    pane.new_button.click()  # New chat: the conversation starts over, the system prompt stays
+    assert chat.turns == [] and pane.conversation.toPlainText() == "" and pane.system.text() == "Be brief."
+    assert chat.messages() == [{"role": "system", "content": "Be brief."}]
+
+
+def test_attention_on_an_imported_gqa_model_shows_every_query_head(qtbot, chat_window, imported):
+    w = chat_window
+    select_run(w, "tiny-llama")
+    checkpoint = layout.latest_checkpoint(os.path.join(imported, "runs", "tiny-llama"))
+    w.show_tab("attention")
+    panel = w.attention
+    with qtbot.waitSignal(panel.attention_loaded, timeout=WAIT_MS):
+        panel.inspect(checkpoint, "hello world")
+    n_layer, n_head = panel.data.probs.shape[:2]
+    assert (n_layer, n_head) == (2, 4)  # 4 query heads although only 2 key/value heads are stored
+    assert len(panel.grid.buttons) == n_layer * n_head
+    heads = [panel.data.probs[0, h] for h in range(n_head)]
+    assert any(abs(heads[0] - heads[h]).max() > 1e-6 for h in range(1, n_head))  # not one map repeated

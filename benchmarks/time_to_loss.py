@@ -61,7 +61,7 @@ def race(name: str, cfg: dict, work: str, target: float) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "core", "train", "--config", path, "--events"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONPATH": ROOT})
-    hit, steps, step_ms, start, best = None, 0, [], {}, float("inf")
+    hit, steps, step_ms, start, best, last_sample = None, 0, [], {}, float("inf"), ""
     for line in proc.stdout:
         ev = json.loads(line)
         if ev["event"] == "start":
@@ -72,11 +72,13 @@ def race(name: str, cfg: dict, work: str, target: float) -> dict:
             best = min(best, ev["val_loss"])
             if hit is None and ev["val_loss"] <= target:
                 hit = {"seconds": time.perf_counter() - t0, "step": ev["step"], "val_loss": ev["val_loss"]}
-        elif ev["event"] == "sample" and hit is not None and "sample" not in hit:
-            hit["sample"] = ev.get("text", "")
+        elif ev["event"] == "sample":
+            last_sample = ev.get("text", "")
+            if hit is not None and "sample" not in hit:
+                hit["sample"] = last_sample
     proc.wait()
     ms = sorted(step_ms)[len(step_ms) // 2] if step_ms else float("nan")
-    return {"name": name, "hit": hit, "steps_run": steps, "median_step_ms": ms, "best_val": best,
+    return {"name": name, "hit": hit, "steps_run": steps, "median_step_ms": ms, "best_val": best, "last_sample": last_sample,
             "seconds": time.perf_counter() - t0, "precision": start.get("precision"), "params": start.get("params")}
 
 
@@ -113,6 +115,8 @@ def main() -> int:
     for r in results:
         if r["hit"] and r["hit"].get("sample"):
             print(f"\n--- {r['name']} sample at val {r['hit']['val_loss']:.3f} ---\n{r['hit']['sample']}")
+        elif r["last_sample"]:
+            print(f"\n--- {r['name']} sample at the end (best val {r['best_val']:.3f}) ---\n{r['last_sample']}")
     return 0
 
 

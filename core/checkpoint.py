@@ -47,9 +47,10 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict, meta: dict,
+def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict | None, meta: dict,
                     tokenizer_path: str | None = None) -> str:
-    """Write checkpoints/step-NNNNNN atomically; returns its path. `model` is the raw (unwrapped) module."""
+    """Write checkpoints/step-NNNNNN atomically; returns its path. `model` is the raw (unwrapped) module;
+    `state` None writes no training state (a merged or converted model: training from it starts fresh)."""
     root = os.path.join(run_dir, layout.CHECKPOINTS)
     os.makedirs(root, exist_ok=True)
     final = os.path.join(root, step_dir_name(step))
@@ -63,7 +64,8 @@ def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict
             save_adapters(model, tmp)
         else:
             save_model(model, os.path.join(tmp, layout.WEIGHTS))
-        torch.save(state, os.path.join(tmp, layout.STATE))
+        if state is not None:
+            torch.save(state, os.path.join(tmp, layout.STATE))
         if tokenizer_path and os.path.exists(tokenizer_path):
             shutil.copyfile(tokenizer_path, os.path.join(tmp, layout.TOKENIZER))
         sums = {name: file_sha256(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}

@@ -29,7 +29,7 @@ def merge_main(args: argparse.Namespace) -> int:
     new_meta = {k: v for k, v in meta.items() if k not in ("lora", "format", "step", "created")}
     new_meta.update(reason="merge", parent=path)
     tok = os.path.join(path, layout.TOKENIZER)
-    final = ckpt.save_checkpoint(run_dir, step, model, {}, new_meta, tok if os.path.isfile(tok) else None)
-    os.remove(os.path.join(final, layout.STATE))  # no optimizer state: a merged model starts fresh
+    # no training state: a merged model starts fresh (and its checksums cover exactly what is there)
+    final = ckpt.save_checkpoint(run_dir, step, model, None, new_meta, tok if os.path.isfile(tok) else None)
     print(f"wrote {final}", file=sys.stderr)
     return EXIT_OK

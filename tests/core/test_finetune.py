@@ -109,6 +109,11 @@ def test_lora_checkpoint_merge_and_generate(task):
     assert any(isinstance(m, LoRALinear) for m in adapted.modules())
     merged, meta = load_model(merged_path)
     assert "lora" not in meta
+    from core.checkpoint import verify
+
+    verify(merged_path)  # every file it names is there and intact: usable as a fork and by --resume
+    check(engine("train", "--config", finetune_config(folder, paths, "from-merged", init_from=merged_path, finetune="none",
+                                                      max_steps=meta["step"] + 2), cwd=folder))
     x = torch.randint(0, adapted.cfg.vocab_size, (2, 40), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a, b = adapted(x)[0], merged(x)[0]

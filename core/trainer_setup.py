@@ -302,6 +302,11 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
         resume_from=resume_from, parent=None if resume_from else t.init_from, resolved=cfg.to_dict(),
         info=RunInfo(cfg.run.dir) if rank == 0 else None, ctx=autocast_ctx(dev_type, precision),
         precision_reason=why)
+    if t.eval_interval:  # evaluations draw from the validation split too: refuse it now, not at the first one
+        try:
+            make_batches(val_data, cfg.model.block_size, t.batch_size, 1234, device)
+        except UsageError as exc:
+            raise UsageError(f"the validation split is too small to evaluate: {exc}", exc.field) from None
     if resume_from or (tr.parent and t.finetune == "none"):  # full/lora: weights only, from step 0
         restore(tr, resume_from or tr.parent)
     if tr.state.step >= t.max_steps:

@@ -176,3 +176,23 @@ def test_sigterm_just_after_done_still_exits_0(tmp_path, char_data):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
     proc.stdout.close()
+
+
+def test_a_validation_split_too_small_to_evaluate_is_refused_before_training(tmp_path, capsys):
+    """37 validation tokens cannot fill one block of 64: the refusal comes at set-up, before a step is
+    trained or a `start` event written (it came at the first evaluation, leaving the run "running")."""
+    text = tmp_path / "small.txt"
+    text.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(60)))
+    assert main(["prepare", "--input", str(text), "--out", str(tmp_path / "d"), "--tokenizer", "char",
+                 "--val-fraction", "0.013"]) == 0
+    with open(tmp_path / "d" / "meta.json", encoding="utf-8") as fh:
+        assert json.load(fh)["val_tokens"] < 64 + 2
+    capsys.readouterr()
+    cfg = write_config(tmp_path, str(tmp_path / "d"), model={"block_size": 64}, train={"eval_interval": 5})
+    code = main(["train", "--config", cfg, "--events"])
+    out = capsys.readouterr()
+    events = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
+    assert code == 2 and "validation split is too small" in out.err + out.out
+    assert not [e for e in events if e["event"] in ("start", "step")]
+    run_json = os.path.join(tmp_path, "runs", "r", "run.json")
+    assert not os.path.exists(run_json) or json.load(open(run_json, encoding="utf-8"))["status"] != "running"

@@ -131,13 +131,16 @@ def generate_steps(model: GPT, prompt_ids: list[int], p: SampleParams,
     history = list(ids)
     cache = None
     pending = ids[-cfg.block_size:]  # tokens not yet in the cache
-    for _ in range(p.max_new_tokens):
+    for n in range(p.max_new_tokens):
         if should_stop():
             return
         if p.use_cache:
-            if cache is None or cache.pos + len(pending) > cfg.block_size:
+            if cache is None or cache.pos + len(pending) > cache.k.shape[3]:
                 keep = ids[-max(1, (3 * cfg.block_size) // 4):] if cache is not None else pending
-                cache = KVCache.empty(cfg, 1, device, next(model.parameters()).dtype)
+                # Room for what this request can still add, not the whole context: an imported model's
+                # block_size (say 128k positions) would zero-fill gigabytes for a short reply.
+                room = min(cfg.block_size, len(keep) + p.max_new_tokens - n)
+                cache = KVCache.empty(cfg, 1, device, next(model.parameters()).dtype, max_len=room)
                 pending = keep
             logits, _, _ = model(torch.tensor([pending], device=device), cache=cache, last_only=True)
         else:

@@ -53,6 +53,32 @@ def test_greedy_is_identical_with_and_without_kv_cache(model_tok, prompt):
         assert [t for t, _ in a.top] == [t for t, _ in b.top]
 
 
+def test_the_kv_cache_holds_what_the_request_can_add_not_the_whole_context(model_tok, monkeypatch):
+    """A short reply allocates a short cache (an imported model's 128k-position context would otherwise be
+    zero-filled per request), gives the tokens of the uncached path, and a long one still shifts."""
+    from core import generate
+    from core.model import KVCache
+
+    model, tok = model_tok
+    sizes = []
+    real = KVCache.empty.__func__
+
+    def spy(cls, cfg, batch, device, dtype, max_len=None):
+        sizes.append(max_len)
+        return real(cls, cfg, batch, device, dtype, max_len)
+
+    monkeypatch.setattr(generate.KVCache, "empty", classmethod(spy))
+    ids = tok.encode("add: 1")
+    cached = _run(model, ids, max_new_tokens=5, temperature=0.0, use_cache=True)
+    plain = _run(model, ids, max_new_tokens=5, temperature=0.0, use_cache=False)
+    assert [s.token_id for s in cached] == [s.token_id for s in plain]
+    assert sizes == [len(ids) + 5] and sizes[0] < model.cfg.block_size
+    sizes.clear()
+    long = _run(model, ids, max_new_tokens=2 * model.cfg.block_size, temperature=0.0)
+    assert len(long) == 2 * model.cfg.block_size
+    assert sizes[0] == model.cfg.block_size and len(sizes) > 1 and max(sizes) <= model.cfg.block_size
+
+
 def test_generation_continues_past_the_context_window(model_tok):
     model, tok = model_tok
     steps = _run(model, tok.encode("add: "), max_new_tokens=3 * model.cfg.block_size, temperature=0.0)

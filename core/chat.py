@@ -8,6 +8,8 @@ mode and generation stops only at the length limit, as before.
 
 from __future__ import annotations
 
+import functools
+
 from core.errors import UsageError
 
 EXTRA = "pip install -e '.[interop]'"
@@ -47,6 +49,20 @@ def render_chat(meta: dict, messages: list[dict], add_generation_prompt: bool = 
         raise UsageError("this checkpoint has no chat template (meta.json `chat_template`); "
                          "chat needs an imported model that has one", field="chat_template")
     messages = check_messages(messages)
+    from jinja2.exceptions import TemplateError
+
+    template = _compiled(meta["chat_template"])
+    try:
+        return template.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                               bos_token=meta.get("bos_token") or "", eos_token=meta.get("eos_token") or "")
+    except TemplateError as exc:
+        raise UsageError(f"the chat template refused the conversation: {exc}", field="messages") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(text: str):
+    """The template compiled once (SFT data renders it twice per assistant turn); UsageError when jinja2
+    is missing or the template does not parse."""
     try:
         from jinja2.exceptions import TemplateError
         from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -59,8 +75,6 @@ def render_chat(meta: dict, messages: list[dict], add_generation_prompt: bool = 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = raise_exception
     try:
-        return env.from_string(meta["chat_template"]).render(
-            messages=messages, add_generation_prompt=add_generation_prompt,
-            bos_token=meta.get("bos_token") or "", eos_token=meta.get("eos_token") or "")
+        return env.from_string(text)
     except TemplateError as exc:
-        raise UsageError(f"the chat template refused the conversation: {exc}", field="messages") from None
+        raise UsageError(f"the chat template does not parse: {exc}", field="chat_template") from None

@@ -149,7 +149,7 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
 
 
 @torch.no_grad()
-def greedy(model, ids: list[int], max_new: int, eos_id: int | None, device, temperature: float = 0.0,
+def greedy(model, ids: list[int], max_new: int, stop_ids: set[int], device, temperature: float = 0.0,
            generator: torch.Generator | None = None) -> list[int]:
     """The answer's token ids: argmax each step (temperature 0), else sampled from softmax(logits / t)."""
     out: list[int] = []
@@ -162,7 +162,7 @@ def greedy(model, ids: list[int], max_new: int, eos_id: int | None, device, temp
             nxt = int(torch.multinomial(probs, 1, generator=generator))
         else:
             nxt = int(logits.argmax())
-        if eos_id is not None and nxt == eos_id:
+        if nxt in stop_ids:
             break
         out.append(nxt)
     return out
@@ -196,7 +196,7 @@ def evaluate_pairs(model, meta: dict, ckpt_path: str, pairs_file: str, device, m
     gens = []
     for k, (prompt, ref) in enumerate(pairs):
         text = prompt if raw else fmt.prompt(prompt)
-        out = tok.decode(greedy(model, tok.encode(text), max_new, fmt.eos_id, device, temperature, generator))
+        out = tok.decode(greedy(model, tok.encode(text), max_new, fmt.stop_ids, device, temperature, generator))
         if fmt.kind == "builtin" and not raw:
             out = out.split(BUILTIN_END)[0]
         gens.append({"prompt": prompt, "reference": ref, "generation": out})

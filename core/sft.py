@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core import layout
-from core.errors import DataError
+from core.errors import DataError, UsageError
 
 ROLES = ("system", "user", "assistant")
 BUILTIN_END = "\n"  # the built-in template closes every turn with a newline; eval stops at it
@@ -46,26 +46,28 @@ class ChatFormat:
     """Renders messages with the checkpoint's chat template (jinja2) or the built-in one."""
 
     def __init__(self, meta: dict):
+        from core.chat import stop_ids
+
+        self.meta = meta
         self.template = meta.get("chat_template")
         self.eos_text = meta.get("eos_token") or ""
         self.bos_text = meta.get("bos_token") or ""
-        self.eos_id = meta.get("eos_token_id", meta.get("eos_id"))
+        self.eos_id = meta.get("eos_token_id", meta.get("eos_id"))  # as recorded (an int, or a list)
+        self.stop_ids = stop_ids({"eos_token_id": self.eos_id})     # the ids that end an answer
         self.kind = "jinja" if self.template else "builtin"
-        self._jinja = None
-        if self.template:
-            try:
-                from jinja2.sandbox import ImmutableSandboxedEnvironment
-            except ImportError:
-                raise DataError("the checkpoint has a chat template but jinja2 is not installed "
-                                 "(pip install jinja2)") from None
-            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-            self._jinja = env.from_string(self.template)
 
     def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
-        if self._jinja is None:
+        """core.chat's rendering (sandboxed, raise_exception, compiled once); DataError when it refuses."""
+        if self.kind == "builtin":
             return _builtin(messages, add_generation_prompt, self.eos_text)
-        return self._jinja.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                  bos_token=self.bos_text, eos_token=self.eos_text)
+        from core.chat import render_chat
+
+        try:
+            return render_chat(self.meta, messages, add_generation_prompt)
+        except DataError:
+            raise
+        except UsageError as exc:
+            raise DataError(str(exc)) from None
 
     def segments(self, messages: list[dict]) -> list[tuple[str, bool]]:
         """(text, trained) pieces whose concatenation is the rendered conversation."""
@@ -123,8 +125,8 @@ def encode_example(tok, fmt: ChatFormat, messages: list[dict]) -> tuple[list[int
         piece = tok.encode(text)
         ids += piece
         mask += [int(trained)] * len(piece)
-    if fmt.kind == "builtin" and fmt.eos_id is not None and not fmt.eos_text:
-        ids.append(int(fmt.eos_id))
+    if fmt.kind == "builtin" and fmt.stop_ids and not fmt.eos_text:
+        ids.append(min(fmt.stop_ids))
         mask.append(1)
     return ids, mask
 

@@ -101,3 +101,42 @@ def test_tokenizer_from_for_plain_text(task):
     a, b = open_split(os.path.join(str(folder), "text"), "train"), open_split(os.path.join(str(folder), "again"),
                                                                               "train")
     assert np.array_equal(a, b)
+
+
+def test_chat_templates_that_refuse_or_do_not_parse_are_data_errors_not_tracebacks():
+    """SFT data and the pairs evaluation render through core.chat: a template's raise_exception (Mistral,
+    Llama 2 and Gemma templates refuse a misplaced system message) and a template that does not parse
+    become messages (exit 2 from the commands), not jinja tracebacks."""
+    from core.errors import DataError
+    from core.sft import ChatFormat
+
+    refusing = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+                "{% endif %}{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}")
+    fmt = ChatFormat({"chat_template": refusing})
+    assert fmt.render([{"role": "user", "content": "hi"}], True) == "[user]hi"
+    with pytest.raises(DataError, match="System role not supported"):
+        fmt.render([{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}], True)
+    with pytest.raises(DataError, match="does not parse"):
+        ChatFormat({"chat_template": "{% for m in messages %}"}).render([{"role": "user", "content": "x"}], True)
+
+
+def test_a_list_of_eos_ids_ends_answers_at_any_of_them():
+    """Llama 3 style generation configs record several end ids: each one ends an evaluated answer."""
+    import torch
+
+    from core.evaluate import greedy
+    from core.sft import ChatFormat
+
+    assert ChatFormat({"eos_token_id": [5, 7]}).stop_ids == {5, 7}
+    assert ChatFormat({"eos_token_id": 3}).stop_ids == {3} and ChatFormat({}).stop_ids == set()
+
+    class Always7:  # a stand-in model whose next token is always 7
+        cfg = type("C", (), {"block_size": 8})
+
+        def __call__(self, ctx, last_only=True):
+            logits = torch.zeros(1, 1, 10)
+            logits[0, 0, 7] = 1.0
+            return logits, None, None
+
+    assert greedy(Always7(), [1, 2], 3, {5, 7}, "cpu") == []
+    assert greedy(Always7(), [1, 2], 3, {5}, "cpu") == [7, 7, 7]

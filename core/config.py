@@ -477,11 +477,13 @@ from core.estimate import (  # noqa: E402
     flops_per_token,
     human_bytes,
     human_count,
+    lora_params,
+    mlp_hidden,
     param_count,
 )
 
 __all__ = ["SECTIONS", "SECTION_TYPES", "Config", "ConfigError", "DataConfig", "ModelConfig", "Problem",
            "RunConfig", "TrainConfig", "cross_field_problems", "data_vocab_size", "estimate",
            "ffn_hidden", "field_docs", "flops_per_token", "from_dict", "human_bytes", "human_count",
-           "load_config", "loads", "param_count", "read_yaml", "resolve_paths",
+           "load_config", "loads", "lora_params", "mlp_hidden", "param_count", "read_yaml", "resolve_paths",
            "set_override"]

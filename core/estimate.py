@@ -33,14 +33,30 @@ def ffn_hidden(m: ModelConfig) -> int:
     return hidden
 
 
+def mlp_hidden(m: ModelConfig) -> int:
+    """The feed-forward width core.model uses: an imported model's explicit intermediate_size, else
+    ffn_hidden's rule."""
+    return m.intermediate_size or ffn_hidden(m)
+
+
+def linear_shapes(m: ModelConfig) -> dict[str, list[tuple[int, int]]]:
+    """(in, out) features of each block's projections, by train.lora_targets name (core.lora's mapping)."""
+    d, h = m.n_embd, mlp_hidden(m)
+    kv = (m.n_kv_head or m.n_head) * (d // m.n_head)  # grouped-query attention: fewer key/value heads
+    gated = m.activation == "swiglu"
+    return {"attn_qkv": [(d, d + 2 * kv)], "attn_out": [(d, d)],
+            "mlp_in": [(d, h)] * (2 if gated else 1), "mlp_out": [(h, d)]}
+
+
 def param_count(m: ModelConfig, vocab_size: int, include_embeddings: bool = True) -> int:
-    """Exact number of trainable parameters of core.model.GPT for this shape."""
-    d, h = m.n_embd, ffn_hidden(m)
+    """Exact number of parameters of core.model.GPT for this shape (GQA, q/k/v bias and an explicit
+    feed-forward width included, so imported models count right)."""
+    d = m.n_embd
     b = 1 if m.bias else 0
     norm = d * (1 + b) if m.norm == "layernorm" else d
-    attn = d * 3 * d + 3 * d * b + d * d + d * b
-    mlp = (d * h * (3 if m.activation == "swiglu" else 2)) + b * (h * (2 if m.activation == "swiglu" else 1) + d)
-    block = 2 * norm + attn + mlp
+    shapes = linear_shapes(m)
+    block = 2 * norm + sum(i * o + o * (1 if (b or (name == "attn_qkv" and m.qkv_bias)) else 0)
+                           for name, pairs in shapes.items() for i, o in pairs)
     total = m.n_layer * block + norm  # + final norm
     emb = vocab_size * d
     pos = m.block_size * d if m.pos_encoding == "learned" else 0
@@ -50,6 +66,12 @@ def param_count(m: ModelConfig, vocab_size: int, include_embeddings: bool = True
     else:
         total += head if not m.tie_embeddings else 0
     return total
+
+
+def lora_params(m: ModelConfig, rank: int, targets: list[str]) -> int:
+    """Parameters of the LoRA adapters (A: r x in, B: out x r on every targeted projection of every block)."""
+    shapes = linear_shapes(m)
+    return m.n_layer * sum(rank * (i + o) for name in targets for i, o in shapes.get(name, []))
 
 
 def flops_per_token(m: ModelConfig, vocab_size: int) -> float:
@@ -63,12 +85,14 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
     m, t = cfg.model, cfg.train
     vocab = vocab_size or m.vocab_size or data_vocab_size(cfg.data.dir) or 50304
     n_params = param_count(m, vocab)
+    lora = lora_params(m, t.lora_rank, t.lora_targets) if t.finetune == "lora" else 0
+    trainable = lora or n_params  # LoRA: the base is frozen; only the adapters get gradients and state
     device = likely_device(t.device)
     precision, precision_reason = explain(t.precision, device, m.n_embd)
     act_bytes = 4 if precision == "fp32" else 2
-    weights = 4 * n_params                       # master weights stay fp32
-    grads = 4 * n_params
-    optimizer = 8 * n_params                     # AdamW exp_avg + exp_avg_sq, fp32
+    weights = 4 * (n_params + lora)              # master weights stay fp32
+    grads = 4 * trainable
+    optimizer = 8 * trainable                    # AdamW exp_avg + exp_avg_sq, fp32
     bt = t.batch_size * m.block_size
     # Activations kept for backward, per layer: ~ (34 d + 5 h T) bytes-units per token (Korthikanti et al.
     # 2022, no recomputation); with SDPA the T x T attention scores are not materialised, so we keep
@@ -81,6 +105,7 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
         "vocab_size": vocab,
         "params": n_params,
         "params_non_embedding": param_count(m, vocab, include_embeddings=False),
+        "trainable_params": trainable,
         "tokens_per_step": bt * t.grad_accum_steps * world_size,
         "flops_per_token": flops_per_token(m, vocab),
         "flops_per_step": flops_per_token(m, vocab) * bt * t.grad_accum_steps * world_size,

@@ -25,7 +25,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from core.config import ModelConfig, ffn_hidden
+from core.config import ModelConfig, mlp_hidden
 
 
 # ------------------------------------------------------------------------------------------ layers
@@ -54,7 +54,7 @@ def kv_heads(cfg: ModelConfig) -> int:
 
 def mlp_width(cfg: ModelConfig) -> int:
     """Feed-forward hidden width: an imported model's explicit intermediate_size, else from mlp_ratio."""
-    return cfg.intermediate_size or ffn_hidden(cfg)
+    return mlp_hidden(cfg)
 
 
 def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:

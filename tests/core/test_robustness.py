@@ -68,6 +68,28 @@ def test_estimated_parameter_count_is_exact():
         assert estimate(Config(model=m))["params"] == GPT(m).num_params()
 
 
+@pytest.mark.parametrize("kw", [{"n_kv_head": 2, "qkv_bias": True, "intermediate_size": 80,
+                                 "activation": "swiglu", "norm": "rmsnorm", "pos_encoding": "rope"},
+                                {"n_kv_head": 1, "bias": True, "tie_embeddings": False}])
+def test_estimates_count_imported_shapes_and_lora_adapters_exactly(kw):
+    """GQA, q/k/v bias and an explicit feed-forward width (imported models) are counted exactly; with
+    train.finetune: lora the trainable count is the adapters' (as core.lora builds them) and gradients
+    and optimizer state are sized by it."""
+    from core.config import Config, TrainConfig, estimate
+    from core.lora import apply_lora
+
+    m = ModelConfig(n_layer=3, n_head=4, n_embd=64, block_size=40, vocab_size=101, **kw)
+    model = GPT(m)
+    full = estimate(Config(model=m))
+    assert full["params"] == model.num_params() == full["trainable_params"]
+    for targets in (["attn_qkv", "attn_out"], ["attn_qkv", "attn_out", "mlp_in", "mlp_out"]):
+        t = TrainConfig(finetune="lora", lora_rank=4, lora_targets=targets)
+        est = estimate(Config(model=m, train=t))
+        adapted = apply_lora(GPT(m), 4, 8.0, 0.0, targets)
+        assert est["trainable_params"] == sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+        assert est["memory"]["optimizer"] == 8 * est["trainable_params"] < full["memory"]["optimizer"]
+
+
 # ----------------------------------------------------------------------------------------- CLI input
 def _expect_usage_error(out: subprocess.CompletedProcess, *fragments: str) -> dict:
     assert out.returncode == 2, (out.returncode, out.stderr[-2000:])

@@ -309,3 +309,23 @@ def test_yaml_aliases_are_refused_before_they_expand(qtbot, editor, tmp_path):
     preset.write_text("model: {n_layer: 2}\n", encoding="utf-8")
     assert matching_preset("model: {n_layer: 2}\n", {"p": str(preset)}) == "p"
     assert matching_preset("model: &m {n_layer: 2}\n", {"p": str(preset)}) is None
+
+
+def test_estimates_show_the_trainable_share_of_a_lora_fine_tune(qtbot, editor, tmp_path):
+    """Choosing LoRA in the form shows how few parameters train (and sizes gradients and AdamW state by
+    them); full fine-tuning trains them all."""
+    from tests.studio.helpers import write_checkpoint
+
+    base = write_checkpoint(str(tmp_path / "base"), 100)
+    editor.set_text(COMMENTED.replace("train:\n", f"train:\n  init_from: {base}\n  finetune: full\n"))
+    assert not editor.problems(), editor.problems()
+    row = editor.estimates.values["trainable_params"]
+    assert row.text() == editor.estimates.values["params"].text()  # from scratch: everything trains
+    optimizer_full = editor.estimates.values["optimizer"].text()
+    combo = editor.form.editors["train.finetune"].input
+    with qtbot.waitSignal(editor.changed, timeout=2000):
+        combo.setCurrentIndex(combo.findText("lora"))
+    assert "finetune: lora" in editor.text()
+    qtbot.waitUntil(lambda: "%" in row.text(), timeout=3000)
+    share = float(row.text().split("(")[1].rstrip("%)"))
+    assert 0 < share < 100 and editor.estimates.values["optimizer"].text() != optimizer_full

@@ -55,7 +55,8 @@ class MemoryBar(QWidget):
 class EstimatesPanel(QFrame):
     """Parameter count, tokens per step, FLOPs and memory for the current (valid) config."""
 
-    ROWS = (("params", "Parameters"), ("params_non_embedding", "  non-embedding"), ("vocab", "Vocabulary"),
+    ROWS = (("params", "Parameters"), ("params_non_embedding", "  non-embedding"),
+            ("trainable_params", "  trainable"), ("vocab", "Vocabulary"),
             ("tokens_per_step", "Tokens / step"), ("flops_per_token", "FLOPs / token"),
             ("flops_per_step", "FLOPs / step"), ("precision", "Precision"), ("weights", "Weights"),
             ("grads", "Gradients"), ("optimizer", "AdamW state"), ("activations", "Activations"),
@@ -127,6 +128,10 @@ class EstimatesPanel(QFrame):
         self.values["vocab"].setToolTip(vocab_source)
         text = {"params": human_count(est["params"]),
                 "params_non_embedding": human_count(est["params_non_embedding"]),
+                # LoRA: only the adapters train (the share says how much smaller the update is)
+                "trainable_params": human_count(est["trainable_params"]) + (
+                    f" ({100 * est['trainable_params'] / est['params']:.2g}%)"
+                    if est["trainable_params"] != est["params"] else ""),
                 "vocab": f"{est['vocab_size']:,}" + (" (data)" if vocab_source == "(from data)" else ""),
                 "tokens_per_step": f"{est['tokens_per_step']:,}",
                 "flops_per_token": human_count(est["flops_per_token"]),

@@ -111,3 +111,5 @@ def test_attention_on_an_imported_gqa_model_shows_every_query_head(qtbot, chat_w
     assert len(panel.grid.buttons) == n_layer * n_head
     heads = [panel.data.probs[0, h] for h in range(n_head)]
     assert any(abs(heads[0] - heads[h]).max() > 1e-6 for h in range(1, n_head))  # not one map repeated
+    qtbot.wait(300)  # let the thumbnails lay out before the picture
+    panel.grab().save(os.path.join(os.environ.get("CHAT_SHOT_DIR", imported), "attention-imported.png"))

@@ -124,3 +124,18 @@ def test_a_data_set_with_ill_typed_meta_values_is_shown_not_crashed(qtbot, windo
     QApplication.processEvents()
     assert w.data_panel.detail_values["sources"].text()  # shown, with what could be read
     assert token_total({"train_tokens": "many", "val_tokens": 32}) == 32
+
+
+def test_the_runs_list_shows_all_its_columns_at_1280(qtbot, window, workspace):
+    """At 1280 x 800 the runs list (about 385 px) shows name, status, step, best val and time of a demo
+    and its fork without a sideways scroll; the short headers carry their meaning in tooltips."""
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=1000, eval_every=100, ckpt_every=1000)
+    w = window(workspace.root)
+    w.session.fork_run(parent.dir, parent.checkpoints()[-1].path, {"train.max_steps": 2000}, "tiny-fork-low-lr")
+    w.resize(1280, 800)
+    QApplication.processEvents()
+    tree = w.runs_panel.tree
+    assert tree.topLevelItem(0).text(2) == "1000/1000"
+    assert tree.horizontalScrollBar().maximum() == 0, [tree.columnWidth(c) for c in range(5)]
+    assert tree.headerItem().toolTip(3) == "Best validation loss"

@@ -28,7 +28,12 @@ from PySide6.QtWidgets import (
 
 from studio.theme import status_color
 
-COLUMNS = ("Run", "Status", "Step", "Best val", "Duration", "Eval ppl", "BLEU")
+# Short headers (the full meaning in each header's tooltip): at 1280 px the list has about 385 px and the
+# five columns of a run without evaluations must fit in it.
+COLUMNS = ("Run", "Status", "Step", "Best", "Time", "Eval ppl", "BLEU")
+HEADER_TIPS = ("Run name (forks under their parent)", "Status", "Step reached / train.max_steps",
+               "Best validation loss", "Training time", "Perplexity of the latest text evaluation",
+               "BLEU of the latest pairs evaluation")
 EVAL_COLUMNS = {5: ("eval_perplexity", "{:.4g}"), 6: ("eval_bleu", "{:.1f}")}  # column: summary key, format
 DIR_ROLE = Qt.ItemDataRole.UserRole
 
@@ -57,6 +62,8 @@ class RunsPanel(QWidget):
         title.setObjectName("heading")
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(list(COLUMNS))
+        for col, tip in enumerate(HEADER_TIPS):
+            self.tree.headerItem().setToolTip(col, tip)
         self.tree.setRootIsDecorated(True)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
@@ -150,7 +157,7 @@ class RunsPanel(QWidget):
         """The name column as wide as its longest name (indented, after the tick box) plus a margin: the
         contents' size hint alone left names elided by a few pixels under some themes."""
         self.tree.resizeColumnToContents(0)
-        self.tree.setColumnWidth(0, self.tree.columnWidth(0) + 16)
+        self.tree.setColumnWidth(0, self.tree.columnWidth(0) + 8)
 
     def update_run(self, summary: dict) -> None:
         item = self._items.get(summary["dir"])

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 
 from core import layout
 from studio.controllers.chat import has_chat_template
+from studio.views.generate.output import prob_color
 from tests.studio.helpers import open_window, select_run, write_finished_run
 
 WAIT_MS = 120_000
@@ -78,6 +79,13 @@ def test_a_two_turn_conversation_streams_from_the_real_worker(qtbot, chat_window
     assert reply.role == "assistant" and reply.tokens and reply.content == first.args[0]["text"]
     assert all(0.0 <= t["prob"] <= 1.0 and t["top"] for t in reply.tokens)  # probabilities and alternatives
     assert len(pane.conversation.tokens) == len(reply.tokens)
+    out = pane.conversation  # the reply's tokens carry completion mode's hover: probability and alternatives
+    i = next(i for i, t in enumerate(reply.tokens) if t["text"])
+    cursor = out.textCursor()
+    cursor.setPosition(out._starts[i] + 1)
+    assert cursor.charFormat().anchorHref() == f"tok:{i}"
+    assert cursor.charFormat().background().color() == prob_color(reply.tokens[i]["prob"])
+    assert out.tooltip_html(i).count("<tr") == len(reply.tokens[i]["top"])
     text = pane.conversation.toPlainText()
     assert "You\nhello there" in text and "Assistant\n" in text
     assert sent[0]["messages"] == [{"role": "system", "content": "Be brief."},

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 
 from core import layout
 from studio.controllers.chat import has_chat_template
+from studio.views.generate.output import prob_color
 from tests.studio.helpers import open_window, select_run, write_finished_run
 
 WAIT_MS = 120_000
@@ -78,6 +79,13 @@ def test_a_two_turn_conversation_streams_from_the_real_worker(qtbot, chat_window
     assert reply.role == "assistant" and reply.tokens and reply.content == first.args[0]["text"]
     assert all(0.0 <= t["prob"] <= 1.0 and t["top"] for t in reply.tokens)  # probabilities and alternatives
     assert len(pane.conversation.tokens) == len(reply.tokens)
+    out = pane.conversation  # the reply's tokens carry completion mode's hover: probability and alternatives
+    i = next(i for i, t in enumerate(reply.tokens) if t["text"])
+    cursor = out.textCursor()
+    cursor.setPosition(out._starts[i] + 1)
+    assert cursor.charFormat().anchorHref() == f"tok:{i}"
+    assert cursor.charFormat().background().color() == prob_color(reply.tokens[i]["prob"])
+    assert out.tooltip_html(i).count("<tr") == len(reply.tokens[i]["top"])
     text = pane.conversation.toPlainText()
     assert "You\nhello there" in text and "Assistant\n" in text
     assert sent[0]["messages"] == [{"role": "system", "content": "Be brief."},
@@ -98,6 +106,32 @@ def test_a_two_turn_conversation_streams_from_the_real_worker(qtbot, chat_window
     assert chat.messages() == [{"role": "system", "content": "Be brief."}]
 
 
+def test_stop_ends_the_reply_and_keeps_what_it_got(qtbot, chat_window):
+    w = chat_window
+    select_run(w, "tiny-llama")
+    w.show_tab("generate")
+    panel = w.generation
+    qtbot.waitUntil(panel.chat_mode.isEnabled, timeout=3000)
+    panel.chat_mode.setChecked(True)
+    panel.params.max_new_tokens.setValue(40)
+    pane, chat = panel.chat_pane, panel.chat
+    cancelled = []
+    real_cancel = chat.link.cancel
+    chat.link.cancel = lambda rid: cancelled.append(rid) or real_cancel(rid)
+    pane.message.setPlainText("tell me a long story")
+    with qtbot.waitSignal(chat.token_received, timeout=WAIT_MS):
+        pane.send_button.click()
+    rid = chat.rid
+    assert pane.stop_button.isEnabled() and not pane.send_button.isEnabled()
+    with qtbot.waitSignal(chat.reply_finished, timeout=WAIT_MS) as done:
+        pane.stop_button.click()
+    assert cancelled == [rid]  # Stop cancels this reply in the worker
+    assert not chat.is_busy() and pane.send_button.isEnabled() and not pane.stop_button.isEnabled()
+    reply = chat.turns[-1]  # the reply is kept as far as it got (all of it if it ended before the cancel)
+    assert reply.role == "assistant" and reply.content == done.args[0]["text"]
+    assert len(reply.tokens) == done.args[0]["n_tokens"] == len(pane.conversation.tokens)
+
+
 def test_attention_on_an_imported_gqa_model_shows_every_query_head(qtbot, chat_window, imported):
     w = chat_window
     select_run(w, "tiny-llama")
@@ -106,8 +140,10 @@ def test_attention_on_an_imported_gqa_model_shows_every_query_head(qtbot, chat_w
     panel = w.attention
     with qtbot.waitSignal(panel.attention_loaded, timeout=WAIT_MS):
         panel.inspect(checkpoint, "hello world")
+    model = layout.read_checkpoint_meta(checkpoint)["config"]["model"]
+    assert model["n_kv_head"] < model["n_head"]  # a grouped-query model: fewer key/value heads are stored
     n_layer, n_head = panel.data.probs.shape[:2]
-    assert (n_layer, n_head) == (2, 4)  # 4 query heads although only 2 key/value heads are stored
+    assert (n_layer, n_head) == (model["n_layer"], model["n_head"])  # every query head, not one per kv head
     assert len(panel.grid.buttons) == n_layer * n_head
     heads = [panel.data.probs[0, h] for h in range(n_head)]
     assert any(abs(heads[0] - heads[h]).max() > 1e-6 for h in range(1, n_head))  # not one map repeated

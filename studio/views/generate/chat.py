@@ -31,7 +31,7 @@ class ChatPane(QWidget):
         super().__init__(parent)
         self.session, self._params, self._checkpoint = session, params, checkpoint
         self.system = QLineEdit()
-        self.system.setPlaceholderText("System prompt (optional): how the assistant should behave")
+        self.system.setPlaceholderText("optional: how the assistant should behave")
         self.conversation = TokenOutput()
         self.conversation.click_hint = ""
         self.message = QPlainTextEdit()
@@ -53,7 +53,10 @@ class ChatPane(QWidget):
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.system)
+        system_row = QHBoxLayout()
+        system_row.addWidget(QLabel("System prompt"))  # without a label the field reads as part of the chat
+        system_row.addWidget(self.system, 1)
+        layout.addLayout(system_row)
         layout.addWidget(self.conversation, 1)
         layout.addWidget(self.message)
         layout.addLayout(buttons)

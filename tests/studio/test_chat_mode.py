@@ -42,6 +42,17 @@ def chat_window(qtbot, imported):
     return open_window(qtbot, imported, size=(1360, 860))  # closing it ends its workers
 
 
+def _chat_mode(qtbot, w, max_new_tokens: int):
+    """The Generate tab in chat mode on the imported model, replies at most `max_new_tokens` long."""
+    select_run(w, "tiny-llama")
+    w.show_tab("generate")
+    panel = w.generation
+    qtbot.waitUntil(panel.chat_mode.isEnabled, timeout=3000)
+    panel.chat_mode.setChecked(True)
+    panel.params.max_new_tokens.setValue(max_new_tokens)
+    return panel
+
+
 def test_chat_is_offered_only_for_a_checkpoint_with_a_template(qtbot, chat_window, imported):
     w = chat_window
     select_run(w, "plain")
@@ -59,12 +70,7 @@ def test_chat_is_offered_only_for_a_checkpoint_with_a_template(qtbot, chat_windo
 
 def test_a_two_turn_conversation_streams_from_the_real_worker(qtbot, chat_window):
     w = chat_window
-    select_run(w, "tiny-llama")
-    w.show_tab("generate")
-    panel = w.generation
-    qtbot.waitUntil(panel.chat_mode.isEnabled, timeout=3000)
-    panel.chat_mode.setChecked(True)
-    panel.params.max_new_tokens.setValue(6)
+    panel = _chat_mode(qtbot, w, max_new_tokens=6)
     panel.params.temperature.setValue(0.0)
     pane, chat = panel.chat_pane, panel.chat
     sent = []
@@ -108,12 +114,7 @@ def test_a_two_turn_conversation_streams_from_the_real_worker(qtbot, chat_window
 
 def test_stop_ends_the_reply_and_keeps_what_it_got(qtbot, chat_window):
     w = chat_window
-    select_run(w, "tiny-llama")
-    w.show_tab("generate")
-    panel = w.generation
-    qtbot.waitUntil(panel.chat_mode.isEnabled, timeout=3000)
-    panel.chat_mode.setChecked(True)
-    panel.params.max_new_tokens.setValue(40)
+    panel = _chat_mode(qtbot, w, max_new_tokens=40)
     pane, chat = panel.chat_pane, panel.chat
     cancelled = []
     real_cancel = chat.link.cancel

@@ -15,7 +15,7 @@ import torch
 
 from core.config import ModelConfig
 from core.errors import UsageError
-from core.interop import layouts, require
+from core.interop import layouts, model_config, positive_int, require
 from core.interop.gguf_vocab import tokenizer_json_from_gguf
 
 ARCHITECTURES = {"gpt2": "gpt2", "llama": "llama", "qwen2": "llama"}  # GGUF arch -> layout family
@@ -66,28 +66,34 @@ class GGUFSource:
     def _hp(self, key: str, default=None):
         return self.fields.get(f"{self.arch}.{key}", default)
 
+    def _int(self, key: str, default=None) -> int:
+        return positive_int(self._hp(key), f"{self.path}: metadata {self.arch}.{key}", default)
+
     def _config(self, block_size: int | None) -> ModelConfig:
-        d, nh = int(self._hp("embedding_length")), int(self._hp("attention.head_count"))
-        nkv = int(self._hp("attention.head_count_kv") or nh)
-        ctx = int(self._hp("context_length") or 2048)
+        d, nh = self._int("embedding_length"), self._int("attention.head_count")
+        nkv = self._int("attention.head_count_kv", nh)
+        ctx = self._int("context_length", 2048)
+        if "token_embd.weight" not in self.tensors:
+            raise UsageError(f"{self.path}: no tensor 'token_embd.weight' (the token embedding)")
         vocab = int(self.tensors["token_embd.weight"].shape[1])  # GGUF shapes are (in, out): ne order
         has = self.tensors.__contains__
         tied = not has("output.weight") or self._same_data("output.weight", "token_embd.weight")
-        common = dict(n_layer=int(self._hp("block_count")), n_head=nh, n_embd=d, vocab_size=vocab,
-                      block_size=min(ctx, block_size or ctx), intermediate_size=int(self._hp("feed_forward_length")),
+        common = dict(n_layer=self._int("block_count"), n_head=nh, n_embd=d, vocab_size=vocab,
+                      block_size=min(ctx, block_size or ctx), intermediate_size=self._int("feed_forward_length"),
                       tie_embeddings=tied)
         if self.family == "gpt2":
-            return ModelConfig(**common, bias=True, pos_encoding="learned", norm="layernorm", activation="gelu",
-                               norm_eps=float(self._hp("attention.layer_norm_epsilon", 1e-5)))
+            return model_config(dict(**common, bias=True, pos_encoding="learned", norm="layernorm",
+                                     activation="gelu", norm_eps=float(self._hp("attention.layer_norm_epsilon", 1e-5))),
+                                self.path)
         rope_dims = self._hp("rope.dimension_count")
         if rope_dims is not None and int(rope_dims) != d // nh:
             raise UsageError(f"{self.path}: partial RoPE ({self.arch}.rope.dimension_count={rope_dims}, head size "
                              f"{d // nh}) is not supported", "rope.dimension_count")
         bias = has("blk.0.attn_output.bias")
-        return ModelConfig(**common, n_kv_head=nkv if nkv != nh else None, bias=bias,
-                           qkv_bias=has("blk.0.attn_q.bias") and not bias, pos_encoding="rope", norm="rmsnorm",
-                           activation="swiglu", rope_theta=float(self._hp("rope.freq_base", 10000.0)),
-                           norm_eps=float(self._hp("attention.layer_norm_rms_epsilon", 1e-5)))
+        return model_config(dict(**common, n_kv_head=nkv if nkv != nh else None, bias=bias,
+                                 qkv_bias=has("blk.0.attn_q.bias") and not bias, pos_encoding="rope", norm="rmsnorm",
+                                 activation="swiglu", rope_theta=float(self._hp("rope.freq_base", 10000.0)),
+                                 norm_eps=float(self._hp("attention.layer_norm_rms_epsilon", 1e-5))), self.path)
 
     def _same_data(self, a: str, b: str) -> bool:
         ta, tb = self.tensors[a], self.tensors[b]

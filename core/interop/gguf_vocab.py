@@ -47,8 +47,14 @@ def tokenizer_json_from_gguf(fields: dict) -> str:
     if pre_name not in PRE_TOKENIZERS:
         raise UsageError(f"GGUF tokenizer.ggml.pre {pre_name!r} is not supported (supported: "
                          f"{', '.join(PRE_TOKENIZERS)})", "tokenizer.ggml.pre")
+    if not fields.get("tokenizer.ggml.tokens"):
+        raise UsageError("GGUF metadata tokenizer.ggml.tokens is missing: the file has no vocabulary to rebuild the "
+                         "tokenizer from", "tokenizer.ggml.tokens")
     tokens = list(fields["tokenizer.ggml.tokens"])
     types = list(fields.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens))
+    if len(types) != len(tokens):
+        raise UsageError(f"GGUF metadata tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} "
+                         f"tokens", "tokenizer.ggml.token_type")
     vocab, added = {}, []
     for i, (tok, kind) in enumerate(zip(tokens, types, strict=True)):
         if kind in (CONTROL, USER_DEFINED):

@@ -14,7 +14,7 @@ import torch
 
 from core.config import ModelConfig
 from core.errors import UsageError
-from core.interop import layouts, require
+from core.interop import layouts, model_config, positive_int, require
 from core.layout import load_json
 
 SUPPORTED = {"gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama"}  # model_type -> family
@@ -33,10 +33,11 @@ def read_hf_config(folder: str, block_size: int | None = None) -> tuple[ModelCon
     cfg = _gpt2_config(raw) if kind == "gpt2" else _llama_config(raw, kind)
     if block_size:
         cfg["block_size"] = min(cfg["block_size"], block_size)
-    try:
-        return ModelConfig(**cfg), SUPPORTED[kind], raw
-    except TypeError as exc:  # pragma: no cover - a field name slip
-        raise UsageError(f"config.json: {exc}") from None
+    return model_config(cfg, os.path.join(folder, "config.json")), SUPPORTED[kind], raw
+
+
+def _int(raw: dict, key: str, default=None) -> int:
+    return positive_int(raw.get(key), f"config.json: {key}", default)
 
 
 def _refuse(field: str, value, why: str):
@@ -52,10 +53,10 @@ def _gpt2_config(raw: dict) -> dict:
             _refuse(key, raw[key], "plain GPT-2 attention only")
     if raw.get("scale_attn_weights") is False:
         _refuse("scale_attn_weights", False, "attention is always scaled by 1/sqrt(head size)")
-    d = raw["n_embd"]
-    return dict(n_layer=raw["n_layer"], n_head=raw["n_head"], n_embd=d, vocab_size=raw["vocab_size"],
-                block_size=raw.get("n_positions") or raw.get("n_ctx") or 1024, bias=True, pos_encoding="learned",
-                norm="layernorm", activation="gelu", intermediate_size=raw.get("n_inner") or 4 * d,
+    d = _int(raw, "n_embd")
+    return dict(n_layer=_int(raw, "n_layer"), n_head=_int(raw, "n_head"), n_embd=d, vocab_size=_int(raw, "vocab_size"),
+                block_size=_int(raw, "n_positions", raw.get("n_ctx") or 1024), bias=True, pos_encoding="learned",
+                norm="layernorm", activation="gelu", intermediate_size=_int(raw, "n_inner", 4 * d),
                 norm_eps=raw.get("layer_norm_epsilon", 1e-5), tie_embeddings=raw.get("tie_word_embeddings", True))
 
 
@@ -72,23 +73,23 @@ def rope_theta_of(raw: dict) -> float:
 def _llama_config(raw: dict, kind: str) -> dict:
     if raw.get("hidden_act", "silu") != "silu":
         _refuse("hidden_act", raw["hidden_act"], "supported: silu (SwiGLU)")
-    d, nh = raw["hidden_size"], raw["num_attention_heads"]
-    nkv = raw.get("num_key_value_heads") or nh
+    d, nh = _int(raw, "hidden_size"), _int(raw, "num_attention_heads")
+    nkv = _int(raw, "num_key_value_heads", nh)
     if raw.get("head_dim") not in (None, d // nh):
         _refuse("head_dim", raw["head_dim"], f"the head size must be hidden_size/num_attention_heads = {d // nh}")
     attn_bias, mlp_bias = bool(raw.get("attention_bias", False)), bool(raw.get("mlp_bias", False))
     if attn_bias != mlp_bias:
         _refuse("attention_bias", attn_bias, f"our bias switch covers attention and MLP together; mlp_bias is "
                 f"{mlp_bias}")
-    block = raw.get("max_position_embeddings") or 2048
+    block = _int(raw, "max_position_embeddings", 2048)
     if kind == "mistral" and raw.get("sliding_window"):
         block = min(block, raw["sliding_window"])  # within one window sliding attention is full attention
     if kind == "qwen2" and raw.get("use_sliding_window"):
         _refuse("use_sliding_window", True, "full attention only")
-    return dict(n_layer=raw["num_hidden_layers"], n_head=nh, n_kv_head=nkv if nkv != nh else None, n_embd=d,
-                vocab_size=raw["vocab_size"], block_size=block, bias=attn_bias, qkv_bias=(kind == "qwen2"),
+    return dict(n_layer=_int(raw, "num_hidden_layers"), n_head=nh, n_kv_head=nkv if nkv != nh else None, n_embd=d,
+                vocab_size=_int(raw, "vocab_size"), block_size=block, bias=attn_bias, qkv_bias=(kind == "qwen2"),
                 pos_encoding="rope", norm="rmsnorm", activation="swiglu",
-                intermediate_size=raw["intermediate_size"], rope_theta=rope_theta_of(raw),
+                intermediate_size=_int(raw, "intermediate_size"), rope_theta=rope_theta_of(raw),
                 norm_eps=raw.get("rms_norm_eps", 1e-6), tie_embeddings=raw.get("tie_word_embeddings", False))
 
 

@@ -115,3 +115,33 @@ def test_a_sentencepiece_style_tokenizer_is_refused_before_writing(tmp_path, cap
     _refused(capsys, ["import", str(tmp_path / "hf"), "--out", str(tmp_path / "out")], "tokenizer",
              "byte-level BPE")
     assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize(("change", "needles"), [
+    ({"drop": "n_embd"}, ("config.json: n_embd is missing",)),
+    ({"set": ("n_head", "4")}, ("config.json: n_head must be a positive integer", "'4'")),
+    ({"set": ("n_embd", 33)}, ("not one we can build", "n_embd")),  # 33 is not a multiple of 2 heads
+])
+def test_an_incomplete_or_ill_typed_hf_config_is_named_not_a_traceback(tmp_path, capsys, change, needles):
+    tiny_hf_model("gpt2", str(tmp_path / "hf"))
+    cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
+    if "drop" in change:
+        cfg.pop(change["drop"])
+    else:
+        cfg[change["set"][0]] = change["set"][1]
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(cfg))
+    err = _refused(capsys, ["import", str(tmp_path / "hf"), "--out", str(tmp_path / "out")], *needles)
+    assert "Traceback" not in err and not os.path.exists(tmp_path / "out")
+
+
+def test_a_gguf_without_its_hyper_parameters_is_named_not_a_traceback(tmp_path, capsys):
+    w = gguf.GGUFWriter(str(tmp_path / "bare.gguf"), "llama")
+    w.add_block_count(1)
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    err = _refused(capsys, ["import", str(tmp_path / "bare.gguf"), "--out", str(tmp_path / "out")],
+                   "llama.embedding_length is missing")
+    assert "Traceback" not in err and not os.path.exists(tmp_path / "out")

@@ -123,10 +123,11 @@ def load_weights_any(model: nn.Module, path: str, device) -> None:
 
     _load_base(model, spec["base"], device)
     file = os.path.join(path, ADAPTERS)
+    ckpt.verify_file(path, ADAPTERS)  # the checksum recorded when it was written
     try:
         tensors = load_file(file, device=str(device))
-    except (OSError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot load adapters from {file}: {exc}") from None
+    except Exception as exc:  # safetensors raises its own error types for damaged headers and data
+        raise CheckpointError(f"cannot load adapters from {file} (damaged?): {exc}") from None
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     missing = [k for k in missing if ".lora_" in k]
     if missing or unexpected:
@@ -143,11 +144,14 @@ def _load_base(model: nn.Module, base: str, device) -> None:
         raise CheckpointError(f"the LoRA base is itself a LoRA checkpoint; merge it first: {base}")
     from safetensors.torch import load_model as st_load_model
 
+    from core import checkpoint as ckpt
+
+    ckpt.verify_file(base, layout.WEIGHTS)
     try:  # load_model knows the tied (shared) tensors that the file stores once
         missing, unexpected = st_load_model(model, os.path.join(base, layout.WEIGHTS), strict=False,
                                             device=str(device))
-    except (OSError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot load the base weights of {base}: {exc}") from None
+    except Exception as exc:  # safetensors raises its own error types for damaged headers and data
+        raise CheckpointError(f"cannot load the base weights of {base} (damaged?): {exc}") from None
     missing = [k for k in missing if ".lora_" not in k]
     if missing or unexpected:
         raise CheckpointError(f"weights of {base} do not fit the model: missing {missing[:5]}, "
@@ -156,11 +160,11 @@ def _load_base(model: nn.Module, base: str, device) -> None:
 
 def load_model(path: str, device="cpu"):
     """Any checkpoint's model (adapters kept, unmerged) in eval mode, and its meta.json."""
-    from core.config import ModelConfig
+    from core import checkpoint as ckpt
     from core.model import GPT
 
     meta = layout.read_checkpoint_meta(path)
-    model = GPT(ModelConfig(**meta["config"]["model"])).to(device)
+    model = GPT(ckpt.model_config(meta, path)).to(device)
     spec = meta.get("lora")
     if spec:
         apply_lora(model, spec["rank"], spec["alpha"], 0.0, spec["targets"])
@@ -171,7 +175,6 @@ def load_model(path: str, device="cpu"):
 def build_model(cfg, device: str, fresh: bool):
     """(cfg, model) for a run: a fresh GPT for finetune none; for full/lora the base's model config and
     (when `fresh`, i.e. not resuming) its weights, adapters on top for lora."""
-    from core.config import ModelConfig
     from core.model import GPT
 
     t = cfg.train
@@ -186,7 +189,9 @@ def build_model(cfg, device: str, fresh: bool):
     if base_meta.get("lora"):
         raise UsageError(f"train.init_from: a LoRA checkpoint; merge it first (llm-train merge): "
                          f"{t.init_from}", "train.init_from")
-    base_cfg = ModelConfig(**base_meta["config"]["model"])
+    from core import checkpoint as ckpt
+
+    base_cfg = ckpt.model_config(base_meta, t.init_from)
     if cfg.model.vocab_size and base_cfg.vocab_size < cfg.model.vocab_size:
         raise UsageError(f"data.dir: the data's vocabulary ({cfg.model.vocab_size}) is larger than the base "
                          f"model's ({base_cfg.vocab_size}); prepare it with --tokenizer-from {t.init_from}",

@@ -190,3 +190,30 @@ def test_config_names_the_bad_finetune_field(tmp_path, train, field):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert field in err.value.fields
+
+
+@pytest.mark.parametrize("damage", ["garbage", "flipped"])
+def test_a_damaged_adapters_file_is_named_not_a_traceback(task, tmp_path, damage):
+    """A LoRA checkpoint's adapters are checked against their recorded checksum and loaded with every
+    safetensors error caught: eval and generate say which file is damaged (exit 2)."""
+    import shutil
+
+    folder, paths = task
+    check(engine("train", "--config", finetune_config(folder, paths, f"lora-{damage}", finetune="lora",
+                                                      max_steps=2, warmup_steps=0), cwd=folder))
+    src = layout.latest_checkpoint(os.path.join(str(folder), f"lora-{damage}"))
+    ckpt = str(tmp_path / "step-000002")
+    shutil.copytree(src, ckpt)
+    file = os.path.join(ckpt, "adapters.safetensors")
+    if damage == "garbage":
+        with open(file, "wb") as fh:
+            fh.write(b"\xff" * 64)
+    else:
+        data = bytearray(open(file, "rb").read())
+        data[-1] ^= 0xFF
+        open(file, "wb").write(bytes(data))
+    for argv in (["eval", "--checkpoint", ckpt, "--pairs", paths["pairs.jsonl"]],
+                 ["generate", "--checkpoint", ckpt, "--prompt", "x", "--max-new-tokens", "2"]):
+        r = engine(*argv, cwd=folder)
+        assert r.returncode == 2, (argv, r.stderr[-1500:])
+        assert "adapters.safetensors" in r.stderr and "Traceback" not in r.stderr

@@ -5,8 +5,9 @@ heads, SwiGLU 1536, vocab 49152, tied embeddings, RoPE, RMSNorm), random weights
 token ids, LoRA rank/alpha on the same projections (q,k,v + o by default; ours fuses q,k,v into one
 matrix, so its one adapter on qkv has the same rank per projection group), AdamW over the adapters only,
 bf16 autocast on CUDA (fp32 on CPU). Each side warms up for a few steps, then times `--steps` optimizer
-steps; the figures are trained tokens per second and peak memory (CUDA: max allocated; CPU: not
-measured), and the ratio ours / theirs.
+steps; the figures are trained tokens per second and peak memory (CUDA: max allocated; CPU: the peak
+resident set of the process, each side running in its own child process so that neither inherits the
+other's high-water mark), and the ratios ours / theirs.
 
     python benchmarks/finetune_lora.py                          # on the GPU if there is one
     python benchmarks/finetune_lora.py --device cpu --n-layer 4 --steps 3   # a quick CPU check
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
 import sys
 import time
 
@@ -40,7 +43,10 @@ def _timed(step, a) -> dict:
     if a.device == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else None
+    if a.device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:  # ru_maxrss is in KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"tokens_per_s": a.batch * a.seq * a.steps / dt, "peak_mib": peak}
 
 
@@ -94,6 +100,13 @@ def run_peft(a, x: torch.Tensor) -> dict:
     return _timed(step, a)
 
 
+def _child(side: str) -> dict:
+    """Run one side in a fresh process (its own peak memory), with this process's arguments."""
+    out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--side", side], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -104,12 +117,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--side", choices=("ours", "peft"), default=None, help=argparse.SUPPRESS)  # one child's side
     a = p.parse_args()
-    x = torch.randint(0, 49152, (a.batch, a.seq + 1), generator=torch.Generator().manual_seed(0)).to(a.device)
-    ours = run_ours(a, x)
-    if a.device == "cuda":
-        torch.cuda.empty_cache()
-    theirs = run_peft(a, x)
+    if a.side:
+        x = torch.randint(0, 49152, (a.batch, a.seq + 1), generator=torch.Generator().manual_seed(0)).to(a.device)
+        print(json.dumps((run_ours if a.side == "ours" else run_peft)(a, x)))
+        return
+    ours, theirs = (_child(side) for side in ("ours", "peft"))
     ratio = ours["tokens_per_s"] / theirs["tokens_per_s"]
     print(json.dumps({"args": vars(a), "ours": ours, "peft": theirs, "speed_ratio": round(ratio, 3),
                       "memory_ratio": (round(theirs["peak_mib"] / ours["peak_mib"], 3)

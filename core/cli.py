@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp = sub.add_parser("prepare", help="train a tokenizer and encode a corpus into DATA_DIR")
     pp.add_argument("--input", nargs="+", required=True, metavar="PATH",
                     help="text files, folders (searched recursively) or @stdlib / @synthetic")
-    pp.add_argument("--out", required=True, metavar="DATA_DIR")
+    pp.add_argument("--out", default=None, metavar="DATA_DIR", help="where to write (required unless --preview)")
     pp.add_argument("--tokenizer", choices=("bpe", "char", "byte"), default="bpe")
     pp.add_argument("--vocab-size", type=int, default=None)
     pp.add_argument("--val-fraction", type=float, default=0.1)
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="use this checkpoint's tokenizer (and chat template for sft) instead of a new one")
     pp.add_argument("--block-size", type=int, default=None,
                     help="sft: truncate examples to this context (default: the checkpoint's block_size)")
+    pp.add_argument("--preview", type=int, default=None, metavar="N",
+                    help="with --tokenizer-from: print how the first N examples are tokenized and which tokens "
+                         "are trained (JSON), and write nothing")
 
     pt = sub.add_parser("train", help="train (or resume) a model from a run config")
     pt.add_argument("--config", required=True, metavar="RUN.yaml")

@@ -207,11 +207,72 @@ def prepare_sft(inputs: list[str], out: str, tokenizer_from: str, block_size: in
                 "sources": [os.path.abspath(p) for p in inputs], "seed": seed, "val_fraction": val_fraction,
                 "seconds": round(time.monotonic() - t0, 2)}
         layout.atomic_write_json(os.path.join(tmp, layout.DATA_META), meta, indent=1, fsync=True)
+        layout.atomic_write_json(os.path.join(tmp, layout.PREVIEW), _preview_rows(split_rows["val"], tok))
         _install(tmp, out)
         return meta
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+PREVIEW_TOKENS = 400  # tokens of the validation split kept in DATA_DIR/preview.json
+
+
+def _preview_rows(rows: list[tuple[list[int], list[int]]], tok, n_tokens: int = PREVIEW_TOKENS) -> dict:
+    """preview.json of an SFT folder: the first examples' tokens as display pieces plus `trained` (1 for a
+    trained target), so the studio can colour trained and masked tokens without a tokenizer."""
+    ids: list[int] = []
+    trained: list[int] = []
+    for row_ids, row_mask in rows:
+        if ids and len(ids) + len(row_ids) > n_tokens:
+            break
+        ids += [int(i) for i in row_ids]
+        trained += [int(m) for m in row_mask]
+    ids, trained = ids[:n_tokens], trained[:n_tokens]
+    return {"ids": ids, "pieces": tok.decode_pieces(ids), "trained": trained}
+
+
+def preview(inputs: list[str], tokenizer_from: str, fmt: str = "sft", examples: int = 6,
+            block_size: int | None = None, text_bytes: int = 4096) -> dict:
+    """What `prepare --format FMT --tokenizer-from C` would make of the first examples, written nowhere:
+    {"format", "template", "examples": [{"where", "ids", "pieces", "trained", "truncated"}], "block_size"}.
+    sft: the first `examples` lines (a bad one raises DataError naming file:line, as prepare would);
+    text: the first `text_bytes` of the first file, every token trained."""
+    from core.tokenizer import load_tokenizer
+
+    if not tokenizer_from:
+        raise DataError("--preview needs --tokenizer-from CHECKPOINT (the base model)")
+    meta_in = base_meta(tokenizer_from)
+    block = block_size or int(meta_in["config"]["model"]["block_size"])
+    tok = load_tokenizer(tokenizer_from)
+    chat = ChatFormat(meta_in)
+    out: list[dict] = []
+    if fmt == "text":
+        path = inputs[0]
+        try:
+            with open(path, "rb") as fh:
+                text = fh.read(text_bytes).decode("utf-8", errors="ignore")
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+        ids = tok.encode(text)
+        out.append({"where": f"{path}:1", "ids": ids, "pieces": tok.decode_pieces(ids), "trained": [1] * len(ids),
+                    "truncated": False})
+    else:
+        for path in inputs:
+            for where, line in layout.jsonl_lines(path):
+                ids, mask = encode_example(tok, chat, parse_line(line, where))
+                cut = len(ids) > block + 1
+                ids, mask = ids[:block + 1], mask[:block + 1]
+                out.append({"where": where, "ids": ids, "pieces": tok.decode_pieces(ids), "trained": mask,
+                            "truncated": cut})
+                if len(out) >= examples:
+                    break
+            if len(out) >= examples:
+                break
+        if not out:
+            raise DataError(f"no examples in {', '.join(inputs)}")
+    return {"format": fmt, "template": chat.kind if fmt == "sft" else None, "block_size": block,
+            "vocab_size": tok.vocab_size, "examples": out}
 
 
 # ------------------------------------------------------------------------------------ training side

@@ -27,6 +27,7 @@ from studio.controllers.generation import share_cores
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme
+from studio.views.finetune.dialog import open_finetune
 from studio.views.models import menu_actions as model_menu
 from studio.views.runs.actions import RunActions, follow_preset
 from studio.views.runs.close_dialog import ask_about_running
@@ -129,6 +130,8 @@ class MainWindow(QMainWindow):
                                         "Ctrl+D")
         self.fork_action = self._action(m, "&Fork from Checkpoint…", lambda: self.fork_run(self.current_dir),
                                         "Ctrl+Shift+F")
+        self._action(m, "Fine-&tune on My Data…", lambda: open_finetune(self, self.current_dir),
+                     "Ctrl+Shift+U")
         self._action(m, "&Continue for More Steps…", lambda: self.run_actions.continue_run(self.current_dir))
         self._action(m, "Co&mpare Ticked Runs…", lambda: self.run_actions.compare(
             self.runs_panel.compared() or [self.current_dir]), "Ctrl+Shift+C")

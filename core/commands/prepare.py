@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from core import layout
 from core.commands import emit
-from core.errors import EXIT_OK
+from core.errors import EXIT_OK, UsageError
 from core.protocol import make_event
 
 
@@ -19,6 +20,10 @@ def prepare_main(args: argparse.Namespace) -> int:
         if args.events:
             emit(make_event("progress", **info))
 
+    if getattr(args, "preview", None):
+        return _preview(args)
+    if not args.out:
+        raise UsageError("prepare needs --out DATA_DIR (or --preview N to look without writing)", "--out")
     if args.events:
         emit(make_event("start", kind="prepare", out=args.out, inputs=args.input))
     if getattr(args, "format", "text") == "sft":
@@ -47,6 +52,22 @@ def write_preview(data_dir: str, n_tokens: int = 400) -> None:
         ids = [int(i) for i in open_split(data_dir, "train")[:n_tokens]]
     layout.atomic_write_json(os.path.join(data_dir, layout.PREVIEW),
                              {"ids": ids, "pieces": tok.decode_pieces(ids)}, indent=None)
+
+
+def _preview(args: argparse.Namespace) -> int:
+    """`--preview N`: the first N examples as the base tokenizer and template encode them, trained tokens
+    marked; one `done` event (kind "preview") with --events, else the JSON on stdout. Nothing is written."""
+    from core.sft import preview
+
+    if args.preview < 1:
+        raise UsageError(f"--preview: expected a positive number of examples, got {args.preview}", "--preview")
+    result = preview(args.input, args.tokenizer_from, fmt=args.format, examples=args.preview,
+                     block_size=args.block_size)
+    if args.events:
+        emit(make_event("done", kind="preview", **result))
+    else:
+        print(json.dumps(result, ensure_ascii=False))
+    return EXIT_OK
 
 
 def _prepare_sft(args: argparse.Namespace) -> int:

@@ -22,11 +22,17 @@ class PrepareRequest:
     tokenizer: str = "bpe"
     vocab_size: int | None = None       # BPE only
     val_fraction: float | None = None   # None: the engine's default
+    format: str = "text"                # "text" | "sft" (instruction data, JSON Lines)
+    tokenizer_from: str | None = None   # a base checkpoint: its tokenizer (and chat template) instead of a new one
 
     def arguments(self) -> list[str]:
         """`llm-train prepare` arguments (without the subcommand), events on."""
-        args = ["--input", *self.sources, "--out", self.out, "--tokenizer", self.tokenizer]
-        if self.tokenizer == "bpe" and self.vocab_size:
+        args = ["--input", *self.sources, "--out", self.out]
+        if self.tokenizer_from:
+            args += ["--format", self.format, "--tokenizer-from", self.tokenizer_from]
+        else:
+            args += ["--tokenizer", self.tokenizer]
+        if self.tokenizer == "bpe" and self.vocab_size and not self.tokenizer_from:
             args += ["--vocab-size", str(self.vocab_size)]
         if self.val_fraction is not None:
             args += ["--val-fraction", f"{self.val_fraction:g}"]

@@ -20,7 +20,14 @@ _LIVE: weakref.WeakSet = weakref.WeakSet()
 
 def running_processes() -> list[EngineProcess]:
     """EngineProcess objects of this process whose child is still running (tests check for leftovers)."""
-    return [p for p in list(_LIVE) if p.is_running()]
+    out = []
+    for p in list(_LIVE):
+        try:
+            if p.is_running():
+                out.append(p)
+        except RuntimeError:  # its Qt objects were deleted with their parent (a closed dialog): not running
+            continue
+    return out
 
 
 class EngineProcess(QObject):

@@ -24,13 +24,16 @@ def read_meta(data_dir: str) -> dict:
     return layout.read_json(os.path.join(data_dir, layout.DATA_META))
 
 
-def read_preview(data_dir: str) -> tuple[list[int], list[str]] | None:
-    """(token ids, display pieces) from DATA_DIR/preview.json; None when there is no usable preview."""
+def read_preview(data_dir: str) -> tuple[list[int], list[str], list[int] | None] | None:
+    """(token ids, display pieces, trained marks or None) from DATA_DIR/preview.json; None when there is no
+    usable preview. SFT data sets mark each token 1 (trained) or 0 (masked prompt)."""
     preview = layout.read_json(os.path.join(data_dir, layout.PREVIEW))
-    ids, pieces = preview.get("ids"), preview.get("pieces")
+    ids, pieces, trained = preview.get("ids"), preview.get("pieces"), preview.get("trained")
     if not isinstance(ids, list) or not isinstance(pieces, list):
         return None
-    return ids, pieces
+    if not (isinstance(trained, list) and len(trained) == len(ids) and all(t in (0, 1) for t in trained)):
+        trained = None
+    return ids, pieces, trained
 
 
 def describe_source(source) -> str:

@@ -140,3 +140,57 @@ def test_a_list_of_eos_ids_ends_answers_at_any_of_them():
 
     assert greedy(Always7(), [1, 2], 3, {5, 7}, "cpu") == []
     assert greedy(Always7(), [1, 2], 3, {5}, "cpu") == [7, 7, 7]
+
+
+def test_preview_marks_the_tokens_prepare_trains_and_writes_nothing(task, tmp_path):
+    """`prepare --preview N`: the ids and trained marks of the first N lines are exactly what prepare
+    stores for those examples (ids, mask); the pieces decode back to the ids' text; no file appears."""
+    from core.sft import open_sft_split
+    from core.tokenizer import load_tokenizer
+
+    folder, paths = task
+    before = sorted(os.listdir(folder))
+    r = check(engine("prepare", "--input", paths["sft.jsonl"], "--format", "sft", "--tokenizer-from",
+                     paths["base"], "--preview", "3", cwd=folder))
+    assert sorted(os.listdir(folder)) == before
+    shown = json.loads(r.stdout)
+    assert shown["template"] == "builtin" and len(shown["examples"]) == 3
+    stored = {}
+    for split in ("train", "val"):
+        data = open_sft_split(paths["sft"], split)
+        for i in range(len(data)):
+            ids, mask = data.example(i)
+            stored[tuple(ids.tolist())] = mask.tolist()
+    tok = load_tokenizer(paths["base"])
+    for n, ex in enumerate(shown["examples"], start=1):
+        assert ex["where"] == f"{paths['sft.jsonl']}:{n}"
+        assert stored[tuple(ex["ids"])] == ex["trained"]
+        assert "".join(ex["pieces"]) == tok.decode(ex["ids"])
+        line = json.loads(open(paths["sft.jsonl"]).readlines()[n - 1])
+        trained = "".join(p for p, t in zip(ex["pieces"], ex["trained"], strict=True) if t)
+        assert trained == line["completion"] + "\n"
+
+
+def test_preview_names_a_bad_line_and_text_preview_trains_every_token(task, tmp_path):
+    folder, paths = task
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "x"}\n', encoding="utf-8")
+    r = engine("prepare", "--input", str(data), "--format", "sft", "--tokenizer-from", paths["base"],
+               "--preview", "5")
+    assert r.returncode == 2 and f"{data}:2: missing field 'completion'" in r.stderr
+    r = check(engine("prepare", "--input", paths["corpus.txt"], "--format", "text", "--tokenizer-from",
+                     paths["base"], "--preview", "1", "--events"))
+    done = json.loads(r.stdout.strip().splitlines()[-1])
+    assert done["event"] == "done" and done["kind"] == "preview"
+    ex = done["examples"][0]
+    assert set(ex["trained"]) == {1} and "".join(ex["pieces"]).startswith("<|user|>\nreverse: ")
+    r = engine("prepare", "--input", paths["corpus.txt"])
+    assert r.returncode == 2 and "--out" in r.stderr
+
+
+def test_sft_folder_preview_json_colours_trained_tokens(task):
+    folder, paths = task
+    shown = json.load(open(os.path.join(paths["sft"], "preview.json")))
+    assert len(shown["ids"]) == len(shown["pieces"]) == len(shown["trained"]) > 0
+    assert 0 < sum(shown["trained"]) < len(shown["trained"])
+    assert "".join(p for p, t in zip(shown["pieces"], shown["trained"], strict=True) if not t).startswith("<|user|>")

@@ -162,7 +162,11 @@ def test_data_sets_are_the_folders_the_engine_accepts(tmp_path):
     assert detail_rows(None) == dict.fromkeys(rows, "—")
     assert read_preview(str(root / "b")) is None
     layout.atomic_write_json(str(root / "b" / layout.PREVIEW), {"ids": [1, 2], "pieces": ["a", "b"]})
-    assert read_preview(str(root / "b")) == ([1, 2], ["a", "b"])
+    assert read_preview(str(root / "b")) == ([1, 2], ["a", "b"], None)
+    layout.atomic_write_json(str(root / "b" / layout.PREVIEW), {"ids": [1, 2], "pieces": ["a", "b"], "trained": [0, 1]})
+    assert read_preview(str(root / "b")) == ([1, 2], ["a", "b"], [0, 1])
+    layout.atomic_write_json(str(root / "b" / layout.PREVIEW), {"ids": [1, 2], "pieces": ["a", "b"], "trained": [0]})
+    assert read_preview(str(root / "b")) == ([1, 2], ["a", "b"], None)  # a damaged mask: plain colours
 
 
 def test_last_lines_of_a_log(tmp_path):

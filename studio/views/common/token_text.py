@@ -15,6 +15,10 @@ from PySide6.QtWidgets import QTextEdit, QToolTip, QWidget
 
 # Pastel backgrounds cycled per token: neighbours always differ, the text stays readable.
 TOKEN_COLOURS = ("#fbd3d3", "#cfe6fb", "#d4f2cc", "#fcefc0", "#e4d9fb")
+# With a loss mask: trained tokens alternate two greens, masked (prompt) tokens two greys with grey text.
+TRAINED_COLOURS = ("#b9ebb0", "#d8f5cf")
+MASKED_COLOURS = ("#e4e6e9", "#f1f2f4")
+MASKED_TEXT = "#6a6f76"
 
 
 def display_piece(piece: str) -> str:
@@ -33,28 +37,38 @@ class TokenText(QTextEdit):
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.ids: list[int] = []
         self.pieces: list[str] = []
+        self.trained: list[bool] | None = None
         self._starts: list[int] = []   # document position where each token's text begins
         self._end = 0
 
-    def set_tokens(self, ids: list[int], pieces: list[str]) -> None:
-        """Show tokens; `pieces[i]` is the display text of token `ids[i]`."""
+    def set_tokens(self, ids: list[int], pieces: list[str], trained: list[int] | None = None) -> None:
+        """Show tokens; `pieces[i]` is the display text of token `ids[i]`. With `trained` (1 per trained
+        target, 0 per masked token: SFT data), trained tokens are green and masked ones grey."""
         self.clear()
         n = min(len(ids), len(pieces))
         self.ids, self.pieces = [int(i) for i in ids[:n]], [str(p) for p in pieces[:n]]
+        self.trained = [bool(t) for t in trained[:n]] if trained is not None and len(trained) >= n else None
         self._starts = []
         cursor = QTextCursor(self.document())
         fmt = QTextCharFormat()
-        fmt.setForeground(QColor("#1b1f23"))  # dark text on the pastel backgrounds, in either theme
         for i, piece in enumerate(self.pieces):
             self._starts.append(cursor.position())
-            fmt.setBackground(QColor(TOKEN_COLOURS[i % len(TOKEN_COLOURS)]))
+            fmt.setBackground(QColor(self.background(i)))
+            masked = self.trained is not None and not self.trained[i]
+            fmt.setForeground(QColor(MASKED_TEXT if masked else "#1b1f23"))  # dark on pastel, either theme
             cursor.insertText(display_piece(piece) or "∅", fmt)
         self._end = cursor.position()
         self.moveCursor(QTextCursor.MoveOperation.Start)
 
+    def background(self, index: int) -> str:
+        """The background colour of token `index`: by position, or by trained / masked."""
+        if self.trained is None:
+            return TOKEN_COLOURS[index % len(TOKEN_COLOURS)]
+        return (TRAINED_COLOURS if self.trained[index] else MASKED_COLOURS)[index % 2]
+
     def show_message(self, text: str) -> None:
         """No tokens: a grey message instead (e.g. "no preview")."""
-        self.ids, self.pieces, self._starts, self._end = [], [], [], 0
+        self.ids, self.pieces, self._starts, self._end, self.trained = [], [], [], 0, None
         self.clear()
         colour = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
         self.setHtml(f"<p style='color:{colour}'>{html.escape(text)}</p>")
@@ -73,7 +87,9 @@ class TokenText(QTextEdit):
 
     def tooltip_for(self, index: int) -> str:
         piece = self.pieces[index]
-        return f"token #{index}  ·  id {self.ids[index]}  ·  {piece!r}"
+        role = "" if self.trained is None else (
+            "  ·  trained" if self.trained[index] else "  ·  masked: not trained")
+        return f"token #{index}  ·  id {self.ids[index]}  ·  {piece!r}{role}"
 
     def viewportEvent(self, event: QEvent) -> bool:  # noqa: N802 (Qt override)
         if event.type() == QEvent.Type.ToolTip:

@@ -224,7 +224,8 @@ class DataPanel(QWidget):
         top.addLayout(details, 1)
         self.sample = TokenText()
         self.sample.show_message("Select a data set to see a sample of its tokens.")
-        sample_title = QLabel("Sample, coloured by token (hover for the token id)")
+        sample_title = QLabel("Sample, coloured by token (hover for the token id; instruction data: green is "
+                              "trained, grey is masked prompt)")
         sample_title.setStyleSheet("font-weight: 600; margin-top: 6px;")
         lay = QVBoxLayout(self.datasets_box)
         lay.addLayout(top)

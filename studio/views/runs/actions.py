@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject
 
 from studio.controllers.runs import WorkspaceSession
 from studio.views.evaluate.actions import EvaluateActions
+from studio.views.finetune.dialog import open_finetune
 from studio.views.runs import dialogs
 from studio.views.runs.compare import CompareView
 from studio.views.runs.panel import RunsPanel
@@ -32,6 +33,7 @@ class RunActions(QObject):
         panel.annotate_requested.connect(self.annotate)
         panel.continue_requested.connect(self.continue_run)
         panel.compare_requested.connect(self.compare)
+        panel.finetune_requested.connect(lambda run_dir: open_finetune(window, run_dir))
         self.evaluate = EvaluateActions(window, session, panel)  # Evaluate… and the saved results
 
     def _say(self, text: str, ms: int = 8000) -> None:

@@ -46,6 +46,7 @@ class RunsPanel(QWidget):
     new_run_requested = Signal()
     copy_run_requested = Signal(str)      # "new run from this one"
     fork_run_requested = Signal(str)      # "fork from checkpoint"
+    finetune_requested = Signal(str)      # "fine-tune this run's model on other data"
     rename_requested = Signal(str)
     delete_requested = Signal(str)
     annotate_requested = Signal(str)      # notes and tags
@@ -174,7 +175,8 @@ class RunsPanel(QWidget):
         tags = s.get("tags") or []
         item.setText(0, s["name"] + "".join(f"  #{t}" for t in tags))
         kind = (s.get("lineage") or {}).get("kind")
-        tip = (f"{s['dir']}\n{'forked' if kind == 'fork' else 'copied'} from "
+        verb = {"fork": "forked", "finetune": "fine-tuned"}.get(kind, "copied")
+        tip = (f"{s['dir']}\n{verb} from "
                f"{s.get('parent_name') or 'its parent'}" if s.get("parent_dir") else s["dir"])
         item.setToolTip(0, tip + (f"\n\n{s['notes']}" if s.get("notes") else ""))
         item.setText(1, s["status"])
@@ -236,6 +238,8 @@ class RunsPanel(QWidget):
         menu = QMenu(self)
         menu.addAction("New from this", lambda: self.copy_run_requested.emit(run_dir))
         menu.addAction("Fork…", lambda: self.fork_run_requested.emit(run_dir)).setEnabled(bool(s.get("can_fork")))
+        menu.addAction("Fine-tune on my data…", lambda: self.finetune_requested.emit(run_dir)).setEnabled(
+            bool(s.get("can_fork")))
         menu.addAction("Continue for more steps…", lambda: self.continue_requested.emit(run_dir)).setEnabled(
             not running and s.get("status") in ("done", "stopped", "failed") and bool(s.get("can_fork")))
         menu.addSeparator()

@@ -76,6 +76,37 @@ def rename_run(run: Run, new_name: str) -> Run:
     return new
 
 
+def _repoint_lora_bases(child: Run, old_dir: str, new_dir: str) -> None:
+    """LoRA checkpoints name their base by absolute path (meta.json lora.base, outside the checksums):
+    those inside the renamed run now point into its new folder, so the adapters keep loading."""
+    for _step, ckpt in layout.list_checkpoints(child.dir):
+        meta_path = os.path.join(ckpt, layout.META)
+        meta = layout.read_json(meta_path)
+        lora = meta.get("lora")
+        base = lora.get("base") if isinstance(lora, dict) else None
+        if not isinstance(base, str):
+            continue
+        base = os.path.normpath(base)
+        if base == old_dir or base.startswith(old_dir + os.sep):
+            lora["base"] = new_dir + base[len(old_dir):]
+            layout.atomic_write_json(meta_path, meta)
+
+
+def lora_children(runs: list[Run], run_dir: str) -> list[str]:
+    """Names of the runs whose LoRA checkpoints are built on a checkpoint of `run_dir` (they stop loading
+    if it goes away)."""
+    inside = os.path.normpath(run_dir) + os.sep
+    out = []
+    for run in runs:
+        for _step, ckpt in layout.list_checkpoints(run.dir):
+            lora = layout.read_json(os.path.join(ckpt, layout.META)).get("lora")
+            base = lora.get("base") if isinstance(lora, dict) else None
+            if isinstance(base, str) and os.path.normpath(base).startswith(inside):
+                out.append(run.name)
+                break
+    return out
+
+
 def _repoint(child: Run, old_dir: str, new_dir: str) -> None:
     """A child run's references into its renamed parent, rewritten relative to the child."""
     from core.config_text import set_value
@@ -94,6 +125,7 @@ def _repoint(child: Run, old_dir: str, new_dir: str) -> None:
     if data.get("parent_checkpoint"):
         data["parent_checkpoint"] = moved(data["parent_checkpoint"])
     layout.atomic_write_json(path, data)
+    _repoint_lora_bases(child, old_dir, new_dir)
     cfg = child.config_or_none()
     init_from = cfg.train.init_from if cfg is not None else None
     if init_from and moved(os.path.relpath(init_from, child.dir)) != os.path.relpath(init_from, child.dir):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -16,7 +18,7 @@ from studio.controllers.finetune import DEFAULT_LR, sizes
 from studio.views.finetune.dialog import open_finetune
 from studio.workspace.workspace import Workspace
 from tests.studio.helpers import open_window, select_run
-from tests.studio.test_generation_panel import tiny_workspace
+from tests.studio.test_generation_panel import ROOT, tiny_workspace
 
 WAIT_MS = 180_000  # the engine imports torch first; the machine is shared
 WORDS = ["abc", "bad", "cab", "dab", "ace", "bed", "fed", "deb", "cede", "face", "bead", "dace"]
@@ -147,6 +149,20 @@ def test_create_prepares_the_data_creates_the_lora_run_and_trains_it(qtbot, ws, 
     assert w.training.plots.isVisible()  # the usual live curves: the Training tab is showing
     meta = layout.read_checkpoint_meta(layout.latest_checkpoint(run_dir))
     assert meta["lora"]["rank"] == 8 and os.path.realpath(meta["lora"]["base"]) == os.path.realpath(base)
+    # renaming the base re-points the adapters' base, so the fine-tune keeps loading (review finding 7)
+    from studio.workspace.annotations import lora_children
+
+    tiny = os.path.join(ws.runs_dir, "tiny")
+    assert lora_children([c.run for c in w.session.controllers.values()], tiny) == ["tiny-ft-reverse"]
+    new_dir, why = w.session.rename_run(tiny, "tiny-base")
+    assert new_dir and not why
+    ckpt = layout.latest_checkpoint(os.path.join(ws.runs_dir, "tiny-ft-reverse"))
+    base = layout.read_checkpoint_meta(ckpt)["lora"]["base"]
+    assert base.startswith(os.path.join(ws.runs_dir, "tiny-base") + os.sep) and os.path.isdir(base)
+    r = subprocess.run([sys.executable, "-m", "core", "generate", "--checkpoint", ckpt, "--prompt", "reverse: abc",
+                        "--max-new-tokens", "3"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": ROOT})
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_the_runs_list_and_the_run_menu_open_it_on_that_run(qtbot, ws):

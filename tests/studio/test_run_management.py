@@ -141,16 +141,16 @@ def test_rename_delete_and_tags_from_the_right_click_menu(qtbot, window, workspa
     w.runs_panel.status_filter.setCurrentIndex(0)
     # delete: refused without confirmation, then to the trash, and the selection moves on
     asked = []
-    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, name, children: asked.append((name, children)))
+    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, name, children, *_: asked.append((name, children)))
     _menu_action(w, renamed, "Move to Trash").trigger()
     assert os.path.isdir(renamed)
     assert asked == [("baseline", [])]
-    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, _n, _c: True)
+    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, _n, _c, *_: True)
     _menu_action(w, renamed, "Move to Trash").trigger()
     assert not os.path.exists(renamed) and os.path.isdir(tmp_path / "Trash" / "files" / "baseline")
     assert _names(w) == ["other"] and w.current_dir == other.dir and w.controller().run.name == "other"
     w.copy_run(other.dir)  # the confirmation names the runs made from the one going
-    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, name, children: asked.append((name, children)))
+    monkeypatch.setattr(dialogs, "confirm_delete", lambda _p, name, children, *_: asked.append((name, children)))
     _menu_action(w, other.dir, "Move to Trash").trigger()
     assert asked[-1] == ("other", ["other-2"]) and os.path.isdir(other.dir)
 

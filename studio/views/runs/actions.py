@@ -17,7 +17,7 @@ from studio.views.finetune.dialog import open_finetune
 from studio.views.runs import dialogs
 from studio.views.runs.compare import CompareView
 from studio.views.runs.panel import RunsPanel
-from studio.workspace.annotations import parse_tags
+from studio.workspace.annotations import lora_children, parse_tags
 
 
 class RunActions(QObject):
@@ -63,7 +63,8 @@ class RunActions(QObject):
         if ctl is None:
             return False
         children = [c.run.name for c in self.session.controllers.values() if c.run.parent_dir() == ctl.run.dir]
-        if not dialogs.confirm_delete(self.window, ctl.run.name, children):
+        adapters = lora_children([c.run for c in self.session.controllers.values()], ctl.run.dir)
+        if not dialogs.confirm_delete(self.window, ctl.run.name, children, adapters):
             return False
         name, was_current = ctl.run.name, self.window.current_dir == ctl.run.dir
         dirs = list(self.session.controllers)

@@ -20,9 +20,13 @@ def ask_rename(parent: QWidget, name: str) -> str | None:
     return text.strip() if ok and text.strip() else None
 
 
-def confirm_delete(parent: QWidget, name: str, children: list[str] | tuple[str, ...] = ()) -> bool:
+def confirm_delete(parent: QWidget, name: str, children: list[str] | tuple[str, ...] = (),
+                   adapters: list[str] | tuple[str, ...] = ()) -> bool:
     made = (f"\n\nRuns made from it ({', '.join(children)}) keep their own files, but a fork that has not "
             "started yet loses the checkpoint it starts from." if children else "")
+    if adapters:
+        made += (f"\n\nLoRA fine-tunes of it ({', '.join(adapters)}) hold only adapters: they cannot be "
+                 "loaded, resumed or exported without it until it is restored (or merge them first).")
     answer = QMessageBox.question(
         parent, "Move run to the trash",
         f"Move the run {name} (its config, metrics and checkpoints) to the trash?{made}\n\n"

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
 from core.config import ModelConfig  # noqa: E402
-from core.generate import SampleParams, generate_steps  # noqa: E402
+from core.generate import SampleParams, generate_steps, inference_dtype  # noqa: E402
 from core.model import GPT  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def run_ours(a, prompt: list[int]) -> tuple[float, list[int]]:
     cfg = ModelConfig(n_layer=a.n_layer, n_head=a.n_head, n_embd=a.n_embd, block_size=a.block_size,
                       vocab_size=a.vocab, dropout=0.0, bias=True, tie_embeddings=True)
     torch.manual_seed(0)
-    model = GPT(cfg).eval()
+    model = GPT(cfg).eval().to(inference_dtype(a.dtype, "cpu"))
     p = SampleParams(max_new_tokens=a.new_tokens, temperature=0.0, use_cache=True)
     warm = SampleParams(max_new_tokens=4, temperature=0.0, use_cache=True)
     list(generate_steps(model, prompt, warm))
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--prompt-tokens", type=int, default=16)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--dtype", choices=("float32", "bfloat16", "auto"), default="float32",
+                    help="our weights and KV cache (`llm-train generate --dtype`; auto = bf16 on a CPU with native "
+                         "bf16); HF stays at its default fp32")
     ap.add_argument("--repeat", type=int, default=1,
                     help="timed runs per side, alternating ours/HF; the median is reported (default: one run)")
     a = ap.parse_args(argv)
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ours, hf = a.new_tokens / t_ours, a.new_tokens / t_hf
     print(f"shape: n_layer={a.n_layer} n_head={a.n_head} n_embd={a.n_embd} n_positions={a.block_size} "
           f"vocab={a.vocab}; batch 1, prompt {a.prompt_tokens} tokens, {a.new_tokens} new tokens, greedy, "
-          f"KV cache, fp32, {torch.get_num_threads()} threads, torch {torch.__version__}")
+          f"KV cache, ours {inference_dtype(a.dtype, 'cpu')} / HF fp32, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"ours: {ours:8.1f} tokens/s ({t_ours:.2f} s)")
     print(f"HF:   {hf:8.1f} tokens/s ({t_hf:.2f} s)")
     print(f"ratio ours/HF: {ours / hf:.2f}x")

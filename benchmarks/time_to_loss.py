@@ -50,6 +50,15 @@ def prepare(text: str, out: str) -> None:
                     "--val-fraction", "0.1"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
+def sample(checkpoint: str) -> str:
+    """300 characters from a checkpoint, after the race (so neither side pays for samples): nanoGPT's
+    sample.py settings (temperature 0.8, top-k 200), the same seed and prompt for both."""
+    done = subprocess.run([sys.executable, "-m", "core", "generate", "--checkpoint", checkpoint, "--prompt", "\n",
+                           "--max-new-tokens", "300", "--temperature", "0.8", "--top-k", "200", "--seed", "1337"],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})
+    return done.stdout if done.returncode == 0 else f"(generate failed: {done.stderr.strip()[-300:]})"
+
+
 def race(name: str, cfg: dict, work: str, target: float) -> dict:
     """Train `cfg` in a fresh process; seconds from its start to the first eval with val loss <= target."""
     cfg = {**cfg, "train": {**cfg["train"], "target_val_loss": target}, "run": {"dir": f"runs/{name}",
@@ -61,7 +70,7 @@ def race(name: str, cfg: dict, work: str, target: float) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "core", "train", "--config", path, "--events"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONPATH": ROOT})
-    hit, steps, step_ms, start, best, last_sample = None, 0, [], {}, float("inf"), ""
+    hit, steps, step_ms, start, best, last_ckpt = None, 0, [], {}, float("inf"), ""
     for line in proc.stdout:
         ev = json.loads(line)
         if ev["event"] == "start":
@@ -72,14 +81,14 @@ def race(name: str, cfg: dict, work: str, target: float) -> dict:
             best = min(best, ev["val_loss"])
             if hit is None and ev["val_loss"] <= target:
                 hit = {"seconds": time.perf_counter() - t0, "step": ev["step"], "val_loss": ev["val_loss"]}
-        elif ev["event"] == "sample":
-            last_sample = ev.get("text", "")
-            if hit is not None and "sample" not in hit:
-                hit["sample"] = last_sample
+        elif ev["event"] == "checkpoint":
+            last_ckpt = ev["path"]
     proc.wait()
+    seconds = time.perf_counter() - t0
+    last_sample = sample(last_ckpt) if last_ckpt else ""
     ms = sorted(step_ms)[len(step_ms) // 2] if step_ms else float("nan")
     return {"name": name, "hit": hit, "steps_run": steps, "median_step_ms": ms, "best_val": best, "last_sample": last_sample,
-            "seconds": time.perf_counter() - t0, "precision": start.get("precision"), "params": start.get("params")}
+            "seconds": seconds, "precision": start.get("precision"), "params": start.get("params")}
 
 
 def main() -> int:
@@ -93,9 +102,7 @@ def main() -> int:
         prepare(os.path.abspath(args.text), data)
         with open(PRESET, encoding="utf-8") as fh:
             speedrun = yaml.safe_load(fh)
-        speedrun["train"]["sample_tokens"] = 300
-        configs = {"baseline": {**BASELINE, "train": {**BASELINE["train"], "sample_tokens": 300}},
-                   "speedrun": speedrun}
+        configs = {"baseline": BASELINE, "speedrun": speedrun}
         results = []
         for name, cfg in configs.items():
             if args.only in (None, name):
@@ -112,11 +119,9 @@ def main() -> int:
     elif len(results) == 2 and results[1]["hit"]:  # the baseline ran out of steps: its whole run is a floor
         print(f"ratio baseline/speedrun: more than {results[0]['seconds'] / results[1]['hit']['seconds']:.2f}x wall "
               f"(the baseline did not reach the target in its {results[0]['steps_run']} steps)")
-    for r in results:
-        if r["hit"] and r["hit"].get("sample"):
-            print(f"\n--- {r['name']} sample at val {r['hit']['val_loss']:.3f} ---\n{r['hit']['sample']}")
-        elif r["last_sample"]:
-            print(f"\n--- {r['name']} sample at the end (best val {r['best_val']:.3f}) ---\n{r['last_sample']}")
+    for r in results:  # from the checkpoint the run ended with: at the target, or after its last step
+        at = f"val {r['hit']['val_loss']:.3f}" if r["hit"] else f"the end, best val {r['best_val']:.3f}"
+        print(f"\n--- {r['name']} sample at {at} (step {r['steps_run']}) ---\n{r['last_sample']}")
     return 0
 
 

@@ -141,6 +141,17 @@ def base_meta(checkpoint: str) -> dict:
     return layout.read_checkpoint_meta(checkpoint)
 
 
+def _base(option: str, tokenizer_from: str | None, block_size: int | None):
+    """(tokenizer, chat format, block size) of the base checkpoint; DataError naming `option` without one."""
+    from core.tokenizer import load_tokenizer
+
+    if not tokenizer_from:
+        raise DataError(f"{option} needs --tokenizer-from CHECKPOINT (the base model)")
+    meta_in = base_meta(tokenizer_from)
+    block = block_size or int(meta_in["config"]["model"]["block_size"])
+    return load_tokenizer(tokenizer_from), ChatFormat(meta_in), block
+
+
 def _write_split(folder: str, split: str, rows: list[tuple[list[int], list[int]]], dtype) -> int:
     ids = np.concatenate([np.asarray(r[0], dtype) for r in rows])
     mask = np.concatenate([np.asarray(r[1], np.uint8) for r in rows])
@@ -171,14 +182,8 @@ def prepare_sft(inputs: list[str], out: str, tokenizer_from: str, block_size: in
                 val_fraction: float = 0.1, seed: int = 1337) -> dict:
     """Build an SFT data folder `out`; returns its meta (also meta.json). DataError on bad input."""
     from core.data import FORMAT, _install, _out_state
-    from core.tokenizer import load_tokenizer
 
-    if not tokenizer_from:
-        raise DataError("--format sft needs --tokenizer-from CHECKPOINT (the base model)")
-    meta_in = base_meta(tokenizer_from)
-    block = block_size or int(meta_in["config"]["model"]["block_size"])
-    tok = load_tokenizer(tokenizer_from)
-    fmt = ChatFormat(meta_in)
+    tok, fmt, block = _base("--format sft", tokenizer_from, block_size)
     out = os.path.abspath(out)
     _out_state(out)
     t0 = time.monotonic()
@@ -238,14 +243,7 @@ def preview(inputs: list[str], tokenizer_from: str, fmt: str = "sft", examples: 
     {"format", "template", "examples": [{"where", "ids", "pieces", "trained", "truncated"}], "block_size"}.
     sft: the first `examples` lines (a bad one raises DataError naming file:line, as prepare would);
     text: the first `text_bytes` of the first file, every token trained."""
-    from core.tokenizer import load_tokenizer
-
-    if not tokenizer_from:
-        raise DataError("--preview needs --tokenizer-from CHECKPOINT (the base model)")
-    meta_in = base_meta(tokenizer_from)
-    block = block_size or int(meta_in["config"]["model"]["block_size"])
-    tok = load_tokenizer(tokenizer_from)
-    chat = ChatFormat(meta_in)
+    tok, chat, block = _base("--preview", tokenizer_from, block_size)
     out: list[dict] = []
     if fmt == "text":
         path = inputs[0]

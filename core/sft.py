@@ -240,7 +240,8 @@ def _preview_rows(rows: list[tuple[list[int], list[int]]], tok, n_tokens: int = 
 def preview(inputs: list[str], tokenizer_from: str, fmt: str = "sft", examples: int = 6,
             block_size: int | None = None, text_bytes: int = 4096) -> dict:
     """What `prepare --format FMT --tokenizer-from C` would make of the first examples, written nowhere:
-    {"format", "template", "examples": [{"where", "ids", "pieces", "trained", "truncated"}], "block_size"}.
+    {"format", "template", "examples": [{"where", "ids", "pieces", "trained", "truncated"}], "block_size",
+    "unknown" (tokens that are the vocabulary's <unk>: characters a char-level base cannot represent)}.
     sft: the first `examples` lines (a bad one raises DataError naming file:line, as prepare would);
     text: the first `text_bytes` of the first file, every token trained."""
     tok, chat, block = _base("--preview", tokenizer_from, block_size)
@@ -269,8 +270,12 @@ def preview(inputs: list[str], tokenizer_from: str, fmt: str = "sft", examples: 
                 break
         if not out:
             raise DataError(f"no examples in {', '.join(inputs)}")
+    from core.tokenizer import UNK
+
+    unk = tok.tokenizer.token_to_id(UNK)
+    unknown = sum(ex["ids"].count(unk) for ex in out) if unk is not None else 0
     return {"format": fmt, "template": chat.kind if fmt == "sft" else None, "block_size": block,
-            "vocab_size": tok.vocab_size, "examples": out}
+            "vocab_size": tok.vocab_size, "examples": out, "unknown": unknown}
 
 
 # ------------------------------------------------------------------------------------ training side

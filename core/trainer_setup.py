@@ -131,7 +131,7 @@ class Batches:
     def fetch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.stack([self.data[i:i + self.T + 1] for i in starts.tolist()]).astype(np.int64)
         xy = torch.from_numpy(rows)
-        if self.device == "cuda":
+        if str(self.device).startswith("cuda"):  # DDP ranks train on "cuda:N"
             xy = xy.pin_memory().to(self.device, non_blocking=True)
         else:
             xy = xy.to(self.device)

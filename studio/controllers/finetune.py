@@ -192,6 +192,7 @@ class Preview:
     examples: list = field(default_factory=list)   # {"where", "ids", "pieces", "trained", "truncated"}
     template: str | None = None
     failure: EngineFailure | None = None
+    unknown: int = 0                                # tokens the base's vocabulary maps to <unk>
 
     @property
     def ok(self) -> bool:
@@ -248,7 +249,9 @@ class PreviewJob(EngineJob):
         base, data_file = self.request or ("", "")
         if status == "done" and close_event is not None:
             examples = [ex for ex in close_event.get("examples") or [] if _well_formed(ex)]
-            self.finished.emit(Preview("done", base, data_file, examples, close_event.get("template")))
+            unknown = close_event.get("unknown")
+            self.finished.emit(Preview("done", base, data_file, examples, close_event.get("template"),
+                                       unknown=unknown if isinstance(unknown, int) else 0))
         else:
             self.finished.emit(Preview(status, base, data_file, failure=failure))
 

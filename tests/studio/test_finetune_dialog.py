@@ -73,6 +73,8 @@ def test_preview_colours_the_answers_and_the_estimate_is_the_models_own(qtbot, w
         assert trained == word[::-1] + "\n"  # the char vocabulary has no '<', '>': they show as <unk>
         assert masked.replace("<unk>", "") == f"|user|\nreverse: {word}\n|assistant|\n"
     assert dialog.sample.trained == [bool(t) for t in preview.tokens()[2]]
+    # the demo-like char vocabulary has no '<' or '>': 4 per example become <unk>, and the dialog says so
+    assert preview.unknown == 4 * 6 and "24 of these tokens are &lt;unk&gt;" in dialog.preview_status.text()
     assert "trained" in dialog.preview_status.text()
     assert dialog.data_name.text() == "reverse-sft" and dialog.run_name.text() == "tiny-ft-reverse"
     # the trainable count the dialog shows is what the engine's LoRA model trains
@@ -118,9 +120,9 @@ def test_taken_names_are_refused(qtbot, ws, tmp_path):
 def test_text_file_previews_every_token_as_trained(qtbot, ws, tmp_path):
     w, dialog = _open(qtbot, ws)
     path = tmp_path / "notes.txt"
-    path.write_text("the cat sat on the mat.\n" * 20, encoding="utf-8")
+    path.write_text("the cat sat on the mat\n" * 20, encoding="utf-8")  # characters the vocabulary has
     preview = _preview(qtbot, dialog, str(path))
-    assert preview.ok and set(preview.tokens()[2]) == {1}
+    assert preview.ok and set(preview.tokens()[2]) == {1} and preview.unknown == 0
     assert "continued pre-training" in dialog.data_kind.text() and dialog.data_name.text() == "notes-text"
 
 

@@ -326,7 +326,12 @@ class FinetuneDialog(JobDialog):
                     else f"The start of the file: {total:,} tokens, every one trained")
             if cut:
                 text += f"; {cut} cut at the model's context"
-            self.preview_status.setText(text + ".")
+            text += "."
+            if preview.unknown:
+                text += (f"<br><span style='color:#b9770e'>{preview.unknown} of these tokens are &lt;unk&gt;: "
+                         "characters the base model's vocabulary does not have (a character-level model knows "
+                         "only its training text's characters). It can neither read nor write them.</span>")
+            self.preview_status.setText(text)
         elif preview.status == "failed" and preview.failure is not None:
             self.sample.show_message("No preview: the engine refused the data.")
             self.preview_status.setText(f"<span style='color:#c0392b'>{preview.failure.headline}</span>")

@@ -148,23 +148,19 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
     return pairs
 
 
-@torch.no_grad()
 def greedy(model, ids: list[int], max_new: int, stop_ids: set[int], device, temperature: float = 0.0,
            generator: torch.Generator | None = None) -> list[int]:
-    """The answer's token ids: argmax each step (temperature 0), else sampled from softmax(logits / t)."""
+    """The answer's token ids, decoded with the KV cache (core.generate): argmax each step (temperature 0),
+    else sampled from softmax(logits / t) with a seed drawn from `generator`; stops before a stop id."""
+    from core.generate import SampleParams, generate_steps
+
+    seed = int(torch.randint(0, 2**31 - 1, (), generator=generator)) if temperature > 0 else 0
     out: list[int] = []
-    T = model.cfg.block_size
-    for _ in range(max_new):
-        ctx = torch.tensor([(ids + out)[-T:]], device=device)
-        logits = model(ctx, last_only=True)[0][0, -1].float()
-        if temperature > 0:
-            probs = torch.softmax(logits / temperature, dim=-1).cpu()
-            nxt = int(torch.multinomial(probs, 1, generator=generator))
-        else:
-            nxt = int(logits.argmax())
-        if nxt in stop_ids:
+    for step in generate_steps(model, ids, SampleParams(max_new_tokens=max_new, temperature=temperature,
+                                                        seed=seed)):
+        if step.token_id in stop_ids:
             break
-        out.append(nxt)
+        out.append(step.token_id)
     return out
 
 

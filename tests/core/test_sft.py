@@ -130,16 +130,21 @@ def test_a_list_of_eos_ids_ends_answers_at_any_of_them():
     assert ChatFormat({"eos_token_id": [5, 7]}).stop_ids == {5, 7}
     assert ChatFormat({"eos_token_id": 3}).stop_ids == {3} and ChatFormat({}).stop_ids == set()
 
-    class Always7:  # a stand-in model whose next token is always 7
-        cfg = type("C", (), {"block_size": 8})
+    from core.config import ModelConfig
+    from core.model import GPT
 
-        def __call__(self, ctx, last_only=True):
-            logits = torch.zeros(1, 1, 10)
-            logits[0, 0, 7] = 1.0
-            return logits, None, None
-
-    assert greedy(Always7(), [1, 2], 3, {5, 7}, "cpu") == []
-    assert greedy(Always7(), [1, 2], 3, {5}, "cpu") == [7, 7, 7]
+    # a real model rigged so that its next token is always 7: the final norm outputs its bias (ones), and
+    # only the head's row 7 reads it
+    model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=8, vocab_size=10, bias=True,
+                            tie_embeddings=False)).eval()
+    with torch.no_grad():
+        model.ln_f.weight.zero_()
+        model.ln_f.bias.fill_(1.0)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[7] = 1.0
+    assert greedy(model, [1, 2], 3, {5, 7}, "cpu") == []
+    assert greedy(model, [1, 2], 3, {5}, "cpu") == [7, 7, 7]
+    assert greedy(model, [1, 2], 12, {5}, "cpu") == [7] * 12  # past block_size: the cache shifts the context
 
 
 def test_preview_marks_the_tokens_prepare_trains_and_writes_nothing(task, tmp_path):

@@ -225,6 +225,22 @@ def finetune_meta(tr) -> dict:
         out.update({k: v for k, v in (("chat_template", d.get("chat_template")), ("eos_token", d.get("eos_token")),
                                       ("eos_token_id", d.get("eos_id")), ("bos_token", d.get("bos_token")))
                     if v is not None})
+        if d.get("template") == "builtin" and not out.get("chat_template"):
+            out.update(_builtin_chat(tr.cfg.data.dir, out))
     if is_lora(tr.raw_model):
         out["lora"] = {**tr.raw_model.lora_spec, "base": os.path.abspath(t.init_from)}
+    return out
+
+
+def _builtin_chat(data_dir: str, meta: dict) -> dict:
+    """A model fine-tuned on the built-in template records it as its chat template; without an EOS token
+    its answers end with the template's newline, which becomes the stop id when it is one token."""
+    from core.sft import BUILTIN_END, BUILTIN_TEMPLATE
+    from core.tokenizer import load_tokenizer
+
+    out: dict = {"chat_template": BUILTIN_TEMPLATE}
+    if meta.get("eos_token_id") is None:
+        ids = load_tokenizer(data_dir).encode(BUILTIN_END)
+        if len(ids) == 1:
+            out["eos_token_id"] = ids[0]
     return out

@@ -35,6 +35,13 @@ ROLES = ("system", "user", "assistant")
 BUILTIN_END = "\n"  # the built-in template closes every turn with a newline; eval stops at it
 
 
+# The built-in template as jinja, recorded in a model fine-tuned on it so that chat (generate --chat, the
+# studio's chat mode, eval) renders conversations exactly as it was trained (a test checks they agree).
+BUILTIN_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}\n{% endfor %}"
+                    "{% if messages and messages[-1].role == 'assistant' %}{{ eos_token }}{% endif %}"
+                    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
 def _builtin(messages: list[dict], add_generation_prompt: bool, eos: str) -> str:
     out = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
     if messages and messages[-1]["role"] == "assistant":

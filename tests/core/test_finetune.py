@@ -29,6 +29,17 @@ def test_full_finetune_learns_the_reverse_task(task):
     assert after["exact_match"] > 0.9, after["generations"][:5]
     assert after["rouge_l"] > 0.9
     assert all(set(g) == {"prompt", "reference", "generation"} for g in after["generations"])
+    # trained on the built-in template, the model records it as its chat template and stops at its newline:
+    # chat (`generate --chat`, the studio's chat mode) answers as the pairs evaluation does
+    from core.sft import BUILTIN_TEMPLATE
+    from core.tokenizer import load_tokenizer
+
+    meta = layout.read_checkpoint_meta(ckpt)
+    assert meta["chat_template"] == BUILTIN_TEMPLATE and meta["eos_token_id"] == load_tokenizer(ckpt).encode("\n")[0]
+    words = [g["reference"][::-1] for g in after["generations"][:6]]
+    answers = [check(engine("generate", "--checkpoint", ckpt, "--chat", "--prompt", f"reverse: {w}", "--temperature",
+                            "0", "--max-new-tokens", "10", cwd=folder)).stdout.strip().splitlines()[-1] for w in words]
+    assert sum(a == w[::-1] for a, w in zip(answers, words, strict=True)) >= 5, answers
 
 
 def test_lora_learns_the_reverse_task_on_a_copying_base(task):

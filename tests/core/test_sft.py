@@ -199,3 +199,16 @@ def test_sft_folder_preview_json_colours_trained_tokens(task):
     assert len(shown["ids"]) == len(shown["pieces"]) == len(shown["trained"]) > 0
     assert 0 < sum(shown["trained"]) < len(shown["trained"])
     assert "".join(p for p, t in zip(shown["pieces"], shown["trained"], strict=True) if not t).startswith("<|user|>")
+
+
+def test_the_builtin_template_as_jinja_renders_what_training_saw():
+    from core.chat import render_chat
+    from core.sft import BUILTIN_TEMPLATE, _builtin
+
+    convo = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q1"},
+             {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]
+    for eos in ("", "</s>"):
+        meta = {"chat_template": BUILTIN_TEMPLATE, "eos_token": eos}
+        for n in range(1, len(convo) + 1):
+            for gen in (True, False):
+                assert render_chat(meta, convo[:n], gen) == _builtin(convo[:n], gen, eos)

@@ -227,6 +227,7 @@ class DataPanel(QWidget):
         sample_title = QLabel("Sample, coloured by token (hover for the token id; instruction data: green is "
                               "trained, grey is masked prompt)")
         sample_title.setStyleSheet("font-weight: 600; margin-top: 6px;")
+        sample_title.setWordWrap(True)  # never widens the window
         lay = QVBoxLayout(self.datasets_box)
         lay.addLayout(top)
         lay.addWidget(sample_title)

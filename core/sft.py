@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -217,6 +218,7 @@ def prepare_sft(inputs: list[str], out: str, tokenizer_from: str, block_size: in
                 "chat_template": fmt.template, "eos_token": fmt.eos_text or None, "eos_id": fmt.eos_id,
                 "bos_token": fmt.bos_text or None, "eot_id": fmt.eos_id, "base": os.path.abspath(tokenizer_from),
                 "sources": [os.path.abspath(p) for p in inputs], "seed": seed, "val_fraction": val_fraction,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "seconds": round(time.monotonic() - t0, 2)}
         layout.atomic_write_json(os.path.join(tmp, layout.DATA_META), meta, indent=1, fsync=True)
         layout.atomic_write_json(os.path.join(tmp, layout.PREVIEW), _preview_rows(split_rows["val"], tok))

@@ -73,6 +73,14 @@ def detail_rows(data_dir: str | None, meta: dict | None = None) -> dict[str, str
                 files=count("n_files") + (f"  ({human_bytes(n_bytes)})" if isinstance(n_bytes, int) else ""),
                 sources="\n".join(describe_source(s) for s in _list(meta.get("sources"))) or "—",
                 created=human_date(meta.get("created")))
+    if meta.get("kind") == "sft":  # instruction data: examples and trained tokens instead of files
+        tr, va = meta.get("train_examples"), meta.get("val_examples")
+        parts = [f"{tr + va:,} examples ({tr:,} train + {va:,} val)"] if isinstance(tr, int) and isinstance(va, int) \
+            else []
+        parts += [f"{meta[k]:,} {label}" for k, label in (("trained_tokens", "trained tokens"),
+                                                          ("truncated", "truncated"), ("dropped", "dropped"))
+                  if isinstance(meta.get(k), int)]
+        rows["files"] = " · ".join(parts) or "—"
     return rows
 
 

@@ -139,6 +139,11 @@ def test_create_prepares_the_data_creates_the_lora_run_and_trains_it(qtbot, ws, 
     data_meta = json.load(open(os.path.join(ws.data_dir, "reverse-sft", layout.DATA_META)))
     assert data_meta["kind"] == "sft" and data_meta["base"] == base
     assert data_meta["train_examples"] + data_meta["val_examples"] == 36
+    from studio.workspace.datasets import detail_rows
+
+    rows = detail_rows(os.path.join(ws.data_dir, "reverse-sft"))  # what the Data tab shows of it
+    assert rows["files"].startswith("36 examples (") and f"{data_meta['trained_tokens']:,} trained tokens" in rows["files"]
+    assert rows["created"] != "—"
     ctl = w.session.controller(run_dir)
     cfg = ctl.run.config()
     assert cfg.train.finetune == "lora" and os.path.realpath(cfg.train.init_from) == os.path.realpath(base)

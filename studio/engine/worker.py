@@ -52,6 +52,7 @@ class InferenceWorker(QObject):
         self._waiting: list[dict] = []     # requests made before ready
         self._in_flight: dict = {}         # id -> op
         self._stopping = False
+        self._restart_pending = False      # load() killed a starting process: start again when it has ended
         self._load_error: dict | None = None
         self._scratch = tempfile.mkdtemp(prefix="llm-studio-serve-")
 
@@ -75,6 +76,7 @@ class InferenceWorker(QObject):
         """Stop the process for good (no restart). Killing is safe (a worker has no state to save);
         `wait_ms` blocks until it is gone, for application shutdown and tests only."""
         self._stopping = True
+        self._restart_pending = False
         self._waiting.clear()
         if self._proc is not None and self._proc.is_running():
             self._proc.kill()
@@ -123,10 +125,13 @@ class InferenceWorker(QObject):
         self.checkpoint = os.path.abspath(checkpoint)
         if self.state == "ready":
             return self.request("load", checkpoint=self.checkpoint)
-        if self.is_running():  # still starting with the old one: start over with the new checkpoint
+        if self._restart_pending:
+            return ""  # the restart already on its way reads self.checkpoint
+        if self.is_running():  # still starting with the old one: start over with the new checkpoint, once
+            self._restart_pending = True  # the old process has ended (never waited on in the GUI thread)
             self._stopping = True
             self._proc.kill()
-            self._proc.wait_for_finished(5000)
+            return ""
         self.start()
         return ""
 
@@ -164,6 +169,10 @@ class InferenceWorker(QObject):
                     self._fail(f"could not load {os.path.basename(self.checkpoint)}: {ev.get('message')}")
 
     def _on_proc_finished(self, code: int, close: dict | None) -> None:
+        if self._restart_pending:  # killed by load() while starting: start with the new checkpoint
+            self._restart_pending = False
+            self.start()
+            return
         lost, self._in_flight = self._in_flight, {}
         for rid, op in lost.items():
             self.request_failed.emit({"event": "error", "id": rid, "op": op, "kind": "worker_died",

@@ -15,6 +15,7 @@ meta.json["lora"]["base"]; `load_weights_any` and `load_model` rebuild base + ad
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import replace
@@ -235,12 +236,21 @@ def finetune_meta(tr) -> dict:
 def _builtin_chat(data_dir: str, meta: dict) -> dict:
     """A model fine-tuned on the built-in template records it as its chat template; without an EOS token
     its answers end with the template's newline, which becomes the stop id when it is one token."""
-    from core.sft import BUILTIN_END, BUILTIN_TEMPLATE
-    from core.tokenizer import load_tokenizer
+    from core.sft import BUILTIN_TEMPLATE
 
     out: dict = {"chat_template": BUILTIN_TEMPLATE}
-    if meta.get("eos_token_id") is None:
-        ids = load_tokenizer(data_dir).encode(BUILTIN_END)
-        if len(ids) == 1:
-            out["eos_token_id"] = ids[0]
+    end = _turn_end_id(data_dir) if meta.get("eos_token_id") is None else None
+    if end is not None:
+        out["eos_token_id"] = end
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _turn_end_id(data_dir: str) -> int | None:
+    """The id of the built-in template's turn end when it is one token (read once per data folder, not at
+    every checkpoint)."""
+    from core.sft import BUILTIN_END
+    from core.tokenizer import load_tokenizer
+
+    ids = load_tokenizer(data_dir).encode(BUILTIN_END)
+    return ids[0] if len(ids) == 1 else None

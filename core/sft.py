@@ -20,6 +20,7 @@ loss (cross-entropy with ignore_index=-1) is the mean over trained tokens only.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -170,19 +171,23 @@ def _write_split(folder: str, split: str, rows: list[tuple[list[int], list[int]]
     return int(ids.size)
 
 
-def read_examples(inputs: list[str], tok, fmt: ChatFormat, max_len: int) -> tuple[list, int, int]:
-    """Every example of every input file, encoded; (rows, truncated, dropped)."""
-    rows, truncated, dropped = [], 0, 0
+def iter_examples(inputs: list[str], tok, fmt: ChatFormat, max_len: int):
+    """(where, ids, mask, truncated) of every example of every input file, encoded and cut to max_len."""
     for path in inputs:
         for where, line in layout.jsonl_lines(path):
             ids, mask = encode_example(tok, fmt, parse_line(line, where))
-            if len(ids) > max_len:
-                truncated += 1
-                ids, mask = ids[:max_len], mask[:max_len]
-            if not any(mask[1:]):  # nothing left to predict
-                dropped += 1
-                continue
-            rows.append((ids, mask))
+            yield where, ids[:max_len], mask[:max_len], len(ids) > max_len
+
+
+def read_examples(inputs: list[str], tok, fmt: ChatFormat, max_len: int) -> tuple[list, int, int]:
+    """Every example of every input file, encoded; (rows, truncated, dropped)."""
+    rows, truncated, dropped = [], 0, 0
+    for _where, ids, mask, cut in iter_examples(inputs, tok, fmt, max_len):
+        truncated += cut
+        if not any(mask[1:]):  # nothing left to predict
+            dropped += 1
+            continue
+        rows.append((ids, mask))
     return rows, truncated, dropped
 
 
@@ -266,17 +271,9 @@ def preview(inputs: list[str], tokenizer_from: str, fmt: str = "sft", examples: 
         out.append({"where": f"{path}:1", "ids": ids, "pieces": tok.decode_pieces(ids), "trained": [1] * len(ids),
                     "truncated": False})
     else:
-        for path in inputs:
-            for where, line in layout.jsonl_lines(path):
-                ids, mask = encode_example(tok, chat, parse_line(line, where))
-                cut = len(ids) > block + 1
-                ids, mask = ids[:block + 1], mask[:block + 1]
-                out.append({"where": where, "ids": ids, "pieces": tok.decode_pieces(ids), "trained": mask,
-                            "truncated": cut})
-                if len(out) >= examples:
-                    break
-            if len(out) >= examples:
-                break
+        for where, ids, mask, cut in itertools.islice(iter_examples(inputs, tok, chat, block + 1), examples):
+            out.append({"where": where, "ids": ids, "pieces": tok.decode_pieces(ids), "trained": mask,
+                        "truncated": cut})
         if not out:
             raise DataError(f"no examples in {', '.join(inputs)}")
     from core.tokenizer import UNK

@@ -12,7 +12,6 @@ Pure data and config work here; the engine does the tokenizing, in subprocesses 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
@@ -24,6 +23,7 @@ from core.errors import CheckpointError, UsageError
 from studio.controllers.engine_job import EngineJob
 from studio.controllers.prepare_request import NAME_RE, PrepareRequest
 from studio.engine.failure import EngineFailure
+from studio.workspace.workspace import run_of, safe_name
 
 SFT_SUFFIXES = (".jsonl", ".json")
 PREVIEW_EXAMPLES = 6
@@ -162,14 +162,10 @@ def sizes(choices: FinetuneChoices, base: BaseModel) -> dict:
 
 def suggested_names(data_file: str, base: str, taken_data: set[str], taken_runs: set[str]) -> tuple[str, str]:
     """(data set name, run name): `<file stem>-sft` / `<base run>-ft-<file stem>`, made unique."""
-    stem = _safe(os.path.splitext(os.path.basename(data_file))[0]) or "data"
+    stem = safe_name(os.path.splitext(os.path.basename(data_file))[0]) or "data"
     data = _unique(f"{stem}-{'sft' if data_format(data_file) == 'sft' else 'text'}", taken_data)
-    run = _safe(os.path.basename(os.path.dirname(os.path.dirname(os.path.normpath(base))))) or "base"
+    run = safe_name(os.path.basename(run_of(base))) or "base"
     return data, _unique(f"{run}-ft-{stem}", taken_runs)
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -32,8 +32,8 @@ class PrepareRequest:
             args += ["--format", self.format, "--tokenizer-from", self.tokenizer_from]
         else:
             args += ["--tokenizer", self.tokenizer]
-        if self.tokenizer == "bpe" and self.vocab_size and not self.tokenizer_from:
-            args += ["--vocab-size", str(self.vocab_size)]
+            if self.tokenizer == "bpe" and self.vocab_size:
+                args += ["--vocab-size", str(self.vocab_size)]
         if self.val_fraction is not None:
             args += ["--val-fraction", f"{self.val_fraction:g}"]
         return [*args, "--events"]

@@ -165,6 +165,14 @@ class WorkspaceSession(QObject):
         self.runs_changed.emit()
         return run
 
+    def finetune_run(self, name: str, config_text: str, base_checkpoint: str) -> Run:
+        """The run the Fine-tune dialog creates once its data is prepared (nested under the base's run)."""
+        assert self.workspace is not None
+        run = self.workspace.finetune_run(name, config_text, base_checkpoint)
+        self._add(run)
+        self.runs_changed.emit()
+        return run
+
     def fork_defaults(self, run_dir: str) -> tuple[RunController, dict, str] | None:
         """(controller, its train settings, a free name) for the fork dialog; None when it cannot fork."""
         ctl = self.controller(run_dir)

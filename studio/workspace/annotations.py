@@ -76,35 +76,35 @@ def rename_run(run: Run, new_name: str) -> Run:
     return new
 
 
-def _repoint_lora_bases(child: Run, old_dir: str, new_dir: str) -> None:
-    """LoRA checkpoints name their base by absolute path (meta.json lora.base, outside the checksums):
-    those inside the renamed run now point into its new folder, so the adapters keep loading."""
-    for _step, ckpt in layout.list_checkpoints(child.dir):
+def _lora_bases(run_dir: str):
+    """(meta.json path, meta, base) of each LoRA checkpoint of a run: its base checkpoint by absolute path."""
+    for _step, ckpt in layout.list_checkpoints(run_dir):
         meta_path = os.path.join(ckpt, layout.META)
         meta = layout.read_json(meta_path)
         lora = meta.get("lora")
         base = lora.get("base") if isinstance(lora, dict) else None
-        if not isinstance(base, str):
-            continue
-        base = os.path.normpath(base)
-        if base == old_dir or base.startswith(old_dir + os.sep):
-            lora["base"] = new_dir + base[len(old_dir):]
+        if isinstance(base, str):
+            yield meta_path, meta, os.path.normpath(base)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + os.sep)
+
+
+def _repoint_lora_bases(child: Run, old_dir: str, new_dir: str) -> None:
+    """LoRA checkpoints name their base by absolute path (meta.json lora.base, outside the checksums):
+    those inside the renamed run now point into its new folder, so the adapters keep loading."""
+    for meta_path, meta, base in _lora_bases(child.dir):
+        if _inside(base, old_dir):
+            meta["lora"]["base"] = new_dir + base[len(old_dir):]
             layout.atomic_write_json(meta_path, meta)
 
 
 def lora_children(runs: list[Run], run_dir: str) -> list[str]:
     """Names of the runs whose LoRA checkpoints are built on a checkpoint of `run_dir` (they stop loading
     if it goes away)."""
-    inside = os.path.normpath(run_dir) + os.sep
-    out = []
-    for run in runs:
-        for _step, ckpt in layout.list_checkpoints(run.dir):
-            lora = layout.read_json(os.path.join(ckpt, layout.META)).get("lora")
-            base = lora.get("base") if isinstance(lora, dict) else None
-            if isinstance(base, str) and os.path.normpath(base).startswith(inside):
-                out.append(run.name)
-                break
-    return out
+    folder = os.path.normpath(run_dir)
+    return [run.name for run in runs if any(_inside(base, folder) for _p, _m, base in _lora_bases(run.dir))]
 
 
 def _repoint(child: Run, old_dir: str, new_dir: str) -> None:

@@ -8,7 +8,7 @@ import os
 
 from core import layout
 from core.errors import CheckpointError
-from studio.workspace.workspace import Workspace
+from studio.workspace.workspace import Workspace, run_of  # noqa: F401 (run_of is used from here too)
 
 
 def checkpoint_label(path: str) -> str:
@@ -18,12 +18,6 @@ def checkpoint_label(path: str) -> str:
     if len(parts) >= 3 and parts[-2] == layout.CHECKPOINTS and step is not None:
         return f"{parts[-3]} · step {step}"
     return parts[-1]
-
-
-def run_of(checkpoint: str) -> str:
-    """The run folder of RUN/checkpoints/step-N ('' when the path is not laid out that way)."""
-    parent = os.path.dirname(os.path.normpath(checkpoint))
-    return os.path.dirname(parent) if os.path.basename(parent) == layout.CHECKPOINTS else ""
 
 
 def workspace_checkpoints(root: str) -> list[str]:

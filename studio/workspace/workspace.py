@@ -80,7 +80,7 @@ class Workspace:
         return Run(os.path.join(self.runs_dir, name))
 
     def unique_run_name(self, base: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "run"
+        base = safe_name(base) or "run"
         if not os.path.exists(os.path.join(self.runs_dir, base)):
             return base
         m = re.match(r"^(.*?)-(\d+)$", base)
@@ -105,6 +105,16 @@ class Workspace:
         run.set_lineage("copy", os.path.relpath(parent.dir, run.dir))
         return run
 
+    def finetune_run(self, name: str, config_text: str, base_checkpoint: str) -> Run:
+        """A fine-tune of `base_checkpoint` (its config already says train.init_from): a new run whose
+        lineage names the base's run, so it nests under it, and the checkpoint."""
+        run = self.create_run(name, config_text)
+        parent = run_of(base_checkpoint)
+        parent_rel = os.path.relpath(parent, run.dir) if parent and os.path.isfile(os.path.join(parent, layout.CONFIG)) \
+            else None
+        run.set_lineage("finetune", parent_rel, os.path.relpath(base_checkpoint, run.dir))
+        return run
+
     def fork_run(self, parent: Run, checkpoint: str, changes: dict | None = None,
                  name: str | None = None) -> Run:
         """'Fork from checkpoint': starts from the checkpoint's weights and optimizer (train.init_from)."""
@@ -114,6 +124,17 @@ class Workspace:
         run.write_config_text(with_changes(run.read_config_text(), updates))
         run.set_lineage("fork", os.path.relpath(parent.dir, run.dir), os.path.relpath(checkpoint, run.dir))
         return run
+
+
+def safe_name(text: str) -> str:
+    """`text` as a folder name: runs of other characters become '-', no leading or trailing '-' or '.'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+
+
+def run_of(checkpoint: str) -> str:
+    """The run folder of RUN/checkpoints/step-N ('' when the path is not laid out that way)."""
+    parent = os.path.dirname(os.path.normpath(checkpoint))
+    return os.path.dirname(parent) if os.path.basename(parent) == layout.CHECKPOINTS else ""
 
 
 def with_changes(config_text: str, changes: dict) -> str:

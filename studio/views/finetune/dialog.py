@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import layout
 from core.config import ConfigError
 from core.estimate import human_bytes, human_count
 from studio.controllers.finetune import (
@@ -409,11 +408,8 @@ class FinetuneDialog(JobDialog):
             self._update()
             return
         choices, meta = self._pending, result.meta
-        run = self.session.workspace.run(choices.run_name)
-        text = choices.config_text(self.base, result.out, run.dir)
-        run = self.session.new_run(text, choices.run_name)
-        run.set_lineage("finetune", _parent_run(run.dir, choices.base), os.path.relpath(choices.base, run.dir))
-        self.session.refresh()
+        text = choices.config_text(self.base, result.out, self.session.workspace.run(choices.run_name).dir)
+        run = self.session.finetune_run(choices.run_name, text, choices.base)
         examples = meta.get("train_examples")
         self.status.setText(f"Prepared {choices.data_name}"
                             + (f": {examples} training examples" if examples else "") + f"; created {run.name}.")
@@ -426,14 +422,6 @@ class FinetuneDialog(JobDialog):
         else:
             self.preview_job.cancel()
             self.reject()
-
-
-def _parent_run(run_dir: str, checkpoint: str) -> str | None:
-    """The base checkpoint's run folder relative to the new run (None for a checkpoint outside a run)."""
-    parent = os.path.dirname(os.path.dirname(os.path.normpath(checkpoint)))
-    if os.path.isfile(os.path.join(parent, layout.CONFIG)):
-        return os.path.relpath(parent, run_dir)
-    return None
 
 
 def open_finetune(window, run_dir: str | None = None) -> FinetuneDialog | None:

@@ -4,13 +4,16 @@ Both sides: a Llama-shaped model (default SmolLM-135M's shape: 30 layers, width 
 heads, SwiGLU 1536, vocab 49152, tied embeddings, RoPE, RMSNorm), random weights, the same batch of random
 token ids, LoRA rank/alpha on the same projections (q,k,v + o by default; ours fuses q,k,v into one
 matrix, so its one adapter on qkv has the same rank per projection group), AdamW over the adapters only,
-bf16 autocast on CUDA (fp32 on CPU). Each side warms up for a few steps, then times `--steps` optimizer
-steps; the figures are trained tokens per second and peak memory (CUDA: max allocated; CPU: the peak
-resident set of the process, each side running in its own child process so that neither inherits the
-other's high-water mark), and the ratios ours / theirs.
+bf16 autocast on CUDA; on a CPU fp32, or bf16 autocast on both sides with `--precision bf16` (what
+`precision: auto` picks on a CPU with AMX). Each side warms up for a few steps, then times `--steps`
+optimizer steps; the figures are trained tokens per second and peak memory (CUDA: max allocated; CPU: the
+peak resident set of the process, each side running in its own child process so that neither inherits the
+other's high-water mark), and the ratios ours / theirs. With `--repeat N` the children alternate (ours,
+peft, ours, ...) and the medians are reported, so that a busy moment on a shared machine hits both.
 
     python benchmarks/finetune_lora.py                          # on the GPU if there is one
     python benchmarks/finetune_lora.py --device cpu --n-layer 4 --steps 3   # a quick CPU check
+    python benchmarks/finetune_lora.py --device cpu --precision bf16 --seq 512 --batch 2 --repeat 3
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -53,7 +57,7 @@ def _timed(step, a) -> dict:
 def _ctx(a):
     if a.device == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16")
 
 
 def run_ours(a, x: torch.Tensor) -> dict:
@@ -117,15 +121,23 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="on a CPU: fp32, or bf16 autocast on both sides (CUDA always runs bf16 autocast)")
+    p.add_argument("--repeat", type=int, default=1, help="alternating child runs per side (medians)")
     p.add_argument("--side", choices=("ours", "peft"), default=None, help=argparse.SUPPRESS)  # one child's side
     a = p.parse_args()
     if a.side:
         x = torch.randint(0, 49152, (a.batch, a.seq + 1), generator=torch.Generator().manual_seed(0)).to(a.device)
         print(json.dumps((run_ours if a.side == "ours" else run_peft)(a, x)))
         return
-    ours, theirs = (_child(side) for side in ("ours", "peft"))
+    runs = {"ours": [], "peft": []}
+    for _ in range(max(1, a.repeat)):
+        for side in runs:
+            runs[side].append(_child(side))
+    ours, theirs = ({k: statistics.median(r[k] for r in runs[side]) for k in ("tokens_per_s", "peak_mib")}
+                    for side in ("ours", "peft"))
     ratio = ours["tokens_per_s"] / theirs["tokens_per_s"]
-    print(json.dumps({"args": vars(a), "ours": ours, "peft": theirs, "speed_ratio": round(ratio, 3),
+    print(json.dumps({"args": vars(a), "runs": runs, "ours": ours, "peft": theirs, "speed_ratio": round(ratio, 3),
                       "memory_ratio": (round(theirs["peak_mib"] / ours["peak_mib"], 3)
                                        if ours["peak_mib"] else None)}, indent=1))
 

@@ -144,7 +144,8 @@ class TrainConfig:
     device: str = _f("auto", "Where to train: auto picks cuda, then mps, then cpu.",
                      choices=("auto", "cpu", "cuda", "mps"))
     precision: str = _f("auto", "Number format: auto = bf16 on GPUs that support it, else fp16 on GPU; on a CPU "
-                        "bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX) and model.n_embd >= 256, "
+                        "bf16 autocast where the CPU has native bf16 and the model is wide enough (AMX: model.n_embd >= 64, "
+                        "AVX512-BF16: >= 256), "
                         "else fp32. The start event says which and why.",
                         choices=("auto", "fp32", "bf16", "fp16"))
     compile: bool = _f(False, "Compile the model with torch.compile (slow start, faster steps on GPU).")

@@ -3,9 +3,12 @@
 On a GPU: bf16 where the GPU supports it, else fp16 with the grad scaler. On a CPU, bf16 autocast pays
 only where the CPU computes bf16 natively (AVX512-BF16 or AMX: the oneDNN matmuls then run at twice the
 fp32 rate or more) *and* the matmuls are large enough for that to outweigh the casts autocast adds around
-every op. Measured on a 2-core AVX512-BF16 machine (issue 12): 6 layers x 384 wide, T=256, batch 12 ran
-1.74x faster in bf16 autocast; 4 x 128 (T=64) was no faster. The threshold below sits between the two:
-bf16 from a width of BF16_MIN_WIDTH features. Without native bf16, bf16 is emulated and slower: fp32.
+every op. Measured on 2-core machines, training step time bf16 autocast vs fp32 (attention computed in
+fp32 either way, see core.model._sdpa_cpu_fp32):
+  - AMX (Xeon, amx_bf16): 6 x 384 (T=256, batch 12) 1.8x faster; 4 x 128 (T=64, batch 32) 1.37x;
+    4 x 128 (T=128, batch 16) 1.23x; 4 x 64 (T=64, batch 32) 1.2x.
+  - AVX512-BF16 without AMX (EPYC, issue 12, before attention ran in fp32): 6 x 384 1.74x, 4 x 128 no gain.
+Hence bf16 from a width of BF16_MIN_WIDTH[flag] features. Without native bf16, bf16 is emulated and slower.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
-BF16_MIN_WIDTH = 256  # model.n_embd from which bf16 autocast beats fp32 on a CPU with native bf16
+# model.n_embd from which bf16 autocast beats fp32, by the CPU's native bf16 flag (measured, see above)
+BF16_MIN_WIDTH = {"amx_bf16": 64, "avx512_bf16": 256}
 _NATIVE_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -44,10 +48,11 @@ def cpu_precision(n_embd: int, flags: set[str] | None = None) -> tuple[str, str]
     if native is None:
         return "fp32", ("auto on CPU: this CPU has no native bf16 (no avx512_bf16/amx_bf16 flag), "
                         "bf16 would be emulated and slower")
-    if n_embd < BF16_MIN_WIDTH:
-        return "fp32", (f"auto on CPU: this CPU has {native}, but at model.n_embd={n_embd} (< {BF16_MIN_WIDTH}) "
+    least = BF16_MIN_WIDTH[native]
+    if n_embd < least:
+        return "fp32", (f"auto on CPU: this CPU has {native}, but at model.n_embd={n_embd} (< {least}) "
                         f"bf16 autocast is no faster than fp32")
-    return "bf16", (f"auto on CPU: {native} and model.n_embd={n_embd} >= {BF16_MIN_WIDTH}: "
+    return "bf16", (f"auto on CPU: {native} and model.n_embd={n_embd} >= {least}: "
                     f"bf16 autocast is faster")
 
 

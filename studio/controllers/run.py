@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import collections
 import math
+import threading
+from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, Slot
 
 from core import layout
 from core.config import Config, ConfigError, estimate, loads
@@ -26,6 +28,34 @@ from studio.workspace.tail import EventTail, file_size, read_last_lines
 from studio.workspace.workspace import launch_problems
 
 LOG_TAIL_BYTES = 16384  # of engine.log, read back when a past run is loaded
+# A metrics.jsonl bigger than this is replayed in a worker thread, so that opening a workspace with long runs
+# never freezes the window (100k steps at log_interval 1 are ~20 MB and take seconds to parse and fold in);
+# smaller ones (a few thousand events) are read at once.
+ASYNC_REPLAY_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class Replay:
+    """A run's metrics.jsonl read and folded in: pure Python, built in the GUI thread or a worker thread."""
+
+    history: RunHistory
+    console: list[str]   # the console lines of the last CONSOLE_KEEP notable events
+    tail: EventTail      # where the file was read to (a follower continues there), its unterminated tail
+
+
+def replay(metrics_path: str, keep: int) -> Replay:
+    tail = EventTail(metrics_path)
+    events = tail.read_all() if validate.file_problem(metrics_path) is None else []
+    history = RunHistory()
+    history.apply_all(events)
+    lines: collections.deque[str] = collections.deque(maxlen=keep)
+    for ev in reversed(events):  # only the last `keep` lines are kept: build no more than those
+        line = event_line(ev)
+        if line:
+            lines.appendleft(line)
+            if len(lines) == keep:
+                break
+    return Replay(history, list(lines), tail)
 
 
 class RunController(QObject):
@@ -38,6 +68,7 @@ class RunController(QObject):
     console_line = Signal(str)            # a stderr line, or a notable event in words
     run_started = Signal()
     run_finished = Signal(str, str)       # final status, a message for the user ("" when all went well)
+    _replayed = Signal(int, object)       # (load generation, Replay), from the replay thread
 
     STDERR_KEEP = 400
     CONSOLE_KEEP = 2000
@@ -53,30 +84,71 @@ class RunController(QObject):
         self.problems: list[str] = []         # what is damaged in the run folder (studio.workspace.validate)
         self.job: TrainingJob | None = None
         self.stopping = False
+        self.loading = False                  # a long history is being replayed in a worker thread
+        self._generation = 0
+        self._replayed.connect(self._on_replayed)
         self.reload()
 
     # ------------------------------------------------------------------ loading
     def reload(self) -> None:
-        """Replay metrics.jsonl and, when the run is still running, follow it (re-attach)."""
+        """Replay metrics.jsonl and, when the run is still running, follow it (re-attach). A long history is
+        replayed in a worker thread: meanwhile the status is "loading" and the history empty; the views are
+        told with history_changed / status_changed when it is in."""
         if self.job is not None and self.job.is_running():
             return
         log_offset = file_size(self.run.log_path)
+        self._generation += 1
         self.history = RunHistory()
         self.stderr_tail.clear()
         self.console.clear()
         self._load_log_tail()
-        tail = EventTail(self.run.metrics_path)
-        events = tail.read_all() if validate.file_problem(self.run.metrics_path) is None else []
-        metrics_offset = tail.complete_offset  # a follower continues at the first line not read
+        path, keep = self.run.metrics_path, self.CONSOLE_KEEP
+        if file_size(path) <= ASYNC_REPLAY_BYTES:
+            self._apply_replay(replay(path, keep), log_offset)
+            return
+        self.loading = True
+        self._set_status("loading")
+        generation = self._generation
+
+        def work() -> None:
+            try:
+                result = replay(path, keep)
+            except Exception as exc:  # noqa: BLE001 - reported in the console, never a traceback
+                result = exc
+            try:
+                self._replayed.emit(generation, (result, log_offset))
+            except RuntimeError:  # the controller was deleted meanwhile (workspace closed)
+                pass
+
+        threading.Thread(target=work, name=f"replay {self.run.name}", daemon=True).start()
+        self.history_changed.emit()
+
+    @Slot(int, object)
+    def _on_replayed(self, generation: int, payload) -> None:
+        if generation != self._generation:  # a newer reload (or a start) superseded this one
+            return
+        result, log_offset = payload
+        self.loading = False
+        if isinstance(result, Exception):
+            path = self.run.metrics_path
+            result = Replay(RunHistory(), [f"[studio] could not read {path}: {result}"],
+                            EventTail(path, file_size(path)))
+        self._apply_replay(result, log_offset)
+
+    def _apply_replay(self, result: Replay, log_offset: int) -> None:
+        """Adopt a replayed history; re-attach to the engine when it still runs, else read the file's torn
+        last line and settle the status."""
+        tail = result.tail
+        self.history = result.history
+        self.console.extend(result.console)
         job = self._new_job()
-        attached = job.attach(metrics_offset, log_offset)
+        attached = job.attach(tail.complete_offset, log_offset)  # a follower continues at the first line not read
         if not attached:  # the run has ended: its unterminated last line (if any) is all there will be
-            events += tail.flush()
-        for ev in events:
-            self.history.apply(ev)
-            line = event_line(ev)
-            if line:
-                self.console.append(line)
+            for ev in tail.flush():
+                self.history.apply(ev)
+                line = event_line(ev)
+                if line:
+                    self.console.append(line)
         self.history.note_bad_lines(tail.bad)
         self.problems = self.run.problems(self.history)
         if attached:

@@ -27,7 +27,43 @@ def _stat_fields(pid: int, proc: str = "/proc") -> list[str] | None:
 
 
 def process_tree(pid: int, proc: str = "/proc") -> list[int]:
-    """`pid` and all its descendants that exist now."""
+    """`pid` and all its descendants that exist now. Walks /proc/PID/task/*/children (Linux >= 3.5 with
+    CONFIG_PROC_CHILDREN, as on the common distributions): a few files per process of the tree, instead of
+    the stat file of every process on the machine, which is the fallback where that file is missing."""
+    if not os.path.isdir(f"{proc}/{pid}"):
+        return []
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        kids = _children(p, proc)
+        if kids is None:
+            return _process_tree_by_scan(pid, proc)
+        todo.extend(kids)
+    return out
+
+
+def _children(pid: int, proc: str) -> list[int] | None:
+    """Children of `pid` from its threads' `children` files; None where the kernel has no such file."""
+    try:
+        tasks = os.listdir(f"{proc}/{pid}/task")
+    except OSError:
+        return []  # gone meanwhile
+    kids: list[int] = []
+    for t in tasks:
+        try:
+            with open(f"{proc}/{pid}/task/{t}/children", encoding="ascii") as fh:
+                kids.extend(int(c) for c in fh.read().split())
+        except FileNotFoundError:
+            if not os.path.isdir(f"{proc}/{pid}/task/{t}"):
+                continue  # the thread ended meanwhile
+            return None
+        except (OSError, ValueError):
+            continue
+    return kids
+
+
+def _process_tree_by_scan(pid: int, proc: str) -> list[int]:
     children: dict[int, list[int]] = {}
     try:
         entries = [int(e) for e in os.listdir(proc) if e.isdigit()]
@@ -102,14 +138,20 @@ def parse_nvidia_smi(text: str) -> list[dict]:
     return gpus
 
 
-def gpu_sample(timeout: float = 2.0) -> list[dict] | None:
-    """Every GPU's figures, or None when there is no nvidia-smi (or it fails)."""
+def nvidia_smi_command() -> list[str] | None:
+    """The nvidia-smi query (program and arguments), or None when there is no nvidia-smi."""
     exe = shutil.which("nvidia-smi")
-    if exe is None:
+    return [exe, f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits"] if exe else None
+
+
+def gpu_sample(timeout: float = 2.0) -> list[dict] | None:
+    """Every GPU's figures, or None when there is no nvidia-smi (or it fails). Blocks up to `timeout`:
+    for scripts; the studio queries asynchronously (studio.controllers.system.GpuQuery)."""
+    cmd = nvidia_smi_command()
+    if cmd is None:
         return None
     try:
-        out = subprocess.run([exe, f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=timeout, check=False)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return parse_nvidia_smi(out.stdout) if out.returncode == 0 else None

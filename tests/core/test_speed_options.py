@@ -28,6 +28,10 @@ def test_cpu_precision_needs_native_bf16_and_a_wide_model(tmp_path):
     choice, why = prec.cpu_precision(384, {"avx512_bf16", "avx2"})
     assert choice == "bf16" and "avx512_bf16" in why
     assert prec.cpu_precision(512, {"amx_bf16", "avx512_bf16"})[1].startswith("auto on CPU: amx_bf16")
+    # AMX pays from 64 features (measured 1.2x at 4 x 64); AVX512-BF16 alone from 256
+    assert prec.cpu_precision(64, {"amx_bf16", "avx512_bf16"})[0] == "bf16"
+    assert prec.cpu_precision(32, {"amx_bf16", "avx512_bf16"})[0] == "fp32"
+    assert prec.cpu_precision(128, {"avx512_bf16"})[0] == "fp32"
     fake = tmp_path / "cpuinfo"
     fake.write_text("processor : 0\nflags\t\t: fpu sse avx512f avx512_bf16\n")
     assert prec.cpu_native_bf16(prec.cpu_flags(str(fake))) == "avx512_bf16"
@@ -126,6 +130,45 @@ def test_qk_norm_inspection_path_gives_the_same_logits():
     plain.load_state_dict(model.state_dict())  # same weights: QK-norm adds no parameters
     assert (plain(idx)[0] - fast).abs().max().item() > 1e-4
 
+
+
+@pytest.mark.parametrize("n_kv_head,past", [(None, 0), (2, 0), (2, 5)])
+def test_bf16_attention_on_cpu_runs_in_fp32_and_matches_it(n_kv_head, past):
+    """Under bf16 autocast the CPU attention is computed in fp32 (core.model._sdpa_cpu_fp32): its output
+    and gradients equal fp32 SDPA on the same bf16 inputs, grouped-query heads and a cached prefix included."""
+    import torch.nn.functional as F
+
+    from core.model import _causal_mask, _sdpa_cpu_fp32
+
+    torch.manual_seed(0)
+    kv = n_kv_head or 4
+    q = torch.randn(2, 4, 7, 8, dtype=torch.bfloat16, requires_grad=True)
+    k, v = (torch.randn(2, kv, past + 7, 8, dtype=torch.bfloat16, requires_grad=True) for _ in range(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = _sdpa_cpu_fp32(q, k, v, past, 0.0, kv != 4)
+    assert y.dtype == torch.bfloat16
+    mask = _causal_mask(7, past, "cpu") if past else None
+    ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, is_causal=not past,
+                                         enable_gqa=kv != 4)
+    torch.testing.assert_close(y, ref.to(torch.bfloat16))
+    g = torch.randn_like(ref)
+    got = torch.autograd.grad(y.float(), (q, k, v), g)
+    want = torch.autograd.grad(ref, (q, k, v), g)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=2e-2, rtol=2e-2)
+
+
+def test_bf16_model_matches_fp32_model_on_cpu():
+    """The whole model under bf16 autocast (the path `precision: auto` takes on an AMX CPU) stays within bf16
+    rounding of fp32: logits and loss."""
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(n_layer=2, n_head=4, n_embd=64, block_size=32, vocab_size=50)).eval()
+    idx = torch.randint(0, 50, (3, 32))
+    ref, ref_loss, _ = model(idx, idx)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, loss, _ = model(idx, idx)
+    assert (got.float() - ref).abs().max().item() < 0.05
+    assert abs(loss.item() - ref_loss.item()) < 0.01
 
 # ----------------------------------------------------------------------------------------- schedule, stop
 def test_wsd_schedule_is_stable_then_decays():

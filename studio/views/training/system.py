@@ -83,6 +83,8 @@ class SystemView(QWidget):
             text += (f" · GPU {_fmt(last.get('gpu_util_percent'), '%')}, "
                      f"{_fmt(last.get('gpu_mem_mb'), 'MiB')} of {_fmt(last.get('gpu_mem_total_mb'), 'MiB')}, "
                      f"{_fmt(last.get('gpu_temp_c'), '°C')}")
+        elif m.has_gpu is None:
+            text += " · GPU: asking nvidia-smi…"
         else:
             text += " · no GPU (nvidia-smi not found)"
         self.summary.setText(text)

@@ -41,11 +41,16 @@ def export_gguf(path: str, out: str, dtype: str) -> None:
     try:
         _metadata(writer, cfg, arch, dtype, meta)
         _vocabulary(writer, vocab, meta)
+        # Streamed, one converted tensor in memory at a time (review finding 19): the tensor table first
+        # (names, shapes, types, sizes: a first pass converts each tensor and keeps only those), then the
+        # data, converted again tensor by tensor. Peak memory: the model plus one tensor, not 2-3 models.
         for name, array, qtype in _tensors(model, arch, dtype, gguf):
-            writer.add_tensor(name, array, raw_dtype=qtype)
+            writer.add_tensor_info(name, array.shape, array.dtype, array.nbytes, raw_dtype=qtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
+        writer.write_ti_data_to_file()
+        for _name, array, _qtype in _tensors(model, arch, dtype, gguf):
+            writer.write_tensor_data(array)
         writer.close()
         os.replace(tmp, out)
     except BaseException:

@@ -81,3 +81,20 @@ def test_the_window_opens_on_a_long_run_and_shows_it_when_loaded(qtbot, workspac
         return next((it.text(1), it.text(2)) for it in items if it.text(0).startswith("long"))
 
     qtbot.waitUntil(lambda: row() == ("stopped", f"{STEPS}/{STEPS}"), timeout=5000)
+
+
+def test_the_console_shows_line_starts_after_a_long_last_line(qtbot):
+    """Loading a run's console must not scroll sideways to the end of a long last line (a checkpoint path
+    cut the start of every line in the new-user trial)."""
+    from studio.views.training.console import ConsoleView
+
+    view = ConsoleView()
+    qtbot.addWidget(view)
+    view.resize(300, 120)
+    view.show()
+    lines = [f"[studio] step {i}: val loss 2.0" for i in range(50)]
+    view.set_lines(lines + ["[studio] step 50: checkpoint /a/very/long/path/" + "x" * 300])
+    qtbot.wait(20)
+    assert view.horizontalScrollBar().maximum() > 0  # the long line does not fit
+    assert view.horizontalScrollBar().value() == 0
+    assert view.verticalScrollBar().value() == view.verticalScrollBar().maximum()

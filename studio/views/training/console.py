@@ -34,7 +34,16 @@ class ConsoleView(QPlainTextEdit):
     def set_lines(self, lines: list[str]) -> None:
         self._pending.clear()
         self.setPlainText("\n".join(lines[-MAX_LINES:]))
+        # the last line's start, not its end: a long last line (a checkpoint path) would scroll the view
+        # sideways and cut the start of every line
         self.moveCursor(QTextCursor.MoveOperation.End)
+        self.moveCursor(QTextCursor.MoveOperation.StartOfBlock)
+        self._show_last_line()
+        QTimer.singleShot(0, self, self._show_last_line)  # again once the scroll ranges follow the new text
+
+    def _show_last_line(self) -> None:
+        self.horizontalScrollBar().setValue(0)
+        self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
     def flush(self) -> None:
         if not self._pending:

@@ -35,7 +35,8 @@ class FiniteGuard:
     def ok_to_save(self, tr) -> bool:
         """Whether the current weights may be written as a checkpoint; if not, an `error` event (kind
         "nonfinite", naming the last good checkpoint) and run.json "failed"."""
-        weights_ok = all(bool(torch.isfinite(p).all()) for p in tr.raw_model.parameters())
+        # one device sync for all the weights, not one per parameter
+        weights_ok = bool(torch.stack([torch.isfinite(p).all() for p in tr.raw_model.parameters()]).all())
         if not bool(self.bad) and weights_ok:
             return True
         what = "the weights are not finite" if not bool(self.bad) else "the loss or gradient became non-finite"

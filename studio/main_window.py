@@ -488,9 +488,6 @@ class MainWindow(QMainWindow):
         self.save_config()
         self.save_window_state()
         self.session.shutdown(stop_running=choice == "stop")  # a stop is graceful: engines finish detached
-        monitor = getattr(self, "system_monitor", None)  # built with the training panel
-        if monitor is not None and monitor.gpu is not None:
-            monitor.gpu.shutdown()  # an nvidia-smi under way
         if self.inference_pool is not None:
             # each waits for the workers it was the last user of (killed: they end at once)
             self.generation.shutdown_workers(wait_ms=3000)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QObject, QProcess, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QProcess, QTimer, Signal
 
 from studio.controllers.run import RunController
 from studio.workspace.sysmetrics import ProcessSampler, nvidia_smi_command, parse_nvidia_smi
@@ -34,6 +34,9 @@ class GpuQuery(QObject):
         self.proc = QProcess(self)
         self.proc.finished.connect(self._on_proc_finished)
         self.proc.errorOccurred.connect(self._on_proc_error_occurred)
+        app = QCoreApplication.instance()
+        if app is not None:  # an nvidia-smi under way when the studio quits is killed, not orphaned
+            app.aboutToQuit.connect(self.shutdown)
 
     def busy(self) -> bool:
         return self.proc.state() != QProcess.ProcessState.NotRunning

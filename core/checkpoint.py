@@ -97,12 +97,14 @@ def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict
 
 
 def prune_checkpoints(run_dir: str, keep: int, protect: set[str] = frozenset()) -> None:
-    """Keep the newest `keep` checkpoints (0 = all); never delete protected paths."""
+    """Keep the newest `keep` checkpoints (0 = all); never delete protected paths, nor a checkpoint that a
+    LoRA fine-tune was trained on (it holds layout.LORA_CHILDREN: the fine-tune's adapters need it, wherever
+    that run has been renamed or moved since)."""
     if keep <= 0:
         return
     ckpts = list_checkpoints(run_dir)
     for _, path in ckpts[:-keep]:
-        if path not in protect:
+        if path not in protect and not os.path.exists(os.path.join(path, layout.LORA_CHILDREN)):
             shutil.rmtree(path, ignore_errors=True)
     root = os.path.join(run_dir, layout.CHECKPOINTS)
     for name in os.listdir(root):

@@ -135,6 +135,18 @@ def jsonl_lines(path: str) -> Iterator[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------------------------ checkpoints
+LORA_CHILDREN = "lora-children.txt"  # in a checkpoint: the runs whose LoRA adapters use it as their base
+
+
+def lora_children(path: str) -> list[str]:
+    """The run folders recorded in a checkpoint as using it as a LoRA base (see core.lora.note_lora_child)."""
+    try:
+        with open(os.path.join(path, LORA_CHILDREN), encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except OSError:
+        return []
+
+
 def checkpoint_problem(path: str) -> str | None:
     """None if `path` is a complete checkpoint folder, else the message saying why not (the same text
     the engine and the studio show)."""

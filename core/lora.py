@@ -211,6 +211,20 @@ def build_model(cfg, device: str, fresh: bool):
     return cfg, model
 
 
+def note_lora_child(base: str, run_dir: str) -> None:
+    """Record in the base checkpoint that the run at `run_dir` trains LoRA adapters on it, so that the base
+    run's keep_checkpoints never prunes it (core.checkpoint.prune_checkpoints). A read-only base (a shared
+    or imported model on a read-only disk) is left as it is: nothing there prunes it anyway."""
+    run_dir = os.path.abspath(run_dir)
+    if run_dir in layout.lora_children(base):
+        return
+    try:
+        with open(os.path.join(base, layout.LORA_CHILDREN), "a", encoding="utf-8") as fh:
+            fh.write(run_dir + "\n")
+    except OSError:
+        pass
+
+
 CHAT_KEYS = ("chat_template", "eos_token", "eos_token_id", "bos_token", "bos_token_id")
 
 

@@ -291,6 +291,10 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     from core.lora import build_model  # fine-tuning: the base's shape and weights, adapters (core.lora)
 
     cfg, model = build_model(cfg, device, fresh=resume_from is None)
+    if t.finetune == "lora" and rank == 0:
+        from core.lora import note_lora_child
+
+        note_lora_child(t.init_from, cfg.run.dir)
     dev_type = device.split(":")[0]
     tr = Trainer(
         cfg=cfg, rank=rank, world=world, device=device, precision=precision, sinks=sinks, data_meta=meta,

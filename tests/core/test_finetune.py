@@ -65,6 +65,26 @@ def test_lora_learns_the_reverse_task_on_a_copying_base(task):
                  cwd=folder))
     after = pairs_eval(folder, layout.latest_checkpoint(os.path.join(str(folder), "lora-rev")), paths["pairs.jsonl"])
     assert after["exact_match"] > 0.9, after["generations"][:5]
+    # the base checkpoint knows its LoRA child, so the copy run's keep_checkpoints will never prune it
+    assert layout.lora_children(copy_ckpt) == [os.path.join(str(folder), "lora-rev")]
+
+
+def test_pruning_keeps_a_checkpoint_that_a_lora_fine_tune_was_trained_on(tmp_path):
+    from core.checkpoint import prune_checkpoints
+    from core.lora import note_lora_child
+
+    run = tmp_path / "parent"
+    for step in range(1, 6):
+        ck = run / "checkpoints" / layout.step_dir_name(step)
+        ck.mkdir(parents=True)
+        (ck / layout.META).write_text("{}")
+        (ck / layout.WEIGHTS).write_bytes(b"x")
+    base = str(run / "checkpoints" / layout.step_dir_name(2))
+    note_lora_child(base, str(tmp_path / "child"))
+    note_lora_child(base, str(tmp_path / "child"))  # recorded once
+    assert layout.lora_children(base) == [str(tmp_path / "child")]
+    prune_checkpoints(str(run), 2)
+    assert sorted(os.listdir(run / "checkpoints")) == [layout.step_dir_name(s) for s in (2, 4, 5)]
 
 
 def _trainer(folder, paths, name, **train):

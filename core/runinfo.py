@@ -61,12 +61,20 @@ class RunInfo:
             if not os.path.exists(self.path):
                 raise
             # No room for a temporary copy (disk full): rewrite in place, so run.json does not stay
-            # "running"; the new text is about as long as the old.
+            # "running", but only within the file's present size (its blocks are already on the disk), padded
+            # with spaces (trailing whitespace is valid JSON). A text that would grow the file could be cut
+            # by the full disk: then the old run.json stays whole and the error goes up.
             import json
 
-            with open(self.path, "r+", encoding="utf-8") as fh:
-                fh.write(json.dumps(data, indent=2, default=str))
-                fh.truncate()
+            size = os.path.getsize(self.path)
+            for indent in (2, None):
+                raw = json.dumps(data, indent=indent, default=str).encode("utf-8")
+                if len(raw) <= size:
+                    break
+            else:
+                raise
+            with open(self.path, "r+b") as fh:
+                fh.write(raw.ljust(size, b" "))
 
     def parent(self) -> str | None:
         return self.read().get("parent")

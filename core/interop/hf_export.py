@@ -103,7 +103,20 @@ def hf_state_dict(model, family: str, dtype: torch.dtype) -> dict[str, torch.Ten
             if name.endswith(".weight") and "wte" not in name and "wpe" not in name and bias not in out:
                 width = t.shape[1] if name.endswith(("c_attn.weight", "c_fc.weight", "c_proj.weight")) else t.shape[0]
                 out[bias] = torch.zeros(width)
-    return {k: v.detach().to(dtype).contiguous().clone() for k, v in out.items()}
+    # A tensor is copied only where it must be: converted to another dtype (a new tensor anyway), transposed
+    # (GPT-2's Conv1D layout), or sharing its storage with one already taken (the k and v parts of our fused
+    # q/k/v matrix): safetensors refuses non-contiguous and shared tensors. An fp32 export of a Llama-shaped
+    # model thus holds the model once, not twice (review finding 19).
+    result, storages = {}, set()
+    for k, v in out.items():
+        v = v.detach().to(dtype)
+        ptr = v.untyped_storage().data_ptr()
+        if not v.is_contiguous() or ptr in storages:
+            v = v.contiguous().clone()
+            ptr = v.untyped_storage().data_ptr()
+        storages.add(ptr)
+        result[k] = v
+    return result
 
 
 def tokenizer_config(meta: dict, cfg, tok_spec: dict) -> dict:

@@ -138,6 +138,20 @@ def jsonl_lines(path: str) -> Iterator[tuple[str, str]]:
 LORA_CHILDREN = "lora-children.txt"  # in a checkpoint: the runs whose LoRA adapters use it as their base
 
 
+def lora_base(checkpoint: str, spec: dict) -> str:
+    """The base checkpoint of a LoRA checkpoint from its meta.json "lora" entry: `base` (absolute) when it
+    is there, else `base_relative` (relative to the LoRA checkpoint's folder) when that is: a workspace moved
+    or copied as a whole keeps its fine-tunes loading. "" when neither is recorded."""
+    base, rel = spec.get("base"), spec.get("base_relative")
+    if isinstance(base, str) and os.path.isdir(base):
+        return base
+    if isinstance(rel, str):
+        moved = os.path.normpath(os.path.join(checkpoint, rel))
+        if os.path.isdir(moved):
+            return moved
+    return base if isinstance(base, str) else ""
+
+
 def lora_children(path: str) -> list[str]:
     """The run folders recorded in a checkpoint as using it as a LoRA base (see core.lora.note_lora_child)."""
     try:

@@ -122,7 +122,7 @@ def load_weights_any(model: nn.Module, path: str, device) -> None:
         return
     from safetensors.torch import load_file
 
-    _load_base(model, spec["base"], device)
+    _load_base(model, layout.lora_base(path, spec), device)
     file = os.path.join(path, ADAPTERS)
     ckpt.verify_file(path, ADAPTERS)  # the checksum recorded when it was written
     try:
@@ -243,7 +243,10 @@ def finetune_meta(tr) -> dict:
         if d.get("template") == "builtin" and not out.get("chat_template"):
             out.update(_builtin_chat(tr.cfg.data.dir, out))
     if is_lora(tr.raw_model):
-        out["lora"] = {**tr.raw_model.lora_spec, "base": os.path.abspath(t.init_from)}
+        base = os.path.abspath(t.init_from)
+        # every checkpoint folder of the run sits at the same depth: the path relative to one fits them all
+        here = os.path.join(os.path.abspath(tr.cfg.run.dir), layout.CHECKPOINTS, layout.step_dir_name(0))
+        out["lora"] = {**tr.raw_model.lora_spec, "base": base, "base_relative": os.path.relpath(base, here)}
     return out
 
 

@@ -82,8 +82,8 @@ def _lora_bases(run_dir: str):
         meta_path = os.path.join(ckpt, layout.META)
         meta = layout.read_json(meta_path)
         lora = meta.get("lora")
-        base = lora.get("base") if isinstance(lora, dict) else None
-        if isinstance(base, str):
+        base = layout.lora_base(ckpt, lora) if isinstance(lora, dict) else ""
+        if base:
             yield meta_path, meta, os.path.normpath(base)
 
 
@@ -96,7 +96,9 @@ def _repoint_lora_bases(child: Run, old_dir: str, new_dir: str) -> None:
     those inside the renamed run now point into its new folder, so the adapters keep loading."""
     for meta_path, meta, base in _lora_bases(child.dir):
         if _inside(base, old_dir):
-            meta["lora"]["base"] = new_dir + base[len(old_dir):]
+            moved = new_dir + base[len(old_dir):]
+            meta["lora"]["base"] = moved
+            meta["lora"]["base_relative"] = os.path.relpath(moved, os.path.dirname(meta_path))
             layout.atomic_write_json(meta_path, meta)
 
 

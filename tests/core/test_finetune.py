@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from engine_helpers import engine
+from engine_helpers import engine, write_config
 from finetune_helpers import check, finetune_config, pairs_eval, reverse_task
 
 from core import layout
@@ -248,3 +248,36 @@ def test_a_damaged_adapters_file_is_named_not_a_traceback(task, tmp_path, damage
         r = engine(*argv, cwd=folder)
         assert r.returncode == 2, (argv, r.stderr[-1500:])
         assert "adapters.safetensors" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_moved_workspace_keeps_its_lora_fine_tunes_loading(task, tmp_path):
+    """meta.json records the LoRA base absolutely and relative to the checkpoint (review finding 7): after
+    the whole folder moves, the absolute path is gone and the relative one finds the base."""
+    import shutil
+
+    import torch
+
+    from core.lora import load_model
+
+    folder, paths = task
+    ws = tmp_path / "ws1"
+    shutil.copytree(os.path.dirname(os.path.dirname(paths["base"])), ws / "runs" / "base")
+    shutil.copytree(paths["sft"], ws / "data" / "sft")
+    base = str(ws / "runs" / "base" / "checkpoints" / os.path.basename(paths["base"]))
+    cfg = write_config(ws, "data/sft", model={"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 48},
+                       train={"max_steps": 3, "init_from": base, "finetune": "lora", "lr": 1e-2,
+                              "warmup_steps": 0, "precision": "fp32"},
+                       run={"dir": "runs/lora"}, name="lora.yaml")
+    check(engine("train", "--config", cfg, cwd=ws))
+    ckpt = layout.latest_checkpoint(str(ws / "runs" / "lora"))
+    spec = layout.read_checkpoint_meta(ckpt)["lora"]
+    assert spec["base"] == base and os.path.normpath(os.path.join(ckpt, spec["base_relative"])) == base
+    x = torch.randint(0, 20, (1, 12))
+    before = load_model(ckpt)[0](x)[0]
+    os.rename(ws, tmp_path / "ws2")  # the whole workspace moves: every absolute path into it is gone
+    moved = ckpt.replace(str(ws), str(tmp_path / "ws2"))
+    assert not os.path.exists(base)
+    assert layout.lora_base(moved, spec) == base.replace(str(ws), str(tmp_path / "ws2"))
+    torch.testing.assert_close(load_model(moved)[0](x)[0], before)
+    assert check(engine("generate", "--checkpoint", moved, "--prompt", "reverse: abc", "--max-new-tokens", "3",
+                        cwd=tmp_path)).stdout.startswith("reverse: abc")

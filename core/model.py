@@ -152,28 +152,31 @@ class CausalSelfAttention(nn.Module):
                 k, v, gqa = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1), False
             if T > 1 and q.device.type == "cpu" and q.dtype != torch.float32:
                 y = _sdpa_cpu_fp32(q, k, v, past, dropout, gqa)
-            elif past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, enable_gqa=gqa)
-            elif T == 1:  # one new token attends to everything before it: no mask needed
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, enable_gqa=gqa)
             else:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(T, past, x.device),
-                                                   dropout_p=dropout, enable_gqa=gqa)
+                y = _sdpa(q, k, v, past, dropout, gqa)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y)), probs
 
 
+def _sdpa(q, k, v, past: int, dropout: float, gqa: bool) -> torch.Tensor:
+    """Causal SDPA of the new tokens' queries over the cached and new keys (past = tokens already cached)."""
+    if past == 0:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, enable_gqa=gqa)
+    if q.size(2) == 1:  # one new token attends to everything before it: no mask needed
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, enable_gqa=gqa)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=_causal_mask(q.size(2), past, q.device),
+                                          dropout_p=dropout, enable_gqa=gqa)
+
+
 def _sdpa_cpu_fp32(q, k, v, past: int, dropout: float, gqa: bool) -> torch.Tensor:
-    """Causal SDPA of bf16/fp16 q, k, v on a CPU, computed in fp32 and returned in their dtype.
+    """`_sdpa` of bf16/fp16 q, k, v on a CPU, computed in fp32 and returned in their dtype.
 
     ATen's CPU flash-attention kernel is much slower in bf16 than in fp32 (torch 2.13, 2-core AMX machine,
     forward + backward: 20 vs 5 ms at head size 32, T=128; 40 vs 33 ms at head size 64, T=256), while the
     casts cost little: under bf16 autocast the matmuls around it keep their bf16 speed and attention runs
     at fp32's. Autocast is off inside, or it would cast the inputs back to bf16."""
     with torch.autocast("cpu", enabled=False):
-        mask = _causal_mask(q.size(2), past, q.device) if past else None
-        y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout,
-                                           is_causal=not past, enable_gqa=gqa)
+        y = _sdpa(q.float(), k.float(), v.float(), past, dropout, gqa)
     return y.to(q.dtype)
 
 

@@ -32,15 +32,24 @@ def process_tree(pid: int, proc: str = "/proc") -> list[int]:
     the stat file of every process on the machine, which is the fallback where that file is missing."""
     if not os.path.isdir(f"{proc}/{pid}"):
         return []
+    if _children(pid, proc) is None:
+        return _process_tree_by_scan(pid, proc)
+    return _walk(pid, lambda p: _children(p, proc) or [])
+
+
+def _walk(pid: int, children) -> list[int]:
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        kids = _children(p, proc)
-        if kids is None:
-            return _process_tree_by_scan(pid, proc)
-        todo.extend(kids)
+        todo.extend(children(p))
     return out
+
+
+def _process_tree_by_scan(pid: int, proc: str) -> list[int]:
+    """The same from every process's parent pid (/proc/PID/stat)."""
+    scanned = _scan_children(proc)
+    return _walk(pid, lambda p: scanned.get(p, [])) if os.path.isdir(f"{proc}/{pid}") else []
 
 
 def _children(pid: int, proc: str) -> list[int] | None:
@@ -63,24 +72,18 @@ def _children(pid: int, proc: str) -> list[int] | None:
     return kids
 
 
-def _process_tree_by_scan(pid: int, proc: str) -> list[int]:
+def _scan_children(proc: str) -> dict[int, list[int]]:
+    """Every process's children, from the parent pid in each /proc/PID/stat."""
     children: dict[int, list[int]] = {}
     try:
         entries = [int(e) for e in os.listdir(proc) if e.isdigit()]
     except OSError:
-        return []
+        return children
     for p in entries:
         fields = _stat_fields(p, proc)
         if fields is not None:
             children.setdefault(int(fields[1]), []).append(p)
-    if pid not in entries:
-        return []
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
+    return children
 
 
 def cpu_seconds(pid: int, proc: str = "/proc") -> float:

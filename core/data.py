@@ -443,7 +443,7 @@ def check_folder(data_dir: str, meta: dict) -> None:
     if tok.vocab_size != meta["vocab_size"]:
         raise PrepareError(f"{tok_path} has {tok.vocab_size} tokens but meta.json says vocab_size "
                            f"{meta['vocab_size']}: the folder is mixed up; prepare it again")
-    checked = _read_checked(data_dir)
+    checked = layout.read_json(os.path.join(data_dir, CHECKED))  # {} when missing or damaged: scan again
     changed = False
     for split in layout.SPLITS:
         ids = open_split(data_dir, split)  # sizes checked against meta.json
@@ -468,10 +468,6 @@ def check_folder(data_dir: str, meta: dict) -> None:
 def scan_max_id(ids: np.ndarray, chunk: int = 1 << 24) -> int:
     """The largest token id of a split, chunk by chunk."""
     return max(int(ids[i:i + chunk].max()) for i in range(0, len(ids), chunk))
-
-
-def _read_checked(data_dir: str) -> dict:
-    return layout.read_json(os.path.join(data_dir, CHECKED))  # {} when missing or damaged: scan again
 
 
 def open_split(data_dir: str, split: str) -> np.memmap:

@@ -165,12 +165,13 @@ def greedy(model, ids: list[int], max_new: int, stop_ids: set[int], device, temp
 
 
 def scores(generations: list[str], references: list[str]) -> dict:
-    """BLEU (sacrebleu corpus), ROUGE-L (mean F), exact match; UsageError naming the extra if missing."""
+    """BLEU (sacrebleu corpus), ROUGE-L (mean F), exact match; UsageError naming the package if missing."""
     try:
         import sacrebleu
         from rouge_score import rouge_scorer
     except ImportError as exc:
-        raise UsageError(f"eval --pairs needs {exc.name}: pip install 'llm-training-studio[eval]'") from None
+        raise UsageError(f"eval --pairs needs the Python package {exc.name!r}, a dependency of this program that "
+                         f"is not installed: pip install sacrebleu rouge-score") from None
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     rouge = [scorer.score(r, g)["rougeL"].fmeasure for g, r in zip(generations, references, strict=True)]
     exact = [g.strip() == r.strip() for g, r in zip(generations, references, strict=True)]

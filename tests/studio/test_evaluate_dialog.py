@@ -123,6 +123,9 @@ def test_pairs_evaluation_generations_beside_references_kept_across_reopening(qt
     qtbot.mouseClick(dialog.results_button, Qt.MouseButton.LeftButton)
     view = w.run_actions.evaluate.results
     assert view.isVisible() and view.pages.currentIndex() == 0
+    # exact match reads as a percentage in the list, as in the headline ("exact match 40%")
+    assert float(view.list.item(0, 7).text()) == round(100 * e.figures["exact_match"], 1)
+    assert view.list.horizontalHeaderItem(7).text() == "Exact %"
     assert view.generations.rowCount() == 5 and view.column_texts("Reference") == refs
     assert view.column_texts("Prompt") == [f"copy: {r}|" for r in refs]
     gens = [g.generation for g in e.generations]

@@ -74,7 +74,8 @@ def test_preview_colours_the_answers_and_the_estimate_is_the_models_own(qtbot, w
         assert masked.replace("<unk>", "") == f"|user|\nreverse: {word}\n|assistant|\n"
     assert dialog.sample.trained == [bool(t) for t in preview.tokens()[2]]
     # the demo-like char vocabulary has no '<' or '>': 4 per example become <unk>, and the dialog says so
-    assert preview.unknown == 4 * 6 and "24 of these tokens are &lt;unk&gt;" in dialog.preview_status.text()
+    assert preview.unknown == 4 * 6 and "24 of the " in dialog.preview_status.text() \
+        and "tokens are &lt;unk&gt;" in dialog.preview_status.text()
     assert "trained" in dialog.preview_status.text()
     assert dialog.data_name.text() == "reverse-sft" and dialog.run_name.text() == "tiny-ft-reverse"
     # the trainable count the dialog shows is what the engine's LoRA model trains

@@ -33,7 +33,7 @@ from studio.theme import status_color
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.workspace.evaluations import Evaluation
 
-LIST_COLUMNS = ("When", "Kind", "File", "Perplexity", "Bits/byte", "BLEU", "ROUGE-L", "Exact match")
+LIST_COLUMNS = ("When", "Kind", "File", "Perplexity", "Bits/byte", "BLEU", "ROUGE-L", "Exact %")
 GEN_COLUMNS = ("#", "Prompt", "Reference", "Generation", "Exact")
 PREVIEW_CHARS = 120  # of a text in a table cell; the whole text shows below when the row is selected
 
@@ -53,11 +53,11 @@ def _cell(value) -> QTableWidgetItem:
     return item
 
 
-def _figure(e: Evaluation, name: str, fmt: str) -> QTableWidgetItem:
+def _figure(e: Evaluation, name: str, fmt: str, scale: float = 1.0) -> QTableWidgetItem:
     value = e.figures.get(name)
     if value is None:
         return _cell("")
-    return _cell(float(f"{value:{fmt}}"))  # rounded for reading, still sorted as a number
+    return _cell(float(f"{scale * value:{fmt}}"))  # rounded for reading, still sorted as a number
 
 
 class ResultsView(QDialog):
@@ -137,7 +137,7 @@ class ResultsView(QDialog):
             for c, item in enumerate((when, _cell(e.kind), _cell(e.file_name()),
                                       _figure(e, "perplexity", ".4g"), _figure(e, "bits_per_byte", ".4g"),
                                       _figure(e, "bleu", ".2f"), _figure(e, "rouge_l", ".3f"),
-                                      _figure(e, "exact_match", ".3f"))):
+                                      _figure(e, "exact_match", ".1f", 100.0))):
                 t.setItem(r, c, item)
             t.item(r, 2).setToolTip(e.file)
         header = t.horizontalHeader()

@@ -327,7 +327,7 @@ class FinetuneDialog(JobDialog):
                 text += f"; {cut} cut at the model's context"
             text += "."
             if preview.unknown:
-                text += (f"<br><span style='color:#b9770e'>{preview.unknown} of these tokens are &lt;unk&gt;: "
+                text += (f"<br><span style='color:#b9770e'>{preview.unknown:,} of the {total:,} tokens are &lt;unk&gt;: "
                          "characters the base model's vocabulary does not have (a character-level model knows "
                          "only its training text's characters). It can neither read nor write them.</span>")
             self.preview_status.setText(text)

@@ -23,15 +23,17 @@ PLOT = {
 
 STATUS_COLORS = {
     "light": {"running": "#1a73e8", "done": "#188038", "stopped": "#b06000", "failed": "#d93025",
-              "new": "#5f6368"},
+              "new": "#5f6368", "imported": "#8430ce"},
     "dark": {"running": "#62a8ea", "done": "#57ab5a", "stopped": "#e0a048", "failed": "#f47067",
-             "new": "#8b949e"},
+             "new": "#8b949e", "imported": "#b083f0"},
 }
 
 # Banners: solid, high-contrast pairs per theme (a translucent tint under palette(text) was unreadable).
 BANNERS = {
-    "light": {"error": ("#fdecea", "#7a1c12", "#e6b0aa"), "warning": ("#fff4e0", "#6b3d00", "#f0c987")},
-    "dark": {"error": ("#4a1d1a", "#ffd9d4", "#8c3b33"), "warning": ("#4a3512", "#ffe7bf", "#8a6424")},
+    "light": {"error": ("#fdecea", "#7a1c12", "#e6b0aa"), "warning": ("#fff4e0", "#6b3d00", "#f0c987"),
+              "info": ("#e8f0fe", "#174ea6", "#aecbfa")},
+    "dark": {"error": ("#4a1d1a", "#ffd9d4", "#8c3b33"), "warning": ("#4a3512", "#ffe7bf", "#8a6424"),
+             "info": ("#1c2b41", "#d2e3fc", "#3b5b8c")},
 }
 
 
@@ -117,6 +119,6 @@ def status_color(status: str, name: str | None = None) -> str:
 
 
 def banner_style(kind: str, name: str | None = None) -> str:
-    """Stylesheet of an error/warning banner: its background, text and border colours for the theme."""
+    """Stylesheet of an error/warning/info banner: its background, text and border colours for the theme."""
     bg, fg, border = BANNERS[name or current_theme()][kind]
     return f"QLabel {{ background: {bg}; color: {fg}; border: 1px solid {border}; }}"

@@ -42,7 +42,7 @@ from studio.workspace.tail import EventTail
 __all__ = ["STATUSES", "Run", "format_duration", "pid_alive", "status_of_close"]
 
 LOCK = getattr(layout, "RUN_LOCK", ".lock")  # held by the engine while it trains (flock)
-STATUSES = ("new", "running", "done", "stopped", "failed", "damaged")
+STATUSES = ("new", "imported", "running", "done", "stopped", "failed", "damaged")
 
 
 class Run:
@@ -220,7 +220,10 @@ class Run:
         return problems
 
     def status(self, history: RunHistory | None = None) -> str:
-        """new | running | done | stopped | failed | damaged (a file of the folder cannot be trusted)."""
+        """new | imported | running | done | stopped | failed | damaged (a file of the folder cannot be trusted).
+
+        imported: a pretrained model brought in with File > Import Model (lineage kind "import"), never
+        trained here: a base model to talk to, inspect, fine-tune or export, not a run to start."""
         if self.is_alive():
             return "running"
         history = history if history is not None else self.load_history()
@@ -229,7 +232,7 @@ class Run:
         if history.close is not None:
             return status_of_close(history.close)
         if history.start is None and not self.launcher():
-            return "new"
+            return "imported" if self.lineage().get("kind") == "import" else "new"
         return "failed"  # started but no close event and no process: it died
 
 

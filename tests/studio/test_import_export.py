@@ -43,6 +43,7 @@ def test_import_makes_a_listed_base_model_and_export_writes_its_files(qtbot, tmp
     cfg = run.config()  # the copied config validates, so Fork and fine-tuning can start from it
     assert cfg.model.n_kv_head == 2 and cfg.model.n_head == 4
     assert os.path.isfile(os.path.join(result.checkpoint, "meta.json"))
+    assert run.status() == "imported"  # a base model, not a new run waiting for data
 
     export = ExportJob()
     out = default_out(result.checkpoint, "gguf", "f32")
@@ -95,3 +96,27 @@ def test_import_and_export_dialogs_drive_the_jobs(qtbot, tmp_path, hf_folder, mo
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
     qtbot.mouseClick(export.open_button, Qt.MouseButton.LeftButton)
     assert opened == [export.result.out]
+
+
+def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_path, hf_folder, window):
+    """The window shows an imported model as "imported" with what it is for, not a "new" run whose Start is
+    refused for want of prepared data (a new user's first sight of an import)."""
+    from studio.theme import STATUS_COLORS
+    from tests.studio.helpers import select_run
+
+    ws = Workspace.create(str(tmp_path / "ws"))
+    assert _run(qtbot, ImportJob(), hf_folder, os.path.join(ws.runs_dir, "tiny-llama")).ok
+    w = window(ws.root)
+    select_run(w, "tiny-llama")
+    qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "imported")
+    panel = w.training
+    assert not panel.start_button.isEnabled() and not w.start_action.isEnabled()
+    assert panel.blocker_label.isVisibleTo(panel)
+    note = panel.blocker_label.text()
+    assert "Cannot start" not in note and "imported from" in note and hf_folder in note and "Fine-tune" in note
+    assert panel.status_label.text() == "tiny-llama — imported"
+    item = w.runs_panel.tree.topLevelItem(0)
+    assert item.text(1) == "imported"
+    assert "imported" in STATUS_COLORS["light"] and "imported" in STATUS_COLORS["dark"]
+    statuses = [w.runs_panel.status_filter.itemData(i) for i in range(w.runs_panel.status_filter.count())]
+    assert "imported" in statuses

@@ -12,6 +12,8 @@ class JobDialog(QDialog):
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
+        # Wide enough for a path: at its natural size the source field showed "a Hugging Face ..." cut short
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("x") * 90)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.status = QLabel("")

@@ -85,7 +85,7 @@ class RunsPanel(QWidget):
         self.filter_edit.textChanged.connect(lambda _t: self.apply_filter())
         self.status_filter = QComboBox()
         self.status_filter.addItem("Any status", "")
-        for status in ("new", "running", "done", "stopped", "failed"):
+        for status in ("new", "imported", "running", "done", "stopped", "failed"):
             self.status_filter.addItem(status, status)
         self.status_filter.currentIndexChanged.connect(lambda _i: self.apply_filter())
         self._summaries: dict[str, dict] = {}

@@ -33,6 +33,9 @@ from studio.workspace.run import format_duration
 
 DEVICES = (("From config", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))
 PROGRESS_MS = 200
+IMPORTED_NOTE = ("A pretrained model imported from {source}: nothing to train here. Talk to it on the Generate "
+                 "tab, look inside it on Attention, fine-tune it with Run → Fine-tune on My Data… (Ctrl+Shift+U), "
+                 "or export it with Run → Export Checkpoint….")
 
 
 class TrainingPanel(QWidget):
@@ -187,9 +190,12 @@ class TrainingPanel(QWidget):
         self.start_button.setEnabled(fresh and not self._blockers)
         reason = "; ".join(self._blockers) if fresh and self._blockers else ""
         self.start_button.setToolTip(f"Cannot start: {reason}" if reason else "Start training (Ctrl+R)")
-        self.blocker_label.setText(f"Cannot start — {reason}" if reason else "")
-        self.blocker_label.setStyleSheet(banner_style("warning"))
-        self.blocker_label.setVisible(bool(reason))
+        note = ""
+        if status == "imported":  # a base model, not a run: say what it is for instead of why it cannot start
+            note = IMPORTED_NOTE.format(source=c.run.lineage().get("parent_checkpoint") or "a file")
+        self.blocker_label.setText(f"Cannot start — {reason}" if reason else note)
+        self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
+        self.blocker_label.setVisible(bool(reason or note))
         self.stop_button.setEnabled(running and not (c is not None and c.stopping))
         self.stop_button.setText("Stopping…" if c is not None and c.stopping else "Stop")
         self.resume_button.setEnabled(c is not None and c.can_resume())

@@ -111,7 +111,7 @@ def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_p
     qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "imported")
     panel = w.training
     assert not panel.start_button.isEnabled() and not w.start_action.isEnabled()
-    assert panel.blocker_label.isVisibleTo(panel)
+    assert panel.blocker_label.isVisibleTo(panel) and not panel.progress.isVisibleTo(panel)
     note = panel.blocker_label.text()
     assert "Cannot start" not in note and "imported from" in note and hf_folder in note and "Fine-tune" in note
     assert panel.status_label.text() == "tiny-llama — imported"
@@ -120,3 +120,9 @@ def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_p
     assert "imported" in STATUS_COLORS["light"] and "imported" in STATUS_COLORS["dark"]
     statuses = [w.runs_panel.status_filter.itemData(i) for i in range(w.runs_panel.status_filter.count())]
     assert "imported" in statuses
+    # switching to a run of its own: the note goes, the progress bar and the start reasons come back
+    ws.create_run("mine", ws.run("tiny-llama").read_config_text())
+    w.session.refresh()
+    select_run(w, "mine")
+    qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "new")
+    assert panel.progress.isVisibleTo(panel) and "imported from" not in panel.blocker_label.text()

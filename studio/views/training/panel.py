@@ -35,7 +35,7 @@ DEVICES = (("From config", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MP
 PROGRESS_MS = 200
 IMPORTED_NOTE = ("A pretrained model imported from {source}: nothing to train here. Talk to it on the Generate "
                  "tab, look inside it on Attention, fine-tune it with Run → Fine-tune on My Data… (Ctrl+Shift+U), "
-                 "or export it with Run → Export Checkpoint….")
+                 "or export it with Run → Export Checkpoint…")
 
 
 class TrainingPanel(QWidget):
@@ -196,6 +196,7 @@ class TrainingPanel(QWidget):
         self.blocker_label.setText(f"Cannot start — {reason}" if reason else note)
         self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
         self.blocker_label.setVisible(bool(reason or note))
+        self.progress.setVisible(not note)  # no steps to count in a model that was never trained here
         self.stop_button.setEnabled(running and not (c is not None and c.stopping))
         self.stop_button.setText("Stopping…" if c is not None and c.stopping else "Stop")
         self.resume_button.setEnabled(c is not None and c.can_resume())

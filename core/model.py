@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from core.config import ModelConfig, mlp_hidden
+from core.losses import lm_loss
 
 
 # ------------------------------------------------------------------------------------------ layers
@@ -270,6 +271,9 @@ class GPT(nn.Module):
                 return_attention: bool = False, last_only: bool = False):
         """idx (B, T) token ids -> logits (B, T, V) [(B, 1, V) with last_only], loss, attention.
 
+        With targets: (None, loss, attention), the mean cross-entropy over targets != -1; the logits are
+        not returned, so that a large vocabulary's need not exist at once (core.losses.lm_loss).
+
         attention is a list (one per layer) of (B, nh, T, past+T) probabilities when return_attention,
         else None. With a cache, idx holds only the new tokens and the cache position advances.
         """
@@ -297,13 +301,11 @@ class GPT(nn.Module):
         if cache is not None:
             cache.pos += T
         x = self.ln_f(x)
-        if last_only and targets is None:
+        if targets is not None:  # the loss without the logits where they are large (core.losses)
+            return None, lm_loss(x, self.lm_head, targets), maps
+        if last_only:
             x = x[:, -1:, :]  # generation needs only the next-token distribution
-        logits = self.lm_head(x)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
-        return logits, loss, maps
+        return self.lm_head(x), None, maps
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """Decay matrices (Linear, Embedding weights); never biases or norm gains (as in nanoGPT/GPT-3)."""

@@ -3,7 +3,7 @@
     python3 packaging/build.py [--build-dir DIR] [--dist-dir DIR] [--reuse-venv]
 
 1. a fresh build virtualenv (BUILD_DIR/venv) with torch (TORCH_SPEC, from TORCH_INDEX_URL when set),
-   the project itself (not editable) and PyInstaller;
+   the project itself (not editable, with its `gguf` extra) and PyInstaller;
 2. the icons rendered from resources/icons/llm-studio.svg (make_icons.py);
 3. PyInstaller with packaging/llm-studio.spec: a one-folder bundle in DIST_DIR/llm-studio
    (macOS: DIST_DIR/LLM Training Studio.app);
@@ -70,7 +70,9 @@ def make_venv(venv: str, reuse: bool) -> str:
     index = os.environ.get("TORCH_INDEX_URL", "")
     # torch first and alone, so an index URL for its CUDA build applies to torch and nothing else.
     run([py, "-m", "pip", "install", "-q", torch_spec, *(["--index-url", index] if index else [])])
-    run([py, "-m", "pip", "install", "-q", ROOT, PYINSTALLER])
+    # [gguf]: GGUF import / export (llama.cpp, Ollama, LM Studio) in the bundle; the rest of the interop extra
+    # (transformers, onnx, onnxruntime) stays out of it: a bundle user is told so (core.interop.require)
+    run([py, "-m", "pip", "install", "-q", f"{ROOT}[gguf]", PYINSTALLER])
     return py
 
 

@@ -104,6 +104,23 @@ def test_a_missing_optional_package_names_the_extra():
         require("surely_not_installed_pkg", "exporting to nowhere")
 
 
+def test_export_without_gguf_exits_2_naming_the_extra_or_the_bundle(tmp_path, capsys, monkeypatch):
+    """`pip install torch -e .` has no gguf: the command says which extra brings it and writes nothing; the
+    desktop bundle (sys.frozen) says the build lacks it rather than giving a pip command."""
+    import sys
+
+    from test_interop_hf import _own_checkpoint
+
+    ckpt = _own_checkpoint(tmp_path)
+    monkeypatch.setitem(sys.modules, "gguf", None)  # import gguf -> ImportError, as when not installed
+    out = str(tmp_path / "m.gguf")
+    argv = ["export", "--checkpoint", ckpt, "--format", "gguf", "--out", out]
+    _refused(capsys, argv, "'gguf'", "pip install -e '.[interop]'")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    err = _refused(capsys, argv, "'gguf'", "this desktop build does not include it")
+    assert "-e '.[interop]'" not in err and not os.path.exists(out)
+
+
 def test_a_sentencepiece_style_tokenizer_is_refused_before_writing(tmp_path, capsys):
     from interop_models import CORPUS
     from tokenizers import SentencePieceBPETokenizer

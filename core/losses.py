@@ -1,0 +1,105 @@
+"""The language-model loss without the (tokens x vocabulary) logits: cross-entropy of lm_head(h), in chunks.
+
+`F.cross_entropy(lm_head(h).float(), targets)` materialises the logits, then their log-softmax, then, in the
+backward pass, the gradient of each: four (N, V) fp32 tensors. At a 49,152-token vocabulary and 1,024
+tokens per step that is 200 MB each, most of a LoRA fine-tune's activation memory, and every one of them
+is written and read again. `lm_loss` walks the tokens in chunks of about 2^24 logits instead. Each chunk
+gets its logits, its log-sum-exp and, when a backward pass will follow, at once the gradient of the mean
+loss with respect to those logits (softmax - one-hot, / trained tokens). That gradient is turned straight
+into the gradients of h and of the weight, and the chunk's logits are dropped. The backward pass only scales
+the stored gradients by the incoming one. The same idea as Liger-Kernel's fused linear cross-entropy,
+written with plain torch ops.
+
+Same value and gradients as the reference (fp32: to rounding; bf16 autocast: the same casts at the same
+places). The reference path is kept where the chunking does not pay or does not hold: small vocabulary x
+tokens (LM_LOSS_MIN_LOGITS), fp16 autocast (its unscaled gradients would underflow in fp16 before the loss
+scale reaches them), torch.compile (inductor fuses the reference itself), and an lm_head that is not a
+plain Linear.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LM_LOSS_MIN_LOGITS = 1 << 24  # N x V from which the chunked loss is used (64 MB of fp32 logits)
+CHUNK_LOGITS = 1 << 24        # logits per chunk: rows = CHUNK_LOGITS // V, at least MIN_CHUNK_ROWS
+MIN_CHUNK_ROWS = 64
+IGNORE = -1                   # targets that are not trained (padding, SFT prompt tokens)
+
+
+def lm_loss(h: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of head(h) against targets (IGNORE skipped); h (..., C), targets (...)."""
+    h2, t = h.reshape(-1, h.size(-1)), targets.reshape(-1)
+    weight = getattr(head, "weight", None)
+    if not _chunked_applies(h2, head, weight):
+        return F.cross_entropy(head(h).float().view(-1, weight.size(0) if weight is not None else -1), t,
+                               ignore_index=IGNORE)
+    rows = max(MIN_CHUNK_ROWS, CHUNK_LOGITS // weight.size(0))
+    if torch.is_grad_enabled() and (h2.requires_grad or weight.requires_grad):
+        return _ChunkedLinearCE.apply(h2, weight, t, rows)
+    return _loss_only(h2, weight, t, rows)
+
+
+def _chunked_applies(h2: torch.Tensor, head: torch.nn.Module, weight) -> bool:
+    if type(head) is not torch.nn.Linear or head.bias is not None or weight is None:
+        return False
+    if h2.size(0) * weight.size(0) < LM_LOSS_MIN_LOGITS or torch.compiler.is_compiling():
+        return False
+    device = h2.device.type
+    return not (torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16)
+
+
+def _chunk_logits(hc: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.linear(hc, weight).float()  # under autocast: the matmul in its dtype, as head(h) would be
+
+
+def _loss_only(h2: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, rows: int) -> torch.Tensor:
+    total = torch.zeros((), dtype=torch.float32, device=h2.device)
+    for i in range(0, h2.size(0), rows):
+        logits, tc = _chunk_logits(h2[i:i + rows], weight), t[i:i + rows]
+        total += _chunk_nll(logits, tc).sum()
+    return total / (t != IGNORE).sum()
+
+
+def _chunk_nll(logits: torch.Tensor, tc: torch.Tensor) -> torch.Tensor:
+    """Per-token loss of one chunk (0 where ignored); leaves `logits` unchanged."""
+    picked = logits.gather(1, tc.clamp(min=0)[:, None])[:, 0]
+    return (torch.logsumexp(logits, dim=-1) - picked) * (tc != IGNORE)
+
+
+class _ChunkedLinearCE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h2, weight, t, rows):
+        n = (t != IGNORE).sum()  # the mean's denominator over the whole batch, as F.cross_entropy's
+        grad_h = torch.empty_like(h2) if h2.requires_grad else None
+        grad_w = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
+        autocast = torch.is_autocast_enabled(h2.device.type)
+        total = torch.zeros((), dtype=torch.float32, device=h2.device)
+        for i in range(0, h2.size(0), rows):
+            hc, tc = h2[i:i + rows], t[i:i + rows]
+            logits = _chunk_logits(hc, weight)
+            lse = torch.logsumexp(logits, dim=-1)
+            keep = tc != IGNORE
+            total += ((lse - logits.gather(1, tc.clamp(min=0)[:, None])[:, 0]) * keep).sum()
+            g = logits.sub_(lse[:, None]).exp_()  # softmax, in the logits' memory
+            g[torch.arange(g.size(0), device=g.device), tc.clamp(min=0)] -= 1.0
+            g.mul_((keep / n)[:, None])
+            if grad_h is not None:
+                grad_h[i:i + rows] = g.to(h2.dtype) @ weight if not autocast else g @ weight
+            if grad_w is not None:
+                if autocast:  # the weight gradient's matmul in the autocast dtype, as the reference's backward
+                    grad_w += g.t() @ hc
+                else:
+                    grad_w.addmm_(g.t(), hc.float())
+        ctx.save_for_backward(*(x for x in (grad_h, grad_w) if x is not None))
+        ctx.has = (grad_h is not None, grad_w is not None)
+        ctx.weight_dtype = weight.dtype
+        return total / n
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        saved = list(ctx.saved_tensors)
+        grad_h = saved.pop(0) * grad_out if ctx.has[0] else None
+        grad_w = (saved.pop(0) * grad_out).to(ctx.weight_dtype) if ctx.has[1] else None
+        return grad_h, grad_w, None, None

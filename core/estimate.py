@@ -80,6 +80,29 @@ def flops_per_token(m: ModelConfig, vocab_size: int) -> float:
     return 6.0 * n + 12.0 * m.n_layer * m.block_size * m.n_embd
 
 
+# The chunked LM loss's rule (core/losses.py imports it from here, so that this torch-free estimate follows it):
+LM_LOSS_MIN_LOGITS = 1 << 24  # tokens x vocabulary from which the loss walks the tokens in chunks
+CHUNK_LOGITS = 1 << 24        # logits per chunk: rows = CHUNK_LOGITS // V, at least MIN_CHUNK_ROWS
+MIN_CHUNK_ROWS = 64
+
+
+def chunked_loss_rows(tokens: int, vocab: int, precision: str) -> int | None:
+    """Rows per chunk of the LM loss for a micro-batch of `tokens`, or None when it takes the whole logits
+    (small tokens x vocabulary, or fp16: see core/losses.py)."""
+    if tokens * vocab < LM_LOSS_MIN_LOGITS or precision == "fp16":
+        return None
+    return min(tokens, max(MIN_CHUNK_ROWS, CHUNK_LOGITS // vocab))
+
+
+def logits_memory(tokens: int, vocab: int, d: int, precision: str, act_bytes: int) -> int:
+    """Bytes the loss needs around the head: the whole logits and their fp32 copy, or one chunk's fp32 logits
+    (with its log-softmax in place) plus the input gradient kept for the backward pass."""
+    rows = chunked_loss_rows(tokens, vocab, precision)
+    if rows is None:
+        return tokens * vocab * (4 + act_bytes)
+    return rows * vocab * (4 + act_bytes) + tokens * d * 4
+
+
 def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) -> dict:
     """Analytic sizes for the GUI: parameters, tokens per step, FLOPs, memory (bytes) by component."""
     m, t = cfg.model, cfg.train
@@ -96,11 +119,11 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
     bt = t.batch_size * m.block_size
     # Activations kept for backward, per layer: ~ (34 d + 5 h T) bytes-units per token (Korthikanti et al.
     # 2022, no recomputation); with SDPA the T x T attention scores are not materialised, so we keep
-    # the linear terms plus the logits.
+    # the linear terms plus what the loss holds around the head (logits_memory).
     per_layer = bt * m.n_embd * 34 * act_bytes / 2
     if device == "cpu" and precision == "fp32":
         per_layer += bt * m.n_head * m.block_size * 4  # CPU math attention keeps the probabilities
-    activations = m.n_layer * per_layer + bt * vocab * (4 + act_bytes)
+    activations = m.n_layer * per_layer + logits_memory(bt, vocab, m.n_embd, precision, act_bytes)
     return {
         "vocab_size": vocab,
         "params": n_params,

@@ -22,10 +22,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LM_LOSS_MIN_LOGITS = 1 << 24  # N x V from which the chunked loss is used (64 MB of fp32 logits)
-CHUNK_LOGITS = 1 << 24        # logits per chunk: rows = CHUNK_LOGITS // V, at least MIN_CHUNK_ROWS
-MIN_CHUNK_ROWS = 64
-IGNORE = -1                   # targets that are not trained (padding, SFT prompt tokens)
+from core.estimate import CHUNK_LOGITS, LM_LOSS_MIN_LOGITS, MIN_CHUNK_ROWS  # noqa: F401 (patched by tests)
+
+IGNORE = -1  # targets that are not trained (padding, SFT prompt tokens)
 
 
 def lm_loss(h: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor) -> torch.Tensor:

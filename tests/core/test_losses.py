@@ -152,3 +152,18 @@ def test_training_through_the_chunked_loss_gives_the_reference_weights(tmp_path,
     monkeypatch.setattr(losses, "CHUNK_LOGITS", 1)  # 64-row chunks, the floor
     assert train_inproc(b) == 0
     assert_same_weights(weights(run_dir_of(a)), weights(run_dir_of(b)), atol=1e-5)
+
+
+def test_the_estimate_counts_a_chunk_of_logits_not_all_of_them():
+    """The config editor's memory estimate follows the loss's rule: a 49k vocabulary x 4k tokens holds one
+    chunk of logits in fp32 / bf16; fp16 (reference path) and a small vocabulary hold them all."""
+    from core.config import Config, ModelConfig, TrainConfig, estimate
+    from core.estimate import chunked_loss_rows, logits_memory
+
+    assert chunked_loss_rows(4096, 49152, "fp32") == (1 << 24) // 49152
+    assert chunked_loss_rows(4096, 49152, "fp16") is None and chunked_loss_rows(4096, 65, "fp32") is None
+    assert logits_memory(4096, 49152, 576, "fp32", 4) < 4096 * 49152 * 8 / 10
+    m = ModelConfig(n_layer=2, n_head=4, n_embd=64, block_size=512, vocab_size=49152)
+    chunked = estimate(Config(model=m, train=TrainConfig(batch_size=8, precision="fp32")))
+    whole = estimate(Config(model=m, train=TrainConfig(batch_size=8, precision="fp16")))
+    assert chunked["memory"]["activations"] < whole["memory"]["activations"] - 4096 * 49152 * 4

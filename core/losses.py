@@ -46,7 +46,10 @@ def _chunked_applies(h2: torch.Tensor, head: torch.nn.Module, weight) -> bool:
     if h2.size(0) * weight.size(0) < LM_LOSS_MIN_LOGITS or torch.compiler.is_compiling():
         return False
     device = h2.device.type
-    return not (torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16)
+    try:  # is_autocast_enabled(device) / get_autocast_dtype: torch >= 2.4; older ones keep the reference
+        return not (torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16)
+    except (AttributeError, TypeError):
+        return False
 
 
 def _chunk_logits(hc: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

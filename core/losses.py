@@ -32,8 +32,8 @@ def lm_loss(h: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor) -> to
     h2, t = h.reshape(-1, h.size(-1)), targets.reshape(-1)
     weight = getattr(head, "weight", None)
     if not _chunked_applies(h2, head, weight):
-        return F.cross_entropy(head(h).float().view(-1, weight.size(0) if weight is not None else -1), t,
-                               ignore_index=IGNORE)
+        logits = head(h).float()
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), t, ignore_index=IGNORE)
     rows = max(MIN_CHUNK_ROWS, CHUNK_LOGITS // weight.size(0))
     if torch.is_grad_enabled() and (h2.requires_grad or weight.requires_grad):
         return _ChunkedLinearCE.apply(h2, weight, t, rows)

@@ -42,22 +42,49 @@ def generate_main(args: argparse.Namespace) -> int:
     # --chat: the prompt is one user message in the checkpoint's own chat template (imported models).
     prompt = render_chat(meta, [{"role": "user", "content": args.prompt}]) if args.chat else args.prompt
     stops = stop_ids(meta)  # empty for our own checkpoints: they stop at the length limit, as before
-    out: list[int] = []
-    printed = ""
+    text = StreamText(tok)
     sys.stdout.write(prompt)
     for s in generate_steps(model, tok.encode(prompt), p):
         if s.token_id in stops:
             break
-        out.append(s.token_id)
-        if args.stream:  # decode the whole tail so multi-byte characters split across tokens come out whole
-            text = tok.decode(out)
-            if not text.endswith("\ufffd"):
-                sys.stdout.write(text[len(printed):])
-                sys.stdout.flush()
-                printed = text
-    sys.stdout.write(tok.decode(out)[len(printed):] + "\n")
+        piece = text.add(s.token_id)
+        if args.stream and piece:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    sys.stdout.write((text.rest() if args.stream else tok.decode(text.ids)) + "\n")
     sys.stdout.flush()
     return EXIT_OK
+
+
+class StreamText:
+    """Token ids in, text out as it becomes whole, decoding only the tokens since the last piece (with the
+    piece before them as context) instead of the whole output each time (O(n^2) over a long reply).
+
+    A character split across byte-level tokens comes out once its last byte is in (at most HOLD tokens
+    are held: a stream of bytes that never forms a character is written as it is); the context token
+    keeps a decoder's spacing as in the whole decode."""
+
+    HOLD = 4  # the longest UTF-8 character is 4 bytes
+
+    def __init__(self, tok) -> None:
+        self.tok, self.ids = tok, []
+        self._context = self._read = 0  # ids[:_read] are written; ids[_context:_read] is decoded as context
+
+    def _new_text(self) -> str:
+        return self.tok.decode(self.ids[self._context:])[len(self.tok.decode(self.ids[self._context:self._read])):]
+
+    def add(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        new = self._new_text()
+        if (not new or new.endswith("\ufffd")) and len(self.ids) - self._read < self.HOLD:
+            return ""
+        self._context, self._read = self._read, len(self.ids)
+        return new
+
+    def rest(self) -> str:
+        new = self._new_text()
+        self._context = self._read = len(self.ids)
+        return new
 
 
 def attention_main(args: argparse.Namespace) -> int:

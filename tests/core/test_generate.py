@@ -141,3 +141,37 @@ def test_bfloat16_generation_keeps_weights_and_cache_in_bf16_and_tracks_fp32(tra
     assert main(["generate", "--checkpoint", trained, "--prompt", "add: 1", "--temperature", "0",
                  "--max-new-tokens", "4", "--dtype", "bfloat16"]) == 0
     assert capsys.readouterr().out.startswith("add: 1" + tok.decode([s.token_id for s in low[:4]])[:2])
+
+
+def test_streamed_text_is_the_whole_decode_and_decodes_only_a_few_tokens_at_a_time():
+    """`generate --stream` (StreamText): pieces written token by token add up to the whole decode of a
+    multilingual byte-level text (characters split across tokens come out whole), and no decode sees more
+    than a few tokens (decoding the whole output on every token was O(n^2))."""
+    from interop_models import byte_bpe
+
+    from core.commands.generate import StreamText
+
+    raw = byte_bpe(300)
+    text = "Grüße, naïve café — 日本語のテキスト, emoji 🙂🚀, Ελληνικά και русский. " * 3
+    ids = raw.encode(text).ids
+    sizes = []
+
+    class Spy:
+        def decode(self, part):
+            sizes.append(len(part))
+            return raw.decode(part)
+
+    stream = StreamText(Spy())
+    pieces = [stream.add(i) for i in ids]
+    assert "".join(pieces) + stream.rest() == raw.decode(ids) == text
+    assert max(sizes) <= 2 * StreamText.HOLD and len(ids) > 10 * StreamText.HOLD
+    assert sum(1 for p in pieces if p) > len(ids) // 4  # it streams, not one piece at the end
+
+
+def test_generate_stream_prints_what_generate_prints(trained, capsys):
+    argv = ["generate", "--checkpoint", trained, "--prompt", "add: 1", "--temperature", "0",
+            "--max-new-tokens", "30"]
+    assert main(argv) == 0
+    whole = capsys.readouterr().out
+    assert main([*argv, "--stream"]) == 0
+    assert capsys.readouterr().out == whole and len(whole) > len("add: 1") + 10

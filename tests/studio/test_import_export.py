@@ -114,6 +114,17 @@ def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_p
     assert panel.blocker_label.isVisibleTo(panel) and not panel.progress.isVisibleTo(panel)
     note = panel.blocker_label.text()
     assert "Cannot start" not in note and "imported from" in note and hf_folder in note and "Fine-tune" in note
+    # its links lead where it says: a tab, and the fine-tune dialog with this model as the base
+    panel.blocker_label.linkActivated.emit("generate")
+    assert w.tabs.currentWidget() is w.generation
+    from studio.views.finetune.dialog import FinetuneDialog
+
+    panel.blocker_label.linkActivated.emit("finetune")
+    qtbot.waitUntil(lambda: bool(w.findChildren(FinetuneDialog)))
+    dialog = w.findChildren(FinetuneDialog)[0]
+    assert dialog.picker.checkpoint().startswith(os.path.join(ws.runs_dir, "tiny-llama"))
+    dialog.close()
+    w.show_tab("training")
     assert panel.status_label.text() == "tiny-llama — imported"
     item = w.runs_panel.tree.topLevelItem(0)
     assert item.text(1) == "imported"

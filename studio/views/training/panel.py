@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from studio.controllers.run import RunController, eta_text
 from studio.theme import banner_style, status_color
+from studio.views.training import imported
 from studio.views.training.console import ConsoleView
 from studio.views.training.plots import MetricsPlots
 from studio.views.training.samples import SamplesView
@@ -33,9 +34,6 @@ from studio.workspace.run import format_duration
 
 DEVICES = (("From config", ""), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))
 PROGRESS_MS = 200
-IMPORTED_NOTE = ("A pretrained model imported from {source}: nothing to train here. Talk to it on the Generate "
-                 "tab, look inside it on Attention, fine-tune it with Run → Fine-tune on My Data… (Ctrl+Shift+U), "
-                 "or export it with Run → Export Checkpoint…")
 
 
 class TrainingPanel(QWidget):
@@ -57,6 +55,7 @@ class TrainingPanel(QWidget):
         self.blocker_label.setWordWrap(True)
         self.blocker_label.setObjectName("banner")
         self.blocker_label.hide()
+        self.blocker_label.linkActivated.connect(lambda link: imported.follow(self.window(), link))
         self.error_banner = QLabel()
         self.error_banner.setWordWrap(True)
         self.error_banner.setObjectName("banner")
@@ -192,7 +191,7 @@ class TrainingPanel(QWidget):
         self.start_button.setToolTip(f"Cannot start: {reason}" if reason else "Start training (Ctrl+R)")
         note = ""
         if status == "imported":  # a base model, not a run: say what it is for instead of why it cannot start
-            note = IMPORTED_NOTE.format(source=c.run.lineage().get("parent_checkpoint") or "a file")
+            note = imported.imported_note(str(c.run.lineage().get("parent_checkpoint") or ""))
         self.blocker_label.setText(f"Cannot start — {reason}" if reason else note)
         self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
         self.blocker_label.setVisible(bool(reason or note))

@@ -207,21 +207,6 @@ def test_preset_combo_loads_a_preset(qtbot, editor):
     assert editor.text().startswith("# gpt2-small")
 
 
-def test_load_and_atomic_save(qtbot, editor, tmp_path):
-    src = tmp_path / "a" / "config.yaml"
-    src.parent.mkdir()
-    src.write_text(COMMENTED)
-    editor.load_file(str(src))
-    assert editor.base_dir() == str(src.parent)
-    editor.form.editors["model.n_layer"].input.setValue(3)
-    out = tmp_path / "b" / "config.yaml"
-    out.parent.mkdir()
-    editor.save(str(out))
-    assert out.read_text() == editor.text() and "# blocks" in out.read_text()
-    assert os.listdir(out.parent) == ["config.yaml"]
-    assert editor.base_dir() == str(out.parent)
-
-
 def test_set_value_round_trips_any_value():
     text = config_text.dump_new(Config())
     for path, value in [("train.eps", 1e-12), ("run.attention_probe", "a\nb: c"), ("train.betas", [0.8, 0.9]),

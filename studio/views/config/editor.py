@@ -46,7 +46,6 @@ from core.config import (
     loads,
     safe_yaml,
 )
-from core.layout import atomic_write
 from studio.theme import banner_style
 from studio.views.config.estimates import EstimatesPanel
 from studio.views.config.form import ConfigForm
@@ -59,7 +58,7 @@ class ConfigEditor(QWidget):
     """A run config as form + YAML, validated by core.config on every change, with estimates.
 
     Signals: `changed()` after every change of the text (form edit, YAML edit after the pause,
-    set_text, load_file, a preset); `validity_changed(valid, message)` after every validation, the
+    set_text, a preset); `validity_changed(valid, message)` after every validation, the
     message naming the field(s) ("model.n_embd: 100 is not divisible by model.n_head=3") or "valid".
     """
 
@@ -152,22 +151,6 @@ class ConfigEditor(QWidget):
 
     def text(self) -> str:
         return self.yaml_edit.toPlainText()
-
-    def load_file(self, path: str) -> None:
-        """Read a YAML file; its folder becomes the base folder. OSError propagates."""
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-        self._base_dir = os.path.dirname(os.path.abspath(path))
-        self.form.set_base_dir(self._base_dir)
-        self.set_text(text)
-
-    def save(self, path: str) -> None:
-        """Write the YAML text as it is (comments kept), atomically; its folder becomes the base folder."""
-        self._flush_pending_edit()
-        path = os.path.abspath(path)
-        atomic_write(path, self.text())
-        if os.path.dirname(path) != self._base_dir:
-            self.set_base_dir(os.path.dirname(path))
 
     def config(self) -> Config | None:
         """The validated config, paths resolved against the base folder; None while invalid."""

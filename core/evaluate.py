@@ -89,10 +89,13 @@ def _window_nll(model, windows: list[list[int]], device) -> tuple[float, int]:
     for r, w in enumerate(windows):
         x[r, :len(w) - 1] = torch.tensor(w[:-1])
         y[r, :len(w) - 1] = torch.tensor(w[1:])
-    logits, _, _ = model(x.to(device))
-    nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.to(device).reshape(-1),
-                                            ignore_index=-1, reduction="sum")
-    return float(nll), int((y >= 0).sum())
+    count = int((y >= 0).sum())
+    if not count:
+        return 0.0, 0
+    # The model's own loss (the mean over the targets), in chunks where the logits would be large: a batch
+    # of 2048-token windows of a 49k-vocabulary model would otherwise hold gigabytes of logits.
+    _, loss, _ = model(x.to(device), y.to(device))
+    return float(loss) * count, count
 
 
 def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, progress=True) -> dict:

@@ -167,3 +167,26 @@ def test_the_estimate_counts_a_chunk_of_logits_not_all_of_them():
     chunked = estimate(Config(model=m, train=TrainConfig(batch_size=8, precision="fp32")))
     whole = estimate(Config(model=m, train=TrainConfig(batch_size=8, precision="fp16")))
     assert chunked["memory"]["activations"] < whole["memory"]["activations"] - 4096 * 49152 * 4
+
+
+def test_eval_text_windows_sum_the_loss_in_chunks_as_from_the_logits(monkeypatch):
+    """`llm-train eval --text` takes the model's loss (chunked where the logits are large) times the target
+    count: the same summed NLL as F.cross_entropy(reduction="sum") over the whole logits."""
+    from core.evaluate import _window_nll
+
+    model, _, _ = model_and_batch()
+    torch.manual_seed(1)
+    windows = [torch.randint(0, V, (17,)).tolist(), torch.randint(0, V, (9,)).tolist()]  # padded: ignored
+    with torch.no_grad():
+        ids = torch.tensor(windows[0])
+        logits = model(ids[None, :-1])[0][0]
+        ref = F.cross_entropy(logits, ids[1:], reduction="sum").item()
+        ids = torch.tensor(windows[1])
+        ref += F.cross_entropy(model(ids[None, :-1])[0][0], ids[1:], reduction="sum").item()
+    whole = _window_nll(model, windows, "cpu")
+    monkeypatch.setattr(losses, "LM_LOSS_MIN_LOGITS", 0)
+    monkeypatch.setattr(losses, "MIN_CHUNK_ROWS", 1)
+    monkeypatch.setattr(losses, "CHUNK_LOGITS", 5 * V)
+    chunked = _window_nll(model, windows, "cpu")
+    assert whole[1] == chunked[1] == 16 + 8
+    assert whole[0] == pytest.approx(ref, rel=1e-5) and chunked[0] == pytest.approx(ref, rel=1e-5)

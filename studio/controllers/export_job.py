@@ -7,7 +7,9 @@ a button that opens its folder.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
@@ -17,6 +19,20 @@ from studio.engine.failure import EngineFailure
 
 FORMATS = ("hf", "gguf", "onnx")
 DTYPES = {"hf": ("f32", "f16", "bf16"), "gguf": ("f32", "f16", "bf16", "q8_0"), "onnx": ("f32",)}
+NEEDS = {"gguf": ("gguf",), "onnx": ("onnx", "onnxruntime")}  # the optional packages each format imports
+
+
+def missing_packages(fmt: str) -> list[str]:
+    """The optional packages `fmt`'s export needs that are not installed (the engine runs in this same
+    environment: the venv's python, or the bundle itself), so the dialog can say so before Export."""
+    return [name for name in NEEDS.get(fmt, ()) if importlib.util.find_spec(name) is None]
+
+
+def missing_text(fmt: str, missing: list[str]) -> str:
+    names = ", ".join(repr(n) for n in missing)
+    where = ("this desktop build does not include it; the Python install has it" if getattr(sys, "frozen", False)
+             else "install the interop extra: pip install -e '.[interop]'")
+    return f"{fmt.upper()} export needs the Python package {names}, which is not installed; {where}."
 SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx"}
 
 

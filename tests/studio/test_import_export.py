@@ -137,3 +137,28 @@ def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_p
     select_run(w, "mine")
     qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "new")
     assert panel.progress.isVisibleTo(panel) and "imported from" not in panel.blocker_label.text()
+
+
+def test_export_dialog_says_before_export_when_a_formats_package_is_missing(qtbot, tmp_path, monkeypatch):
+    """A plain install has no onnx / gguf: choosing such a format says which package and extra at once and
+    leaves Export disabled, instead of failing after the click; the bundle gets its own wording."""
+    import importlib.util
+    import sys
+
+    from studio.controllers import export_job
+    from studio.views.models.export_dialog import ExportDialog
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(export_job.importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("onnx", "gguf") else real(name, *a))
+    dialog = ExportDialog(ExportJob(), str(tmp_path / "ckpt"))
+    qtbot.addWidget(dialog)
+    assert dialog.format.currentData() == "hf" and dialog.export_button.isEnabled() and not dialog.status.text()
+    dialog.format.setCurrentIndex(dialog.format.findData("onnx"))
+    assert not dialog.export_button.isEnabled()
+    assert "'onnx'" in dialog.status.text() and "pip install -e '.[interop]'" in dialog.status.text()
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    dialog.format.setCurrentIndex(dialog.format.findData("gguf"))
+    assert "'gguf'" in dialog.status.text() and "desktop build does not include it" in dialog.status.text()
+    dialog.format.setCurrentIndex(dialog.format.findData("hf"))
+    assert dialog.export_button.isEnabled() and not dialog.status.text()

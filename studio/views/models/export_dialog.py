@@ -18,7 +18,16 @@ from PySide6.QtWidgets import (
 )
 
 from core.layout import latest_checkpoint
-from studio.controllers.export_job import DTYPES, FORMATS, ExportJob, ExportRequest, ExportResult, default_out
+from studio.controllers.export_job import (
+    DTYPES,
+    FORMATS,
+    ExportJob,
+    ExportRequest,
+    ExportResult,
+    default_out,
+    missing_packages,
+    missing_text,
+)
 from studio.views.common.job_dialog import JobDialog
 
 FORMAT_TITLES = {"hf": "Hugging Face folder (transformers)", "gguf": "GGUF file (llama.cpp, Ollama)",
@@ -64,6 +73,10 @@ class ExportDialog(JobDialog):
         self.dtype.addItems(list(DTYPES[self.format.currentData()]))
         self.dtype.blockSignals(False)
         self._on_dtype_changed()
+        # a format whose package is missing is said so now, not after a click on Export
+        missing = missing_packages(self.format.currentData())
+        self.export_button.setEnabled(not missing and not self.job.is_running())
+        self.status.setText(missing_text(self.format.currentData(), missing) if missing else "")
 
     def _on_dtype_changed(self, *_args) -> None:
         self.out.setText(default_out(self.checkpoint, self.format.currentData(), self.dtype.currentText()))

@@ -10,6 +10,19 @@ EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
 #: Longest value quoted inside a message; longer ones are cut with "...(N chars)".
 MAX_QUOTED = 200
+EXTRA_HINT = "install the interop extra: pip install -e '.[interop]'"
+# The desktop bundle carries gguf (GGUF import and export) but not transformers / onnx / onnxruntime, and its
+# users have no pip to run: they are told what the build lacks and where the full set comes from.
+BUNDLE_HINT = ("this desktop build does not include it; the Python install has it: "
+               "pip install 'llm-training-studio[interop]' (see the README)")
+
+
+def missing_package_hint() -> str:
+    """What to do about a missing optional (interop) package: the extra to install, or in the desktop
+    bundle (sys.frozen) that this build lacks it. The engine and the studio's Export dialog both say it."""
+    import sys
+
+    return BUNDLE_HINT if getattr(sys, "frozen", False) else EXTRA_HINT
 
 
 class UsageError(Exception):

@@ -64,10 +64,11 @@ def _loss_only(h2: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, rows: in
     return total / (t != IGNORE).sum()
 
 
-def _chunk_nll(logits: torch.Tensor, tc: torch.Tensor) -> torch.Tensor:
-    """Per-token loss of one chunk (0 where ignored); leaves `logits` unchanged."""
+def _chunk_nll(logits: torch.Tensor, tc: torch.Tensor, lse: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token loss of one chunk (0 where ignored); leaves `logits` unchanged. `lse`: its log-sum-exp."""
     picked = logits.gather(1, tc.clamp(min=0)[:, None])[:, 0]
-    return (torch.logsumexp(logits, dim=-1) - picked) * (tc != IGNORE)
+    lse = torch.logsumexp(logits, dim=-1) if lse is None else lse
+    return (lse - picked) * (tc != IGNORE)
 
 
 class _ChunkedLinearCE(torch.autograd.Function):
@@ -83,7 +84,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
             logits = _chunk_logits(hc, weight)
             lse = torch.logsumexp(logits, dim=-1)
             keep = tc != IGNORE
-            total += ((lse - logits.gather(1, tc.clamp(min=0)[:, None])[:, 0]) * keep).sum()
+            total += _chunk_nll(logits, tc, lse).sum()
             g = logits.sub_(lse[:, None]).exp_()  # softmax, in the logits' memory
             g[torch.arange(g.size(0), device=g.device), tc.clamp(min=0)] -= 1.0
             g.mul_((keep / n)[:, None])

@@ -69,21 +69,26 @@ class StreamText:
     def __init__(self, tok) -> None:
         self.tok, self.ids = tok, []
         self._context = self._read = 0  # ids[:_read] are written; ids[_context:_read] is decoded as context
+        self._context_chars = 0         # len(decode(ids[_context:_read])), decoded once per written piece
 
     def _new_text(self) -> str:
-        return self.tok.decode(self.ids[self._context:])[len(self.tok.decode(self.ids[self._context:self._read])):]
+        return self.tok.decode(self.ids[self._context:])[self._context_chars:]
+
+    def _advance(self) -> None:
+        self._context, self._read = self._read, len(self.ids)
+        self._context_chars = len(self.tok.decode(self.ids[self._context:self._read]))
 
     def add(self, token_id: int) -> str:
         self.ids.append(token_id)
         new = self._new_text()
         if (not new or new.endswith("\ufffd")) and len(self.ids) - self._read < self.HOLD:
             return ""
-        self._context, self._read = self._read, len(self.ids)
+        self._advance()
         return new
 
     def rest(self) -> str:
         new = self._new_text()
-        self._context = self._read = len(self.ids)
+        self._advance()
         return new
 
 

@@ -17,15 +17,8 @@ from __future__ import annotations
 
 import importlib
 import numbers
-import sys
 
-from core.errors import UsageError, quote
-
-EXTRA_HINT = "install the interop extra: pip install -e '.[interop]'"
-# The desktop bundle carries gguf (GGUF import and export) but not transformers / onnx / onnxruntime, and its
-# users have no pip to run: they are told what the build lacks and where the full set comes from.
-BUNDLE_HINT = ("this desktop build does not include it; the Python install has it: "
-               "pip install 'llm-training-studio[interop]' (see the README)")
+from core.errors import UsageError, missing_package_hint, quote
 
 
 def require(module: str, what: str):
@@ -33,8 +26,8 @@ def require(module: str, what: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        hint = BUNDLE_HINT if getattr(sys, "frozen", False) else EXTRA_HINT
-        raise UsageError(f"{what} needs the Python package {module!r}, which is not installed; {hint}") from None
+        raise UsageError(f"{what} needs the Python package {module!r}, which is not installed; "
+                         f"{missing_package_hint()}") from None
 
 
 def positive_int(value, where: str, default=None) -> int:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
+from core.errors import missing_package_hint
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 
@@ -30,9 +30,7 @@ def missing_packages(fmt: str) -> list[str]:
 
 def missing_text(fmt: str, missing: list[str]) -> str:
     names = ", ".join(repr(n) for n in missing)
-    where = ("this desktop build does not include it; the Python install has it" if getattr(sys, "frozen", False)
-             else "install the interop extra: pip install -e '.[interop]'")
-    return f"{fmt.upper()} export needs the Python package {names}, which is not installed; {where}."
+    return f"{fmt.upper()} export needs the Python package {names}, which is not installed; {missing_package_hint()}."
 SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx"}
 
 

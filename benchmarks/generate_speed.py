@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
 from core.config import ModelConfig  # noqa: E402
+from core.cpu_linear import pack_linears  # noqa: E402
 from core.generate import SampleParams, generate_steps, inference_dtype  # noqa: E402
 from core.model import GPT  # noqa: E402
 
@@ -35,6 +36,7 @@ def run_ours(a, prompt: list[int]) -> tuple[float, list[int]]:
                       vocab_size=a.vocab, dropout=0.0, bias=True, tie_embeddings=True)
     torch.manual_seed(0)
     model = GPT(cfg).eval().to(inference_dtype(a.dtype, "cpu"))
+    pack_linears(model)  # as `llm-train generate` and the studio do (bf16 on a CPU with native bf16)
     p = SampleParams(max_new_tokens=a.new_tokens, temperature=0.0, use_cache=True)
     warm = SampleParams(max_new_tokens=4, temperature=0.0, use_cache=True)
     list(generate_steps(model, prompt, warm))

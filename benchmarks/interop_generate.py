@@ -9,8 +9,8 @@ also measures the machine's copy bandwidth and prints the tokens/s that it allow
 so the distance of each side to that limit is visible.
 
 With --dtypes float32,bfloat16 (the default) both sides also run with bf16 weights (ours: `llm-train generate
---dtype bfloat16`, the studio's workers likewise; transformers: `dtype=torch.bfloat16`): half the bytes per
-token.
+--dtype bfloat16`, the studio's workers likewise, with its Linear layers prepacked for oneDNN on a CPU with
+native bf16, see core/cpu_linear.py; transformers: `dtype=torch.bfloat16`): half the bytes per token.
 
     python benchmarks/interop_generate.py [--repeat 3] [--dtypes float32,bfloat16]
 """
@@ -28,7 +28,7 @@ import torch
 from interop_common import make_hf_folder
 
 from core.cli import main as cli
-from core.generate import DTYPES, SampleParams, generate_steps, load_model
+from core.generate import DTYPES, SampleParams, generate_steps, load_for_generation
 from core.layout import latest_checkpoint
 
 
@@ -47,7 +47,7 @@ def main() -> None:
         n = make_hf_folder(os.path.join(tmp, "hf"))
         assert cli(["import", os.path.join(tmp, "hf"), "--out", os.path.join(tmp, "imp")]) == 0
         path = latest_checkpoint(os.path.join(tmp, "imp"))
-        sides = {name: (load_model(path, "cpu", DTYPES[name])[0],
+        sides = {name: (load_for_generation(path, "cpu", DTYPES[name])[0],
                         transformers.AutoModelForCausalLM.from_pretrained(os.path.join(tmp, "hf"),
                                                                           dtype=DTYPES[name]).eval())
                  for name in a.dtypes.split(",")}
@@ -56,7 +56,7 @@ def main() -> None:
           f"{a.threads} threads, median of {a.repeat} interleaved runs")
     for name, (ours, hf) in sides.items():
         t_ours, t_hf, same = compare(ours, hf, prompt, a.new_tokens, a.repeat)
-        weight_bytes = sum(t.numel() * t.element_size() for t in ours.parameters())
+        weight_bytes = sum(t.numel() * t.element_size() for t in hf.parameters())  # ours may be prepacked
         bound = bandwidth / weight_bytes
         print(f"{name:9s} ours {a.new_tokens / t_ours:6.1f} tokens/s   transformers {a.new_tokens / t_hf:6.1f} tokens/s"
               f"   ratio {t_hf / t_ours:.2f}x   (greedy tokens identical: {same}/{a.new_tokens})")

@@ -79,6 +79,16 @@ def load_model(path: str, device: str = "cpu", dtype: torch.dtype = torch.float3
     return model.to(device=device, dtype=dtype).eval(), meta
 
 
+def load_for_generation(path: str, device: str, dtype: torch.dtype) -> tuple[GPT, dict]:
+    """`load_model` for generating and inspecting (generate, serve): bf16 Linear layers prepacked for
+    oneDNN on a CPU with native bf16 (core.cpu_linear), which has no weights left to train or save."""
+    from core.cpu_linear import pack_linears
+
+    model, meta = load_model(path, device, dtype)
+    pack_linears(model)
+    return model, meta
+
+
 def load_tokenizer_for(path: str, meta: dict):
     """The checkpoint's own tokenizer.json, else the data folder's."""
     from core.tokenizer import load_tokenizer

@@ -69,18 +69,25 @@ def sinusoidal_table(n_pos: int, dim: int) -> torch.Tensor:
 
 
 def rope_tables(n_pos: int, head_size: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of shape (n_pos, hs) for rotary embeddings (rotate-half convention)."""
+    """cos and signed sin, each (n_pos, 1, hs), for rotary embeddings (rotate-half convention).
+
+    The sin table's first half is negated so that `apply_rope` rotates with one roll instead of splitting,
+    negating and concatenating halves; the middle axis broadcasts over heads."""
     inv = 1.0 / (base ** (torch.arange(0, head_size, 2, dtype=torch.float32) / head_size))
     angles = torch.outer(torch.arange(n_pos, dtype=torch.float32), inv)  # (n_pos, hs/2)
     angles = torch.cat([angles, angles], dim=-1)                          # (n_pos, hs)
-    return angles.cos(), angles.sin()
+    sign = torch.ones(head_size)
+    sign[:head_size // 2] = -1.0
+    return angles.cos()[:, None, :], (angles.sin() * sign)[:, None, :]
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (B, nh, T, hs); cos/sin: (T, hs)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    rotated = torch.cat([-x2, x1], dim=-1)
-    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+    """x: (B, T, heads, hs); cos, sin: (T, 1, hs) from `rope_tables`.
+
+    x * cos + rotate_half(x) * sin with rotate_half(x) = (-x2, x1): the roll gives (x2, x1) and the
+    table's negated first half supplies the minus sign. Each product rounds as in the rotate-half form
+    (transformers'), so that imported models' logits match theirs to the last bits."""
+    return x * cos.to(x.dtype) + x.roll(x.size(-1) // 2, dims=-1) * sin.to(x.dtype)
 
 
 @dataclass
@@ -111,21 +118,21 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.c_proj.residual_out = True  # scaled init, see GPT._init_weights
         self.dropout = cfg.dropout
-        self.resid_dropout = nn.Dropout(cfg.dropout)
         self.qk_eps = cfg.norm_eps if cfg.qk_norm else None  # QK-norm: parameter-free RMS norm per head
 
     def forward(self, x: torch.Tensor, rope: tuple | None, layer: int = 0, cache: KVCache | None = None,
                 return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split([C, self.kv_size, self.kv_size], dim=2)
-        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)     # (B, nh, T, hs)
-        k = k.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, self.n_kv_head, self.head_size).transpose(1, 2)
+        heads_qk = self.n_head + self.n_kv_head
+        # (B, T, nh + 2 nkv, hs): the query heads, then the key heads, then the value heads
+        qk, v = self.c_attn(x).view(B, T, heads_qk + self.n_kv_head, self.head_size).split(
+            [heads_qk, self.n_kv_head], dim=2)
         if self.qk_eps is not None:  # before RoPE, as in modded-nanogpt; both attention paths see it
-            q = F.rms_norm(q, (self.head_size,), eps=self.qk_eps)
-            k = F.rms_norm(k, (self.head_size,), eps=self.qk_eps)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            qk = F.rms_norm(qk, (self.head_size,), eps=self.qk_eps)
+        if rope is not None:  # queries and keys rotate together: one set of operations, not two
+            qk = apply_rope(qk, *rope)
+        q, k = qk.split([self.n_head, self.n_kv_head], dim=2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, heads, T, hs)
 
         past = 0
         if cache is not None:
@@ -155,8 +162,8 @@ class CausalSelfAttention(nn.Module):
                 y = _sdpa_cpu_fp32(q, k, v, past, dropout, gqa)
             else:
                 y = _sdpa(q, k, v, past, dropout, gqa)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
-        return self.resid_dropout(self.c_proj(y)), probs
+        y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble heads side by side
+        return _dropout(self.c_proj(y), self.dropout, self.training), probs
 
 
 def _sdpa(q, k, v, past: int, dropout: float, gqa: bool) -> torch.Tensor:
@@ -181,6 +188,12 @@ def _sdpa_cpu_fp32(q, k, v, past: int, dropout: float, gqa: bool) -> torch.Tenso
     return y.to(q.dtype)
 
 
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout, skipped where it would change nothing: a call costs more than the operations around it
+    when generating one token on a CPU."""
+    return F.dropout(x, p, True) if training and p > 0 else x
+
+
 def _causal_mask(T: int, past: int, device) -> torch.Tensor:
     """(T, past+T) bool: query i (at absolute position past+i) may see keys j <= past+i."""
     return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
@@ -196,7 +209,7 @@ class MLP(nn.Module):
             self.c_gate = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
         self.c_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
         self.c_proj.residual_out = True
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = cfg.dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.activation == "swiglu":
@@ -205,7 +218,7 @@ class MLP(nn.Module):
             h = F.relu(self.c_fc(x))
         else:
             h = F.gelu(self.c_fc(x), approximate="tanh")
-        return self.dropout(self.c_proj(h))
+        return _dropout(self.c_proj(h), self.dropout, self.training)
 
 
 class Block(nn.Module):
@@ -244,7 +257,6 @@ class GPT(nn.Module):
             cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head, cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
         self.ln_f = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
@@ -263,6 +275,10 @@ class GPT(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def rope(self, past: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rotary tables (cos, signed sin) of positions past .. past+T-1, as the blocks take them."""
+        return self.rope_cos[past:past + T], self.rope_sin[past:past + T]
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -288,8 +304,8 @@ class GPT(nn.Module):
         elif self.cfg.pos_encoding == "sinusoidal":
             x = x + self.pos_table[past:past + T].to(x.dtype)
         else:
-            rope = (self.rope_cos[past:past + T], self.rope_sin[past:past + T])
-        x = self.drop(x)
+            rope = self.rope(past, T)
+        x = _dropout(x, self.cfg.dropout, self.training)
         maps = [] if return_attention else None
         for i, block in enumerate(self.blocks):
             if getattr(self, "grad_checkpointing", False) and self.training and cache is None:

@@ -121,9 +121,9 @@ class Worker:
     # ------------------------------------------------------------------ model
     def load(self, path: str) -> dict:
         """Load a checkpoint folder (model + tokenizer); the previous one stays if this fails."""
-        from core.generate import inference_dtype, load_model, load_tokenizer_for
+        from core.generate import inference_dtype, load_for_generation, load_tokenizer_for
 
-        model, meta = load_model(path, self.device, inference_dtype(self.dtype, self.device))
+        model, meta = load_for_generation(path, self.device, inference_dtype(self.dtype, self.device))
         tok = load_tokenizer_for(path, meta)
         self.model, self.meta, self.tok, self.checkpoint = model, meta, tok, os.path.abspath(path)
         print(f"llm-train serve: loaded {path} (step {meta.get('step')})", file=sys.stderr, flush=True)

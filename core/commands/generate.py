@@ -30,12 +30,18 @@ def check_sampling(args: argparse.Namespace) -> None:
 
 def generate_main(args: argparse.Namespace) -> int:
     from core.chat import render_chat, stop_ids
-    from core.generate import SampleParams, generate_steps, inference_dtype, load_model, load_tokenizer_for
+    from core.generate import (
+        SampleParams,
+        generate_steps,
+        inference_dtype,
+        load_for_generation,
+        load_tokenizer_for,
+    )
 
     check_sampling(args)
     path = resolve_checkpoint(args.checkpoint, args.run)
     device = resolve_device(args.device)
-    model, meta = load_model(path, device, inference_dtype(args.dtype, device))
+    model, meta = load_for_generation(path, device, inference_dtype(args.dtype, device))
     tok = load_tokenizer_for(path, meta)
     p = SampleParams(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.repetition_penalty,
                      args.seed, use_cache=not args.no_cache)

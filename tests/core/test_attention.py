@@ -78,7 +78,7 @@ def test_maps_match_softmax_qkt_recomputed_from_checkpoint_weights(trained, laye
         if cfg.pos_encoding == "learned":
             x = x + model.pos_emb(torch.arange(T))
         else:
-            rope = (model.rope_cos[:T], model.rope_sin[:T])
+            rope = model.rope(0, T)
         for i in range(layer):
             x, _ = model.blocks[i](x, rope, i)
     x = x[0].double()  # (T, C)

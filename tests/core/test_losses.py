@@ -190,3 +190,16 @@ def test_eval_text_windows_sum_the_loss_in_chunks_as_from_the_logits(monkeypatch
     chunked = _window_nll(model, windows, "cpu")
     assert whole[1] == chunked[1] == 16 + 8
     assert whole[0] == pytest.approx(ref, rel=1e-5) and chunked[0] == pytest.approx(ref, rel=1e-5)
+
+
+def test_log_softmax_written_over_the_logits_equals_a_fresh_one():
+    """losses._log_softmax_ writes over its input on a CPU: every row must still be read before it is written."""
+    torch.manual_seed(0)
+    for rows, vocab in ((3, 49152), (17, 5000), (1, 70000)):
+        logits = torch.randn(rows, vocab) * 8
+        logits[0, 123] = 60.0  # one dominant logit: the row's max and sum both matter
+        want = torch.log_softmax(logits, dim=-1)
+        mine = logits.clone()
+        got = losses._log_softmax_(mine)
+        assert got.data_ptr() == mine.data_ptr()  # no second (rows x V) tensor
+        assert torch.equal(got, want)

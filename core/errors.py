@@ -17,12 +17,15 @@ BUNDLE_HINT = ("this desktop build does not include it; the Python install has i
                "pip install 'llm-training-studio[interop]' (see the README)")
 
 
-def missing_package_hint() -> str:
-    """What to do about a missing optional (interop) package: the extra to install, or in the desktop
-    bundle (sys.frozen) that this build lacks it. The engine and the studio's Export dialog both say it."""
+def missing_package_message(what: str, packages: list[str]) -> str:
+    """"GGUF export needs the Python package 'gguf', which is not installed; <what to do>": the extra to
+    install, or in the desktop bundle (sys.frozen) that this build lacks it. The engine (core.interop.require)
+    and the studio's Export dialog both say it."""
     import sys
 
-    return BUNDLE_HINT if getattr(sys, "frozen", False) else EXTRA_HINT
+    hint = BUNDLE_HINT if getattr(sys, "frozen", False) else EXTRA_HINT
+    names = ", ".join(repr(name) for name in packages)
+    return f"{what} needs the Python package {names}, which is not installed; {hint}"
 
 
 class UsageError(Exception):

@@ -5,8 +5,8 @@ backward pass, the gradient of each: four (N, V) fp32 tensors. At a 49,152-token
 tokens per step that is 200 MB each, most of a LoRA fine-tune's activation memory, and every one of them
 is written and read again. `lm_loss` walks the tokens in chunks of about 2^24 logits instead. Each chunk
 gets its logits, their log-softmax in the same memory and, when a backward pass will follow, at once the
-gradient of the mean loss with respect to those logits (softmax - one-hot, / trained tokens). That gradient is turned straight
-into the gradients of h and of the weight, and the chunk's logits are dropped. The backward pass only scales
+gradient of the mean loss with respect to those logits (softmax - one-hot, / trained tokens). That
+gradient is turned straight into the gradients of h and of the weight, and the chunk's logits are dropped. The backward pass only scales
 the stored gradients by the incoming one. The same idea as Liger-Kernel's fused linear cross-entropy,
 written with plain torch ops.
 
@@ -18,6 +18,8 @@ plain Linear.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +36,9 @@ def lm_loss(h: torch.Tensor, head: torch.nn.Module, targets: torch.Tensor) -> to
     if not _chunked_applies(h2, head, weight):
         logits = head(h).float()
         return F.cross_entropy(logits.view(-1, logits.size(-1)), t, ignore_index=IGNORE)
-    rows = max(MIN_CHUNK_ROWS, CHUNK_LOGITS // weight.size(0))
-    rows = -(-h2.size(0) // -(-h2.size(0) // rows))  # equal chunks (1,024 rows: 3 x 342, not 3 x 341 + 1)
+    most = max(MIN_CHUNK_ROWS, CHUNK_LOGITS // weight.size(0))
+    # equal chunks of at most `most` rows: 1,024 rows as 3 x 342, not 3 x 341 + 1
+    rows = math.ceil(h2.size(0) / math.ceil(h2.size(0) / most))
     if torch.is_grad_enabled() and (h2.requires_grad or weight.requires_grad):
         return _ChunkedLinearCE.apply(h2, weight, t, rows)
     return _loss_only(h2, weight, t, rows)

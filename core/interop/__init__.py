@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import numbers
 
-from core.errors import UsageError, missing_package_hint, quote
+from core.errors import UsageError, missing_package_message, quote
 
 
 def require(module: str, what: str):
@@ -26,8 +26,7 @@ def require(module: str, what: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UsageError(f"{what} needs the Python package {module!r}, which is not installed; "
-                         f"{missing_package_hint()}") from None
+        raise UsageError(missing_package_message(what, [module])) from None
 
 
 def positive_int(value, where: str, default=None) -> int:

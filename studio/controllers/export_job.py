@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from core.errors import missing_package_hint
+from core.errors import missing_package_message
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 
@@ -29,8 +29,7 @@ def missing_packages(fmt: str) -> list[str]:
 
 
 def missing_text(fmt: str, missing: list[str]) -> str:
-    names = ", ".join(repr(n) for n in missing)
-    return f"{fmt.upper()} export needs the Python package {names}, which is not installed; {missing_package_hint()}."
+    return missing_package_message(f"{fmt.upper()} export", missing) + "."
 SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx"}
 
 

@@ -4,7 +4,7 @@ Both sides: a Llama-shaped model (default SmolLM-135M's shape: 30 layers, width 
 heads, SwiGLU 1536, vocab 49152, tied embeddings, RoPE, RMSNorm), random weights, the same batch of random
 token ids, LoRA rank/alpha on the same projections (q,k,v + o by default; ours fuses q,k,v into one
 matrix, so its one adapter on qkv has the same rank per projection group), AdamW over the adapters only,
-bf16 autocast on CUDA; on a CPU fp32, or bf16 autocast on both sides with `--precision bf16` (what
+bf16 autocast on CUDA (ours keeps the frozen projections in bf16, as its bf16 LoRA runs do); on a CPU fp32, or bf16 autocast on both sides with `--precision bf16` (what
 `precision: auto` picks on a CPU with AMX). Each side warms up for a few steps, then times `--steps`
 optimizer steps; the figures are trained tokens per second and peak memory (CUDA: max allocated; CPU: the
 peak resident set of the process, each side running in its own child process so that neither inherits the
@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
 from core.config import ModelConfig  # noqa: E402
-from core.lora import apply_lora  # noqa: E402
+from core.lora import apply_lora, frozen_to  # noqa: E402
 from core.model import GPT  # noqa: E402
 
 
@@ -66,6 +66,8 @@ def run_ours(a, x: torch.Tensor) -> dict:
                       tie_embeddings=True)
     torch.manual_seed(0)
     model = apply_lora(GPT(cfg).to(a.device), a.rank, 2.0 * a.rank, 0.0, ["attn_qkv", "attn_out"])
+    if a.device == "cuda" or a.precision == "bf16":  # as a bf16 LoRA run does (core.trainer_setup)
+        frozen_to(model, torch.bfloat16)
     model.grad_checkpointing = a.grad_checkpointing
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 

@@ -114,6 +114,8 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
     precision, precision_reason = explain(t.precision, device, m.n_embd)
     act_bytes = 4 if precision == "fp32" else 2
     weights = 4 * (n_params + lora)              # master weights stay fp32
+    if lora and precision in ("bf16", "fp16"):  # a LoRA run keeps the frozen projections in 2 bytes (core.lora)
+        weights -= 2 * m.n_layer * sum(i * o for pairs in linear_shapes(m).values() for i, o in pairs)
     grads = 4 * trainable
     optimizer = 8 * trainable                    # AdamW exp_avg + exp_avg_sq, fp32
     bt = t.batch_size * m.block_size

@@ -158,7 +158,7 @@ class CausalSelfAttention(nn.Module):
             if gqa and torch.onnx.is_in_onnx_export():
                 group = q.size(1) // k.size(1)
                 k, v, gqa = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1), False
-            if T > 1 and q.device.type == "cpu" and q.dtype != torch.float32:
+            if T > 1 and q.device.type == "cpu" and q.dtype != torch.float32 and self.head_size < 64:
                 y = _sdpa_cpu_fp32(q, k, v, past, dropout, gqa)
             else:
                 y = _sdpa(q, k, v, past, dropout, gqa)
@@ -177,12 +177,14 @@ def _sdpa(q, k, v, past: int, dropout: float, gqa: bool) -> torch.Tensor:
 
 
 def _sdpa_cpu_fp32(q, k, v, past: int, dropout: float, gqa: bool) -> torch.Tensor:
-    """`_sdpa` of bf16/fp16 q, k, v on a CPU, computed in fp32 and returned in their dtype.
+    """`_sdpa` of bf16/fp16 q, k, v on a CPU, computed in fp32 and returned in their dtype: for head sizes
+    below 64, where ATen's CPU flash-attention backward is much slower in bf16 than in fp32.
 
-    ATen's CPU flash-attention kernel is much slower in bf16 than in fp32 (torch 2.13, 2-core AMX machine,
-    forward + backward: 20 vs 5 ms at head size 32, T=128; 40 vs 33 ms at head size 64, T=256), while the
-    casts cost little: under bf16 autocast the matmuls around it keep their bf16 speed and attention runs
-    at fp32's. Autocast is off inside, or it would cast the inputs back to bf16."""
+    torch 2.13, 2-core AMX Xeon, forward + backward of one layer's attention, bf16 vs fp32 (the fp32 casts
+    not counted): head size 32, T=128, batch 16: 13.4 vs 3.3 ms. From head size 64 bf16 is as fast or
+    faster, so the casts would be a loss: T=256, batch 12: 27.9 vs 27.6 ms; T=512, batch 2, 9 query / 3 kv
+    heads (a SmolLM-135M fine-tune): 17.4 vs 21.7 ms. Autocast is off inside, or it would cast the inputs
+    back to bf16. The matmuls around it keep their bf16 speed either way."""
     with torch.autocast("cpu", enabled=False):
         y = _sdpa(q.float(), k.float(), v.float(), past, dropout, gqa)
     return y.to(q.dtype)
@@ -210,9 +212,13 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
         self.c_proj.residual_out = True
         self.dropout = cfg.dropout
+        self.gate_up = None  # generation on a CPU: c_gate and c_fc as one packed matrix (core.cpu_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.activation == "swiglu":
+        if self.gate_up is not None:
+            gate, up = self.gate_up(x).chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        elif self.activation == "swiglu":
             h = F.silu(self.c_gate(x)) * self.c_fc(x)
         elif self.activation == "relu":
             h = F.relu(self.c_fc(x))

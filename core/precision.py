@@ -4,7 +4,7 @@ On a GPU: bf16 where the GPU supports it, else fp16 with the grad scaler. On a C
 only where the CPU computes bf16 natively (AVX512-BF16 or AMX: the oneDNN matmuls then run at twice the
 fp32 rate or more) *and* the matmuls are large enough for that to outweigh the casts autocast adds around
 every op. Measured on 2-core machines, training step time bf16 autocast vs fp32 (attention computed in
-fp32 either way, see core.model._sdpa_cpu_fp32):
+fp32 either way at the time, see core.model._sdpa_cpu_fp32):
   - AMX (Xeon, amx_bf16): 6 x 384 (T=256, batch 12) 1.8x faster; 4 x 128 (T=64, batch 32) 1.37x;
     4 x 128 (T=128, batch 16) 1.23x; 4 x 64 (T=64, batch 32) 1.2x.
   - AVX512-BF16 without AMX (EPYC, issue 12, before attention ran in fp32): 6 x 384 1.74x, 4 x 128 no gain.

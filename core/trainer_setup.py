@@ -291,6 +291,10 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     from core.lora import build_model  # fine-tuning: the base's shape and weights, adapters (core.lora)
 
     cfg, model = build_model(cfg, device, fresh=resume_from is None)
+    if t.finetune == "lora" and precision in ("bf16", "fp16"):
+        from core.lora import frozen_to
+
+        frozen_to(model, torch.bfloat16 if precision == "bf16" else torch.float16)
     if t.finetune == "lora" and rank == 0:
         from core.lora import note_lora_child
 

@@ -51,7 +51,9 @@ def test_packed_model_gives_the_plain_models_logits_text_and_attention(native_bf
     assert n_linear == 2 * 5 + 1  # c_attn, c_proj, c_fc, c_gate, mlp c_proj per layer; lm_head
     assert can_pack(packed) and pack_linears(packed) == n_linear
     assert not any(type(m) is nn.Linear for m in packed.modules())
-    assert sum(isinstance(m, PackedLinear) for m in packed.modules()) == n_linear
+    # each SwiGLU's gate and up projections become one packed matrix
+    assert sum(isinstance(m, PackedLinear) for m in packed.modules()) == n_linear - 2
+    assert all(b.mlp.gate_up.out_features == 2 * b.mlp.c_proj.in_features for b in packed.blocks)
 
     ids = list(range(5, 45))
     with torch.inference_mode():

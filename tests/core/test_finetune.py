@@ -119,6 +119,55 @@ def test_lora_freezes_the_base_and_trains_only_adapters(task):
     assert held == trainable and len(held) == len(adapters)
 
 
+def test_lora_under_bf16_keeps_the_frozen_matrices_in_bf16_and_computes_the_same(task):
+    """A bf16 LoRA run stores the base's frozen projections in bf16 (core.lora.frozen_to): the same rounding
+    autocast applies to them at every step, so logits, loss and adapter gradients are the very same bits as
+    with fp32 frozen weights; embeddings and norms stay fp32; samples and attention probes run (under the
+    run's autocast) and the weights stay bit-identical over optimizer steps."""
+    import copy
+
+    from core.evaluation import probe
+    from core.lora import LoRALinear, frozen_to
+    from core.train import optimizer_step
+
+    folder, paths = task
+    tr = _trainer(folder, paths, "lora-bf16", finetune="lora", lora_rank=4, lr=1e-2, precision="bf16",
+                  sample_tokens=6, lora_targets=["attn_qkv", "attn_out", "mlp_in", "mlp_out"])
+    model = tr.raw_model
+    frozen = {n: p for n, p in model.named_parameters() if not p.requires_grad}
+    assert {n for n, p in frozen.items() if p.dtype == torch.bfloat16} == {
+        n for n, p in frozen.items() if n.startswith("blocks.") and p.dim() == 2}
+    assert all(p.dtype == torch.float32 for n, p in model.named_parameters() if "ln_" in n or "emb" in n)
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    with torch.no_grad():  # adapters that do something, for the comparison below
+        for m in model.modules():
+            if isinstance(m, LoRALinear):
+                m.lora_B.normal_(0, 0.02)
+    reference = copy.deepcopy(model)
+    for p in reference.parameters():  # the fp32 frozen copy autocast would cast from
+        p.data = p.data.float()
+    assert frozen_to(reference, torch.float32) == 0
+    x = torch.randint(0, model.cfg.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    losses, grads = [], []
+    for m in (model, reference):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = m(x)[0]
+            _, loss, _ = m(x[:, :-1], x[:, 1:])
+        loss.backward()
+        losses.append((logits, loss))
+        grads.append([p.grad.clone() for p in m.parameters() if p.requires_grad])
+        m.zero_grad(set_to_none=True)
+    assert torch.equal(losses[0][0], losses[1][0]) and torch.equal(losses[0][1], losses[1][1])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    before = {n: p.detach().clone() for n, p in frozen.items()}
+    for _ in range(2):
+        optimizer_step(tr, 1e-2)
+    assert all(torch.equal(p, before[n]) for n, p in frozen.items())
+    tr.tokenizer = None
+    probe(tr)  # the sample event: generation under autocast with bf16 projections
+    assert frozen_to(model, torch.bfloat16) == 0  # already done, nothing more to cast
+
+
 def test_lora_checkpoint_merge_and_generate(task):
     from core.generate import load_model
     from core.lora import LoRALinear

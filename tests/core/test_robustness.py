@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -76,18 +77,23 @@ def test_estimates_count_imported_shapes_and_lora_adapters_exactly(kw):
     train.finetune: lora the trainable count is the adapters' (as core.lora builds them) and gradients
     and optimizer state are sized by it."""
     from core.config import Config, TrainConfig, estimate
-    from core.lora import apply_lora
+    from core.lora import apply_lora, frozen_to
 
     m = ModelConfig(n_layer=3, n_head=4, n_embd=64, block_size=40, vocab_size=101, **kw)
     model = GPT(m)
     full = estimate(Config(model=m))
     assert full["params"] == model.num_params() == full["trainable_params"]
     for targets in (["attn_qkv", "attn_out"], ["attn_qkv", "attn_out", "mlp_in", "mlp_out"]):
-        t = TrainConfig(finetune="lora", lora_rank=4, lora_targets=targets)
+        t = TrainConfig(finetune="lora", lora_rank=4, lora_targets=targets, precision="fp32")
         est = estimate(Config(model=m, train=t))
         adapted = apply_lora(GPT(m), 4, 8.0, 0.0, targets)
         assert est["trainable_params"] == sum(p.numel() for p in adapted.parameters() if p.requires_grad)
         assert est["memory"]["optimizer"] == 8 * est["trainable_params"] < full["memory"]["optimizer"]
+        assert est["memory"]["weights"] == sum(p.numel() * p.element_size() for p in adapted.parameters())
+        # bf16: the frozen projections are kept in bf16 (core.lora.frozen_to), the rest in fp32
+        est16 = estimate(Config(model=m, train=replace(t, precision="bf16")))
+        frozen_to(adapted, torch.bfloat16)
+        assert est16["memory"]["weights"] == sum(p.numel() * p.element_size() for p in adapted.parameters())
 
 
 # ----------------------------------------------------------------------------------------- CLI input

@@ -67,13 +67,13 @@ def pack_linears(model: nn.Module) -> int:
         same = False
     if not same:
         return 0
-    for parent, name, child in targets:
-        gate = getattr(parent, "c_gate", None)
-        if name in ("c_fc", "c_gate") and type(gate) is nn.Linear and type(parent.c_fc) is nn.Linear:
+    for mlp in {parent for parent, name, _ in targets if name == "c_gate"}:
+        if type(getattr(mlp, "c_fc", None)) is nn.Linear:
             # SwiGLU's gate and up projections read the same input: one matrix, one call (core.model.MLP)
-            parent.gate_up = PackedLinear(_stacked(gate, parent.c_fc))
-            del parent.c_gate, parent.c_fc
-        elif name not in ("c_fc", "c_gate") or getattr(parent, "gate_up", None) is None:
+            mlp.gate_up = PackedLinear(_stacked(mlp.c_gate, mlp.c_fc))
+            del mlp.c_gate, mlp.c_fc
+    for parent, name, child in targets:
+        if getattr(parent, name, None) is child:  # not fused above
             setattr(parent, name, PackedLinear(child))
     return len(targets)
 

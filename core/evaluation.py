@@ -48,13 +48,11 @@ def probe(tr: Trainer) -> None:
     tr.tokenizer = tr.tokenizer or load_tokenizer(tr.cfg.data.dir)
     step = tr.state.step
     # under the run's autocast, as its steps: a LoRA run's frozen weights are stored in its dtype (core.lora)
-    if t.sample_tokens:
-        with tr.ctx:
-            text = sample_text(tr.raw_model, tr.tokenizer, t.sample_prompt, t.sample_tokens, tr.device,
-                               seed=t.seed)
-        tr.sinks.emit(make_event("sample", step=step, prompt=t.sample_prompt, text=text))
-    if run.save_attention and run.attention_probe:
-        path = os.path.join(run.dir, layout.ATTENTION, layout.snapshot_name(step))
-        with tr.ctx:
+    with tr.ctx:
+        if t.sample_tokens:
+            text = sample_text(tr.raw_model, tr.tokenizer, t.sample_prompt, t.sample_tokens, tr.device, seed=t.seed)
+            tr.sinks.emit(make_event("sample", step=step, prompt=t.sample_prompt, text=text))
+        if run.save_attention and run.attention_probe:
+            path = os.path.join(run.dir, layout.ATTENTION, layout.snapshot_name(step))
             probe_attention(tr.raw_model, tr.tokenizer, run.attention_probe, path, tr.device)
-        tr.sinks.emit(make_event("attention", step=step, path=path))
+            tr.sinks.emit(make_event("attention", step=step, path=path))

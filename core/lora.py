@@ -97,8 +97,8 @@ def frozen_to(model: nn.Module, dtype: torch.dtype) -> int:
     saved = 0
     for module in model.blocks.modules():
         p = module.weight if isinstance(module, nn.Linear) else None
-        if p is not None and not p.requires_grad and p.dtype != dtype and p.is_floating_point():
-            saved += p.numel() * (p.element_size() - torch.finfo(dtype).bits // 8)
+        if p is not None and not p.requires_grad and p.dtype != dtype:
+            saved += p.numel() * (p.element_size() - dtype.itemsize)
             p.data = p.data.to(dtype)
     return saved
 

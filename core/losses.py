@@ -70,14 +70,14 @@ def _logits_buffer(h2: torch.Tensor, weight: torch.Tensor, rows: int) -> torch.T
     """One fp32 (rows x V) tensor for every chunk's logits. A fresh one per chunk would cost its page faults
     each time: at 256 x 49,152 it is 50 MB, above glibc's largest mmap threshold, so every chunk maps new
     memory and touches it page by page (18 of 48 ms per chunk on the 2-core VM, GEMM and cast included)."""
-    return torch.empty(min(rows, h2.size(0)), weight.size(0), dtype=torch.float32, device=h2.device)
+    return torch.empty(rows, weight.size(0), dtype=torch.float32, device=h2.device)
 
 
 def _chunk_logits(hc: torch.Tensor, weight: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
-    """The chunk's fp32 logits, written into `buf`: under autocast the matmul in its dtype, as head(h) would
-    be, then widened; in fp32 straight into it."""
+    """The chunk's fp32 logits, written into `buf`: fp32 straight into it; otherwise (under autocast, with
+    the weight cast by `_autocast_once`) the matmul in its dtype, as head(h) would be, then widened."""
     out = buf[:hc.size(0)]
-    if hc.dtype == weight.dtype == torch.float32 and not torch.is_autocast_enabled(hc.device.type):
+    if hc.dtype == weight.dtype == torch.float32:
         return torch.mm(hc, weight.t(), out=out)
     return out.copy_(F.linear(hc, weight))
 

@@ -138,10 +138,12 @@ class Batches:
         return xy[:, :-1], xy[:, 1:]
 
 
+LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train precision -> autocast dtype
+
+
 def autocast_ctx(device: str, precision: str):
-    if precision in ("bf16", "fp16") and device in ("cuda", "cpu", "mps"):
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device_type=device, dtype=dtype)
+    if precision in LOW_PRECISION and device in ("cuda", "cpu", "mps"):
+        return torch.autocast(device_type=device, dtype=LOW_PRECISION[precision])
     return contextlib.nullcontext()
 
 
@@ -291,10 +293,10 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     from core.lora import build_model  # fine-tuning: the base's shape and weights, adapters (core.lora)
 
     cfg, model = build_model(cfg, device, fresh=resume_from is None)
-    if t.finetune == "lora" and precision in ("bf16", "fp16"):
+    if t.finetune == "lora" and precision in LOW_PRECISION:
         from core.lora import frozen_to
 
-        frozen_to(model, torch.bfloat16 if precision == "bf16" else torch.float16)
+        frozen_to(model, LOW_PRECISION[precision])
     if t.finetune == "lora" and rank == 0:
         from core.lora import note_lora_child
 

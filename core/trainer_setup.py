@@ -11,7 +11,7 @@ import contextlib
 import math
 import os
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -29,12 +29,10 @@ from core.errors import UsageError, quote
 from core.model import GPT
 from core.protocol import make_event
 from core.runinfo import RunInfo, environment_versions
+from core.shape import shape_problems
 from core.sinks import FileSink, JsonlSink, ProgressSink, Sinks
 
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "4090": 165e12, "3090": 71e12}
-SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "pos_encoding", "norm",
-                "activation", "mlp_ratio", "tie_embeddings", "n_kv_head", "rope_theta", "norm_eps", "qkv_bias",
-                "intermediate_size")
 
 
 @dataclass
@@ -186,11 +184,9 @@ def model_from_meta(meta: dict) -> ModelConfig:
 
 
 def check_same_shape(new: ModelConfig, old: ModelConfig, source: str) -> None:
-    for name in SHAPE_FIELDS:
-        a, b = getattr(new, name), getattr(old, name)
-        if a != b:
-            raise UsageError(f"model.{name}: {a!r} differs from {b!r} in the checkpoint {source}; "
-                             f"the model shape cannot change when resuming or forking", f"model.{name}")
+    problems = shape_problems(new, asdict(old), source)
+    if problems:
+        raise UsageError(problems[0].message, problems[0].path)
 
 
 def peak_flops(device: str) -> float | None:

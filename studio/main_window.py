@@ -92,8 +92,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ construction
     def _build_status_bar(self) -> None:
-        self.workspace_label = QLabel()
-        self.run_label = QLabel()
+        self.workspace_label, self.run_label = QLabel(), QLabel()
         self.statusBar().addPermanentWidget(self.run_label)
         self.statusBar().addPermanentWidget(self.workspace_label)
 
@@ -272,6 +271,7 @@ class MainWindow(QMainWindow):
         self.config_editor.set_base_dir(ctl.run.dir)
         self.attention.set_run_dir(ctl.run.dir)  # its step slider follows the selected run's snapshots
         self.generation.set_run_dir(ctl.run.dir)  # the pickers preselect its latest checkpoint
+        self.config_editor.set_checks(ctl.shape_problems)  # a trained run keeps its checkpoints' shape
         self.config_editor.set_text(ctl.run.read_config_text())
         follow_preset(self.config_editor.preset_combo, ctl.run.read_config_text())
         self.training.set_controller(ctl)
@@ -304,8 +304,7 @@ class MainWindow(QMainWindow):
 
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:
-            overlays = self.session.overlays(self.current_dir, self.runs_panel.compared())
-            self.training.plots.set_overlays(overlays)
+            self.training.plots.set_overlays(self.session.overlays(self.current_dir, self.runs_panel.compared()))
 
     def _update_start_blockers(self) -> None:
         ctl = self.controller()
@@ -323,18 +322,19 @@ class MainWindow(QMainWindow):
         self.copy_action.setEnabled(ctl is not None)
         self.fork_action.setEnabled(ctl is not None and bool(ctl.run.checkpoints()))
         self.run_label.setText(f"{ctl.run.name}: {ctl.status}" if ctl is not None else "")
+        if ctl is not None and self.config_editor is not None:
+            self.config_editor.set_locked(ctl.edit_lock())  # read-only while the run trains with it
 
     def start_training(self, resume: bool = False, nproc: int | None = None, device: str | None = None) -> bool:
         ctl = self.controller()
         if ctl is None or self.training is None:
             return False
         share = share_cores(os.cpu_count() or 1, len(self.session.running()) + 1)
-        problems = ctl.request_start(None if resume else self.config_editor.text(), resume,
+        problems = ctl.request_start(self.config_editor.text(), resume,
                                      self.training.nproc() if nproc is None else nproc,
                                      self.training.device() if device is None else device, share["train"])
         if problems:
-            if not resume:
-                self.training.set_start_blockers(problems)
+            self.training.set_start_blockers(problems)
             return False
         self.show_tab("training")
         self.statusBar().showMessage(f"{'Resuming' if resume else 'Starting'} {ctl.run.name}…", 5000)

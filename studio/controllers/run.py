@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import threading
 from dataclasses import dataclass
 
@@ -17,7 +18,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core import layout
-from core.config import Config, ConfigError, estimate, loads
+from core.config import Config, ConfigError, Problem, estimate, loads
+from core.shape import shape_problems
 from studio.engine.command import torchrun_command, train_args
 from studio.engine.failure import classify
 from studio.engine.training import TrainingJob
@@ -202,6 +204,38 @@ class RunController(QObject):
     def can_resume(self) -> bool:
         return not self.is_running() and self.status in ("stopped", "failed") and bool(self.run.checkpoints())
 
+    def edit_lock(self) -> str | None:
+        """Why the config cannot be edited now (None when it can): a training run's config is in use."""
+        if not self.is_running():
+            return None
+        return (f"{self.run.name} is training with this config, so it cannot be edited now. Stop it to change "
+                f"what a resume may change (steps, learning rate, evaluation), or use New from this for a "
+                f"changed copy.")
+
+    def shape_problems(self, cfg: Config) -> list[Problem]:
+        """Where `cfg`'s model differs from the shape of the run's latest checkpoint, which a resume keeps
+        (the engine's rule, core.shape); empty for a run without checkpoints."""
+        checkpoints = self.run.checkpoints()
+        if not checkpoints:
+            return []
+        try:
+            model = layout.read_checkpoint_meta(checkpoints[-1].path).get("config", {}).get("model")
+        except (ValueError, OSError, AttributeError):
+            return []  # a damaged checkpoint is reported where it is used
+        if not isinstance(model, dict):
+            return []
+        source = f"{self.run.name}/{layout.CHECKPOINTS}/{os.path.basename(checkpoints[-1].path)}"
+        return shape_problems(cfg.model, model, source, unset_vocab_ok=True,
+                              rule="a trained run keeps its shape; New from this makes a run with the new one")
+
+    def resume_problems(self, config_text: str | None = None) -> list[str]:
+        """Why Resume would be refused by the engine's set-up, checked before launching it."""
+        try:
+            cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
+        except ConfigError as exc:
+            return [p.message for p in exc.problems][:3]
+        return [p.message for p in self.shape_problems(cfg)]
+
     def start_problems(self, config_text: str | None = None) -> list[str]:
         """Why Start is not possible right now (empty when it is)."""
         if self.is_running():
@@ -230,8 +264,11 @@ class RunController(QObject):
         return cfg.train.max_steps if cfg is not None else 0
 
     def start_blockers(self, config_text: str | None = None) -> list[str]:
-        """What the Start button shows while disabled: start_problems() of a startable run, else nothing."""
-        return self.start_problems(config_text) if self.startable() else []
+        """What the Start or Resume button shows while disabled: start_problems() of a startable run,
+        resume_problems() of a resumable one, else nothing."""
+        if self.startable():
+            return self.start_problems(config_text)
+        return self.resume_problems(config_text) if self.can_resume() else []
 
     def summary(self) -> dict:
         """The figures a run list shows."""
@@ -243,12 +280,17 @@ class RunController(QObject):
     # ------------------------------------------------------------------ intents
     def request_start(self, config_text: str | None = None, resume: bool = False, nproc: int = 1,
                       device: str = "", threads: int = 0) -> list[str]:
-        """The Start/Resume intent: save `config_text` (the edited config) and start, or resume; returns
+        """The Start/Resume intent: save `config_text` (the edited config) and start or resume; returns
         why it could not (empty when the engine was launched). `device` overrides train.device; `threads`
         is the engine's --threads (0 = torch's default)."""
         if resume:
             if not self.can_resume():
                 return ["nothing to resume: the run is running, new or has no checkpoint"]
+            if config_text is not None:  # an edit still waiting for the autosave: the engine reads the file
+                self.save_config_text(config_text)
+            problems = self.resume_problems()
+            if problems:
+                return problems
         else:
             problems = self.start_problems(config_text)
             if problems:

@@ -93,11 +93,26 @@ def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
         return 0 if x is None else len(x)
 
     qtbot.waitUntil(lambda: points() >= 20, timeout=60000)
+    editor = w.config_editor  # the config in use is read-only while the run trains, and says why
+    assert editor.yaml_edit.isReadOnly() and not editor.form.isEnabled() and not editor.lock_label.isHidden()
+    assert "demo is training" in editor.lock_label.text()
     with qtbot.waitSignal(ctl.run_finished, timeout=60000) as blocker:
         qtbot.mouseClick(w.training.stop_button, Qt.MouseButton.LeftButton)
     assert blocker.args[0] == "stopped", blocker.args[1]
     stopped_at = ctl.history.step
     assert ctl.run.checkpoints()[-1].step == stopped_at and w.training.resume_button.isEnabled()
+    assert not editor.yaml_edit.isReadOnly() and editor.form.isEnabled() and editor.lock_label.isHidden()
+    # A shape edit to a trained run is flagged in the editor and blocks Resume before any launch.
+    trained_text = ctl.run.read_config_text()
+    editor.set_text(with_changes(trained_text, {"model.n_layer": 3}))
+    qtbot.waitUntil(lambda: not w.training.resume_button.isEnabled(), timeout=5000)
+    assert [p.path for p in editor.problems()] == ["model.n_layer"]
+    assert f"step-{stopped_at:06d}" in editor.problems()[0].message
+    assert "model.n_layer: 3 differs from 2" in w.training.blocker_label.text()
+    w.save_config()
+    assert not w.start_training(resume=True) and ctl.history.starts == 1  # refused here, not by the engine
+    editor.set_text(trained_text)
+    qtbot.waitUntil(lambda: w.training.resume_button.isEnabled(), timeout=5000)
     qtbot.mouseClick(w.training.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: ctl.history.step >= stopped_at + 10, timeout=60000)
     assert ctl.history.starts == 2 and ctl.history.start.get("resumed")

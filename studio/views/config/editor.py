@@ -72,6 +72,9 @@ class ConfigEditor(QWidget):
         self._problems: list[Problem] = []
         self._estimate: dict | None = None
         self._setting_text = False
+        self._locked = False
+        self._form_parses = True
+        self._checks = None  # extra rules of the shown run (Config -> list[Problem]): its checkpoint's shape
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -85,6 +88,10 @@ class ConfigEditor(QWidget):
         self.preset_combo.activated.connect(self._on_preset_combo_activated)
         self.status = QLabel()
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.lock_label = QLabel()  # why the config cannot be edited now (a training run uses it)
+        self.lock_label.setWordWrap(True)
+        self.lock_label.setObjectName("banner")
+        self.lock_label.hide()
         top = QHBoxLayout()
         top.addWidget(QLabel("Preset"))
         top.addWidget(self.preset_combo)
@@ -123,6 +130,7 @@ class ConfigEditor(QWidget):
         self.problems_label.hide()
         lay = QVBoxLayout(self)
         lay.addLayout(top)
+        lay.addWidget(self.lock_label)
         lay.addWidget(split, 1)
         lay.addWidget(self.problems_label)
         self.set_text(config_text.dump_new(Config()))
@@ -141,6 +149,25 @@ class ConfigEditor(QWidget):
 
     def base_dir(self) -> str:
         return self._base_dir
+
+    def set_locked(self, message: str | None) -> None:
+        """Read-only with `message` shown above the views (a run trains with this config), or editable;
+        unlocking re-validates (the run's checkpoints, which the checks read, may have changed)."""
+        unlocked = self._locked and not message
+        self._locked = bool(message)
+        self.lock_label.setText(message or "")
+        self.lock_label.setStyleSheet(banner_style("info"))
+        self.lock_label.setVisible(self._locked)
+        self.yaml_edit.setReadOnly(self._locked)
+        self.preset_combo.setEnabled(not self._locked)
+        self.form.setEnabled(not self._locked and self._form_parses)
+        if unlocked:
+            self.revalidate()
+
+    def set_checks(self, checks) -> None:
+        """Rules beyond core.config's for the shown run (`checks(config) -> list[Problem]`, or None),
+        applied from the next validation (set_text, an edit, revalidate)."""
+        self._checks = checks
 
     def set_text(self, text: str) -> None:
         """Replace the YAML; the form and validation follow at once."""
@@ -199,16 +226,20 @@ class ConfigEditor(QWidget):
         try:
             raw = safe_yaml(text)  # no anchors/aliases: a few lines of them expand to gigabytes
         except yaml.YAMLError as exc:
-            self.form.setEnabled(False)
+            self._set_form_parses(False)
             self._validate(text, parse_error=f"invalid YAML: {exc}")
             return
         if raw is not None and not isinstance(raw, dict):
-            self.form.setEnabled(False)
+            self._set_form_parses(False)
             self._validate(text, parse_error=f"expected a mapping of sections, got {type(raw).__name__}")
             return
-        self.form.setEnabled(True)
+        self._set_form_parses(True)
         self.form.set_values(raw or {})
         self._validate(text)
+
+    def _set_form_parses(self, parses: bool) -> None:
+        self._form_parses = parses
+        self.form.setEnabled(parses and not self._locked)
 
     def _validate(self, text: str, parse_error: str | None = None) -> None:
         problems: list[Problem] = []
@@ -223,15 +254,20 @@ class ConfigEditor(QWidget):
             problems += self.form.local_problems()
             if problems:
                 config = None
-        self._config, self._problems = config, problems
-        self.form.set_problems(problems)
-        self._mark_yaml_lines(text, problems)
-        if config is not None:
+        estimated = config is not None  # even when the run's own checks object: the config itself is sound
+        if estimated:
             vocab, source = _vocab_for(config)
             self._estimate = estimate(config, vocab)
             self.estimates.show_estimate(self._estimate, source)
             self.form.set_vocab_hint(f"from data ({vocab:,})" if source == "(from data)" else
                                      "from data (no meta.json yet)")
+            if self._checks is not None:
+                problems = list(self._checks(config))
+                config = config if not problems else None
+        self._config, self._problems = config, problems
+        self.form.set_problems(problems)
+        self._mark_yaml_lines(text, problems)
+        if config is not None:
             message = "valid"
             self.status.setText("<span style='color:#27ae60'>✔ valid</span>")
             self.problems_label.hide()
@@ -242,7 +278,8 @@ class ConfigEditor(QWidget):
             self.problems_label.setText("\n".join(p.message for p in problems))
             self.problems_label.setStyleSheet(banner_style("error"))  # the theme may have changed
             self.problems_label.show()
-            self.estimates.show_stale(count)
+            if not estimated:
+                self.estimates.show_stale(count)
         self.validity_changed.emit(config is not None, message)
 
     def _mark_yaml_lines(self, text: str, problems: list[Problem]) -> None:
@@ -290,7 +327,7 @@ class ConfigEditor(QWidget):
         self.changed.emit()
 
     def _on_form_local_problems_changed(self) -> None:
-        if self.form.isEnabled():
+        if self._form_parses:
             self._validate(self.text())
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)

@@ -168,7 +168,7 @@ class TrainingPanel(QWidget):
                 (c.run_finished, self._on_controller_run_finished)]
 
     def set_start_blockers(self, problems: list[str]) -> None:
-        """Why Start is disabled (shown next to it); empty when it may start."""
+        """Why Start (a new run) or Resume (a stopped one) is disabled, shown next to it; empty when it may."""
         self._blockers = list(problems)
         self.refresh()
 
@@ -186,19 +186,23 @@ class TrainingPanel(QWidget):
         fresh = c is not None and c.startable()
         # Start, Stop and Resume always keep their places (a button never moves under the cursor);
         # only what applies is enabled.
+        resumable = c is not None and c.can_resume()
         self.start_button.setEnabled(fresh and not self._blockers)
-        reason = "; ".join(self._blockers) if fresh and self._blockers else ""
-        self.start_button.setToolTip(f"Cannot start: {reason}" if reason else "Start training (Ctrl+R)")
+        reason = "; ".join(self._blockers) if (fresh or resumable) and self._blockers else ""
+        verb = "start" if fresh else "resume"
+        self.start_button.setToolTip(f"Cannot start: {reason}" if fresh and reason else "Start training (Ctrl+R)")
+        self.resume_button.setToolTip(f"Cannot resume: {reason}" if resumable and reason else
+                                      "Continue from the latest checkpoint")
         note = ""
         if status == "imported":  # a base model, not a run: say what it is for instead of why it cannot start
             note = imported.imported_note(str(c.run.lineage().get("parent_checkpoint") or ""))
-        self.blocker_label.setText(f"Cannot start — {reason}" if reason else note)
+        self.blocker_label.setText(f"Cannot {verb} — {reason}" if reason else note)
         self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
         self.blocker_label.setVisible(bool(reason or note))
         self.progress.setVisible(not note)  # no steps to count in a model that was never trained here
         self.stop_button.setEnabled(running and not (c is not None and c.stopping))
         self.stop_button.setText("Stopping…" if c is not None and c.stopping else "Stop")
-        self.resume_button.setEnabled(c is not None and c.can_resume())
+        self.resume_button.setEnabled(resumable and not self._blockers)
         for w in (self.device_combo, self.nproc_spin):
             w.setEnabled(not running)
         if c is None:

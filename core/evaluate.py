@@ -8,7 +8,10 @@ tokenizers). A progress bar goes to stderr, or (done, total) goes to a callback 
 
 Pairs: {"prompt", "reference"} JSON lines; each prompt is rendered with the checkpoint's chat template (or
 the built-in one, core.sft; --raw uses it as is) and answered greedily (or sampled at --temperature with
---seed) until eos (or the built-in template's end of turn). BLEU is sacrebleu's corpus BLEU, ROUGE-L the
+--seed) until eos (or the built-in template's end of turn). BLEU is sacrebleu's corpus BLEU with effective
+order (n-gram orders no answer is long enough for are left out, as sacrebleu does for sentence BLEU: the
+standard score is the same whenever some answer has 4 or more words, and 0 for every set of shorter
+answers, a correct one-word answer included), ROUGE-L the
 mean rouge-score F-measure, exact match the share of answers equal to their reference after stripping
 whitespace.
 """
@@ -178,7 +181,8 @@ def scores(generations: list[str], references: list[str]) -> dict:
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     rouge = [scorer.score(r, g)["rougeL"].fmeasure for g, r in zip(generations, references, strict=True)]
     exact = [g.strip() == r.strip() for g, r in zip(generations, references, strict=True)]
-    return {"bleu": sacrebleu.corpus_bleu(generations, [references]).score,
+    bleu = sacrebleu.metrics.BLEU(effective_order=True)
+    return {"bleu": bleu.corpus_score(generations, [references]).score,
             "rouge_l": sum(rouge) / len(rouge), "exact_match": sum(exact) / len(exact), "n": len(exact)}
 
 

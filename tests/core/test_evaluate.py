@@ -69,14 +69,21 @@ def test_bleu_and_rouge_match_the_libraries():
     gens = ["the cat sat on the mat", "a dog ran in the park today", "hello"]
     refs = ["the cat sat on the mat", "the dog ran in the big park", "goodbye"]
     got = scores(gens, refs)
-    assert got["bleu"] == sacrebleu.corpus_bleu(gens, [refs]).score
+    assert got["bleu"] == sacrebleu.corpus_bleu(gens, [refs]).score  # answers of 4+ words: the standard BLEU
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     assert got["rouge_l"] == pytest.approx(sum(scorer.score(r, g)["rougeL"].fmeasure
                                                for g, r in zip(gens, refs, strict=True)) / 3)
     assert got["exact_match"] == pytest.approx(1 / 3) and got["n"] == 3
     # by hand: "the cat sat" vs "the cat sat down": P = 1, R = 3/4, F = 6/7
     assert scores(["the cat sat"], ["the cat sat down"])["rouge_l"] == pytest.approx(6 / 7)
-    assert scores(["x"], ["x"])["bleu"] == 0.0 and scores(["a b c d"], ["a b c d"])["bleu"] == pytest.approx(100.0)
+    assert scores(["a b c d"], ["a b c d"])["bleu"] == pytest.approx(100.0)
+    # One-word answers have no 2-, 3- or 4-grams: the standard corpus BLEU is 0 even when every answer is
+    # right; the effective order scores the orders they have, as sacrebleu's own option does.
+    short_gens, short_refs = ["cba", "fed", "xyz", "ab"], ["cba", "fed", "xyw", "ab"]
+    assert sacrebleu.corpus_bleu(short_gens, [short_refs]).score == 0.0
+    short = scores(short_gens, short_refs)["bleu"]
+    assert short == pytest.approx(75.0)  # unigram precision 3/4, no brevity penalty
+    assert short == sacrebleu.metrics.BLEU(effective_order=True).corpus_score(short_gens, [short_refs]).score
 
 
 def test_eval_bad_input_exit_2(byte_ckpt, tmp_path):

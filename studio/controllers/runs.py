@@ -255,6 +255,9 @@ class WorkspaceSession(QObject):
             return f"{ctl.run.name} has no checkpoint to continue from (or is training)"
         if more_steps <= 0:
             return "the number of more steps must be positive"
+        problems = ctl.resume_problems()  # e.g. a shape edit the engine would refuse: said here, nothing launched
+        if problems:
+            return problems[0]
         base = max(ctl.run.checkpoints()[-1].step, ctl.planned_steps())
         try:
             ctl.run.write_config_text(set_value(ctl.run.read_config_text(), "train.max_steps", base + more_steps))

@@ -224,11 +224,15 @@ def test_continue_a_finished_run_for_more_steps(qtbot, window, workspace, fake_e
     monkeypatch.setattr(dialogs, "ask_more_steps", lambda _p, _n, current: 50 if current == 200 else None)
     action = _menu_action(w, tiny.dir, "Continue")
     assert action.isEnabled()
+    # an edit still waiting for the autosave is kept, and the editor then shows the raised max_steps
+    w.config_editor.set_text(w.config_editor.text().replace("lr: 3.0e-3", "lr: 4.0e-3"))
+    assert w._autosave.isActive() and "lr: 4.0e-3" not in tiny.read_config_text()
     with qtbot.waitSignal(ctl.run_finished, timeout=20000) as blocker:
         action.trigger()
     assert blocker.args[0] == "done" and ctl.history.step == 250
     assert tiny.config().train.max_steps == 250 and "max_steps: 250" in tiny.read_config_text()
-    assert "warmup_steps: 10" in tiny.read_config_text()  # the rest of the config is untouched
+    assert "warmup_steps: 10" in tiny.read_config_text() and "lr: 4.0e-3" in tiny.read_config_text()
+    assert w.config_editor.text() == tiny.read_config_text()
 
 
 def test_a_notification_when_a_run_ends_in_the_background(qtbot, window, workspace, fake_engine):

@@ -105,11 +105,15 @@ class RunActions(QObject):
         if not more:
             return False
         training = self.window.training
+        self.window.save_config()  # a pending edit of the shown run reaches config.yaml before max_steps rises
         why = self.session.continue_run(run_dir, more, training.nproc() if training else 1,
                                         training.device() if training else "")
         if why:
             self._say(f"Cannot continue {ctl.run.name}: {why}", 0)
             return False
+        editor = self.window.config_editor
+        if editor is not None and self.window.current_dir == ctl.run.dir:
+            editor.set_text(ctl.run.read_config_text())  # shows the raised max_steps, not the text before it
         self.panel.select_run(ctl.run.dir)
         self.window.show_tab("training")
         self._say(f"Continuing {ctl.run.name} for {more} more steps…")

@@ -213,20 +213,26 @@ class RunController(QObject):
                 f"changed copy.")
 
     def shape_problems(self, cfg: Config) -> list[Problem]:
-        """Where `cfg`'s model differs from the shape of the run's latest checkpoint, which a resume keeps
-        (the engine's rule, core.shape); empty for a run without checkpoints."""
+        """Where `cfg`'s model differs from the shape the engine will hold it to (core.shape): the run's
+        latest checkpoint once it has one (a resume keeps it), else train.init_from's (a fork or a
+        fine-tune starts from those weights); empty when neither applies or the checkpoint is unreadable."""
         checkpoints = self.run.checkpoints()
-        if not checkpoints:
+        if checkpoints:
+            path = checkpoints[-1].path
+            source = f"{self.run.name}/{layout.CHECKPOINTS}/{os.path.basename(path)}"
+            rule = "a trained run keeps its shape; New from this makes a run with the new one"
+        elif cfg.train.init_from:
+            path = source = cfg.train.init_from
+            rule = "a fork or fine-tune starts from those weights, so it keeps their shape"
+        else:
             return []
         try:
-            model = layout.read_checkpoint_meta(checkpoints[-1].path).get("config", {}).get("model")
+            model = layout.read_checkpoint_meta(path).get("config", {}).get("model")
         except (ValueError, OSError, AttributeError):
-            return []  # a damaged checkpoint is reported where it is used
+            return []  # a missing or damaged checkpoint is reported where it is used
         if not isinstance(model, dict):
             return []
-        source = f"{self.run.name}/{layout.CHECKPOINTS}/{os.path.basename(checkpoints[-1].path)}"
-        return shape_problems(cfg.model, model, source, unset_vocab_ok=True,
-                              rule="a trained run keeps its shape; New from this makes a run with the new one")
+        return shape_problems(cfg.model, model, source, unset_vocab_ok=True, rule=rule)
 
     def resume_problems(self, config_text: str | None = None) -> list[str]:
         """Why Resume would be refused by the engine's set-up, checked before launching it."""
@@ -245,12 +251,16 @@ class RunController(QObject):
         return launch_problems(self.run, config_text) or self._init_from_problems(config_text)
 
     def _init_from_problems(self, config_text: str | None) -> list[str]:
-        """The engine's set-up rule for a fork, checked before launching: it must train beyond its
-        checkpoint's step (core.train refuses otherwise, after the user pressed Start)."""
+        """The engine's set-up rules for a fork or fine-tune, checked before launching (core.train refuses
+        otherwise, after the user pressed Start): the checkpoint's shape, and a fork must train beyond its
+        checkpoint's step."""
         try:
             cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
         except ConfigError:
             return []
+        shape = [p.message for p in self.shape_problems(cfg)]
+        if shape:
+            return shape
         step = fork_step(cfg)
         if step is not None and cfg.train.max_steps <= step:
             return [f"train.max_steps: {cfg.train.max_steps} is not beyond the checkpoint's step {step}; "

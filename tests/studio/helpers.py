@@ -38,6 +38,14 @@ def write_checkpoint(run_dir: str, step: int) -> str:
     return path
 
 
+def write_checkpoint_with_model(run_dir: str, step: int, model: dict) -> str:
+    """write_checkpoint() whose meta.json records the model section the engine checks a fork against."""
+    path = write_checkpoint(run_dir, step)
+    layout.atomic_write_json(os.path.join(path, layout.META), {"format": 1, "step": step,
+                                                               "config": {"model": model}})
+    return path
+
+
 def write_finished_run(run_dir: str, steps: int = 100, status: str = "done", eval_every: int = 10,
                        ckpt_every: int = 50) -> None:
     """metrics.jsonl (+ checkpoints) of a run that ran `steps` steps and closed with `status`."""

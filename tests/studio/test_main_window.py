@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from studio.settings import Settings
 from studio.workspace.workspace import with_changes
 from tests.studio.fake_engine import release_path
-from tests.studio.helpers import select_run, write_finished_run
+from tests.studio.helpers import select_run, write_checkpoint_with_model, write_finished_run
 
 
 def test_past_runs_are_listed_and_plotted(qtbot, window, workspace):
@@ -253,3 +253,25 @@ def test_eta_and_progress_text(qtbot, window, workspace):
     assert math.isclose(ctl.history.eta_s(), 90.0)
     w.training.refresh_progress()
     assert w.training.progress.value() == 10 and "500 tokens/s" in w.training.progress_label.text()
+
+
+def test_a_fork_that_changes_its_checkpoints_shape_is_flagged_and_not_started(qtbot, window, workspace):
+    """The engine's rule (core.shape), applied in the editor and to Start before any launch: a run that
+    starts from train.init_from keeps that checkpoint's model shape."""
+    from core import layout as core_layout
+
+    parent = workspace.create_run("parent", workspace.run("tiny").read_config_text())
+    ckpt = write_checkpoint_with_model(parent.dir, 50, {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32,
+                                                        "vocab_size": 43})
+    assert core_layout.is_checkpoint(ckpt)
+    text = workspace.run("tiny").read_config_text().replace("max_steps: 200", "max_steps: 300")
+    child = workspace.create_run("child", text.replace("lr: 3.0e-3", f"lr: 3.0e-3, init_from: {ckpt}"))
+    w = window(workspace.root)
+    select_run(w, "child")
+    qtbot.waitUntil(lambda: w.training.start_button.isEnabled(), timeout=3000)  # the same shape: startable
+    w.config_editor.set_text(with_changes(child.read_config_text(), {"model.n_layer": 3}))
+    qtbot.waitUntil(lambda: not w.training.start_button.isEnabled(), timeout=3000)
+    assert [p.path for p in w.config_editor.problems()] == ["model.n_layer"]
+    assert "model.n_layer: 3 differs from 2 in the checkpoint" in w.training.blocker_label.text()
+    assert ckpt in w.training.blocker_label.text() and not w.start_training()
+    assert w.controller().status == "new"  # nothing was launched

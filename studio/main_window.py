@@ -290,10 +290,10 @@ class MainWindow(QMainWindow):
     def _update_time_estimate(self) -> None:
         from studio.controllers.run import measured_speed, time_estimate
 
-        cfg, est = self.config_editor.config(), self.config_editor.last_estimate()
-        if cfg is not None and est is not None:
-            speed = measured_speed(self.session.controllers.values())
-            self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed))
+        cfg, est, ctl = self.config_editor.config(), self.config_editor.last_estimate(), self.controller()
+        if cfg is not None and est is not None:  # a stopped run resumes at its step: only the rest is estimated
+            speed, done = measured_speed(self.session.controllers.values()), ctl.history.step if ctl else 0
+            self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed, done))
 
     def _share_cores(self) -> None:
         """Inference workers started while a run trains take 1 thread; the Generate tab says so."""

@@ -432,14 +432,16 @@ def fork_step(cfg: Config) -> int | None:
     return layout.checkpoint_step(cfg.train.init_from)
 
 
-def time_estimate(cfg: Config, est: dict, speed: dict | None) -> dict | None:
-    """Time per step and for the whole run (the steps after a fork's checkpoint), scaled by FLOPs from a
-    measured run: {"step_s", "total_s", "steps", "source"}; None without a measurement."""
+def time_estimate(cfg: Config, est: dict, speed: dict | None, done_steps: int = 0) -> dict | None:
+    """Time per step and for the steps left to train (after a fork's checkpoint, or after `done_steps`,
+    where a stopped run resumes), scaled by FLOPs from a measured run: {"step_s", "total_s", "steps",
+    "start", "source"}; None without a measurement."""
     if speed is None or speed["flops_per_s"] <= 0:
         return None
-    steps = max(0, cfg.train.max_steps - (fork_step(cfg) or 0))
+    start = max(fork_step(cfg) or 0, done_steps)
+    steps = max(0, cfg.train.max_steps - start)
     step_s = est["flops_per_step"] / speed["flops_per_s"]
-    return {"step_s": step_s, "total_s": step_s * steps, "steps": steps,
+    return {"step_s": step_s, "total_s": step_s * steps, "steps": steps, "start": start,
             "source": f"measured on this machine: run {speed['run']} took {1000 * speed['step_s']:,.0f} ms "
                       "a step; scaled by FLOPs per step"}
 

@@ -105,6 +105,18 @@ def test_a_fine_tune_starts_at_step_0_whatever_its_base_checkpoints_step(qtbot, 
     assert timing["steps"] == 100
 
 
+def test_the_time_estimate_of_a_stopped_run_counts_only_the_steps_left(qtbot, window, workspace):
+    tiny = workspace.run("tiny")  # max_steps 200
+    write_finished_run(tiny.dir, steps=120, status="stopped")
+    w = window(workspace.root)
+    select_run(w, "tiny")
+    names = w.config_editor.estimates.timing_names
+    qtbot.waitUntil(lambda: names["total"].text() == "Training, 80 steps from 120", timeout=3000)
+    w.new_run()  # a new run has trained nothing: all its steps are estimated
+    steps = w.config_editor.config().train.max_steps
+    qtbot.waitUntil(lambda: names["total"].text() == f"Training, {steps:,} steps", timeout=3000)
+
+
 def test_a_run_refused_during_set_up_can_be_edited_and_started_again(qtbot, window, workspace, fake_engine):
     fake_engine("setup")
     w = window(workspace.root)

@@ -156,7 +156,8 @@ class EstimatesPanel(QFrame):
         step = timing["step_s"]
         self.timing["step"].setText(f"≈ {1000 * step:,.0f} ms" if step < 10 else f"≈ {step:,.0f} s")
         self.timing["total"].setText(f"≈ {format_duration(timing['total_s'])}")
-        self.timing_names["total"].setText(f"Training, {timing['steps']:,} steps")
+        start = timing.get("start", 0)
+        self.timing_names["total"].setText(f"Training, {timing['steps']:,} steps" + (f" from {start:,}" if start else ""))
         self.timing_note.setText(timing["source"][:1].upper() + timing["source"][1:] + ".")
 
     def show_stale(self, reason: str) -> None:

@@ -170,3 +170,21 @@ def test_prepare_with_the_real_engine(qtbot, panel, monkeypatch, tmp_path):
     assert panel.detail_values["train"].text() == f"{meta['train_tokens']:,}"
     assert panel.detail_values["vocab"].text() == str(meta["vocab_size"])
     assert len(panel.sample.ids) > 100 and panel.error_label.isHidden()
+
+
+def test_the_data_set_is_named_after_its_first_source_until_the_user_names_it(qtbot, panel, tmp_path):
+    write_data_dir(os.path.join(panel.data_root(), "shakespeare"))  # an existing set is not replaced by default
+    panel.refresh()
+    panel.add_sources([str(tmp_path / "shakespeare.txt")])
+    assert panel.name_edit.text() == "shakespeare-2" and "→ data/shakespeare-2" in panel.name_note.text()
+    panel.source_list.clear()
+    panel.add_sources(["@stdlib"])
+    assert panel.name_edit.text() == "stdlib"
+    panel.source_list.clear()
+    panel.add_sources([str(tmp_path / "my notes (2024)") + os.sep])  # a folder: a valid folder name from it
+    assert panel.name_edit.text() == "my-notes-2024"
+    qtbot.keyClicks(panel.name_edit, "-x")  # typed by the user: kept from now on
+    panel.add_sources([str(tmp_path / "other.txt")])
+    panel.source_list.clear()
+    panel.add_sources(["@synthetic"])
+    assert panel.name_edit.text() == "my-notes-2024-x"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPainter, QPalette
@@ -183,6 +184,8 @@ class DataPanel(QWidget):
         self.name_edit = QLineEdit("corpus")
         self.name_edit.setToolTip("Folder name under WORKSPACE/data")
         self.name_edit.textChanged.connect(self._on_name_edit_text_changed)
+        self._name_typed = False  # the name follows the first source until the user types one
+        self.name_edit.textEdited.connect(self._on_name_edit_text_edited)
         self.name_note = QLabel()
         self.name_note.setStyleSheet("color: palette(placeholder-text);")
         self.val_spin = QDoubleSpinBox()
@@ -291,6 +294,8 @@ class DataPanel(QWidget):
                 item.setToolTip(BUILTIN_CORPORA.get(path, path))
                 self.source_list.addItem(item)
                 existing.add(path)
+        if not self._name_typed and self.sources():
+            self.name_edit.setText(suggested_name(self.sources()[0], set(self.datasets())))
         self._update_buttons()
 
     def sources(self) -> list[str]:
@@ -374,6 +379,9 @@ class DataPanel(QWidget):
     def _on_tokenizer_combo_text_changed(self, _kind: str) -> None:
         self._update_buttons()
 
+    def _on_name_edit_text_edited(self, _text: str) -> None:
+        self._name_typed = True
+
     def _on_name_edit_text_changed(self, text: str) -> None:
         name = text.strip()
         exists = bool(name) and name in self.datasets()
@@ -421,3 +429,14 @@ class DataPanel(QWidget):
         failure = result.failure
         exit_text = failure.exit_text()
         self._show_error(failure.headline, [*failure.details, *([exit_text] if exit_text else [])])
+
+
+def suggested_name(source: str, taken: set[str]) -> str:
+    """A data set name from a source (`shakespeare.txt` -> shakespeare, `@stdlib` -> stdlib, a folder -> its
+    name), made a valid folder name and not one of `taken` (-2, -3, ...)."""
+    stem = os.path.splitext(os.path.basename(source.rstrip("/\\")))[0].lstrip("@")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "corpus"
+    name, n = stem, 2
+    while name in taken:
+        name, n = f"{stem}-{n}", n + 1
+    return name

@@ -43,6 +43,8 @@ train:
   min_lr: 2.0e-4
 run:
   dir: .
+"""
+DEMO_PROBE = """\
   # in the corpus's own characters (a char tokenizer shows <unk> for any other)
   attention_probe: "copy: abcdef|abcdef\\nreverse: abcdef|fedcba\\nadd: 123+456=579"
 """
@@ -65,13 +67,27 @@ DEMO_STEPS = 1000  # about 60-100 ms a step on a laptop CPU: a minute or two to 
 
 
 def tiny_config_text(data: str = DEMO_DATA, max_steps: int = DEMO_STEPS) -> str:
-    return TINY_CONFIG.format(data=data, max_steps=max_steps)
+    """The tiny config on data/<data>; the demo corpus's attention probe only on the demo data (its text is
+    in that corpus's characters; other data sets keep the engine's default probe)."""
+    return TINY_CONFIG.format(data=data, max_steps=max_steps) + (DEMO_PROBE if data == DEMO_DATA else "")
 
 
 def default_config_text(ws: Workspace) -> str:
-    """A new run's config: the tiny one, on the workspace's first prepared data set."""
-    datasets = ws.datasets()
-    return tiny_config_text(os.path.basename(datasets[0]) if datasets else DEMO_DATA)
+    """A new run's config: the tiny one, on the data set prepared last (the one just made on the Data tab;
+    instruction data sets, which need a base model, are left to the fine-tuning flow)."""
+    plain = []
+    for path in ws.datasets():
+        meta = layout.read_json(os.path.join(path, layout.DATA_META))
+        if meta.get("kind") != "sft":
+            plain.append((_mtime(os.path.join(path, layout.DATA_META)), os.path.basename(path)))
+    return tiny_config_text(max(plain)[1] if plain else DEMO_DATA)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return 0.0
 
 
 def ensure_demo_workspace(root: str | None = None) -> Workspace:

@@ -18,7 +18,7 @@ from studio.workspace.compare import compare_runs
 from studio.workspace.run import Run
 from studio.workspace.trash import move_to_trash
 from studio.workspace.workspace import with_changes
-from tests.studio.helpers import open_window, write_finished_run
+from tests.studio.helpers import open_window, write_data_dir, write_finished_run
 
 
 # ---------------------------------------------------------------------- Qt-free
@@ -181,6 +181,25 @@ def test_new_runs_and_forks_get_sensible_names(window, workspace):
     assert w.controller().run.name == "tiny-2"
     write_finished_run(workspace.run("tiny").dir, steps=100)
     assert w.session.fork_defaults(workspace.run("tiny").dir)[2] == "tiny-from-100"
+
+
+def test_a_new_run_trains_on_the_data_set_prepared_last(window, workspace):
+    """Prepare a data set, press New: the run uses that set (not the first by name), and the demo corpus's
+    attention probe is not copied onto other data; instruction data sets are left to fine-tuning."""
+    demo_meta = os.path.join(workspace.data_dir, "demo", layout.DATA_META)
+    os.utime(demo_meta, (1_000_000_000, 1_000_000_000))  # prepared long ago
+    write_data_dir(os.path.join(workspace.data_dir, "shakespeare"))
+    write_data_dir(os.path.join(workspace.data_dir, "answers"), kind="sft")  # newest, but needs a base
+    os.utime(os.path.join(workspace.data_dir, "shakespeare", layout.DATA_META), (2_000_000_000, 2_000_000_000))
+    os.utime(os.path.join(workspace.data_dir, "answers", layout.DATA_META), (2_000_000_100, 2_000_000_100))
+    w = window
+    w.new_run()
+    run = w.controller().run
+    assert run.name == "shakespeare-1" and run.config().data.dir == os.path.join(workspace.data_dir, "shakespeare")
+    assert "attention_probe" not in run.read_config_text()
+    os.utime(demo_meta, (2_000_000_200, 2_000_000_200))  # the demo data prepared again: the newest plain set
+    w.new_run()
+    assert w.controller().run.name == "demo-1" and "attention_probe" in w.controller().run.read_config_text()
 
 
 def test_compare_view_sorts_toggles_and_exports(qtbot, window, workspace, tmp_path):

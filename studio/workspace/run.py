@@ -25,7 +25,7 @@ import os
 import time
 
 from core import layout
-from core.config import Config, ConfigError, Problem, load_config
+from core.config import DEFAULT_PROBE_TEXT, Config, ConfigError, Problem, load_config
 from studio.workspace import validate
 from studio.workspace.metrics import Checkpoint, RunHistory
 from studio.workspace.proc import (
@@ -249,3 +249,22 @@ def format_duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m {s % 60:02d}s"
     return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+
+
+def probe_text(run: Run, max_chars: int = 160) -> str | None:
+    """The text the Attention tab starts with for `run`: its config's run.attention_probe when the config
+    sets one, else the first lines of its data set's sample (the Data tab's preview.json: text like what it
+    learned), else None (the panel keeps its own default)."""
+    cfg = run.config_or_none()
+    if cfg is None:
+        return None
+    if cfg.run.attention_probe != DEFAULT_PROBE_TEXT:
+        return cfg.run.attention_probe
+    pieces = layout.read_json(os.path.join(cfg.data.dir, layout.PREVIEW)).get("pieces")
+    if not isinstance(pieces, list) or not all(isinstance(p, str) for p in pieces):
+        return None
+    text = "".join(pieces).lstrip("\n")
+    if len(text) > max_chars:  # whole lines when there are some, else a cut
+        cut = text.rfind("\n", 0, max_chars)
+        text = text[:cut] if cut > 0 else text[:max_chars]
+    return text.rstrip("\n") or None

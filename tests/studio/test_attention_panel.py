@@ -105,3 +105,30 @@ def test_a_killed_worker_is_reported_and_restarted(qtbot, panel, tiny_ws):
     assert "restarted" in panel.status.text()
     compute(qtbot, panel, ckpt(tiny_ws, 20), "abc")
     assert panel.shown_matrix().shape == (3, 3)
+
+
+def test_the_text_follows_the_selected_run_until_the_user_types_one(qtbot, workspace):
+    """A run's own attention probe, else the start of its data set's sample; the user's text stays."""
+    from core import layout
+    from core.config_text import set_value
+
+    demo_data = os.path.join(workspace.data_dir, "demo")
+    pieces = ["\n", "GREMIO", ":", "\n", "Good", " morrow", ",", " neighbour", ".", "\n"] * 20
+    layout.atomic_write_json(os.path.join(demo_data, layout.PREVIEW), {"ids": list(range(len(pieces))),
+                                                                     "pieces": pieces})
+    plain = workspace.run("tiny")  # no attention_probe in its config
+    probed = workspace.create_run("probed", set_value(plain.read_config_text(), "run.attention_probe", "abc|cba"))
+    p = AttentionPanel()
+    qtbot.addWidget(p)
+    p.set_workspace(workspace.root)
+    p.set_run_dir(plain.dir)
+    shown = p.text.toPlainText()  # whole lines of the sample, at most 160 characters
+    assert shown.startswith("GREMIO:\nGood morrow, neighbour.\n\nGREMIO:") and 120 < len(shown) <= 160
+    assert shown.endswith(("GREMIO:", "neighbour.")) and "".join(pieces).lstrip("\n").startswith(shown)
+    p.set_run_dir(probed.dir)
+    assert p.text.toPlainText() == "abc|cba"
+    p.text.setPlainText("my own text")
+    p.set_run_dir(plain.dir)
+    assert p.text.toPlainText() == "my own text"
+    p.shutdown_workers(wait_ms=5000)
+    p.pool.shutdown(wait_ms=5000)

@@ -35,6 +35,7 @@ from studio.views.attention.heatmap import AttentionHeatmap
 from studio.views.attention.tokens import TokenAttentionView
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.workspace.attention_math import AttentionSet, mean_over_heads, rollout
+from studio.workspace.run import Run, probe_text
 
 MODES = ("head", "mean", "rollout")
 MODE_TITLES = ("One head", "Mean over heads", "Rollout (through this layer)")
@@ -85,6 +86,8 @@ class AttentionPanel(QWidget):
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("Type or paste a text, then Compute (Ctrl+Return)")
         self.text.setPlainText(DEFAULT_TEXT)
+        self._own_text = False  # typed (or sent from Generate) by the user: kept when the run changes
+        self.text.textChanged.connect(self._on_text_changed)
         self.text.setFixedHeight(self.text.fontMetrics().lineSpacing() * 3 + 14)  # three lines, whole
         self.compute_button = QPushButton("Compute")
         self.compute_button.setShortcut("Ctrl+Return")
@@ -197,6 +200,16 @@ class AttentionPanel(QWidget):
         checkpoint's run), and whose latest checkpoint the picker preselects."""
         self.session.set_run_dir(run_dir)
         self.picker.set_run(run_dir)
+        if not self._own_text:  # the run's own probe text, or a sample of its data
+            self._set_default_text(probe_text(Run(run_dir)) or DEFAULT_TEXT)
+
+    def _set_default_text(self, text: str) -> None:
+        if text != self.text.toPlainText():
+            self.text.setPlainText(text)
+        self._own_text = False
+
+    def _on_text_changed(self) -> None:
+        self._own_text = True
 
     def checkpoints_changed(self) -> None:
         """A run wrote a checkpoint: offer it unless one was chosen by hand."""

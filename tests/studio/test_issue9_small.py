@@ -139,3 +139,28 @@ def test_the_runs_list_shows_all_its_columns_at_1280(qtbot, window, workspace):
     assert tree.topLevelItem(0).text(2) == "1000/1000"
     assert tree.horizontalScrollBar().maximum() == 0, [tree.columnWidth(c) for c in range(5)]
     assert tree.headerItem().toolTip(3) == "Best validation loss"
+
+
+def test_word_token_labels_under_the_attention_map_do_not_run_into_each_other(qtbot):
+    """BPE tokens are words: below the map only every k-th column is labelled, so that the widest label
+    fits in the columns up to the next one; the rows (one label per line) keep every label that fits."""
+    import numpy as np
+    from PySide6.QtGui import QFontMetrics
+
+    from studio.views.attention.heatmap import AttentionHeatmap
+
+    heat = AttentionHeatmap()
+    qtbot.addWidget(heat)
+    heat.resize(600, 600)
+    heat.show()
+    qtbot.waitExposed(heat)
+    tokens = ["GREMIO", ":", "\n", "Good", " morrow", ",", " neighbour", " Baptista", "."] * 4
+    heat.set_matrix(np.tril(np.ones((36, 36), dtype=np.float32)) / np.arange(1, 37)[:, None], tokens)
+    QApplication.processEvents()
+    item = heat.plot.getPlotItem()
+    axis = item.getAxis("bottom")
+    bottom, left = axis._tickLevels[0], item.getAxis("left")._tickLevels[0]
+    assert len(left) == 36 and 1 < len(bottom) < 36
+    columns = bottom[1][0] - bottom[0][0]  # from one label to the next
+    widest = max(QFontMetrics(axis.style["tickFont"]).horizontalAdvance(text) for _, text in bottom)
+    assert columns * item.vb.width() / 36 >= widest, (columns, item.vb.width(), widest)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from studio.workspace.token_labels import visible
@@ -107,13 +107,23 @@ class AttentionHeatmap(QWidget):
         T = len(self._tokens)
         room = max(MAX_LABELS, self.plot.height() // 9)  # about one label per 9 pixels
         every = max(1, math.ceil(T / room))
-        ticks = [(i + 0.5, _label(t)) for i, t in enumerate(self._tokens) if i % every == 0]
         item = self.plot.getPlotItem()
         font = QFont()
         font.setPointSize(8 if T <= 40 else 7)
-        for side in ("bottom", "left"):
+        labels = [_label(t) for t in self._tokens]
+        # Below the map the labels stand side by side: word tokens (BPE) need more than a cell each, so
+        # label every k-th column where the widest label would run into the next.
+        cell = max(1.0, (item.vb.width() or self.plot.width()) / max(T, 1))
+        widest = max((QFontMetrics(font).horizontalAdvance(t) for t in labels), default=0)
+        every_x = max(every, math.ceil((widest + 6) / cell))
+        for side, k in (("bottom", every_x), ("left", every)):
             item.getAxis(side).setStyle(tickFont=font)
-            item.getAxis(side).setTicks([ticks, []])
+            item.getAxis(side).setTicks([[(i + 0.5, t) for i, t in enumerate(labels) if i % k == 0], []])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override): how many labels fit depends on the width
+        super().resizeEvent(event)
+        if self._tokens:
+            self._set_ticks()
 
     def matrix(self) -> np.ndarray:
         return self._matrix

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionButton
 
-from tests.studio.helpers import write_data_dir, write_finished_run
+from tests.studio.helpers import select_run, write_data_dir, write_finished_run
 from tests.studio.test_issue9_runs import _contrast
 
 
@@ -164,3 +164,22 @@ def test_word_token_labels_under_the_attention_map_do_not_run_into_each_other(qt
     columns = bottom[1][0] - bottom[0][0]  # from one label to the next
     widest = max(QFontMetrics(axis.style["tickFont"]).horizontalAdvance(text) for _, text in bottom)
     assert columns * item.vb.width() / 36 >= widest, (columns, item.vb.width(), widest)
+
+
+def test_a_long_run_name_does_not_push_the_runs_list_aside(qtbot, window, workspace):
+    """The Training tab's minimum width does not grow with the selected run's name (which would squeeze
+    the runs list on a smaller screen): its heading shortens the name with '…', whole in its tooltip."""
+    long_name = "shakespeare-from-1000-with-a-lower-learning-rate-and-more-steps"
+    workspace.create_run(long_name, workspace.run("tiny").read_config_text())
+    w = window(workspace.root)
+    w.resize(1180, 760)  # the size the studio opens at on a 1600 x 1000 screen
+    w.show_tab("training")
+    select_run(w, "tiny")
+    QApplication.processEvents()
+    minimum = w.training.minimumSizeHint().width()
+    select_run(w, long_name)
+    QApplication.processEvents()
+    label = w.training.status_label
+    assert w.training.minimumSizeHint().width() == minimum < 760
+    assert label.text() == f"{long_name} — new" and label.toolTip() == label.text()
+    assert "…" in label.shown_text() and label.width() < label.fontMetrics().horizontalAdvance(label.text())

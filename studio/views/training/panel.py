@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from studio.controllers.run import RunController, eta_text
 from studio.theme import banner_style, status_color
+from studio.views.common.elided_label import ElidedLabel
 from studio.views.training import imported
 from studio.views.training.console import ConsoleView
 from studio.views.training.plots import MetricsPlots
@@ -119,8 +120,9 @@ class TrainingPanel(QWidget):
         self.nproc_spin.setToolTip("Processes on this machine; more than 1 launches through torchrun (DDP)")
         self.multinode_button = QPushButton("Multi-node…")
         self.multinode_button.setToolTip("Show the torchrun command to run on each node")
-        self.status_label = QLabel()
+        self.status_label = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # a long run name does not widen the tab
         self.status_label.setObjectName("heading")
+        self.status_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.start_button.clicked.connect(self._on_start_button_clicked)
         self.resume_button.clicked.connect(self._on_resume_button_clicked)
         self.stop_button.clicked.connect(self.stop_requested)
@@ -136,8 +138,7 @@ class TrainingPanel(QWidget):
         bar.addWidget(QLabel("Processes"))
         bar.addWidget(self.nproc_spin)
         bar.addWidget(self.multinode_button)
-        bar.addStretch(1)
-        bar.addWidget(self.status_label)
+        bar.addWidget(self.status_label, 1)
         return bar
 
     # ------------------------------------------------------------------ model

@@ -115,7 +115,7 @@ class AttentionHeatmap(QWidget):
         # label every k-th column where the widest label would run into the next.
         cell = max(1.0, (item.vb.width() or self.plot.width()) / max(T, 1))
         widest = max((QFontMetrics(font).horizontalAdvance(t) for t in labels), default=0)
-        every_x = max(every, math.ceil((widest + 6) / cell))
+        every_x = max(every, math.ceil((widest + 3) / cell))
         for side, k in (("bottom", every_x), ("left", every)):
             item.getAxis(side).setStyle(tickFont=font)
             item.getAxis(side).setTicks([[(i + 0.5, t) for i, t in enumerate(labels) if i % k == 0], []])

@@ -14,7 +14,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -29,6 +28,7 @@ from studio.settings import Settings
 from studio.theme import apply_theme
 from studio.views.finetune.dialog import open_finetune
 from studio.views.models import menu_actions as model_menu
+from studio.views.runs import workspace_dialogs
 from studio.views.runs.actions import RunActions, follow_preset
 from studio.views.runs.close_dialog import ask_about_running
 from studio.views.runs.notifier import Notifier
@@ -453,12 +453,12 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("Clear", self.settings.clear_recent_workspaces)
 
     def _on_new_workspace(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "New workspace: choose an empty folder")
+        path = workspace_dialogs.ask_new(self, self.session.workspace)
         if path:
             self.open_workspace(path)
 
     def _on_open_workspace(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open workspace")
+        path = workspace_dialogs.ask_open(self, self.session.workspace)
         if path:
             self.open_workspace(path)
 

@@ -275,3 +275,46 @@ def test_a_fork_that_changes_its_checkpoints_shape_is_flagged_and_not_started(qt
     assert "model.n_layer: 3 differs from 2 in the checkpoint" in w.training.blocker_label.text()
     assert ckpt in w.training.blocker_label.text() and not w.start_training()
     assert w.controller().status == "new"  # nothing was launched
+
+
+def test_new_and_open_workspace_never_litter_a_folder_without_asking(qtbot, window, workspace, tmp_path,
+                                                                      monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    w = window(workspace.root)
+    starts, answers, warnings = [], [], []
+    monkeypatch.setattr(QMessageBox, "question", lambda *_a, **_k: answers.pop(0))
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *_a, **_k: warnings.append(text))
+
+    def pick(path):
+        def dialog(_parent, _title, start, *_a, **_k):
+            starts.append(start)
+            return (path, "") if _title.startswith("New") else path
+        return dialog
+
+    # New: a name for a folder that does not exist yet, next to the workspace open now
+    new_root = str(tmp_path / "fresh-ws")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", pick(new_root))
+    w._on_new_workspace()
+    assert starts[-1] == os.path.dirname(workspace.root) and w.session.workspace.root == new_root
+    assert os.path.isdir(os.path.join(new_root, "runs"))
+    # Open: a folder of someone's files is left alone unless the user says yes
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep me")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", pick(str(notes)))
+    answers.append(QMessageBox.StandardButton.No)
+    w._on_open_workspace()
+    assert sorted(os.listdir(notes)) == ["todo.txt"] and w.session.workspace.root == new_root
+    answers.append(QMessageBox.StandardButton.Yes)
+    w._on_open_workspace()
+    assert w.session.workspace.root == str(notes) and (notes / "todo.txt").read_text() == "keep me"
+    assert {"data", "runs", "todo.txt"} <= set(os.listdir(notes))
+    # a file is not a folder: said, nothing opened, no traceback
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", pick(str(notes / "todo.txt")))
+    w._on_new_workspace()
+    assert warnings and "is a file, not a folder" in warnings[-1] and w.session.workspace.root == str(notes)
+    # an existing workspace opens without a question
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", pick(workspace.root))
+    w._on_open_workspace()
+    assert w.session.workspace.root == workspace.root and not answers

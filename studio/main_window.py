@@ -453,12 +453,12 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("Clear", self.settings.clear_recent_workspaces)
 
     def _on_new_workspace(self) -> None:
-        path = workspace_dialogs.ask_new(self, self.session.workspace)
+        path = workspace_dialogs.ask_new(self, self.session.user_workspace())
         if path:
             self.open_workspace(path)
 
     def _on_open_workspace(self) -> None:
-        path = workspace_dialogs.ask_open(self, self.session.workspace)
+        path = workspace_dialogs.ask_open(self, self.session.user_workspace())
         if path:
             self.open_workspace(path)
 

@@ -60,6 +60,12 @@ class WorkspaceSession(QObject):
         self.workspace_opened.emit(self.workspace.root)
         return self.workspace
 
+    def user_workspace(self) -> Workspace | None:
+        """The open workspace unless it is the demo one (kept in the studio's own data folder, not a place
+        to start looking for the user's folders)."""
+        ws = self.workspace
+        return None if ws is None or demo.is_demo_workspace(ws) else ws
+
     def close(self, leave_running: bool = True) -> None:
         """Forget the workspace; running engines keep running (and are re-attached on reopen)."""
         for ctl in self.controllers.values():

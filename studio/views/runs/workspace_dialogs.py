@@ -3,7 +3,7 @@
 New asks for a name for a new folder (a folder dialog can only pick existing ones). Open takes a workspace
 (a folder with runs/ or workspace.json); any other folder that is not empty is made a workspace (data/,
 runs/, workspace.json written into it) only after the user says yes. Both start next to the workspace
-open now, or in the home folder, never in the directory the studio happened to be started from.
+open now (the home folder when that is the demo one), never in the directory the studio was started from.
 Each returns the folder to open, or None (cancelled, refused, or said why in a message box).
 """
 

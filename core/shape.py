@@ -11,8 +11,6 @@ from core.config import ModelConfig, Problem
 SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "pos_encoding", "norm",
                 "activation", "mlp_ratio", "tie_embeddings", "n_kv_head", "rope_theta", "norm_eps", "qkv_bias",
                 "intermediate_size")
-
-
 ENGINE_RULE = "the model shape cannot change when resuming or forking"
 
 
@@ -21,9 +19,9 @@ def shape_problems(new: ModelConfig, old: dict, source: str, *, unset_vocab_ok: 
     """One Problem per shape field of `new` that differs from `old` (a checkpoint meta's config.model).
     `unset_vocab_ok`: a config whose vocab_size is empty (from the data) is not compared on it; the
     engine compares after filling it in from the data. `rule` ends each message."""
-    problems = []
+    problems, defaults = [], ModelConfig()  # a field an older checkpoint did not record has its default
     for name in SHAPE_FIELDS:
-        a, b = getattr(new, name), old.get(name, getattr(ModelConfig(), name))
+        a, b = getattr(new, name), old.get(name, getattr(defaults, name))
         if name == "vocab_size" and a is None and unset_vocab_ok:
             continue
         if a != b:

@@ -23,7 +23,7 @@ from core.errors import CheckpointError, UsageError
 from studio.controllers.engine_job import EngineJob
 from studio.controllers.prepare_request import NAME_RE, PrepareRequest
 from studio.engine.failure import EngineFailure
-from studio.workspace.workspace import run_of, safe_name
+from studio.workspace.workspace import run_of, safe_name, unique_name
 
 SFT_SUFFIXES = (".jsonl", ".json")
 PREVIEW_EXAMPLES = 6
@@ -163,18 +163,9 @@ def sizes(choices: FinetuneChoices, base: BaseModel) -> dict:
 def suggested_names(data_file: str, base: str, taken_data: set[str], taken_runs: set[str]) -> tuple[str, str]:
     """(data set name, run name): `<file stem>-sft` / `<base run>-ft-<file stem>`, made unique."""
     stem = safe_name(os.path.splitext(os.path.basename(data_file))[0]) or "data"
-    data = _unique(f"{stem}-{'sft' if data_format(data_file) == 'sft' else 'text'}", taken_data)
+    data = unique_name(f"{stem}-{'sft' if data_format(data_file) == 'sft' else 'text'}", taken_data)
     run = safe_name(os.path.basename(run_of(base))) or "base"
-    return data, _unique(f"{run}-ft-{stem}", taken_runs)
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        return name
-    i = 2
-    while f"{name}-{i}" in taken:
-        i += 1
-    return f"{name}-{i}"
+    return data, unique_name(f"{run}-ft-{stem}", taken_runs)
 
 
 # ---------------------------------------------------------------------------------------------- preview

@@ -87,6 +87,7 @@ class RunController(QObject):
         self.job: TrainingJob | None = None
         self.stopping = False
         self.loading = False                  # a long history is being replayed in a worker thread
+        self._shape_cache: tuple[str, dict] = ("", {})  # the last checkpoint's model section read
         self._generation = 0
         self._replayed.connect(self._on_replayed)
         self.reload()
@@ -226,13 +227,23 @@ class RunController(QObject):
             rule = "a fork or fine-tune starts from those weights, so it keeps their shape"
         else:
             return []
+        model = self._checkpoint_model(path)
+        return shape_problems(cfg.model, model, source, unset_vocab_ok=True, rule=rule) if model else []
+
+    def _checkpoint_model(self, path: str) -> dict | None:
+        """The model section of a checkpoint's meta.json (None when unreadable: a missing or damaged
+        checkpoint is reported where it is used). A complete checkpoint does not change, and the editor asks
+        at every edit: what was read is kept, per path."""
+        if self._shape_cache[0] == path:
+            return self._shape_cache[1]
         try:
             model = layout.read_checkpoint_meta(path).get("config", {}).get("model")
         except (ValueError, OSError, AttributeError):
-            return []  # a missing or damaged checkpoint is reported where it is used
+            return None
         if not isinstance(model, dict):
-            return []
-        return shape_problems(cfg.model, model, source, unset_vocab_ok=True, rule=rule)
+            return None
+        self._shape_cache = (path, model)
+        return model
 
     def resume_problems(self, config_text: str | None = None) -> list[str]:
         """Why Resume would be refused by the engine's set-up, checked before launching it."""

@@ -131,6 +131,16 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
 
 
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name-2`, `name-3`, ... : the first not in `taken`."""
+    if name not in taken:
+        return name
+    i = 2
+    while f"{name}-{i}" in taken:
+        i += 1
+    return f"{name}-{i}"
+
+
 def run_of(checkpoint: str) -> str:
     """The run folder of RUN/checkpoints/step-N ('' when the path is not laid out that way)."""
     parent = os.path.dirname(os.path.normpath(checkpoint))

@@ -153,6 +153,8 @@ class ConfigEditor(QWidget):
     def set_locked(self, message: str | None) -> None:
         """Read-only with `message` shown above the views (a run trains with this config), or editable;
         unlocking re-validates (the run's checkpoints, which the checks read, may have changed)."""
+        if bool(message) == self._locked and (message or "") == self.lock_label.text():
+            return  # asked again at every run update: nothing to restyle
         unlocked = self._locked and not message
         self._locked = bool(message)
         self.lock_label.setText(message or "")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPainter, QPalette
@@ -42,6 +41,7 @@ from studio.controllers.prepare_request import PrepareRequest, make_request
 from studio.views.common.token_text import TokenText
 from studio.views.config.form import GROUP_STYLE
 from studio.workspace.datasets import NO_PREVIEW, data_sets, detail_rows, read_preview, token_total
+from studio.workspace.workspace import safe_name, unique_name
 
 BUILTIN_CORPORA = {"@synthetic": "built-in synthetic tasks (copy, reverse, sort, arithmetic)",
                    "@stdlib": "Python standard library sources on this machine"}
@@ -434,9 +434,5 @@ class DataPanel(QWidget):
 def suggested_name(source: str, taken: set[str]) -> str:
     """A data set name from a source (`shakespeare.txt` -> shakespeare, `@stdlib` -> stdlib, a folder -> its
     name), made a valid folder name and not one of `taken` (-2, -3, ...)."""
-    stem = os.path.splitext(os.path.basename(source.rstrip("/\\")))[0].lstrip("@")
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "corpus"
-    name, n = stem, 2
-    while name in taken:
-        name, n = f"{stem}-{n}", n + 1
-    return name
+    stem = os.path.splitext(os.path.basename(source.rstrip("/\\")))[0]
+    return unique_name(safe_name(stem) or "corpus", taken)

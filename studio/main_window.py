@@ -308,10 +308,10 @@ class MainWindow(QMainWindow):
 
     def _update_start_blockers(self) -> None:
         ctl = self.controller()
-        if ctl is None or self.training is None:
-            return
-        self.training.set_start_blockers(ctl.start_blockers(self.config_editor.text()))
-        self._update_actions()
+        if ctl is not None and self.training is not None:  # a new run's bar counts the steps as edited
+            text = self.config_editor.text()
+            self.training.set_start_blockers(ctl.start_blockers(text), ctl.startable() and ctl.planned_steps(text))
+            self._update_actions()
 
     def _update_actions(self) -> None:
         ctl = self.controller()

@@ -278,11 +278,16 @@ class RunController(QObject):
                     f"raise train.max_steps to train further"]
         return []
 
-    def planned_steps(self) -> int:
-        """train.max_steps of the run's saved config (0 when it does not load): the progress bar's end
-        before the engine's `start` event says it."""
-        cfg = self.run.config_or_none()
-        return cfg.train.max_steps if cfg is not None else 0
+    def planned_steps(self, config_text: str | None = None) -> int:
+        """train.max_steps of the run's saved config, or of `config_text` (the editor's), 0 when it does not
+        load: the progress bar's end before the engine's `start` event says it."""
+        if config_text is None:
+            cfg = self.run.config_or_none()
+            return cfg.train.max_steps if cfg is not None else 0
+        try:
+            return loads(config_text, base_dir=self.run.dir).train.max_steps
+        except ConfigError:
+            return 0
 
     def start_blockers(self, config_text: str | None = None) -> list[str]:
         """What the Start or Resume button shows while disabled: start_problems() of a startable run,

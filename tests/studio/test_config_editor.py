@@ -207,6 +207,33 @@ def test_preset_combo_loads_a_preset(qtbot, editor):
     assert editor.text().startswith("# gpt2-small")
 
 
+def test_a_preset_keeps_the_runs_data_unless_its_own_is_prepared_here(qtbot, editor, tmp_path):
+    """Loading the speedrun preset onto a run of another data set used to point data.dir at
+    ../../data/shakespeare-char, which this workspace never prepared: Start was refused."""
+    run = tmp_path / "ws" / "runs" / "r"
+    run.mkdir(parents=True)
+    mine = tmp_path / "ws" / "data" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "meta.json").write_text(json.dumps({"format": 1, "vocab_size": 70}))
+    editor.set_base_dir(str(run))
+    editor.set_text("data:\n  dir: ../../data/mine\n")
+    editor.load_preset("speedrun-shakespeare-char")
+    assert editor.config().data.dir == str(mine)
+    assert editor.config().train.optimizer == "muon"  # the rest is the preset's
+    notice = editor.notice_label.text()
+    assert editor.notice_label.isVisibleTo(editor)
+    assert "../../data/mine" in notice and "../../data/shakespeare-char" in notice and "speedrun" in notice
+    editor.set_text("data:\n  dir: ../../data/mine\n")  # another text (another run): the notice goes
+    assert not editor.notice_label.isVisibleTo(editor)
+
+    theirs = tmp_path / "ws" / "data" / "shakespeare-char"  # prepared here: the preset's data is taken
+    theirs.mkdir()
+    (theirs / "meta.json").write_text(json.dumps({"format": 1, "vocab_size": 65}))
+    editor.load_preset("speedrun-shakespeare-char")
+    assert editor.config().data.dir == str(theirs)
+    assert not editor.notice_label.isVisibleTo(editor)
+
+
 def test_set_value_round_trips_any_value():
     text = config_text.dump_new(Config())
     for path, value in [("train.eps", 1e-12), ("run.attention_probe", "a\nb: c"), ("train.betas", [0.8, 0.9]),

@@ -44,6 +44,9 @@ def test_invalid_config_blocks_start_with_the_reason(qtbot, window, workspace):
     assert w.training.progress.maximum() == 200  # a fresh run's bar spans its configured max_steps
     x_range = w.training.plots.plots["loss"].viewRange()[0]
     assert x_range[0] <= 0 and 190 <= x_range[1] <= 220  # empty plots span the planned steps
+    w.config_editor.form.editors["train.max_steps"].input.setValue(400)  # they follow an edit at once
+    assert w.training.progress.maximum() == 400 and w.training.progress.text().endswith("/ 400 steps")
+    assert 390 <= w.training.plots.plots["loss"].viewRange()[0][1] <= 440
     w.config_editor.set_text(with_changes(workspace.run("tiny").read_config_text(), {"model.n_embd": 33}))
     qtbot.waitUntil(lambda: not w.training.start_button.isEnabled(), timeout=3000)
     assert "model.n_embd" in w.training.start_button.toolTip()

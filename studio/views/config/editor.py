@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import config_text
+from core import config_text, layout
 from core.config import (
     Config,
     ConfigError,
@@ -92,6 +92,10 @@ class ConfigEditor(QWidget):
         self.lock_label.setWordWrap(True)
         self.lock_label.setObjectName("banner")
         self.lock_label.hide()
+        self.notice_label = QLabel()  # what loading a preset kept of the run's own config
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setObjectName("banner")
+        self.notice_label.hide()
         top = QHBoxLayout()
         top.addWidget(QLabel("Preset"))
         top.addWidget(self.preset_combo)
@@ -131,6 +135,7 @@ class ConfigEditor(QWidget):
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.lock_label)
+        lay.addWidget(self.notice_label)
         lay.addWidget(split, 1)
         lay.addWidget(self.problems_label)
         self.set_text(config_text.dump_new(Config()))
@@ -173,6 +178,7 @@ class ConfigEditor(QWidget):
 
     def set_text(self, text: str) -> None:
         """Replace the YAML; the form and validation follow at once."""
+        self.notice_label.hide()  # a preset's notice is about the text it loaded
         self._debounce.stop()
         self._replace_yaml_text(text)
         self._apply_text(text)
@@ -198,9 +204,38 @@ class ConfigEditor(QWidget):
         self.load_preset_file(list_presets()[name])
 
     def load_preset_file(self, path: str) -> None:
-        """A preset's text replaces the config; the base folder stays (presets' paths are workspace-relative)."""
+        """A preset's text replaces the config; the base folder stays (presets' paths are workspace-relative).
+        The run keeps its data.dir when the preset's is not a prepared data set here (the user's data is not
+        the preset's to choose): the notice above the views says so."""
         with open(path, encoding="utf-8") as fh:
-            self.set_text(fh.read())
+            text = fh.read()
+        text, notice = self._keep_own_data(text, os.path.splitext(os.path.basename(path))[0])
+        self.set_text(text)
+        self.notice_label.setText(notice)
+        self.notice_label.setStyleSheet(banner_style("info"))
+        self.notice_label.setVisible(bool(notice))
+
+    def _keep_own_data(self, preset: str, name: str) -> tuple[str, str]:
+        """`preset` with the shown config's data.dir where the preset's is not prepared, and what was kept."""
+        def data_dir(text: str) -> str:
+            try:
+                raw = safe_yaml(text)
+            except yaml.YAMLError:
+                return ""
+            data = raw.get("data") if isinstance(raw, dict) else None
+            value = data.get("dir") if isinstance(data, dict) else None
+            return value if isinstance(value, str) else ""
+
+        theirs, ours = data_dir(preset), data_dir(self.text())
+        prepared = lambda d: bool(d) and layout.is_data_dir(os.path.join(self._base_dir, d))  # noqa: E731
+        if not ours or theirs == ours or prepared(theirs) or not prepared(ours):
+            return preset, ""
+        try:
+            text = config_text.set_value(preset, "data.dir", ours)
+        except ConfigError:
+            return preset, ""
+        return text, (f"Loaded the preset {name}, keeping this run's data.dir {ours}: the preset's {theirs} is "
+                      f"not prepared in this workspace (prepare it on the Data tab to train on it).")
 
     # ------------------------------------------------------------------ internals
     def _replace_yaml_text(self, text: str) -> None:

@@ -168,9 +168,15 @@ class TrainingPanel(QWidget):
                 (c.status_changed, self._on_controller_status_changed),
                 (c.run_finished, self._on_controller_run_finished)]
 
-    def set_start_blockers(self, problems: list[str]) -> None:
-        """Why Start (a new run) or Resume (a stopped one) is disabled, shown next to it; empty when it may."""
+    def set_start_blockers(self, problems: list[str], planned_steps: int = 0) -> None:
+        """Why Start (a new run) or Resume (a stopped one) is disabled, shown next to it; empty when it may.
+        `planned_steps`: train.max_steps of a new run's config as edited (0 = keep), for the progress bar and
+        the plots' x axis before the run starts."""
         self._blockers = list(problems)
+        c = self.controller
+        if planned_steps and planned_steps != self._planned_steps and c is not None and not len(c.history.steps):
+            self._planned_steps = planned_steps
+            self.plots.set_history(c.history, c.run.name, planned_steps)
         self.refresh()
 
     def device(self) -> str:

@@ -106,6 +106,38 @@ def test_nothing_starts_without_sources(qtbot, panel):
     assert panel.start_prepare() is False and "Name the data set" in panel.error_label.text()
 
 
+def test_replacing_a_prepared_data_set_asks_first(qtbot, panel, monkeypatch, tmp_path):
+    """Prepare with the name of an existing data set replaced it without a word (runs train on it)."""
+    panel.prepare_requested.disconnect(panel.job.start)  # what is asked is the point, not the engine
+    write_data_dir(os.path.join(panel.data_root(), "shakespeare"))
+    panel.refresh()
+    panel.add_sources([str(tmp_path / "shakespeare.txt")])
+    panel.name_edit.setText("shakespeare")
+    assert "replaces the existing data set 'shakespeare'" in panel.name_note.text()
+    asked = []
+    monkeypatch.setattr(panel, "confirm_replace", lambda name: asked.append(name) or False)
+    with qtbot.assertNotEmitted(panel.prepare_requested):
+        assert panel.start_prepare() is False
+    assert asked == ["shakespeare"] and not panel.is_busy()
+    monkeypatch.setattr(panel, "confirm_replace", lambda name: asked.append(name) or True)
+    with qtbot.waitSignal(panel.prepare_requested, timeout=2000) as sig:
+        assert panel.start_prepare() is True
+    assert sig.args[0].out == os.path.join(panel.data_root(), "shakespeare") and asked[-1] == "shakespeare"
+    panel.name_edit.setText("shakespeare-2")  # a new name: nothing to ask
+    asked.clear()
+    with qtbot.waitSignal(panel.prepare_requested, timeout=2000):
+        assert panel.start_prepare() is True
+    assert asked == []
+
+
+def test_the_file_pickers_open_next_to_the_last_source_else_at_home(panel, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert panel._sources_folder() == str(tmp_path / "home")  # not the workspace: it holds prepared data
+    (tmp_path / "texts").mkdir()
+    panel.add_sources(["@stdlib", str(tmp_path / "texts" / "a.txt")])
+    assert panel._sources_folder() == str(tmp_path / "texts")
+
+
 def test_arguments_follow_the_choices(panel, tmp_path):
     panel.add_sources(["@stdlib", "@stdlib", "/a b/c.txt"])  # duplicates collapse, spaces survive
     panel.name_edit.setText("web")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -317,8 +318,22 @@ class DataPanel(QWidget):
         except UsageError as exc:
             self._show_error(str(exc))
             return False
+        name = self.name_edit.text().strip()
+        if name in self.datasets() and not self.confirm_replace(name):
+            return False
         self.prepare_requested.emit(request)
         return True
+
+    def confirm_replace(self, name: str) -> bool:
+        """Ask before a prepared data set is replaced (runs that train on it read the new one at their next
+        start or resume); No is the default."""
+        answer = QMessageBox.question(
+            self, "Replace data set",
+            f"A data set named '{name}' is already prepared in this workspace. Replace it?\n\nIts tokens and "
+            f"tokenizer are replaced; runs that train on data/{name} use the new data when they next start or "
+            f"resume. Choose another name to keep both.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def cancel(self) -> None:
         if self.is_busy():
@@ -356,12 +371,22 @@ class DataPanel(QWidget):
 
     # ------------------------------------------------------------------ slots
     def _on_add_files_button_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add text files", self._workspace or "",
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add text files", self._sources_folder(),
                                                 "Text files (*.txt *.md *.py *.json *.jsonl *.csv);;All files (*)")
         self.add_sources(paths)
 
+    def _sources_folder(self) -> str:
+        """Where the file pickers open: next to the last source added, else the home folder (the workspace
+        holds prepared data, not the user's texts)."""
+        for source in reversed(self.sources()):
+            if not source.startswith("@"):
+                folder = os.path.dirname(os.path.normpath(source))
+                if os.path.isdir(folder):
+                    return folder
+        return os.path.expanduser("~")
+
     def _on_add_folder_button_clicked(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a folder", self._workspace or "")
+        path = QFileDialog.getExistingDirectory(self, "Add a folder", self._sources_folder())
         if path:
             self.add_sources([path])
 

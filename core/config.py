@@ -30,7 +30,6 @@ MAX_CONFIG_BYTES = 1 << 20
 
 SECTIONS = ("model", "data", "train", "run")
 _FLOAT_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-DEFAULT_PROBE_TEXT = "copy: abcdef|abcdef\nreverse: abcdef|fedcba\nThe quick brown fox jumps over the lazy dog."
 
 
 def _f(default: Any, doc: str, choices: tuple | None = None, minimum: float | None = None,
@@ -169,8 +168,8 @@ class RunConfig:
 
     dir: str = _f("runs/run", "Run folder: metrics.jsonl, checkpoints/, config; relative to the config file.",
                   path=True)
-    attention_probe: str = _f(DEFAULT_PROBE_TEXT, "Text whose attention maps are saved at each evaluation, "
-                              "to watch patterns form.")
+    attention_probe: str = _f("", "Text whose attention maps are saved at each evaluation, to watch patterns "
+                              "form; empty = the start of the validation data (text in the data's own vocabulary).")
     save_attention: bool = _f(True, "Save the probe text's attention at each evaluation.")
 
 

@@ -52,7 +52,18 @@ def probe(tr: Trainer) -> None:
         if t.sample_tokens:
             text = sample_text(tr.raw_model, tr.tokenizer, t.sample_prompt, t.sample_tokens, tr.device, seed=t.seed)
             tr.sinks.emit(make_event("sample", step=step, prompt=t.sample_prompt, text=text))
-        if run.save_attention and run.attention_probe:
+        if run.save_attention:
             path = os.path.join(run.dir, layout.ATTENTION, layout.snapshot_name(step))
-            probe_attention(tr.raw_model, tr.tokenizer, run.attention_probe, path, tr.device)
+            text = run.attention_probe or data_probe_text(tr.tokenizer, tr.val_data)
+            probe_attention(tr.raw_model, tr.tokenizer, text, path, tr.device)
             tr.sinks.emit(make_event("attention", step=step, path=path))
+
+
+def data_probe_text(tokenizer, val_data, max_tokens: int = 64) -> str:
+    """The probe when run.attention_probe is empty: the start of the validation text, from its first line
+    break when one comes early (a split starts mid-line), decoded in the data's own vocabulary, so that the
+    snapshots show text like what the model learns from (a fixed English probe is unknown tokens to a
+    character-level model of another corpus)."""
+    text = tokenizer.decode([int(i) for i in val_data[:4 * max_tokens]])
+    cut = text.find("\n", 0, len(text) // 2)
+    return (text[cut + 1:] if cut >= 0 else text) or text

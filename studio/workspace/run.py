@@ -25,7 +25,7 @@ import os
 import time
 
 from core import layout
-from core.config import DEFAULT_PROBE_TEXT, Config, ConfigError, Problem, load_config
+from core.config import Config, ConfigError, Problem, load_config
 from studio.workspace import validate
 from studio.workspace.metrics import Checkpoint, RunHistory
 from studio.workspace.proc import (
@@ -258,7 +258,7 @@ def probe_text(run: Run, max_chars: int = 160) -> str | None:
     cfg = run.config_or_none()
     if cfg is None:
         return None
-    if cfg.run.attention_probe != DEFAULT_PROBE_TEXT:
+    if cfg.run.attention_probe:
         return cfg.run.attention_probe
     pieces = layout.read_json(os.path.join(cfg.data.dir, layout.PREVIEW)).get("pieces")
     if not isinstance(pieces, list) or not all(isinstance(p, str) for p in pieces):

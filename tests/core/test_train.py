@@ -203,6 +203,14 @@ def test_event_stream_and_metrics_file_agree(tmp_path, char_data):
     assert kinds.count("sample") == 3 and kinds.count("attention") == 3
     att = np.load(next(e for e in evs if e["event"] == "attention")["path"])
     assert att["probs"].shape[:2] == (2, 2) and att["probs"].shape[2] == len(att["tokens"])
+    # no run.attention_probe: the probe is the validation text from its first line start, in the data's vocabulary
+    from core.data import open_split
+    from core.tokenizer import load_tokenizer
+
+    tok, val = load_tokenizer(char_data), open_split(char_data, "val")
+    head = tok.decode([int(i) for i in val[:256]])
+    probe = tok.decode(att["ids"].tolist())
+    assert len(att["ids"]) == 32 and head.index(probe) == head.index("\n") + 1
     step = next(e for e in evs if e["event"] == "step")
     assert {"loss", "lr", "grad_norm", "clipped", "tokens", "tokens_per_s", "elapsed_s"} <= set(step)
     assert evs[0]["params"] > 0 and evs[0]["world_size"] == 1 and evs[0]["device"] == "cpu"

@@ -114,7 +114,9 @@ class AttentionPanel(QWidget):
         top.addWidget(self.picker, 1)
         top.addWidget(QLabel("Source"))
         top.addWidget(self.source)
-        text_row = QHBoxLayout()
+        self.text_row = QWidget()  # replaced by the step row for the snapshots (of the run's own probe text)
+        text_row = QHBoxLayout(self.text_row)
+        text_row.setContentsMargins(0, 0, 0, 0)
         text_row.addWidget(self.text, 1)
         text_row.addWidget(self.compute_button, 0, Qt.AlignmentFlag.AlignTop)
         view = QHBoxLayout()
@@ -148,8 +150,8 @@ class AttentionPanel(QWidget):
         self.stack.addWidget(self.empty)
         self.stack.addWidget(split)
         layout = QVBoxLayout(self)
-        for row in (top, text_row):
-            layout.addLayout(row)
+        layout.addLayout(top)
+        layout.addWidget(self.text_row)
         layout.addWidget(self.step_row)
         layout.addLayout(view)
         layout.addWidget(self.stack, 1)
@@ -234,9 +236,8 @@ class AttentionPanel(QWidget):
 
     # ------------------------------------------------------------------ snapshots
     def _on_source_changed(self, index: int) -> None:
-        snapshots = SOURCES[index] == "snapshots"
-        self.text.setEnabled(not snapshots)
-        self.compute_button.setEnabled(not snapshots)
+        snapshots = SOURCES[index] == "snapshots"  # their text is the run's probe, shown token by token below
+        self.text_row.setVisible(not snapshots)
         self.step_row.setVisible(snapshots)
         if snapshots:
             self.session.load_snapshot(self.slider.value())

@@ -341,3 +341,13 @@ def test_estimates_show_the_trainable_share_of_a_lora_fine_tune(qtbot, editor, t
     qtbot.waitUntil(lambda: "%" in row.text(), timeout=3000)
     share = float(row.text().split("(")[1].rstrip("%)"))
     assert 0 < share < 100 and editor.estimates.values["optimizer"].text() != optimizer_full
+
+
+def test_empty_fields_say_what_empty_means(editor):
+    """Every optional field read "empty = none", whatever leaving it empty does."""
+    placeholder = {path: e.input.placeholderText() for path, e in editor.form.editors.items()
+                   if hasattr(e.input, "placeholderText")}
+    assert placeholder["model.n_kv_head"] == "empty = n_head"
+    assert placeholder["train.warmup_steps"] == "empty = a tenth of max_steps"
+    assert placeholder["train.target_val_loss"] == "empty = train to max_steps"
+    assert placeholder["run.attention_probe"] == "empty = the start of the validation data"

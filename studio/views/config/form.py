@@ -239,8 +239,9 @@ class TextEditor(FieldEditor):
     def _build(self) -> QWidget:
         edit = QLineEdit()
         self.optional = self.info["type"].endswith("|None")
-        if self.optional:
-            edit.setPlaceholderText("empty = none")
+        empty = empty_meaning(self.info.get("doc", ""))  # what leaving the field empty does, from its doc
+        if empty or self.optional:
+            edit.setPlaceholderText(f"empty = {empty or 'none'}")
         edit.textEdited.connect(self._on_edit_text_edited)
         return edit
 
@@ -371,6 +372,17 @@ class OptionalIntEditor(TextEditor):
 
     def _show(self, value: Any) -> None:
         self.input.setText("" if value is None else str(value))
+
+
+def empty_meaning(doc: str) -> str:
+    """"n_head" from a field doc's "...; empty = n_head (plain ...)." - short enough for a placeholder."""
+    at = doc.find("empty = ")
+    if at < 0:
+        return ""
+    text = doc[at + len("empty = "):]
+    for stop in (" (", ";", ". ", ","):
+        text = text.split(stop, 1)[0]
+    return text.rstrip(".").strip()
 
 
 def tooltip_for(path: str, info: dict) -> str:

@@ -39,6 +39,7 @@ ENGINE_OUT = "engine.out"
 LAUNCHER_JSON = "launcher.json"
 EXIT_JSON = "exit.json"
 STUDIO_JSON = "studio.json"
+CONTROL_JSON = "control.json"  # the studio's share of the CPU cores for a running run ({"threads": n})
 
 META = "meta.json"
 WEIGHTS = "model.safetensors"

@@ -138,3 +138,36 @@ class StopFlag:
     def close(self) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+class ThreadShare:
+    """The studio's share of the CPU cores for a run that trains on the CPU in one process: control.json in
+    the run folder, {"threads": n}. It is read when it changes after the run started (one stat per step; a
+    file left by an earlier session is not applied) and applied with torch.set_num_threads between steps,
+    so a run can take every core while nothing else computes and give one back while the studio generates."""
+
+    def __init__(self, run_dir: str, enabled: bool):
+        self.path = os.path.join(run_dir, layout.CONTROL_JSON)
+        self.enabled = enabled
+        self._seen = self._mtime() if enabled else None
+
+    def _mtime(self) -> int | None:
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return None
+
+    def poll(self) -> int | None:
+        """The thread count now in use when the file asked for a change, else None."""
+        if not self.enabled:
+            return None
+        mtime = self._mtime()
+        if mtime is None or mtime == self._seen:
+            return None
+        self._seen = mtime
+        n = layout.read_json(self.path).get("threads")
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 4 * (os.cpu_count() or 1) \
+                or n == torch.get_num_threads():
+            return None
+        torch.set_num_threads(n)
+        return n

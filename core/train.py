@@ -31,7 +31,7 @@ from core.evaluation import estimate_loss, probe
 from core.guards import FiniteGuard, is_disk_full
 from core.lora import finetune_meta
 from core.protocol import make_event
-from core.runinfo import StopFlag, environment_versions
+from core.runinfo import StopFlag, ThreadShare, environment_versions
 from core.sinks import Sinks
 from core.trainer_setup import Trainer, make_sinks, mfu_inputs, set_up
 
@@ -71,12 +71,16 @@ def loop(tr: Trainer, stop: StopFlag) -> int:
     """Optimizer steps until max_steps, early stopping or a stop request; each ends in a checkpoint."""
     t, s = tr.cfg.train, tr.state
     meter, guard = StepMeter(tr), FiniteGuard(tr.device)
+    share = ThreadShare(tr.cfg.run.dir, enabled=tr.world == 1 and tr.dev_type == "cpu")
     while s.step < t.max_steps:
         meter.start()
         lr = lr_at(s.step, t)
         loss_sum, grad_norm = optimizer_step(tr, lr)
         guard.note(loss_sum, grad_norm)  # no sync: read before every checkpoint
         loss, any_rank_stop = reduce_step(tr, loss_sum, stop)
+        threads = share.poll()
+        if threads:
+            tr.sinks.emit(make_event("log", level="info", message=f"CPU threads: {threads} (the studio's share)"))
         final = s.step == t.max_steps
         if (s.step % t.log_interval == 0 or final) and not meter.log(loss, lr, grad_norm):
             return EXIT_FAIL

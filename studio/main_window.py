@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio import demo, plot_export, window_state
-from studio.controllers.generation import share_cores
+from studio.controllers.cores import CoreShare
 from studio.controllers.runs import WorkspaceSession
 from studio.settings import Settings
 from studio.theme import apply_theme
@@ -187,6 +187,9 @@ class MainWindow(QMainWindow):
         self.inference_pool = WorkerPool(self)  # one inference worker per loaded checkpoint, shared
         self.generation = GenerationPanel(self.inference_pool)
         self.attention = AttentionPanel(self.inference_pool)
+        self.core_share = CoreShare(self.session, self.inference_pool, parent=self)
+        self.core_share.text_changed.connect(lambda text: self.generation.set_core_share(
+            text, "Workers started before a run began keep their threads until their checkpoint is loaded again."))
         self.generation.inspect_attention_requested.connect(self._on_generation_inspect_attention_requested)
         for name, widget in (("data", self.data_panel), ("config", self.config_editor),
                              ("training", self.training), ("generate", self.generation),
@@ -296,11 +299,7 @@ class MainWindow(QMainWindow):
             self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed, done))
 
     def _share_cores(self) -> None:
-        """Inference workers started while a run trains take 1 thread; the Generate tab says so."""
-        share = share_cores(os.cpu_count() or 1, len(self.session.running()))
-        self.inference_pool.threads = share["worker"]
-        self.generation.set_core_share(share["text"], "Workers started before a run began keep their threads "
-                                       "until their checkpoint is loaded again.")
+        self.core_share.update()  # training takes every core while no inference request computes
 
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:
@@ -329,10 +328,10 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is None or self.training is None:
             return False
-        share = share_cores(os.cpu_count() or 1, len(self.session.running()) + 1)
         problems = ctl.request_start(self.config_editor.text(), resume,
                                      self.training.nproc() if nproc is None else nproc,
-                                     self.training.device() if device is None else device, share["train"])
+                                     self.training.device() if device is None else device,
+                                     self.core_share.launch_threads())
         if problems:
             self.training.set_start_blockers(problems)
             return False

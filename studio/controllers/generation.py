@@ -222,20 +222,25 @@ class GenerationSession(QObject):
         self.generation_finished.emit(entry)
 
 
-def share_cores(cores: int, training_runs: int) -> dict:
+def share_cores(cores: int, training_runs: int, inference_busy: bool = False) -> dict:
     """How the studio shares the CPU cores (the engines' --threads; 0 = torch's default, all cores).
 
-    One core stays for the window and inference: a training run gets the rest (split between runs that
-    train at once), and an inference worker started while a run trains gets 1 thread. Without this, torch
-    in each process takes every core and the two starve each other (on 2 cores training fell from 7.2 to
-    1.8 steps/s while generating)."""
+    Training runs take every core (split between runs that train at once) while no inference request is
+    in flight, and give one back while Generate or Attention computes (studio.controllers.cores writes
+    it to their control.json; the engine applies it between steps). An inference worker started while a
+    run trains gets 1 thread. Without a share, torch in each process takes every core and the two starve
+    each other (on 2 cores training fell from 7.2 to 1.8 steps/s while generating); with one core kept
+    for the window at all times, a run on 2 cores trained at half speed while the window used 8% of a core."""
     cores = max(1, int(cores or 1))
-    train = max(1, (cores - 1) // max(1, training_runs)) if cores > 1 else 1
+    free = cores - 1 if inference_busy and cores > 1 else cores
+    train = max(1, free // max(1, training_runs))
     worker = 1 if training_runs else 0
     if training_runs:
-        text = (f"{cores} cores: generation uses 1 thread while {training_runs} run"
-                f"{'s' if training_runs > 1 else ''} train{'' if training_runs > 1 else 's'} "
-                f"({train} thread{'s' if train > 1 else ''} each)")
+        runs = f"{training_runs} run{'s' if training_runs > 1 else ''}"
+        text = (f"{cores} cores: {runs} training on {train} thread{'s' if train > 1 else ''}"
+                + (" each" if training_runs > 1 else "")
+                + (" (1 core given to generation while it computes)" if inference_busy and cores > 1 else
+                   "; generation takes 1 while it computes"))
     else:
         text = f"{cores} cores: generation may use them all (no run is training)"
     return {"train": train, "worker": worker, "text": text}

@@ -38,6 +38,7 @@ class InferenceWorker(QObject):
     result_received = Signal(dict)   # a `result` reply
     request_failed = Signal(dict)    # an `error` reply to a request (or a synthetic one: worker_died)
     died = Signal(str)               # the process ended unexpectedly or could not load: a message to show
+    request_sent = Signal()          # a request was made (the studio's core share: training gives a core)
 
     def __init__(self, checkpoint: str, parent: QObject | None = None, auto_restart: bool = True):
         super().__init__(parent)
@@ -95,6 +96,10 @@ class InferenceWorker(QObject):
     def is_ready(self) -> bool:
         return self.state == "ready"
 
+    def busy(self) -> bool:
+        """Whether a request is waiting or running (a generation, an attention map...)."""
+        return bool(self._waiting or self._in_flight)
+
     def pid(self) -> int:
         return self._proc.pid() if self._proc is not None else 0
 
@@ -110,6 +115,7 @@ class InferenceWorker(QObject):
             if self.state in ("stopped", "dead", "failed"):
                 self.restarts.clear()
                 self.start()
+        self.request_sent.emit()
         return rid
 
     def cancel(self, target: str | None = None) -> None:
@@ -230,6 +236,7 @@ class WorkerPool(QObject):
     """One InferenceWorker per loaded checkpoint, shared by the panels that use it (reference counted)."""
 
     worker_created = Signal(object)
+    request_sent = Signal()  # any worker's
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -256,6 +263,7 @@ class WorkerPool(QObject):
         if worker is None:
             worker = self._workers[key] = InferenceWorker(key, self)
             worker.threads = self.threads
+            worker.request_sent.connect(self.request_sent)
             self._users[key] = 0
             self.worker_created.emit(worker)
         self._users[key] += 1

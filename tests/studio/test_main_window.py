@@ -321,3 +321,24 @@ def test_new_and_open_workspace_never_litter_a_folder_without_asking(qtbot, wind
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", pick(workspace.root))
     w._on_open_workspace()
     assert w.session.workspace.root == workspace.root and not answers
+
+
+def test_a_run_that_ended_before_max_steps_says_why_beside_its_bar(qtbot, window, workspace):
+    """A speedrun that reached train.target_val_loss at step 150 of 250 showed a bar at 60% and "done"."""
+    from core import layout
+    from core.protocol import encode, make_event
+
+    reasons = {"target": ("done", "val loss 1.8897 reached train.target_val_loss=1.89 at step 60"),
+               "patience": ("stopped", "early stopping: val loss did not improve for 3 evaluations"),
+               "asked": ("stopped", "stop requested")}
+    for name, (kind, reason) in reasons.items():
+        run = workspace.create_run(name, workspace.run("tiny").read_config_text())
+        write_finished_run(run.dir, steps=60, status="none")
+        extra = {"checkpoint": "", "best_val_loss": 1.88} if kind == "done" else {"checkpoint": ""}
+        with open(os.path.join(run.dir, layout.METRICS), "a", encoding="utf-8") as fh:
+            fh.write(encode(make_event(kind, step=60, reason=reason, **extra)))
+    w = window(workspace.root)
+    for name, (_kind, reason) in reasons.items():
+        select_run(w, name)
+        text = w.training.progress_label.text()
+        assert (f"ended early: {reason}" in text) == (name != "asked"), text  # a Stop needs no explaining

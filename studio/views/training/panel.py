@@ -66,7 +66,7 @@ class TrainingPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("%v / %m steps")
-        self.progress_label = QLabel(" ")
+        self.progress_label = ElidedLabel(" ", mode=Qt.TextElideMode.ElideRight)  # never widens the tab
         prow = QHBoxLayout()
         prow.addWidget(self.progress, 2)
         prow.addWidget(self.progress_label, 3)
@@ -241,6 +241,10 @@ class TrainingPanel(QWidget):
             parts.append(f"{h.tokens_per_s:,.0f} tokens/s")
         if math.isfinite(h.best_val_loss):
             parts.append(f"best val {h.best_val_loss:.4f} @ {h.best_val_step}")
+        close = h.close or {}
+        why = close.get("reason") if not c.is_running() else None
+        if isinstance(why, str) and (close.get("event") == "done" or why.startswith("early stopping")):
+            parts.append(f"ended early: {why}")  # target reached, or early stopping: why a bar is not full
         self.progress_label.setText("   ·   ".join(p for p in parts if p) or " ")
 
     # ------------------------------------------------------------------ slots

@@ -1,0 +1,77 @@
+"""CoreShare: keeps the CPU cores shared between the runs that train and the inference workers.
+
+A run that trains on the CPU in one process takes every core while nothing else computes; when the
+Generate or Attention tab sends a request, each running run is asked (its control.json, applied by the
+engine between two steps: core.runinfo.ThreadShare) to give one core back, and it takes it again once the
+workers have been idle for IDLE_MS. The policy itself is studio.controllers.generation.share_cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from core import layout
+from studio.controllers.generation import share_cores
+
+IDLE_MS = 3000  # quiet time before the cores go back to training (a chat's next turn is often this close)
+POLL_MS = 500
+
+
+class CoreShare(QObject):
+    text_changed = Signal(str)  # the Generate tab's line about the cores
+
+    def __init__(self, session, pool, cores: int | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session, self.pool = session, pool
+        self.cores = max(1, cores or os.cpu_count() or 1)
+        self.busy = False
+        self._written: dict[str, int] = {}  # run folder -> threads last asked for
+        self._idle = QTimer(self)  # while runs train: notices when the workers have gone quiet
+        self._idle.setInterval(POLL_MS)
+        self._idle.timeout.connect(self._on_idle_timeout)
+        self._quiet_ms = 0
+        pool.request_sent.connect(self._on_pool_request_sent)
+
+    def launch_threads(self) -> int:
+        """--threads for a run about to start."""
+        return share_cores(self.cores, len(self.session.running()) + 1, self.busy)["train"]
+
+    def update(self) -> None:
+        """Apply the share for the runs training now (cheap when nothing changed: called at run updates)."""
+        running = self.session.running()
+        share = share_cores(self.cores, len(running), self.busy)
+        self.pool.threads = share["worker"]
+        for ctl in running:
+            if self._written.get(ctl.run.dir) != share["train"]:
+                self._written[ctl.run.dir] = share["train"]
+                try:
+                    layout.atomic_write_json(os.path.join(ctl.run.dir, layout.CONTROL_JSON),
+                                             {"threads": share["train"]})
+                except OSError:
+                    pass  # the run keeps its threads: slower while generating, nothing lost
+        live = {ctl.run.dir for ctl in running}
+        self._written = {d: n for d, n in self._written.items() if d in live}
+        if running and not self._idle.isActive():
+            self._idle.start()
+        elif not running:
+            self._idle.stop()
+        self.text_changed.emit(share["text"])
+
+    def _on_pool_request_sent(self) -> None:
+        self._quiet_ms = 0
+        if not self.busy:
+            self.busy = True
+            self.update()
+
+    def _on_idle_timeout(self) -> None:
+        if not self.busy:
+            return
+        if any(w.busy() for w in self.pool.workers()):
+            self._quiet_ms = 0
+            return
+        self._quiet_ms += POLL_MS
+        if self._quiet_ms >= IDLE_MS:
+            self.busy = False
+            self.update()

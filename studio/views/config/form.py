@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import SECTIONS, Problem, field_docs
+from core.config import SECTIONS, Problem, empty_meaning, field_docs
 from core.errors import quote
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -372,17 +372,6 @@ class OptionalIntEditor(TextEditor):
 
     def _show(self, value: Any) -> None:
         self.input.setText("" if value is None else str(value))
-
-
-def empty_meaning(doc: str) -> str:
-    """"n_head" from a field doc's "...; empty = n_head (plain ...)." - short enough for a placeholder."""
-    at = doc.find("empty = ")
-    if at < 0:
-        return ""
-    text = doc[at + len("empty = "):]
-    for stop in (" (", ";", ". ", ","):
-        text = text.split(stop, 1)[0]
-    return text.rstrip(".").strip()
 
 
 def tooltip_for(path: str, info: dict) -> str:

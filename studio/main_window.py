@@ -331,7 +331,7 @@ class MainWindow(QMainWindow):
         problems = ctl.request_start(self.config_editor.text(), resume,
                                      self.training.nproc() if nproc is None else nproc,
                                      self.training.device() if device is None else device,
-                                     self.core_share.launch_threads())
+                                     **self.core_share.launch())
         if problems:
             self.training.set_start_blockers(problems)
             return False

@@ -34,9 +34,10 @@ class CoreShare(QObject):
         self._quiet_ms = 0
         pool.request_sent.connect(self._on_pool_request_sent)
 
-    def launch_threads(self) -> int:
-        """--threads for a run about to start."""
-        return share_cores(self.cores, len(self.session.running()) + 1, self.busy)["train"]
+    def launch(self) -> dict:
+        """{"threads": --threads, "share": --share-cores} for a run about to start."""
+        share = share_cores(self.cores, len(self.session.running()) + 1, self.busy)
+        return {"threads": share["train"], "share": share["share"]}
 
     def update(self) -> None:
         """Apply the share for the runs training now (cheap when nothing changed: called at run updates)."""

@@ -225,22 +225,28 @@ class GenerationSession(QObject):
 def share_cores(cores: int, training_runs: int, inference_busy: bool = False) -> dict:
     """How the studio shares the CPU cores (the engines' --threads; 0 = torch's default, all cores).
 
-    Training runs take every core (split between runs that train at once) while no inference request is
-    in flight, and give one back while Generate or Attention computes (studio.controllers.cores writes
-    it to their control.json; the engine applies it between steps). An inference worker started while a
-    run trains gets 1 thread. Without a share, torch in each process takes every core and the two starve
-    each other (on 2 cores training fell from 7.2 to 1.8 steps/s while generating); with one core kept
-    for the window at all times, a run on 2 cores trained at half speed while the window used 8% of a core."""
+    From 4 cores, one core stays for the window and inference: training runs get the rest (split between
+    runs that train at once). With 2 or 3, keeping a core idle costs a third to a half of the speed (on 2
+    cores: 16k tokens/s on 1 thread, 20-26k on 2, while the window used 8% of a core), so training runs take
+    every core while no inference request is in flight and give one back while Generate or Attention
+    computes (studio.controllers.cores writes it to their control.json; the engine applies it between
+    steps), and they are launched with --share-cores: OpenMP threads that sleep rather than spin while they
+    wait, because with every core in use another process (a data preparation, a second run, the browser)
+    would otherwise stall the spinning threads (2 threads on 2 cores beside a busy process: 5-10k tokens/s
+    spinning, 12-17k sleeping, 15k on 1 thread). An inference worker started while a run trains gets 1
+    thread. Without a share, torch in each process takes every core and the two starve each other."""
     cores = max(1, int(cores or 1))
-    free = cores - 1 if inference_busy and cores > 1 else cores
+    every = cores <= 3  # the runs take every core (and give one back while inference computes)
+    free = cores - 1 if cores > 1 and (not every or inference_busy) else cores
     train = max(1, free // max(1, training_runs))
     worker = 1 if training_runs else 0
     if training_runs:
         runs = f"{training_runs} run{'s' if training_runs > 1 else ''}"
         text = (f"{cores} cores: {runs} training on {train} thread{'s' if train > 1 else ''}"
                 + (" each" if training_runs > 1 else "")
-                + (" (1 core given to generation while it computes)" if inference_busy and cores > 1 else
+                + ("; generation uses 1 thread" if not every else
+                   " (1 core given to generation while it computes)" if inference_busy and cores > 1 else
                    "; generation takes 1 while it computes"))
     else:
         text = f"{cores} cores: generation may use them all (no run is training)"
-    return {"train": train, "worker": worker, "text": text}
+    return {"train": train, "worker": worker, "text": text, "share": every}

@@ -305,10 +305,10 @@ class RunController(QObject):
 
     # ------------------------------------------------------------------ intents
     def request_start(self, config_text: str | None = None, resume: bool = False, nproc: int = 1,
-                      device: str = "", threads: int = 0) -> list[str]:
+                      device: str = "", threads: int = 0, share: bool = False) -> list[str]:
         """The Start/Resume intent: save `config_text` (the edited config) and start or resume; returns
         why it could not (empty when the engine was launched). `device` overrides train.device; `threads`
-        is the engine's --threads (0 = torch's default)."""
+        is the engine's --threads (0 = torch's default), `share` its --share-cores."""
         if resume:
             if not self.can_resume():
                 return ["nothing to resume: the run is running, new or has no checkpoint"]
@@ -323,12 +323,13 @@ class RunController(QObject):
                 return problems
             if config_text is not None:
                 self.run.write_config_text(config_text)
-        if not self.start(resume=resume, nproc=nproc, overrides=device_overrides(device), threads=threads):
+        if not self.start(resume=resume, nproc=nproc, overrides=device_overrides(device), threads=threads,
+                          share=share):
             return [self.message or "could not start the engine"]
         return []
 
     def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = (),
-              threads: int = 0) -> bool:
+              threads: int = 0, share: bool = False) -> bool:
         if self.is_running():
             return False
         self.message = ""
@@ -336,7 +337,7 @@ class RunController(QObject):
         if resume:
             self.stderr_tail.clear()
         job = self._new_job()
-        if not job.start(resume=resume, nproc=nproc, overrides=overrides, threads=threads):
+        if not job.start(resume=resume, nproc=nproc, overrides=overrides, threads=threads, share=share):
             return False
         self._set_status("running")
         self.run_started.emit()

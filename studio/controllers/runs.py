@@ -247,7 +247,8 @@ class WorkspaceSession(QObject):
     def all_tags(self) -> list[str]:
         return sorted({t for d in self.controllers for t in annotations.tags(d)})
 
-    def continue_run(self, run_dir: str, more_steps: int, nproc: int = 1, device: str = "") -> str:
+    def continue_run(self, run_dir: str, more_steps: int, nproc: int = 1, device: str = "", threads: int = 0,
+                     share: bool = False) -> str:
         """Raise train.max_steps of a finished (or stopped) run by `more_steps` and resume it from its
         latest checkpoint; returns why not ("" when the engine was launched)."""
         from core.config import ConfigError
@@ -269,7 +270,7 @@ class WorkspaceSession(QObject):
             ctl.run.write_config_text(set_value(ctl.run.read_config_text(), "train.max_steps", base + more_steps))
         except ConfigError as exc:
             return f"config.yaml cannot be edited: {exc}"
-        if not ctl.start(resume=True, nproc=nproc, overrides=device_overrides(device)):
+        if not ctl.start(resume=True, nproc=nproc, overrides=device_overrides(device), threads=threads, share=share):
             return ctl.message or "could not start the engine"
         return ""
 

@@ -74,10 +74,12 @@ def launcher_command(run_dir: str, engine_argv: list[str]) -> list[str]:
 
 
 def train_args(config_path: str, resume: bool = False, overrides: list[str] | tuple[str, ...] = (),
-               threads: int = 0) -> list[str]:
-    """Arguments of `llm-train train` as the studio launches it (events on, optional resume, --set and
-    --threads: 0 = torch's default)."""
+               threads: int = 0, share: bool = False) -> list[str]:
+    """Arguments of `llm-train train` as the studio launches it (events on, optional resume, --set,
+    --threads: 0 = torch's default, and --share-cores where the run takes every core)."""
     args = ["--config", config_path, "--events"] + (["--threads", str(threads)] if threads else [])
+    if share:
+        args.append("--share-cores")
     if resume:
         args.append("--resume")
     for assignment in overrides:

@@ -71,7 +71,7 @@ class TrainingJob(QObject):
 
     # ------------------------------------------------------------------ control
     def start(self, resume: bool = False, nproc: int = 1, overrides: list[str] | tuple[str, ...] = (),
-              threads: int = 0) -> bool:
+              threads: int = 0, share: bool = False) -> bool:
         """Launch `llm-train train` for this run; False (and failed_to_start) when it cannot start."""
         if self._running:
             raise RuntimeError("this run is already running")
@@ -81,7 +81,7 @@ class TrainingJob(QObject):
                 os.remove(run.path(name))
             except OSError:
                 pass
-        engine_argv = engine_command("train", *train_args(run.config_path, resume, overrides, threads), nproc=nproc)
+        engine_argv = engine_command("train", *train_args(run.config_path, resume, overrides, threads, share), nproc=nproc)
         self.argv = launcher_command(run.dir, engine_argv)
         ok, pid = QProcess.startDetached(self.argv[0], self.argv[1:], run.dir)
         if not ok:

@@ -90,3 +90,21 @@ def test_a_training_run_takes_the_thread_count_the_control_file_asks_for(tmp_pat
     logs = [e for e in seen if e["event"] == "log"]
     assert asked_at is not None and logs and logs[0]["message"] == "CPU threads: 1 (the studio's share)"
     assert seen[-1]["event"] == "stopped" and seen[-1]["step"] > asked_at
+
+
+def test_share_cores_makes_waiting_threads_sleep_unless_the_user_chose(monkeypatch):
+    import os
+
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    args = build_parser().parse_args(["train", "--config", "x.yaml", "--share-cores"])
+    _set_threads(args)
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice stays
+    _set_threads(args)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    _set_threads(args)
+    assert "OMP_WAIT_POLICY" not in os.environ
+    assert not build_parser().parse_args(["train", "--config", "x.yaml"]).share_cores

@@ -106,8 +106,9 @@ class RunActions(QObject):
             return False
         training = self.window.training
         self.window.save_config()  # a pending edit of the shown run reaches config.yaml before max_steps rises
+        share = self.window.core_share.launch() if training else {}  # the cores, as Start shares them
         why = self.session.continue_run(run_dir, more, training.nproc() if training else 1,
-                                        training.device() if training else "")
+                                        training.device() if training else "", **share)
         if why:
             self._say(f"Cannot continue {ctl.run.name}: {why}", 0)
             return False

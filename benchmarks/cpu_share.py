@@ -1,0 +1,71 @@
+"""How a training run should use a small CPU: one core kept free, every core with spinning OpenMP waits,
+or every core with sleeping waits (`--share-cores`), on an idle machine and beside a busy process.
+
+    python benchmarks/cpu_share.py [--steps 120] [--repeats 2] [--threads N]
+
+The real engine trains the studio's benchmark config (4 layers, 128 wide, T=64, batch 16, precision auto)
+on the demo corpus; the figure is the median of the engine's own tokens_per_s after the first 20 steps.
+The three ways run in alternation, first with the machine otherwise idle, then beside one process that
+keeps a core busy (what a data preparation, a second run or a browser tab does to a training run). The
+studio's choice (studio.controllers.generation.share_cores) follows from these figures: on 2-3 cores every
+core with sleeping waits; from 4 cores all but one, where the free core costs at most a quarter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+from studio_common import BENCH_CONFIG, ROOT, workspace_with_data
+
+HOG = "while True: pass"
+
+
+def tokens_per_s(ws, name: str, steps: int, args: list[str]) -> float:
+    from core.protocol import as_float, read_events
+
+    run = ws.create_run(name, BENCH_CONFIG.format(steps=steps))
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env["PYTHONPATH"] = ROOT
+    subprocess.run([sys.executable, "-m", "core", "train", "--config", run.config_path, "--events", *args],
+                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=run.dir)
+    vals = [as_float(e.get("tokens_per_s")) for e in read_events(run.metrics_path) if e.get("event") == "step"]
+    return statistics.median(vals[20:])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=120)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="every core (default: all)")
+    a = p.parse_args()
+    ws = workspace_with_data()
+    n = a.threads
+    ways = {f"{max(1, n - 1)} thread(s), one core free": ["--threads", str(max(1, n - 1))],
+            f"{n} threads, spinning waits": ["--threads", str(n)],
+            f"{n} threads, --share-cores": ["--threads", str(n), "--share-cores"]}
+    print(f"{os.cpu_count()} cores; engine tokens/s, median of steps 21-{a.steps}, {a.repeats} runs each")
+    for load in ("idle machine", "beside 1 busy process"):
+        hog = subprocess.Popen([sys.executable, "-c", HOG]) if load != "idle machine" else None
+        try:
+            seen: dict[str, list[float]] = {w: [] for w in ways}
+            for r in range(a.repeats):
+                for i, (way, args) in enumerate(ways.items()):
+                    seen[way].append(tokens_per_s(ws, f"{'idle' if hog is None else 'busy'}-{r}-{i}", a.steps, args))
+        finally:
+            if hog is not None:
+                hog.kill()
+                hog.wait()
+        base = statistics.median(next(iter(seen.values())))
+        print(f"{load}:")
+        for way, vals in seen.items():
+            med = statistics.median(vals)
+            runs = " / ".join(f"{v:,.0f}" for v in vals)
+            print(f"  {way:34s} {med:9,.0f}  ({runs})  {med / base:.2f}x the first")
+
+
+if __name__ == "__main__":
+    main()

@@ -55,10 +55,11 @@ def train(config: str, overrides: list[str] | None = None, *, resume: bool = Fal
 
 def run(cfg: Config, *, resume: bool, rank: int, world: int, sinks: Sinks, listen_stdin: bool,
         config_path: str, overrides: list[str]) -> int:
+    share = ThreadShare(cfg.run.dir, enabled=world == 1)  # before the start event, which the studio answers
     tr = set_up(cfg, resume, rank, world, sinks, config_path, overrides)
     stop = StopFlag(listen_stdin=listen_stdin)
     try:
-        return loop(tr, stop)
+        return loop(tr, stop, share)
     except UsageError:  # e.g. a validation split too small for one batch, found at the first evaluation
         raise
     except Exception as exc:  # report, keep the last good checkpoint, exit non-zero
@@ -67,11 +68,11 @@ def run(cfg: Config, *, resume: bool, rank: int, world: int, sinks: Sinks, liste
         stop.close()
 
 
-def loop(tr: Trainer, stop: StopFlag) -> int:
+def loop(tr: Trainer, stop: StopFlag, share: ThreadShare) -> int:
     """Optimizer steps until max_steps, early stopping or a stop request; each ends in a checkpoint."""
     t, s = tr.cfg.train, tr.state
     meter, guard = StepMeter(tr), FiniteGuard(tr.device)
-    share = ThreadShare(tr.cfg.run.dir, enabled=tr.world == 1 and tr.dev_type == "cpu")
+    share.enabled = share.enabled and tr.dev_type == "cpu"  # the studio's CPU share (control.json)
     while s.step < t.max_steps:
         meter.start()
         lr = lr_at(s.step, t)

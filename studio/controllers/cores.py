@@ -27,7 +27,7 @@ class CoreShare(QObject):
         self.session, self.pool = session, pool
         self.cores = max(1, cores or os.cpu_count() or 1)
         self.busy = False
-        self._written: dict[str, int] = {}  # run folder -> threads last asked for
+        self._written: dict[str, tuple] = {}  # run folder -> (threads last asked for, its start event's time)
         self._idle = QTimer(self)  # while runs train: notices when the workers have gone quiet
         self._idle.setInterval(POLL_MS)
         self._idle.timeout.connect(self._on_idle_timeout)
@@ -45,8 +45,10 @@ class CoreShare(QObject):
         share = share_cores(self.cores, len(running), self.busy)
         self.pool.threads = share["worker"]
         for ctl in running:
-            if self._written.get(ctl.run.dir) != share["train"]:
-                self._written[ctl.run.dir] = share["train"]
+            # again once the engine's start event is in: it reads only what is written after it set out
+            asked = (share["train"], (ctl.history.start or {}).get("time"))
+            if self._written.get(ctl.run.dir) != asked:
+                self._written[ctl.run.dir] = asked
                 try:
                     layout.atomic_write_json(os.path.join(ctl.run.dir, layout.CONTROL_JSON),
                                              {"threads": share["train"]})

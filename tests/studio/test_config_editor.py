@@ -217,6 +217,10 @@ def test_a_preset_keeps_the_runs_data_unless_its_own_is_prepared_here(qtbot, edi
     (mine / "meta.json").write_text(json.dumps({"format": 1, "vocab_size": 70}))
     editor.set_base_dir(str(run))
     editor.set_text("data:\n  dir: ../../data/mine\n")
+    assert "not prepared" not in editor.status.text()
+    editor.set_text("data:\n  dir: ../../data/nothing-here\n")  # valid, but Start will wait for the data
+    assert editor.config() is not None and "data.dir not prepared yet" in editor.status.text()
+    editor.set_text("data:\n  dir: ../../data/mine\n")
     editor.load_preset("speedrun-shakespeare-char")
     assert editor.config().data.dir == str(mine)
     assert editor.config().train.optimizer == "muon"  # the rest is the preset's

@@ -306,7 +306,9 @@ class ConfigEditor(QWidget):
         self._mark_yaml_lines(text, problems)
         if config is not None:
             message = "valid"
-            self.status.setText("<span style='color:#27ae60'>✔ valid</span>")
+            unprepared = not layout.is_data_dir(config.data.dir)  # valid, but Start waits for the data
+            self.status.setText("<span style='color:#27ae60'>✔ valid</span>" + (
+                " <span style='color:#c27c0e'>· data.dir not prepared yet (Data tab)</span>" if unprepared else ""))
             self.problems_label.hide()
         else:
             message = "; ".join(p.message for p in problems)

@@ -64,6 +64,9 @@ def data_probe_text(tokenizer, val_data, max_tokens: int = 64) -> str:
     break when one comes early (a split starts mid-line), decoded in the data's own vocabulary, so that the
     snapshots show text like what the model learns from (a fixed English probe is unknown tokens to a
     character-level model of another corpus)."""
-    text = tokenizer.decode([int(i) for i in val_data[:4 * max_tokens]])
+    ids = getattr(val_data, "ids", val_data)  # an instruction (SFT) split: examples, from the first one's start
+    text = tokenizer.decode([int(i) for i in ids[:4 * max_tokens]])
+    if ids is not val_data:
+        return text
     cut = text.find("\n", 0, len(text) // 2)
-    return (text[cut + 1:] if cut >= 0 else text) or text
+    return text[cut + 1:] if cut >= 0 else text

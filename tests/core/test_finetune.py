@@ -330,3 +330,26 @@ def test_a_moved_workspace_keeps_its_lora_fine_tunes_loading(task, tmp_path):
     torch.testing.assert_close(load_model(moved)[0](x)[0], before)
     assert check(engine("generate", "--checkpoint", moved, "--prompt", "reverse: abc", "--max-new-tokens", "3",
                         cwd=tmp_path)).stdout.startswith("reverse: abc")
+
+
+def test_an_instruction_run_snapshots_the_attention_of_its_first_validation_example(task):
+    """With no run.attention_probe the snapshot is of the validation data's start; an SFT split is examples
+    with a mask (examples from the first one's start), not flat ids: the first evaluation failed on it."""
+    import numpy as np
+    import yaml
+
+    from core.sft import open_sft_split
+
+    folder, paths = task
+    cfg = finetune_config(folder, paths, "probed", max_steps=4, warmup_steps=1, eval_interval=2,
+                          finetune="lora")
+    raw = yaml.safe_load(open(cfg))
+    raw["run"]["save_attention"] = True
+    with open(cfg, "w") as fh:
+        yaml.safe_dump(raw, fh)
+    check(engine("train", "--config", cfg, cwd=folder))
+    snaps = sorted(os.listdir(os.path.join(str(folder), "probed", layout.ATTENTION)))
+    assert snaps == ["step-000002.npz", "step-000004.npz"]
+    ids = np.load(os.path.join(str(folder), "probed", layout.ATTENTION, snaps[-1]))["ids"]
+    val = open_sft_split(paths["sft"], "val")  # from the first example's start, on across the next ones
+    assert len(ids) > len(val.example(0)[0]) and ids.tolist() == val.ids[:len(ids)].tolist()

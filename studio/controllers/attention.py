@@ -20,6 +20,7 @@ from studio.controllers.workers import WorkerLink
 from studio.engine.worker import InferenceWorker, WorkerPool
 from studio.workspace.attention_math import AttentionSet, load_npz, matrix_csv
 from studio.workspace.checkpoints import checkpoint_label, run_of
+from studio.workspace.run import Run
 
 
 class AttentionSession(QObject):
@@ -94,7 +95,10 @@ class AttentionSession(QObject):
             return
         self._snapshot_path = path
         self._show(data)
-        self._status(f"Training snapshot at step {step:,}: the run's probe text, {data.T} tokens.")
+        cfg = Run(self.run_dir).config_or_none()
+        what = "its run.attention_probe" if cfg is not None and cfg.run.attention_probe else \
+            "the start of its validation text"  # the engine's default probe (core.evaluation.data_probe_text)
+        self._status(f"Training snapshot at step {step:,}: {what}, {data.T} tokens.")
 
     # ------------------------------------------------------------------ export
     def export(self, kind: str, path: str, matrix: np.ndarray, tokens: list[str]) -> None:

@@ -86,6 +86,12 @@ def test_step_slider_walks_through_training_and_follows_new_snapshots(qtbot, pan
     assert first.shape == last.shape and not np.allclose(first, last)
     expected = load_npz(str(run / "attention" / "step-000040.npz"))
     np.testing.assert_array_equal(last, expected.probs[0, 0])
+    assert "step 40: the start of its validation text" in panel.status.text()  # no probe set (no config here)
+    with open(run / "config.yaml", "w", encoding="utf-8") as fh:
+        fh.write("run:\n  dir: .\n  attention_probe: 'abc|cba'\n")
+    with qtbot.waitSignal(panel.attention_loaded, timeout=5000):
+        panel.slider.setValue(2)
+    assert "step 30: its run.attention_probe" in panel.status.text()
 
     # The run writes a new snapshot while we watch: the slider grows and, following, jumps to it.
     shutil.copy(run / "attention" / "step-000010.npz", run / "attention" / "step-000050.npz")

@@ -7,9 +7,13 @@ Qt-free; reads YAML with core.config.safe_yaml (no anchors or aliases).
 
 from __future__ import annotations
 
+import os
+
 import yaml
 
-from core.config import safe_yaml
+from core import config_text as ct
+from core import layout
+from core.config import ConfigError, safe_yaml
 
 
 def _sections(text: str) -> dict:
@@ -40,3 +44,24 @@ def matching_preset(config_text: str, presets: dict[str, str]) -> str | None:
         if score > best_score:
             best, best_score = name, score
     return best
+
+
+def keep_own_data(preset: str, current: str, base_dir: str, name: str) -> tuple[str, str]:
+    """`preset` (a preset's text) with the `current` config's data.dir where the preset's is not a prepared
+    data set under `base_dir` and the current one is (the user's data is not the preset's to choose), and a
+    notice saying what was kept ("" when the preset is taken as it is)."""
+    def data_dir(text: str) -> str:
+        data = _sections(text).get("data")
+        value = data.get("dir") if isinstance(data, dict) else None
+        return value if isinstance(value, str) else ""
+
+    theirs, ours = data_dir(preset), data_dir(current)
+    prepared = lambda d: bool(d) and layout.is_data_dir(os.path.join(base_dir, d))  # noqa: E731
+    if not ours or theirs == ours or prepared(theirs) or not prepared(ours):
+        return preset, ""
+    try:
+        text = ct.set_value(preset, "data.dir", ours)
+    except ConfigError:
+        return preset, ""
+    return text, (f"Loaded the preset {name}, keeping this run's data.dir {ours}: the preset's {theirs} is "
+                  f"not prepared in this workspace (prepare it on the Data tab to train on it).")

@@ -114,7 +114,8 @@ class AttentionHeatmap(QWidget):
         # Below the map the labels stand side by side: word tokens (BPE) need more than a cell each, so
         # label every k-th column where the widest label would run into the next.
         cell = max(1.0, (item.vb.width() or self.plot.width()) / max(T, 1))
-        widest = max((QFontMetrics(font).horizontalAdvance(t) for t in labels), default=0)
+        metrics = QFontMetrics(font)
+        widest = max((metrics.horizontalAdvance(t) for t in labels), default=0)
         every_x = max(every, math.ceil((widest + 3) / cell))
         for side, k in (("bottom", every_x), ("left", every)):
             item.getAxis(side).setStyle(tickFont=font)

@@ -50,6 +50,7 @@ from studio.theme import banner_style
 from studio.views.config.estimates import EstimatesPanel
 from studio.views.config.form import ConfigForm
 from studio.views.config.yaml_tab import YamlHighlighter, list_presets
+from studio.workspace.presets import keep_own_data
 
 DEBOUNCE_MS = 300
 
@@ -209,33 +210,11 @@ class ConfigEditor(QWidget):
         the preset's to choose): the notice above the views says so."""
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-        text, notice = self._keep_own_data(text, os.path.splitext(os.path.basename(path))[0])
+        text, notice = keep_own_data(text, self.text(), self._base_dir, os.path.splitext(os.path.basename(path))[0])
         self.set_text(text)
         self.notice_label.setText(notice)
         self.notice_label.setStyleSheet(banner_style("info"))
         self.notice_label.setVisible(bool(notice))
-
-    def _keep_own_data(self, preset: str, name: str) -> tuple[str, str]:
-        """`preset` with the shown config's data.dir where the preset's is not prepared, and what was kept."""
-        def data_dir(text: str) -> str:
-            try:
-                raw = safe_yaml(text)
-            except yaml.YAMLError:
-                return ""
-            data = raw.get("data") if isinstance(raw, dict) else None
-            value = data.get("dir") if isinstance(data, dict) else None
-            return value if isinstance(value, str) else ""
-
-        theirs, ours = data_dir(preset), data_dir(self.text())
-        prepared = lambda d: bool(d) and layout.is_data_dir(os.path.join(self._base_dir, d))  # noqa: E731
-        if not ours or theirs == ours or prepared(theirs) or not prepared(ours):
-            return preset, ""
-        try:
-            text = config_text.set_value(preset, "data.dir", ours)
-        except ConfigError:
-            return preset, ""
-        return text, (f"Loaded the preset {name}, keeping this run's data.dir {ours}: the preset's {theirs} is "
-                      f"not prepared in this workspace (prepare it on the Data tab to train on it).")
 
     # ------------------------------------------------------------------ internals
     def _replace_yaml_text(self, text: str) -> None:

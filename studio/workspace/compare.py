@@ -80,7 +80,7 @@ def metric_values(history: RunHistory, status: str) -> dict:
             if len(history.steps) else 0, "final_train_loss": last(history.steps, "loss"),
             "final_val_loss": last(history.evals, "val_loss"), "best_val_loss": history.best_val_loss,
             "best_val_step": history.best_val_step if history.best_val_step >= 0 else None,
-            "tokens_per_s": last(history.steps, "tokens_per_s"), "elapsed_s": history.elapsed_s}
+            "tokens_per_s": history.tokens_per_s, "elapsed_s": history.elapsed_s}
 
 
 def compare_runs(runs: list[tuple[Run, RunHistory, str]]) -> CompareTable:

@@ -77,6 +77,7 @@ class Table:
         return int(np.searchsorted(steps, step, side="right"))
 
 
+SPEED_WINDOW = 20  # steps behind a run's tokens/s (their median)
 STEP_COLUMNS = ("step", "tokens", "elapsed", "loss", "lr", "grad_norm", "tokens_per_s", "clipped")
 EVAL_COLUMNS = ("step", "tokens", "elapsed", "val_loss", "train_loss")
 
@@ -177,7 +178,11 @@ class RunHistory:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.steps.columns["tokens_per_s"].last()
+        """The median tokens/s of the last SPEED_WINDOW logged steps: the run's speed, which one slow last step
+        (beside an evaluation, a checkpoint or another busy process) does not stand for; NaN when none."""
+        recent = self.steps.columns["tokens_per_s"].values()[-SPEED_WINDOW:]
+        recent = recent[np.isfinite(recent)]
+        return float(np.median(recent)) if len(recent) else math.nan
 
     def config_value(self, section: str, key: str):
         cfg = (self.start or {}).get("config") or {}

@@ -117,10 +117,15 @@ def test_rename_delete_and_tags_from_the_right_click_menu(qtbot, window, workspa
     w.session.refresh()
     tiny = workspace.run("tiny").dir
     w.runs_panel.select_run(tiny)
-    monkeypatch.setattr(dialogs, "ask_rename", lambda _p, _n: "bad name!")
+    asked = []  # a refused name is asked again with the reason and a usable variant; Cancel changes nothing
+
+    def answer(replies):
+        return lambda _p, _n, text="", problem="": asked.append((text, problem)) or replies.pop(0)
+    monkeypatch.setattr(dialogs, "ask_rename", answer(["my first/run", "other", None]))
     _menu_action(w, tiny, "Rename").trigger()
-    assert "not a usable run name" in w.statusBar().currentMessage() and os.path.isdir(tiny)
-    monkeypatch.setattr(dialogs, "ask_rename", lambda _p, _n: "baseline")
+    assert asked[0] == ("tiny", "") and asked[1][0] == "my-first-run" and "not a usable run name" in asked[1][1]
+    assert asked[2] == ("other", "a run named 'other' already exists") and os.path.isdir(tiny)
+    monkeypatch.setattr(dialogs, "ask_rename", answer(["bad name!", "baseline"]))
     _menu_action(w, tiny, "Rename").trigger()
     renamed = os.path.join(workspace.runs_dir, "baseline")
     assert os.path.isdir(renamed) and not os.path.exists(tiny)
@@ -128,7 +133,9 @@ def test_rename_delete_and_tags_from_the_right_click_menu(qtbot, window, workspa
     monkeypatch.setattr(dialogs, "ask_notes", lambda *_a: ("lr 3e-3 baseline", "base, sweep"))
     _menu_action(w, renamed, "Notes and tags").trigger()
     assert annotations.tags(renamed) == ["base", "sweep"]
-    assert "#base" in w.runs_panel._items[renamed].text(0)
+    item = w.runs_panel._items[renamed]
+    assert "#base" in item.text(0)  # and the name column grew with the tags: nothing elided
+    assert w.runs_panel.tree.columnWidth(0) >= w.runs_panel.tree.fontMetrics().horizontalAdvance(item.text(0))
     assert "lr 3e-3 baseline" in w.runs_panel._items[renamed].toolTip(0)
     # filter by tag, by name, by status
     qtbot.keyClicks(w.runs_panel.filter_edit, "#swe")
@@ -210,8 +217,8 @@ def test_compare_view_sorts_toggles_and_exports(qtbot, window, workspace, tmp_pa
     write_finished_run(b.dir, steps=40, status="stopped")
     w.session.refresh()
     w.session.controller(a.dir).reload()  # finished after the window read it
-    for d in (a.dir, b.dir):
-        w.runs_panel.set_compared(d, True)
+    assert _menu_action(w, a.dir, "Compare (tick runs")  # nothing ticked: the run alone
+    w.runs_panel.set_compared(b.dir, True)  # ticked to overlay on tiny: Compare on tiny takes both
     _menu_action(w, a.dir, "Compare 2").trigger()
     view = w.run_actions.compare_view
     qtbot.addWidget(view)

@@ -17,8 +17,8 @@ from tests.studio.helpers import write_checkpoint, write_data_dir
 
 
 def _step(step, loss=1.0, elapsed=None, **kw):
-    return make_event("step", step=step, tokens=step * 10, loss=loss, lr=1e-3, grad_norm=0.5,
-                      tokens_per_s=100.0, elapsed_s=step * 0.1 if elapsed is None else elapsed, **kw)
+    return make_event("step", **{"step": step, "tokens": step * 10, "loss": loss, "lr": 1e-3, "grad_norm": 0.5,
+                                 "tokens_per_s": 100.0, "elapsed_s": step * 0.1 if elapsed is None else elapsed, **kw})
 
 
 def test_history_folds_events_and_tracks_best_val():
@@ -33,6 +33,10 @@ def test_history_folds_events_and_tracks_best_val():
     assert h.best_val_loss == 2.5 and h.best_val_step == 10
     assert h.grad_clip == 1.0 and h.unknown == 1
     assert h.eta_s() == __import__("pytest").approx(9.0)
+    assert math.isnan(RunHistory().tokens_per_s)
+    for s in range(11, 31):  # the speed is the recent steps' median: one slow last step does not stand for it
+        h.apply(_step(s, tokens_per_s=900.0 if s == 30 else 1000.0 + s))
+    assert h.tokens_per_s == 1019.5  # 900 and 1011..1029: the middle of twenty
 
 
 def test_history_nan_strings_and_resume_truncates_abandoned_steps():

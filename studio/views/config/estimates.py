@@ -107,6 +107,7 @@ class EstimatesPanel(QFrame):
             value = QLabel("—")
             value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.timing_names[key] = QLabel(text)
+            self.timing_names[key].setWordWrap(True)  # "Training, 823 steps from 177" in a narrow panel
             grid.addWidget(self.timing_names[key], row, 0)
             grid.addWidget(value, row, 1)
             self.timing[key] = value

@@ -18,6 +18,7 @@ from studio.views.runs import dialogs
 from studio.views.runs.compare import CompareView
 from studio.views.runs.panel import RunsPanel
 from studio.workspace.annotations import lora_children, parse_tags
+from studio.workspace.workspace import safe_name
 
 
 class RunActions(QObject):
@@ -43,14 +44,19 @@ class RunActions(QObject):
         ctl = self.session.controller(run_dir)
         if ctl is None:
             return None
-        name = dialogs.ask_rename(self.window, ctl.run.name)
-        if not name:
-            return None
         was_current = self.window.current_dir == ctl.run.dir
-        new_dir, why = self.session.rename_run(run_dir, name)
-        if new_dir is None:
-            self._say(f"Cannot rename {ctl.run.name}: {why}", 0)
-            return None
+        text, why = ctl.run.name, ""
+        while True:  # a refused name is asked again, with the reason and a usable variant filled in
+            name = dialogs.ask_rename(self.window, ctl.run.name, text, why)
+            if not name or name == ctl.run.name:
+                return None
+            new_dir, why = self.session.rename_run(run_dir, name)
+            if new_dir is not None:
+                break
+            if ctl.is_running():
+                self._say(f"Cannot rename {ctl.run.name}: {why}")
+                return None
+            text = safe_name(name) or name
         if was_current:
             self.window.current_dir = None
         self.panel.select_run(new_dir)

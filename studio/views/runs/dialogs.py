@@ -15,8 +15,11 @@ from PySide6.QtWidgets import (
 )
 
 
-def ask_rename(parent: QWidget, name: str) -> str | None:
-    text, ok = QInputDialog.getText(parent, "Rename run", f"New name for {name}:", QLineEdit.EchoMode.Normal, name)
+def ask_rename(parent: QWidget, name: str, text: str = "", problem: str = "") -> str | None:
+    """The new name; asked again with `problem` (why the last answer was refused) above the question and
+    `text` (a usable variant of it) filled in."""
+    question = (f"{problem[:1].upper()}{problem[1:]}.\n\n" if problem else "") + f"New name for {name}:"
+    text, ok = QInputDialog.getText(parent, "Rename run", question, QLineEdit.EchoMode.Normal, text or name)
     return text.strip() if ok and text.strip() else None
 
 

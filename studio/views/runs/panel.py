@@ -51,7 +51,7 @@ class RunsPanel(QWidget):
     delete_requested = Signal(str)
     annotate_requested = Signal(str)      # notes and tags
     continue_requested = Signal(str)      # "continue this finished run for N more steps"
-    compare_requested = Signal(object)    # run folders: the ticked ones, else the selected one
+    compare_requested = Signal(object)    # run folders: the right-clicked one and the ticked ones
     evaluate_requested = Signal(str)      # "Evaluate…" a checkpoint of this run
     results_requested = Signal(str)       # the saved evaluations of the run's latest checkpoint
 
@@ -164,8 +164,11 @@ class RunsPanel(QWidget):
         item = self._items.get(summary["dir"])
         if item is not None:
             self._updating = True
+            name = item.text(0)
             self._fill(item, summary)
             self._updating = False
+            if item.text(0) != name:  # new tags: the column grows with them
+                self._fit_names()
             self._show_eval_columns()
             if item is self.tree.currentItem():
                 self._update_buttons()
@@ -243,9 +246,8 @@ class RunsPanel(QWidget):
         menu.addAction("Continue for more steps…", lambda: self.continue_requested.emit(run_dir)).setEnabled(
             not running and s.get("status") in ("done", "stopped", "failed") and bool(s.get("can_fork")))
         menu.addSeparator()
-        compared = self.compared()
-        targets = compared if len(compared) > 1 else [run_dir]
-        menu.addAction(f"Compare {len(targets)} run(s)…" if len(targets) > 1 else "Compare (tick runs first)…",
+        targets = [run_dir] + [d for d in self.compared() if d != run_dir]  # this run and the ticked ones
+        menu.addAction(f"Compare {len(targets)} runs…" if len(targets) > 1 else "Compare (tick runs to add them)…",
                        lambda: self.compare_requested.emit(targets))
         menu.addAction("Notes and tags…", lambda: self.annotate_requested.emit(run_dir))
         menu.addSeparator()

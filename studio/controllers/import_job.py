@@ -16,10 +16,20 @@ from PySide6.QtCore import QObject, Signal
 
 from core import layout
 from core.config_text import dump_new
-from core.errors import CheckpointError
+from core.errors import CheckpointError, missing_package_message
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 from studio.workspace.run import Run
+
+
+def missing_for_source(source: str) -> str:
+    """What the import of `source` needs that is not installed, said as the engine would ("" when nothing):
+    a .gguf file needs the optional 'gguf' package; a Hugging Face folder needs only the plain install."""
+    import importlib.util
+
+    if source.strip().lower().endswith(".gguf") and importlib.util.find_spec("gguf") is None:
+        return missing_package_message("Importing a .gguf file", ["gguf"]) + "."
+    return ""
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,33 @@ def test_export_dialog_says_before_export_when_a_formats_package_is_missing(qtbo
     assert "'gguf'" in dialog.status.text() and "desktop build does not include it" in dialog.status.text()
     dialog.format.setCurrentIndex(dialog.format.findData("hf"))
     assert dialog.export_button.isEnabled() and not dialog.status.text()
+
+
+def test_import_dialog_says_before_import_when_gguf_is_missing_and_grows_for_a_failure(qtbot, tmp_path,
+                                                                                          monkeypatch):
+    """A plain install has no 'gguf': a .gguf source says which package and extra at once and leaves Import
+    disabled (it used to start the engine and fail); a failure's lines make the dialog taller instead of
+    squeezing its buttons."""
+    import importlib.util
+
+    from PySide6.QtCore import Qt
+
+    from studio.views.models.import_dialog import ImportDialog
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    ws = Workspace.create(str(tmp_path / "ws"))
+    dialog = ImportDialog(ImportJob(), ws.runs_dir, ws.unique_run_name)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.source.setText(str(tmp_path / "model.Q8_0.gguf"))
+    assert not dialog.import_button.isEnabled()
+    assert "'gguf'" in dialog.status.text() and "pip install -e '.[interop]'" in dialog.status.text()
+    dialog.source.setText(str(tmp_path / "no-such-folder"))  # a folder needs no extra: the note goes
+    assert dialog.import_button.isEnabled() and not dialog.status.text()
+    height = dialog.height()
+    with qtbot.waitSignal(dialog.job.finished, timeout=120_000):
+        qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    assert dialog.result.status == "failed" and "not found" in dialog.status.text()
+    assert dialog.height() > height
+    assert dialog.height() >= dialog.layout().totalHeightForWidth(dialog.width())

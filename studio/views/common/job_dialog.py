@@ -27,17 +27,28 @@ class JobDialog(QDialog):
         for widget in below:
             layout.addWidget(widget)
 
+    def _set_status(self, text: str) -> None:
+        """The status line; the dialog grows to show all of it (a failure's lines squeezed the buttons)."""
+        self.status.setText(text)
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
+            need = (layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth()
+                    else layout.totalSizeHint().height())
+            if need > self.height():
+                self.resize(self.width(), need)
+
     def _show_busy(self, text: str) -> None:
         self.progress.setRange(0, 0)  # busy: the engine reports no counts to a pipe
-        self.status.setText(text)
+        self._set_status(text)
 
     def _show_outcome(self, result, noun: str, done_text: str) -> None:
         """`result` has ok, status and failure (an EngineFailure); `noun` is "Import" or "Export"."""
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if result.ok else 0)
         if result.ok:
-            self.status.setText(done_text)
+            self._set_status(done_text)
         elif result.status == "cancelled":
-            self.status.setText(f"{noun} cancelled.")
+            self._set_status(f"{noun} cancelled.")
         else:
-            self.status.setText(f"{noun} failed: {result.failure.headline}\n" + "\n".join(result.failure.details))
+            self._set_status(f"{noun} failed: {result.failure.headline}\n" + "\n".join(result.failure.details))

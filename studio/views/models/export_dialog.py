@@ -76,7 +76,7 @@ class ExportDialog(JobDialog):
         # a format whose package is missing is said so now, not after a click on Export
         missing = missing_packages(self.format.currentData())
         self.export_button.setEnabled(not missing and not self.job.is_running())
-        self.status.setText(missing_text(self.format.currentData(), missing) if missing else "")
+        self._set_status(missing_text(self.format.currentData(), missing) if missing else "")
 
     def _on_dtype_changed(self, *_args) -> None:
         self.out.setText(default_out(self.checkpoint, self.format.currentData(), self.dtype.currentText()))

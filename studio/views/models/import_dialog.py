@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.controllers.import_job import ImportJob, ImportResult, import_name
+from studio.controllers.import_job import ImportJob, ImportResult, import_name, missing_for_source
 from studio.views.common.job_dialog import JobDialog
 
 
@@ -25,6 +25,7 @@ class ImportDialog(JobDialog):
         super().__init__("Import model", parent)
         self.job, self.runs_dir, self._unique_name = job, runs_dir, unique_name
         self.result: ImportResult | None = None
+        self._missing = ""
         self.source = QLineEdit()
         self.source.setPlaceholderText("a Hugging Face model folder or a .gguf file")
         self.source.textChanged.connect(self._on_source_text_changed)
@@ -50,7 +51,11 @@ class ImportDialog(JobDialog):
     def _on_source_text_changed(self, text: str) -> None:
         if text and not self.name.isModified():  # follow the source until the user edits the name
             self.name.setText(import_name(text))
-        self.import_button.setEnabled(bool(text.strip()) and not self.job.is_running())
+        missing = missing_for_source(text)  # said at once, not after an engine start that fails
+        if missing or self.status.text() == self._missing:
+            self._set_status(missing)
+        self._missing = missing
+        self.import_button.setEnabled(bool(text.strip()) and not missing and not self.job.is_running())
 
     def _on_folder_button_clicked(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Hugging Face model folder")
@@ -89,7 +94,7 @@ class ImportDialog(JobDialog):
         if result.ok:
             self.import_button.hide()
             self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
-        self.import_button.setEnabled(bool(self.source.text().strip()) and not result.ok)
+        self.import_button.setEnabled(bool(self.source.text().strip()) and not result.ok and not self._missing)
 
 
 def run_import_dialog(ws, parent: QWidget | None = None) -> ImportResult | None:

@@ -48,7 +48,7 @@ class CompareView(QDialog):
 
     def __init__(self, table: CompareTable, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Compare {len(table.rows)} runs")
+        self.setWindowTitle(f"Compare {len(table.rows)} run{'s' if len(table.rows) != 1 else ''}")
         self.full = table
         self.shown = table
         self.table = QTableWidget()

@@ -1,7 +1,7 @@
 """How a training run should use a small CPU: one core kept free, every core with spinning OpenMP waits,
 or every core with sleeping waits (`--share-cores`), on an idle machine and beside a busy process.
 
-    python benchmarks/cpu_share.py [--steps 120] [--repeats 2] [--threads N]
+    python benchmarks/cpu_share.py [--steps 120] [--repeats 2] [--threads N] [--job]
 
 The real engine trains the studio's benchmark config (4 layers, 128 wide, T=64, batch 16, precision auto)
 on the demo corpus; the figure is the median of the engine's own tokens_per_s after the first 20 steps.
@@ -22,6 +22,16 @@ import sys
 from studio_common import BENCH_CONFIG, ROOT, workspace_with_data
 
 HOG = "while True: pass"
+# A one-shot engine job beside the run (an evaluation: forward passes of a small model), counting its passes
+JOB = """import time, torch
+x, w = torch.randn(64, 512), torch.randn(512, 512)
+n, start = 0, time.time()
+while True:
+    for _ in range(20):
+        y = torch.tanh(x @ w) @ w
+    n += 1
+    print(n / (time.time() - start), flush=True)
+"""
 
 
 def tokens_per_s(ws, name: str, steps: int, args: list[str]) -> float:
@@ -41,6 +51,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=120)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="every core (default: all)")
+    p.add_argument("--job", action="store_true", help="also: the run beside a one-shot engine job")
     a = p.parse_args()
     ws = workspace_with_data()
     n = a.threads
@@ -59,12 +70,42 @@ def main() -> None:
             if hog is not None:
                 hog.kill()
                 hog.wait()
-        base = statistics.median(next(iter(seen.values())))
-        print(f"{load}:")
-        for way, vals in seen.items():
-            med = statistics.median(vals)
-            runs = " / ".join(f"{v:,.0f}" for v in vals)
-            print(f"  {way:34s} {med:9,.0f}  ({runs})  {med / base:.2f}x the first")
+        report(load, seen)
+    if a.job:
+        beside_a_job(ws, a, n)
+
+
+def report(load: str, seen: dict[str, list[float]]) -> None:
+    base = statistics.median(next(iter(seen.values())))
+    print(f"{load}:")
+    for way, vals in seen.items():
+        med = statistics.median(vals)
+        runs = " / ".join(f"{v:,.0f}" for v in vals)
+        print(f"  {way:34s} {med:9,.0f}  ({runs})  {med / base:.2f}x the first")
+
+
+def beside_a_job(ws, a, n: int) -> None:
+    """The run (every core, --share-cores) beside a one-shot torch job started with torch's defaults, or
+    with what the studio gives a job while runs train (studio.controllers.cores.CoreShare.job_env)."""
+    envs = {"job with torch's defaults": {},
+            "job with the studio's share": {"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1",
+                                            "OMP_WAIT_POLICY": "PASSIVE"}}
+    seen: dict[str, list[float]] = {w: [] for w in envs}
+    passes: dict[str, list[float]] = {w: [] for w in envs}
+    for r in range(a.repeats):
+        for i, (way, extra) in enumerate(envs.items()):
+            env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+            job = subprocess.Popen([sys.executable, "-c", JOB], env={**env, **extra}, stdout=subprocess.PIPE,
+                                   text=True)
+            try:
+                seen[way].append(tokens_per_s(ws, f"job-{r}-{i}", a.steps, ["--threads", str(n), "--share-cores"]))
+            finally:
+                job.kill()
+                out, _ = job.communicate()
+            passes[way].append(float((out.split() or ["0"])[-1]))
+    report(f"{n} threads, --share-cores, beside a job", seen)
+    for way, counts in passes.items():
+        print(f"  {way}: {' / '.join(f'{c:.1f}' for c in counts)} passes/s of its own")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ workers have been idle for IDLE_MS. The policy itself is studio.controllers.gene
 from __future__ import annotations
 
 import os
+import weakref
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from core import layout
+from studio.controllers.engine_job import EngineJob
 from studio.controllers.generation import share_cores
 
 IDLE_MS = 3000  # quiet time before the cores go back to training (a chat's next turn is often this close)
@@ -33,6 +35,20 @@ class CoreShare(QObject):
         self._idle.timeout.connect(self._on_idle_timeout)
         self._quiet_ms = 0
         pool.request_sent.connect(self._on_pool_request_sent)
+        EngineJob.env_source = weakref.WeakMethod(self.job_env)
+
+    def job_env(self) -> dict:
+        """The environment of a one-shot engine job (prepare, evaluate, import, export) started while runs
+        train: one thread (torch's OpenMP, and the rayon pool of the tokenizer trainer), which sleeps rather
+        than spins while it waits, so the runs keep their cores (the studio sets the thread counts, as it
+        does for the runs; a wait policy of the user's own is kept, as llm-train --share-cores keeps it).
+        {} while no run trains: the job may use every core."""
+        if not self.session.running():
+            return {}
+        env = {"OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1"}
+        if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
+        return env
 
     def launch(self) -> dict:
         """{"threads": --threads, "share": --share-cores} for a run about to start."""

@@ -8,6 +8,8 @@ and how to build their result from the outcome.
 
 from __future__ import annotations
 
+import weakref
+
 from PySide6.QtCore import QObject
 
 from studio.engine.failure import EngineFailure, classify
@@ -21,6 +23,10 @@ class EngineJob(QObject):
     and implement `_finished(status, close_event, failure)` and `_started()`."""
 
     doing = "running the engine"
+    # What a job adds to its environment, asked at each launch: the window's CoreShare.job_env (a weak
+    # reference: a closed window's share is not kept alive), so a job started while runs train leaves
+    # them their cores.
+    env_source: weakref.WeakMethod | None = None
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -48,7 +54,8 @@ class EngineJob(QObject):
         """Start the engine; `_started()` follows unless the start failed at once (then the failure has
         already been reported through `_finished`)."""
         self._cancelled, self._active = False, True
-        self.process.start(subcommand, args, cwd=cwd)
+        source = EngineJob.env_source() if EngineJob.env_source is not None else None
+        self.process.start(subcommand, args, cwd=cwd, env=source() if source is not None else None)
         if self.is_running():
             self._started()
 

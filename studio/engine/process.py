@@ -59,8 +59,9 @@ class EngineProcess(QObject):
 
     # ------------------------------------------------------------------ control
     def start(self, subcommand: str, args: list[str], cwd: str | None = None, nproc: int = 1,
-              argv: list[str] | None = None) -> None:
-        """Launch the engine; `argv` replaces the resolved command entirely (tests, torchrun)."""
+              argv: list[str] | None = None, env: dict | None = None) -> None:
+        """Launch the engine; `argv` replaces the resolved command entirely (tests, torchrun); `env` adds
+        to the engine's environment."""
         if self.is_running():
             raise RuntimeError("engine process already running")
         self.argv = argv or engine_command(subcommand, *args, nproc=nproc)
@@ -69,10 +70,10 @@ class EngineProcess(QObject):
         self._out, self._err = LineBuffer(), LineBuffer()
         self._stop_stage = 0
         proc = QProcess(self)
-        env = QProcessEnvironment()
-        for key, value in engine_env().items():
-            env.insert(key, value)
-        proc.setProcessEnvironment(env)
+        environment = QProcessEnvironment()
+        for key, value in {**engine_env(), **(env or {})}.items():
+            environment.insert(key, value)
+        proc.setProcessEnvironment(environment)
         if cwd:
             proc.setWorkingDirectory(cwd)
         proc.readyReadStandardOutput.connect(self._on_proc_stdout)

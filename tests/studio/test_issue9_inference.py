@@ -105,14 +105,17 @@ def test_side_by_side_generate_panes_are_equally_wide(qtbot, window, workspace):
     assert right > 100 and abs(left - right) <= 2
 
 
-def test_training_and_generation_share_the_cores_and_say_so(qtbot, window, workspace, fake_engine, monkeypatch):
+def test_training_and_generation_share_the_cores_and_say_so(qtbot, window, workspace, fake_engine, monkeypatch,
+                                                           tmp_path):
     """On 2 cores a run takes both while nothing else computes (it kept one idle for the window: half the
     speed), with sleeping OpenMP threads (--share-cores), and gives one back, through its control.json, while a
-    generation request is in flight. From 4 cores one core stays free and nothing changes while generating."""
+    generation request is in flight; a one-shot job started meanwhile gets one sleeping thread. From 4 cores
+    one core stays free and nothing changes while generating."""
     import json
 
     from core import layout
     from studio.controllers import cores
+    from studio.controllers.export_job import ExportJob, ExportRequest
     from studio.controllers.generation import share_cores
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
@@ -139,9 +142,19 @@ def test_training_and_generation_share_the_cores_and_say_so(qtbot, window, works
     monkeypatch.setattr(worker, "busy", lambda: False)
     qtbot.waitUntil(lambda: json.load(open(control)) == {"threads": 2}, timeout=3000)  # quiet: taken back
     w.inference_pool.release(worker)
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):  # no wait policy of the user's own here
+        monkeypatch.delenv(name, raising=False)
+    job = ExportJob()  # a one-shot job (export, prepare, evaluate, import) beside the run: one sleeping thread
+    with qtbot.waitSignal(job.finished, timeout=15000):
+        job.start(ExportRequest(str(tmp_path / "ckpt"), "hf", str(tmp_path / "out")))
+    env = job.process._proc.processEnvironment()
+    assert [env.value(k) for k in ("OMP_NUM_THREADS", "RAYON_NUM_THREADS", "OMP_WAIT_POLICY")] == ["1", "1", "PASSIVE"]
     with qtbot.waitSignal(ctl.run_finished, timeout=15000):
         w.stop_training()
     assert w.inference_pool.threads == 0 and "no run is training" in w.generation.cores_label.text()
+    with qtbot.waitSignal(job.finished, timeout=15000):
+        job.start(ExportRequest(str(tmp_path / "ckpt"), "hf", str(tmp_path / "out")))
+    assert job.process._proc.processEnvironment().value("RAYON_NUM_THREADS", "") == ""  # alone: every core
     assert share_cores(2, 1) == {**share_cores(2, 1), "train": 2, "share": True}
     assert share_cores(2, 1, inference_busy=True)["train"] == 1 and share_cores(2, 2)["train"] == 1
     assert share_cores(4, 1) == {**share_cores(4, 1), "train": 3, "share": False}  # one core stays free...

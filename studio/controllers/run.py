@@ -289,6 +289,15 @@ class RunController(QObject):
         except ConfigError:
             return 0
 
+    def planned_start(self) -> int:
+        """The step a new run starts at: a fork's checkpoint step (it keeps the step count, as the engine
+        does for train.init_from without fine-tuning), else 0; the progress bar's start before the engine's
+        `start` event says it."""
+        cfg = self.run.config_or_none()
+        if cfg is None or not cfg.train.init_from or cfg.train.finetune != "none":
+            return 0
+        return layout.checkpoint_step(cfg.train.init_from) or 0
+
     def start_blockers(self, config_text: str | None = None) -> list[str]:
         """What the Start or Resume button shows while disabled: start_problems() of a startable run,
         resume_problems() of a resumable one, else nothing."""

@@ -86,6 +86,8 @@ def test_a_new_fork_ranges_over_its_parents_curves(qtbot, window, workspace):
     assert lo <= losses.min() and hi >= losses.max() * 0.9  # the parent's loss is on screen
     glo, ghi = w.training.plots.plots["grad"].viewRange()[1]
     assert ghi >= w.session.controller(parent.dir).history.steps["grad_norm"].max() * 0.95
+    step = parent.checkpoints()[0].step  # the bar starts where the fork will (it keeps the step count)
+    assert w.training.progress.value() == step and w.training.progress.maximum() == 300, step
 
 
 def _legend(w: MainWindow) -> list[str]:

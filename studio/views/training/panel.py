@@ -49,6 +49,7 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.controller: RunController | None = None
         self._planned_steps = 0  # train.max_steps of the selected run's config, for the progress bar
+        self._planned_start = 0  # the step a new fork starts at (its checkpoint's), for the progress bar
         self._blockers: list[str] = []
         bar = self._build_bar()
 
@@ -153,6 +154,7 @@ class TrainingPanel(QWidget):
             for sig, slot in self._connections():
                 sig.connect(slot)
             self._planned_steps = controller.planned_steps()
+            self._planned_start = controller.planned_start() if controller.startable() else 0
             self.plots.set_history(controller.history, controller.run.name, self._planned_steps)
             self.console.set_lines(list(controller.console))
         else:
@@ -231,9 +233,10 @@ class TrainingPanel(QWidget):
             self.progress_label.setText(" ")
             return
         h = c.history
-        total = max(h.max_steps or self._planned_steps, h.step, 1)  # before the start event: the config's
+        step = h.step if h.start or len(h.steps) else max(h.step, self._planned_start)  # a fork: from its step
+        total = max(h.max_steps or self._planned_steps, step, 1)  # before the start event: the config's
         self.progress.setRange(0, total)
-        self.progress.setValue(min(h.step, total))
+        self.progress.setValue(min(step, total))
         parts = [f"elapsed {format_duration(h.elapsed_s)}" if len(h.steps) else ""]
         if c.is_running():
             parts.append(eta_text(h))

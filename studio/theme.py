@@ -84,8 +84,14 @@ QStatusBar QLabel { padding: 0 6px; }
 """
 
 
-# Fusion draws a dark theme's check boxes dark grey on dark grey: give them a visible frame and fill.
+# Fusion draws a dark theme's check boxes and radio buttons dark grey on dark grey: give them a visible
+# frame, and a fill (a dot for a radio button) when checked.
 DARK_STYLESHEET = """
+QRadioButton::indicator { width: 12px; height: 12px; border: 1px solid #9aa4b2; border-radius: 7px;
+    background: #1e1f22; }
+QRadioButton::indicator:checked { border-color: #9ccbf5; background: qradialgradient(cx:0.5, cy:0.5,
+    radius:0.5, fx:0.5, fy:0.5, stop:0 #62a8ea, stop:0.5 #62a8ea, stop:0.62 #1e1f22, stop:1 #1e1f22); }
+QRadioButton::indicator:disabled { border-color: #5a5f66; }
 QCheckBox::indicator, QGroupBox::indicator, QTreeView::indicator { width: 13px; height: 13px; border: 1px solid #9aa4b2;
     border-radius: 2px; background: #1e1f22; }
 QCheckBox::indicator:checked, QGroupBox::indicator:checked, QTreeView::indicator:checked { background: #62a8ea; border-color: #9ccbf5; }

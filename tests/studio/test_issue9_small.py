@@ -56,6 +56,35 @@ def test_log_y_checkbox_is_visible_in_the_dark_theme(qtbot, window, workspace):
     assert best >= 3.0  # the indicator's frame stands out from the window
 
 
+def test_radio_buttons_are_visible_in_the_dark_theme(qtbot):
+    """The fine-tune dialog's LoRA / Full choice: Fusion drew both dark grey on dark grey."""
+    from PySide6.QtWidgets import QRadioButton
+
+    from studio.theme import apply_theme
+
+    app = QApplication.instance()
+    apply_theme(app, "dark")
+    try:
+        seen = {}
+        for checked in (False, True):
+            button = QRadioButton("LoRA")
+            qtbot.addWidget(button)
+            button.setChecked(checked)
+            button.show()
+            opt = QStyleOptionButton()
+            button.initStyleOption(opt)
+            rect = button.style().subElementRect(QStyle.SubElement.SE_RadioButtonIndicator, opt, button)
+            image = button.grab().toImage()
+            background = button.palette().color(button.backgroundRole())
+            pixels = [image.pixelColor(QPoint(x, y)) for x in range(rect.left(), rect.right() + 1)
+                      for y in range(rect.top(), rect.bottom() + 1)]
+            seen[checked] = (max(_contrast(c, background) for c in pixels), image.pixelColor(rect.center()))
+    finally:
+        apply_theme(app, "light")
+    assert seen[False][0] >= 3.0 and seen[True][0] >= 3.0  # each one's ring stands out from the window
+    assert _contrast(seen[True][1], seen[False][1]) >= 3.0  # and the chosen one has a dot the other lacks
+
+
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_run_names_are_not_cut(qtbot, window, workspace, theme):
     parent = workspace.run("tiny")

@@ -59,13 +59,17 @@ def test_chat_is_offered_only_for_a_checkpoint_with_a_template(qtbot, chat_windo
     w.show_tab("generate")
     assert not has_chat_template(w.generation.sides["A"].picker.checkpoint())
     assert not w.generation.chat_mode.isEnabled() and "no chat template" in w.generation.chat_mode.toolTip()
-    select_run(w, "tiny-llama")
-    qtbot.waitUntil(w.generation.chat_mode.isEnabled, timeout=3000)
-    w.generation.chat_mode.setChecked(True)
+    select_run(w, "tiny-llama")  # a model with a chat template opens in chat mode
+    qtbot.waitUntil(w.generation.chat_mode.isChecked, timeout=3000)
     assert w.generation.modes.currentWidget() is w.generation.chat_pane
+    w.generation.chat_mode.setChecked(False)  # the user's completion mode stays while the checkpoint does
+    w.generation._update_chat_mode()
+    assert not w.generation.chat_mode.isChecked() and w.generation.chat_mode.isEnabled()
     select_run(w, "plain")  # a checkpoint without a template leaves chat mode
-    qtbot.waitUntil(lambda: not w.generation.chat_mode.isChecked(), timeout=3000)
+    qtbot.waitUntil(lambda: not w.generation.chat_mode.isEnabled(), timeout=3000)
     assert w.generation.modes.currentIndex() == 0
+    select_run(w, "tiny-llama")
+    qtbot.waitUntil(w.generation.chat_mode.isChecked, timeout=3000)
 
 
 def test_a_two_turn_conversation_streams_from_the_real_worker(qtbot, chat_window):

@@ -212,3 +212,31 @@ def test_a_long_run_name_does_not_push_the_runs_list_aside(qtbot, window, worksp
     assert w.training.minimumSizeHint().width() == minimum  # (1102 px with the name at full width)
     assert label.text() == f"{long_name} — new" and label.toolTip() == label.text()
     assert "…" in label.shown_text() and label.width() < label.fontMetrics().horizontalAdvance(label.text())
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_generated_tokens_read_on_their_probability_colours(qtbot, theme):
+    """Completion and chat shade each token by its probability: in the dark theme its light text stood on
+    the pastel (a chat reply of '119' was barely visible)."""
+    from PySide6.QtGui import QTextCursor
+
+    from studio.theme import apply_theme
+    from studio.views.generate.output import TokenOutput
+
+    app = QApplication.instance()
+    apply_theme(app, theme)
+    try:
+        out = TokenOutput()
+        qtbot.addWidget(out)
+        out.begin("add: 12+30=")
+        for text, prob in (("1", 0.05), ("1", 0.5), ("9", 0.97)):
+            out.append_token({"text": text, "prob": prob, "id": 1})
+        cursor = QTextCursor(out.document())
+        ratios = []
+        for start in out._starts:
+            cursor.setPosition(start + 1)  # the format of the character before the cursor: the token's
+            fmt = cursor.charFormat()
+            ratios.append(_contrast(fmt.foreground().color(), fmt.background().color()))
+    finally:
+        apply_theme(app, "light")
+    assert min(ratios) >= 4.5, ratios

@@ -18,6 +18,7 @@ TOKEN_COLOURS = ("#fbd3d3", "#cfe6fb", "#d4f2cc", "#fcefc0", "#e4d9fb")
 # With a loss mask: trained tokens alternate two greens, masked (prompt) tokens two greys with grey text.
 TRAINED_COLOURS = ("#b9ebb0", "#d8f5cf")
 MASKED_COLOURS = ("#e4e6e9", "#f1f2f4")
+ON_PASTEL = "#1b1f23"  # token text on the pastel token colours, in either theme
 MASKED_TEXT = "#6a6f76"
 
 
@@ -55,7 +56,7 @@ class TokenText(QTextEdit):
             self._starts.append(cursor.position())
             fmt.setBackground(QColor(self.background(i)))
             masked = self.trained is not None and not self.trained[i]
-            fmt.setForeground(QColor(MASKED_TEXT if masked else "#1b1f23"))  # dark on pastel, either theme
+            fmt.setForeground(QColor(MASKED_TEXT if masked else ON_PASTEL))
             cursor.insertText(display_piece(piece) or "∅", fmt)
         self._end = cursor.position()
         self.moveCursor(QTextCursor.MoveOperation.Start)

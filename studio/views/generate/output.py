@@ -13,6 +13,7 @@ from PySide6.QtCore import QEvent, QPoint, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextEdit, QToolTip, QWidget
 
+from studio.views.common.token_text import ON_PASTEL
 from studio.workspace.token_labels import visible
 
 
@@ -94,6 +95,7 @@ class TokenOutput(QTextEdit):
         fmt.setForeground(self.palette().text().color())
         if self.colouring and ev.get("prob") is not None:
             fmt.setBackground(prob_color(ev["prob"]))
+            fmt.setForeground(QColor(ON_PASTEL))  # the theme's text was light on the pastels in the dark theme
         if ev.get("picked"):
             fmt.setFontUnderline(True)
         return fmt

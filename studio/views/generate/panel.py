@@ -85,6 +85,7 @@ class GenerationPanel(QWidget):
         self.compare = QCheckBox("Side by side with")
         self.compare.toggled.connect(self._on_compare_toggled)
         self.chat_mode = QCheckBox("Chat")
+        self._chat_checkpoint = ""  # side A's checkpoint when chat mode was last set for it
         self.chat_mode.toggled.connect(self._on_chat_mode_toggled)
         sides = []
         for name in ("A", "B"):
@@ -260,14 +261,18 @@ class GenerationPanel(QWidget):
 
     # ------------------------------------------------------------------ chat mode
     def _update_chat_mode(self) -> None:
-        """Chat is offered when side A's checkpoint has a chat template; it is left when it has none."""
-        ok = has_chat_template(self.sides["A"].picker.checkpoint())
+        """Chat is offered when side A's checkpoint has a chat template, and chosen when such a checkpoint
+        is picked (an instruction fine-tune, an imported chat model: made to be talked to; untick for
+        completion, which stays until another checkpoint is picked); it is left when it has none."""
+        checkpoint = self.sides["A"].picker.checkpoint()
+        ok = has_chat_template(checkpoint)
         self.chat_mode.setEnabled(ok)
         self.chat_mode.setToolTip("Talk to the model in its own chat template (system, user and assistant turns)"
-                                  if ok else "This checkpoint has no chat template: chat needs an imported "
-                                  "model that has one (File → Import Model…)")
-        if not ok and self.chat_mode.isChecked():
-            self.chat_mode.setChecked(False)
+                                  if ok else "This checkpoint has no chat template: chat needs an instruction "
+                                  "fine-tune or an imported model that has one (File → Import Model…)")
+        if ok != self.chat_mode.isChecked() and (not ok or checkpoint != self._chat_checkpoint):
+            self.chat_mode.setChecked(ok)
+        self._chat_checkpoint = checkpoint
 
     def _on_chat_mode_toggled(self, on: bool) -> None:
         self.modes.setCurrentIndex(1 if on else 0)

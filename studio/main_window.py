@@ -132,8 +132,8 @@ class MainWindow(QMainWindow):
         self._action(m, "Fine-&tune on My Data…", lambda: open_finetune(self, self.current_dir),
                      "Ctrl+Shift+U")
         self._action(m, "&Continue for More Steps…", lambda: self.run_actions.continue_run(self.current_dir))
-        self._action(m, "Co&mpare Ticked Runs…", lambda: self.run_actions.compare(
-            self.runs_panel.compared() or [self.current_dir]), "Ctrl+Shift+C")
+        self._action(m, "Co&mpare with Ticked Runs…", lambda: self.run_actions.compare(
+            self.runs_panel.compare_targets(self.current_dir)), "Ctrl+Shift+C")
         self._action(m, "Notes and T&ags…", lambda: self.run_actions.annotate(self.current_dir))
         self._action(m, "Rena&me…", lambda: self.run_actions.rename(self.current_dir), "F2")
         self._action(m, "Move to Tras&h…", lambda: self.run_actions.delete(self.current_dir))

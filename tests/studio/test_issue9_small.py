@@ -240,3 +240,33 @@ def test_generated_tokens_read_on_their_probability_colours(qtbot, theme):
     finally:
         apply_theme(app, "light")
     assert min(ratios) >= 4.5, ratios
+
+
+def test_nothing_is_cut_short_in_a_1024_px_window_with_the_runs_list(qtbot, window, workspace):
+    """A 1024 x 640 laptop window with the runs list shown: every tab fits (the Training bar needed 741 px
+    and Generate 909 beside the 360 px list, so buttons were squeezed below their text); the bars whose
+    controls do not fit in one row put their second group under the first."""
+    from PySide6.QtWidgets import QAbstractButton, QComboBox, QSpinBox
+
+    from studio.main_window import TABS
+
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=100)
+    w = window(workspace.root)
+    w.resize(1024, 640)
+    assert w.minimumSizeHint().width() <= 1024
+    cut = []
+    for tab in TABS:
+        w.show_tab(tab)
+        QApplication.processEvents()
+        controls = [c for kind in (QAbstractButton, QComboBox, QSpinBox) for c in w.tabs.currentWidget().findChildren(kind)]
+        for c in controls:
+            if c.isVisibleTo(w) and c.width() < c.minimumSizeHint().width():
+                cut.append(f"{tab}: {type(c).__name__} {getattr(c, 'text', lambda: '')()!r} "
+                           f"{c.width()} < {c.minimumSizeHint().width()}")
+    assert not cut, (cut, w.splitter.sizes(), [w.tabs.widget(i).minimumSizeHint().width() for i in range(5)])
+    assert w.training.bar.wrapped and w.generation.button_row.wrapped  # two rows here...
+    w.resize(1600, 900)
+    w.show_tab("training")
+    QApplication.processEvents()
+    assert not w.training.bar.wrapped  # ...and one where there is room

@@ -219,6 +219,8 @@ def test_compare_view_sorts_toggles_and_exports(qtbot, window, workspace, tmp_pa
     w.session.controller(a.dir).reload()  # finished after the window read it
     assert _menu_action(w, a.dir, "Compare (tick runs")  # nothing ticked: the run alone
     w.runs_panel.set_compared(b.dir, True)  # ticked to overlay on tiny: Compare on tiny takes both
+    w.runs_panel.select_run(a.dir)  # the Run menu's Compare takes the selected run and the ticked ones too
+    assert w.runs_panel.compare_targets(w.current_dir) == [a.dir, b.dir]
     _menu_action(w, a.dir, "Compare 2").trigger()
     view = w.run_actions.compare_view
     qtbot.addWidget(view)

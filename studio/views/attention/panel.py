@@ -34,6 +34,7 @@ from studio.views.attention.grid import AttentionGrid
 from studio.views.attention.heatmap import AttentionHeatmap
 from studio.views.attention.tokens import TokenAttentionView
 from studio.views.common.checkpoint_picker import CheckpointPicker
+from studio.views.common.wrap_row import WrapRow
 from studio.workspace.attention_math import AttentionSet, mean_over_heads, rollout
 from studio.workspace.run import Run, probe_text
 
@@ -119,11 +120,14 @@ class AttentionPanel(QWidget):
         text_row.setContentsMargins(0, 0, 0, 0)
         text_row.addWidget(self.text, 1)
         text_row.addWidget(self.compute_button, 0, Qt.AlignmentFlag.AlignTop)
-        view = QHBoxLayout()
-        for w in (self.mode, self.layer, self.head, self.grid_scope, self.auto_contrast):
+        view, more = QHBoxLayout(), QHBoxLayout()
+        for w in (self.mode, self.layer, self.head, self.grid_scope):
             view.addWidget(w)
         view.addStretch(1)
-        view.addWidget(self.export_button)
+        more.addWidget(self.auto_contrast)
+        more.addStretch(1)
+        more.addWidget(self.export_button)
+        self.view_row = WrapRow(view, more)  # in a narrow window contrast and export go under the rest
         # The training-step controls get a row of their own (shown for the snapshots source only).
         self.step_row = QWidget()
         steps = QHBoxLayout(self.step_row)
@@ -153,7 +157,7 @@ class AttentionPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.text_row)
         layout.addWidget(self.step_row)
-        layout.addLayout(view)
+        layout.addWidget(self.view_row)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.status)
 

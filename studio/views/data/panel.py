@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -40,6 +41,7 @@ from core.errors import UsageError
 from studio.controllers.prepare import PrepareJob, PrepareResult
 from studio.controllers.prepare_request import PrepareRequest, make_request
 from studio.views.common.token_text import TokenText
+from studio.views.common.wrap_row import WrapRow
 from studio.views.config.form import GROUP_STYLE
 from studio.workspace.datasets import NO_PREVIEW, data_sets, detail_rows, read_preview, token_total
 from studio.workspace.workspace import safe_name, unique_name
@@ -131,11 +133,13 @@ class DataPanel(QWidget):
         self.builtin_combo.activated.connect(self._on_builtin_combo_activated)
         self.remove_button = QPushButton("Remove")
         self.remove_button.clicked.connect(self._on_remove_button_clicked)
-        buttons = QHBoxLayout()
+        buttons, remove = QHBoxLayout(), QHBoxLayout()
         for w in (self.add_files_button, self.add_folder_button, self.builtin_combo):
             buttons.addWidget(w)
         buttons.addStretch(1)
-        buttons.addWidget(self.remove_button)
+        remove.addStretch(1)
+        remove.addWidget(self.remove_button)
+        self.source_buttons = WrapRow(buttons, remove)  # in a narrow window Remove goes under the rest
 
         options = self._build_options()
 
@@ -162,7 +166,7 @@ class DataPanel(QWidget):
         lay = QVBoxLayout(self.prepare_box)
         lay.addWidget(QLabel("Sources"))
         lay.addWidget(self.source_list, 1)
-        lay.addLayout(buttons)
+        lay.addWidget(self.source_buttons)
         lay.addSpacing(6)
         lay.addLayout(options)
         lay.addSpacing(6)
@@ -218,6 +222,10 @@ class DataPanel(QWidget):
             value = QLabel("—")
             value.setWordWrap(True)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            # a long path component (a folder named after a long file) must not widen the tab: the label
+            # takes the width it is given (the whole text is its tooltip)
+            value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            value.setMinimumWidth(60)
             details.addRow(text, value)
             self.detail_values[key] = value
         left = QVBoxLayout()
@@ -362,6 +370,7 @@ class DataPanel(QWidget):
         data_dir = os.path.join(self.data_root() or "", name) if name is not None else None
         for key, text in detail_rows(data_dir).items():
             self.detail_values[key].setText(text)
+            self.detail_values[key].setToolTip(text if len(text) > 24 else "")
         preview = read_preview(data_dir) if data_dir is not None else None
         if preview is not None:
             self.sample.set_tokens(*preview)

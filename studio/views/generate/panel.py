@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from studio.controllers.chat import ChatSession, has_chat_template
 from studio.controllers.generation import GenerationSession
 from studio.views.common.checkpoint_picker import CheckpointPicker
+from studio.views.common.wrap_row import WrapRow
 from studio.views.generate.chat import ChatPane
 from studio.views.generate.history import HistoryList
 from studio.views.generate.output import TokenOutput, prob_color
@@ -154,17 +155,18 @@ class GenerationPanel(QWidget):
         left.addWidget(history, 1)
         left_w = QWidget()
         left_w.setLayout(left)
-        left_w.setMinimumWidth(260)
         left_w.setMaximumWidth(380)
         return left_w
 
     def _build_right(self) -> QWidget:
-        buttons = QHBoxLayout()
+        buttons, colours = QHBoxLayout(), QHBoxLayout()
         for w in (self.generate_button, self.stop_button, self.inspect_button):
             buttons.addWidget(w)
         buttons.addStretch(1)
-        buttons.addWidget(self.colour)
-        buttons.addWidget(self._legend())
+        colours.addStretch(1)
+        colours.addWidget(self.colour)
+        colours.addWidget(self._legend())
+        self.button_row = WrapRow(buttons, colours)  # in a narrow window the colour key goes under the buttons
         self.outputs = QSplitter(Qt.Orientation.Horizontal)
         for s in self.sides.values():
             col = QWidget()
@@ -181,7 +183,7 @@ class GenerationPanel(QWidget):
         out_w = QWidget()
         ol = QVBoxLayout(out_w)
         ol.setContentsMargins(0, 0, 0, 0)
-        ol.addLayout(buttons)
+        ol.addWidget(self.button_row)
         ol.addWidget(self.outputs, 1)
         right.addWidget(out_w)
         right.setSizes([110, 590])

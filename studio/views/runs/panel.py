@@ -246,7 +246,7 @@ class RunsPanel(QWidget):
         menu.addAction("Continue for more steps…", lambda: self.continue_requested.emit(run_dir)).setEnabled(
             not running and s.get("status") in ("done", "stopped", "failed") and bool(s.get("can_fork")))
         menu.addSeparator()
-        targets = [run_dir] + [d for d in self.compared() if d != run_dir]  # this run and the ticked ones
+        targets = self.compare_targets(run_dir)
         menu.addAction(f"Compare {len(targets)} runs…" if len(targets) > 1 else "Compare (tick runs to add them)…",
                        lambda: self.compare_requested.emit(targets))
         menu.addAction("Notes and tags…", lambda: self.annotate_requested.emit(run_dir))
@@ -279,6 +279,10 @@ class RunsPanel(QWidget):
         item = self._items.get(run_dir)
         if item is not None:
             self.tree.setCurrentItem(item)
+
+    def compare_targets(self, run_dir: str | None) -> list[str]:
+        """What Compare takes: this run (the right-clicked or selected one) and the ticked ones."""
+        return ([run_dir] if run_dir else []) + [d for d in self.compared() if d != run_dir]
 
     def compared(self) -> list[str]:
         return [d for d, item in self._items.items() if item.checkState(0) == Qt.CheckState.Checked]

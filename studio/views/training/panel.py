@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from studio.controllers.run import RunController, eta_text
 from studio.theme import banner_style, status_color
 from studio.views.common.elided_label import ElidedLabel
+from studio.views.common.wrap_row import WrapRow
 from studio.views.training import imported
 from studio.views.training.console import ConsoleView
 from studio.views.training.plots import MetricsPlots
@@ -90,7 +91,7 @@ class TrainingPanel(QWidget):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 8, 8, 8)
-        lay.addLayout(bar)
+        lay.addWidget(bar)
         lay.addWidget(self.blocker_label)
         lay.addWidget(self.error_banner)
         lay.addLayout(prow)
@@ -106,7 +107,7 @@ class TrainingPanel(QWidget):
         self._progress_timer.timeout.connect(self.refresh_progress)
         self.refresh()
 
-    def _build_bar(self) -> QHBoxLayout:
+    def _build_bar(self) -> WrapRow:
         """Start / Stop / Resume, device and process count, Multi-node, the run's status."""
         style = self.style()
         self.start_button = QPushButton(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay), "Start")
@@ -129,18 +130,15 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.multinode_button.clicked.connect(lambda: self.multinode_requested.emit(self.nproc_spin.value()))
 
-        bar = QHBoxLayout()
-        bar.setSpacing(6)
+        buttons, launch = QHBoxLayout(), QHBoxLayout()
         for w in (self.start_button, self.stop_button, self.resume_button):
-            bar.addWidget(w)
-        bar.addSpacing(16)
-        bar.addWidget(QLabel("Device"))
-        bar.addWidget(self.device_combo)
-        bar.addWidget(QLabel("Processes"))
-        bar.addWidget(self.nproc_spin)
-        bar.addWidget(self.multinode_button)
-        bar.addWidget(self.status_label, 1)
-        return bar
+            buttons.addWidget(w)
+        buttons.addStretch(1)
+        for w in (QLabel("Device"), self.device_combo, QLabel("Processes"), self.nproc_spin, self.multinode_button):
+            launch.addWidget(w)
+        launch.addWidget(self.status_label, 1)
+        self.bar = WrapRow(buttons, launch)  # in a narrow window the launch options go under the buttons
+        return self.bar
 
     # ------------------------------------------------------------------ model
     def set_controller(self, controller: RunController | None) -> None:

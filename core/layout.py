@@ -88,6 +88,18 @@ def atomic_write(path: str, data: str | bytes, *, fsync: bool = False) -> None:
         raise
 
 
+def readable_like_its_folder(path: str) -> None:
+    """Give a file safetensors wrote the mode any new file gets (0666 less the umask): safetensors >= 0.8
+    writes through a temporary file created 0600 and renames it (safetensors#782), so the weights of a
+    checkpoint or an export were unreadable to another user or a container while config.json beside them
+    was readable. No-op off POSIX."""
+    if os.name != "posix":
+        return
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_json(path: str, obj: object, *, indent: int | None = 2, fsync: bool = False) -> None:
     """`obj` as JSON (non-JSON values as str), written atomically."""
     atomic_write(path, json.dumps(obj, indent=indent, default=str, ensure_ascii=False), fsync=fsync)

@@ -79,6 +79,8 @@ def test_export_hf_loads_in_transformers_with_equal_logits_and_tokenizer_ids(imp
     kind, _, ckpt, model, _, tok, folder = imported
     out = str(folder / "export-hf")
     assert main(["export", "--checkpoint", ckpt, "--format", "hf", "--out", out]) == 0
+    modes = {os.stat(os.path.join(out, n)).st_mode & 0o777 for n in ("model.safetensors", "config.json")}
+    assert len(modes) == 1  # the weights as readable as the config (safetensors alone writes 0600)
     hf = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
     assert type(hf).__name__ == {"gpt2": "GPT2LMHeadModel", "qwen2": "Qwen2ForCausalLM"}.get(kind,

@@ -297,3 +297,22 @@ def test_exponent_without_dot_is_read_as_a_number_and_yaml_round_trips():
     cfg = Config()
     assert loads(dump_new(cfg)) == cfg
     assert "betas: [0.9, 0.95]" in dump_new(cfg)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_saved_weights_are_as_readable_as_the_files_beside_them(tmp_path):
+    """safetensors >= 0.8 writes 0600 whatever the umask (safetensors#782): a checkpoint's model.safetensors
+    and LoRA adapters were unreadable to another user or a container while meta.json beside them was not."""
+    from torch import nn
+
+    from core.lora import ADAPTERS, save_adapters
+
+    model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=20))
+    path = ckpt.save_checkpoint(str(tmp_path / "run"), 1, model, None, {})
+    modes = {name: os.stat(os.path.join(path, name)).st_mode & 0o777 for name in os.listdir(path)}
+    assert len(set(modes.values())) == 1 and modes["model.safetensors"] & 0o044 == 0o044, modes
+    holder = nn.Module()
+    holder.x = nn.Module()
+    holder.x.lora_A = nn.Parameter(torch.zeros(2, 2))
+    save_adapters(holder, str(tmp_path))
+    assert os.stat(tmp_path / ADAPTERS).st_mode & 0o777 == modes["meta.json"]

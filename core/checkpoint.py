@@ -64,7 +64,7 @@ def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, state: dict
             save_adapters(model, tmp)
         else:
             save_model(model, os.path.join(tmp, layout.WEIGHTS))
-            layout.readable_like_its_folder(os.path.join(tmp, layout.WEIGHTS))
+            layout.give_default_mode(os.path.join(tmp, layout.WEIGHTS))
         if state is not None:
             torch.save(state, os.path.join(tmp, layout.STATE))
         if tokenizer_path and os.path.exists(tokenizer_path):

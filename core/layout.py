@@ -88,7 +88,7 @@ def atomic_write(path: str, data: str | bytes, *, fsync: bool = False) -> None:
         raise
 
 
-def readable_like_its_folder(path: str) -> None:
+def give_default_mode(path: str) -> None:
     """Give a file safetensors wrote the mode any new file gets (0666 less the umask): safetensors >= 0.8
     writes through a temporary file created 0600 and renames it (safetensors#782), so the weights of a
     checkpoint or an export were unreadable to another user or a container while config.json beside them

@@ -115,7 +115,7 @@ def save_adapters(model: nn.Module, folder: str) -> None:
     from safetensors.torch import save_file
 
     save_file(adapter_state(model), os.path.join(folder, ADAPTERS))
-    layout.readable_like_its_folder(os.path.join(folder, ADAPTERS))
+    layout.give_default_mode(os.path.join(folder, ADAPTERS))
 
 
 def merge(model: nn.Module) -> nn.Module:

@@ -16,7 +16,7 @@ import torch
 
 from core.errors import UsageError
 from core.interop import layouts
-from core.layout import TOKENIZER, atomic_write, atomic_write_json, readable_like_its_folder
+from core.layout import TOKENIZER, atomic_write, atomic_write_json, give_default_mode
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
@@ -158,7 +158,7 @@ def export_hf(path: str, out: str, dtype: str) -> None:
         atomic_write_json(os.path.join(tmp, "generation_config.json"), gen)
         save_file(hf_state_dict(model, family, DTYPES[dtype]), os.path.join(tmp, "model.safetensors"),
                   metadata={"format": "pt"})
-        readable_like_its_folder(os.path.join(tmp, "model.safetensors"))
+        give_default_mode(os.path.join(tmp, "model.safetensors"))
         shutil.copyfile(os.path.join(path, TOKENIZER), os.path.join(tmp, TOKENIZER))
         atomic_write_json(os.path.join(tmp, "tokenizer_config.json"), tokenizer_config(meta, cfg, tok_spec))
         if meta.get("chat_template"):

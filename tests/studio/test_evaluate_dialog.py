@@ -13,6 +13,7 @@ import sys
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from core import layout
 from studio.workspace.compare import format_value
@@ -72,7 +73,10 @@ def _runs_row(w, run_dir: str) -> dict:
 def test_text_evaluation_shows_the_engines_perplexity_in_dialog_results_and_runs_table(qtbot, ws, tmp_path):
     text = tmp_path / "held-out.txt"
     text.write_text("".join(f"add: {i}+{2 * i}={3 * i}\ncopy: abc{i}|abc{i}\n" for i in range(60)), encoding="utf-8")
-    w = open_window(qtbot, ws.root)
+    from studio.workspace import annotations
+
+    annotations.annotate(_run_dir(ws), tags=["baseline", "first-try"])  # a wide name column, as in use
+    w = open_window(qtbot, ws.root, size=(1360, 860))
     select_run(w, "tiny")
     assert _runs_row(w, _run_dir(ws))["Eval ppl"][1]  # no evaluation yet: the column stays hidden
     menu = w.runs_panel.context_menu(_run_dir(ws))
@@ -99,6 +103,9 @@ def test_text_evaluation_shows_the_engines_perplexity_in_dialog_results_and_runs
     assert f"perplexity {ppl:.4g}" in view.headline.text()
     text_shown, hidden = _runs_row(w, _run_dir(ws))["Eval ppl"]
     assert text_shown == f"{ppl:.4g}" and not hidden
+    QApplication.processEvents()  # and in view: the list widened for it (its header showed an 'E')
+    tree = w.runs_panel.tree
+    assert tree.header().length() <= tree.viewport().width(), (tree.header().length(), tree.viewport().width())
 
 
 def test_pairs_evaluation_generations_beside_references_kept_across_reopening(qtbot, ws, tmp_path):

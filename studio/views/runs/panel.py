@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPushButton,
+    QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -200,8 +201,26 @@ class RunsPanel(QWidget):
 
     def _show_eval_columns(self) -> None:
         """The evaluation columns only once some run has an evaluation: the list stays narrow before."""
+        shown = False
         for col, (key, _fmt) in EVAL_COLUMNS.items():
-            self.tree.setColumnHidden(col, not any(isinstance(s.get(key), float) for s in self._summaries.values()))
+            hide = not any(isinstance(s.get(key), float) for s in self._summaries.values())
+            shown |= self.tree.isColumnHidden(col) and not hide
+            self.tree.setColumnHidden(col, hide)
+        if shown:
+            self._widen_for_columns()
+
+    def _widen_for_columns(self) -> None:
+        """A column that has just appeared (an evaluation's) is in view: the list takes the width it needs
+        from its neighbour in the window's splitter, down to the neighbour's minimum (the header showed 'E'
+        of 'Eval ppl' at the window's first size). A narrower window keeps its size: the list scrolls."""
+        splitter = self.parentWidget()
+        if not isinstance(splitter, QSplitter) or splitter.count() < 2 or splitter.widget(0) is not self:
+            return
+        hidden = self.tree.header().length() - self.tree.viewport().width()  # what the list scrolls to show
+        sizes = splitter.sizes()
+        grow = min(hidden, sizes[1] - splitter.widget(1).minimumSizeHint().width())
+        if grow > 0:
+            splitter.setSizes([sizes[0] + grow, sizes[1] - grow, *sizes[2:]])
 
     def matches(self, s: dict) -> bool:
         """Whether a run passes the filter: every word of the text in its name or (#word) its tags, and

@@ -294,9 +294,7 @@ class RunController(QObject):
         does for train.init_from without fine-tuning), else 0; the progress bar's start before the engine's
         `start` event says it."""
         cfg = self.run.config_or_none()
-        if cfg is None or not cfg.train.init_from or cfg.train.finetune != "none":
-            return 0
-        return layout.checkpoint_step(cfg.train.init_from) or 0
+        return (fork_step(cfg) or 0) if cfg is not None else 0
 
     def start_blockers(self, config_text: str | None = None) -> list[str]:
         """What the Start or Resume button shows while disabled: start_problems() of a startable run,
@@ -429,14 +427,17 @@ def node_commands(config_path: str, overrides: list[str], nproc: int, nnodes: in
 def measured_speed(controllers, exclude: str = "") -> dict | None:
     """How fast this machine trained lately: the FLOPs per second of the most recent run (other than
     `exclude`) that logged steps, from its tokens/s (metrics.jsonl) and its config's FLOPs per token.
-    None when no run has trained here yet."""
-    latest = None
+    A LoRA fine-tune only when no other run has trained: it computes no weight gradients, so its FLOPs
+    per token (counted as for full training) made every estimate from it too fast. None when no run has
+    trained here yet."""
+    latest, key = None, None
     for ctl in controllers:
         h = ctl.history
         if ctl.run.dir == exclude or len(h.steps) < 3 or h.last_time is None:
             continue
-        if latest is None or h.last_time > latest.history.last_time:
-            latest = ctl
+        rank = (h.config_value("train", "finetune") != "lora", h.last_time)
+        if key is None or rank > key:
+            latest, key = ctl, rank
     if latest is None:
         return None
     rates = latest.history.steps["tokens_per_s"][-50:]

@@ -60,3 +60,29 @@ def test_the_demo_run_trains_long_enough_to_watch(tmp_path):
     assert new["flops_per_step"] * cfg.train.max_steps >= 15 * old["flops_per_step"] * 600
     assert new["flops_per_token"] >= 10 * old["flops_per_token"]
     assert cfg.train.eval_interval * 5 <= cfg.train.max_steps  # several val points to watch
+
+
+def test_the_time_estimate_prefers_a_full_training_run_to_a_newer_lora_fine_tune(workspace):
+    """A LoRA fine-tune computes no weight gradients, so its tokens/s times the FLOPs per token of full
+    training overstated the machine's speed (the trial's estimate came from a LoRA run at 29 ms a step)."""
+    from types import SimpleNamespace
+
+    from core.protocol import make_event
+    from studio.controllers.run import measured_speed
+    from studio.workspace.metrics import RunHistory
+
+    def ctl(name, when, rate, finetune):
+        h = RunHistory()
+        h.apply({**make_event("start", max_steps=10, start_step=0, config={"train": {"finetune": finetune}}),
+                 "time": when})
+        for s in range(1, 6):
+            h.apply({**make_event("step", step=s, tokens=256 * s, loss=1.0, lr=1e-3, grad_norm=1.0,
+                                  tokens_per_s=rate, elapsed_s=0.1 * s), "time": when + s})
+        return SimpleNamespace(run=SimpleNamespace(dir=name, name=name, config_or_none=workspace.run("tiny").config),
+                               history=h)
+
+    full, lora = ctl("full", 1000.0, 20000.0, "none"), ctl("lora", 2000.0, 50000.0, "lora")
+    assert measured_speed([full, lora])["run"] == "full"  # the older full run, not the newer LoRA one
+    assert measured_speed([lora])["run"] == "lora"  # a LoRA run still beats no figure at all
+    newer = ctl("newer", 3000.0, 21000.0, "full")
+    assert measured_speed([full, lora, newer])["run"] == "newer"

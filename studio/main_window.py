@@ -377,11 +377,11 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is None:
             return
-        from studio.controllers.run import device_overrides
+        from studio.controllers.run import device_overrides, multinode_plan
         from studio.views.training.multinode_dialog import MultiNodeDialog
 
         device = self.training.device() if self.training is not None else ""
-        MultiNodeDialog(ctl.run.config_path, device_overrides(device), nproc, self).exec()
+        MultiNodeDialog(ctl.run.config_path, device_overrides(device), nproc, self, *multinode_plan(ctl)).exec()
 
     # ------------------------------------------------------------------ session slots
     def _on_session_runs_changed(self) -> None:

@@ -417,11 +417,24 @@ def device_overrides(device: str) -> list[str]:
 
 
 def node_commands(config_path: str, overrides: list[str], nproc: int, nnodes: int, master_addr: str,
-                  master_port: int) -> list[list[str]]:
+                  master_port: int, resume: bool = False) -> list[list[str]]:
     """The torchrun command to run on each node of a multi-node run (node 0 first)."""
-    args = train_args(config_path, overrides=overrides)
+    args = train_args(config_path, resume=resume, overrides=overrides)
     return [torchrun_command(nproc, nnodes, rank, master_addr, master_port, "train", *args)
             for rank in range(nnodes)]
+
+
+def multinode_plan(ctl: RunController) -> tuple[bool, str]:
+    """(resume, notice) for the multi-node commands of the selected run: a new run starts, a stopped or
+    failed one with checkpoints resumes (--resume); a finished one would be refused by the engine, which
+    never trains into a run folder that has trained, and the notice says what to do instead."""
+    if ctl.startable():
+        return False, ""
+    if ctl.can_resume():
+        return True, f"{ctl.run.name} stopped at step {ctl.history.step}: each command resumes it (--resume)."
+    return False, (f"{ctl.run.name} is {ctl.status}: the engine never trains into a run folder that has trained, "
+                   "so it would refuse these commands. Make a run to train on several nodes with New from this "
+                   "or Fork…, then open this again on it.")
 
 
 def measured_speed(controllers, exclude: str = "") -> dict | None:

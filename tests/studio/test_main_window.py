@@ -242,6 +242,28 @@ def test_multinode_dialog_lists_one_command_per_node(qtbot, workspace):
     text = d.commands.toPlainText()
     assert text.count("--nproc_per_node=4") == 3 and "--node_rank=2" in text and "--nnodes=3" in text
     assert "train.device=cuda" in text and "torch.distributed.run" in text
+    assert "--resume" not in text and not d.notice.isVisibleTo(d)
+
+
+def test_multinode_commands_resume_a_stopped_run_and_warn_on_a_finished_one(qtbot, window, workspace):
+    """The commands of a finished run would be refused by the engine (it never trains into a run that
+    has trained): the dialog said nothing. A stopped run's commands resume it."""
+    from studio.controllers.run import multinode_plan
+    from studio.views.training.multinode_dialog import MultiNodeDialog
+
+    stopped = workspace.create_run("stopped", workspace.run("tiny").read_config_text())
+    write_finished_run(stopped.dir, steps=60, status="stopped")
+    write_finished_run(workspace.run("tiny").dir, steps=60)
+    w = window(workspace.root)
+    plans = {}
+    for name in ("stopped", "tiny"):
+        select_run(w, name)
+        plans[name] = multinode_plan(w.controller())
+        d = MultiNodeDialog(w.controller().run.config_path, [], 1, None, *plans[name])
+        qtbot.addWidget(d)
+        plans[name] += (d.commands.toPlainText().count("--resume"), d.notice.isVisibleTo(d))
+    assert plans["stopped"][0] and "resumes it" in plans["stopped"][1] and plans["stopped"][2:] == (2, True)
+    assert not plans["tiny"][0] and "would refuse" in plans["tiny"][1] and plans["tiny"][2:] == (0, True)
 
 
 def test_eta_and_progress_text(qtbot, window, workspace):

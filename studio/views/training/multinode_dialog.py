@@ -19,17 +19,24 @@ from PySide6.QtWidgets import (
 )
 
 from studio.controllers.run import node_commands
+from studio.theme import banner_style
 
 
 class MultiNodeDialog(QDialog):
     """Nodes, processes per node, rendezvous address and port in; one command per node out."""
 
     def __init__(self, config_path: str, overrides: list[str] | None = None, nproc: int = 1,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, resume: bool = False, notice: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Multi-node training")
         self.config_path = config_path
         self.overrides = list(overrides or [])
+        self.resume = resume
+        self.notice = QLabel(notice)  # a stopped run resumes; a finished one would be refused: say so
+        self.notice.setObjectName("banner")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet(banner_style("info" if resume else "warning"))
+        self.notice.setVisible(bool(notice))
         self.nnodes = QSpinBox()
         self.nnodes.setRange(2, 1024)
         self.nproc = QSpinBox()
@@ -57,6 +64,7 @@ class MultiNodeDialog(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
         lay = QVBoxLayout(self)
+        lay.addWidget(self.notice)
         lay.addLayout(form)
         lay.addWidget(note)
         lay.addWidget(self.commands, 1)
@@ -68,7 +76,7 @@ class MultiNodeDialog(QDialog):
 
     def node_commands(self) -> list[list[str]]:
         return node_commands(self.config_path, self.overrides, self.nproc.value(), self.nnodes.value(),
-                             self.addr.text().strip(), self.port.value())
+                             self.addr.text().strip(), self.port.value(), self.resume)
 
     def _update(self) -> None:
         text = "\n\n".join(f"# node {rank}\n{shlex.join(cmd)}" for rank, cmd in enumerate(self.node_commands()))

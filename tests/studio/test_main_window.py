@@ -364,3 +364,20 @@ def test_a_run_that_ended_before_max_steps_says_why_beside_its_bar(qtbot, window
         select_run(w, name)
         text = w.training.progress_label.text()
         assert (f"ended early: {reason}" in text) == (name != "asked"), text  # a Stop needs no explaining
+
+
+def test_keyboard_shortcuts_list_the_menus_and_the_panels_own_keys(qtbot, window, workspace):
+    """Help > Keyboard Shortcuts listed menu actions only: Ctrl+Return (Generate, Compute) and Esc were
+    nowhere; the panel keys it lists are the ones the buttons have."""
+    from PySide6.QtGui import QKeySequence
+
+    from studio.views.common.about import PANEL_KEYS, shortcuts_html
+
+    w = window(workspace.root)
+    text = shortcuts_html(w.menuBar())
+    assert "Start" in text and "Ctrl+R" in text and "Generate (Generate tab)" in text and "Esc" in text
+    keys = dict(PANEL_KEYS)
+    native = QKeySequence.SequenceFormat.PortableText
+    assert w.generation.generate_button.shortcut().toString(native) == keys["Generate (Generate tab)"]
+    assert w.generation.stop_button.shortcut().toString(native) == keys["Stop generating"]
+    assert w.attention.compute_button.shortcut().toString(native) == keys["Compute (Attention tab)"]

@@ -108,4 +108,12 @@ def shortcuts_html(menu_bar: QMenuBar) -> str:
             if keys:
                 name = html.escape(action.text().replace("&", ""))
                 rows.append(f"<tr><td>{name}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}</b></td></tr>")
+    for name, keys in PANEL_KEYS:  # the panels' own keys (buttons, the chat box), not in any menu
+        keys = QKeySequence(keys).toString(QKeySequence.SequenceFormat.NativeText) if "+" in keys else keys
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}</b></td></tr>")
     return "<table>" + "".join(rows) + "</table>"
+
+
+PANEL_KEYS = (("Generate (Generate tab)", "Ctrl+Return"), ("Stop generating", "Esc"),
+              ("Send a chat message / new line", "Enter / Shift+Enter"),
+              ("Compute (Attention tab)", "Ctrl+Return"))

@@ -218,10 +218,8 @@ class MainWindow(QMainWindow):
         t.system.set_monitor(self.system_monitor)
         window_state.restore_panels(self, TABS.index("training"))
         self._share_cores()
-        if self.session.workspace is not None:
-            self.data_panel.set_workspace(self.session.workspace.root)
-            self.generation.set_workspace(self.session.workspace.root)
-            self.attention.set_workspace(self.session.workspace.root)
+        for panel in (self.data_panel, self.generation, self.attention) if self.session.workspace else ():
+            panel.set_workspace(self.session.workspace.root)
         if self.current_dir:
             dir_, self.current_dir = self.current_dir, None
             self.select_run(dir_)
@@ -244,6 +242,8 @@ class MainWindow(QMainWindow):
         pick = self.session.initial_run()
         if pick:
             self.runs_panel.select_run(pick)
+        else:
+            self.run_actions.show_no_run()
         running = self.session.running()
         if running:
             self.statusBar().showMessage(f"Following {len(running)} run(s) still training", 8000)

@@ -315,3 +315,23 @@ def test_right_click_opens_the_run_menu_on_the_clicked_run(window, workspace, mo
     tree.customContextMenuRequested.emit(tree.visualItemRect(item).center())
     assert w.current_dir == other.dir  # the clicked run becomes the selected one
     assert shown and {"Rename…", "Move to Trash…", "Notes and tags…", "New from this"} <= set(shown[0])
+
+
+def test_an_empty_workspace_shows_no_other_workspaces_run(qtbot, window, workspace, tmp_path):
+    """File > New Workspace kept the last workspace's run on screen (its curves, console and config, the
+    Training tab titled with its name) beside an empty runs list."""
+    from studio.workspace.workspace import Workspace
+
+    w = window
+    tiny = workspace.run("tiny").dir
+    write_finished_run(tiny, steps=30)
+    w.session.refresh()
+    w.runs_panel.select_run(tiny)
+    assert w.training.controller is not None and "tiny" in w.run_label.text()
+    empty = Workspace.create(str(tmp_path / "empty"))
+    w.open_workspace(empty.root)
+    assert w.current_dir is None and w.training.controller is None and w.run_label.text() == ""
+    assert w.config_editor.text() == "" and "No run in this workspace" in w.config_editor.lock_label.text()
+    assert not w.config_editor.lock_label.isHidden() and w.training.plots.history is None
+    w.open_workspace(workspace.root)  # back: its run is shown and editable again
+    assert w.controller().run.dir == tiny and w.config_editor.lock_label.isHidden()

@@ -20,6 +20,9 @@ from studio.views.runs.panel import RunsPanel
 from studio.workspace.annotations import lora_children, parse_tags
 from studio.workspace.workspace import safe_name
 
+NO_RUN = ("No run in this workspace yet. New makes one, on the data set prepared last (prepare one on the "
+          "Data tab first), or File → Import Model… brings a pretrained one.")
+
 
 class RunActions(QObject):
     """Routes RunsPanel's run intents to the session."""
@@ -85,11 +88,23 @@ class RunActions(QObject):
                 pick = rest[min(dirs.index(ctl.run.dir), len(rest) - 1)]
                 self.panel.select_run(pick)
                 self.window.select_run(pick)
-            elif self.window.training is not None:
-                self.window.training.set_controller(None)
-                self.window.system_monitor.follow(None)
+            else:
+                self.show_no_run()
         self._say(f"Moved {name} to the trash")
         return True
+
+    def show_no_run(self) -> None:
+        """No run to show (an empty workspace, or its last run trashed): no other run's config, curves or
+        console stay on screen (a new workspace showed the last one's run), and the Config tab says why."""
+        w = self.window
+        w.save_config()
+        w.current_dir = None
+        w.run_label.setText("")
+        if w.training is not None:
+            w.training.set_controller(None)
+            w.system_monitor.follow(None)
+            w.config_editor.set_text("")
+            w.config_editor.set_locked(NO_RUN)
 
     def annotate(self, run_dir: str) -> bool:
         ctl = self.session.controller(run_dir)

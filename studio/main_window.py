@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from studio import demo, plot_export, window_state
 from studio.controllers.cores import CoreShare
 from studio.controllers.runs import WorkspaceSession
+from studio.controllers.system import SystemMonitor
 from studio.settings import Settings
 from studio.theme import apply_theme
 from studio.views.finetune.dialog import open_finetune
@@ -212,8 +213,6 @@ class MainWindow(QMainWindow):
         t.stop_requested.connect(self.stop_training)
         t.multinode_requested.connect(self.show_multinode)
         t.plots.export_requested.connect(self.export_plots)
-        from studio.controllers.system import SystemMonitor
-
         self.system_monitor = SystemMonitor(self)  # CPU / RAM / GPU of the selected run while it trains
         t.system.set_monitor(self.system_monitor)
         window_state.restore_panels(self, TABS.index("training"))
@@ -223,6 +222,8 @@ class MainWindow(QMainWindow):
         if self.current_dir:
             dir_, self.current_dir = self.current_dir, None
             self.select_run(dir_)
+        elif self.session.workspace is not None:  # an empty workspace opened before the panels were built
+            self.run_actions.show_no_run()
         self.panels_built.emit()
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt override)

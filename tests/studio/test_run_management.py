@@ -333,5 +333,15 @@ def test_an_empty_workspace_shows_no_other_workspaces_run(qtbot, window, workspa
     assert w.current_dir is None and w.training.controller is None and w.run_label.text() == ""
     assert w.config_editor.text() == "" and "No run in this workspace" in w.config_editor.lock_label.text()
     assert not w.config_editor.lock_label.isHidden() and w.training.plots.history is None
+    assert w.training.progress.text() == ""  # no "0 / 1 steps"
     w.open_workspace(workspace.root)  # back: its run is shown and editable again
     assert w.controller().run.dir == tiny and w.config_editor.lock_label.isHidden()
+    from studio.main_window import MainWindow
+    from studio.settings import Settings
+
+    late = MainWindow(Settings())  # the studio's start: the workspace opens before the panels are built
+    qtbot.addWidget(late)
+    late.open_workspace(empty.root)
+    late.show()
+    late.ensure_panels()
+    assert late.config_editor.text() == "" and "No run in this workspace" in late.config_editor.lock_label.text()

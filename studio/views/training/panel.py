@@ -228,8 +228,10 @@ class TrainingPanel(QWidget):
         if c is None:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
+            self.progress.setFormat("")  # no run: no "0 / 1 steps"
             self.progress_label.setText(" ")
             return
+        self.progress.setFormat("%v / %m steps")
         h = c.history
         step = h.step if h.start or len(h.steps) else max(h.step, self._planned_start)  # a fork: from its step
         total = max(h.max_steps or self._planned_steps, step, 1)  # before the start event: the config's

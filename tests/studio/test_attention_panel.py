@@ -138,3 +138,31 @@ def test_the_text_follows_the_selected_run_until_the_user_types_one(qtbot, works
     assert p.text.toPlainText() == "my own text"
     p.shutdown_workers(wait_ms=5000)
     p.pool.shutdown(wait_ms=5000)
+
+
+def test_every_bottom_label_of_a_word_level_map_is_drawn(qtbot):
+    """pyqtgraph drops a tick label that sticks out past the axis's end: with word tokens the first
+    column's label (wider than a cell) went missing. Every label set is now one pyqtgraph draws."""
+    from PySide6.QtGui import QImage, QPainter
+
+    from studio.views.attention.heatmap import AttentionHeatmap
+
+    words = ("GREMIO", ":", "\n", "Good", " morrow", ",", " neighbour", " Baptista", ".", "\n") * 6
+    T = len(words)
+    m = np.tril(np.ones((T, T), dtype=np.float32))
+    m /= m.sum(1, keepdims=True)
+    heatmap = AttentionHeatmap()
+    qtbot.addWidget(heatmap)
+    heatmap.resize(540, 560)
+    heatmap.show()
+    heatmap.set_matrix(m, list(words), "t")
+    qtbot.wait(50)
+    axis = heatmap.plot.getPlotItem().getAxis("bottom")
+    image = QImage(800, 200, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        drawn = [spec[2] for spec in axis.generateDrawSpecs(painter)[2]]
+    finally:
+        painter.end()
+    wanted = [text for _pos, text in axis._tickLevels[0]]
+    assert len(wanted) >= 4 and drawn == wanted, (drawn, wanted)

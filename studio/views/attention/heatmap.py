@@ -117,9 +117,12 @@ class AttentionHeatmap(QWidget):
         metrics = QFontMetrics(font)
         widest = max((metrics.horizontalAdvance(t) for t in labels), default=0)
         every_x = max(every, math.ceil((widest + 3) / cell))
-        for side, k in (("bottom", every_x), ("left", every)):
+        # pyqtgraph drops a label that would stick out past the axis's left end: the first column's label
+        # went missing whenever it was wider than a cell, so the bottom labels start at the first that fits
+        first = next((i for i, t in enumerate(labels) if metrics.horizontalAdvance(t) / 2 <= (i + 0.5) * cell), 0)
+        for side, k, start in (("bottom", every_x, first), ("left", every, 0)):
             item.getAxis(side).setStyle(tickFont=font)
-            item.getAxis(side).setTicks([[(i + 0.5, t) for i, t in enumerate(labels) if i % k == 0], []])
+            item.getAxis(side).setTicks([[(i + 0.5, labels[i]) for i in range(start, T, k)], []])
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override): how many labels fit depends on the width
         super().resizeEvent(event)

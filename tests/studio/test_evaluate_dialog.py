@@ -106,6 +106,10 @@ def test_text_evaluation_shows_the_engines_perplexity_in_dialog_results_and_runs
     QApplication.processEvents()  # and in view: the list widened for it (its header showed an 'E')
     tree = w.runs_panel.tree
     assert tree.header().length() <= tree.viewport().width(), (tree.header().length(), tree.viewport().width())
+    w2 = open_window(qtbot, ws.root, size=(1360, 860))  # also when the workspace opens with it
+    QApplication.processEvents()
+    tree = w2.runs_panel.tree
+    assert not tree.isColumnHidden(5) and tree.header().length() <= tree.viewport().width()
 
 
 def test_pairs_evaluation_generations_beside_references_kept_across_reopening(qtbot, ws, tmp_path):

@@ -112,6 +112,12 @@ def test_the_time_estimate_of_a_stopped_run_counts_only_the_steps_left(qtbot, wi
     select_run(w, "tiny")
     names = w.config_editor.estimates.timing_names
     qtbot.waitUntil(lambda: names["total"].text() == "Training, 80 steps from 120", timeout=3000)
+    done = workspace.create_run("done", tiny.read_config_text())
+    write_finished_run(done.dir, steps=200)  # finished: nothing left to estimate (it read "0 steps from 200")
+    w.session.refresh()
+    select_run(w, "done")
+    qtbot.waitUntil(lambda: names["total"].text() == "Training: max_steps (200) reached", timeout=3000)
+    assert w.config_editor.estimates.timing["total"].text() == "—"
     w.new_run()  # a new run has trained nothing: all its steps are estimated
     steps = w.config_editor.config().train.max_steps
     qtbot.waitUntil(lambda: names["total"].text() == f"Training, {steps:,} steps", timeout=3000)

@@ -156,9 +156,13 @@ class EstimatesPanel(QFrame):
             return
         step = timing["step_s"]
         self.timing["step"].setText(f"≈ {1000 * step:,.0f} ms" if step < 10 else f"≈ {step:,.0f} s")
-        self.timing["total"].setText(f"≈ {format_duration(timing['total_s'])}")
         start = timing.get("start", 0)
-        self.timing_names["total"].setText(f"Training, {timing['steps']:,} steps" + (f" from {start:,}" if start else ""))
+        if not timing["steps"]:  # a finished run: nothing left ("0 steps from 1,000, 0s" said nothing)
+            self.timing["total"].setText("—")
+            self.timing_names["total"].setText(f"Training: max_steps ({start:,}) reached")
+        else:
+            self.timing["total"].setText(f"≈ {format_duration(timing['total_s'])}")
+            self.timing_names["total"].setText(f"Training, {timing['steps']:,} steps" + (f" from {start:,}" if start else ""))
         self.timing_note.setText(timing["source"][:1].upper() + timing["source"][1:] + ".")
 
     def show_stale(self, reason: str) -> None:

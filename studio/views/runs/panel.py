@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -75,6 +75,8 @@ class RunsPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)  # fitted in _fit_names()
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        for col in EVAL_COLUMNS:  # shown once a run has an evaluation (_show_eval_columns)
+            self.tree.setColumnHidden(col, True)
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)
         self.tree.itemChanged.connect(self._on_tree_item_changed)
         self.tree.setToolTip("Tick runs to overlay their curves on the selected run; right-click for more")
@@ -206,8 +208,8 @@ class RunsPanel(QWidget):
             hide = not any(isinstance(s.get(key), float) for s in self._summaries.values())
             shown |= self.tree.isColumnHidden(col) and not hide
             self.tree.setColumnHidden(col, hide)
-        if shown:
-            self._widen_for_columns()
+        if shown:  # once the names are fitted and the list laid out
+            QTimer.singleShot(0, self._widen_for_columns)
 
     def _widen_for_columns(self) -> None:
         """A column that has just appeared (an evaluation's) is in view: the list takes the width it needs

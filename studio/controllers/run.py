@@ -431,7 +431,7 @@ def multinode_plan(ctl: RunController) -> tuple[bool, str]:
     if ctl.startable():
         return False, ""
     if ctl.can_resume():
-        return True, f"{ctl.run.name} stopped at step {ctl.history.step}: each command resumes it (--resume)."
+        return True, f"{ctl.run.name} {ctl.status} at step {ctl.history.step}: each command resumes it (--resume)."
     return False, (f"{ctl.run.name} is {ctl.status}: the engine never trains into a run folder that has trained, "
                    "so it would refuse these commands. Make a run to train on several nodes with New from this "
                    "or Fork…, then open this again on it.")

@@ -209,7 +209,7 @@ class RunsPanel(QWidget):
             shown |= self.tree.isColumnHidden(col) and not hide
             self.tree.setColumnHidden(col, hide)
         if shown:  # once the names are fitted and the list laid out
-            QTimer.singleShot(0, self._widen_for_columns)
+            QTimer.singleShot(0, self, self._widen_for_columns)  # (self: not after the list is gone)
 
     def _widen_for_columns(self) -> None:
         """A column that has just appeared (an evaluation's) is in view: the list takes the width it needs

@@ -59,6 +59,7 @@ class RunsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._eval_shown = False  # an evaluation column is shown (the list widens when one appears)
         self._updating = False
         title = QLabel("Runs")
         title.setObjectName("heading")
@@ -75,8 +76,6 @@ class RunsPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)  # fitted in _fit_names()
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        for col in EVAL_COLUMNS:  # shown once a run has an evaluation (_show_eval_columns)
-            self.tree.setColumnHidden(col, True)
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)
         self.tree.itemChanged.connect(self._on_tree_item_changed)
         self.tree.setToolTip("Tick runs to overlay their curves on the selected run; right-click for more")
@@ -206,10 +205,11 @@ class RunsPanel(QWidget):
         shown = False
         for col, (key, _fmt) in EVAL_COLUMNS.items():
             hide = not any(isinstance(s.get(key), float) for s in self._summaries.values())
-            shown |= self.tree.isColumnHidden(col) and not hide
+            shown |= not hide
             self.tree.setColumnHidden(col, hide)
-        if shown:  # once the names are fitted and the list laid out
-            QTimer.singleShot(0, self, self._widen_for_columns)  # (self: not after the list is gone)
+        if shown and not self._eval_shown:  # once the names are fitted and the list laid out (self: not
+            QTimer.singleShot(0, self, self._widen_for_columns)  # after the list is gone)
+        self._eval_shown = shown
 
     def _widen_for_columns(self) -> None:
         """A column that has just appeared (an evaluation's) is in view: the list takes the width it needs

@@ -333,9 +333,13 @@ def test_an_empty_workspace_shows_no_other_workspaces_run(qtbot, window, workspa
     assert w.current_dir is None and w.training.controller is None and w.run_label.text() == ""
     assert w.config_editor.text() == "" and "No run in this workspace" in w.config_editor.lock_label.text()
     assert not w.config_editor.lock_label.isHidden() and w.training.plots.history is None
+    editor = w.config_editor  # no form, estimates or "✔ valid" of a default config nobody would train
+    assert not editor.tabs.isVisibleTo(editor) and not editor.estimates.isVisibleTo(editor)
+    assert not editor.status.isVisibleTo(editor)
     assert w.training.progress.text() == ""  # no "0 / 1 steps"
     w.open_workspace(workspace.root)  # back: its run is shown and editable again
     assert w.controller().run.dir == tiny and w.config_editor.lock_label.isHidden()
+    assert editor.tabs.isVisibleTo(editor) and editor.estimates.isVisibleTo(editor)
     from studio.main_window import MainWindow
     from studio.settings import Settings
 

@@ -123,7 +123,7 @@ class ConfigEditor(QWidget):
         self.tabs.addTab(self.yaml_edit, "YAML")
         self.estimates = EstimatesPanel()
         self.estimates.setMinimumWidth(250)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        self._split = split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.tabs)
         split.addWidget(self.estimates)
         split.setStretchFactor(0, 1)
@@ -177,8 +177,18 @@ class ConfigEditor(QWidget):
         applied from the next validation (set_text, an edit, revalidate)."""
         self._checks = checks
 
+    def show_no_run(self, message: str) -> None:
+        """No run to edit: `message` in the banner and no form, YAML, estimates or "✔ valid" (they described
+        a default config nobody would train); the next set_text brings them back."""
+        self.set_text("")
+        self.set_locked(message)
+        self._split.hide()
+        self.status.hide()
+
     def set_text(self, text: str) -> None:
         """Replace the YAML; the form and validation follow at once."""
+        self._split.show()
+        self.status.show()
         self.notice_label.hide()  # a preset's notice is about the text it loaded
         self._debounce.stop()
         self._replace_yaml_text(text)

@@ -103,8 +103,7 @@ class RunActions(QObject):
         if w.training is not None:
             w.training.set_controller(None)
             w.system_monitor.follow(None)
-            w.config_editor.set_text("")
-            w.config_editor.set_locked(NO_RUN)
+            w.config_editor.show_no_run(NO_RUN)
 
     def annotate(self, run_dir: str) -> bool:
         ctl = self.session.controller(run_dir)

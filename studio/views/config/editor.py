@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QTextEdit,
@@ -91,6 +92,8 @@ class ConfigEditor(QWidget):
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.lock_label = QLabel()  # why the config cannot be edited now (a training run uses it)
         self.lock_label.setWordWrap(True)
+        self.lock_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # no run: a
+        # banner at the top, not a box filling the tab
         self.lock_label.setObjectName("banner")
         self.lock_label.hide()
         self.notice_label = QLabel()  # what loading a preset kept of the run's own config
@@ -139,6 +142,7 @@ class ConfigEditor(QWidget):
         lay.addWidget(self.notice_label)
         lay.addWidget(split, 1)
         lay.addWidget(self.problems_label)
+        lay.addStretch(0)  # takes the room only while the views are hidden (no run): the banner stays on top
         self.set_text(config_text.dump_new(Config()))
 
     # ------------------------------------------------------------------ public API

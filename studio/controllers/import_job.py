@@ -25,11 +25,10 @@ from studio.workspace.run import Run
 def missing_for_source(source: str) -> str:
     """What the import of `source` needs that is not installed, said as the engine would ("" when nothing):
     a .gguf file needs the optional 'gguf' package; a Hugging Face folder needs only the plain install."""
-    import importlib.util
+    from studio.controllers.export_job import missing_packages  # the same check the Export dialog makes
 
-    if source.strip().lower().endswith(".gguf") and importlib.util.find_spec("gguf") is None:
-        return missing_package_message("Importing a .gguf file", ["gguf"]) + "."
-    return ""
+    missing = missing_packages("gguf") if source.strip().lower().endswith(".gguf") else []
+    return missing_package_message("Importing a .gguf file", missing) + "." if missing else ""
 
 
 @dataclass(frozen=True)

@@ -299,7 +299,6 @@ def test_exponent_without_dot_is_read_as_a_number_and_yaml_round_trips():
     assert "betas: [0.9, 0.95]" in dump_new(cfg)
 
 
-@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 def test_saved_weights_are_as_readable_as_the_files_beside_them(tmp_path):
     """safetensors >= 0.8 writes 0600 whatever the umask (safetensors#782): a checkpoint's model.safetensors
     and LoRA adapters were unreadable to another user or a container while meta.json beside them was not."""

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from core.errors import UsageError, quote
+from core.schedule import schedule_problems
 
 #: A run config is a few hundred bytes; a cap keeps a huge file from stalling the YAML parser for minutes.
 MAX_CONFIG_BYTES = 1 << 20
@@ -113,6 +114,11 @@ class TrainConfig:
                        choices=("cosine", "linear", "constant", "wsd"))
     decay_fraction: float = _f(0.2, "With schedule=wsd: the fraction of max_steps spent decaying to min_lr.",
                                minimum=0.0, maximum=1.0)
+    restart_step: int = _f(0, "Start the schedule over at this step (a fork or a continued run): from restart_lr "
+                           "down to min_lr at max_steps, in the same shape; 0 = no restart.", minimum=0)
+    restart_lr: float | None = _f(None, "With restart_step: the learning rate the schedule starts over from, "
+                                  "without warm-up (the rate the run had reached); empty = warm up to lr again.",
+                                  minimum=0.0, maximum=10.0)
     optimizer: str = _f("adamw", "adamw for every parameter, or muon: Muon (orthogonalised momentum, "
                         "torch.optim.Muon) for the 2-D matrices inside the blocks, AdamW for embeddings, "
                         "head, norms and biases.", choices=("adamw", "muon"))
@@ -349,12 +355,6 @@ def _closest(word: str, options: list[str]) -> str | None:
 LORA_TARGETS = ("attn_qkv", "attn_out", "mlp_in", "mlp_out")
 
 
-def warmup_steps(t: TrainConfig) -> int:
-    """train.warmup_steps as set, or its default: a tenth of max_steps, at most 100 (so a short run never
-    trips over a warm-up it did not ask for)."""
-    return t.warmup_steps if t.warmup_steps is not None else min(100, t.max_steps // 10)
-
-
 def cross_field_problems(cfg: Config) -> list[Problem]:
     """Rules that involve more than one field."""
     m, t = cfg.model, cfg.train
@@ -372,11 +372,7 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
         out.append(Problem("model.n_kv_head", f"model.n_kv_head: model.n_head={m.n_head} must be a multiple "
                                               f"of model.n_kv_head={m.n_kv_head} (each key/value head serves "
                                               f"a whole group of query heads)"))
-    if t.min_lr > t.lr:
-        out.append(Problem("train.min_lr", f"train.min_lr: {t.min_lr} is larger than train.lr={t.lr}"))
-    if t.warmup_steps is not None and t.warmup_steps > t.max_steps:
-        out.append(Problem("train.warmup_steps", f"train.warmup_steps: {t.warmup_steps} is more than "
-                                                 f"train.max_steps={t.max_steps}"))
+    out += [Problem(path, message) for path, message in schedule_problems(t)]
     if t.optimizer == "muon" and t.precision == "fp16":
         out.append(Problem("train.optimizer", "train.optimizer: muon does not work with train.precision=fp16 "
                                               "(the grad scaler); use bf16, fp32 or auto on a bf16 GPU"))

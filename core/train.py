@@ -25,13 +25,14 @@ import torch
 import torch.distributed as dist
 
 from core import checkpoint as ckpt
-from core.config import Config, load_config, warmup_steps
+from core.config import Config, load_config
 from core.errors import EXIT_FAIL, EXIT_OK, UsageError
 from core.evaluation import estimate_loss, probe
 from core.guards import FiniteGuard, is_disk_full
 from core.lora import finetune_meta
 from core.protocol import make_event
 from core.runinfo import StopFlag, ThreadShare, environment_versions
+from core.schedule import lr_at
 from core.sinks import Sinks
 from core.trainer_setup import Trainer, make_sinks, mfu_inputs, set_up
 
@@ -102,26 +103,6 @@ def loop(tr: Trainer, stop: StopFlag, share: ThreadShare) -> int:
 
 
 # ----------------------------------------------------------------------------------------- one step
-def lr_at(step: int, t) -> float:
-    """Learning rate for optimizer step `step` (0-based): linear warm-up, then decay to min_lr."""
-    warmup = warmup_steps(t)
-    if warmup and step < warmup:
-        return t.lr * (step + 1) / warmup
-    if t.schedule == "constant":
-        return t.lr
-    if t.schedule == "wsd":  # stable at lr, then linear to min_lr over the last decay_fraction of the steps
-        decay_start = t.max_steps - int(round(t.decay_fraction * t.max_steps))
-        if step < decay_start:
-            return t.lr
-        progress = min(1.0, (step - decay_start + 1) / max(1, t.max_steps - decay_start))
-        return t.lr + (t.min_lr - t.lr) * progress
-    span = max(1, t.max_steps - warmup)
-    progress = min(1.0, (step - warmup) / span)
-    if t.schedule == "linear":
-        return t.lr + (t.min_lr - t.lr) * progress
-    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * progress))
-
-
 def optimizer_step(tr: Trainer, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step over this rank's grad_accum_steps micro-batches; (summed loss, pre-clip norm)."""
     t = tr.cfg.train

@@ -368,8 +368,8 @@ class MainWindow(QMainWindow):
             return
         from studio.views.runs.fork_dialog import ForkDialog
 
-        ctl, train, name = defaults
-        dialog = ForkDialog(ctl.run.name, ctl.run.checkpoints(), train, name, self)
+        ctl, train, name, rates = defaults
+        dialog = ForkDialog(ctl.run.name, ctl.run.checkpoints(), train, name, rates, self)
         if dialog.exec() == ForkDialog.DialogCode.Accepted:
             run = self.session.fork_run(run_dir, dialog.checkpoint_path(), dialog.changes(), dialog.name.text())
             self.runs_panel.select_run(run.dir)

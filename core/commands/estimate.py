@@ -10,8 +10,9 @@ from core.errors import EXIT_OK
 
 
 def estimate_main(args: argparse.Namespace) -> int:
-    from core.config import estimate, load_config, read_yaml, warmup_steps
+    from core.config import estimate, load_config, read_yaml
     from core.estimate import human_count
+    from core.schedule import warmup_steps
 
     cfg = load_config(args.config, args.set)  # ConfigError is a UsageError
     est = estimate(cfg)

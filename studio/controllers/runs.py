@@ -179,15 +179,21 @@ class WorkspaceSession(QObject):
         self.runs_changed.emit()
         return run
 
-    def fork_defaults(self, run_dir: str) -> tuple[RunController, dict, str] | None:
-        """(controller, its train settings, a free name) for the fork dialog; None when it cannot fork."""
+    def fork_defaults(self, run_dir: str) -> tuple[RunController, dict, str, dict[int, float]] | None:
+        """(controller, its train settings, a free name, the learning rate at each checkpoint's step) for the
+        fork dialog; None when it cannot fork."""
+        from core.schedule import lr_at, warmup_steps
+
         ctl = self.controller(run_dir)
         if ctl is None or self.workspace is None or not ctl.run.checkpoints():
             return None
         cfg = ctl.run.config_or_none()
         train = dict(cfg.train.__dict__) if cfg is not None else {}
+        if cfg is not None:
+            train["warmup_steps"] = warmup_steps(cfg.train)
+        rates = {ck.step: lr_at(ck.step, cfg.train) for ck in ctl.run.checkpoints()} if cfg is not None else {}
         step = ctl.run.checkpoints()[-1].step
-        return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-from-{step}")
+        return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-from-{step}"), rates
 
     def default_run_name(self, config_text: str) -> str:
         """`<data set>-N`, the first N free (`run-N` when the config names no data set)."""
@@ -252,7 +258,7 @@ class WorkspaceSession(QObject):
         """Raise train.max_steps of a finished (or stopped) run by `more_steps` and resume it from its
         latest checkpoint; returns why not ("" when the engine was launched)."""
         from core.config import ConfigError
-        from core.config_text import set_value
+        from core.config_text import apply_changes
         from studio.controllers.run import device_overrides
 
         ctl = self.controller(run_dir)
@@ -265,9 +271,10 @@ class WorkspaceSession(QObject):
         problems = ctl.resume_problems()  # e.g. a shape edit the engine would refuse: said here, nothing launched
         if problems:
             return problems[0]
-        base = max(ctl.run.checkpoints()[-1].step, ctl.planned_steps())
+        step = ctl.run.checkpoints()[-1].step
+        changes = {"train.max_steps": max(step, ctl.planned_steps()) + more_steps, **going_on_from(ctl.run, step)}
         try:
-            ctl.run.write_config_text(set_value(ctl.run.read_config_text(), "train.max_steps", base + more_steps))
+            ctl.run.write_config_text(apply_changes(ctl.run.read_config_text(), changes))
         except ConfigError as exc:
             return f"config.yaml cannot be edited: {exc}"
         if not ctl.start(resume=True, nproc=nproc, overrides=device_overrides(device), threads=threads, share=share):
@@ -341,3 +348,15 @@ class WorkspaceSession(QObject):
         for d in dirty:
             if d in self.controllers:
                 self.run_updated.emit(d)
+
+
+def going_on_from(run: Run, step: int) -> dict:
+    """The config changes that start the run's schedule over at `step` from the rate it had reached there
+    (core.schedule), so that training on beyond its old max_steps does not send the rate back up; empty when
+    the run's config cannot be read (the engine then says why)."""
+    from core.schedule import lr_at
+
+    cfg = run.config_or_none()
+    if cfg is None:
+        return {}
+    return {"train.restart_step": step, "train.restart_lr": float(f"{lr_at(step, cfg.train):.6g}")}

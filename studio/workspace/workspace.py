@@ -100,8 +100,13 @@ class Workspace:
         return run
 
     def new_run_from(self, parent: Run, name: str | None = None) -> Run:
-        """'New run from this one': a fresh run with a copy of the parent's config, to edit."""
-        run = self.create_run(name or f"{parent.name}-copy", parent.read_config_text())
+        """'New run from this one': a fresh run with a copy of the parent's config, to edit. A copy that
+        trains from step 0 drops a continued run's schedule restart (train.restart_step), which belonged to
+        the parent's second stretch."""
+        text, cfg = parent.read_config_text(), parent.config_or_none()
+        if cfg is not None and not cfg.train.init_from and cfg.train.restart_step:
+            text = without_keys(text, ("train.restart_step", "train.restart_lr"))
+        run = self.create_run(name or f"{parent.name}-copy", text)
         run.set_lineage("copy", os.path.relpath(parent.dir, run.dir))
         return run
 
@@ -177,3 +182,16 @@ def launch_problems(run: Run, config_text: str | None = None) -> list[str]:
     if os.path.normpath(cfg.run.dir) != os.path.normpath(run.dir):
         problems.append(f"run.dir: must be this run's folder ('.'), not {cfg.run.dir}")
     return problems
+
+
+def without_keys(config_text: str, paths: tuple[str, ...]) -> str:
+    """Config YAML without these dotted keys; text that cannot be edited is returned as it is."""
+    from core.config import ConfigError
+    from core.config_text import remove_value
+
+    try:
+        for path in paths:
+            config_text = remove_value(config_text, path)
+    except ConfigError:
+        pass
+    return config_text

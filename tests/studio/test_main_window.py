@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import os
 
+import pytest
 from PySide6.QtCore import Qt
 
+from core.schedule import lr_at
 from studio.settings import Settings
 from studio.workspace.workspace import with_changes
 from tests.studio.fake_engine import release_path
@@ -155,7 +157,12 @@ def test_fork_dialog_creates_a_child_from_the_chosen_checkpoint(qtbot, window, w
         dialog = QApplication.activeModalWidget()
         assert isinstance(dialog, ForkDialog)
         seen["choices"] = [dialog.checkpoint.itemText(i) for i in range(dialog.checkpoint.count())]
+        seen["rate at 100"] = dialog.start_lr.value()  # a box of 6 decimals: 0.001761
         dialog.checkpoint.setCurrentIndex(dialog.checkpoint.findText("step 50"))
+        seen["rate at 50"] = dialog.start_lr.value()
+        seen["shown"] = (dialog.start_lr.isVisibleTo(dialog), dialog.lr.isVisibleTo(dialog))
+        dialog.schedule.setCurrentIndex(dialog.WARM_UP)
+        seen["shown after"] = (dialog.start_lr.isVisibleTo(dialog), dialog.lr.isVisibleTo(dialog))
         dialog.lr.setValue(0.0005)
         dialog.name.setText("tiny-slow")
         qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
@@ -168,6 +175,13 @@ def test_fork_dialog_creates_a_child_from_the_chosen_checkpoint(qtbot, window, w
     cfg = child.config()
     assert cfg.train.init_from.endswith("step-000050") and cfg.train.lr == 0.0005
     assert cfg.train.min_lr == parent.config().train.min_lr  # unchanged settings are left alone
+    # the schedule starts over at the checkpoint, here with a warm-up to the peak rate typed in
+    assert (cfg.train.restart_step, cfg.train.restart_lr) == (50, None)
+    # by default the rate goes on from the parent's at the checkpoint (min_lr once its decay is over)
+    train = parent.config().train
+    assert seen["rate at 100"] == pytest.approx(lr_at(100, train), rel=2e-3) and seen["rate at 100"] < train.lr
+    assert seen["rate at 50"] == pytest.approx(lr_at(50, train), rel=2e-3) and seen["rate at 50"] > seen["rate at 100"]
+    assert seen["shown"] == (True, False) and seen["shown after"] == (False, True)
     assert w.controller().run.name == "tiny-slow"
     assert w.runs_panel.tree.topLevelItem(0).child(0).text(0) == "tiny-slow"
 

@@ -40,7 +40,9 @@ def confirm_delete(parent: QWidget, name: str, children: list[str] | tuple[str, 
 
 def ask_more_steps(parent: QWidget, name: str, current: int) -> int | None:
     more, ok = QInputDialog.getInt(parent, "Continue training",
-                                   f"{name} stopped at step {current}. Train for how many more steps?",
+                                   f"{name} stopped at step {current}. Train for how many more steps?\n\n"
+                                   "The learning rate goes on from the rate it had reached and decays to "
+                                   "train.min_lr\nby the new last step (it does not jump back up).",
                                    max(1, current // 2 or 100), 1, 10_000_000, 100)
     return more if ok else None
 

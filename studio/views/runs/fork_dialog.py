@@ -3,6 +3,11 @@
 "Train until step" defaults to the checkpoint's step plus the parent's planned length (a fork that
 trains nowhere is the engine's refusal waiting to happen), follows the checkpoint chosen, and the dialog
 refuses to create a fork that would not train beyond its checkpoint (the engine's rule, said the same way).
+
+The learning rate goes on by default from the rate the parent had reached at the checkpoint, decaying to
+the final rate by the fork's last step (train.restart_step / train.restart_lr, core.schedule): without it
+the parent's schedule, stretched to the fork's length, sent a decayed rate back up and the loss with it.
+"Warm up again" restarts the schedule at the checkpoint with a warm-up to a peak rate instead.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from studio.workspace.metrics import Checkpoint
 class ForkDialog(QDialog):
     """The fork continues the checkpoint's step count, weights and optimizer state."""
 
+    GO_ON, WARM_UP = 0, 1  # the schedule choices, in the combo's order
+
     def __init__(self, run_name: str, checkpoints: list[Checkpoint], train: dict, suggested_name: str,
-                 parent: QWidget | None = None) -> None:
+                 rates: dict[int, float] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Fork {run_name} from a checkpoint")
         self.checkpoint = QComboBox()
@@ -37,28 +44,40 @@ class ForkDialog(QDialog):
             self.checkpoint.addItem(f"step {ck.step}", ck.path)
             self.checkpoint.setItemData(self.checkpoint.count() - 1, ck.step, Qt.ItemDataRole.UserRole + 1)
         self._planned = max(1, int(train.get("max_steps", 1000)))
+        self._rates, self._warmup = dict(rates or {}), int(train.get("warmup_steps") or 0)
         self.name = QLineEdit(suggested_name)
+        self.schedule = QComboBox()
+        self.schedule.addItems(["Go on from the checkpoint's rate", "Warm up again to a peak rate"])
+        self.start_lr = self._float_box(self._rate_at_checkpoint())
+        self.start_lr.setToolTip("The rate the fork starts at (the parent's at this checkpoint); it decays "
+                                 "from there to the final rate by the last step (train.restart_lr)")
         self.lr = self._float_box(train.get("lr", 1e-3))
+        self.lr.setToolTip("The rate a fresh warm-up reaches before the decay (train.lr)")
         self.min_lr = self._float_box(train.get("min_lr", 1e-4))
         self.max_steps = QSpinBox()
         self.max_steps.setRange(1, 1 << 30)
         self.max_steps.setValue(self.checkpoint_step() + self._planned)
         self.checkpoint.currentIndexChanged.connect(self._on_checkpoint_changed)
+        self.schedule.currentIndexChanged.connect(self._show_rate_row)
         self._initial = {"train.lr": self.lr.value(), "train.min_lr": self.min_lr.value()}
         self.problem = QLabel()
         self.problem.setObjectName("banner")
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet(banner_style("error"))
         self.problem.hide()
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         form.addRow("Checkpoint", self.checkpoint)
         form.addRow("New run name", self.name)
-        form.addRow("Learning rate", self.lr)
+        form.addRow("Learning rate", self.schedule)
+        form.addRow("Start learning rate", self.start_lr)
+        form.addRow("Peak learning rate", self.lr)
         form.addRow("Final learning rate", self.min_lr)
         form.addRow("Train until step", self.max_steps)
+        self.schedule.setCurrentIndex(self._default_schedule())
+        self._show_rate_row()
         hint = QLabel("The new run starts from the checkpoint's weights and optimizer state "
-                      "(train.init_from) and keeps its step count; edit anything else on the Config tab "
-                      "before you start it.")
+                      "(train.init_from) and keeps its step count; its learning rate schedule starts over "
+                      "at the checkpoint. Edit anything else on the Config tab before you start it.")
         hint.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create fork")
@@ -79,6 +98,20 @@ class ForkDialog(QDialog):
         box.setValue(float(value))
         return box
 
+    def _rate_at_checkpoint(self) -> float:
+        return float(f"{self._rates.get(self.checkpoint_step(), 0.0):.6g}")
+
+    def _default_schedule(self) -> int:
+        """Go on, unless the checkpoint is inside the parent's warm-up (or its rate is unknown): a rate
+        still on its way up would stay that low for the whole fork."""
+        known = self.checkpoint_step() in self._rates
+        return self.GO_ON if known and self.checkpoint_step() >= self._warmup else self.WARM_UP
+
+    def _show_rate_row(self) -> None:
+        going_on = self.schedule.currentIndex() == self.GO_ON
+        self.form.setRowVisible(self.start_lr, going_on)
+        self.form.setRowVisible(self.lr, not going_on)
+
     def checkpoint_step(self) -> int:
         step = self.checkpoint.currentData(Qt.ItemDataRole.UserRole + 1)
         return int(step) if step is not None else 0
@@ -91,10 +124,15 @@ class ForkDialog(QDialog):
                     f"raise Train until step to train further"]
         if not self.name.text().strip():
             return ["the new run needs a name"]
+        if self.schedule.currentIndex() == self.WARM_UP and self.min_lr.value() > self.lr.value():
+            return [f"train.min_lr: the final learning rate {self.min_lr.value():g} is larger than the peak "
+                    f"learning rate {self.lr.value():g}"]
         return []
 
     def _on_checkpoint_changed(self, _index: int) -> None:
         self.max_steps.setValue(self.checkpoint_step() + self._planned)
+        self.start_lr.setValue(self._rate_at_checkpoint())
+        self.schedule.setCurrentIndex(self._default_schedule())
         self.problem.hide()
 
     def _on_accepted(self) -> None:
@@ -108,7 +146,12 @@ class ForkDialog(QDialog):
         return self.checkpoint.currentData()
 
     def changes(self) -> dict:
-        """The settings the user changed, as dotted config paths, and always where to train until."""
+        """The settings the user changed, as dotted config paths, and always where to train until and where
+        and how the schedule starts over."""
         now = {"train.lr": self.lr.value(), "train.min_lr": self.min_lr.value()}
         changed = {k: v for k, v in now.items() if v != self._initial[k]}
-        return {**changed, "train.max_steps": self.max_steps.value()}
+        going_on = self.schedule.currentIndex() == self.GO_ON
+        if going_on:
+            changed.pop("train.lr", None)  # the peak rate is not used: the fork starts from start_lr
+        return {**changed, "train.max_steps": self.max_steps.value(), "train.restart_step": self.checkpoint_step(),
+                "train.restart_lr": self.start_lr.value() if going_on else None}

@@ -1,0 +1,69 @@
+"""The learning-rate schedule: warm-up, then a decay to train.min_lr at train.max_steps; pure Python.
+
+The studio imports it (no torch here) to say what rate a checkpoint was trained at and to give a fork or a
+continued run the rate its parent had reached.
+
+A run that goes on from a checkpoint (a fork, or "continue for more steps" after max_steps was raised)
+would otherwise have its whole schedule stretched to the new max_steps: a cosine that had decayed to
+min_lr at step 1000 of 1000 is back at about half the peak at step 1000 of 2000, and the loss jumps up.
+`train.restart_step` starts the schedule over at that step instead: from `train.restart_lr` (no warm-up)
+down to min_lr at max_steps, in the same shape; with restart_lr empty it warms up again to lr. Steps before
+restart_step follow the schedule as if there were no restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+
+def warmup_steps(t) -> int:
+    """train.warmup_steps as set, or its default: a tenth of max_steps, at most 100 (so a short run never
+    trips over a warm-up it did not ask for)."""
+    return t.warmup_steps if t.warmup_steps is not None else min(100, t.max_steps // 10)
+
+
+def lr_at(step: int, t) -> float:
+    """Learning rate for optimizer step `step` (0-based) of a run with train settings `t`."""
+    start = getattr(t, "restart_step", 0) or 0
+    restart_lr = getattr(t, "restart_lr", None)
+    if step >= start and (start or restart_lr is not None) and t.max_steps > start:
+        local = dataclasses.replace(t, max_steps=t.max_steps - start, restart_step=0, restart_lr=None,
+                                    lr=t.lr if restart_lr is None else restart_lr,
+                                    warmup_steps=t.warmup_steps if restart_lr is None else 0)
+        return _plain(step - start, local)
+    return _plain(step, t)
+
+
+def _plain(step: int, t) -> float:
+    """The schedule from step 0: linear warm-up to lr, then the decay that train.schedule names."""
+    warmup = warmup_steps(t)
+    if warmup and step < warmup:
+        return t.lr * (step + 1) / warmup
+    if t.schedule == "constant":
+        return t.lr
+    if t.schedule == "wsd":  # stable at lr, then linear to min_lr over the last decay_fraction of the steps
+        decay_start = t.max_steps - int(round(t.decay_fraction * t.max_steps))
+        if step < decay_start:
+            return t.lr
+        progress = min(1.0, (step - decay_start + 1) / max(1, t.max_steps - decay_start))
+        return t.lr + (t.min_lr - t.lr) * progress
+    span = max(1, t.max_steps - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    if t.schedule == "linear":
+        return t.lr + (t.min_lr - t.lr) * progress
+    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def schedule_problems(t) -> list[tuple[str, str]]:
+    """(field, message) for the schedule's cross-field rules."""
+    out = []
+    if t.min_lr > t.lr:
+        out.append(("train.min_lr", f"train.min_lr: {t.min_lr} is larger than train.lr={t.lr}"))
+    if t.warmup_steps is not None and t.warmup_steps > t.max_steps:
+        out.append(("train.warmup_steps", f"train.warmup_steps: {t.warmup_steps} is more than "
+                                          f"train.max_steps={t.max_steps}"))
+    if t.restart_step and t.restart_step >= t.max_steps:
+        out.append(("train.restart_step", f"train.restart_step: {t.restart_step} is not before "
+                                          f"train.max_steps={t.max_steps}; the schedule would have no steps left"))
+    return out

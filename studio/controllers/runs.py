@@ -193,7 +193,7 @@ class WorkspaceSession(QObject):
             train["warmup_steps"] = warmup_steps(cfg.train)
         rates = {ck.step: lr_at(ck.step, cfg.train) for ck in ctl.run.checkpoints()} if cfg is not None else {}
         step = ctl.run.checkpoints()[-1].step
-        return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-from-{step}"), rates
+        return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-from-{step}", counted=False), rates
 
     def default_run_name(self, config_text: str) -> str:
         """`<data set>-N`, the first N free (`run-N` when the config names no data set)."""

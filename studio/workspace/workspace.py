@@ -79,11 +79,13 @@ class Workspace:
     def run(self, name: str) -> Run:
         return Run(os.path.join(self.runs_dir, name))
 
-    def unique_run_name(self, base: str) -> str:
+    def unique_run_name(self, base: str, counted: bool = True) -> str:
+        """`base`, or the next free name: a trailing number counts up (`demo-1` -> `demo-2`) when `counted`,
+        else `-2`, `-3` is added (a fork's `demo-from-1000` must not become `demo-from-1001`, another step)."""
         base = safe_name(base) or "run"
         if not os.path.exists(os.path.join(self.runs_dir, base)):
             return base
-        m = re.match(r"^(.*?)-(\d+)$", base)
+        m = re.match(r"^(.*?)-(\d+)$", base) if counted else None
         stem = m.group(1) if m else base
         i = int(m.group(2)) + 1 if m else 2
         while os.path.exists(os.path.join(self.runs_dir, f"{stem}-{i}")):

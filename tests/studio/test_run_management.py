@@ -188,6 +188,9 @@ def test_new_runs_and_forks_get_sensible_names(window, workspace):
     assert w.controller().run.name == "tiny-2"
     write_finished_run(workspace.run("tiny").dir, steps=100)
     assert w.session.fork_defaults(workspace.run("tiny").dir)[2] == "tiny-from-100"
+    workspace.create_run("tiny-from-100", workspace.run("tiny").read_config_text())
+    # a second fork from the same step: not "tiny-from-101", which would name another step
+    assert w.session.fork_defaults(workspace.run("tiny").dir)[2] == "tiny-from-100-2"
 
 
 def test_a_new_run_trains_on_the_data_set_prepared_last(window, workspace):

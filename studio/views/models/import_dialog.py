@@ -100,7 +100,7 @@ class ImportDialog(JobDialog):
 def run_import_dialog(ws, parent: QWidget | None = None) -> ImportResult | None:
     """File -> Import Model…: the model becomes a run folder (a base model) in `ws`'s runs list."""
     job = ImportJob(parent)
-    dialog = ImportDialog(job, ws.runs_dir, ws.unique_run_name, parent)
+    dialog = ImportDialog(job, ws.runs_dir, lambda name: ws.unique_run_name(name, counted=False), parent)
     dialog.exec()
     job.shutdown()
     return dialog.result

@@ -37,7 +37,7 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 w.close()
 """
 TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.errors", "core.config_text",
-                   "core.estimate", "core.precision", "core.shape"}  # sizes, precision and shape rules (torch-free)
+                   "core.estimate", "core.precision", "core.shape", "core.schedule"}  # sizes, precision, shape rules, LR schedule
 
 
 def _studio_env(tmp_path) -> dict:

@@ -9,11 +9,13 @@ import os
 from PySide6.QtCore import Qt
 
 from core import layout
+from core.config import loads
 from core.protocol import encode, make_event
 from studio.controllers.run import RunController
 from studio.controllers.system import SystemMonitor
 from studio.views.training.panel import TrainingPanel
 from studio.workspace.sysmetrics import ProcessSampler, parse_nvidia_smi, process_tree, rss_bytes
+from studio.workspace.workspace import with_changes
 from tests.studio.helpers import write_finished_run
 
 SMI = "87, 10240, 81559, 64\n[N/A], 1, 2, 3\n12, 300, 81559, 41\n"
@@ -114,3 +116,15 @@ def test_samples_history_is_browsable_by_step(qtbot, workspace):
     assert view.select_step(40) and view.text.toPlainText() == "ROMEO: later"
     panel.set_controller(RunController(workspace.create_run("empty", run.read_config_text())))
     assert view.steps.count() == 0 and view.text.toPlainText() == ""
+    # a run whose config writes no samples says so, and how to get them, instead of promising some
+    assert run.config().train.sample_tokens == 0 and "train.sample_tokens is 0" in view.text.placeholderText()
+    sampled = workspace.create_run("sampled", with_changes(run.read_config_text(), {"train.sample_tokens": 50}))
+    panel.set_controller(RunController(sampled))
+    assert view.text.placeholderText() == view.PLACEHOLDER
+
+
+def test_the_demo_run_writes_samples():
+    from studio import demo
+
+    cfg = loads(demo.tiny_config_text())
+    assert cfg.train.sample_tokens > 0 and cfg.train.eval_interval > 0

@@ -159,6 +159,8 @@ class TrainingPanel(QWidget):
             self.plots.set_history(None)
             self.console.set_lines([])
         self.samples.set_samples(controller.history.samples if controller is not None else [])
+        cfg = controller.run.config_or_none() if controller is not None else None
+        self.samples.set_sample_tokens(cfg.train.sample_tokens if cfg is not None else None)
         self.refresh()
 
     def _connections(self):

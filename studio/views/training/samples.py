@@ -11,6 +11,11 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPlainTextEdit, QSpl
 class SamplesView(QWidget):
     """Newest sample selected unless the user picked an older one."""
 
+    PLACEHOLDER = "Samples generated at each evaluation appear here."
+    NONE_WRITTEN = ("This run writes no samples (train.sample_tokens is 0). Set train.sample_tokens on the Config "
+                    "tab to have a run write some text at each evaluation, e.g. 120; a fork or a new run from "
+                    "this one can, and Generate talks to any checkpoint.")
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.samples: list[dict] = []
@@ -19,7 +24,7 @@ class SamplesView(QWidget):
         self.steps.currentRowChanged.connect(self._on_steps_current_row_changed)
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
-        self.text.setPlaceholderText("Samples generated at each evaluation appear here.")
+        self.text.setPlaceholderText(self.PLACEHOLDER)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.steps)
@@ -29,6 +34,10 @@ class SamplesView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
+
+    def set_sample_tokens(self, tokens: int | None) -> None:
+        """Say why the view stays empty when the run writes no samples (train.sample_tokens: 0)."""
+        self.text.setPlaceholderText(self.PLACEHOLDER if tokens is None or tokens > 0 else self.NONE_WRITTEN)
 
     def set_samples(self, samples: list[dict]) -> None:
         """Show `samples` (a run's history.samples); only new ones are added when the list grew."""

@@ -179,19 +179,18 @@ class WorkspaceSession(QObject):
         self.runs_changed.emit()
         return run
 
-    def fork_defaults(self, run_dir: str) -> tuple[RunController, dict, str, dict[int, float]] | None:
-        """(controller, its train settings, a free name, the learning rate at each checkpoint's step) for the
-        fork dialog; None when it cannot fork."""
-        from core.schedule import lr_at, warmup_steps
+    def fork_defaults(self, run_dir: str) -> tuple[RunController, dict, str, dict[int, tuple[float, bool]]] | None:
+        """(controller, its train settings, a free name, {checkpoint step: (the learning rate there, whether
+        to go on from it rather than warm up again)}) for the fork dialog; None when it cannot fork."""
+        from core.schedule import goes_on, lr_at
 
         ctl = self.controller(run_dir)
         if ctl is None or self.workspace is None or not ctl.run.checkpoints():
             return None
         cfg = ctl.run.config_or_none()
         train = dict(cfg.train.__dict__) if cfg is not None else {}
-        if cfg is not None:
-            train["warmup_steps"] = warmup_steps(cfg.train)
-        rates = {ck.step: lr_at(ck.step, cfg.train) for ck in ctl.run.checkpoints()} if cfg is not None else {}
+        rates = {ck.step: (lr_at(ck.step, cfg.train), goes_on(ck.step, cfg.train))
+                 for ck in ctl.run.checkpoints()} if cfg is not None else {}
         step = ctl.run.checkpoints()[-1].step
         return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-from-{step}", counted=False), rates
 
@@ -272,7 +271,7 @@ class WorkspaceSession(QObject):
         if problems:
             return problems[0]
         step = ctl.run.checkpoints()[-1].step
-        changes = {"train.max_steps": max(step, ctl.planned_steps()) + more_steps, **going_on_from(ctl.run, step)}
+        changes = {"train.max_steps": max(step, ctl.planned_steps()) + more_steps, **restart_from(ctl.run, step)}
         try:
             ctl.run.write_config_text(apply_changes(ctl.run.read_config_text(), changes))
         except ConfigError as exc:
@@ -350,13 +349,15 @@ class WorkspaceSession(QObject):
                 self.run_updated.emit(d)
 
 
-def going_on_from(run: Run, step: int) -> dict:
-    """The config changes that start the run's schedule over at `step` from the rate it had reached there
-    (core.schedule), so that training on beyond its old max_steps does not send the rate back up; empty when
-    the run's config cannot be read (the engine then says why)."""
-    from core.schedule import lr_at
+def restart_from(run: Run, step: int) -> dict:
+    """The config changes that start the run's schedule over at `step` (core.schedule): a fresh warm-up to
+    train.lr and a new decay once its decay had begun (that trains further than going on at the rate it had
+    reached; see core.schedule.goes_on), going on at its rate while it was at its peak; empty when the config
+    cannot be read (the engine then says why)."""
+    from core.schedule import goes_on, lr_at
 
     cfg = run.config_or_none()
     if cfg is None:
         return {}
-    return {"train.restart_step": step, "train.restart_lr": float(f"{lr_at(step, cfg.train):.6g}")}
+    rate = float(f"{lr_at(step, cfg.train):.6g}") if goes_on(step, cfg.train) else None
+    return {"train.restart_step": step, "train.restart_lr": rate}

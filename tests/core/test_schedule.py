@@ -81,3 +81,13 @@ def test_the_engine_trains_on_at_the_rate_the_run_had_reached(tmp_path, char_dat
     assert sorted(steps) == list(range(1, 21))
     assert [steps[s] for s in range(13, 21)] == pytest.approx([3.0e-4] * 8)
     assert steps[12] == pytest.approx(lr_at(11, old)) and steps[2] == pytest.approx(3.0e-3)
+
+
+def test_going_on_is_for_a_checkpoint_still_at_its_peak_rate():
+    from core.schedule import goes_on
+
+    t = TrainConfig(max_steps=1000, lr=2e-3, min_lr=2e-4, warmup_steps=50)
+    assert [goes_on(s, t) for s in (10, 50, 500, 1000)] == [False, True, False, False]  # cosine: decaying
+    assert goes_on(1000, dataclasses.replace(t, schedule="constant"))  # never decays: go on at lr
+    wsd = dataclasses.replace(t, schedule="wsd", decay_fraction=0.2)
+    assert [goes_on(s, wsd) for s in (10, 700, 900, 1000)] == [False, True, False, False]  # stable: go on

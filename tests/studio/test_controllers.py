@@ -157,7 +157,7 @@ def test_the_run_shown_first_and_overlays(qtbot, workspace):
     assert session.initial_run() == parent.dir  # remembered in workspace.json
     child = session.fork_run(parent.dir, write_checkpoint(parent.dir, 60), {"train.lr": 1e-4}, "child")
     ctl, train, name, rates = session.fork_defaults(parent.dir)
-    assert sorted(rates) == [ck.step for ck in parent.checkpoints()] and 0 < rates[60] <= train["lr"]
+    assert sorted(rates) == [ck.step for ck in parent.checkpoints()] and 0 < rates[60][0] <= train["lr"]
     assert ctl.run == parent and train["lr"] == parent.config().train.lr and name == f"tiny-from-{parent.checkpoints()[-1].step}"
     assert other.checkpoints() == [] and session.fork_defaults(other.dir) is None  # forks need one
     overlays = session.overlays(child.dir, [other.dir, child.dir])

@@ -187,3 +187,31 @@ def test_config_edits_to_a_run_reach_its_own_file_only(qtbot, window, workspace)
     w.config_editor.set_text(with_changes(w.config_editor.text(), {"train.lr": 0.0042}))
     select_run(w, "other")
     assert workspace.run("tiny").config().train.lr == 0.0042 and other.config().train.lr != 0.0042
+
+
+def test_the_fork_dialog_warms_up_again_unless_the_parent_was_at_its_peak_rate(qtbot):
+    """A fork's schedule starts over with a fresh warm-up where the parent's decay had begun (that trained
+    further than going on from its rate), goes on where the parent was still at its peak rate (the stable
+    phase of wsd); the dialog says which and why, and writes it as train.restart_step / restart_lr."""
+    from core.config import TrainConfig
+    from core.schedule import goes_on, lr_at
+    from studio.views.runs.fork_dialog import ForkDialog
+    from studio.workspace.metrics import Checkpoint
+
+    t = TrainConfig(max_steps=1000, lr=2e-3, min_lr=2e-4, warmup_steps=50, schedule="wsd", decay_fraction=0.2)
+    steps = [20, 500, 900, 1000]
+    rates = {s: (lr_at(s, t), goes_on(s, t)) for s in steps}
+    dialog = ForkDialog("demo", [Checkpoint(s, f"/ck/step-{s:06d}") for s in steps], t.__dict__, "demo-from-1000",
+                        rates)
+    qtbot.addWidget(dialog)
+    assert dialog.checkpoint_step() == 1000 and dialog.schedule.currentIndex() == dialog.WARM_UP
+    assert "falls below where going on" in dialog.why.text()
+    assert dialog.changes()["train.restart_lr"] is None and dialog.changes()["train.restart_step"] == 1000
+    dialog.schedule.setCurrentIndex(dialog.GO_ON)
+    assert "ends worse" in dialog.why.text() and dialog.changes()["train.restart_lr"] == pytest.approx(2e-4)
+    dialog.checkpoint.setCurrentIndex(dialog.checkpoint.findText("step 500"))  # the stable phase
+    assert dialog.schedule.currentIndex() == dialog.GO_ON and "still at its peak rate" in dialog.why.text()
+    assert dialog.changes()["train.restart_lr"] == pytest.approx(2e-3)
+    for step in ("step 900", "step 20"):  # decaying; still warming up
+        dialog.checkpoint.setCurrentIndex(dialog.checkpoint.findText(step))
+        assert dialog.schedule.currentIndex() == dialog.WARM_UP, step

@@ -160,9 +160,11 @@ def test_fork_dialog_creates_a_child_from_the_chosen_checkpoint(qtbot, window, w
         seen["rate at 100"] = dialog.start_lr.value()  # a box of 6 decimals: 0.001761
         dialog.checkpoint.setCurrentIndex(dialog.checkpoint.findText("step 50"))
         seen["rate at 50"] = dialog.start_lr.value()
+        seen["default"] = dialog.schedule.currentIndex()
         seen["shown"] = (dialog.start_lr.isVisibleTo(dialog), dialog.lr.isVisibleTo(dialog))
-        dialog.schedule.setCurrentIndex(dialog.WARM_UP)
+        dialog.schedule.setCurrentIndex(dialog.GO_ON)
         seen["shown after"] = (dialog.start_lr.isVisibleTo(dialog), dialog.lr.isVisibleTo(dialog))
+        dialog.schedule.setCurrentIndex(dialog.WARM_UP)
         dialog.lr.setValue(0.0005)
         dialog.name.setText("tiny-slow")
         qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
@@ -177,11 +179,12 @@ def test_fork_dialog_creates_a_child_from_the_chosen_checkpoint(qtbot, window, w
     assert cfg.train.min_lr == parent.config().train.min_lr  # unchanged settings are left alone
     # the schedule starts over at the checkpoint, here with a warm-up to the peak rate typed in
     assert (cfg.train.restart_step, cfg.train.restart_lr) == (50, None)
-    # by default the rate goes on from the parent's at the checkpoint (min_lr once its decay is over)
+    # a cosine mid-decay: a fresh warm-up by default; going on would start at the parent's rate there
     train = parent.config().train
+    assert seen["default"] == ForkDialog.WARM_UP
     assert seen["rate at 100"] == pytest.approx(lr_at(100, train), rel=2e-3) and seen["rate at 100"] < train.lr
     assert seen["rate at 50"] == pytest.approx(lr_at(50, train), rel=2e-3) and seen["rate at 50"] > seen["rate at 100"]
-    assert seen["shown"] == (True, False) and seen["shown after"] == (False, True)
+    assert seen["shown"] == (False, True) and seen["shown after"] == (True, False)
     assert w.controller().run.name == "tiny-slow"
     assert w.runs_panel.tree.topLevelItem(0).child(0).text(0) == "tiny-slow"
 

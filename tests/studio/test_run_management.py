@@ -263,9 +263,9 @@ def test_continue_a_finished_run_for_more_steps(qtbot, window, workspace, fake_e
     assert blocker.args[0] == "done" and ctl.history.step == 250
     assert tiny.config().train.max_steps == 250 and "max_steps: 250" in tiny.read_config_text()
     assert "warmup_steps: 10" in tiny.read_config_text() and "lr: 4.0e-3" in tiny.read_config_text()
-    # the rate goes on from the one step 200 had reached (min_lr: the decay was over), not back up
+    # the schedule starts over at step 200: its decay was over, so with a fresh warm-up (restart_lr empty)
     train = tiny.config().train
-    assert (train.restart_step, train.restart_lr) == (200, train.min_lr)
+    assert (train.restart_step, train.restart_lr) == (200, None)
     copy = w.session.copy_run(tiny.dir)  # a fresh run from step 0: the parent's second stretch is not its own
     assert "restart" not in copy.read_config_text() and copy.config().train.max_steps == 250
     assert w.config_editor.text() == tiny.read_config_text()

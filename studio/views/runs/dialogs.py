@@ -40,10 +40,11 @@ def confirm_delete(parent: QWidget, name: str, children: list[str] | tuple[str, 
 
 def ask_more_steps(parent: QWidget, name: str, current: int) -> int | None:
     more, ok = QInputDialog.getInt(parent, "Continue training",
-                                   f"{name} stopped at step {current}. Train for how many more steps?\n\n"
+                                   f"{name} has trained {current:,} steps. Train for how many more?\n\n"
                                    "The learning rate schedule starts over here: a fresh warm-up to train.lr\n"
                                    "and a decay to train.min_lr by the new last step. The loss rises for a\n"
-                                   "while, then falls further than going on at the rate it had reached.",
+                                   "while, then falls further than going on at the rate it had reached (a run\n"
+                                   "still at its peak rate, constant or wsd before its decay, goes on at it).",
                                    max(1, current // 2 or 100), 1, 10_000_000, 100)
     return more if ok else None
 

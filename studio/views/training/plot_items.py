@@ -98,6 +98,7 @@ def export_view(view, path: str, title: str, background: str) -> None:
         gen.setFileName(path)
         gen.setSize(QSize(size.width(), size.height()))
         gen.setViewBox(QRectF(0, 0, size.width(), size.height()))
+        gen.setResolution(view.logicalDpiX())  # else 72 dpi against the screen's 96: text and axes drawn 4/3 large
         gen.setTitle(title)
         painter = QPainter(gen)
         view.render(painter)
@@ -108,7 +109,9 @@ def export_view(view, path: str, title: str, background: str) -> None:
     image.setDevicePixelRatio(ratio)
     image.fill(QColor(background))
     painter = QPainter(image)
-    view.render(painter)
+    # the target in logical pixels: left null, QGraphicsView takes the image's device pixels (2x) as the
+    # target and draws the scene twice as large, so only the top-left plot showed, cropped
+    view.render(painter, QRectF(0, 0, size.width(), size.height()), view.viewport().rect())
     painter.end()
     if not image.save(path):
         raise OSError(f"could not write {path}")

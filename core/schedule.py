@@ -40,12 +40,12 @@ def goes_on(step: int, t) -> bool:
     (train.restart_lr = lr_at(step)) rather than warm up again to lr and decay anew (restart_lr empty).
 
     Going on is for a checkpoint still at its peak rate (a constant schedule, the stable phase of wsd: what
-    that schedule is made for). Once a decay has begun, a fresh warm-up and decay trains further, measured on
-    the demo run (4 x 128, 1000 steps, cosine 2e-3 -> 2e-4), val loss over 40 batches after the fork's steps:
-    from its last step, 1000 more steps: warm up again 1.252, going on at min_lr 1.296, the parent's cosine
-    stretched to the new length (what forks did before) 1.260, warm up to half the peak 1.262; from step 500
-    to 1500: warm up again 1.267, going on from the rate reached 1.281, stretched 1.284. Inside the warm-up
-    the rate is too low to go on from."""
+    that schedule is made for). Once a decay has begun, a fresh warm-up and decay trains further, measured
+    with `python benchmarks/fork_schedule.py [--from-step 500]` (the demo run: 4 x 128, 1000 steps, cosine
+    2e-3 -> 2e-4; each fork 1000 more steps; val loss over 40 batches): from its last step, warm up again
+    1.253, going on at min_lr 1.295, the parent's cosine stretched to the new length (what forks did before)
+    1.263; from step 500: 1.267, 1.292 going on from the rate reached (1.17e-3), 1.284 stretched. Inside the
+    warm-up the rate is too low to go on from."""
     if step < warmup_steps(t):
         return False
     return lr_at(step, t) >= t.lr * (1 - 1e-6)

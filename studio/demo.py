@@ -45,6 +45,7 @@ train:
 run:
   dir: .
 """
+DEMO_PROBE_TEXT = "copy: abcdef|abcdef\nreverse: abcdef|fedcba\nadd: 123+456=579"
 DEMO_PROBE = """\
   # in the corpus's own characters (a char tokenizer shows <unk> for any other)
   attention_probe: "copy: abcdef|abcdef\\nreverse: abcdef|fedcba\\nadd: 123+456=579"

@@ -341,6 +341,30 @@ class WorkspaceSession(QObject):
         if result.ok:
             self.data_changed.emit()
 
+    def give_data(self, out: str) -> list[str]:
+        """The runs waiting for data (never started, their data set never prepared: New in a workspace
+        without data names the demo's) train on the data set just prepared at `out`; the demo's attention
+        probe goes with the demo data. Returns the runs' names."""
+        from core.layout import is_data_dir
+        from studio.workspace.workspace import with_changes, without_keys
+
+        ws = self.workspace
+        if ws is None:
+            return []
+        data = out if os.path.isabs(out) else os.path.join(ws.root, out)
+        given = []
+        for run_dir, ctl in self.controllers.items():
+            cfg = ctl.run.config_or_none()
+            if cfg is None or not ctl.startable() or ctl.status != "new" or is_data_dir(cfg.data.dir):
+                continue
+            text = with_changes(ctl.run.read_config_text(), {"data.dir": os.path.relpath(data, ctl.run.dir)})
+            if cfg.run.attention_probe == demo.DEMO_PROBE_TEXT:
+                text = without_keys(text, ("run.attention_probe",))
+            ctl.run.write_config_text(text)
+            given.append(ctl.run.name)
+            self.run_updated.emit(run_dir)
+        return given
+
     # ------------------------------------------------------------------ slots
     def _on_timer_timeout(self) -> None:
         dirty, self._dirty = self._dirty, set()

@@ -215,3 +215,29 @@ def test_the_fork_dialog_warms_up_again_unless_the_parent_was_at_its_peak_rate(q
     for step in ("step 900", "step 20"):  # decaying; still warming up
         dialog.checkpoint.setCurrentIndex(dialog.checkpoint.findText(step))
         assert dialog.schedule.currentIndex() == dialog.WARM_UP, step
+
+
+def test_a_run_waiting_for_data_trains_on_the_data_set_prepared_next(qtbot, window, tmp_path):
+    """New in a workspace without data makes a run on the demo's data set, which is not there; the first
+    data set prepared on the Data tab (the real engine) becomes its data, an edit waiting for the autosave is
+    kept, and Start is enabled."""
+    from studio.controllers.prepare_request import PrepareRequest
+    from studio.workspace.workspace import Workspace
+
+    ws = Workspace.create(str(tmp_path / "empty"))
+    w = window(ws.root)
+    w.new_run()
+    run = w.controller().run
+    assert run.name == "demo-1" and not w.training.start_button.isEnabled()  # data/demo was never prepared
+    w.config_editor.set_text(w.config_editor.text().replace("max_steps: 1000", "max_steps: 321"))
+    assert w._autosave.isActive()
+    text = tmp_path / "mine.txt"
+    text.write_text("a small corpus of plain words, typed by hand. " * 300, encoding="utf-8")
+    with qtbot.waitSignal(w.session.prepare_job.finished, timeout=120000):
+        assert w.session.prepare(PrepareRequest((str(text),), os.path.join(ws.data_dir, "mine"), tokenizer="char"))
+    cfg = run.config()
+    assert cfg.data.dir == os.path.join(ws.data_dir, "mine") and cfg.train.max_steps == 321
+    assert "attention_probe" not in run.read_config_text()  # the demo corpus's probe went with the demo data
+    assert w.config_editor.text() == run.read_config_text()
+    qtbot.waitUntil(w.training.start_button.isEnabled, timeout=5000)
+    assert "demo-1 will train on mine" in w.statusBar().currentMessage()

@@ -39,6 +39,7 @@ class RunActions(QObject):
         panel.compare_requested.connect(self.compare)
         panel.finetune_requested.connect(lambda run_dir: open_finetune(window, run_dir))
         self.evaluate = EvaluateActions(window, session, panel)  # Evaluate… and the saved results
+        session.prepare_job.finished.connect(self._on_prepare_job_finished)
 
     def _say(self, text: str, ms: int = 8000) -> None:
         self.window.statusBar().showMessage(text, ms)
@@ -104,6 +105,23 @@ class RunActions(QObject):
             w.training.set_controller(None)
             w.system_monitor.follow(None)
             w.config_editor.show_no_run(NO_RUN)
+
+    def _on_prepare_job_finished(self, result) -> None:
+        """A data set prepared on the Data tab becomes the data of the runs that were waiting for one (New in a
+        workspace without data): the shown run's pending edit is saved first, and the editor then shows the
+        new data.dir."""
+        if not result.ok or result.meta.get("kind") == "sft":
+            return
+        self.window.save_config()
+        given = self.session.give_data(result.out)
+        if not given:
+            return
+        editor, ctl = self.window.config_editor, self.window.controller()
+        if editor is not None and ctl is not None and ctl.run.name in given:
+            editor.set_text(ctl.run.read_config_text())
+        self.session.data_changed.emit()  # the start blockers and estimates, with the data now there
+        self._say(f"{', '.join(given)} will train on {os.path.basename(os.path.normpath(result.out))}, the data "
+                  f"set just prepared (the one it named was never prepared)", 15000)
 
     def annotate(self, run_dir: str) -> bool:
         ctl = self.session.controller(run_dir)

@@ -192,3 +192,17 @@ def test_import_dialog_says_before_import_when_gguf_is_missing_and_grows_for_a_f
     assert dialog.result.status == "failed" and "not found" in dialog.status.text()
     assert dialog.height() > height
     assert dialog.height() >= dialog.layout().totalHeightForWidth(dialog.width())
+
+
+def test_file_import_model_shows_the_imported_model_selected(qtbot, tmp_path, hf_folder, monkeypatch, window):
+    """File -> Import Model… (the dialog's real import job, the dialog itself stood in for): the new base
+    model is listed, selected and shown, and the status bar says what to do with it."""
+    from studio.views.models import menu_actions
+
+    ws = Workspace.create(str(tmp_path / "ws"))
+    w = window(ws.root)
+    out = os.path.join(ws.runs_dir, "tiny-llama")
+    monkeypatch.setattr(menu_actions, "run_import_dialog", lambda _ws, _parent: _run(qtbot, ImportJob(), hf_folder, out))
+    menu_actions.import_model(w)
+    assert w.current_dir == out and w.controller().run.name == "tiny-llama"
+    assert "Imported tiny-llama" in w.statusBar().currentMessage()

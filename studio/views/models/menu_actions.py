@@ -3,15 +3,22 @@ main_window.py only wires two actions."""
 
 from __future__ import annotations
 
+import os
+
 from studio.views.models.export_dialog import run_export_dialog
 from studio.views.models.import_dialog import run_import_dialog
 
 
 def import_model(window) -> None:
-    """The imported model becomes a run folder (a base model); the runs list is refreshed to show it."""
+    """The imported model becomes a run folder (a base model); the runs list is refreshed and shows it
+    selected, with what to do with it in the status bar."""
     if window.session.workspace is not None:
-        run_import_dialog(window.session.workspace, window)
+        result = run_import_dialog(window.session.workspace, window)
         window.session.refresh()
+        if result is not None and result.ok and window.session.controller(result.run_dir) is not None:
+            window.runs_panel.select_run(result.run_dir)
+            window.statusBar().showMessage(f"Imported {os.path.basename(result.run_dir)}: talk to it on the Generate "
+                                           f"tab, look inside on Attention, or right-click it to fine-tune", 15000)
 
 
 def export_checkpoint(window) -> None:

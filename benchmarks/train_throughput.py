@@ -16,6 +16,14 @@ bf16 when ours trains in bf16), so the distance to the limit is visible.
     python benchmarks/train_throughput.py                      # 6 layers, 384 wide, T=256, batch 12
     python benchmarks/train_throughput.py --precision auto     # ours as `precision: auto` trains it
     python benchmarks/train_throughput.py --n-layer 4 --n-embd 128 --block-size 128 --batch 16
+
+On a GPU (`--device cuda`; see benchmarks/gpu_checks.sh): `--hf-precision same` gives transformers the same
+autocast as ours, `--compile` compiles both models (torch.compile), and the peak is a bf16 (or fp32) 8192^3
+matmul timed on the device, so the percentage is the model FLOPs utilisation (MFU) against what this GPU
+reaches, beside the nominal figure where known (H100 SXM: 989 TFLOP/s dense bf16):
+
+    python benchmarks/train_throughput.py --device cuda --precision bf16 --hf-precision same \
+        --n-layer 12 --n-head 12 --n-embd 768 --block-size 1024 --batch 8 --vocab 50304 [--compile]
 """
 
 from __future__ import annotations
@@ -42,13 +50,14 @@ def model_config(a) -> ModelConfig:
 
 
 def make_ours(a, precision: str):
-    model = GPT(model_config(a))
-    opt = model.make_optimizer(a.lr, 0.1, (0.9, 0.95), 1e-8, "cpu")
-    ctx = autocast_ctx("cpu", precision)
+    model = GPT(model_config(a)).to(a.device)
+    opt = model.make_optimizer(a.lr, 0.1, (0.9, 0.95), 1e-8, a.device)
+    ctx = autocast_ctx(a.device, precision)
+    forward = torch.compile(model) if a.compile else model
 
     def step(x, y):
         with ctx:
-            _, loss, _ = model(x, y)
+            _, loss, _ = forward(x, y)
         loss.backward()
         clip_gradients(model, 1.0, "norm")
         opt.step()
@@ -58,13 +67,15 @@ def make_ours(a, precision: str):
     return model, step
 
 
-def make_hf(a):
+def make_hf(a, precision: str):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     cfg = GPT2Config(vocab_size=a.vocab, n_positions=a.block_size, n_embd=a.n_embd, n_layer=a.n_layer,
                      n_head=a.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False)
-    model = GPT2LMHeadModel(cfg)
+    model = GPT2LMHeadModel(cfg).to(a.device)
     model.train()
+    ctx = autocast_ctx(a.device, precision)
+    forward = torch.compile(model) if a.compile else model
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
@@ -73,7 +84,8 @@ def make_hf(a):
     def step(x, y):
         # labels=inputs shifted inside HF; pass x+next token as one sequence of T+1? Keep shapes equal:
         # HF predicts positions 1..T-1 from x; we feed the same x and its labels x (HF shifts internally).
-        out = model(input_ids=x, labels=x)
+        with ctx:
+            out = forward(input_ids=x, labels=x)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -83,14 +95,23 @@ def make_hf(a):
     return model, step
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    """FLOP/s of the best of `reps` n x n x n matmuls in `dtype` (the practical peak of this machine)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak(dtype: torch.dtype, device: str = "cpu", reps: int = 5) -> float:
+    """FLOP/s of the best of `reps` n x n x n matmuls in `dtype` (the practical peak of this machine):
+    n = 2048 on a CPU, 8192 on a GPU."""
+    n = 8192 if device.startswith("cuda") else 2048
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(reps):
+        sync(device)
         t0 = time.perf_counter()
         torch.mm(a, b)
+        sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n ** 3 / best
 
@@ -107,38 +128,46 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
-                   help="our side's train.precision (transformers stays fp32)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+                   help="our side's train.precision")
+    p.add_argument("--hf-precision", choices=("fp32", "same"), default="fp32",
+                   help="transformers' precision: fp32 (its default), or the same autocast as ours (GPU)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--compile", action="store_true", help="torch.compile both models")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    precision, why = resolve_precision(a.precision, "cpu", a.n_embd)
+    precision, why = resolve_precision(a.precision, a.device, a.n_embd)
+    hf_precision = precision if a.hf_precision == "same" else "fp32"
     ours_model, ours = make_ours(a, precision)
-    hf_model, hf = make_hf(a)
+    hf_model, hf = make_hf(a, hf_precision)
     n_ours = sum(p.numel() for p in ours_model.parameters())
     n_hf = sum(p.numel() for p in hf_model.parameters())
-    x = torch.randint(0, a.vocab, (a.batch, a.block_size))
-    y = torch.randint(0, a.vocab, (a.batch, a.block_size))
-    for _ in range(a.warmup):
+    x = torch.randint(0, a.vocab, (a.batch, a.block_size), device=a.device)
+    y = torch.randint(0, a.vocab, (a.batch, a.block_size), device=a.device)
+    for _ in range(a.warmup):  # with --compile the first steps compile
         ours(x, y)
         hf(x, y)
     times = {"ours": [], "hf": []}
     for _ in range(a.steps):
         for name, fn in (("ours", ours), ("hf", hf)):
+            sync(a.device)
             t0 = time.perf_counter()
-            fn(x, y)
+            fn(x, y)  # .item() of the loss waits for the step on a GPU too
+            sync(a.device)
             times[name].append(time.perf_counter() - t0)
     tokens = a.batch * a.block_size
     med = {k: statistics.median(v) for k, v in times.items()}
     flops = flops_per_token(model_config(a), a.vocab)
-    peaks = {"fp32": matmul_peak(torch.float32)}
-    if precision == "bf16":
-        peaks["bf16"] = matmul_peak(torch.bfloat16)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    peaks = {k: matmul_peak(dtypes[k], a.device) for k in sorted({precision, hf_precision})}
+    device = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"cpu, {a.threads} threads"
     print(f"shape: {a.n_layer} layers, {a.n_head} heads, {a.n_embd} wide, T={a.block_size}, vocab {a.vocab}, "
-          f"batch {a.batch}, {a.threads} threads; params ours {n_ours / 1e6:.2f}M, hf {n_hf / 1e6:.2f}M")
-    print(f"precision: ours {precision} ({why}); hf fp32")
-    print("matmul peak (2048^3, best of 5): " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
-    for name, prec in (("ours", precision), ("hf", "fp32")):
+          f"batch {a.batch}, {device}{', compiled' if a.compile else ''}; params ours {n_ours / 1e6:.2f}M, "
+          f"hf {n_hf / 1e6:.2f}M")
+    print(f"precision: ours {precision} ({why}); hf {hf_precision}")
+    print("matmul peak (best of 5): " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
+    for name, prec in (("ours", precision), ("hf", hf_precision)):
         v = times[name]
         achieved = flops * tokens / med[name]
         print(f"{name:5s}: {med[name] * 1000:8.1f} ms/step (min {min(v) * 1000:.1f}, max {max(v) * 1000:.1f}), "

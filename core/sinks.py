@@ -118,7 +118,8 @@ class ProgressSink:
         if kind == "start":
             self.max_steps = int(ev.get("max_steps", 0))
             self._line(f"training {ev.get('params', 0) / 1e6:.2f}M parameters on {ev.get('device')} "
-                       f"({ev.get('precision')}, world size {ev.get('world_size')}), "
+                       f"({ev.get('precision')}, world size {ev.get('world_size')}"
+                       f"{', ' + ev['backend'] if ev.get('backend') else ''}), "
                        f"{ev.get('tokens_per_step')} tokens/step, run folder {ev.get('run_dir')}", final=True)
         elif kind == "step":
             now = time.monotonic()

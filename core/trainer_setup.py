@@ -83,7 +83,9 @@ class Trainer:
 
     @property
     def ddp(self) -> bool:
-        return self.world > 1
+        """Several processes, or one launched by torchrun (the process group and DDP's all-reduces then run
+        on a single GPU too: `torchrun --nproc_per_node 1` checks the NCCL path on a one-GPU machine)."""
+        return self.world > 1 or dist.is_initialized()
 
     @property
     def dev_type(self) -> str:
@@ -220,10 +222,11 @@ def make_sinks(cfg: Config, resume: bool, events: bool) -> Sinks:
 
 # ----------------------------------------------------------------------------------------- set-up
 def init_device(cfg: Config, world: int) -> tuple[str, str, str]:
-    """(device, precision, why); joins the process group under torchrun (nccl on GPU, gloo on CPU)."""
+    """(device, precision, why); joins the process group under torchrun (nccl on GPU, gloo on CPU), with a
+    single process too."""
     device = resolve_device(cfg.train.device, "train.device", "train.device")
     precision, why = resolve_precision(cfg.train.precision, device, cfg.model.n_embd)
-    if world > 1:
+    if world > 1 or "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun sets it; plain `llm-train train` does not
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         if device == "cuda":
             torch.cuda.set_device(local_rank)
@@ -336,7 +339,8 @@ def announce(tr: Trainer, config_path: str, overrides: list[str]) -> None:
         save_run_configs(cfg, config_path, overrides)  # config.yaml as used (comments kept), resolved
     tr.sinks.emit(make_event(
         "start", run_dir=cfg.run.dir, config=tr.resolved, params=tr.raw_model.num_params(), device=tr.device,
-        precision=tr.precision, precision_reason=tr.precision_reason, world_size=tr.world, tokens_per_step=tr.tokens_per_step,
+        precision=tr.precision, precision_reason=tr.precision_reason, world_size=tr.world,
+        backend=dist.get_backend() if dist.is_initialized() else None, tokens_per_step=tr.tokens_per_step,
         max_steps=t.max_steps, start_step=tr.state.step, resumed=bool(tr.resume_from), parent=tr.parent,
         compile=t.compile, versions=environment_versions(cfg.data.dir), pid=os.getpid()))
 

@@ -356,6 +356,7 @@ def _event_line(ev: dict) -> str | None:
         what = "resumed" if ev.get("resumed") else "started"
         return (f"[studio] run {what} at step {ev.get('start_step', 0)}: {_count(ev.get('params'))} parameters on "
                 f"{ev.get('device', '?')} ({ev.get('precision', '?')}), world size {ev.get('world_size', 1)}"
+                + (f" ({ev['backend']})" if ev.get("backend") else "")
                 + (f"; precision: {ev['precision_reason']}" if ev.get("precision_reason") else ""))
     if kind == "eval":
         return (f"[studio] step {step}: val loss {as_float(ev.get('val_loss')):.4f}, train loss "

@@ -75,13 +75,33 @@ def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path, char_da
         env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
     evs = events_of(out.stdout)
-    assert evs[0]["event"] == "start" and evs[0]["world_size"] == 2
+    assert evs[0]["event"] == "start" and evs[0]["world_size"] == 2 and evs[0]["backend"] == "gloo"
     assert [e["event"] for e in evs].count("start") == 1, "only rank 0 speaks"
     assert_same_weights(weights(run_dir_of(single)), weights(run_dir_of(ddp)), atol=1e-5)
     single_losses = [e["loss"] for e in read_events(os.path.join(run_dir_of(single), "metrics.jsonl"))
                      if e["event"] == "step"]
     ddp_losses = [e["loss"] for e in evs if e["event"] == "step"]
     assert np.allclose(single_losses, ddp_losses, atol=1e-5)
+
+
+def test_torchrun_with_one_process_runs_the_ddp_path_and_matches_a_plain_run(tmp_path, char_data):
+    """`torchrun --nproc_per_node 1` joins the process group and wraps the model in DDP (so a one-GPU
+    machine checks the NCCL path; gloo here), and trains exactly what a plain single process trains."""
+    import subprocess
+
+    common = {"max_steps": 3, "warmup_steps": 0, "batch_size": 4}
+    plain = write_config(tmp_path, char_data, train=common, run={"dir": "runs/plain"}, name="plain.yaml")
+    one = write_config(tmp_path, char_data, train=common, run={"dir": "runs/one"}, name="one.yaml")
+    assert train_inproc(plain) == 0
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+         "-m", "core", "train", "--config", one, "--events"],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    evs = events_of(out.stdout)
+    assert evs[0]["event"] == "start" and evs[0]["world_size"] == 1 and evs[0]["backend"] == "gloo"
+    assert_same_weights(weights(run_dir_of(plain)), weights(run_dir_of(one)), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------- clipping
@@ -213,7 +233,7 @@ def test_event_stream_and_metrics_file_agree(tmp_path, char_data):
     assert len(att["ids"]) == 32 and head.index(probe) == head.index("\n") + 1
     step = next(e for e in evs if e["event"] == "step")
     assert {"loss", "lr", "grad_norm", "clipped", "tokens", "tokens_per_s", "elapsed_s"} <= set(step)
-    assert evs[0]["params"] > 0 and evs[0]["world_size"] == 1 and evs[0]["device"] == "cpu"
+    assert evs[0]["params"] > 0 and evs[0]["world_size"] == 1 and evs[0]["device"] == "cpu" and evs[0]["backend"] is None
     resolved = load_config(os.path.join(tmp_path, "runs", "r", "config.resolved.yaml"))
     assert resolved.model.vocab_size == 43 and resolved.train.seed == 7 and resolved.data.dir == char_data
     file_events = read_events(os.path.join(tmp_path, "runs", "r", "metrics.jsonl"))

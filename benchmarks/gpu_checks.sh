@@ -10,7 +10,8 @@
 # 2. the engine itself (`llm-train train`) on that shape: one process, then DDP through torchrun with
 #    NCCL (one GPU), then fp16 with the grad scaler; each run's start event and last step event (tokens/s,
 #    mfu against the GPU's nominal peak) are printed
-# 3. generation at batch 1 (GPT-2 small's shape, bf16, 256 new tokens) vs transformers' generate
+# 3. generation at batch 1 (GPT-2 small's shape, bf16, 256 new tokens) vs transformers' generate, and of an
+#    imported 135M Llama-shaped model (fp32 and bf16, 128 new tokens) vs transformers on the same weights
 # 4. LoRA fine-tuning of a 135M Llama-shaped model vs transformers + peft (bf16)
 # Each step has a time limit (STEP_TIMEOUT, default 240 s); one failing step does not stop the others.
 # SMOKE=1 runs the same steps on the CPU at a tiny shape (fp32 for the fp16 step): a check of the script.
@@ -86,6 +87,9 @@ last_events "$OUT/engine_${HALF}_scaler.log" | tee -a "$SUMMARY"
 
 step generate 4 $PY benchmarks/generate_speed.py --device $DEV --dtype bfloat16 --hf-dtype same --n-layer $L \
   --n-head $H --n-embd $E --vocab $V --block-size $T --new-tokens $((T < 512 ? 32 : 256)) --repeat 3
+if [ "${SMOKE:-0}" != 1 ]; then  # issue 10: an imported 135M Llama-shaped model, 128 new tokens, vs transformers
+  step generate_imported_135m 5 $PY benchmarks/interop_generate.py --device cuda --repeat 3
+fi
 if [ "${SMOKE:-0}" = 1 ]; then
   step lora_vs_peft 6 $PY benchmarks/finetune_lora.py --device cpu --n-layer 2 --seq 64 --batch 1 --steps 2 --warmup 1
 else

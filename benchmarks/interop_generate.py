@@ -12,7 +12,7 @@ With --dtypes float32,bfloat16 (the default) both sides also run with bf16 weigh
 --dtype bfloat16`, the studio's workers likewise, with its Linear layers prepacked for oneDNN on a CPU with
 native bf16, see core/cpu_linear.py; transformers: `dtype=torch.bfloat16`): half the bytes per token.
 
-    python benchmarks/interop_generate.py [--repeat 3] [--dtypes float32,bfloat16]
+    python benchmarks/interop_generate.py [--repeat 3] [--dtypes float32,bfloat16] [--device cuda]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of each side, interleaved (median)")
     ap.add_argument("--dtypes", default="float32,bfloat16", help="the weight dtypes to compare, each on both sides")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     import transformers
@@ -47,15 +48,16 @@ def main() -> None:
         n = make_hf_folder(os.path.join(tmp, "hf"))
         assert cli(["import", os.path.join(tmp, "hf"), "--out", os.path.join(tmp, "imp")]) == 0
         path = latest_checkpoint(os.path.join(tmp, "imp"))
-        sides = {name: (load_for_generation(path, "cpu", DTYPES[name])[0],
+        sides = {name: (load_for_generation(path, a.device, DTYPES[name])[0],
                         transformers.AutoModelForCausalLM.from_pretrained(os.path.join(tmp, "hf"),
-                                                                          dtype=DTYPES[name]).eval())
+                                                                          dtype=DTYPES[name]).eval().to(a.device))
                  for name in a.dtypes.split(",")}
-    bandwidth = copy_bandwidth()
+    bandwidth = copy_bandwidth(device=a.device)
+    where = torch.cuda.get_device_name() if a.device.startswith("cuda") else f"{a.threads} threads"
     print(f"model                {n / 1e6:.1f}M parameters (random), batch 1, {a.new_tokens} new tokens, "
-          f"{a.threads} threads, median of {a.repeat} interleaved runs")
+          f"{where}, median of {a.repeat} interleaved runs")
     for name, (ours, hf) in sides.items():
-        t_ours, t_hf, same = compare(ours, hf, prompt, a.new_tokens, a.repeat)
+        t_ours, t_hf, same = compare(ours, hf, prompt, a.new_tokens, a.repeat, a.device)
         weight_bytes = sum(t.numel() * t.element_size() for t in hf.parameters())  # ours may be prepacked
         bound = bandwidth / weight_bytes
         print(f"{name:9s} ours {a.new_tokens / t_ours:6.1f} tokens/s   transformers {a.new_tokens / t_hf:6.1f} tokens/s"
@@ -65,10 +67,15 @@ def main() -> None:
               f"{a.new_tokens / t_hf / bound:.0%}")
 
 
-def compare(ours, hf, prompt: list[int], new: int, repeat: int) -> tuple[float, float, int]:
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def compare(ours, hf, prompt: list[int], new: int, repeat: int, device: str = "cpu") -> tuple[float, float, int]:
     """Median seconds of ours and of transformers' generate (interleaved), and how many greedy tokens agree."""
     p = SampleParams(max_new_tokens=new, temperature=0.0)
-    x = torch.tensor([prompt])
+    x = torch.tensor([prompt], device=device)
 
     def run_hf(k: int) -> torch.Tensor:
         with torch.inference_mode():
@@ -78,24 +85,29 @@ def compare(ours, hf, prompt: list[int], new: int, repeat: int) -> tuple[float, 
     run_hf(4)
     t_ours, t_hf = [], []
     for _ in range(repeat):
+        sync(device)
         t0 = time.perf_counter()
         mine = [s.token_id for s in generate_steps(ours, prompt, p)]
+        sync(device)
         t_ours.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         theirs = run_hf(new)[0, len(prompt):].tolist()
+        sync(device)
         t_hf.append(time.perf_counter() - t0)
     same = sum(m == t for m, t in zip(mine, theirs, strict=True))
     return statistics.median(t_ours), statistics.median(t_hf), same
 
 
-def copy_bandwidth(mib: int = 512, runs: int = 5) -> float:
+def copy_bandwidth(mib: int = 512, runs: int = 5, device: str = "cpu") -> float:
     """Bytes per second moved by a large tensor copy (read + write), the best of a few runs."""
-    src = torch.rand(mib * 2**18)
+    src = torch.rand(mib * 2**18, device=device)
     dst = torch.empty_like(src)
     best = float("inf")
     for _ in range(runs):
+        sync(device)
         t0 = time.perf_counter()
         dst.copy_(src)
+        sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2 * src.numel() * src.element_size() / best
 

@@ -357,3 +357,24 @@ def test_an_empty_workspace_shows_no_other_workspaces_run(qtbot, window, workspa
     late.show()
     late.ensure_panels()
     assert late.config_editor.text() == "" and "No run in this workspace" in late.config_editor.lock_label.text()
+
+
+def test_a_long_run_name_is_elided_in_the_middle_not_pushing_the_columns_away(qtbot, window, workspace):
+    """A run renamed to a long name: status, step and best loss stay in view (the name column no longer
+    grows past what the list shows; the name is elided in the middle, its tooltip keeps the folder); with
+    room enough (a wider list) the name is shown in full again."""
+    w = window
+    tiny = workspace.run("tiny")
+    new_dir, why = w.session.rename_run(tiny.dir, "tiny-from-1000-going-on-at-the-final-rate-for-longer")
+    assert new_dir, why
+    tree = w.runs_panel.tree
+    w.splitter.setSizes([200, w.width() - 200])
+    qtbot.wait(50)  # the list at its narrowest (the panel's minimum width)
+    header = tree.header()
+    right = header.sectionPosition(3) + header.sectionSize(3)  # the Best column's right edge
+    assert right <= tree.viewport().width() and header.offset() == 0  # nothing scrolled out of sight
+    item = tree.topLevelItem(0)
+    assert tree.columnWidth(0) < tree.fontMetrics().horizontalAdvance(item.text(0))  # elided, not widened
+    assert tree.textElideMode() == Qt.TextElideMode.ElideMiddle
+    w.splitter.setSizes([900, w.width() - 900])
+    qtbot.waitUntil(lambda: tree.columnWidth(0) >= tree.fontMetrics().horizontalAdvance(item.text(0)), timeout=3000)

@@ -35,6 +35,7 @@ COLUMNS = ("Run", "Status", "Step", "Best", "Time", "Eval ppl", "BLEU")
 HEADER_TIPS = ("Run name (forks under their parent)", "Status", "Step reached / train.max_steps",
                "Best validation loss", "Training time", "Perplexity of the latest text evaluation",
                "BLEU of the latest pairs evaluation")
+NAME_MIN = 160  # px: the name column is not elided below this; a narrower list scrolls sideways
 EVAL_COLUMNS = {5: ("eval_perplexity", "{:.4g}"), 6: ("eval_bleu", "{:.1f}")}  # column: summary key, format
 DIR_ROLE = Qt.ItemDataRole.UserRole
 
@@ -60,6 +61,7 @@ class RunsPanel(QWidget):
         super().__init__(parent)
         self._items: dict[str, QTreeWidgetItem] = {}
         self._eval_shown = False  # an evaluation column is shown (the list widens when one appears)
+        self._name_want = 0  # the name column's width with every name in full
         self._updating = False
         title = QLabel("Runs")
         title.setObjectName("heading")
@@ -72,8 +74,9 @@ class RunsPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
         header = self.tree.header()
-        header.setStretchLastSection(True)  # names are never cut: a narrow list scrolls sideways instead
+        header.setStretchLastSection(True)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)  # fitted in _fit_names()
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its distinct end
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)
@@ -157,10 +160,25 @@ class RunsPanel(QWidget):
         self._update_buttons()
 
     def _fit_names(self) -> None:
-        """The name column as wide as its longest name (indented, after the tick box) plus a margin: the
-        contents' size hint alone left names elided by a few pixels under some themes."""
+        """The name column as wide as its longest name (indented, after the tick box) plus a margin (the
+        contents' size hint alone left names elided by a few pixels under some themes), but no wider than
+        leaves the other shown columns in view: a long name is elided in the middle (its tooltip has the
+        folder) rather than pushing status, step and loss out of sight. Below NAME_MIN the list scrolls."""
         self.tree.resizeColumnToContents(0)
-        self.tree.setColumnWidth(0, self.tree.columnWidth(0) + 8)
+        self._name_want = self.tree.columnWidth(0) + 8
+        room = self.tree.viewport().width() - self._other_columns_width()
+        self.tree.setColumnWidth(0, min(self._name_want, max(room, NAME_MIN)))
+
+    def _other_columns_width(self) -> int:
+        """What the shown columns after the name need (their contents or header, whichever is wider)."""
+        header = self.tree.header()
+        return sum(max(self.tree.sizeHintForColumn(c), header.sectionSizeHint(c))
+                   for c in range(1, self.tree.columnCount()) if not self.tree.isColumnHidden(c))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if self._items:
+            self._fit_names()  # more room (the splitter moved, the window grew): longer names in full
 
     def update_run(self, summary: dict) -> None:
         item = self._items.get(summary["dir"])
@@ -218,11 +236,13 @@ class RunsPanel(QWidget):
         splitter = self.parentWidget()
         if not isinstance(splitter, QSplitter) or splitter.count() < 2 or splitter.widget(0) is not self:
             return
-        hidden = self.tree.header().length() - self.tree.viewport().width()  # what the list scrolls to show
+        # what the list would scroll to show with every name in full
+        hidden = self._name_want + self._other_columns_width() - self.tree.viewport().width()
         sizes = splitter.sizes()
         grow = min(hidden, sizes[1] - splitter.widget(1).minimumSizeHint().width())
         if grow > 0:
             splitter.setSizes([sizes[0] + grow, sizes[1] - grow, *sizes[2:]])
+            self._fit_names()
 
     def matches(self, s: dict) -> bool:
         """Whether a run passes the filter: every word of the text in its name or (#word) its tags, and

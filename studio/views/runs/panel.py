@@ -36,6 +36,7 @@ HEADER_TIPS = ("Run name (forks under their parent)", "Status", "Step reached / 
                "Best validation loss", "Training time", "Perplexity of the latest text evaluation",
                "BLEU of the latest pairs evaluation")
 NAME_MIN = 160  # px: the name column is not elided below this; a narrower list scrolls sideways
+NAME_WIDE = 260  # px: the most the list widens for names when an evaluation column appears
 EVAL_COLUMNS = {5: ("eval_perplexity", "{:.4g}"), 6: ("eval_bleu", "{:.1f}")}  # column: summary key, format
 DIR_ROLE = Qt.ItemDataRole.UserRole
 
@@ -236,8 +237,8 @@ class RunsPanel(QWidget):
         splitter = self.parentWidget()
         if not isinstance(splitter, QSplitter) or splitter.count() < 2 or splitter.widget(0) is not self:
             return
-        # what the list would scroll to show with every name in full
-        hidden = self._name_want + self._other_columns_width() - self.tree.viewport().width()
+        # what the list lacks to show every column, names in full up to NAME_WIDE (longer ones are elided)
+        hidden = min(self._name_want, NAME_WIDE) + self._other_columns_width() - self.tree.viewport().width()
         sizes = splitter.sizes()
         grow = min(hidden, sizes[1] - splitter.widget(1).minimumSizeHint().width())
         if grow > 0:

@@ -1,7 +1,7 @@
 """The learning-rate schedule: warm-up, then a decay to train.min_lr at train.max_steps; pure Python.
 
-The studio imports it (no torch here) to say what rate a checkpoint was trained at and to give a fork or a
-continued run the rate its parent had reached.
+The studio imports it (no torch here) to show the rate a checkpoint was trained at and to start a fork's or a
+continued run's schedule over (`goes_on` says whether from that rate or with a fresh warm-up).
 
 A run that goes on from a checkpoint (a fork, or "continue for more steps" after max_steps was raised)
 would otherwise have its whole schedule stretched to the new max_steps: a cosine that had decayed to

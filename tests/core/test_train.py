@@ -58,6 +58,19 @@ def test_grad_accumulation_equals_big_batch(tmp_path, char_data):
     assert moved > 1e-4
 
 
+def _torchrun(nproc: int, config: str, cwd) -> list[dict]:
+    """`torchrun --standalone --nproc_per_node N -m core train --config C --events` (gloo); its events."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+         "-m", "core", "train", "--config", config, "--events"],
+        capture_output=True, text=True, timeout=300, cwd=str(cwd),
+        env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return events_of(out.stdout)
+
+
 def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path, char_data):
     """torchrun --nproc_per_node 2 (gloo) with micro-batch b == 1 process with accumulation 2."""
     common = {"max_steps": 2, "warmup_steps": 0, "batch_size": 4}
@@ -66,15 +79,7 @@ def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path, char_da
     ddp = write_config(tmp_path, char_data, train={**common, "grad_accum_steps": 1},
                        run={"dir": "runs/ddp"}, name="ddp.yaml")
     assert train_inproc(single) == 0
-    import subprocess
-
-    out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "core", "train", "--config", ddp, "--events"],
-        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
-        env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    evs = events_of(out.stdout)
+    evs = _torchrun(2, ddp, tmp_path)
     assert evs[0]["event"] == "start" and evs[0]["world_size"] == 2 and evs[0]["backend"] == "gloo"
     assert [e["event"] for e in evs].count("start") == 1, "only rank 0 speaks"
     assert_same_weights(weights(run_dir_of(single)), weights(run_dir_of(ddp)), atol=1e-5)
@@ -87,19 +92,11 @@ def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path, char_da
 def test_torchrun_with_one_process_runs_the_ddp_path_and_matches_a_plain_run(tmp_path, char_data):
     """`torchrun --nproc_per_node 1` joins the process group and wraps the model in DDP (so a one-GPU
     machine checks the NCCL path; gloo here), and trains exactly what a plain single process trains."""
-    import subprocess
-
     common = {"max_steps": 3, "warmup_steps": 0, "batch_size": 4}
     plain = write_config(tmp_path, char_data, train=common, run={"dir": "runs/plain"}, name="plain.yaml")
     one = write_config(tmp_path, char_data, train=common, run={"dir": "runs/one"}, name="one.yaml")
     assert train_inproc(plain) == 0
-    out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
-         "-m", "core", "train", "--config", one, "--events"],
-        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
-        env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    evs = events_of(out.stdout)
+    evs = _torchrun(1, one, tmp_path)
     assert evs[0]["event"] == "start" and evs[0]["world_size"] == 1 and evs[0]["backend"] == "gloo"
     assert_same_weights(weights(run_dir_of(plain)), weights(run_dir_of(one)), atol=1e-6)
 

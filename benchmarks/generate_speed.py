@@ -24,6 +24,7 @@ import sys
 import time
 
 import torch
+from device_sync import sync
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
@@ -48,11 +49,6 @@ def run_ours(a, prompt: list[int]) -> tuple[float, list[int]]:
     out = [s.token_id for s in generate_steps(model, prompt, p)]
     sync(a.device)
     return time.perf_counter() - t0, out
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def run_hf(a, prompt: list[int]) -> tuple[float, list[int]]:

@@ -25,6 +25,7 @@ import tempfile
 import time
 
 import torch
+from device_sync import sync
 from interop_common import make_hf_folder
 
 from core.cli import main as cli
@@ -65,11 +66,6 @@ def main() -> None:
         print(f"{'':9s} memory-bound limit {bound:.1f} tokens/s ({weight_bytes / 2**20:.0f} MiB read per token at the"
               f" measured copy bandwidth): ours {a.new_tokens / t_ours / bound:.0%}, transformers "
               f"{a.new_tokens / t_hf / bound:.0%}")
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def compare(ours, hf, prompt: list[int], new: int, repeat: int, device: str = "cpu") -> tuple[float, float, int]:

@@ -34,6 +34,7 @@ import sys
 import time
 
 import torch
+from device_sync import sync
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
@@ -93,11 +94,6 @@ def make_hf(a, precision: str):
         return out.loss.item()
 
     return model, step
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def matmul_peak(dtype: torch.dtype, device: str = "cpu", reps: int = 5) -> float:

@@ -19,6 +19,7 @@ goes with the checkpoint when that is pruned.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -95,9 +96,15 @@ def give_default_mode(path: str) -> None:
     was readable. No-op off POSIX."""
     if os.name != "posix":
         return
+    os.chmod(path, 0o666 & ~_umask())
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once: reading it means setting it, which another thread would see."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    return umask
 
 
 def atomic_write_json(path: str, obj: object, *, indent: int | None = 2, fsync: bool = False) -> None:

@@ -8,6 +8,7 @@ watch the curves, Stop and Resume).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,10 +47,8 @@ run:
   dir: .
 """
 DEMO_PROBE_TEXT = "copy: abcdef|abcdef\nreverse: abcdef|fedcba\nadd: 123+456=579"
-DEMO_PROBE = """\
-  # in the corpus's own characters (a char tokenizer shows <unk> for any other)
-  attention_probe: "copy: abcdef|abcdef\\nreverse: abcdef|fedcba\\nadd: 123+456=579"
-"""
+DEMO_PROBE = ("  # in the corpus's own characters (a char tokenizer shows <unk> for any other)\n"
+              f"  attention_probe: {json.dumps(DEMO_PROBE_TEXT)}\n")  # JSON's string is YAML's double-quoted one
 
 
 def home_dir() -> str:

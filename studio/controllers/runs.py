@@ -185,13 +185,14 @@ class WorkspaceSession(QObject):
         from core.schedule import goes_on, lr_at
 
         ctl = self.controller(run_dir)
-        if ctl is None or self.workspace is None or not ctl.run.checkpoints():
+        checkpoints = ctl.run.checkpoints() if ctl is not None else []
+        if self.workspace is None or not checkpoints:
             return None
         cfg = ctl.run.config_or_none()
         train = dict(cfg.train.__dict__) if cfg is not None else {}
         rates = {ck.step: (lr_at(ck.step, cfg.train), goes_on(ck.step, cfg.train))
-                 for ck in ctl.run.checkpoints()} if cfg is not None else {}
-        step = ctl.run.checkpoints()[-1].step
+                 for ck in checkpoints} if cfg is not None else {}
+        step = checkpoints[-1].step
         return ctl, train, self.workspace.unique_run_name(f"{ctl.run.name}-from-{step}", counted=False), rates
 
     def default_run_name(self, config_text: str) -> str:
@@ -354,8 +355,10 @@ class WorkspaceSession(QObject):
         data = out if os.path.isabs(out) else os.path.join(ws.root, out)
         given = []
         for run_dir, ctl in self.controllers.items():
+            if ctl.status != "new" or ctl.is_running():
+                continue
             cfg = ctl.run.config_or_none()
-            if cfg is None or not ctl.startable() or ctl.status != "new" or is_data_dir(cfg.data.dir):
+            if cfg is None or is_data_dir(cfg.data.dir):
                 continue
             text = with_changes(ctl.run.read_config_text(), {"data.dir": os.path.relpath(data, ctl.run.dir)})
             if cfg.run.attention_probe == demo.DEMO_PROBE_TEXT:

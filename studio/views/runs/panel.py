@@ -178,7 +178,7 @@ class RunsPanel(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
-        if self._items:
+        if self._items and event.size().width() != event.oldSize().width():
             self._fit_names()  # more room (the splitter moved, the window grew): longer names in full
 
     def update_run(self, summary: dict) -> None:

@@ -38,6 +38,7 @@ class SideState:
     result: dict | None = None
     error: str = ""
     note: str = ""                     # e.g. "from history"
+    checkpoint: str = ""               # the checkpoint that wrote the output shown ("" before any)
 
     @property
     def worker(self) -> InferenceWorker | None:
@@ -156,6 +157,7 @@ class GenerationSession(QObject):
         for name, out in zip(sides, entry.get("outputs", []), strict=False):
             s = self.sides[name]
             s.tokens, s.result, s.error, s.offset, s.note = [], None, "", 0, "from history"
+            s.checkpoint = out.get("checkpoint", "")
             self.output_started.emit(name, self.prompt)
             self._append(s, {"text": out.get("text", ""), "token_id": -1, "top": []})
             self.side_changed.emit(name)
@@ -168,6 +170,7 @@ class GenerationSession(QObject):
     # ------------------------------------------------------------------ plumbing
     def _start(self, s: SideState, checkpoint: str, **fields) -> None:
         s.rid = s.link.request(checkpoint, "generate", top_n=TOP_N, **fields)
+        s.checkpoint = checkpoint
         s.t0, s.note = time.monotonic(), ""
         self.side_changed.emit(s.name)
         self.busy_changed.emit(True)

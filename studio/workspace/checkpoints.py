@@ -8,6 +8,7 @@ import os
 
 from core import layout
 from core.errors import CheckpointError
+from studio.workspace.run import Run
 from studio.workspace.workspace import Workspace, run_of  # noqa: F401 (run_of is used from here too)
 
 
@@ -46,3 +47,24 @@ def checkpoint_refusal(path: str) -> str | None:
     except CheckpointError as exc:
         return str(exc)
     return None
+
+
+def counterpart(checkpoint: str, offered: list[str]) -> str | None:
+    """What to show beside `checkpoint` when side by side is turned on (the same one twice shows nothing):
+    the newest checkpoint of its run's parent (a fork or copy against where it came from), else of
+    another run, else its own run's oldest (how far training took it). `offered` as a picker lists them."""
+    run = run_of(checkpoint)
+    others = [p for p in offered if p != checkpoint]
+    if not run or not others:
+        return others[0] if others else None
+    newest = {}
+    for p in others:  # a picker lists each run's checkpoints newest first
+        newest.setdefault(run_of(p), p)
+    parent = Run(run).parent_dir()
+    if parent and os.path.normpath(parent) in newest:
+        return newest[os.path.normpath(parent)]
+    foreign = [p for r, p in newest.items() if r != run]
+    if foreign:
+        return foreign[0]
+    own = [p for p in others if run_of(p) == run]
+    return min(own, key=lambda p: layout.checkpoint_step(p) or 0) if own else others[0]

@@ -105,3 +105,22 @@ def test_other_folder_refuses_what_the_engine_refuses_with_its_message(qtbot, ws
     with qtbot.waitSignal(picker.checkpoint_changed, timeout=5000):
         picker.browse()
     assert picker.checkpoint() == good
+
+
+def test_side_by_side_starts_on_the_parent_then_another_run_then_the_oldest(tmp_path):
+    """counterpart(): what side B shows when side by side is turned on, never A's own checkpoint."""
+    from studio.workspace.checkpoints import counterpart
+    from studio.workspace.run import Run
+
+    def ck(run: str, step: int) -> str:
+        path = tmp_path / "runs" / run / "checkpoints" / f"step-{step:06d}"
+        path.mkdir(parents=True)
+        return str(path)
+
+    a10, a20, b30, b40, c5 = ck("a", 10), ck("a", 20), ck("b", 30), ck("b", 40), ck("c", 5)
+    Run(str(tmp_path / "runs" / "c")).set_lineage("fork", "../b", b30)
+    # as a picker lists them: the selected run's newest first, then the other runs by name
+    assert counterpart(c5, [c5, a20, a10, b40, b30]) == b40          # a fork: its parent's newest
+    assert counterpart(b40, [b40, b30, a20, a10, c5]) == a20         # another run's newest
+    assert counterpart(a20, [a20, a10]) == a10                       # one run: its oldest
+    assert counterpart(a20, [a20]) is None

@@ -137,8 +137,8 @@ def test_finished_tokens_are_coloured_offer_alternatives_and_inspect_attention(q
 
 
 def test_side_by_side_runs_two_checkpoints_and_records_history(qtbot, panel, tiny_ws, tmp_path):
-    panel.compare.setChecked(True)
-    panel.sides["B"].picker.set_checkpoint(ckpt(tiny_ws, 20))
+    panel.compare.setChecked(True)  # B starts on another checkpoint than A: here the run's oldest
+    assert os.path.realpath(panel.sides["B"].picker.checkpoint()) == ckpt(tiny_ws, 20)
     entry = generate(qtbot, panel, max_new_tokens=25, temperature=1.0, seed=5)
     a, b = entry["outputs"]
     assert (os.path.realpath(a["checkpoint"]), os.path.realpath(b["checkpoint"])) == (ckpt(tiny_ws, 40),
@@ -155,6 +155,19 @@ def test_side_by_side_runs_two_checkpoints_and_records_history(qtbot, panel, tin
     again.restore_entry(again.history.entries[0])
     assert again.prompt.toPlainText() == "add: 1" and again.params.values()["max_new_tokens"] == 25
     assert again.sides["B"].output.output_text() == b["text"]
+
+
+def test_the_header_names_the_checkpoint_that_wrote_the_output(qtbot, panel, tiny_ws):
+    """A training run's newest checkpoint is offered as it is written: the output keeps its own label."""
+    a = panel.sides["A"]
+    generate(qtbot, panel, max_new_tokens=5)
+    assert "tiny · step 40</b>" in a.header.text() and "Generate uses" not in a.header.text()
+    a.picker.set_checkpoint(ckpt(tiny_ws, 20))
+    assert "tiny · step 40</b>" in a.header.text(), a.header.text()
+    assert "5 tokens" in a.header.text() and "Generate uses tiny · step 20" in a.header.text()
+    entry = generate(qtbot, panel, max_new_tokens=5)
+    assert os.path.realpath(entry["outputs"][0]["checkpoint"]) == ckpt(tiny_ws, 20)
+    assert "tiny · step 20</b>" in a.header.text() and "Generate uses" not in a.header.text()
 
 
 def test_a_killed_worker_is_reported_and_restarted(qtbot, panel):

@@ -36,7 +36,7 @@ from studio.views.generate.chat import ChatPane
 from studio.views.generate.history import HistoryList
 from studio.views.generate.output import TokenOutput, prob_color
 from studio.views.generate.params import GenerationParams
-from studio.workspace.checkpoints import checkpoint_label
+from studio.workspace.checkpoints import checkpoint_label, counterpart
 from studio.workspace.token_labels import visible
 
 
@@ -298,8 +298,12 @@ class GenerationPanel(QWidget):
 
     # ------------------------------------------------------------------ view
     def _update_header(self, s: Side) -> None:
-        name = checkpoint_label(s.picker.checkpoint()) if s.picker.checkpoint() else "no checkpoint"
+        """'A · run · step N' of the checkpoint that wrote the output shown (the picker may have moved on:
+        a training run's newest checkpoint is offered as it is written), and the side's state."""
         state = self.session.side(s.name)
+        picked = s.picker.checkpoint()
+        shown = state.checkpoint or picked
+        name = checkpoint_label(shown) if shown else "no checkpoint"
         n = len(state.tokens)
         if state.note:
             text = state.note
@@ -313,6 +317,8 @@ class GenerationPanel(QWidget):
             text = f"{n} tokens, stopped by {state.result.get('stopped_by')}"
         else:
             text = "idle"
+        if picked and shown != picked:
+            text += f"; Generate uses {checkpoint_label(picked)}"
         s.header.setText(f"<b>{s.name} · {name}</b> &nbsp; <span style='color:#57606a'>{text}</span>")
 
     def _update_buttons(self) -> None:
@@ -322,7 +328,12 @@ class GenerationPanel(QWidget):
         self.inspect_button.setEnabled(not busy and self.session.inspect_target() is not None)
 
     def _on_compare_toggled(self, on: bool) -> None:
-        self.sides["B"].picker.setEnabled(on)
+        a, b = self.sides["A"].picker, self.sides["B"].picker
+        b.setEnabled(on)
+        if on and not b.pinned and a.checkpoint() and b.checkpoint() in ("", a.checkpoint()):
+            other = counterpart(a.checkpoint(), b.checkpoints())
+            if other:
+                b.set_checkpoint(other)
         self.outputs.widget(1).setVisible(on)
         if on:  # side by side means equal widths
             half = max(1, sum(self.outputs.sizes()) // 2)

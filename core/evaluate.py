@@ -4,7 +4,9 @@ Text: the file is read in ~64 KB pieces cut at newlines, encoded, and cut into w
 tokens that overlap by one token, so every token after the first is predicted exactly once with up to
 block_size tokens of context. loss = mean negative log-likelihood (nats) over predicted tokens,
 perplexity = exp(loss), bits_per_byte = total NLL / ln 2 / the file's UTF-8 bytes (comparable across
-tokenizers). A progress bar goes to stderr, or (done, total) goes to a callback (`--events`).
+tokenizers). unknown_tokens counts the tokens that are the tokenizer's unknown token (text outside a
+character vocabulary): where there are many, the figures say little about the text. A progress bar goes to
+stderr, or (done, total) goes to a callback (`--events`).
 
 Pairs: {"prompt", "reference"} JSON lines; each prompt is rendered with the checkpoint's chat template (or
 the built-in one, core.sft; --raw uses it as is) and answered greedily (or sampled at --temperature with
@@ -108,7 +110,8 @@ def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, pro
     T = model.cfg.block_size
     total_bytes = os.path.getsize(text_file) if os.path.isfile(text_file) else 0
     bar = _bar(total_bytes, progress)
-    nll, count, n_bytes, buf, pending = 0.0, 0, 0, [], []
+    nll, count, n_bytes, buf, pending, unknown = 0.0, 0, 0, [], [], 0
+    unk_id = getattr(tok, "unk_id", None)
 
     def flush(windows):
         nonlocal nll, count
@@ -118,7 +121,9 @@ def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, pro
             windows.clear()
 
     for text, size in _pieces(text_file):
-        buf += tok.encode(text)
+        ids = tok.encode(text)
+        unknown += ids.count(unk_id) if unk_id is not None else 0
+        buf += ids
         n_bytes += size
         while len(buf) >= T + 1:
             pending.append(buf[:T + 1])
@@ -136,7 +141,8 @@ def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, pro
         raise DataError(f"{text_file}: too short to evaluate (needs at least 2 tokens)")
     loss = nll / count
     return {"loss": loss, "perplexity": math.exp(loss), "bits_per_byte": nll / math.log(2) / n_bytes,
-            "tokens": count, "bytes": n_bytes, "checkpoint": ckpt_path, "file": os.path.abspath(text_file)}
+            "tokens": count, "bytes": n_bytes, "unknown_tokens": unknown, "checkpoint": ckpt_path,
+            "file": os.path.abspath(text_file)}
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:

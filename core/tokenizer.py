@@ -39,6 +39,8 @@ class TokenizerWrapper:
         self.tokenizer, self.kind = tok, kind
         self.vocab_size: int = tok.get_vocab_size()
         self.eot_id: int | None = tok.token_to_id(EOT)
+        unk = getattr(tok.model, "unk_token", None)  # what text outside the vocabulary becomes (BPE, WordPiece)
+        self.unk_id: int | None = tok.token_to_id(unk) if isinstance(unk, str) else None
         special = {i: t.content for i, t in tok.get_added_tokens_decoder().items()}
         byte_of = {c: b for b, c in enumerate(byte_chars())}
         self._bytes: list[bytes] = []

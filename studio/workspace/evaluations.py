@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from core import layout
 
-TEXT_FIGURES = ("loss", "perplexity", "bits_per_byte", "tokens", "bytes")
+TEXT_FIGURES = ("loss", "perplexity", "bits_per_byte", "tokens", "bytes", "unknown_tokens")
 PAIRS_FIGURES = ("bleu", "rouge_l", "exact_match", "n")
 # the comparison table's columns, in order, from the latest evaluation of each kind
 COMPARE_COLUMNS = ("eval_step", "eval_perplexity", "eval_bits_per_byte", "eval_bleu", "eval_rouge_l",
@@ -53,14 +53,24 @@ class Evaluation:
     def file_name(self) -> str:
         return os.path.basename(self.file) or "–"
 
+    def unknown_percent(self) -> float:
+        """The share (%) of a text evaluation's tokens that are the tokenizer's unknown token (text outside
+        the model's vocabulary: its figures then say little about the file); 0 when none or not recorded."""
+        f = self.figures
+        return 100 * f.get("unknown_tokens", 0) / max(1, f.get("tokens", 0) + 1)  # + 1: the first, unpredicted
+
     def headline(self) -> str:
-        """'perplexity 12.34 · 1.234 bits/byte' or 'BLEU 41.2 · ROUGE-L 0.612 · exact match 40% (n=10)'."""
+        """'perplexity 12.34 · 1.234 bits/byte · 4,096 tokens (3.1% unknown)' or
+        'BLEU 41.2 · ROUGE-L 0.612 · exact match 40% · n=10'."""
         f = self.figures
         if self.kind == "text":
+            unknown = self.unknown_percent()
             return " · ".join(x for x in (
                 f"perplexity {f['perplexity']:.4g}" if "perplexity" in f else "",
                 f"{f['bits_per_byte']:.4g} bits/byte" if "bits_per_byte" in f else "",
-                f"{int(f['tokens']):,} tokens" if "tokens" in f else "") if x)
+                f"{int(f['tokens']):,} tokens" if "tokens" in f else "") if x) + (
+                f" ({unknown:.1f}% unknown to its vocabulary)" if unknown >= 0.05 else
+                " (a few unknown to its vocabulary)" if unknown else "")
         return " · ".join(x for x in (
             f"BLEU {f['bleu']:.1f}" if "bleu" in f else "",
             f"ROUGE-L {f['rouge_l']:.3f}" if "rouge_l" in f else "",

@@ -60,6 +60,24 @@ def test_bits_per_byte_hand_computed(byte_ckpt, tmp_path):
     assert got["bits_per_byte"] == pytest.approx(12 * 8 / 13, rel=1e-6)
 
 
+def test_text_outside_a_character_vocabulary_is_counted_as_unknown(tmp_path):
+    """A character model knows only its corpus's characters: the rest of a file becomes <unk> and is counted,
+    so that a perplexity of mostly unknown tokens is not taken for a measurement of the text."""
+    from core.config import ModelConfig
+    from core.evaluate import evaluate_text
+    from core.model import GPT
+
+    (tmp_path / "corpus.txt").write_text("abc cab bca\n" * 50, encoding="utf-8")
+    check(engine("prepare", "--input", "corpus.txt", "--out", "data", "--tokenizer", "char", cwd=tmp_path))
+    meta = {"config": {"data": {"dir": str(tmp_path / "data")}}}
+    model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=8)).eval()
+    for text, unknown in (("abc cab\n" * 4, 0), ("abc XYZ cab\nÄbc\n", 4)):
+        path = tmp_path / "held-out.txt"
+        path.write_text(text, encoding="utf-8")
+        got = evaluate_text(model, meta, str(tmp_path), str(path), "cpu", progress=False)
+        assert got["unknown_tokens"] == unknown and got["tokens"] == len(text) - 1
+
+
 def test_bleu_and_rouge_match_the_libraries():
     import sacrebleu
     from rouge_score import rouge_scorer

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from core import layout
 from studio.workspace.compare import format_value
@@ -110,6 +110,22 @@ def test_text_evaluation_shows_the_engines_perplexity_in_dialog_results_and_runs
     QApplication.processEvents()
     tree = w2.runs_panel.tree
     assert not tree.isColumnHidden(5) and tree.header().length() <= tree.viewport().width()
+
+    # text outside the character vocabulary (capitals): counted, and the figures say so
+    shouty = tmp_path / "shouty.txt"
+    shouty.write_text("ADD: 1+2=3\ncopy: abc|abc\n" * 20, encoding="utf-8")
+    result = _evaluate(qtbot, dialog, str(shouty))
+    assert result.ok, result.failure
+    figures = result.evaluation.figures
+    share = 100 * figures["unknown_tokens"] / (figures["tokens"] + 1)
+    assert figures["unknown_tokens"] == 3 * 20 and f"({share:.1f}% unknown to its vocabulary)" in dialog.status.text()
+    view = w.run_actions.evaluate.open_results(_run_dir(ws))
+    rows = {view.text_figures.itemAt(r, view.text_figures.ItemRole.LabelRole).widget().text():
+            view.text_figures.itemAt(r, view.text_figures.ItemRole.FieldRole).widget().text()
+            for r in range(view.text_figures.rowCount())}
+    assert rows["Unknown tokens"].startswith("60 (") and "outside the model's vocabulary" in rows["Unknown tokens"]
+    view.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Close).click()
+    assert not view.isVisible()
 
 
 def test_pairs_evaluation_generations_beside_references_kept_across_reopening(qtbot, ws, tmp_path):

@@ -9,6 +9,7 @@ import os
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
 from core import layout
 from studio.main_window import MainWindow
@@ -232,6 +233,11 @@ def test_compare_view_sorts_toggles_and_exports(qtbot, window, workspace, tmp_pa
     assert view.column_values("run") == ["b", "tiny"]
     view.sort_by("step", descending=True)
     assert view.column_values("run") == ["tiny", "b"]
+    # b trains on while the table is open: its new figures come in, in the same order (most steps first)
+    write_finished_run(b.dir, steps=150)
+    w.session.controller(b.dir).reload()
+    w.session.run_updated.emit(b.dir)
+    assert view.column_values("run") == ["b", "tiny"] and view.column_values("step")[0] == "150"
     view.diff_check.click()
     assert "model.n_layer" not in view.shown.columns and "train.lr" in view.shown.columns
     assert view.table.columnCount() == len(view.shown.columns)
@@ -240,6 +246,8 @@ def test_compare_view_sorts_toggles_and_exports(qtbot, window, workspace, tmp_pa
     with open(path, encoding="utf-8") as fh:
         header = next(csv.reader(fh))
     assert header == view.shown.columns
+    view.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Close).click()
+    assert not view.isVisible()
 
 
 def test_continue_a_finished_run_for_more_steps(qtbot, window, workspace, fake_engine, monkeypatch):

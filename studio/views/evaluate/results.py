@@ -15,6 +15,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
+    QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -106,9 +107,12 @@ class ResultsView(QDialog):
         lay.addWidget(self.pages, 1)
         body.addWidget(below)
         body.setSizes([150, 450])
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(body, 1)
+        layout.addWidget(buttons)
         self.resize(1000, 680)
         self.reload()
 
@@ -166,9 +170,13 @@ class ResultsView(QDialog):
             while self.text_figures.rowCount():
                 self.text_figures.removeRow(0)
             for name, fmt in (("loss", ".4f"), ("perplexity", ".4f"), ("bits_per_byte", ".4f"),
-                              ("tokens", ",.0f"), ("bytes", ",.0f")):
+                              ("tokens", ",.0f"), ("bytes", ",.0f"), ("unknown_tokens", ",.0f")):
                 if name in e.figures:
-                    label = QLabel(f"{e.figures[name]:{fmt}}")
+                    label = QLabel(f"{e.figures[name]:{fmt}}" + (
+                        f" ({e.unknown_percent():.2g}%: the file has text outside the model's vocabulary, "
+                        "which the figures above say little about)" if name == "unknown_tokens" and
+                        e.figures[name] else ""))
+                    label.setWordWrap(True)
                     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
                     self.text_figures.addRow(name.replace("_", " ").capitalize(), label)
             self.text_figures.addRow("File", QLabel(e.file))

@@ -159,11 +159,19 @@ class RunActions(QObject):
         return True
 
     def compare(self, run_dirs: list[str]) -> CompareView:
-        view = CompareView(self.session.compare(list(run_dirs)), self.window)
+        view = CompareView(self.session.compare(list(run_dirs)), tuple(run_dirs), self.window)
         view.export_requested.connect(self._on_compare_view_export_requested)
+        if self.compare_view is None:
+            self.session.run_updated.connect(self._on_session_run_updated)
         self.compare_view = view
         view.show()
         return view
+
+    def _on_session_run_updated(self, run_dir: str) -> None:
+        """A compared run trained on (or finished): the open comparison shows its new figures."""
+        view = self.compare_view
+        if view is not None and view.isVisible() and run_dir in view.run_dirs:
+            view.set_table(self.session.compare(list(view.run_dirs)))
 
     def _on_compare_view_export_requested(self, path: str) -> None:
         if self.compare_view is None:

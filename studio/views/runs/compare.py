@@ -1,5 +1,6 @@
 """CompareView: the comparison table of several runs (built by studio.workspace.compare), sortable by any
-column, with a 'differences only' toggle and CSV export (an intent: the main window writes the file)."""
+column, with a 'differences only' toggle and CSV export (an intent: the main window writes the file). The
+owner gives it a new table as the runs train (`set_table`): the sort and the toggle stay."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QPushButton,
@@ -46,9 +48,10 @@ class CompareView(QDialog):
 
     export_requested = Signal(str)   # CSV path
 
-    def __init__(self, table: CompareTable, parent: QWidget | None = None) -> None:
+    def __init__(self, table: CompareTable, run_dirs: tuple[str, ...] = (), parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Compare {len(table.rows)} run{'s' if len(table.rows) != 1 else ''}")
+        self.run_dirs = tuple(run_dirs)  # the runs compared, for the owner's refreshes
         self.full = table
         self.shown = table
         self.table = QTableWidget()
@@ -63,13 +66,25 @@ class CompareView(QDialog):
         row.addWidget(self.diff_check)
         row.addStretch(1)
         row.addWidget(self.export_button)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addLayout(row)
         lay.addWidget(self.table, 1)
-        self.resize(980, 320)
+        lay.addWidget(buttons)
+        self.resize(980, 360)
+        self.refresh()
+
+    def set_table(self, table: CompareTable) -> None:
+        """New figures for the same runs (a run trained on): shown in the same sort order."""
+        self.full = table
         self.refresh()
 
     def refresh(self) -> None:
+        header = self.table.horizontalHeader()
+        sorted_by = self.shown.columns[header.sortIndicatorSection()] \
+            if self.table.columnCount() and 0 <= header.sortIndicatorSection() < len(self.shown.columns) else None
+        order = header.sortIndicatorOrder()
         self.shown = self.full.differences_only() if self.diff_check.isChecked() else self.full
         self.table.setSortingEnabled(False)
         self.table.clear()
@@ -80,6 +95,8 @@ class CompareView(QDialog):
             for c, value in enumerate(values):
                 self.table.setItem(r, c, _Item(value))
         self.table.setSortingEnabled(True)
+        if sorted_by in self.shown.columns:
+            self.table.sortByColumn(self.shown.columns.index(sorted_by), order)
         self.table.resizeColumnsToContents()
 
     def column_values(self, name: str) -> list[str]:

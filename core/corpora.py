@@ -13,7 +13,8 @@ as ``@stdlib:5M``):
   ``copy: abcde|abcde``, ``reverse: abcde|edcba``, ``sort: dbca|abcd``, ``add: 123+456=579``.
   About 1.5 MB by default, in 64 KB documents, fully determined by the seed.
 
-This module is pure Python (no numpy, no tokenizers, no torch) and never imports Qt.
+This module is pure Python (no numpy, no tokenizers, no torch) and never imports Qt: the studio uses it to
+write the demo workspace's examples.
 """
 
 from __future__ import annotations
@@ -288,6 +289,18 @@ def synthetic_line(rng: random.Random) -> str:
     s = "".join(rng.choice(_LETTERS) for _ in range(rng.randint(3, 8)))
     answer = (s, s[::-1], "".join(sorted(s)))[task]
     return f"{('copy', 'reverse', 'sort')[task]}: {s}|{answer}\n"
+
+
+def synthetic_pairs(seed: int, n: int) -> list[tuple[str, str]]:
+    """`n` (question, answer) pairs of the same tasks, seeded: ('reverse: abc', 'cba'), ('add: 1+2', '3').
+    The demo workspace's instruction and evaluation examples, in its corpus's own characters."""
+    rng = random.Random(f"synthetic-pairs-{seed}")
+    out = []
+    for _ in range(n):
+        line = synthetic_line(rng).rstrip("\n")
+        cut = line.rindex("=" if line.startswith("add: ") else "|")
+        out.append((line[:cut], line[cut + 1:]))
+    return out
 
 
 def synthetic_text(seed: int, index: int, n_bytes: int = SYNTHETIC_DOC_BYTES) -> str:

@@ -199,7 +199,7 @@ def evaluate_pairs(model, meta: dict, ckpt_path: str, pairs_file: str, device, m
 
     scores([""], [""])  # a missing package is named before any generation
     tok = load_tokenizer_for(ckpt_path, meta)
-    fmt = ChatFormat(meta)
+    fmt = ChatFormat(meta, tok)
     pairs = read_pairs(pairs_file)
     bar = _bar(len(pairs), progress)
     generator = torch.Generator().manual_seed(seed)

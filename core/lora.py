@@ -264,7 +264,7 @@ def finetune_meta(tr) -> dict:
                                       ("eos_token_id", d.get("eos_id")), ("bos_token", d.get("bos_token")))
                     if v is not None})
         if d.get("template") == "builtin" and not out.get("chat_template"):
-            out.update(_builtin_chat(tr.cfg.data.dir, out))
+            out.update(_builtin_chat(tr.cfg.data.dir, out, d.get("builtin_template")))
     if is_lora(tr.raw_model):
         base = os.path.abspath(t.init_from)
         # every checkpoint folder of the run sits at the same depth: the path relative to one fits them all
@@ -273,12 +273,13 @@ def finetune_meta(tr) -> dict:
     return out
 
 
-def _builtin_chat(data_dir: str, meta: dict) -> dict:
-    """A model fine-tuned on the built-in template records it as its chat template; without an EOS token
-    its answers end with the template's newline, which becomes the stop id when it is one token."""
+def _builtin_chat(data_dir: str, meta: dict, template: str | None = None) -> dict:
+    """A model fine-tuned on the built-in template records it (as its data folder wrote it: the markers its
+    vocabulary spells) as its chat template; without an EOS token its answers end with the template's
+    newline, which becomes the stop id when it is one token."""
     from core.sft import BUILTIN_TEMPLATE
 
-    out: dict = {"chat_template": BUILTIN_TEMPLATE}
+    out: dict = {"chat_template": template or BUILTIN_TEMPLATE}
     end = _turn_end_id(data_dir) if meta.get("eos_token_id") is None else None
     if end is not None:
         out["eos_token_id"] = end

@@ -7,6 +7,9 @@ jinja2, like transformers' apply_chat_template); otherwise the built-in template
 
     <|system|>\\n{content}\\n   <|user|>\\n{content}\\n   <|assistant|>\\n{content}\\n   (+ eos when known)
 
+or, for a base whose vocabulary cannot spell its markers (a character model of a corpus without '<', '|'
+or '>': they would all be <unk>), the same template with plain markers: ``user:\\n{content}\\n``.
+
 Only assistant / completion tokens are trained: every token carries a mask byte (1 = a trained target).
 A data folder of kind "sft" holds, per split, ``S.bin`` (token ids, as a plain data folder),
 ``S.mask.bin`` (uint8, one per token) and ``S.idx.npy`` (int64 example start offsets, n + 1 of them);
@@ -37,28 +40,52 @@ ROLES = ("system", "user", "assistant")
 BUILTIN_END = "\n"  # the built-in template closes every turn with a newline; eval stops at it
 
 
-# The built-in template as jinja, recorded in a model fine-tuned on it so that chat (generate --chat, the
-# studio's chat mode, eval) renders conversations exactly as it was trained (a test checks they agree).
-BUILTIN_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}\n{% endfor %}"
-                    "{% if messages and messages[-1].role == 'assistant' %}{{ eos_token }}{% endif %}"
-                    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+MARKERS = ("<|", "|>")   # around the role name: <|user|>
+PLAIN_MARKERS = ("", ":")  # user: (for a vocabulary without the characters of MARKERS)
 
 
-def _builtin(messages: list[dict], add_generation_prompt: bool, eos: str) -> str:
-    out = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+def builtin_template(markers: tuple[str, str] = MARKERS) -> str:
+    """The built-in template as jinja, recorded in a model fine-tuned on it so that chat (generate --chat,
+    the studio's chat mode, eval) renders conversations exactly as it was trained (a test checks they agree)."""
+    a, b = markers
+    return (f"{{% for m in messages %}}{a}{{{{ m.role }}}}{b}\n{{{{ m.content }}}}\n{{% endfor %}}"
+            "{% if messages and messages[-1].role == 'assistant' %}{{ eos_token }}{% endif %}"
+            f"{{% if add_generation_prompt %}}{a}assistant{b}\n{{% endif %}}")
+
+
+BUILTIN_TEMPLATE = builtin_template()
+
+
+def _builtin(messages: list[dict], add_generation_prompt: bool, eos: str, markers: tuple[str, str] = MARKERS) -> str:
+    a, b = markers
+    out = "".join(f"{a}{m['role']}{b}\n{m['content']}\n" for m in messages)
     if messages and messages[-1]["role"] == "assistant":
         out += eos
-    return out + ("<|assistant|>\n" if add_generation_prompt else "")
+    return out + (f"{a}assistant{b}\n" if add_generation_prompt else "")
+
+
+def builtin_markers(tok) -> tuple[str, str]:
+    """MARKERS, or PLAIN_MARKERS where `tok` makes fewer <unk> of the three roles' markers with them."""
+    unk = getattr(tok, "unk_id", None)
+    if unk is None:
+        return MARKERS
+
+    def unknown(markers: tuple[str, str]) -> int:
+        return tok.encode("\n".join(f"{markers[0]}{role}{markers[1]}" for role in ROLES)).count(unk)
+
+    return PLAIN_MARKERS if unknown(PLAIN_MARKERS) < unknown(MARKERS) else MARKERS
 
 
 class ChatFormat:
-    """Renders messages with the checkpoint's chat template (jinja2) or the built-in one."""
+    """Renders messages with the checkpoint's chat template (jinja2) or the built-in one (its markers
+    spelled in `tok`'s vocabulary, see builtin_markers)."""
 
-    def __init__(self, meta: dict):
+    def __init__(self, meta: dict, tok=None):
         from core.chat import stop_ids
 
         self.meta = meta
         self.template = meta.get("chat_template")
+        self.markers = builtin_markers(tok) if not self.template else MARKERS
         self.eos_text = meta.get("eos_token") or ""
         self.bos_text = meta.get("bos_token") or ""
         self.eos_id = meta.get("eos_token_id", meta.get("eos_id"))  # as recorded (an int, or a list)
@@ -68,7 +95,7 @@ class ChatFormat:
     def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
         """core.chat's rendering (sandboxed, raise_exception, compiled once); DataError when it refuses."""
         if self.kind == "builtin":
-            return _builtin(messages, add_generation_prompt, self.eos_text)
+            return _builtin(messages, add_generation_prompt, self.eos_text, self.markers)
         from core.chat import render_chat
 
         try:
@@ -158,7 +185,8 @@ def _base(option: str, tokenizer_from: str | None, block_size: int | None):
         raise DataError(f"{option} needs --tokenizer-from CHECKPOINT (the base model)")
     meta_in = base_meta(tokenizer_from)
     block = block_size or int(meta_in["config"]["model"]["block_size"])
-    return load_tokenizer(tokenizer_from), ChatFormat(meta_in), block
+    tok = load_tokenizer(tokenizer_from)
+    return tok, ChatFormat(meta_in, tok), block
 
 
 def _write_split(folder: str, split: str, rows: list[tuple[list[int], list[int]]], dtype) -> int:
@@ -220,6 +248,7 @@ def prepare_sft(inputs: list[str], out: str, tokenizer_from: str, block_size: in
                 "train_examples": len(split_rows["train"]), "val_examples": len(split_rows["val"]),
                 "trained_tokens": int(sum(sum(m[1:]) for _, m in rows)), "truncated": truncated,
                 "dropped": dropped, "block_size": block, "template": fmt.kind,
+                "builtin_template": builtin_template(fmt.markers) if fmt.kind == "builtin" else None,
                 "chat_template": fmt.template, "eos_token": fmt.eos_text or None, "eos_id": fmt.eos_id,
                 "bos_token": fmt.bos_text or None, "eot_id": fmt.eos_id, "base": os.path.abspath(tokenizer_from),
                 "sources": [os.path.abspath(p) for p in inputs], "seed": seed, "val_fraction": val_fraction,

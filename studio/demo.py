@@ -3,7 +3,9 @@
 `llm-studio` with no workspace opens it, so the first window already shows something useful: the
 data is prepared in the background (`llm-train prepare --input @synthetic --tokenizer char`) and a run
 named "demo" waits, configured to train visibly for a minute or two on a laptop CPU (long enough to
-watch the curves, Stop and Resume).
+watch the curves, Stop and Resume). Its `examples/` folder holds files in the corpus's own characters to
+try the rest with: instruction data to fine-tune the trained demo on (Run → Fine-tune, where it is
+filled in), question/answer pairs and a held-out text to evaluate it on (Run → Evaluate Checkpoint).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import subprocess
 import sys
 
 from core import layout
+from core.corpora import synthetic_pairs, synthetic_text
 from studio.controllers.prepare_request import PrepareRequest
 from studio.engine.command import engine_command, engine_env, train_args
 from studio.workspace.run import Run
-from studio.workspace.workspace import Workspace
+from studio.workspace.workspace import EXAMPLE_FILES, EXAMPLES, Workspace
 
 DEMO_DATA = "demo"
 DEMO_RUN = "demo"
@@ -92,11 +95,39 @@ def _mtime(path: str) -> float:
 
 
 def ensure_demo_workspace(root: str | None = None) -> Workspace:
-    """The demo workspace folder with its 'demo' run (data may still need preparing)."""
+    """The demo workspace folder with its 'demo' run (data may still need preparing) and its examples."""
     ws = Workspace.create(root or default_demo_root(), name="Demo")
     if not ws.runs():
         ws.create_run(DEMO_RUN, tiny_config_text())
+    write_examples(ws.root)
     return ws
+
+
+EXAMPLE_SEEDS = {"finetune": 1, "pairs": 2, "text": 3}  # none is the corpus's own seed (1337)
+
+
+def _example_text(kind: str) -> str:
+    seed = EXAMPLE_SEEDS[kind]
+    if kind == "text":  # a held-out stretch of the corpus, for perplexity and bits per byte
+        return synthetic_text(seed, 0, 16 << 10)
+    if kind == "pairs":  # answered by the model, scored against the reference
+        return "".join(json.dumps({"prompt": q, "reference": a}) + "\n" for q, a in synthetic_pairs(seed, 60))
+    return "".join(json.dumps({"prompt": q, "completion": a}) + "\n" for q, a in synthetic_pairs(seed, 2000))
+
+
+def write_examples(root: str) -> None:
+    """WORKSPACE/examples: the files EXAMPLE_FILES names, written where missing (never replaced: a user may
+    have edited them); a folder that cannot be written is left as it is."""
+    folder = os.path.join(root, EXAMPLES)
+    for kind, name in EXAMPLE_FILES.items():
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            try:
+                os.makedirs(folder, exist_ok=True)
+                layout.atomic_write(path, _example_text(kind))
+            except OSError:
+                return
+
 
 
 def demo_data_dir(ws: Workspace) -> str:

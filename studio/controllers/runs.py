@@ -317,9 +317,13 @@ class WorkspaceSession(QObject):
         return self.prepare_job.start(request, cwd=self.workspace.root if self.workspace else None)
 
     def prepare_demo_data(self) -> bool:
-        """In the demo workspace, prepare its corpus in the background if it is not there yet."""
+        """In the demo workspace, prepare its corpus in the background if it is not there yet (and write
+        its examples where a demo workspace from an older version lacks them)."""
         ws = self.workspace
-        if ws is None or not demo.is_demo_workspace(ws) or demo.demo_data_ready(ws):
+        if ws is None or not demo.is_demo_workspace(ws):
+            return False
+        demo.write_examples(ws.root)
+        if demo.demo_data_ready(ws):
             return False
         if self.demo_job.is_running():
             return False

@@ -148,6 +148,17 @@ def unique_name(name: str, taken: set[str]) -> str:
     return f"{name}-{i}"
 
 
+EXAMPLES = "examples"
+# what each example file is for (the dialog that fills it in) -> its name in WORKSPACE/examples (the demo's)
+EXAMPLE_FILES = {"finetune": "tasks-chat.jsonl", "pairs": "tasks-eval.jsonl", "text": "held-out.txt"}
+
+
+def example_file(root: str, kind: str) -> str:
+    """The workspace's example file for `kind` (finetune, pairs, text) when it has one (the demo does), else ''."""
+    path = os.path.join(root, EXAMPLES, EXAMPLE_FILES[kind]) if root else ""
+    return path if path and os.path.isfile(path) else ""
+
+
 def run_of(checkpoint: str) -> str:
     """The run folder of RUN/checkpoints/step-N ('' when the path is not laid out that way)."""
     parent = os.path.dirname(os.path.normpath(checkpoint))

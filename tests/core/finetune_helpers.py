@@ -18,16 +18,19 @@ def check(result):
     return result
 
 
-def reverse_task(folder) -> dict:
+def reverse_task(folder, markers: bool = True) -> dict:
     """Files and folders of the task in `folder`: corpus (text), sft.jsonl (180 words), pairs.jsonl (36
-    held-out words), the prepared text data, the base checkpoint and the prepared SFT data."""
+    held-out words), the prepared text data, the base checkpoint and the prepared SFT data. Without
+    `markers` the corpus has none of the built-in template's '<', '|', '>' (but the role names' letters)."""
     rng = random.Random(0)
     words = ["".join(p) for p in itertools.product("abcdef", repeat=3)]
     rng.shuffle(words)
     train, held_out = words[:180], words[180:]
     paths = {k: os.path.join(str(folder), k) for k in ("corpus.txt", "sft.jsonl", "pairs.jsonl")}
     with open(paths["corpus.txt"], "w", encoding="utf-8") as fh:  # only to give the tokenizer its characters
-        fh.writelines(f"<|user|>\nreverse: {w}\n<|assistant|>\n{w[::-1]}\n" for w in words)
+        a, b = ("<|", "|>") if markers else ("", ":")
+        fh.writelines(f"{a}user{b}\nreverse: {w}\n{a}assistant{b}\n{w[::-1]}\n" for w in words)
+        fh.write("system\n")
     with open(paths["sft.jsonl"], "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps({"prompt": f"reverse: {w}", "completion": w[::-1]}) + "\n" for w in train)
     with open(paths["pairs.jsonl"], "w", encoding="utf-8") as fh:

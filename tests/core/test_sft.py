@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 from engine_helpers import engine
-from finetune_helpers import check, reverse_task
+from finetune_helpers import check, finetune_config, reverse_task
 
 
 @pytest.fixture(scope="module")
@@ -203,12 +203,41 @@ def test_sft_folder_preview_json_colours_trained_tokens(task):
 
 def test_the_builtin_template_as_jinja_renders_what_training_saw():
     from core.chat import render_chat
-    from core.sft import BUILTIN_TEMPLATE, _builtin
+    from core.sft import BUILTIN_TEMPLATE, MARKERS, PLAIN_MARKERS, _builtin, builtin_template
 
+    assert builtin_template(MARKERS) == BUILTIN_TEMPLATE
     convo = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q1"},
              {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]
-    for eos in ("", "</s>"):
-        meta = {"chat_template": BUILTIN_TEMPLATE, "eos_token": eos}
-        for n in range(1, len(convo) + 1):
-            for gen in (True, False):
-                assert render_chat(meta, convo[:n], gen) == _builtin(convo[:n], gen, eos)
+    for markers in (MARKERS, PLAIN_MARKERS):
+        for eos in ("", "</s>"):
+            meta = {"chat_template": builtin_template(markers), "eos_token": eos}
+            for n in range(1, len(convo) + 1):
+                for gen in (True, False):
+                    assert render_chat(meta, convo[:n], gen) == _builtin(convo[:n], gen, eos, markers)
+    assert _builtin(convo[1:3], False, "", PLAIN_MARKERS) == "user:\nq1\nassistant:\na1\n"
+
+
+def test_a_vocabulary_without_the_markers_gets_plain_ones_end_to_end(tmp_path):
+    """A character model of a corpus without '<', '|', '>' would see every marker as <unk>: its instruction
+    data, the fine-tuned model's recorded chat template and its chat use `user:` markers instead."""
+    from core import layout
+    from core.chat import render_chat
+    from core.sft import PLAIN_MARKERS, builtin_template, open_sft_split
+    from core.tokenizer import load_tokenizer
+
+    paths = reverse_task(tmp_path, markers=False)
+    meta = json.load(open(os.path.join(paths["sft"], "meta.json")))
+    assert meta["template"] == "builtin" and meta["builtin_template"] == builtin_template(PLAIN_MARKERS)
+    tok = load_tokenizer(paths["sft"])
+    ids, mask = open_sft_split(paths["sft"], "train").example(0)
+    assert tok.unk_id not in ids.tolist()
+    assert tok.decode(ids[mask == 0].tolist()).startswith("user:\nreverse: ")
+    check(engine("train", "--config", finetune_config(tmp_path, paths, "ft", max_steps=2, warmup_steps=0),
+                 cwd=tmp_path))
+    ckpt = layout.latest_checkpoint(os.path.join(str(tmp_path), "ft"))
+    ck_meta = layout.read_checkpoint_meta(ckpt)
+    assert ck_meta["chat_template"] == builtin_template(PLAIN_MARKERS)
+    prompt = render_chat(ck_meta, [{"role": "user", "content": "reverse: abc"}], True)
+    assert prompt == "user:\nreverse: abc\nassistant:\n" and tok.unk_id not in tok.encode(prompt)
+    check(engine("generate", "--checkpoint", ckpt, "--chat", "--prompt", "reverse: abc", "--temperature", "0",
+                 "--max-new-tokens", "3", cwd=tmp_path))

@@ -70,14 +70,20 @@ def test_preview_colours_the_answers_and_the_estimate_is_the_models_own(qtbot, w
     for ex, word in zip(preview.examples, WORDS, strict=False):
         trained = "".join(p for p, t in zip(ex["pieces"], ex["trained"], strict=True) if t)
         masked = "".join(p for p, t in zip(ex["pieces"], ex["trained"], strict=True) if not t)
-        assert trained == word[::-1] + "\n"  # the char vocabulary has no '<', '>': they show as <unk>
-        assert masked.replace("<unk>", "") == f"|user|\nreverse: {word}\n|assistant|\n"
+        assert trained == word[::-1] + "\n"
+        # the demo-like char vocabulary has no '<', '>': the built-in template's markers are spelled plainly
+        assert masked == f"user:\nreverse: {word}\nassistant:\n"
     assert dialog.sample.trained == [bool(t) for t in preview.tokens()[2]]
-    # the demo-like char vocabulary has no '<' or '>': 4 per example become <unk>, and the dialog says so
-    assert preview.unknown == 4 * 6 and "24 of the " in dialog.preview_status.text() \
-        and "tokens are &lt;unk&gt;" in dialog.preview_status.text()
+    assert preview.unknown == 0 and "unk" not in dialog.preview_status.text()
     assert "trained" in dialog.preview_status.text()
     assert dialog.data_name.text() == "reverse-sft" and dialog.run_name.text() == "tiny-ft-reverse"
+    # capitals are not in that vocabulary: 7 per example become <unk>, and the dialog says so
+    shouty = tmp_path / "shouty.jsonl"
+    shouty.write_text("".join(json.dumps({"prompt": f"REVERSE: {w}", "completion": w[::-1]}) + "\n"
+                              for w in WORDS), encoding="utf-8")
+    assert _preview(qtbot, dialog, str(shouty)).unknown == 7 * 6
+    assert "42 of the " in dialog.preview_status.text() and "tokens are &lt;unk&gt;" in dialog.preview_status.text()
+    _preview(qtbot, dialog, _sft(tmp_path))
     # the trainable count the dialog shows is what the engine's LoRA model trains
     dialog.rank.setValue(4)
     dialog.targets["mlp_out"].setChecked(True)

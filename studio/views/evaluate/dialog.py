@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from studio.controllers.evaluate import EvalRequest, EvalResult, EvaluateJob
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.views.common.job_dialog import JobDialog
+from studio.workspace.workspace import example_file
 
 KIND_TITLES = {"text": "Text file: loss, perplexity, bits per byte",
                "pairs": "Pairs file (.jsonl, prompt + reference): BLEU, ROUGE-L, exact match"}
@@ -74,13 +75,16 @@ class EvaluateDialog(JobDialog):
         self.evaluate_button.clicked.connect(self._on_evaluate_button_clicked)
         self.buttons.rejected.connect(self._on_close)
         self._lay_out(form, self.buttons)
-        self.kind.currentIndexChanged.connect(lambda _i: self._update_options())
+        # the workspace's example files (the demo's held-out text and question/answer pairs), filled in
+        self.examples = {kind: example_file(workspace_root, kind) for kind in KIND_TITLES}
+        self.kind.currentIndexChanged.connect(lambda _i: self._on_kind_changed())
         self.greedy.toggled.connect(lambda _on: self._update_options())
         self.picker.checkpoint_changed.connect(lambda _path: self._update_options())
         self.picker.checkpoint_refused.connect(self.status.setText)
         job.progressed.connect(self._on_job_progressed)
         job.finished.connect(self._on_job_finished)
         self.resize(640, self.sizeHint().height())
+        self.file.setText(self.examples["text"])
         self._update_options()
 
     def _add_pairs_options(self, form: QFormLayout) -> None:
@@ -149,6 +153,12 @@ class EvaluateDialog(JobDialog):
             self.set_kind("pairs")
         elif name.endswith((".txt", ".md", ".text")):
             self.set_kind("text")
+        self._update_options()
+
+    def _on_kind_changed(self) -> None:
+        """Another kind of file: an example file (or nothing) gives way to the example of that kind."""
+        if self.file.text().strip() in ("", *self.examples.values()):
+            self.file.setText(self.examples[self.kind.currentData()])
         self._update_options()
 
     def _on_browse_clicked(self) -> None:

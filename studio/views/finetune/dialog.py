@@ -53,6 +53,7 @@ from studio.theme import banner_style
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.views.common.job_dialog import JobDialog
 from studio.views.common.token_text import MASKED_COLOURS, TRAINED_COLOURS, TokenText
+from studio.workspace.workspace import example_file
 
 FILTER = "Instruction data or text (*.jsonl *.json *.txt *.md *.text);;All files (*)"
 TARGET_TIPS = {"attn_qkv": "query, key and value projections", "attn_out": "attention output projection",
@@ -119,6 +120,7 @@ class FinetuneDialog(JobDialog):
         self.prepare_job.finished.connect(self._on_prepare_finished)
         self.resize(980, 860)
         self._on_base_changed()
+        self.data_file.setText(example_file(ws.root, "finetune"))  # the demo's instruction examples, if any
 
     # ------------------------------------------------------------------ construction
     def _build_base_box(self, root: str, run_dir: str, checkpoint: str) -> QGroupBox:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 
 from core import layout
-from core.corpora import synthetic_pairs, synthetic_text
 from studio.controllers.prepare_request import PrepareRequest
 from studio.engine.command import engine_command, engine_env, train_args
 from studio.workspace.run import Run
@@ -107,6 +106,8 @@ EXAMPLE_SEEDS = {"finetune": 1, "pairs": 2, "text": 3}  # none is the corpus's o
 
 
 def _example_text(kind: str) -> str:
+    from core.corpora import synthetic_pairs, synthetic_text  # pure Python; only when a file is missing
+
     seed = EXAMPLE_SEEDS[kind]
     if kind == "text":  # a held-out stretch of the corpus, for perplexity and bits per byte
         return synthetic_text(seed, 0, 16 << 10)

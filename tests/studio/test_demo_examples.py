@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 
+from core import layout
 from core.corpora import synthetic_text
 from studio import demo
 from studio.views.finetune.dialog import open_finetune
 from studio.workspace.workspace import EXAMPLE_FILES, EXAMPLES
-from tests.studio.helpers import open_window
+from tests.studio.helpers import open_window, write_checkpoint
 
 CORPUS_CHARS = set("".join(synthetic_text(1337, i) for i in range(4)))  # the demo's @synthetic characters
 
@@ -62,9 +63,19 @@ def test_the_dialogs_fill_in_the_examples(qtbot, tmp_path):
     assert dialog.file.text() == paths["pairs"]
     dialog.set_kind("text")
     assert dialog.file.text() == paths["text"]
+    # an instruction fine-tune (a chat template) is evaluated on the pairs it answers; a plain model on text
+    chat, plain = (write_checkpoint(os.path.join(ws.runs_dir, name), 10) for name in ("ft", "plain"))
+    meta = layout.read_json(os.path.join(chat, layout.META))
+    layout.atomic_write_json(os.path.join(chat, layout.META), {**meta, "chat_template": "{{ messages }}"})
+    assert dialog.picker.set_checkpoint(chat)
+    assert dialog.kind.currentData() == "pairs" and dialog.file.text() == paths["pairs"]
+    assert dialog.picker.set_checkpoint(plain)
+    assert dialog.kind.currentData() == "text" and dialog.file.text() == paths["text"]
     own = str(tmp_path / "mine.txt")
     dialog.file.setText(own)
     dialog.set_kind("pairs")
     assert dialog.file.text() == own  # a file of one's own is never swapped
+    dialog.picker.set_checkpoint(chat)
+    assert dialog.file.text() == own and dialog.kind.currentData() == "pairs"
     finetune = open_finetune(w)
     assert finetune.data_file.text() == paths["finetune"]

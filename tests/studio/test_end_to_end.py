@@ -37,7 +37,8 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 w.close()
 """
 TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.errors", "core.config_text",
-                   "core.estimate", "core.precision", "core.shape", "core.schedule"}  # sizes, precision, shape rules, LR schedule
+                   "core.estimate", "core.precision", "core.shape", "core.schedule",  # sizes, precision, shape rules, LR
+                   "core.corpora"}  # schedule; the built-in corpora's generator (the demo's examples)
 
 
 def _studio_env(tmp_path) -> dict:

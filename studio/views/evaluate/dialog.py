@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.controllers.chat import has_chat_template
 from studio.controllers.evaluate import EvalRequest, EvalResult, EvaluateJob
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.views.common.job_dialog import JobDialog
@@ -79,13 +80,12 @@ class EvaluateDialog(JobDialog):
         self.examples = {kind: example_file(workspace_root, kind) for kind in KIND_TITLES}
         self.kind.currentIndexChanged.connect(lambda _i: self._on_kind_changed())
         self.greedy.toggled.connect(lambda _on: self._update_options())
-        self.picker.checkpoint_changed.connect(lambda _path: self._update_options())
+        self.picker.checkpoint_changed.connect(lambda _path: self._on_checkpoint_changed())
         self.picker.checkpoint_refused.connect(self.status.setText)
         job.progressed.connect(self._on_job_progressed)
         job.finished.connect(self._on_job_finished)
         self.resize(640, self.sizeHint().height())
-        self.file.setText(self.examples["text"])
-        self._update_options()
+        self._on_checkpoint_changed()
 
     def _add_pairs_options(self, form: QFormLayout) -> None:
         """Max new tokens, greedy or sampled (temperature, seed), raw prompts: pairs files only."""
@@ -153,6 +153,15 @@ class EvaluateDialog(JobDialog):
             self.set_kind("pairs")
         elif name.endswith((".txt", ".md", ".text")):
             self.set_kind("text")
+        self._update_options()
+
+    def _on_checkpoint_changed(self) -> None:
+        """While an example file (or nothing) is filled in: a model with a chat template (an instruction
+        fine-tune) is evaluated on the example pairs it answers, any other on the held-out text."""
+        if self.file.text().strip() in ("", *self.examples.values()):
+            chat = has_chat_template(self.picker.checkpoint()) and self.examples["pairs"]
+            self.set_kind("pairs" if chat else "text")
+            self._on_kind_changed()
         self._update_options()
 
     def _on_kind_changed(self) -> None:

@@ -67,7 +67,29 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(0, report)
     window.show()
     window.open_workspace(_initial_workspace(args, window.settings))
+    close_on_signals(app, window)
     return app.exec()
+
+
+def close_on_signals(app, window) -> None:
+    """SIGTERM and SIGHUP (a desktop session logging out, `kill`) close the window as its close button would,
+    leaving training runs to go on (the studio follows them again when their workspace opens): a pending
+    config edit, the window's layout and the settings are saved instead of lost with the process."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(_signum, _frame) -> None:
+        window.close_policy = "leave"
+        window.close()
+        app.quit()
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), close)
+    wake = QTimer(window)  # Python runs signal handlers between bytecodes: let it in every 200 ms
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
 
 
 def _initial_workspace(args: argparse.Namespace, settings) -> str:

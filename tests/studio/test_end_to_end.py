@@ -146,3 +146,26 @@ def test_two_processes_from_the_gui_train_through_torchrun_and_stop(qtbot, monke
         qtbot.mouseClick(w.training.stop_button, Qt.MouseButton.LeftButton)
     assert blocker.args[0] == "stopped", blocker.args[1]
     assert ctl.run.checkpoints()[-1].step == ctl.history.step
+
+
+def test_sigterm_closes_the_studio_as_its_close_button_would(tmp_path):
+    """A session logging out sends SIGTERM: the window closes (runs left to train), its state is saved."""
+    import signal
+    import time
+
+    ws = tmp_path / "ws"
+    proc = subprocess.Popen([sys.executable, "-m", "studio", "--theme", "dark", str(ws)], env=_studio_env(tmp_path),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (ws / "workspace.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # the event loop runs
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    settings = (tmp_path / "s.ini").read_text(encoding="utf-8")
+    assert "theme=dark" in settings and "geometry" in settings, settings

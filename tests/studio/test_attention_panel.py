@@ -93,10 +93,17 @@ def test_step_slider_walks_through_training_and_follows_new_snapshots(qtbot, pan
         panel.slider.setValue(2)
     assert "step 30: its run.attention_probe" in panel.status.text()
 
-    # The run writes a new snapshot while we watch: the slider grows and, following, jumps to it.
+    # Looking back at step 30 while the run writes a new snapshot: the slider grows, the view stays.
+    assert not panel.follow.isChecked()
     shutil.copy(run / "attention" / "step-000010.npz", run / "attention" / "step-000050.npz")
     qtbot.waitUntil(lambda: panel.slider.maximum() == 4, timeout=10_000)
-    assert panel.slider.value() == 4 and "step 50" in panel.step_label.text()
+    assert panel.slider.value() == 2 and "step 30" in panel.step_label.text()
+    # Back at the newest, it follows again: the next snapshot is shown as it comes.
+    panel.slider.setValue(4)
+    assert panel.follow.isChecked()
+    shutil.copy(run / "attention" / "step-000010.npz", run / "attention" / "step-000060.npz")
+    qtbot.waitUntil(lambda: panel.slider.maximum() == 5, timeout=10_000)
+    assert panel.slider.value() == 5 and "step 60" in panel.step_label.text()
     np.testing.assert_array_equal(panel.shown_matrix(), first)
 
 

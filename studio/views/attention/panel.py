@@ -259,6 +259,8 @@ class AttentionPanel(QWidget):
             self.session.load_snapshot(self.slider.value())
 
     def _on_slider_value_changed(self, value: int) -> None:
+        # the user looks back: new snapshots must not pull the view away; back at the newest: follow again
+        self.follow.setChecked(value >= self.slider.maximum())
         self._update_step_label()
         if SOURCES[self.source.currentIndex()] != "snapshots":
             self.source.setCurrentIndex(1)  # loads through _on_source_changed

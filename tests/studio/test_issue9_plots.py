@@ -151,6 +151,23 @@ def test_best_val_note_is_inside_the_plot_and_off_the_curves(qtbot, window, work
         assert not hits, key
 
 
+def test_a_small_window_drops_the_legend_and_the_note_never_covers_it(qtbot, window, workspace):
+    """At 1024 x 640 beside the runs list the loss plot is a strip: its legend hid the curves and the
+    best-val note was drawn across it."""
+    _finished(workspace, steps=300)
+    w = window(workspace.root)
+    select_run(w, "a")
+    plots = w.training.plots
+    legend, vb = plots.plots["loss"].legend, plots.plots["loss"].vb
+    for size, shows_legend in (((1024, 640), False), ((1400, 980), True)):
+        w.resize(*size)
+        plots.redraw()
+        QApplication.processEvents()
+        assert legend.isVisible() == shows_legend, (size, vb.boundingRect().height())
+        if shows_legend:
+            assert not plots.best_text.sceneBoundingRect().intersects(legend.sceneBoundingRect())
+
+
 def test_clip_label_is_readable_and_readout_clears_on_leave(qtbot, window, workspace):
     _finished(workspace)
     w = window(workspace.root)

@@ -34,6 +34,7 @@ REDRAW_MS = 100       # one panel per tick: <= 10 repaints/s, each panel ~2.5 ti
 X_MODES = {"step": ("Step", "step"), "tokens": ("Tokens", "tokens"), "time": ("Wall time (s)", "elapsed")}
 PANELS = ("loss", "lr", "grad", "speed")
 TITLES = {"loss": "Loss", "lr": "Learning rate", "grad": "Gradient norm", "speed": "Throughput (tokens/s)"}
+LEGEND_ROOM = 2.5     # the loss plot shows its legend when at least this many legend heights tall
 
 
 class MetricsPlots(QWidget):
@@ -367,10 +368,14 @@ class MetricsPlots(QWidget):
 
     def _place_best_text(self, *_args) -> None:
         """Put the best-val note where the fewest curve points are: a corner of the loss plot, its top
-        middle, or under the legend (pixels of the view box, so it never leaves the plot)."""
+        middle, or under the legend (pixels of the view box, so it never leaves the plot), never on the
+        legend. A plot too low for its legend (a small window) shows the curves without it."""
         vb = self.plots["loss"].vb
         rect, box = vb.boundingRect(), self.best_text.boundingRect()
         W, H, bw, bh, m = rect.width(), rect.height(), box.width(), box.height(), 6.0  # noqa: N806
+        legend = self.plots["loss"].legend
+        if legend is not None:
+            legend.setVisible(H >= LEGEND_ROOM * legend.boundingRect().height())
         if W <= bw or H <= bh or not self.best_text.toPlainText():
             return
         (x0, x1), (y0, y1) = vb.viewRange()
@@ -380,11 +385,13 @@ class MetricsPlots(QWidget):
             if cx is not None and len(cx):
                 xs.append((np.asarray(cx, dtype=float) - x0) / max(x1 - x0, 1e-12) * W)
                 ys.append((y1 - np.asarray(cy, dtype=float)) / max(y1 - y0, 1e-12) * H)
-        legend = self.plots["loss"].legend
-        below = legend.pos().y() + legend.boundingRect().height() + m if legend is not None else m
+        shown = legend is not None and legend.isVisible()
+        lx, ly = (legend.pos().x(), legend.pos().y()) if shown else (W, 0.0)
+        lw, lh = (legend.boundingRect().width(), legend.boundingRect().height()) if shown else (0.0, 0.0)
         spots = {"bottom-left": (m, H - m - bh), "top-left": (m, m), "top-middle": ((W - bw) / 2, m),
-                 "under-legend": (W - m - bw, below), "bottom-right": (W - m - bw, H - m - bh)}
-        spots = {k: (x, y, bw, bh) for k, (x, y) in spots.items() if y + bh <= H}
+                 "under-legend": (W - m - bw, ly + lh + m), "bottom-right": (W - m - bw, H - m - bh)}
+        spots = {k: (x, y, bw, bh) for k, (x, y) in spots.items() if y + bh <= H and not (
+                 x < lx + lw and lx < x + bw and y < ly + lh and ly < y + bh)} or {"top-left": (m, m, bw, bh)}
         self.best_corner = free_spot(spots, np.concatenate(xs) if xs else np.empty(0),
                                      np.concatenate(ys) if ys else np.empty(0))
         self.best_text.setAnchor((0, 0))

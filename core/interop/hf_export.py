@@ -54,7 +54,9 @@ def load_for_export(path: str):
 
 
 def hf_config(cfg, meta: dict, family: str, dtype: str) -> dict:
-    ids = {k: meta.get(k) for k in ("bos_token_id", "eos_token_id", "pad_token_id") if meta.get(k) is not None}
+    # written even when unknown (null): transformers would otherwise take its class's defaults, GPT-2's
+    # 50256 (outside a small vocabulary) or Llama's eos 2, where generate() would stop at whatever our id 2 is
+    ids = {k: meta.get(k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
     common = {"vocab_size": cfg.vocab_size, "tie_word_embeddings": cfg.tie_embeddings, "use_cache": True,
               "torch_dtype": {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}[dtype], **ids}
     from core.model import mlp_width
@@ -154,7 +156,7 @@ def export_hf(path: str, out: str, dtype: str) -> None:
     try:
         config = hf_config(cfg, meta, family, dtype)
         atomic_write_json(os.path.join(tmp, "config.json"), config)
-        gen = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in config}
+        gen = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if config.get(k) is not None}
         atomic_write_json(os.path.join(tmp, "generation_config.json"), gen)
         save_file(hf_state_dict(model, family, DTYPES[dtype]), os.path.join(tmp, "model.safetensors"),
                   metadata={"format": "pt"})

@@ -140,6 +140,12 @@ def test_our_own_models_export_to_hf_exactly(tmp_path, model):
     x = torch.randint(0, 300, (2, 32))
     with torch.no_grad():
         torch.testing.assert_close(hf(x).logits, ours(x)[0], atol=1e-4, rtol=0)
+    # no special token of ours: none of transformers' defaults either (GPT-2's 50256, Llama's eos 2, where
+    # generate() would stop at whatever our token 2 is)
+    for config in (hf.config, hf.generation_config):
+        assert config.bos_token_id is None and config.eos_token_id is None, config
+    out = hf.generate(x[:1, :4], max_new_tokens=20, do_sample=False, pad_token_id=0)
+    assert out.shape[1] == 24
 
 
 def test_fork_from_an_imported_model_trains_without_a_state_file(char_data, tmp_path):

@@ -26,6 +26,17 @@ def byte_chars() -> list[str]:
 
 
 
+def tokenizer_kind(spec: dict) -> str:
+    """'char', 'byte' or 'bpe': which of `prepare`'s tokenizers a tokenizer.json (parsed) is, from its structure
+    (every other, an imported model's, is handled as byte-level BPE)."""
+    pre = spec.get("pre_tokenizer") or {}
+    if (spec.get("decoder") or {}).get("type") == "Fuse":
+        return "char"
+    if pre.get("type") == "ByteLevel" and not pre.get("use_regex", True):
+        return "byte"
+    return "bpe"
+
+
 class TokenizerWrapper:
     """The data folder's tokenizer with the few calls the engine and the GUI need.
 
@@ -58,15 +69,7 @@ class TokenizerWrapper:
             tok = Tokenizer.from_file(path)
         except Exception as exc:  # tokenizers raises plain Exception for missing/corrupt files
             raise PrepareError(f"cannot load tokenizer ({exc}): {path}") from None
-        spec = json.loads(tok.to_str())
-        pre = spec.get("pre_tokenizer") or {}
-        if (spec.get("decoder") or {}).get("type") == "Fuse":
-            kind = "char"
-        elif pre.get("type") == "ByteLevel" and not pre.get("use_regex", True):
-            kind = "byte"
-        else:
-            kind = "bpe"
-        return cls(tok, kind)
+        return cls(tok, tokenizer_kind(json.loads(tok.to_str())))
 
     def _piece(self, i: int) -> bytes:
         return self._bytes[i] if 0 <= i < self.vocab_size else "\ufffd".encode()

@@ -87,17 +87,18 @@ def check_tokenizer(tok_json: str) -> None:
 
     from tokenizers import Tokenizer
 
-    from core.tokenizer import TokenizerWrapper
+    from core.tokenizer import TokenizerWrapper, tokenizer_kind
 
     spec = json.loads(tok_json)
     model = spec.get("model") or {}
-    try:
-        TokenizerWrapper(Tokenizer.from_str(tok_json), "bpe")
+    try:  # the engine's own character and byte tokenizers too (an export of ours, imported again)
+        TokenizerWrapper(Tokenizer.from_str(tok_json), tokenizer_kind(spec))
     except Exception as exc:  # KeyError for a piece that is not byte-level text, and friends
         raise UsageError(f"tokenizer: a {model.get('type', '?')} tokenizer"
                          f"{' with byte fallback (SentencePiece style)' if model.get('byte_fallback') else ''} "
                          f"is not supported yet ({type(exc).__name__}: {exc}); supported: byte-level BPE "
-                         f"(GPT-2, Llama 3, SmolLM, Qwen2)", "tokenizer") from None
+                         f"(GPT-2, Llama 3, SmolLM, Qwen2) and this program's own character and byte tokenizers",
+                         "tokenizer") from None
 
 
 def _progress(done: int, total: int) -> None:

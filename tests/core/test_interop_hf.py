@@ -117,11 +117,12 @@ def test_sharded_safetensors_and_pickle_free_bin_import_the_same(tmp_path):
             torch.testing.assert_close(model(x)[0], hf(x).logits, atol=1e-4, rtol=0)
 
 
-def _own_checkpoint(tmp_path, **model) -> str:
-    """A checkpoint of our own (never imported): random weights, a byte-level BPE of our own."""
-    tok_path = str(tmp_path / "tokenizer.json")
-    byte_bpe(300).save(tok_path)
-    cfg = ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=300, **model)
+def _own_checkpoint(tmp_path, tok_path: str = "", vocab: int = 300, **model) -> str:
+    """A checkpoint of our own (never imported): random weights, a byte-level BPE of our own (or `tok_path`)."""
+    if not tok_path:
+        tok_path = str(tmp_path / "tokenizer.json")
+        byte_bpe(vocab).save(tok_path)
+    cfg = ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=vocab, **model)
     torch.manual_seed(0)
     gpt = GPT(cfg)
     with torch.no_grad():
@@ -146,6 +147,26 @@ def test_our_own_models_export_to_hf_exactly(tmp_path, model):
         assert config.bos_token_id is None and config.eos_token_id is None, config
     out = hf.generate(x[:1, :4], max_new_tokens=20, do_sample=False, pad_token_id=0)
     assert out.shape[1] == 24
+
+
+def test_a_character_level_model_of_ours_comes_back_from_its_hf_export(char_data, tmp_path):
+    """Export, then import the folder (File → Import Model on an export): the character tokenizer comes back
+    as one (it was refused as 'a BPE tokenizer'), with the same ids and logits."""
+    from core.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(char_data)
+    ckpt = _own_checkpoint(tmp_path, os.path.join(char_data, "tokenizer.json"), tok.vocab_size)
+    assert main(["export", "--checkpoint", ckpt, "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "back")]) == 0
+    back = latest_checkpoint(str(tmp_path / "back"))
+    again = load_tokenizer(back)
+    text = "copy: abc|abc\nadd: 12+30=42\n"
+    assert again.kind == "char" and again.encode(text) == tok.encode(text) and again.decode(tok.encode(text)) == text
+    ours, _ = load_model(ckpt)
+    model, _ = load_model(back)
+    x = torch.randint(0, tok.vocab_size, (2, 32))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[0], ours(x)[0], atol=1e-5, rtol=0)
 
 
 def test_fork_from_an_imported_model_trains_without_a_state_file(char_data, tmp_path):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
+from core import layout
 from core.errors import missing_package_message
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
@@ -68,9 +69,12 @@ class ExportResult:
 
 
 def default_out(checkpoint: str, fmt: str, dtype: str) -> str:
-    """RUN_DIR/exports/<step>-<dtype>[.gguf|.onnx] next to the checkpoints."""
+    """RUN_DIR/exports/<run>-step<N>-<fmt>-<dtype>[.gguf|.onnx] next to the checkpoints: named after the run,
+    so the file or folder still says what it is once copied elsewhere (or imported again)."""
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
-    name = f"{os.path.basename(os.path.normpath(checkpoint))}-{fmt}-{dtype}{SUFFIX[fmt]}"
+    step = layout.checkpoint_step(checkpoint)
+    where = f"step{step}" if step is not None else os.path.basename(os.path.normpath(checkpoint))
+    name = f"{os.path.basename(run_dir)}-{where}-{fmt}-{dtype}{SUFFIX[fmt]}"
     return os.path.join(run_dir, "exports", name)
 
 

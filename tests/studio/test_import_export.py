@@ -87,7 +87,7 @@ def test_import_and_export_dialogs_drive_the_jobs(qtbot, tmp_path, hf_folder, mo
     qtbot.addWidget(export)
     export.format.setCurrentIndex(export.format.findData("hf"))
     assert [export.dtype.itemText(i) for i in range(export.dtype.count())] == ["f32", "f16", "bf16"]
-    assert export.out.text().endswith("step-000000-hf-f32")
+    assert export.out.text().endswith(os.path.join("base", "exports", "base-step0-hf-f32"))
     with qtbot.waitSignal(export.job.finished, timeout=120_000):
         qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
     assert export.result.ok and os.path.isfile(os.path.join(export.result.out, "config.json"))

@@ -25,7 +25,6 @@ def byte_chars() -> list[str]:
     return [table[b] for b in range(256)]
 
 
-
 def tokenizer_kind(spec: dict) -> str:
     """'char', 'byte' or 'bpe': which of `prepare`'s tokenizers a tokenizer.json (parsed) is, from its structure
     (every other, an imported model's, is handled as byte-level BPE)."""

@@ -130,7 +130,6 @@ def write_examples(root: str) -> None:
                 return
 
 
-
 def demo_data_dir(ws: Workspace) -> str:
     return os.path.join(ws.data_dir, DEMO_DATA)
 

@@ -248,7 +248,9 @@ def format_duration(seconds: float) -> str:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+    if s < 48 * 3600:
+        return f"{s // 3600}h {(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d {(s % 86400) // 3600:02d}h"  # a GPT-2-sized run on a laptop CPU: 646d 06h
 
 
 def probe_text(run: Run, max_chars: int = 160) -> str | None:

@@ -126,6 +126,8 @@ def test_run_status_from_files(workspace):
                                                               "launcher_fingerprint": me})
     assert run.status() == "running" and run.engine_pid() == os.getpid()
     assert format_duration(75) == "1m 15s" and format_duration(math.nan) == "–"
+    assert format_duration(3 * 3600 + 125) == "3h 02m" and format_duration(47 * 3600) == "47h 00m"
+    assert format_duration(15510 * 3600 + 600) == "646d 06h"  # not "15510h 10m"
 
 
 def test_checkpoints_follow_the_engines_rule(workspace):

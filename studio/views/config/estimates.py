@@ -155,7 +155,8 @@ class EstimatesPanel(QFrame):
             self.timing_note.setText("No run has trained on this machine yet: the first one measures it.")
             return
         step = timing["step_s"]
-        self.timing["step"].setText(f"≈ {1000 * step:,.0f} ms" if step < 10 else f"≈ {step:,.0f} s")
+        self.timing["step"].setText(f"≈ {1000 * step:,.0f} ms" if step < 10 else f"≈ {step:,.0f} s" if step < 60
+                                    else f"≈ {format_duration(step)}")
         start = timing.get("start", 0)
         if not timing["steps"]:  # a finished run: nothing left ("0 steps from 1,000, 0s" said nothing)
             self.timing["total"].setText("—")

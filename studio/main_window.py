@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         for i, (name, title) in enumerate(zip(TABS, ("&Data", "&Config", "&Training", "&Generate", "&Attention"), strict=True)):
             self._action(m, title, lambda _c=False, n=name: self.show_tab(n), f"Ctrl+{i + 1}")
         m.addSeparator()
-        self.runs_action = self._action(m, "Runs &List", self._on_runs_action_toggled, "Ctrl+B", checkable=True)
+        self.runs_action = self._action(m, "Runs &List", self.runs_panel.setVisible, "Ctrl+B", checkable=True)
         self.runs_action.setChecked(True)
         self.log_action = self._action(m, "&Logarithmic Loss Axis", self._on_log_action_toggled, "Ctrl+L",
                                        checkable=True)
@@ -203,11 +203,11 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentIndex(current)
         self.data_panel.prepare_requested.connect(self.session.prepare)
         self.data_panel.cancel_requested.connect(self.session.prepare_job.cancel)
-        self.config_editor.changed.connect(self._update_start_blockers)
-        self.config_editor.changed.connect(self._autosave.start)
-        self.config_editor.changed.connect(self._update_time_estimate)
+        for slot in (self._update_start_blockers, self._autosave.start, self._update_time_estimate):
+            self.config_editor.changed.connect(slot)
         self.config_editor.validity_changed.connect(lambda _ok, _msg: self._update_start_blockers())
         t = self.training
+        t.device_combo.currentIndexChanged.connect(lambda _i: self._update_start_blockers())
         t.start_requested.connect(lambda n, dev: self.start_training(False, n, dev))
         t.resume_requested.connect(lambda n, dev: self.start_training(True, n, dev))
         t.stop_requested.connect(self.stop_training)
@@ -310,7 +310,8 @@ class MainWindow(QMainWindow):
         ctl = self.controller()
         if ctl is not None and self.training is not None:  # a new run's bar counts the steps as edited
             text = self.config_editor.text()
-            self.training.set_start_blockers(ctl.start_blockers(text), ctl.startable() and ctl.planned_steps(text))
+            blockers = ctl.start_blockers(text, self.training.device())
+            self.training.set_start_blockers(blockers, ctl.startable() and ctl.planned_steps(text))
             self._update_actions()
 
     def _update_actions(self) -> None:
@@ -426,9 +427,6 @@ class MainWindow(QMainWindow):
     def _on_log_action_toggled(self, on: bool) -> None:
         if self.training is not None:
             self.training.plots.set_log_y(on)
-
-    def _on_runs_action_toggled(self, on: bool) -> None:
-        self.runs_panel.setVisible(on)
 
     def _on_dark_action_toggled(self, on: bool) -> None:
         self.set_theme("dark" if on else "light")

@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from core import layout
 from core.config import Config, ConfigError, Problem, estimate, loads
 from core.shape import shape_problems
+from studio.controllers import engine_info
 from studio.engine.command import torchrun_command, train_args
 from studio.engine.failure import classify
 from studio.engine.training import TrainingJob
@@ -27,7 +28,7 @@ from studio.workspace import validate
 from studio.workspace.metrics import RunHistory, event_line
 from studio.workspace.run import Run, format_duration, status_of_close
 from studio.workspace.tail import EventTail, file_size, read_last_lines
-from studio.workspace.workspace import launch_problems
+from studio.workspace.workspace import device_problem, launch_problems
 
 LOG_TAIL_BYTES = 16384  # of engine.log, read back when a past run is loaded
 # A metrics.jsonl bigger than this is replayed in a worker thread, so that opening a workspace with long runs
@@ -245,21 +246,24 @@ class RunController(QObject):
         self._shape_cache = (path, model)
         return model
 
-    def resume_problems(self, config_text: str | None = None) -> list[str]:
-        """Why Resume would be refused by the engine's set-up, checked before launching it."""
+    def resume_problems(self, config_text: str | None = None, device: str = "") -> list[str]:
+        """Why Resume would be refused by the engine's set-up, checked before launching it (`device`: the
+        Training bar's choice over train.device)."""
         try:
             cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
         except ConfigError as exc:
             return [p.message for p in exc.problems][:3]
-        return [p.message for p in self.shape_problems(cfg)]
+        no_device = device_problem(device or cfg.train.device, engine_info.known())
+        return [no_device] if no_device else [p.message for p in self.shape_problems(cfg)]
 
-    def start_problems(self, config_text: str | None = None) -> list[str]:
+    def start_problems(self, config_text: str | None = None, device: str = "") -> list[str]:
         """Why Start is not possible right now (empty when it is)."""
         if self.is_running():
             return ["the run is already running"]
         if self.history.start is not None or file_size(self.run.metrics_path) > 0:
             return ["this run has already been started: resume it, or make a new run from it"]
-        return launch_problems(self.run, config_text) or self._init_from_problems(config_text)
+        return (launch_problems(self.run, config_text, device, engine_info.known())
+                or self._init_from_problems(config_text))
 
     def _init_from_problems(self, config_text: str | None) -> list[str]:
         """The engine's set-up rules for a fork or fine-tune, checked before launching (core.train refuses
@@ -296,12 +300,12 @@ class RunController(QObject):
         cfg = self.run.config_or_none()
         return (fork_step(cfg) or 0) if cfg is not None else 0
 
-    def start_blockers(self, config_text: str | None = None) -> list[str]:
+    def start_blockers(self, config_text: str | None = None, device: str = "") -> list[str]:
         """What the Start or Resume button shows while disabled: start_problems() of a startable run,
         resume_problems() of a resumable one, else nothing."""
         if self.startable():
-            return self.start_problems(config_text)
-        return self.resume_problems(config_text) if self.can_resume() else []
+            return self.start_problems(config_text, device)
+        return self.resume_problems(config_text, device) if self.can_resume() else []
 
     def summary(self) -> dict:
         """The figures a run list shows."""
@@ -321,11 +325,11 @@ class RunController(QObject):
                 return ["nothing to resume: the run is running, new or has no checkpoint"]
             if config_text is not None:  # an edit still waiting for the autosave: the engine reads the file
                 self.save_config_text(config_text)
-            problems = self.resume_problems()
+            problems = self.resume_problems(device=device)
             if problems:
                 return problems
         else:
-            problems = self.start_problems(config_text)
+            problems = self.start_problems(config_text, device)
             if problems:
                 return problems
             if config_text is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 
 from core import layout
@@ -177,8 +178,38 @@ def with_changes(config_text: str, changes: dict) -> str:
         return config_text
 
 
-def launch_problems(run: Run, config_text: str | None = None) -> list[str]:
-    """Why this run cannot be started (beyond config validation), in words; empty when it can."""
+def gpu_driver_present() -> bool:
+    """Whether this machine has a GPU driver torch's "cuda" device could use (NVIDIA's, or AMD's ROCm, which
+    torch also calls cuda), read from the system without torch; True where it cannot tell."""
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd"))
+    if sys.platform == "darwin":
+        return False  # no CUDA on macOS: its GPU is "mps"
+    if sys.platform == "win32":
+        return os.path.exists(os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll"))
+    return True
+
+
+def device_problem(device: str, engine: dict | None = None) -> str | None:
+    """Why the engine would refuse train.device `device` here (it fails at start-up, after the user pressed
+    Start), when that is known without starting it: from the engine's own `version --json` answer when the
+    studio has it, else from the system (no GPU driver, no Apple GPU)."""
+    fix = "choose CPU in Device beside Start, or set train.device to auto or cpu"
+    if device.startswith("cuda"):
+        if engine is not None and not engine.get("cuda_available"):
+            return (f"train.device: {device}, but the engine (torch {engine.get('torch', '?')}) sees no CUDA GPU "
+                    f"on this machine: {fix}")
+        if engine is None and not gpu_driver_present():
+            return f"train.device: {device}, but this machine has no GPU driver (no CUDA GPU): {fix}"
+    if device == "mps" and (not engine.get("mps_available") if engine is not None else sys.platform != "darwin"):
+        return f"train.device: mps is Apple's GPU, which this machine does not have: {fix}"
+    return None
+
+
+def launch_problems(run: Run, config_text: str | None = None, device: str = "",
+                    engine: dict | None = None) -> list[str]:
+    """Why this run cannot be started (beyond config validation), in words; empty when it can. `device`:
+    the Training bar's choice over train.device ("" = the config's); `engine`: its `version --json`, if known."""
     from core.config import ConfigError, loads
 
     text = run.read_config_text() if config_text is None else config_text
@@ -187,6 +218,9 @@ def launch_problems(run: Run, config_text: str | None = None) -> list[str]:
     except ConfigError as exc:
         return [str(p) for p in exc.problems]
     problems = []
+    no_device = device_problem(device or cfg.train.device, engine)
+    if no_device:
+        problems.append(no_device)
     if not layout.is_data_dir(cfg.data.dir):
         problems.append(f"data.dir: no prepared data in {cfg.data.dir} (prepare it on the Data tab)")
     checkpoint = layout.checkpoint_problem(cfg.train.init_from) if cfg.train.init_from else None

@@ -56,6 +56,33 @@ def test_invalid_config_blocks_start_with_the_reason(qtbot, window, workspace):
     assert not w.start_training()
 
 
+def test_a_gpu_this_machine_lacks_is_said_before_start_not_after(qtbot, window, workspace, monkeypatch):
+    """train.device: cuda (the gpt2-small preset's) on a machine without a GPU: the engine refused it at
+    start-up and the run was marked failed; Start now says why and waits, Device: CPU starts it."""
+    from studio.controllers import engine_info
+    from studio.workspace import workspace as wsmod
+
+    monkeypatch.setattr(wsmod, "gpu_driver_present", lambda: False)
+    monkeypatch.setattr(engine_info, "_ANSWER", None)
+    tiny = workspace.run("tiny")
+    tiny.write_config_text(with_changes(tiny.read_config_text(), {"train.device": "cuda"}))
+    w = window(workspace.root)
+    select_run(w, "tiny")
+    assert not w.training.start_button.isEnabled()
+    assert "train.device: cuda, but this machine has no GPU driver" in w.training.blocker_label.text()
+    assert not w.start_training() and w.controller().status == "new"
+    combo = w.training.device_combo
+    combo.setCurrentIndex(combo.findData("cpu"))  # the Training bar's choice over the config's
+    assert w.training.start_button.isEnabled() and not w.training.blocker_label.isVisible()
+    combo.setCurrentIndex(combo.findData("mps"))
+    assert "train.device: mps is Apple's GPU" in w.training.blocker_label.text()
+    # the engine's own answer (Help → About asked it) is the more precise one: a GPU driver, a CPU-only torch
+    monkeypatch.setattr(wsmod, "gpu_driver_present", lambda: True)
+    engine_info.remember({"torch": "2.13.0+cpu", "cuda_available": False, "mps_available": False})
+    combo.setCurrentIndex(combo.findData(""))
+    assert "the engine (torch 2.13.0+cpu) sees no CUDA GPU" in w.training.blocker_label.text()
+
+
 def test_start_stop_resume_from_the_gui(qtbot, window, workspace, fake_engine):
     fake_engine("normal", hold_at=5)
     w = window(workspace.root)

@@ -139,8 +139,13 @@ def test_engine_process_keeps_whole_lines_of_its_last_read(qtbot):
     assert texts == ["last words"] and errors == ["warning one", "warning two"]
 
 
-def test_start_intent_saves_the_edited_config_or_says_why_not(qtbot, workspace, fake_engine):
+def test_start_intent_saves_the_edited_config_or_says_why_not(qtbot, workspace, fake_engine, monkeypatch):
+    from studio.controllers import engine_info
+    from studio.workspace import workspace as wsmod
     from studio.workspace.workspace import with_changes
+
+    monkeypatch.setattr(wsmod, "gpu_driver_present", lambda: True)  # as on a GPU machine (the engine is fake)
+    monkeypatch.setattr(engine_info, "_ANSWER", None)
 
     ctl = RunController(workspace.run("tiny"))
     original = ctl.run.read_config_text()

@@ -159,8 +159,9 @@ class RunController(QObject):
             self._set_status("running")
         else:
             self._set_status("damaged" if self.problems else self.run.status(self.history))
-            if self.status == "failed":
-                self.message = classify(self.history.close, None, list(self.stderr_tail)).text()
+            if self.status == "failed":  # the same words as when it failed in front of the user
+                code, close = self.run.ended(self.history.close)
+                self.message = classify(close, code, list(self.stderr_tail)).text()
             elif self.status == "damaged":
                 self.message = damage_text(self.problems)
         self.history_changed.emit()

@@ -207,17 +207,10 @@ class TrainingJob(QObject):
         self._timer.stop()
         self._kill_timer.stop()
         self._running = False
-        if self.close_event is None:
-            # Errors found before the engine opened metrics.jsonl (bad config, usage) are only on stdout.
-            out = EventTail(self.run.stdout_path)  # reads nothing from a damaged file, never raises
-            for ev in out.read_all() + out.flush():
-                if is_close(ev):
-                    self._emit_event(ev)
-                    break
-        exit_info = self.run.exit_info()
-        code = exit_info.get("code")
-        ok = isinstance(code, int) and not isinstance(code, bool) and -(1 << 31) <= code < (1 << 31)
-        code = code if ok else (-1 if self.close_event is None else 0)
+        had = self.close_event
+        code, close_event = self.run.ended(had)
+        if had is None and close_event is not None:  # only on stdout (found before metrics.jsonl opened)
+            self._emit_event(close_event)
         self.finished.emit(code, self.close_event)
 
     def wait_until_finished(self, timeout_s: float) -> bool:

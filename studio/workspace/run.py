@@ -26,6 +26,7 @@ import time
 
 from core import layout
 from core.config import Config, ConfigError, Problem, load_config
+from core.protocol import is_close
 from studio.workspace import validate
 from studio.workspace.metrics import Checkpoint, RunHistory
 from studio.workspace.proc import (
@@ -113,6 +114,18 @@ class Run:
 
     def exit_info(self, problems: list[str] | None = None) -> dict:
         return validate.read_object(self.path(layout.EXIT_JSON), [] if problems is None else problems)
+
+    def ended(self, close_event: dict | None) -> tuple[int, dict | None]:
+        """(exit code, close event) of the last launch once it has ended: the close event given (from
+        metrics.jsonl), else the one on the engine's stdout (errors found before it opened metrics.jsonl:
+        a bad config, a device it lacks); the code from exit.json (-1 unknown: killed or found dead, 0 when
+        unknown but a close event came)."""
+        if close_event is None:
+            out = EventTail(self.stdout_path)  # reads nothing from a damaged file, never raises
+            close_event = next((ev for ev in out.read_all() + out.flush() if is_close(ev)), None)
+        code = self.exit_info().get("code")
+        ok = isinstance(code, int) and not isinstance(code, bool) and -(1 << 31) <= code < (1 << 31)
+        return (code if ok else (-1 if close_event is None else 0)), close_event
 
     def lineage(self, problems: list[str] | None = None) -> dict:
         return validate.read_object(self.path(layout.STUDIO_JSON), [] if problems is None else problems)

@@ -64,7 +64,9 @@ def test_crash_reports_stderr_and_marks_failed(qtbot, workspace, fake_engine):
         ctl.start()
     status, message = blocker.args
     assert status == "failed" and "code 3" in message and "simulated crash" in message
-    assert RunController(workspace.run("tiny")).status == "failed"  # also after reopening
+    again = RunController(workspace.run("tiny"))  # also after reopening, in the same words
+    qtbot.waitUntil(lambda: again.status == "failed" and bool(again.message), timeout=5000)
+    assert again.message == message
 
 
 def test_error_event_and_missing_data(qtbot, workspace, fake_engine):
@@ -81,6 +83,20 @@ def test_error_event_and_missing_data(qtbot, workspace, fake_engine):
     with qtbot.waitSignal(ctl2.run_finished, timeout=15000) as blocker:
         ctl2.start()
     assert blocker.args[0] == "failed" and "no prepared data" in blocker.args[1]
+
+
+def test_a_refusal_before_metrics_reads_the_same_after_reopening(qtbot, workspace, fake_engine):
+    """A usage error the engine finds before it opens metrics.jsonl (a device this machine lacks, a fork
+    that ends before its checkpoint) is only on its stdout: the reopened run said 'the engine stopped
+    without finishing the run (it crashed or was killed)'."""
+    fake_engine("setup")
+    ctl = RunController(workspace.run("tiny"))
+    with qtbot.waitSignal(ctl.run_finished, timeout=15000) as blocker:
+        ctl.start()
+    assert blocker.args[0] == "failed" and blocker.args[1].startswith("train.max_steps: 100 is not beyond")
+    again = RunController(workspace.run("tiny"))
+    qtbot.waitUntil(lambda: again.status == "failed" and bool(again.message), timeout=5000)
+    assert again.message == blocker.args[1]
 
 
 def test_odd_output_is_tolerated(qtbot, workspace, fake_engine):

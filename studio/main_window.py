@@ -296,8 +296,9 @@ class MainWindow(QMainWindow):
 
         cfg, est, ctl = self.config_editor.config(), self.config_editor.last_estimate(), self.controller()
         if cfg is not None and est is not None:  # a stopped run resumes at its step: only the rest is estimated
-            speed, done = measured_speed(self.session.controllers.values()), ctl.history.step if ctl else 0
-            self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed, done))
+            speed = measured_speed(self.session.controllers.values(), device=cfg.train.device)
+            done = ctl.history.step if ctl else 0
+            self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed, done), cfg.train.device)
 
     def _share_cores(self) -> None:
         self.core_share.update()  # training takes every core while no inference request computes

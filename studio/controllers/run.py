@@ -442,16 +442,21 @@ def multinode_plan(ctl: RunController) -> tuple[bool, str]:
                    "or Fork…, then open this again on it.")
 
 
-def measured_speed(controllers, exclude: str = "") -> dict | None:
+def measured_speed(controllers, exclude: str = "", device: str = "auto") -> dict | None:
     """How fast this machine trained lately: the FLOPs per second of the most recent run (other than
     `exclude`) that logged steps, from its tokens/s (metrics.jsonl) and its config's FLOPs per token.
     A LoRA fine-tune only when no other run has trained: it computes no weight gradients, so its FLOPs
-    per token (counted as for full training) made every estimate from it too fast. None when no run has
-    trained here yet."""
+    per token (counted as for full training) made every estimate from it too fast. Only runs on the kind
+    of `device` asked for (train.device: cuda is not timed by a run on the CPU, tens of times slower);
+    "auto" takes any. None when no such run has trained here yet."""
+    kind = device.split(":")[0] if device and device != "auto" else ""
     latest, key = None, None
     for ctl in controllers:
         h = ctl.history
         if ctl.run.dir == exclude or len(h.steps) < 3 or h.last_time is None:
+            continue
+        ran_on = str((h.start or {}).get("device") or "")  # "" in metrics written before it was recorded
+        if kind and ran_on and ran_on.split(":")[0] != kind:
             continue
         rank = (h.config_value("train", "finetune") != "lora", h.last_time)
         if key is None or rank > key:

@@ -71,10 +71,10 @@ def test_the_time_estimate_prefers_a_full_training_run_to_a_newer_lora_fine_tune
     from studio.controllers.run import measured_speed
     from studio.workspace.metrics import RunHistory
 
-    def ctl(name, when, rate, finetune):
+    def ctl(name, when, rate, finetune, device="cpu"):
         h = RunHistory()
-        h.apply({**make_event("start", max_steps=10, start_step=0, config={"train": {"finetune": finetune}}),
-                 "time": when})
+        h.apply({**make_event("start", max_steps=10, start_step=0, config={"train": {"finetune": finetune}},
+                              device=device), "time": when})
         for s in range(1, 6):
             h.apply({**make_event("step", step=s, tokens=256 * s, loss=1.0, lr=1e-3, grad_norm=1.0,
                                   tokens_per_s=rate, elapsed_s=0.1 * s), "time": when + s})
@@ -86,3 +86,10 @@ def test_the_time_estimate_prefers_a_full_training_run_to_a_newer_lora_fine_tune
     assert measured_speed([lora])["run"] == "lora"  # a LoRA run still beats no figure at all
     newer = ctl("newer", 3000.0, 21000.0, "full")
     assert measured_speed([full, lora, newer])["run"] == "newer"
+    # a config on a GPU is not timed by a run on the CPU (the demo's CPU run timed the gpt2-small preset's
+    # cuda config at 646 days on a GPU workstation); auto takes any run, cpu only CPU runs
+    assert measured_speed([full, newer], device="cuda") is None
+    gpu = ctl("gpu", 500.0, 900000.0, "none", device="cuda:0")
+    assert measured_speed([full, newer, gpu], device="cuda")["run"] == "gpu"
+    assert measured_speed([full, newer, gpu], device="cpu")["run"] == "newer"
+    assert measured_speed([full, newer, gpu])["run"] == "newer"

@@ -146,13 +146,15 @@ class EstimatesPanel(QFrame):
         self.note.setText(f"Vocabulary {vocab_source}. Analytic: AdamW with fp32 master weights, "
                           "activations without recomputation.")
 
-    def show_timing(self, timing: dict | None) -> None:
-        """Time per step and in all (controllers.run.time_estimate), with where the figure comes from."""
+    def show_timing(self, timing: dict | None, device: str = "auto") -> None:
+        """Time per step and in all (controllers.run.time_estimate), with where the figure comes from;
+        `device`: the config's train.device (no figure from a run on another kind of device)."""
         if timing is None:
             for label in self.timing.values():
                 label.setText("—")
             self.timing_names["total"].setText("Training time")
-            self.timing_note.setText("No run has trained on this machine yet: the first one measures it.")
+            where = "" if device in ("", "auto") else f" on {device}"
+            self.timing_note.setText(f"No run has trained{where} on this machine yet: the first one measures it.")
             return
         step = timing["step_s"]
         self.timing["step"].setText(f"≈ {1000 * step:,.0f} ms" if step < 10 else f"≈ {step:,.0f} s" if step < 60

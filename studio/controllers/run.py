@@ -28,7 +28,7 @@ from studio.workspace import validate
 from studio.workspace.metrics import RunHistory, event_line
 from studio.workspace.run import Run, format_duration, status_of_close
 from studio.workspace.tail import EventTail, file_size, read_last_lines
-from studio.workspace.workspace import device_problem, launch_problems
+from studio.workspace.workspace import auto_device, device_problem, launch_problems
 
 LOG_TAIL_BYTES = 16384  # of engine.log, read back when a past run is loaded
 # A metrics.jsonl bigger than this is replayed in a worker thread, so that opening a workspace with long runs
@@ -447,16 +447,16 @@ def measured_speed(controllers, exclude: str = "", device: str = "auto") -> dict
     `exclude`) that logged steps, from its tokens/s (metrics.jsonl) and its config's FLOPs per token.
     A LoRA fine-tune only when no other run has trained: it computes no weight gradients, so its FLOPs
     per token (counted as for full training) made every estimate from it too fast. Only runs on the kind
-    of `device` asked for (train.device: cuda is not timed by a run on the CPU, tens of times slower);
-    "auto" takes any. None when no such run has trained here yet."""
-    kind = device.split(":")[0] if device and device != "auto" else ""
+    of `device` asked for (train.device: cuda is not timed by a run on the CPU, tens of times slower;
+    auto: what it becomes here). None when no such run has trained here yet."""
+    kind = (device if device and device != "auto" else auto_device(engine_info.known())).split(":")[0]
     latest, key = None, None
     for ctl in controllers:
         h = ctl.history
         if ctl.run.dir == exclude or len(h.steps) < 3 or h.last_time is None:
             continue
         ran_on = str((h.start or {}).get("device") or "")  # "" in metrics written before it was recorded
-        if kind and ran_on and ran_on.split(":")[0] != kind:
+        if ran_on and ran_on.split(":")[0] != kind:
             continue
         rank = (h.config_value("train", "finetune") != "lora", h.last_time)
         if key is None or rank > key:

@@ -8,6 +8,7 @@ checkpoint relative to the run folder, so a workspace can be moved as a whole.
 from __future__ import annotations
 
 import os
+import platform
 import re
 import sys
 import time
@@ -188,6 +189,16 @@ def gpu_driver_present() -> bool:
     if sys.platform == "win32":
         return os.path.exists(os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll"))
     return True
+
+
+def auto_device(engine: dict | None = None) -> str:
+    """What train.device: auto becomes here (core.device's order: cuda, mps, cpu), from the engine's own
+    `version --json` answer when the studio has it, else from the system."""
+    if engine is not None:
+        return "cuda" if engine.get("cuda_available") else "mps" if engine.get("mps_available") else "cpu"
+    if sys.platform == "darwin":
+        return "mps" if platform.machine() == "arm64" else "cpu"
+    return "cuda" if gpu_driver_present() else "cpu"
 
 
 def device_problem(device: str, engine: dict | None = None) -> str | None:

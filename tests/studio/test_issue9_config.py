@@ -62,14 +62,19 @@ def test_the_demo_run_trains_long_enough_to_watch(tmp_path):
     assert cfg.train.eval_interval * 5 <= cfg.train.max_steps  # several val points to watch
 
 
-def test_the_time_estimate_prefers_a_full_training_run_to_a_newer_lora_fine_tune(workspace):
+def test_the_time_estimate_prefers_a_full_training_run_to_a_newer_lora_fine_tune(workspace, monkeypatch):
     """A LoRA fine-tune computes no weight gradients, so its tokens/s times the FLOPs per token of full
     training overstated the machine's speed (the trial's estimate came from a LoRA run at 29 ms a step)."""
     from types import SimpleNamespace
 
     from core.protocol import make_event
+    from studio.controllers import engine_info
     from studio.controllers.run import measured_speed
+    from studio.workspace import workspace as wsmod
     from studio.workspace.metrics import RunHistory
+
+    monkeypatch.setattr(wsmod, "gpu_driver_present", lambda: False)
+    monkeypatch.setattr(engine_info, "_ANSWER", None)
 
     def ctl(name, when, rate, finetune, device="cpu"):
         h = RunHistory()
@@ -92,4 +97,9 @@ def test_the_time_estimate_prefers_a_full_training_run_to_a_newer_lora_fine_tune
     gpu = ctl("gpu", 500.0, 900000.0, "none", device="cuda:0")
     assert measured_speed([full, newer, gpu], device="cuda")["run"] == "gpu"
     assert measured_speed([full, newer, gpu], device="cpu")["run"] == "newer"
-    assert measured_speed([full, newer, gpu])["run"] == "newer"
+    # auto: what the engine makes of it here (its own answer when known, else the system's GPU driver)
+    assert measured_speed([full, newer, gpu])["run"] == "newer"  # this machine: no GPU driver
+    monkeypatch.setattr(wsmod, "gpu_driver_present", lambda: True)
+    assert measured_speed([full, newer, gpu])["run"] == "gpu"
+    engine_info.remember({"torch": "2.13.0+cpu", "cuda_available": False, "mps_available": False})
+    assert measured_speed([full, newer, gpu])["run"] == "newer"  # a CPU-only torch on a GPU machine

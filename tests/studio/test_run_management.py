@@ -174,6 +174,11 @@ def test_a_running_run_cannot_be_renamed_or_deleted(qtbot, window, workspace, fa
     assert not _menu_action(w, tiny, "Move to Trash").isEnabled()
     assert w.session.rename_run(tiny, "x")[0] is None and "stop it" in w.session.rename_run(tiny, "x")[1]
     assert "stop it" in w.session.delete_run(tiny)
+    # F2 and the Run menu: said at once, nothing asked (a name was asked for, then refused)
+    monkeypatch.setattr(dialogs, "ask_rename", lambda *_a: pytest.fail("asked for a name"))
+    monkeypatch.setattr(dialogs, "confirm_delete", lambda *_a: pytest.fail("asked to confirm"))
+    assert w.run_actions.rename(tiny) is None and "while it trains: stop it first" in w.statusBar().currentMessage()
+    assert not w.run_actions.delete(tiny) and "trash while it trains" in w.statusBar().currentMessage()
     with qtbot.waitSignal(w.controller().run_finished, timeout=15000):
         w.stop_training()
     assert os.path.isdir(tiny)

@@ -48,6 +48,9 @@ class RunActions(QObject):
         ctl = self.session.controller(run_dir)
         if ctl is None:
             return None
+        if ctl.is_running():  # said before asking for a name (the Run menu and F2 reach here too)
+            self._say(f"Cannot rename {ctl.run.name} while it trains: stop it first")
+            return None
         was_current = self.window.current_dir == ctl.run.dir
         text, why = ctl.run.name, ""
         while True:  # a refused name is asked again, with the reason and a usable variant filled in
@@ -71,6 +74,9 @@ class RunActions(QObject):
     def delete(self, run_dir: str) -> bool:
         ctl = self.session.controller(run_dir)
         if ctl is None:
+            return False
+        if ctl.is_running():  # said before the confirmation (the Run menu reaches here too)
+            self._say(f"Cannot move {ctl.run.name} to the trash while it trains: stop it first", 0)
             return False
         children = [c.run.name for c in self.session.controllers.values() if c.run.parent_dir() == ctl.run.dir]
         adapters = lora_children([c.run for c in self.session.controllers.values()], ctl.run.dir)

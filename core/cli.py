@@ -70,7 +70,9 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llm-train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="llm-train", description=__doc__.split("\n\n")[0].replace("\n", " "),
+                                epilog="Exit codes: 0 success (also a graceful stop), 1 a failure during the run, "
+                                       "2 bad input (the message names the file, field or value).")
     sub = p.add_subparsers(dest="command", required=True)
 
     pp = sub.add_parser("prepare", help="train a tokenizer and encode a corpus into DATA_DIR")

@@ -78,3 +78,13 @@ def test_scratch_of_a_killed_worker_is_removed(run_dir, tmp_path):
                           input="", capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not os.path.exists(stale)
+
+
+def test_help_names_every_command_and_the_exit_codes(capsys):
+    """`llm-train --help` cut its description mid-sentence ('... serve, estimate,')."""
+    with pytest.raises(SystemExit) as ended:
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert ended.value.code == 0
+    assert "(prepare, train, generate, attention, serve, estimate, import, export, eval, merge)." in out
+    assert "Exit codes: 0 success" in out and "2 bad input" in out

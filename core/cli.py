@@ -69,6 +69,9 @@ def _set_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(n)
 
 
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llm-train", description=__doc__.split("\n\n")[0].replace("\n", " "),
                                 epilog="Exit codes: 0 success (also a graceful stop), 1 a failure during the run, "
@@ -79,10 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--input", nargs="+", required=True, metavar="PATH",
                     help="text files, folders (searched recursively) or @stdlib / @synthetic")
     pp.add_argument("--out", default=None, metavar="DATA_DIR", help="where to write (required unless --preview)")
-    pp.add_argument("--tokenizer", choices=("bpe", "char", "byte"), default="bpe")
-    pp.add_argument("--vocab-size", type=int, default=None)
-    pp.add_argument("--val-fraction", type=float, default=0.1)
-    pp.add_argument("--seed", type=int, default=1337)
+    pp.add_argument("--tokenizer", choices=("bpe", "char", "byte"), default="bpe",
+                    help="byte-level BPE trained on the corpus, one id per character, or one per byte "
+                         "(default: %(default)s)")
+    pp.add_argument("--vocab-size", type=int, default=None,
+                    help="bpe: the vocabulary to train (default: 4096; char and byte set their own)")
+    pp.add_argument("--val-fraction", type=float, default=0.1,
+                    help="share of the corpus held out for validation (default: %(default)s)")
+    pp.add_argument("--seed", type=int, default=1337, help="the split's and the tokenizer sample's seed "
+                    "(default: %(default)s)")
     pp.add_argument("--glob", action="append", default=None, metavar="PATTERN",
                     help="file patterns to take from folders (repeatable), e.g. '**/*.txt'")
     pp.add_argument("--events", action="store_true", help="JSON Lines progress events on stdout")
@@ -97,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "are trained (JSON), and write nothing")
 
     pt = sub.add_parser("train", help="train (or resume) a model from a run config")
-    pt.add_argument("--config", required=True, metavar="RUN.yaml")
+    pt.add_argument("--config", required=True, metavar="RUN.yaml", help="the run's config (model, data, train, run)")
     pt.add_argument("--set", action="append", default=[], metavar="section.key=value",
                     help="override one config value (repeatable)")
     pt.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
@@ -106,37 +114,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     pg = sub.add_parser("generate", help="sample text from a checkpoint")
     _add_checkpoint_args(pg)
-    pg.add_argument("--prompt", default="\n")
-    pg.add_argument("--max-new-tokens", type=int, default=200)
-    pg.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
+    pg.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    pg.add_argument("--max-new-tokens", type=int, default=200, help="(default: %(default)s)")
+    pg.add_argument("--temperature", type=float, default=0.8, help="0 means greedy (default: %(default)s)")
     pg.add_argument("--chat", action="store_true",
                     help="the prompt is one user message in the checkpoint's chat template; stop at its EOS")
-    pg.add_argument("--top-k", type=int, default=None)
-    pg.add_argument("--top-p", type=float, default=None)
-    pg.add_argument("--repetition-penalty", type=float, default=1.0)
-    pg.add_argument("--seed", type=int, default=None)
+    pg.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens only")
+    pg.add_argument("--top-p", type=float, default=None, help="sample from the smallest set holding this probability")
+    pg.add_argument("--repetition-penalty", type=float, default=1.0,
+                    help="> 1 makes tokens already in the text less likely (default: %(default)s)")
+    pg.add_argument("--seed", type=int, default=None, help="for the same text again (default: random)")
     pg.add_argument("--stream", action="store_true", help="print tokens as they come")
     pg.add_argument("--no-cache", action="store_true", help="recompute the whole context each token")
-    pg.add_argument("--device", default="auto")
+    pg.add_argument("--device", default="auto", help=DEVICE_HELP)
     _add_dtype_arg(pg)
 
     pa = sub.add_parser("attention", help="write attention probabilities [n_layer, n_head, T, T] to .npz")
     _add_checkpoint_args(pa)
-    pa.add_argument("--text", required=True)
-    pa.add_argument("--out", required=True, metavar="FILE.npz")
-    pa.add_argument("--device", default="auto")
+    pa.add_argument("--text", required=True, help="the text whose attention to compute")
+    pa.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the probabilities and tokens")
+    pa.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     ps = sub.add_parser("serve", help="long-lived inference worker speaking JSON Lines on stdin/stdout")
     _add_checkpoint_args(ps)
     ps.add_argument("--scratch", default=None, help="folder for .npy replies (default: a temp folder)")
-    ps.add_argument("--device", default="auto")
+    ps.add_argument("--device", default="auto", help=DEVICE_HELP)
     _add_dtype_arg(ps)
     _add_threads_arg(ps)
 
     pe = sub.add_parser("estimate", help="print parameter count, FLOPs, memory and precision estimates")
-    pe.add_argument("--config", required=True, metavar="RUN.yaml")
+    pe.add_argument("--config", required=True, metavar="RUN.yaml", help="the run's config to estimate")
     pe.add_argument("--json", action="store_true", help="the raw numbers (bytes, FLOPs) as JSON")
-    pe.add_argument("--set", action="append", default=[], metavar="section.key=value")
+    pe.add_argument("--set", action="append", default=[], metavar="section.key=value",
+                    help="override one config value (repeatable)")
 
     from core.commands.eval import add_parsers as add_eval_parsers
 

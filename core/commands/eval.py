@@ -31,7 +31,8 @@ def add_parsers(sub, add_checkpoint_args) -> None:
     what.add_argument("--text", metavar="FILE", help="loss, perplexity and bits per byte of this text")
     what.add_argument("--pairs", metavar="FILE.jsonl", help='{"prompt", "reference"} lines: generate, score')
     pv.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    pv.add_argument("--max-new-tokens", type=int, default=128)
+    pv.add_argument("--max-new-tokens", type=int, default=128,
+                    help="pairs: each answer stops at the end of turn or after this many tokens (default: %(default)s)")
     pv.add_argument("--raw", action="store_true",
                     help="pairs: use the prompt as is (no chat template)")
     pv.add_argument("--temperature", type=float, default=0.0,
@@ -40,7 +41,7 @@ def add_parsers(sub, add_checkpoint_args) -> None:
     pv.add_argument("--save", action="store_true",
                     help="keep the result as CHECKPOINT/eval/<time>-<text|pairs>-<file>.json")
     pv.add_argument("--events", action="store_true", help="JSON Lines events on stdout (start, progress, done)")
-    pv.add_argument("--device", default="auto")
+    pv.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
 
     pm = sub.add_parser("merge", help="fold a LoRA checkpoint's adapters into a plain checkpoint")
     add_checkpoint_args(pm)

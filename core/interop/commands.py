@@ -28,7 +28,8 @@ def add_parsers(sub) -> None:
     g = pe.add_mutually_exclusive_group(required=True)
     g.add_argument("--checkpoint", help="a checkpoint folder (RUN_DIR/checkpoints/step-NNNNNN)")
     g.add_argument("--run", help="a run folder: its latest checkpoint")
-    pe.add_argument("--format", required=True, choices=FORMATS)
+    pe.add_argument("--format", required=True, choices=FORMATS,
+                    help="hf: a transformers folder; gguf: a llama.cpp file; onnx: a graph for ONNX Runtime")
     pe.add_argument("--out", required=True, metavar="PATH", help="a new folder (hf) or file (gguf, onnx)")
     pe.add_argument("--dtype", choices=DTYPES, default=None,
                     help="weights' number format (default f32; q8_0 for gguf only)")

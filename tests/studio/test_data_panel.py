@@ -60,6 +60,16 @@ def test_prepare_with_fake_engine_shows_the_data_set(qtbot, panel, fake, tmp_pat
     assert panel.detail_values["val"].text() == "100"
     assert panel.detail_values["tokenizer"].text() == "char"
     assert "@synthetic" in panel.detail_values["sources"].text()
+    folder = panel.detail_values["folder"]  # in the workspace's words; the whole path on hover
+    assert folder.text() == os.path.join("data", "tiny") and folder.toolTip() == out
+    # every detail is readable at the 1024-wide window: no value cut inside a word ("@syntheti")
+    panel.resize(760, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    for key in ("folder", "sources", "tokenizer"):
+        label = panel.detail_values[key]
+        widest = max(label.fontMetrics().horizontalAdvance(w) for w in label.text().split())
+        assert widest <= label.width(), (key, label.text(), label.width())
     assert panel.sample.pieces[:4] == list("copy") and len(panel.sample.ids) == len(panel.sample.pieces)
     assert panel.prepare_button.isEnabled() and not panel.cancel_button.isEnabled()
 

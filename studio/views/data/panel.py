@@ -106,7 +106,8 @@ class DataPanel(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.prepare_box)
         split.addWidget(self.datasets_box)
-        split.setStretchFactor(1, 1)
+        for i, share in enumerate((2, 3)):  # both give up room in a narrow window (the data sets' details
+            split.setStretchFactor(i, share)  # were squeezed to 60 px while the sources kept 415)
         split.setSizes([420, 620])
         lay = QVBoxLayout(self)
         lay.addWidget(split)
@@ -210,7 +211,7 @@ class DataPanel(QWidget):
     def _build_datasets_side(self) -> None:
         self.datasets_box = QGroupBox("Prepared data sets")
         self.dataset_list = QListWidget()
-        self.dataset_list.setMaximumWidth(200)
+        self.dataset_list.setMaximumHeight(120)  # a few names; the details below take the group's whole width
         self.dataset_list.currentItemChanged.connect(self._on_dataset_list_current_changed)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
@@ -228,12 +229,12 @@ class DataPanel(QWidget):
             value.setMinimumWidth(60)
             details.addRow(text, value)
             self.detail_values[key] = value
-        left = QVBoxLayout()
-        left.addWidget(self.dataset_list, 1)
-        left.addWidget(self.refresh_button)
-        top = QHBoxLayout()
-        top.addLayout(left)
-        top.addLayout(details, 1)
+        # the list, then the details under it with the whole width: beside the list (as before) a value had
+        # 60 px at the 1024-wide window and '@synthetic' was cut to '@syntheti'
+        top = QVBoxLayout()
+        top.addWidget(self.dataset_list)
+        top.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignLeft)
+        top.addLayout(details)
         self.sample = TokenText()
         self.sample.show_message("Select a data set to see a sample of its tokens.")
         sample_title = QLabel("Sample, coloured by token (hover for the token id; instruction data: green is "
@@ -369,8 +370,11 @@ class DataPanel(QWidget):
     def _show_dataset(self, name: str | None) -> None:
         data_dir = os.path.join(self.data_root() or "", name) if name is not None else None
         for key, text in detail_rows(data_dir).items():
+            tip = text if len(text) > 24 else ""
+            if key == "folder" and data_dir is not None:  # data/NAME in the workspace (the whole path: tooltip)
+                text, tip = os.path.relpath(data_dir, os.path.dirname(self.data_root() or data_dir)), data_dir
             self.detail_values[key].setText(text)
-            self.detail_values[key].setToolTip(text if len(text) > 24 else "")
+            self.detail_values[key].setToolTip(tip)
         preview = read_preview(data_dir) if data_dir is not None else None
         if preview is not None:
             self.sample.set_tokens(*preview)

@@ -355,3 +355,48 @@ def test_empty_fields_say_what_empty_means(editor):
     assert placeholder["train.warmup_steps"] == "empty = a tenth of max_steps"
     assert placeholder["train.target_val_loss"] == "empty = train to max_steps"
     assert placeholder["run.attention_probe"] == "empty = the start of the validation data"
+
+
+def _wheel(widget, notches: int = -3) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    at = QPointF(widget.rect().center())
+    event = QWheelEvent(at, QPointF(widget.mapToGlobal(at.toPoint())), QPoint(0, 0), QPoint(0, 120 * notches),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_a_narrow_form_stacks_its_columns_and_the_wheel_scrolls_it_not_a_field(qtbot, editor):
+    """At a 1024 px window the Training column was cut to its labels' first letters behind a sideways scroll
+    bar; and the wheel over the form turned model.activation from gelu to swiglu (saved as edited)."""
+    from PySide6.QtWidgets import QApplication, QScrollArea
+
+    editor.resize(640, 600)
+    editor.show()
+    qtbot.waitExposed(editor)
+    form = editor.form
+    scroll = next(a for a in editor.findChildren(QScrollArea) if a.widget() is form)
+    assert form.columns.wrapped and scroll.horizontalScrollBar().maximum() == 0  # one column, all of it in view
+    editor.resize(1400, 600)
+    QApplication.processEvents()
+    assert not form.columns.wrapped  # room for both: side by side again
+    editor.resize(640, 600)
+    QApplication.processEvents()
+    combo = form.editors["model.activation"].input
+    before, edits = combo.currentText(), []
+    form.value_edited.connect(lambda path, value: edits.append(path))
+    _wheel(combo)
+    assert combo.currentText() == before and not edits  # not the value under the pointer...
+    assert scroll.verticalScrollBar().value() > 0  # ...the form scrolled
+    combo.setFocus()
+    qtbot.waitUntil(combo.hasFocus, timeout=2000)
+    _wheel(combo, -1)
+    assert combo.currentText() != before and edits == ["model.activation"]  # focused: the wheel is the field's
+    # a low window: the estimates scroll; their two notes were drawn over each other
+    editor.set_text(COMMENTED)  # every estimate shown, and the two notes
+    editor.estimates.show_timing(None)
+    QApplication.processEvents()
+    est_height = editor.estimates.minimumSizeHint().height()
+    assert editor.minimumSizeHint().height() < est_height / 2  # they scroll rather than need that height

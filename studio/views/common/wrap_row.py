@@ -11,8 +11,11 @@ from PySide6.QtWidgets import QGridLayout, QLayout, QWidget
 class WrapRow(QWidget):
     """`first` and `second` (layouts) in one row when they fit, in two rows otherwise."""
 
-    def __init__(self, first: QLayout, second: QLayout, parent: QWidget | None = None) -> None:
+    def __init__(self, first: QLayout, second: QLayout, parent: QWidget | None = None, *,
+                 halves: bool = False) -> None:
+        """`halves`: in one row each group takes half the width (else the second takes the room left)."""
         super().__init__(parent)
+        self.halves = halves
         self.first, self.second = QWidget(), QWidget()
         for holder, layout in ((self.first, first), (self.second, second)):
             layout.setContentsMargins(0, 0, 0, 0)
@@ -37,7 +40,7 @@ class WrapRow(QWidget):
             self._grid.removeWidget(w)
         self._grid.addWidget(self.first, 0, 0)
         self._grid.addWidget(self.second, 1 if wrapped else 0, 0 if wrapped else 1)
-        self._grid.setColumnStretch(0, 1 if wrapped else 0)  # one row: the second group takes the room
+        self._grid.setColumnStretch(0, 1 if wrapped or self.halves else 0)  # one row: the second takes the room
         self._grid.setColumnStretch(1, 0 if wrapped else 1)
         self.updateGeometry()
 

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -37,6 +36,8 @@ from PySide6.QtWidgets import (
 
 from core.config import SECTIONS, Problem, empty_meaning, field_docs
 from core.errors import quote
+from studio.views.common.wheel_guard import guard_wheel
+from studio.views.common.wrap_row import WrapRow
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECTION_TITLES = {"model": "Model", "data": "Data", "train": "Training", "run": "Run"}
@@ -427,16 +428,19 @@ class ConfigForm(QWidget):
             self.groups[section], self._group_errors[section] = group, error
         # Each box aligns its own labels: the data box's short "dir" leaves its path the width that a
         # label column shared with the model box would take (the path was cut at 1280 px).
-        grid = QGridLayout(self)
-        grid.setContentsMargins(4, 4, 4, 4)
-        left = QVBoxLayout()
+        # Training beside Model, Data and Run, or under them where both do not fit (a 1024 px window beside
+        # the runs list cut the Training column to its labels' first letters, behind a sideways scroll bar)
+        left, right = QVBoxLayout(), QVBoxLayout()
         for section in ("model", "data", "run"):
             left.addWidget(self.groups[section])
         left.addStretch(1)
-        grid.addLayout(left, 0, 0)
-        grid.addWidget(self.groups["train"], 0, 1)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
+        right.addWidget(self.groups["train"])
+        right.addStretch(1)
+        self.columns = WrapRow(left, right, halves=True)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.addWidget(self.columns)
+        guard_wheel(self)  # the wheel scrolls the form; it changed a field's value under the pointer
 
     # ------------------------------------------------------------------ public
     def set_base_dir(self, path: str) -> None:

@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 
+from core.commands import DEVICE_HELP
 from core.errors import EXIT_BAD_INPUT, UsageError
 from core.protocol import make_event
 
@@ -69,15 +70,7 @@ def _set_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(n)
 
 
-DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: %(default)s)"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="llm-train", description=__doc__.split("\n\n")[0].replace("\n", " "),
-                                epilog="Exit codes: 0 success (also a graceful stop), 1 a failure during the run, "
-                                       "2 bad input (the message names the file, field or value).")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_prepare_parser(sub) -> None:
     pp = sub.add_parser("prepare", help="train a tokenizer and encode a corpus into DATA_DIR")
     pp.add_argument("--input", nargs="+", required=True, metavar="PATH",
                     help="text files, folders (searched recursively) or @stdlib / @synthetic")
@@ -103,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--preview", type=int, default=None, metavar="N",
                     help="with --tokenizer-from: print how the first N examples are tokenized and which tokens "
                          "are trained (JSON), and write nothing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llm-train", description=__doc__.split("\n\n")[0].replace("\n", " "),
+                                epilog="Exit codes: 0 success (also a graceful stop), 1 a failure during the run, "
+                                       "2 bad input (the message names the file, field or value).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    _add_prepare_parser(sub)
 
     pt = sub.add_parser("train", help="train (or resume) a model from a run config")
     pt.add_argument("--config", required=True, metavar="RUN.yaml", help="the run's config (model, data, train, run)")

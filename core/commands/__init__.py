@@ -11,6 +11,8 @@ import sys
 
 from core.protocol import encode
 
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: %(default)s)"  # --device
+
 
 def emit(event: dict) -> None:
     """One JSON Lines event on stdout (--events)."""

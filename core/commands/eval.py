@@ -19,7 +19,7 @@ import sys
 import time
 
 from core import layout
-from core.commands import emit
+from core.commands import DEVICE_HELP, emit
 from core.errors import EXIT_OK, CheckpointError, UsageError
 from core.protocol import make_event
 
@@ -41,7 +41,7 @@ def add_parsers(sub, add_checkpoint_args) -> None:
     pv.add_argument("--save", action="store_true",
                     help="keep the result as CHECKPOINT/eval/<time>-<text|pairs>-<file>.json")
     pv.add_argument("--events", action="store_true", help="JSON Lines events on stdout (start, progress, done)")
-    pv.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    pv.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     pm = sub.add_parser("merge", help="fold a LoRA checkpoint's adapters into a plain checkpoint")
     add_checkpoint_args(pm)

@@ -160,8 +160,7 @@ class RunController(QObject):
         else:
             self._set_status("damaged" if self.problems else self.run.status(self.history))
             if self.status == "failed":  # the same words as when it failed in front of the user
-                code, close = self.run.ended(self.history.close)
-                self.message = classify(close, code, list(self.stderr_tail)).text()
+                self.message = classify(*self.run.ended(self.history.close), list(self.stderr_tail)).text()
             elif self.status == "damaged":
                 self.message = damage_text(self.problems)
         self.history_changed.emit()
@@ -248,8 +247,7 @@ class RunController(QObject):
         return model
 
     def resume_problems(self, config_text: str | None = None, device: str = "") -> list[str]:
-        """Why Resume would be refused by the engine's set-up, checked before launching it (`device`: the
-        Training bar's choice over train.device)."""
+        """Why Resume would be refused by the engine's set-up (`device`: the Training bar's choice)."""
         try:
             cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
         except ConfigError as exc:

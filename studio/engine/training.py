@@ -208,7 +208,7 @@ class TrainingJob(QObject):
         self._kill_timer.stop()
         self._running = False
         had = self.close_event
-        code, close_event = self.run.ended(had)
+        close_event, code = self.run.ended(had)
         if had is None and close_event is not None:  # only on stdout (found before metrics.jsonl opened)
             self._emit_event(close_event)
         self.finished.emit(code, self.close_event)

@@ -115,17 +115,17 @@ class Run:
     def exit_info(self, problems: list[str] | None = None) -> dict:
         return validate.read_object(self.path(layout.EXIT_JSON), [] if problems is None else problems)
 
-    def ended(self, close_event: dict | None) -> tuple[int, dict | None]:
-        """(exit code, close event) of the last launch once it has ended: the close event given (from
-        metrics.jsonl), else the one on the engine's stdout (errors found before it opened metrics.jsonl:
-        a bad config, a device it lacks); the code from exit.json (-1 unknown: killed or found dead, 0 when
-        unknown but a close event came)."""
+    def ended(self, close_event: dict | None) -> tuple[dict | None, int]:
+        """(close event, exit code) of the last launch once it has ended, in classify()'s order: the close
+        event given (from metrics.jsonl), else the one on the engine's stdout (errors found before it opened
+        metrics.jsonl: a bad config, a device it lacks); the code from exit.json (-1 unknown: killed or found
+        dead, 0 when unknown but a close event came)."""
         if close_event is None:
             out = EventTail(self.stdout_path)  # reads nothing from a damaged file, never raises
             close_event = next((ev for ev in out.read_all() + out.flush() if is_close(ev)), None)
         code = self.exit_info().get("code")
         ok = isinstance(code, int) and not isinstance(code, bool) and -(1 << 31) <= code < (1 << 31)
-        return (code if ok else (-1 if close_event is None else 0)), close_event
+        return close_event, (code if ok else (-1 if close_event is None else 0))
 
     def lineage(self, problems: list[str] | None = None) -> dict:
         return validate.read_object(self.path(layout.STUDIO_JSON), [] if problems is None else problems)

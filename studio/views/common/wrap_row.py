@@ -40,7 +40,8 @@ class WrapRow(QWidget):
             self._grid.removeWidget(w)
         self._grid.addWidget(self.first, 0, 0)
         self._grid.addWidget(self.second, 1 if wrapped else 0, 0 if wrapped else 1)
-        self._grid.setColumnStretch(0, 1 if wrapped or self.halves else 0)  # one row: the second takes the room
+        # one row: halves, or the second group takes the room
+        self._grid.setColumnStretch(0, 1 if wrapped or self.halves else 0)
         self._grid.setColumnStretch(1, 0 if wrapped else 1)
         self.updateGeometry()
 

@@ -125,15 +125,9 @@ class ConfigEditor(QWidget):
         self.tabs.addTab(scroll, "Form")
         self.tabs.addTab(self.yaml_edit, "YAML")
         self.estimates = EstimatesPanel()
-        side = QScrollArea()  # a low window scrolls the estimates (squeezed, their notes were drawn over each other)
-        side.setWidgetResizable(True)
-        side.setFrameShape(QFrame.Shape.NoFrame)
-        side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        side.setWidget(self.estimates)
-        side.setMinimumWidth(250)
         self._split = split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.tabs)
-        split.addWidget(side)
+        split.addWidget(self._scrolled(self.estimates))
         split.setStretchFactor(0, 1)
         split.setSizes([700, 260])
         self.problems_label = QLabel()
@@ -149,6 +143,18 @@ class ConfigEditor(QWidget):
         lay.addWidget(self.problems_label)
         lay.addStretch(0)  # takes the room only while the views are hidden (no run): the banner stays on top
         self.set_text(config_text.dump_new(Config()))
+
+    @staticmethod
+    def _scrolled(panel: QWidget) -> QScrollArea:
+        """The estimates in a scroll area: a low window scrolls them (squeezed, their notes were drawn over
+        each other)."""
+        side = QScrollArea()
+        side.setWidgetResizable(True)
+        side.setFrameShape(QFrame.Shape.NoFrame)
+        side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side.setWidget(panel)
+        side.setMinimumWidth(250)
+        return side
 
     # ------------------------------------------------------------------ public API
     def set_base_dir(self, path: str) -> None:

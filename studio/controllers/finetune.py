@@ -23,11 +23,13 @@ from core.errors import CheckpointError, UsageError
 from studio.controllers.engine_job import EngineJob
 from studio.controllers.prepare_request import NAME_RE, PrepareRequest
 from studio.engine.failure import EngineFailure
+from studio.workspace.datasets import sft_sample_prompt
 from studio.workspace.workspace import run_of, safe_name, unique_name
 
 SFT_SUFFIXES = (".jsonl", ".json")
 PREVIEW_EXAMPLES = 6
 METHODS = ("lora", "full")
+SAMPLE_TOKENS = 48  # a fine-tune's sample at each evaluation: its answer to the first held-out prompt, and on
 DEFAULT_LR = {"full": 1e-4, "lora": 1e-3}  # LoRA adapters start at zero and want a larger step
 
 
@@ -114,6 +116,9 @@ class FinetuneChoices:
         if self.method == "lora":
             train.update({"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha,
                           "lora_targets": list(self.lora_targets)})
+        prompt = sft_sample_prompt(data_dir)  # once the data is prepared: the answer to a held-out prompt
+        if prompt:
+            train.update({"sample_prompt": prompt, "sample_tokens": SAMPLE_TOKENS})
         out = {"model": dict(base.model), "data": {"dir": os.path.relpath(data_dir, run_dir)}, "train": train,
                "run": {"dir": "."}}
         for path, value in self.extra.items():

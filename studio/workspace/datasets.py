@@ -36,6 +36,17 @@ def read_preview(data_dir: str) -> tuple[list[int], list[str], list[int] | None]
     return ids, pieces, trained
 
 
+def sft_sample_prompt(data_dir: str) -> str:
+    """The prompt of an instruction data set's first validation example, as its template renders it (the
+    masked tokens before its first trained one, from preview.json): what a fine-tune answers in its samples
+    at each evaluation, so the Samples tab shows the answer forming. '' when there is none."""
+    preview = read_preview(data_dir)
+    if preview is None or preview[2] is None or 1 not in preview[2]:
+        return ""
+    _ids, pieces, trained = preview
+    return "".join(pieces[:trained.index(1)])
+
+
 def describe_source(source) -> str:
     """One line per meta["sources"] entry ({input, kind, files, bytes, skipped} or a plain string)."""
     if not isinstance(source, dict):

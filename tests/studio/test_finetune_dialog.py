@@ -160,6 +160,11 @@ def test_create_prepares_the_data_creates_the_lora_run_and_trains_it(qtbot, ws, 
     with qtbot.waitSignal(ctl.run_finished, timeout=WAIT_MS):
         pass
     assert ctl.history.step == 12 and len(ctl.history.evals) >= 1 and len(ctl.history.steps) == 12
+    # its samples answer the first held-out prompt in the template: the Samples tab shows the answer forming
+    assert cfg.train.sample_tokens == 48 and ctl.history.samples
+    prompt = ctl.history.samples[-1]["prompt"]
+    assert prompt == cfg.train.sample_prompt and prompt.startswith("user:\nreverse: ") and prompt.endswith(
+        "\nassistant:\n"), prompt
     assert w.training.plots.isVisible()  # the usual live curves: the Training tab is showing
     meta = layout.read_checkpoint_meta(layout.latest_checkpoint(run_dir))
     assert meta["lora"]["rank"] == 8 and os.path.realpath(meta["lora"]["base"]) == os.path.realpath(base)

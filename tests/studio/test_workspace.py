@@ -181,3 +181,16 @@ def test_last_lines_of_a_log(tmp_path):
     lines = read_last_lines(str(path), 64)
     assert lines[-1] == "line 999" and len(lines) < 20
     assert read_last_lines(str(tmp_path / "missing.log"), 64) == []
+
+
+def test_a_fine_tunes_sample_prompt_is_its_first_held_out_prompt(tmp_path):
+    from core import layout
+    from studio.workspace.datasets import sft_sample_prompt
+
+    sft, text = tmp_path / "sft", tmp_path / "text"
+    for folder, trained in ((sft, [0, 0, 0, 1, 1, 0, 1]), (text, None)):
+        folder.mkdir()
+        preview = {"ids": list(range(7)), "pieces": ["user:\n", "hi", "\nassistant:\n", "yo", "\n", "user:\n", "x"]}
+        layout.atomic_write_json(str(folder / layout.PREVIEW), {**preview, "trained": trained} if trained else preview)
+    assert sft_sample_prompt(str(sft)) == "user:\nhi\nassistant:\n"  # the masked prefix of the first example
+    assert sft_sample_prompt(str(text)) == "" and sft_sample_prompt(str(tmp_path / "none")) == ""

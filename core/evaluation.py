@@ -50,13 +50,26 @@ def probe(tr: Trainer) -> None:
     # under the run's autocast, as its steps: a LoRA run's frozen weights are stored in its dtype (core.lora)
     with tr.ctx:
         if t.sample_tokens:
-            text = sample_text(tr.raw_model, tr.tokenizer, t.sample_prompt, t.sample_tokens, tr.device, seed=t.seed)
+            text = sample_text(tr.raw_model, tr.tokenizer, t.sample_prompt, t.sample_tokens, tr.device, seed=t.seed,
+                               stop_ids=turn_end_ids(tr))
             tr.sinks.emit(make_event("sample", step=step, prompt=t.sample_prompt, text=text))
         if run.save_attention:
             path = os.path.join(run.dir, layout.ATTENTION, layout.snapshot_name(step))
             text = run.attention_probe or data_probe_text(tr.tokenizer, tr.val_data)
             probe_attention(tr.raw_model, tr.tokenizer, text, path, tr.device)
             tr.sinks.emit(make_event("attention", step=step, path=path))
+
+
+def turn_end_ids(tr: Trainer) -> frozenset[int]:
+    """The ids that end an answer in an instruction (SFT) run: what its fine-tuned checkpoint records as its
+    EOS (core.lora.finetune_meta: the base's or the data's EOS, else the built-in template's newline);
+    none for a plain corpus, whose samples run to their length."""
+    if tr.data_meta.get("kind") != "sft":
+        return frozenset()
+    from core.chat import stop_ids
+    from core.lora import finetune_meta
+
+    return frozenset(stop_ids({"eos_token_id": finetune_meta(tr).get("eos_token_id")}))
 
 
 def data_probe_text(tokenizer, val_data, max_tokens: int = 64) -> str:

@@ -174,12 +174,18 @@ def generate_steps(model: GPT, prompt_ids: list[int], p: SampleParams,
         pending = [token]
 
 
-def sample_text(model: GPT, tokenizer, prompt: str, n_tokens: int, device, seed: int = 0) -> str:
-    """A short sample for evaluation events (temperature 0.8, top-k 40)."""
+def sample_text(model: GPT, tokenizer, prompt: str, n_tokens: int, device, seed: int = 0,
+                stop_ids: frozenset[int] = frozenset()) -> str:
+    """A short sample for evaluation events (temperature 0.8, top-k 40), ending after a token of `stop_ids`
+    (a fine-tune's end of turn: its answer, not the next turns it would go on to invent)."""
     was_training = model.training
     model.eval()
     p = SampleParams(max_new_tokens=n_tokens, temperature=0.8, top_k=40, seed=seed)
-    out = [s.token_id for s in generate_steps(model, tokenizer.encode(prompt), p)]
+    out = []
+    for s in generate_steps(model, tokenizer.encode(prompt), p):
+        out.append(s.token_id)
+        if s.token_id in stop_ids:
+            break
     model.train(was_training)
     return tokenizer.decode(out)
 

@@ -353,3 +353,26 @@ def test_an_instruction_run_snapshots_the_attention_of_its_first_validation_exam
     ids = np.load(os.path.join(str(folder), "probed", layout.ATTENTION, snaps[-1]))["ids"]
     val = open_sft_split(paths["sft"], "val")  # from the first example's start, on across the next ones
     assert len(ids) > len(val.example(0)[0]) and ids.tolist() == val.ids[:len(ids)].tolist()
+
+
+def test_an_instruction_runs_samples_end_at_its_end_of_turn(task):
+    """A fine-tune's sample is its answer: it stops at the end of turn its checkpoint records as EOS (the
+    built-in template's newline here) instead of going on to invent the next turns."""
+    from engine_helpers import events_of
+
+    from core.sft import BUILTIN_END
+    from core.tokenizer import load_tokenizer
+
+    folder, paths = task
+    cfg = finetune_config(folder, paths, "sampled", max_steps=60, warmup_steps=5, eval_interval=20, lr=3e-3,
+                          sample_tokens=40, sample_prompt="<|user|>\nreverse: abc\n<|assistant|>\n")
+    out = check(engine("train", "--config", cfg, "--events", cwd=folder)).stdout
+    samples = [ev for ev in events_of(out) if ev["event"] == "sample"]
+    assert len(samples) == 3
+    end = load_tokenizer(paths["sft"]).encode(BUILTIN_END)
+    assert len(end) == 1
+    for ev in samples:
+        answer = ev["text"]
+        assert BUILTIN_END not in answer[:-1], answer  # nothing after the end of turn
+    # the runs trained long enough answer in one line (at most 40 tokens, the sample's length)
+    assert any(ev["text"].endswith(BUILTIN_END) for ev in samples), [ev["text"] for ev in samples]

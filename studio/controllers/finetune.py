@@ -29,7 +29,7 @@ from studio.workspace.workspace import run_of, safe_name, unique_name
 SFT_SUFFIXES = (".jsonl", ".json")
 PREVIEW_EXAMPLES = 6
 METHODS = ("lora", "full")
-SAMPLE_TOKENS = 48  # a fine-tune's sample at each evaluation: its answer to the first held-out prompt, and on
+SAMPLE_TOKENS = 48  # a fine-tune's sample at each evaluation: its answer to the first held-out prompt
 DEFAULT_LR = {"full": 1e-4, "lora": 1e-3}  # LoRA adapters start at zero and want a larger step
 
 

@@ -62,6 +62,8 @@ def test_preview_colours_the_answers_and_the_estimate_is_the_models_own(qtbot, w
     from core.model import GPT
 
     w, dialog = _open(qtbot, ws)
+    room = dialog.screen().availableGeometry()  # it opened 860 px high: a 768 px laptop lost its buttons
+    assert dialog.height() <= room.height() and dialog.minimumSizeHint().height() <= 640
     latest = layout.latest_checkpoint(os.path.join(ws.runs_dir, "tiny"))
     assert dialog.picker.checkpoint() == latest and "2 layers × 32 wide" in dialog.base_label.text()
     preview = _preview(qtbot, dialog, _sft(tmp_path))

@@ -118,7 +118,8 @@ class FinetuneDialog(JobDialog):
         self.preview_job.finished.connect(self._on_preview_finished)
         self.prepare_job.progressed.connect(self._on_prepare_progressed)
         self.prepare_job.finished.connect(self._on_prepare_finished)
-        self.resize(980, 860)
+        room = self.screen().availableGeometry()  # a 768 px laptop screen had the buttons below its edge
+        self.resize(min(980, room.width() - 40), min(860, room.height() - 60))
         self._on_base_changed()
         self.data_file.setText(example_file(ws.root, "finetune"))  # the demo's instruction examples, if any
 
@@ -153,7 +154,7 @@ class FinetuneDialog(JobDialog):
         self.data_name.textEdited.connect(lambda _t: self._touch("data"))
         self.data_name.textChanged.connect(lambda _t: self._update())
         self.sample = TokenText()
-        self.sample.setMinimumHeight(150)
+        self.sample.setMinimumHeight(60)  # three lines; the dialog then fits a 640 px high screen
         self.sample.show_message("Choose a base model and a data file to see how its examples are trained.")
         legend = QHBoxLayout()
         legend.addWidget(_legend(TRAINED_COLOURS[0], "trained (the answer: in the loss)"))

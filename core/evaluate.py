@@ -5,7 +5,7 @@ tokens that overlap by one token, so every token after the first is predicted ex
 block_size tokens of context. loss = mean negative log-likelihood (nats) over predicted tokens,
 perplexity = exp(loss), bits_per_byte = total NLL / ln 2 / the file's UTF-8 bytes (comparable across
 tokenizers). unknown_tokens counts the tokens that are the tokenizer's unknown token (text outside a
-character vocabulary): where there are many, the figures say little about the text. A progress bar goes to
+character vocabulary), unknown_percent their share: where there are many, the figures say little about the text. A progress bar goes to
 stderr, or (done, total) goes to a callback (`--events`).
 
 Pairs: {"prompt", "reference"} JSON lines; each prompt is rendered with the checkpoint's chat template (or
@@ -141,7 +141,9 @@ def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, pro
         raise DataError(f"{text_file}: too short to evaluate (needs at least 2 tokens)")
     loss = nll / count
     return {"loss": loss, "perplexity": math.exp(loss), "bits_per_byte": nll / math.log(2) / n_bytes,
-            "tokens": count, "bytes": n_bytes, "unknown_tokens": unknown, "checkpoint": ckpt_path,
+            "tokens": count, "bytes": n_bytes, "unknown_tokens": unknown,
+            "unknown_percent": 100 * unknown / (count + 1),  # of every token read (the first is not predicted)
+            "checkpoint": ckpt_path,
             "file": os.path.abspath(text_file)}
 
 

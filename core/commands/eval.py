@@ -93,12 +93,6 @@ def _save(checkpoint: str, kind: str, source: str, result: dict) -> str:
     return out
 
 
-def unknown_share(result: dict) -> str:
-    """'12.3%' of a text evaluation's tokens that are unknown ('<0.1%' when a few)."""
-    share = 100 * result["unknown_tokens"] / max(1, result["tokens"] + 1)  # + 1: the first token, not predicted
-    return f"{share:.1f}%" if share >= 0.1 else "<0.1%"
-
-
 def _report(args: argparse.Namespace, result: dict) -> None:
     if args.events:
         figures = {k: v for k, v in result.items() if k != "generations"}
@@ -109,7 +103,8 @@ def _report(args: argparse.Namespace, result: dict) -> None:
         print(f"loss {result['loss']:.4f}  perplexity {result['perplexity']:.3f}  bits/byte "
               f"{result['bits_per_byte']:.4f}  ({result['tokens']:,} tokens, {result['bytes']:,} bytes)")
         if result.get("unknown_tokens"):
-            print(f"warning: {unknown_share(result)} of the tokens are the tokenizer's unknown token: the file "
+            share = result["unknown_percent"]
+            print(f"warning: {f'{share:.1f}%' if share >= 0.1 else '<0.1%'} of the tokens are the tokenizer's unknown token: the file "
                   "has text outside the model's vocabulary, so these figures say little about it", file=sys.stderr)
     else:
         for g in result["generations"]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from core import layout
 
-TEXT_FIGURES = ("loss", "perplexity", "bits_per_byte", "tokens", "bytes", "unknown_tokens")
+TEXT_FIGURES = ("loss", "perplexity", "bits_per_byte", "tokens", "bytes", "unknown_tokens", "unknown_percent")
 PAIRS_FIGURES = ("bleu", "rouge_l", "exact_match", "n")
 # the comparison table's columns, in order, from the latest evaluation of each kind
 COMPARE_COLUMNS = ("eval_step", "eval_perplexity", "eval_bits_per_byte", "eval_bleu", "eval_rouge_l",
@@ -55,9 +55,9 @@ class Evaluation:
 
     def unknown_percent(self) -> float:
         """The share (%) of a text evaluation's tokens that are the tokenizer's unknown token (text outside
-        the model's vocabulary: its figures then say little about the file); 0 when none or not recorded."""
-        f = self.figures
-        return 100 * f.get("unknown_tokens", 0) / max(1, f.get("tokens", 0) + 1)  # + 1: the first, unpredicted
+        the model's vocabulary: its figures then say little about the file), as the engine worked it out; 0
+        when none or not recorded."""
+        return self.figures.get("unknown_percent", 0.0)
 
     def headline(self) -> str:
         """'perplexity 12.34 · 1.234 bits/byte · 4,096 tokens (3.1% unknown)' or

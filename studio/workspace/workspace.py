@@ -7,6 +7,7 @@ checkpoint relative to the run folder, so a workspace can be moved as a whole.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -179,6 +180,7 @@ def with_changes(config_text: str, changes: dict) -> str:
         return config_text
 
 
+@functools.cache  # asked at every config edit (the Start check, the time estimate); drivers do not come and go
 def gpu_driver_present() -> bool:
     """Whether this machine has a GPU driver torch's "cuda" device could use (NVIDIA's, or AMD's ROCm, which
     torch also calls cuda), read from the system without torch; True where it cannot tell."""
@@ -212,7 +214,8 @@ def device_problem(device: str, engine: dict | None = None) -> str | None:
                     f"on this machine: {fix}")
         if engine is None and not gpu_driver_present():
             return f"train.device: {device}, but this machine has no GPU driver (no CUDA GPU): {fix}"
-    if device == "mps" and (not engine.get("mps_available") if engine is not None else sys.platform != "darwin"):
+    has_mps = engine.get("mps_available") if engine is not None else sys.platform == "darwin"
+    if device == "mps" and not has_mps:
         return f"train.device: mps is Apple's GPU, which this machine does not have: {fix}"
     return None
 

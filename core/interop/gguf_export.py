@@ -37,19 +37,19 @@ def export_gguf(path: str, out: str, dtype: str) -> None:
     arch = gguf_arch(cfg)
     vocab = gguf_vocab_from_tokenizer(tok_spec, cfg.vocab_size)
     tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}")
-    writer = gguf.GGUFWriter(tmp, arch)
+    writer = _writer_class(gguf)(tmp, arch)
     try:
-        _metadata(writer, cfg, arch, dtype, meta)
-        _vocabulary(writer, vocab, meta)
+        _metadata(writer, cfg, arch, dtype, meta, len(vocab["tokens"]))
+        _vocabulary(writer, vocab, meta, gguf)
         # Streamed, one converted tensor in memory at a time (review finding 19): the tensor table first
         # (names, shapes, types, sizes: a first pass converts each tensor and keeps only those), then the
         # data, converted again tensor by tensor. Peak memory: the model plus one tensor, not 2-3 models.
-        for name, array, qtype in _tensors(model, arch, dtype, gguf):
+        for name, array, qtype in _tensors(model, arch, dtype, gguf, vocab["extra_rows"]):
             writer.add_tensor_info(name, array.shape, array.dtype, array.nbytes, raw_dtype=qtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        for _name, array, _qtype in _tensors(model, arch, dtype, gguf):
+        for _name, array, _qtype in _tensors(model, arch, dtype, gguf, vocab["extra_rows"]):
             writer.write_tensor_data(array)
         writer.close()
         os.replace(tmp, out)
@@ -60,7 +60,21 @@ def export_gguf(path: str, out: str, dtype: str) -> None:
         raise
 
 
-def _metadata(w, cfg, arch: str, dtype: str, meta: dict) -> None:
+def _writer_class(gguf):
+    """gguf's writer, also writing an empty array: llama.cpp requires tokenizer.ggml.merges for a "gpt2"
+    vocabulary and a byte (or ASCII character) vocabulary has no merges; the gguf package refuses `[]`."""
+
+    class Writer(gguf.GGUFWriter):
+        def _pack_val(self, val, vtype, add_vtype, sub_type=None):
+            if vtype == gguf.GGUFValueType.ARRAY and not len(val):
+                head = self._pack("I", vtype) if add_vtype else b""
+                return head + self._pack("I", sub_type or gguf.GGUFValueType.STRING) + self._pack("Q", 0)
+            return super()._pack_val(val, vtype, add_vtype, sub_type)
+
+    return Writer
+
+
+def _metadata(w, cfg, arch: str, dtype: str, meta: dict, n_vocab: int) -> None:
     w.add_name(str((meta.get("imported_from") or {}).get("name") or "llm-training-studio model"))
     w.add_context_length(cfg.block_size)
     w.add_embedding_length(cfg.n_embd)
@@ -75,7 +89,7 @@ def _metadata(w, cfg, arch: str, dtype: str, meta: dict) -> None:
     w.add_rope_freq_base(cfg.rope_theta)
     w.add_layer_norm_rms_eps(cfg.norm_eps)
     w.add_rope_dimension_count(cfg.n_embd // cfg.n_head)
-    w.add_vocab_size(cfg.vocab_size)
+    w.add_vocab_size(n_vocab)
 
 
 def model_width(cfg) -> int:
@@ -84,25 +98,30 @@ def model_width(cfg) -> int:
     return mlp_width(cfg)
 
 
-def _vocabulary(w, vocab: dict, meta: dict) -> None:
+def _vocabulary(w, vocab: dict, meta: dict, gguf) -> None:
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre(vocab["pre"])
     w.add_token_list(vocab["tokens"])
     w.add_token_types(vocab["types"])
-    w.add_token_merges(vocab["merges"])
+    w.add_key_value(gguf.Keys.Tokenizer.MERGES, vocab["merges"], gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING)
     for role, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id)):
         tid = meta.get(f"{role}_token_id")
         if isinstance(tid, list):
             tid = tid[0] if tid else None
+        if not isinstance(tid, int) and role != "pad":
+            tid = vocab.get("eos")  # char / byte: one the model never writes, not llama.cpp's default 11
         if isinstance(tid, int):
             add(tid)
+    if isinstance(vocab.get("unk"), int):
+        w.add_unk_token_id(vocab["unk"])
     w.add_add_bos_token(bool(meta.get("add_bos_token", False)))
     if meta.get("chat_template"):
         w.add_chat_template(meta["chat_template"])
 
 
-def _tensors(model, arch: str, dtype: str, gguf):
-    """(gguf name, numpy array, raw GGML type or None) per tensor, in llama.cpp's layout."""
+def _tensors(model, arch: str, dtype: str, gguf, extra_rows: list[int]):
+    """(gguf name, numpy array, raw GGML type or None) per tensor, in llama.cpp's layout; the embedding and
+    output matrices get `extra_rows` (copies of those rows) appended for the vocabulary's extra tokens."""
     cfg = model.cfg
     family = "gpt2" if arch == "gpt2" else "llama"
     state = model.state_dict()
@@ -121,6 +140,8 @@ def _tensors(model, arch: str, dtype: str, gguf):
                     part = permute_rope_rows(part, cfg.n_kv_head or cfg.n_head)
                 yield _encode(name, part, dtype, gguf)
         else:
+            if spec in ("token_embd.weight", "output.weight") and extra_rows:
+                t = torch.cat([t, t[extra_rows]])
             yield _encode(spec, t, dtype, gguf)
     if arch == "gpt2":
         for ours, spec in (("attn.c_attn.bias", cfg.n_embd * 3), ("attn.c_proj.bias", cfg.n_embd),

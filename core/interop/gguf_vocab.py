@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from core.errors import UsageError
+from core.tokenizer import UNK, byte_chars, tokenizer_kind
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
@@ -93,14 +94,18 @@ def pre_name_of(spec: dict) -> str | None:
 
 
 def gguf_vocab_from_tokenizer(spec: dict, vocab_size: int) -> dict:
-    """tokens, token types, merges and the pre-tokenizer name for GGUF, from a byte-level BPE tokenizer.json;
-    UsageError for a tokenizer llama.cpp cannot reproduce."""
+    """tokens, token types, merges, the pre-tokenizer name for GGUF, and the rows to append to the embedding
+    and output matrices (`extra_rows`: source row per extra token), from a byte-level BPE tokenizer.json or
+    one of `prepare`'s char and byte tokenizers; UsageError for a tokenizer llama.cpp cannot reproduce."""
+    kind = tokenizer_kind(spec)
+    if kind != "bpe":
+        return _own_vocab(spec, kind, vocab_size)
     model = spec.get("model") or {}
     pre = pre_name_of(spec)
     if model.get("type") != "BPE" or not model.get("merges") or pre is None:
         raise UsageError("the checkpoint's tokenizer is not a byte-level BPE with a split llama.cpp knows "
-                         f"(supported pre-tokenizers: {', '.join(PRE_TOKENIZERS)}); char and byte tokenizers "
-                         "cannot go into a GGUF file", "tokenizer")
+                         f"(supported pre-tokenizers: {', '.join(PRE_TOKENIZERS)}), nor a char or byte "
+                         "tokenizer of `llm-train prepare`", "tokenizer")
     by_id = {i: t for t, i in model["vocab"].items()}
     kinds = {i: NORMAL for i in by_id}
     for a in spec.get("added_tokens") or []:
@@ -111,4 +116,44 @@ def gguf_vocab_from_tokenizer(spec: dict, vocab_size: int) -> dict:
         tokens.append(by_id.get(i, f"[PAD{i}]"))
         types.append(kinds.get(i, UNUSED))
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    return {"tokens": tokens, "types": types, "merges": merges, "pre": pre}
+    return {"tokens": tokens, "types": types, "merges": merges, "pre": pre, "extra_rows": []}
+
+
+def _own_vocab(spec: dict, kind: str, vocab_size: int) -> dict:
+    """`prepare`'s char or byte tokenizer as the byte-level BPE llama.cpp runs ("gpt2"), giving the same ids.
+
+    byte: the 256 byte tokens already are GPT-2's printable-byte alphabet; no merges. char: each character
+    becomes its UTF-8 bytes in that alphabet, and merges join the bytes of every multi-byte character of the
+    vocabulary (and only those: a merge always starts at a lead byte, so it never crosses characters). The
+    parts a merge joins must be tokens too (the byte pieces, the first 2 or 3 bytes of a longer character):
+    they are appended after the vocabulary with the rows of `<unk>`, since only a character outside the
+    vocabulary ends on one, and that is what `<unk>` means (in llama.cpp such a character gives those, or
+    nothing where its bytes are not tokens; for us, `<unk>`).
+    Neither tokenizer has an end-of-text token, and llama.cpp's default for this vocabulary type (id 11) is a
+    character here: `eos` names one the model never writes (`<unk>`; for byte, the NUL byte)."""
+    by_id = {i: t for t, i in (spec.get("model") or {}).get("vocab", {}).items()}
+    alphabet = byte_chars()
+    tokens, types, merges, partial = [], [], {}, {}
+    unk = next((i for i, t in by_id.items() if t == UNK), None)
+    for i in range(vocab_size):
+        text = by_id.get(i)
+        if text is None:
+            tokens.append(f"[PAD{i}]")
+            types.append(UNUSED)
+        elif kind == "byte" or text == UNK:
+            tokens.append(text)
+            types.append(UNKNOWN if text == UNK else NORMAL)
+        else:
+            pieces = [alphabet[b] for b in text.encode("utf-8")]
+            tokens.append("".join(pieces))
+            types.append(NORMAL)
+            for n in range(1, len(pieces)):
+                merges.setdefault(f"{''.join(pieces[:n])} {pieces[n]}", n)
+                partial.update(dict.fromkeys(("".join(pieces[:n]), pieces[n])))
+    if partial and unk is None:
+        raise UsageError("the checkpoint's character tokenizer has characters of 2 or more UTF-8 bytes but no "
+                         f"{UNK} token to stand for their partial byte strings in GGUF", "tokenizer")
+    tokens += list(partial)
+    types += [NORMAL] * len(partial)
+    return {"tokens": tokens, "types": types, "merges": sorted(merges, key=merges.get), "pre": "gpt-2",
+            "extra_rows": [unk] * len(partial), "unk": unk, "eos": unk if kind == "char" else 0}

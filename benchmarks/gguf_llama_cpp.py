@@ -1,0 +1,139 @@
+"""Our GGUF exports in llama.cpp itself (through llama-cpp-python), not only in transformers' GGUF loader.
+
+For each tokenizer `prepare` makes (char, byte, bpe) and each GGUF architecture we write (gpt2, llama, qwen2), a
+small random-weight model of ours is exported as F32 and Q8_0; llama.cpp then tokenizes a multilingual text
+(1- to 4-byte UTF-8 characters), turns our ids back into text, and scores our ids. Printed per file: whether
+llama.cpp's ids and text equal ours, the largest logit difference and the relative RMS difference against our
+fp32 logits, and the EOS id llama.cpp reads. With --speed, greedy generation tokens/s of a 6 x 384 model
+(vocabulary 1024, batch 1, 128 new tokens) in our engine and in llama.cpp (F32, same thread count), as a ratio.
+
+llama-cpp-python builds llama.cpp from source (about 10 minutes on 2 cores; not a project dependency):
+
+    pip install llama-cpp-python
+    python benchmarks/gguf_llama_cpp.py [--speed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from core.checkpoint import save_checkpoint
+from core.cli import main as cli
+from core.config import Config, ModelConfig
+from core.data import prepare
+from core.generate import SampleParams, generate_steps, load_for_generation
+from core.model import GPT
+from core.tokenizer import TokenizerWrapper
+
+CORPUS = "Café naïve — “quoted” 5 €, 你好 🙂 𝄞𝄢 clef.\nPlain ASCII line two! The quick brown fox jumps.\n"
+TEXT = "naïve “clef” — 你好 🙂, Café 𝄢 5 €\nPlain fox"
+ROPE = {"pos_encoding": "rope", "norm": "rmsnorm", "activation": "swiglu", "bias": False}
+CASES = [("char", "gpt2"), ("char", "llama"), ("byte", "llama"), ("bpe", "gpt2"), ("bpe", "llama"), ("bpe", "qwen2")]
+
+
+def _model(tmp: str, kind: str, arch: str, n_layer=2, n_head=4, n_embd=64, vocab=300) -> tuple[str, GPT, object]:
+    data = os.path.join(tmp, f"data-{kind}-{vocab}")
+    if not os.path.isdir(data):
+        with open(os.path.join(tmp, "corpus.txt"), "w", encoding="utf-8") as fh:
+            fh.write(CORPUS * 40)
+        prepare([os.path.join(tmp, "corpus.txt")], data, tokenizer=kind, seed=1,
+                vocab_size=vocab if kind == "bpe" else None)
+    tok_path = os.path.join(data, "tokenizer.json")
+    tok = TokenizerWrapper.from_file(tok_path)
+    extra = {} if arch == "gpt2" else dict(ROPE, **({"qkv_bias": True} if arch == "qwen2" else {}))
+    cfg = ModelConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=256, vocab_size=tok.vocab_size,
+                      **extra)
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    run = os.path.join(tmp, f"run-{kind}-{arch}-{n_layer}x{n_embd}")
+    return save_checkpoint(run, 5, model, {}, {"config": Config(model=cfg).to_dict()}, tok_path), model, tok
+
+
+def _export(ckpt: str, out: str, dtype: str) -> str:
+    assert cli(["export", "--checkpoint", ckpt, "--format", "gguf", "--dtype", dtype, "--out", out]) == 0
+    return out
+
+
+def check(tmp: str, llama_cpp) -> None:
+    print(f"{'tokenizer / arch':18s} {'type':5s} {'ids':4s} {'text':4s} {'max |dlogit|':>12s} {'rel RMS':>8s} "
+          f"{'n_vocab':>7s} {'eos':>4s}")
+    for kind, arch in CASES:
+        ckpt, model, tok = _model(tmp, kind, arch)
+        ids = tok.encode(TEXT)
+        with torch.no_grad():
+            ref = model(torch.tensor([ids]))[0][0].numpy()
+        for dtype in ("f32", "q8_0"):
+            path = _export(ckpt, os.path.join(tmp, f"{kind}-{arch}-{dtype}.gguf"), dtype)
+            llm = llama_cpp.Llama(model_path=path, n_ctx=256, logits_all=True, verbose=False, n_threads=2)
+            same_ids = llm.tokenize(TEXT.encode(), add_bos=False, special=False) == ids
+            same_text = llm.detokenize(ids).decode("utf-8", "replace") == TEXT
+            llm.eval(ids)
+            got = np.array(llm.scores[:len(ids)])[:, :tok.vocab_size]
+            rel = np.sqrt(((got - ref) ** 2).mean() / (ref ** 2).mean())
+            print(f"{kind + ' / ' + arch:18s} {dtype:5s} {'=' if same_ids else 'DIFF':4s} "
+                  f"{'=' if same_text else 'DIFF':4s} {np.abs(got - ref).max():12.2e} {rel:8.1e} "
+                  f"{llm.n_vocab():7d} {llm.token_eos():4d}")
+            del llm
+
+
+def speed(tmp: str, llama_cpp, threads: int, new_tokens: int) -> None:
+    ckpt, _, tok = _model(tmp, "bpe", "llama", n_layer=6, n_head=6, n_embd=384, vocab=1024)
+    path = _export(ckpt, os.path.join(tmp, "speed-f32.gguf"), "f32")
+    prompt = tok.encode("The quick brown fox")
+    model, _ = load_for_generation(ckpt, "cpu", torch.float32)
+    params = SampleParams(temperature=0.0, max_new_tokens=new_tokens)
+    llm = llama_cpp.Llama(model_path=path, n_ctx=256, verbose=False, n_threads=threads, n_batch=256)
+
+    def ours() -> list[int]:
+        return [s.token_id for s in generate_steps(model, prompt, params)]
+
+    def theirs() -> list[int]:
+        llm.reset()
+        out = []
+        for t in llm.generate(prompt, temp=0.0, top_k=1, reset=True):
+            out.append(t)
+            if len(out) == new_tokens:
+                break
+        return out
+
+    rates = {"ours": [], "llama.cpp": []}
+    same = ours() == theirs()  # also the warm-up
+    for _ in range(3):
+        for name, f in (("ours", ours), ("llama.cpp", theirs)):
+            t0 = time.perf_counter()
+            toks = f()
+            rates[name].append(len(toks) / (time.perf_counter() - t0))
+    med = {k: float(np.median(v)) for k, v in rates.items()}
+    print(f"\ngeneration, 6 x 384, vocabulary 1024, batch 1, {new_tokens} new tokens, F32, {threads} threads: "
+          f"ours {med['ours']:.1f} tok/s, llama.cpp {med['llama.cpp']:.1f} tok/s, "
+          f"ratio ours / llama.cpp {med['ours'] / med['llama.cpp']:.2f}x; greedy tokens {'identical' if same else 'DIFFER'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--speed", action="store_true", help="also time greedy generation against llama.cpp")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--new-tokens", type=int, default=128)
+    args = ap.parse_args()
+    try:
+        import llama_cpp
+    except ImportError:
+        sys.exit("this check needs llama-cpp-python: pip install llama-cpp-python")
+    with tempfile.TemporaryDirectory() as tmp:
+        check(tmp, llama_cpp)
+        if args.speed:
+            speed(tmp, llama_cpp, args.threads, args.new_tokens)
+
+
+if __name__ == "__main__":
+    main()

@@ -194,15 +194,31 @@ def test_import_dialog_says_before_import_when_gguf_is_missing_and_grows_for_a_f
     assert dialog.height() >= dialog.layout().totalHeightForWidth(dialog.width())
 
 
-def test_file_import_model_shows_the_imported_model_selected(qtbot, tmp_path, hf_folder, monkeypatch, window):
-    """File -> Import Model… (the dialog's real import job, the dialog itself stood in for): the new base
-    model is listed, selected and shown, and the status bar says what to do with it."""
+def test_file_import_model_lists_the_model_while_its_dialog_says_so(qtbot, tmp_path, hf_folder, window):
+    """File -> Import Model… with the real dialog and import job: once the dialog says "a base model in the runs
+    list", it is (listed, selected and shown, the status bar saying what to do with it), before the dialog is
+    closed; closing it keeps that."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+
     from studio.views.models import menu_actions
+    from studio.views.models.import_dialog import ImportDialog
 
     ws = Workspace.create(str(tmp_path / "ws"))
     w = window(ws.root)
     out = os.path.join(ws.runs_dir, "tiny-llama")
-    monkeypatch.setattr(menu_actions, "run_import_dialog", lambda _ws, _parent: _run(qtbot, ImportJob(), hf_folder, out))
+    seen = {}
+
+    def drive() -> None:
+        dialog = next(d for d in QApplication.topLevelWidgets() if isinstance(d, ImportDialog) and d.isVisible())
+        dialog.source.setText(hf_folder)
+        dialog.import_button.click()
+        qtbot.waitUntil(lambda: dialog.result is not None, timeout=120_000)
+        seen.update(said=dialog.status.text(), current=w.current_dir, message=w.statusBar().currentMessage())
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).click()  # reads "Close" now
+
+    QTimer.singleShot(0, drive)
     menu_actions.import_model(w)
+    assert "a base model in the runs list" in seen["said"]
+    assert seen["current"] == out and "Imported tiny-llama" in seen["message"]
     assert w.current_dir == out and w.controller().run.name == "tiny-llama"
-    assert "Imported tiny-llama" in w.statusBar().currentMessage()

@@ -97,10 +97,13 @@ class ImportDialog(JobDialog):
         self.import_button.setEnabled(bool(self.source.text().strip()) and not result.ok and not self._missing)
 
 
-def run_import_dialog(ws, parent: QWidget | None = None) -> ImportResult | None:
-    """File -> Import Model…: the model becomes a run folder (a base model) in `ws`'s runs list."""
+def run_import_dialog(ws, parent: QWidget | None = None, on_imported=None) -> ImportResult | None:
+    """File -> Import Model…: the model becomes a run folder (a base model) in `ws`'s runs list;
+    `on_imported(result)` runs as soon as an import succeeds, while the dialog still shows the outcome."""
     job = ImportJob(parent)
     dialog = ImportDialog(job, ws.runs_dir, lambda name: ws.unique_run_name(name, counted=False), parent)
+    if on_imported is not None:
+        job.finished.connect(lambda result: on_imported(result) if result.ok else None)
     dialog.exec()
     job.shutdown()
     return dialog.result

@@ -10,15 +10,19 @@ from studio.views.models.import_dialog import run_import_dialog
 
 
 def import_model(window) -> None:
-    """The imported model becomes a run folder (a base model); the runs list is refreshed and shows it
-    selected, with what to do with it in the status bar."""
-    if window.session.workspace is not None:
-        result = run_import_dialog(window.session.workspace, window)
+    """The imported model becomes a run folder (a base model); the runs list shows it selected as soon as
+    it is written (the dialog says it is there), with what to do with it in the status bar."""
+    if window.session.workspace is None:
+        return
+
+    def show(result) -> None:
         window.session.refresh()
-        if result is not None and result.ok and window.session.controller(result.run_dir) is not None:
+        if window.session.controller(result.run_dir) is not None:
             window.runs_panel.select_run(result.run_dir)
             window.statusBar().showMessage(f"Imported {os.path.basename(result.run_dir)}: talk to it on the Generate "
                                            f"tab, look inside on Attention, or right-click it to fine-tune", 15000)
+
+    run_import_dialog(window.session.workspace, window, on_imported=show)
 
 
 def export_checkpoint(window) -> None:

@@ -92,6 +92,7 @@ class GenerationPanel(QWidget):
         for name in ("A", "B"):
             header = QLabel()
             header.setTextFormat(Qt.TextFormat.RichText)
+            header.setWordWrap(True)  # a narrow window (side by side, 1024 px) wraps its state, not cuts it
             output = TokenOutput()
             output.token_clicked.connect(lambda i, pos, n=name: self._on_output_token_clicked(n, i, pos))
             picker = CheckpointPicker()

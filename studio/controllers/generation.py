@@ -66,6 +66,7 @@ class GenerationSession(QObject):
         self.prompt = ""                   # the prompt of the last request
         self.params: dict = {}             # the sampling settings of the last request
         self._active: list[str] = []       # the sides of the last request
+        self.root = ""                     # the workspace whose models the outputs come from
         self.sides: dict[str, SideState] = {}
         for name in SIDES:
             link = WorkerLink(self.pool, self)
@@ -77,6 +78,19 @@ class GenerationSession(QObject):
 
     # ------------------------------------------------------------------ state
     def set_workspace(self, root: str) -> None:
+        """Another workspace: its prompt history, and the outputs of the last one's models cleared (a running
+        generation is stopped): they came from checkpoints this workspace does not list."""
+        if root != self.root:
+            self.root = root
+            self.stop()
+            self.prompt, self._active = "", []
+            for s in self.sides.values():
+                s.rid, s.offset, s.prompt_ids, s.tokens = "", 0, [], []
+                s.result, s.error, s.note, s.checkpoint = None, "", "", ""
+                self.output_started.emit(s.name, "")
+                self.side_changed.emit(s.name)
+            self.busy_changed.emit(False)
+            self.status_changed.emit("", False)
         self.history = GenerationHistory(root)
         self.history_changed.emit(self.history.entries)
 

@@ -181,3 +181,23 @@ def test_a_killed_worker_is_reported_and_restarted(qtbot, panel):
     qtbot.waitUntil(lambda: worker.is_ready() and worker.pid() != old_pid, timeout=WAIT_MS)
     entry = generate(qtbot, panel, max_new_tokens=5)
     assert entry["outputs"][0]["n_tokens"] == 5
+
+
+def test_another_workspace_clears_the_outputs_of_the_last_ones_models(qtbot, panel, tmp_path):
+    """File -> New / Open Workspace: the text a model of the old workspace wrote, its header and the status
+    line go (they named a run the new workspace does not list), also when it is still generating; the new
+    workspace's history is shown and Generate starts from its own checkpoints."""
+    a = panel.sides["A"]
+    generate(qtbot, panel, max_new_tokens=5)
+    assert a.output.output_text() and "tiny · step 40" in a.header.text() and panel.status.text()
+    panel.params.set_values({"temperature": 1.0, "max_new_tokens": 100_000, "seed": 1})
+    panel.generate_button.click()  # still running when the workspace changes
+    qtbot.waitUntil(lambda: len(a.output.tokens) >= 3, timeout=WAIT_MS)
+    (tmp_path / "other").mkdir()
+    panel.set_workspace(str(tmp_path / "other"))
+    assert not panel.is_busy() and panel.generate_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert a.output.toPlainText() == "" and a.output.tokens == []
+    assert "tiny" not in a.header.text() and "no checkpoint" in a.header.text() and panel.status.text() == ""
+    assert panel.history_list.count() == 0
+    qtbot.wait(500)  # the cancelled request's last tokens and result arrive: they are not shown
+    assert a.output.toPlainText() == "" and "idle" in a.header.text()

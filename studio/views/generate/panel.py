@@ -205,6 +205,9 @@ class GenerationPanel(QWidget):
 
     # ------------------------------------------------------------------ public
     def set_workspace(self, root: str) -> None:
+        """Another workspace: its checkpoints and history; the last one's outputs and conversation cleared."""
+        if root != self.session.root:
+            self.chat.clear()
         for s in self.sides.values():
             s.picker.set_workspace(root)
         self.session.set_workspace(root)

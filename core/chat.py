@@ -31,6 +31,34 @@ def stop_ids(meta: dict) -> set[int]:
     return set()
 
 
+TURN_PROBE = "The answer is 42."  # an assistant message whose end the template marks
+
+
+def turn_end_id(meta: dict, tok) -> int | None:
+    """The token that closes an assistant turn in the checkpoint's chat template, when it is a special token
+    of its own (Qwen's and SmolLM's <|im_end|>, Llama 3's <|eot_id|>, Gemma's <end_of_turn>); else None.
+    A base model's EOS is often another token (Qwen2.5's and SmolLM2's base models end text with
+    <|endoftext|>), yet a conversation in its template, and so a model fine-tuned on one, ends each answer
+    with this one: chat and fine-tuned models stop there too."""
+    if not has_chat_template(meta):
+        return None
+    probe = [{"role": "user", "content": "What is the answer?"}, {"role": "assistant", "content": TURN_PROBE}]
+    try:
+        text = render_chat(meta, probe, add_generation_prompt=False)
+    except UsageError:
+        return None
+    at = text.rfind(TURN_PROBE)
+    ids = tok.encode(text[at + len(TURN_PROBE):]) if at >= 0 else []
+    special = {i for i, t in tok.tokenizer.get_added_tokens_decoder().items() if t.special}
+    return ids[0] if ids and ids[0] in special else None
+
+
+def chat_stop_ids(meta: dict, tok) -> set[int]:
+    """What ends a reply in chat: the EOS id(s) and the template's end of turn."""
+    end = turn_end_id(meta, tok)
+    return stop_ids(meta) | ({end} if end is not None else set())
+
+
 def check_messages(messages) -> list[dict]:
     """[{role, content}] with string fields, else UsageError naming the bad entry."""
     if not isinstance(messages, list) or not messages:

@@ -37,7 +37,8 @@ import threading
 import traceback
 from typing import Any, TextIO
 
-from core.chat import stop_ids as chat_stop_ids
+from core.chat import chat_stop_ids
+from core.chat import stop_ids as eos_stop_ids
 from core.errors import UsageError, quote
 from core.layout import atomic_write, resolve_checkpoint
 from core.protocol import PROTOCOL_VERSION, REQUESTS, encode, make_event
@@ -306,11 +307,12 @@ class Worker:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise BadRequest("stop must be a list of strings")
         stops = [s for s in stops if s]
-        prompt_ids = self._chat_ids(req) if req.get("chat") or "messages" in req else \
-            self._ids_of(req, "prompt", "prompt_ids")
+        chat = bool(req.get("chat") or "messages" in req)
+        prompt_ids = self._chat_ids(req) if chat else self._ids_of(req, "prompt", "prompt_ids")
 
         tok, eot = self.tok, self.tok.eot_id
-        stop_ids = chat_stop_ids(self.meta)  # an imported model's end-of-turn/EOS id(s); none for ours
+        # an imported or fine-tuned model's EOS id(s) (none for ours); in chat, the template's end of turn too
+        stop_ids = chat_stop_ids(self.meta, tok) if chat else eos_stop_ids(self.meta)
         longest_stop = max((len(s) for s in stops), default=0)
         text, token_ids, held = "", [], []
         stopped_by = "length"

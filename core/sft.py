@@ -81,7 +81,7 @@ class ChatFormat:
     spelled in `tok`'s vocabulary, see builtin_markers)."""
 
     def __init__(self, meta: dict, tok=None):
-        from core.chat import stop_ids
+        from core.chat import stop_ids, turn_end_id
 
         self.meta = meta
         self.template = meta.get("chat_template")
@@ -91,6 +91,11 @@ class ChatFormat:
         self.eos_id = meta.get("eos_token_id", meta.get("eos_id"))  # as recorded (an int, or a list)
         self.stop_ids = stop_ids({"eos_token_id": self.eos_id})     # the ids that end an answer
         self.kind = "jinja" if self.template else "builtin"
+        end = turn_end_id(meta, tok) if self.template and tok is not None else None
+        if end is not None and end not in self.stop_ids:  # answers end there: recorded as an EOS too
+            first = self.eos_id if isinstance(self.eos_id, list) else [self.eos_id]
+            self.eos_id = [*(i for i in first if i is not None), end]
+            self.stop_ids.add(end)
 
     def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
         """core.chat's rendering (sandboxed, raise_exception, compiled once); DataError when it refuses."""

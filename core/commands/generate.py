@@ -29,7 +29,7 @@ def check_sampling(args: argparse.Namespace) -> None:
 
 
 def generate_main(args: argparse.Namespace) -> int:
-    from core.chat import render_chat, stop_ids
+    from core.chat import chat_stop_ids, render_chat, stop_ids
     from core.generate import (
         SampleParams,
         generate_steps,
@@ -47,7 +47,8 @@ def generate_main(args: argparse.Namespace) -> int:
                      args.seed, use_cache=not args.no_cache)
     # --chat: the prompt is one user message in the checkpoint's own chat template (imported models).
     prompt = render_chat(meta, [{"role": "user", "content": args.prompt}]) if args.chat else args.prompt
-    stops = stop_ids(meta)  # empty for our own checkpoints: they stop at the length limit, as before
+    # empty for our own checkpoints: they stop at the length limit; --chat: the template's end of turn too
+    stops = chat_stop_ids(meta, tok) if args.chat else stop_ids(meta)
     text = StreamText(tok)
     sys.stdout.write(prompt)
     for s in generate_steps(model, tok.encode(prompt), p):

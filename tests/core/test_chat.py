@@ -129,3 +129,27 @@ def test_worker_generate_accepts_chat_and_messages(imported, tmp_path):
     finally:
         w.close()
         _with_meta(ckpt, eos_token_id=meta["eos_token_id"])
+
+
+def test_the_templates_end_of_turn_ends_chat_replies_and_fine_tuned_answers(imported, tmp_path):
+    """A base model whose EOS is <|endoftext|> while its template closes each turn with <|im_end|> (Qwen2.5's
+    and SmolLM2's base models): chat stops at <|im_end|> too, and instruction data prepared on it records
+    both as EOS ids, so a fine-tune's answers (its samples, evaluations, chat and exports) end there."""
+    from core.chat import chat_stop_ids, turn_end_id
+    from core.sft import ChatFormat
+
+    _, ckpt, _, meta, tok = imported
+    end, eos = tok.tokenizer.token_to_id("<|im_end|>"), tok.tokenizer.token_to_id("<|endoftext|>")
+    assert stop_ids(meta) == {eos} and turn_end_id(meta, tok) == end
+    assert chat_stop_ids(meta, tok) == {eos, end}
+    assert ChatFormat(meta, tok).eos_id == [eos, end] and ChatFormat(meta, tok).stop_ids == {eos, end}
+    # a template closing turns with the EOS itself adds nothing; one with no special token there, none
+    assert turn_end_id({**meta, "chat_template": TEMPLATE}, tok) == eos
+    plain = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    assert turn_end_id({**meta, "chat_template": plain}, tok) is None and turn_end_id({}, tok) is None
+    rows = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(20)]
+    (tmp_path / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["prepare", "--input", str(tmp_path / "sft.jsonl"), "--format", "sft", "--tokenizer-from", ckpt,
+                 "--out", str(tmp_path / "data")]) == 0
+    data_meta = json.loads((tmp_path / "data" / "meta.json").read_text())
+    assert data_meta["eos_id"] == [eos, end] and data_meta["chat_template"] == meta["chat_template"]

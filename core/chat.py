@@ -49,7 +49,8 @@ def turn_end_id(meta: dict, tok) -> int | None:
         return None
     at = text.rfind(TURN_PROBE)
     ids = tok.encode(text[at + len(TURN_PROBE):]) if at >= 0 else []
-    special = {i for i, t in tok.tokenizer.get_added_tokens_decoder().items() if t.special}
+    added = getattr(getattr(tok, "tokenizer", None), "get_added_tokens_decoder", dict)()  # a TokenizerWrapper's
+    special = {i for i, t in added.items() if t.special}
     return ids[0] if ids and ids[0] in special else None
 
 

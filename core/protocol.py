@@ -59,6 +59,9 @@ REQUESTS = ("generate", "attention", "tokenize", "cancel", "load", "shutdown")
 # Plain-text control line accepted on a training run's stdin.
 STOP_LINE = "stop"
 
+# `export` ends its stderr with this line's prefix and how to run what it wrote (the studio shows it).
+RUN_HINT = "run it with "
+
 
 def _clean(value: Any) -> Any:
     """JSON has no NaN/inf: send them as strings the reader turns back into floats."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import numbers
+import shlex
 
 from core.errors import UsageError, missing_package_message, quote
 
@@ -51,3 +52,20 @@ def model_config(fields: dict, where: str):
     except ConfigError as exc:
         raise UsageError(f"{where}: the model it describes is not one we can build: "
                          + "; ".join(p.message for p in exc.problems), "model") from None
+
+
+def run_hint(fmt: str, out: str, model: dict) -> str:
+    """How to run an export with the tool it is for (`export` prints it, the studio's Export shows it), from
+    the checkpoint's model config (a dict: torch-free). With learned positions llama.cpp's GPT-2 graph has no
+    sliding window: it stops with an assertion at the first position past the table (it pads its context
+    to 256 at least, so -c does not prevent it); the prompt and the new tokens must fit the model's."""
+    if fmt == "hf":
+        return f"transformers: AutoModelForCausalLM.from_pretrained({out!r}) and AutoTokenizer likewise"
+    if fmt == "onnx":
+        return f"ONNX Runtime: InferenceSession({out!r}), input input_ids (batch, sequence) -> logits"
+    block = int(model.get("block_size") or 0)
+    if model.get("pos_encoding", "learned") == "learned":
+        return (f"llama.cpp: llama-cli -m {shlex.quote(out)} -n {block // 2} (prompt and new tokens within its "
+                f"{block} positions: llama.cpp has no sliding window for learned positions and stops with an "
+                f"assertion past them; Ollama: PARAMETER num_predict)")
+    return f"llama.cpp: llama-cli -m {shlex.quote(out)} -c {block} (the context it was trained on)"

@@ -128,5 +128,10 @@ def _export(args: argparse.Namespace) -> int:
         from core.interop.onnx_export import export_onnx
 
         export_onnx(path, args.out, dtype)
-    print(f"wrote {args.out}", file=sys.stderr)
+    from core.interop import run_hint
+    from core.layout import read_checkpoint_meta
+    from core.protocol import RUN_HINT
+
+    model = (read_checkpoint_meta(path).get("config") or {}).get("model") or {}
+    print(f"wrote {args.out}\n{RUN_HINT}{run_hint(args.format, args.out, model)}", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core import layout
 from core.errors import missing_package_message
+from core.protocol import RUN_HINT
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 
@@ -53,6 +54,7 @@ class ExportResult:
     status: str
     request: ExportRequest
     failure: EngineFailure | None = None
+    hint: str = ""  # how to run the export, as the engine says (e.g. llama.cpp's command line)
 
     @property
     def ok(self) -> bool:
@@ -100,4 +102,6 @@ class ExportJob(EngineJob):
 
     def _finished(self, status: str, close_event: dict | None, failure: EngineFailure | None) -> None:
         assert self.request is not None
-        self.finished.emit(ExportResult(status, self.request, failure))
+        hint = next((line[len(RUN_HINT):].strip() for line in reversed(self.process.stderr_tail)
+                     if line.startswith(RUN_HINT)), "")
+        self.finished.emit(ExportResult(status, self.request, failure, hint if status == "done" else ""))

@@ -99,3 +99,16 @@ def test_our_import_of_the_file_gives_the_same_ids_and_logits(own):
     with torch.no_grad():
         torch.testing.assert_close(back(torch.tensor([ids]))[0][..., :tok.vocab_size],
                                    model(torch.tensor([ids]))[0], atol=1e-5, rtol=0)
+
+
+def test_the_run_hint_keeps_llama_cpp_within_learned_positions():
+    """llama.cpp pads its context to 256 at least and has no sliding window for learned positions: past the
+    model's table it stops with an assertion (seen with llama-cpp-python on the demo's 64-token export), so
+    the hint bounds the new tokens; a RoPE model gets its trained context."""
+    from core.interop import run_hint
+
+    learned = run_hint("gguf", "/a b/m.gguf", {"block_size": 64, "pos_encoding": "learned"})
+    assert learned.startswith("llama.cpp: llama-cli -m '/a b/m.gguf' -n 32 ") and "64 positions" in learned
+    assert run_hint("gguf", "m.gguf", {"block_size": 512, "pos_encoding": "rope"}).startswith(
+        "llama.cpp: llama-cli -m m.gguf -c 512 ")
+    assert "from_pretrained('out')" in run_hint("hf", "out", {})

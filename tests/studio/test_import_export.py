@@ -50,10 +50,12 @@ def test_import_makes_a_listed_base_model_and_export_writes_its_files(qtbot, tmp
     done = _run(qtbot, export, ExportRequest(result.checkpoint, "gguf", out, "f32"))
     assert done.ok and os.path.isfile(out) and os.path.getsize(out) > 1000
     assert done.folder == os.path.dirname(out)
+    # the engine's word on how to run it, for the dialog: llama.cpp with the context it was trained on (RoPE)
+    assert done.hint == f"llama.cpp: llama-cli -m {out} -c {cfg.model.block_size} (the context it was trained on)"
 
     bad = ExportRequest(result.checkpoint, "hf", str(tmp_path / "hf-q8"), "q8_0")
     failed = _run(qtbot, ExportJob(), bad)
-    assert failed.status == "failed" and "q8_0" in _text(failed.failure)
+    assert failed.status == "failed" and "q8_0" in _text(failed.failure) and failed.hint == ""
     assert not os.path.exists(tmp_path / "hf-q8")
 
 

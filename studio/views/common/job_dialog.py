@@ -3,6 +3,7 @@ the words for how an engine job ended (done, cancelled, or failed with the engin
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QLabel, QLayout, QProgressBar, QVBoxLayout, QWidget
 
 
@@ -18,6 +19,7 @@ class JobDialog(QDialog):
         self.progress.setRange(0, 1)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # a path, a command
 
     def _lay_out(self, form: QLayout, *below: QWidget) -> None:
         layout = QVBoxLayout(self)

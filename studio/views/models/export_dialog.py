@@ -112,7 +112,8 @@ class ExportDialog(JobDialog):
     def _on_job_finished(self, result: ExportResult) -> None:
         self.result = result
         self.export_button.setEnabled(True)
-        self._show_outcome(result, "Export", f"Wrote {result.out}")
+        self._show_outcome(result, "Export", f"Wrote {result.out}" + (f"\nRun it with {result.hint}" if result.hint
+                                                                          else ""))
         self.open_button.setVisible(result.ok)
 
     def _on_open_button_clicked(self) -> None:

@@ -71,13 +71,17 @@ class ExportResult:
 
 
 def default_out(checkpoint: str, fmt: str, dtype: str) -> str:
-    """RUN_DIR/exports/<run>-step<N>-<fmt>-<dtype>[.gguf|.onnx] next to the checkpoints: named after the run,
-    so the file or folder still says what it is once copied elsewhere (or imported again)."""
+    """RUN_DIR/exports/<run>-step<N>-<fmt>-<dtype>[-2, -3 ...][.gguf|.onnx] next to the checkpoints: named
+    after the run, so the file or folder still says what it is once copied elsewhere (or imported again), and
+    never one that exists (an export replaces nothing: exporting again would fail on the same name)."""
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
     step = layout.checkpoint_step(checkpoint)
     where = f"step{step}" if step is not None else os.path.basename(os.path.normpath(checkpoint))
-    name = f"{os.path.basename(run_dir)}-{where}-{fmt}-{dtype}{SUFFIX[fmt]}"
-    return os.path.join(run_dir, "exports", name)
+    stem = os.path.join(run_dir, "exports", f"{os.path.basename(run_dir)}-{where}-{fmt}-{dtype}")
+    n = 1
+    while os.path.exists(f"{stem}{f'-{n}' if n > 1 else ''}{SUFFIX[fmt]}"):
+        n += 1
+    return f"{stem}{f'-{n}' if n > 1 else ''}{SUFFIX[fmt]}"
 
 
 class ExportJob(EngineJob):

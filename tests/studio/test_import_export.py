@@ -166,6 +166,29 @@ def test_export_dialog_says_before_export_when_a_formats_package_is_missing(qtbo
     assert dialog.export_button.isEnabled() and not dialog.status.text()
 
 
+def test_export_never_offers_or_starts_on_an_existing_destination(qtbot, tmp_path):
+    """Exporting again with the defaults failed after the click (the engine refused the name the first export
+    had written): the default name is a free one, and a name that exists is said at once, Export disabled."""
+    from studio.views.models.export_dialog import ExportDialog
+
+    ckpt = tmp_path / "run" / "checkpoints" / "step-000300"
+    ckpt.mkdir(parents=True)
+    first = default_out(str(ckpt), "hf", "f32")
+    assert first == str(tmp_path / "run" / "exports" / "run-step300-hf-f32")
+    os.makedirs(first)
+    assert default_out(str(ckpt), "hf", "f32") == first + "-2"
+    gguf = default_out(str(ckpt), "gguf", "q8_0")
+    open(gguf, "w").close()
+    assert default_out(str(ckpt), "gguf", "q8_0") == gguf.replace(".gguf", "-2.gguf")
+    dialog = ExportDialog(ExportJob(), str(ckpt))
+    qtbot.addWidget(dialog)
+    assert dialog.out.text() == first + "-2" and dialog.export_button.isEnabled() and not dialog.status.text()
+    dialog.out.setText(first)
+    assert not dialog.export_button.isEnabled() and f"{first} already exists" in dialog.status.text()
+    dialog.out.setText(first + "-3")
+    assert dialog.export_button.isEnabled() and not dialog.status.text()
+
+
 def test_import_dialog_says_before_import_when_gguf_is_missing_and_grows_for_a_failure(qtbot, tmp_path,
                                                                                           monkeypatch):
     """A plain install has no 'gguf': a .gguf source says which package and extra at once and leaves Import

@@ -3,6 +3,8 @@ button that opens its folder. The ExportJob does the work."""
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
@@ -64,6 +66,7 @@ class ExportDialog(JobDialog):
         self._lay_out(form, self.open_button, self.buttons)
         self.format.currentIndexChanged.connect(self._on_format_changed)
         self.dtype.currentIndexChanged.connect(self._on_dtype_changed)
+        self.out.textChanged.connect(self._refresh)  # typed, browsed, or a new default
         job.finished.connect(self._on_job_finished)
         self._on_format_changed()
 
@@ -73,13 +76,24 @@ class ExportDialog(JobDialog):
         self.dtype.addItems(list(DTYPES[self.format.currentData()]))
         self.dtype.blockSignals(False)
         self._on_dtype_changed()
-        # a format whose package is missing is said so now, not after a click on Export
-        missing = missing_packages(self.format.currentData())
-        self.export_button.setEnabled(not missing and not self.job.is_running())
-        self._set_status(missing_text(self.format.currentData(), missing) if missing else "")
+        self._refresh()
 
     def _on_dtype_changed(self, *_args) -> None:
         self.out.setText(default_out(self.checkpoint, self.format.currentData(), self.dtype.currentText()))
+
+    def _refresh(self, *_args) -> None:
+        """What stops an export is said now, not after a click on Export: the format's package is missing,
+        or the destination exists (an export replaces nothing)."""
+        missing = missing_packages(self.format.currentData())
+        out = self.out.text().strip()
+        if missing:
+            problem = missing_text(self.format.currentData(), missing)
+        elif out and os.path.exists(out):
+            problem = f"{out} already exists: choose another name (an export replaces nothing)."
+        else:
+            problem = ""
+        self.export_button.setEnabled(not problem and bool(out) and not self.job.is_running())
+        self._set_status(problem)
 
     def _on_browse_clicked(self) -> None:
         if self.format.currentData() == "hf":
@@ -111,7 +125,7 @@ class ExportDialog(JobDialog):
 
     def _on_job_finished(self, result: ExportResult) -> None:
         self.result = result
-        self.export_button.setEnabled(True)
+        self.export_button.setEnabled(not result.ok)  # done: that name exists now; another format, dtype or name
         self._show_outcome(result, "Export", f"Wrote {result.out}" + (f"\nRun it with {result.hint}" if result.hint
                                                                           else ""))
         self.open_button.setVisible(result.ok)

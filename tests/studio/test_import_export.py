@@ -87,6 +87,7 @@ def test_import_and_export_dialogs_drive_the_jobs(qtbot, tmp_path, hf_folder, mo
 
     export = ExportDialog(ExportJob(), dialog.result.checkpoint)
     qtbot.addWidget(export)
+    export.show()
     export.format.setCurrentIndex(export.format.findData("hf"))
     assert [export.dtype.itemText(i) for i in range(export.dtype.count())] == ["f32", "f16", "bf16"]
     assert export.out.text().endswith(os.path.join("base", "exports", "base-step0-hf-f32"))
@@ -94,6 +95,10 @@ def test_import_and_export_dialogs_drive_the_jobs(qtbot, tmp_path, hf_folder, mo
         qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
     assert export.result.ok and os.path.isfile(os.path.join(export.result.out, "config.json"))
     assert export.open_button.isVisibleTo(export) and export.result.out in export.status.text()
+    assert "Run it with transformers: AutoModelForCausalLM" in export.status.text()
+    assert not export.export_button.isEnabled()  # that name exists now
+    # the dialog grew to show the outcome, the run hint and the Open Folder button (it cut the hint)
+    assert export.layout().totalHeightForWidth(export.width()) <= export.height()
     opened = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
     qtbot.mouseClick(export.open_button, Qt.MouseButton.LeftButton)

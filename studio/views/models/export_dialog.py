@@ -126,9 +126,9 @@ class ExportDialog(JobDialog):
     def _on_job_finished(self, result: ExportResult) -> None:
         self.result = result
         self.export_button.setEnabled(not result.ok)  # done: that name exists now; another format, dtype or name
-        self._show_outcome(result, "Export", f"Wrote {result.out}" + (f"\nRun it with {result.hint}" if result.hint
-                                                                          else ""))
-        self.open_button.setVisible(result.ok)
+        self.open_button.setVisible(result.ok)  # before the outcome: the dialog grows to fit both
+        hint = f"\nRun it with {result.hint}" if result.hint else ""
+        self._show_outcome(result, "Export", f"Wrote {result.out}{hint}")
 
     def _on_open_button_clicked(self) -> None:
         if self.result is not None:

@@ -7,16 +7,25 @@ llama.cpp's ids and text equal ours, the largest logit difference and the relati
 fp32 logits, and the EOS id llama.cpp reads. With --speed, greedy generation tokens/s of a 6 x 384 model
 (vocabulary 1024, batch 1, 128 new tokens) in our engine and in llama.cpp (F32, same thread count), as a ratio.
 
-llama-cpp-python builds llama.cpp from source (about 10 minutes on 2 cores; not a project dependency):
+With --converter LLAMA_CPP/convert_hf_to_gguf.py, the other direction: tiny random GPT-2, Llama (GQA) and
+Qwen2 (q/k/v bias) HF folders made offline go through llama.cpp's own converter (F32 and Q8_0; its
+pre-tokenizer check is told the split, since their tokenizers are not a known model's) and `llm-train import`;
+printed: whether our ids equal the HF tokenizer's and our logits against transformers' on the same folder.
+
+llama-cpp-python builds llama.cpp from source (about 10 minutes on 2 cores; not a project dependency); its
+sdist carries llama.cpp's tree, converter included (it needs `sentencepiece` installed to run):
 
     pip install llama-cpp-python
-    python benchmarks/gguf_llama_cpp.py [--speed]
+    python benchmarks/gguf_llama_cpp.py [--speed] [--converter .../vendor/llama.cpp/convert_hf_to_gguf.py]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +69,8 @@ def _model(tmp: str, kind: str, arch: str, n_layer=2, n_head=4, n_embd=64, vocab
 
 
 def _export(ckpt: str, out: str, dtype: str) -> str:
-    assert cli(["export", "--checkpoint", ckpt, "--format", "gguf", "--dtype", dtype, "--out", out]) == 0
+    with contextlib.redirect_stderr(io.StringIO()):  # its "wrote" and "run it with" lines: not for the table
+        assert cli(["export", "--checkpoint", ckpt, "--format", "gguf", "--dtype", dtype, "--out", out]) == 0
     return out
 
 
@@ -119,11 +129,66 @@ def speed(tmp: str, llama_cpp, threads: int, new_tokens: int) -> None:
           f"ratio ours / llama.cpp {med['ours'] / med['llama.cpp']:.2f}x; greedy tokens {'identical' if same else 'DIFFER'}")
 
 
+CONVERT = """import runpy, sys
+root = sys.argv.pop(1); pre = sys.argv.pop(1)
+sys.path[:0] = [root + "/gguf-py", root]
+import conversion.base as base
+base.TextModel.get_vocab_base_pre = lambda self, tokenizer: pre
+runpy.run_path(root + "/convert_hf_to_gguf.py", run_name="__main__")
+"""
+
+
+def converted(tmp: str, converter: str) -> None:
+    """llama.cpp's converter -> our import, against transformers on the HF folder it converted."""
+    import json
+
+    import transformers
+    from interop_common import make_hf_folder  # noqa: F401 (puts tests/core on the path)
+    from interop_models import SAMPLE, tiny_hf_model
+    from tokenizers import Tokenizer
+
+    from core.generate import load_model, load_tokenizer_for
+    from core.layout import latest_checkpoint
+
+    script = os.path.join(tmp, "convert.py")
+    with open(script, "w", encoding="utf-8") as fh:
+        fh.write(CONVERT)
+    print(f"\n{'llama.cpp converter -> import':30s} {'type':5s} {'ids':4s} {'max |dlogit|':>12s} {'rel RMS':>8s}")
+    for kind in ("gpt2", "llama", "qwen2"):
+        hf_dir = os.path.join(tmp, f"hf-{kind}")
+        tiny_hf_model(kind, hf_dir)
+        with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as fh:
+            config = json.load(fh)
+        config.setdefault("n_ctx", config.get("n_positions"))  # the converter reads GPT-2's n_ctx
+        with open(os.path.join(hf_dir, "config.json"), "w", encoding="utf-8") as fh:
+            json.dump(config, fh)
+        hf = transformers.AutoModelForCausalLM.from_pretrained(hf_dir).eval()
+        source = Tokenizer.from_file(os.path.join(hf_dir, "tokenizer.json"))
+        for dtype in ("f32", "q8_0"):
+            gguf_path = os.path.join(tmp, f"conv-{kind}-{dtype}.gguf")
+            subprocess.run([sys.executable, script, os.path.dirname(os.path.abspath(converter)),
+                            "qwen2" if kind == "qwen2" else "gpt-2", hf_dir, "--outfile", gguf_path,
+                            "--outtype", dtype], check=True, capture_output=True)
+            out = os.path.join(tmp, f"imp-{kind}-{dtype}")
+            assert cli(["import", gguf_path, "--out", out]) == 0
+            path = latest_checkpoint(out)
+            model, meta = load_model(path)
+            tok = load_tokenizer_for(path, meta)
+            same = tok.encode(SAMPLE) == source.encode(SAMPLE, add_special_tokens=False).ids
+            ids = torch.tensor([source.encode(SAMPLE).ids[:60]])
+            with torch.no_grad():
+                want, got = hf(ids).logits, model(ids)[0]
+            rel = ((got - want).pow(2).mean() / want.pow(2).mean()).sqrt().item()
+            print(f"{kind:30s} {dtype:5s} {'=' if same else 'DIFF':4s} {(got - want).abs().max().item():12.2e} "
+                  f"{rel:8.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--speed", action="store_true", help="also time greedy generation against llama.cpp")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--converter", help="llama.cpp's convert_hf_to_gguf.py: also check its files in our import")
     args = ap.parse_args()
     try:
         import llama_cpp
@@ -133,6 +198,8 @@ def main() -> None:
         check(tmp, llama_cpp)
         if args.speed:
             speed(tmp, llama_cpp, args.threads, args.new_tokens)
+        if args.converter:
+            converted(tmp, args.converter)
 
 
 if __name__ == "__main__":

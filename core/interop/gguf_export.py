@@ -109,7 +109,7 @@ def _vocabulary(w, vocab: dict, meta: dict, gguf) -> None:
         if isinstance(tid, list):
             tid = tid[0] if tid else None
         if not isinstance(tid, int) and role != "pad":
-            tid = vocab.get("eos")  # ours: not llama.cpp's default 11 (see gguf_vocab)
+            tid = vocab.get("eos")  # char / byte: not llama.cpp's default 11 (see gguf_vocab)
         if isinstance(tid, int):
             add(tid)
     if isinstance(vocab.get("unk"), int):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from core.errors import UsageError
-from core.tokenizer import EOT, UNK, byte_chars, tokenizer_kind
+from core.tokenizer import UNK, byte_chars, tokenizer_kind
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
@@ -116,10 +116,7 @@ def gguf_vocab_from_tokenizer(spec: dict, vocab_size: int) -> dict:
         tokens.append(by_id.get(i, f"[PAD{i}]"))
         types.append(kinds.get(i, UNUSED))
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    # EOS where the checkpoint names none (our own BPE): the end of a document, as GPT-2's files have it,
-    # not llama.cpp's default for this vocabulary type (id 11, an ordinary token here)
-    eos = next((i for i, t in by_id.items() if t == EOT and kinds[i] == CONTROL), None)
-    return {"tokens": tokens, "types": types, "merges": merges, "pre": pre, "extra_rows": [], "eos": eos}
+    return {"tokens": tokens, "types": types, "merges": merges, "pre": pre, "extra_rows": []}
 
 
 def _own_vocab(spec: dict, kind: str, vocab_size: int) -> dict:

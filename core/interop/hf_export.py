@@ -42,15 +42,24 @@ def check_exportable(cfg) -> str:
 
 
 def load_for_export(path: str):
-    """(model in eval mode, meta, tokenizer.json as a dict) of a checkpoint."""
+    """(model in eval mode, meta, tokenizer.json as a dict) of a checkpoint. A checkpoint naming no EOS whose
+    tokenizer has `<|endoftext|>` (our BPE) gets it as its EOS: its data ends every document with it, the
+    studio's generation stops there, and GPT-2's files name it so (transformers would otherwise never stop,
+    and llama.cpp would stop at its own default, id 11, an ordinary token here)."""
     from core.generate import load_model
+    from core.tokenizer import EOT
 
     model, meta = load_model(path, "cpu")
     tok_path = os.path.join(path, TOKENIZER)
     if not os.path.isfile(tok_path):
         raise UsageError(f"checkpoint has no {TOKENIZER}: {path}")
     with open(tok_path, encoding="utf-8") as fh:
-        return model, meta, json.load(fh)
+        spec = json.load(fh)
+    eot = next((a["id"] for a in spec.get("added_tokens") or [] if a.get("content") == EOT and a.get("special")),
+               None)
+    if meta.get("eos_token_id") is None and eot is not None:
+        meta = {**meta, "eos_token_id": eot}
+    return model, meta, spec
 
 
 def hf_config(cfg, meta: dict, family: str, dtype: str) -> dict:

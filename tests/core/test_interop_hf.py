@@ -12,6 +12,7 @@ import torch
 import transformers
 from engine_helpers import write_config
 from interop_models import SAMPLE, byte_bpe, tiny_hf_model
+from tokenizers import Tokenizer
 
 from core.checkpoint import save_checkpoint
 from core.cli import main
@@ -141,12 +142,13 @@ def test_our_own_models_export_to_hf_exactly(tmp_path, model):
     x = torch.randint(0, 300, (2, 32))
     with torch.no_grad():
         torch.testing.assert_close(hf(x).logits, ours(x)[0], atol=1e-4, rtol=0)
-    # no special token of ours: none of transformers' defaults either (GPT-2's 50256, Llama's eos 2, where
-    # generate() would stop at whatever our token 2 is)
+    # none of transformers' defaults (GPT-2's 50256, Llama's eos 2, where generate() would stop at whatever
+    # our token 2 is): no BOS, and our BPE's end of text as EOS, where the studio's generation stops too
+    eot = Tokenizer.from_file(str(tmp_path / "tokenizer.json")).token_to_id("<|endoftext|>")
     for config in (hf.config, hf.generation_config):
-        assert config.bos_token_id is None and config.eos_token_id is None, config
+        assert config.bos_token_id is None and config.eos_token_id == eot, config
     out = hf.generate(x[:1, :4], max_new_tokens=20, do_sample=False, pad_token_id=0)
-    assert out.shape[1] == 24
+    assert out.shape[1] == 24 or (out.shape[1] < 24 and out[0, -1] == eot)
 
 
 def test_a_character_level_model_of_ours_comes_back_from_its_hf_export(char_data, tmp_path):

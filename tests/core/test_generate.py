@@ -175,3 +175,29 @@ def test_generate_stream_prints_what_generate_prints(trained, capsys):
     whole = capsys.readouterr().out
     assert main([*argv, "--stream"]) == 0
     assert capsys.readouterr().out == whole and len(whole) > len("add: 1") + 10
+
+
+def test_cli_generate_stops_at_the_end_of_text_as_the_studios_worker_does(tmp_path, capsys):
+    """Our BPE ends every document with <|endoftext|>: the studio's generation stopped there, the command line
+    wrote on into the next invented document. A model rigged to always write it: nothing after the prompt."""
+    from interop_models import byte_bpe
+
+    from core.config import Config, ModelConfig
+    from core.model import GPT
+
+    tok = byte_bpe(300)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    eot = tok.token_to_id("<|endoftext|>")
+    cfg = ModelConfig(n_layer=1, n_head=2, n_embd=8, block_size=16, vocab_size=300, bias=True, tie_embeddings=False)
+    model = GPT(cfg)
+    with torch.no_grad():  # the final norm outputs its bias (ones), and only the head's row `eot` reads it
+        model.ln_f.weight.zero_()
+        model.ln_f.bias.fill_(1.0)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[eot] = 1.0
+    path = ckpt.save_checkpoint(str(tmp_path / "run"), 1, model, {}, {"config": Config(model=cfg).to_dict()},
+                                str(tmp_path / "tokenizer.json"))
+    argv = ["generate", "--checkpoint", path, "--prompt", "hi", "--temperature", "0", "--max-new-tokens", "5",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == "hi\n"

@@ -60,6 +60,13 @@ def chat_stop_ids(meta: dict, tok) -> set[int]:
     return stop_ids(meta) | ({end} if end is not None else set())
 
 
+def generation_stop_ids(meta: dict, tok, chat: bool) -> set[int]:
+    """What ends a generation (`generate`, the studio's worker): the meta's EOS id(s), in chat the template's
+    end of turn too, and the end of a document (our BPE's <|endoftext|>)."""
+    stops = chat_stop_ids(meta, tok) if chat else stop_ids(meta)
+    return stops | ({tok.eot_id} if tok.eot_id is not None else set())
+
+
 def check_messages(messages) -> list[dict]:
     """[{role, content}] with string fields, else UsageError naming the bad entry."""
     if not isinstance(messages, list) or not messages:

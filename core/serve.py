@@ -37,8 +37,7 @@ import threading
 import traceback
 from typing import Any, TextIO
 
-from core.chat import chat_stop_ids
-from core.chat import stop_ids as eos_stop_ids
+from core.chat import generation_stop_ids
 from core.errors import UsageError, quote
 from core.layout import atomic_write, resolve_checkpoint
 from core.protocol import PROTOCOL_VERSION, REQUESTS, encode, make_event
@@ -310,14 +309,13 @@ class Worker:
         chat = bool(req.get("chat") or "messages" in req)
         prompt_ids = self._chat_ids(req) if chat else self._ids_of(req, "prompt", "prompt_ids")
 
-        tok, eot = self.tok, self.tok.eot_id
-        # an imported or fine-tuned model's EOS id(s) (none for ours); in chat, the template's end of turn too
-        stop_ids = chat_stop_ids(self.meta, tok) if chat else eos_stop_ids(self.meta)
+        tok = self.tok
+        stop_ids = generation_stop_ids(self.meta, tok, chat)
         longest_stop = max((len(s) for s in stops), default=0)
         text, token_ids, held = "", [], []
         stopped_by = "length"
         for index, step in enumerate(generate_steps(self.model, prompt_ids, p, self._cancel_current.is_set)):
-            if (eot is not None and step.token_id == eot) or step.token_id in stop_ids:
+            if step.token_id in stop_ids:
                 stopped_by = "eos"
                 break
             token_ids.append(step.token_id)

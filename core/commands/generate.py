@@ -29,7 +29,7 @@ def check_sampling(args: argparse.Namespace) -> None:
 
 
 def generate_main(args: argparse.Namespace) -> int:
-    from core.chat import chat_stop_ids, render_chat, stop_ids
+    from core.chat import generation_stop_ids, render_chat
     from core.generate import (
         SampleParams,
         generate_steps,
@@ -47,11 +47,7 @@ def generate_main(args: argparse.Namespace) -> int:
                      args.seed, use_cache=not args.no_cache)
     # --chat: the prompt is one user message in the checkpoint's own chat template (imported models).
     prompt = render_chat(meta, [{"role": "user", "content": args.prompt}]) if args.chat else args.prompt
-    # the meta's EOS id(s) (imported and fine-tuned models); --chat: the template's end of turn too; and the
-    # end of a document (our BPE's <|endoftext|>), where the studio's worker stops as well
-    stops = chat_stop_ids(meta, tok) if args.chat else stop_ids(meta)
-    if tok.eot_id is not None:
-        stops.add(tok.eot_id)
+    stops = generation_stop_ids(meta, tok, args.chat)  # as the studio's worker stops
     text = StreamText(tok)
     sys.stdout.write(prompt)
     for s in generate_steps(model, tok.encode(prompt), p):

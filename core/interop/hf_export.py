@@ -141,8 +141,6 @@ def tokenizer_config(meta: dict, cfg, tok_spec: dict) -> dict:
         text = meta.get(f"{role}_token")
         if text is None and isinstance(tid, int):
             text = names.get(tid, by_id.get(tid))
-        if text is None and role == "eos" and "<|endoftext|>" in names.values():
-            text = "<|endoftext|>"  # our own tokenizers' end-of-text marker
         if text is not None:
             out[f"{role}_token"] = text
     if meta.get("chat_template"):

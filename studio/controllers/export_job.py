@@ -78,10 +78,11 @@ def default_out(checkpoint: str, fmt: str, dtype: str) -> str:
     step = layout.checkpoint_step(checkpoint)
     where = f"step{step}" if step is not None else os.path.basename(os.path.normpath(checkpoint))
     stem = os.path.join(run_dir, "exports", f"{os.path.basename(run_dir)}-{where}-{fmt}-{dtype}")
-    n = 1
-    while os.path.exists(f"{stem}{f'-{n}' if n > 1 else ''}{SUFFIX[fmt]}"):
+    path, n = stem + SUFFIX[fmt], 1
+    while os.path.exists(path):
         n += 1
-    return f"{stem}{f'-{n}' if n > 1 else ''}{SUFFIX[fmt]}"
+        path = f"{stem}-{n}{SUFFIX[fmt]}"
+    return path
 
 
 class ExportJob(EngineJob):

@@ -47,6 +47,10 @@ class SideState:
     def output_text(self) -> str:
         return "".join(t.get("text", "") for t in self.tokens)
 
+    def clear(self, note: str = "") -> None:
+        """An empty output (a new request, a history entry, another workspace)."""
+        self.tokens, self.result, self.error, self.offset, self.prompt_ids, self.note = [], None, "", 0, [], note
+
 
 class GenerationSession(QObject):
     output_started = Signal(str, str)       # side, prompt: the side's output starts over
@@ -85,8 +89,8 @@ class GenerationSession(QObject):
             self.stop()
             self.prompt, self._active = "", []
             for s in self.sides.values():
-                s.rid, s.offset, s.prompt_ids, s.tokens = "", 0, [], []
-                s.result, s.error, s.note, s.checkpoint = None, "", "", ""
+                s.clear()
+                s.rid, s.checkpoint = "", ""
                 self.output_started.emit(s.name, "")
                 self.side_changed.emit(s.name)
             self.busy_changed.emit(False)
@@ -123,7 +127,7 @@ class GenerationSession(QObject):
         self.prompt, self.params, self._active = prompt, dict(params), list(checkpoints)
         for name, checkpoint in checkpoints.items():
             s = self.sides[name]
-            s.tokens, s.result, s.error, s.offset, s.prompt_ids = [], None, "", 0, []
+            s.clear(s.note)  # the note goes when the request starts (_start)
             self.output_started.emit(name, prompt)
             self._start(s, checkpoint, prompt=prompt, **self.params)
         self.status_changed.emit("Generating…", False)
@@ -170,7 +174,7 @@ class GenerationSession(QObject):
         self.prompt, self.params = entry.get("prompt", ""), dict(entry.get("params", {}))
         for name, out in zip(sides, entry.get("outputs", []), strict=False):
             s = self.sides[name]
-            s.tokens, s.result, s.error, s.offset, s.note = [], None, "", 0, "from history"
+            s.clear("from history")
             s.checkpoint = out.get("checkpoint", "")
             self.output_started.emit(name, self.prompt)
             self._append(s, {"text": out.get("text", ""), "token_id": -1, "top": []})

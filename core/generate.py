@@ -80,8 +80,8 @@ def load_model(path: str, device: str = "cpu", dtype: torch.dtype = torch.float3
 
 
 def load_for_generation(path: str, device: str, dtype: torch.dtype) -> tuple[GPT, dict]:
-    """`load_model` for generating and inspecting (generate, serve): bf16 Linear layers prepacked for
-    oneDNN on a CPU with native bf16 (core.cpu_linear), which has no weights left to train or save."""
+    """`load_model` for generating and inspecting (generate, serve): Linear layers prepacked for oneDNN on
+    a CPU where that is faster (core.cpu_linear), which leaves no weights to train or save."""
     from core.cpu_linear import pack_linears
 
     model, meta = load_model(path, device, dtype)

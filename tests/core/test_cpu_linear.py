@@ -1,5 +1,5 @@
-"""bf16 Linear layers prepacked for oneDNN (core/cpu_linear.py): same logits, same greedy text, same
-attention maps as the plain bf16 model; nothing changes where packing does not apply."""
+"""Linear layers prepacked for oneDNN (core/cpu_linear.py): same logits, same greedy text, same attention
+maps as the plain model, in bf16 and fp32; nothing changes where packing does not apply or is slower."""
 
 from __future__ import annotations
 
@@ -96,13 +96,59 @@ def test_packed_model_gives_the_plain_models_logits_text_and_attention(native_bf
     assert abs(maps_packed - maps_plain).max() < 2e-2
 
 
-def test_nothing_is_packed_in_fp32_or_without_native_bf16(monkeypatch):
-    fp32 = _model()
-    assert not can_pack(fp32) and pack_linears(fp32) == 0
-    assert sum(type(m) is nn.Linear for m in fp32.modules()) == 11
+@pytest.mark.parametrize("faster", [True, False])
+def test_fp32_is_packed_only_where_it_measures_faster(monkeypatch, faster):
+    """fp32: each shape is packed only if oneDNN's product measures faster than MKL's on this machine (an
+    AMD EPYC: yes, an Intel Xeon: no); packed, the model gives the plain model's logits, text and maps."""
+    import core.cpu_linear
 
+    plain, model = _model(), _model()
+    assert can_pack(model)
+    monkeypatch.setattr(core.cpu_linear, "_packed_is_faster", lambda plain, packed: faster)
+    n = pack_linears(model)
+    left = sum(type(m) is nn.Linear for m in model.modules())
+    if not faster:
+        assert n == 0 and left == 11
+        return
+    assert n == 11 and left == 0 and all(b.mlp.gate_up is not None for b in model.blocks)
+    ids = list(range(5, 45))
+    with torch.inference_mode():
+        want, got = plain(torch.tensor([ids]))[0], model(torch.tensor([ids]))[0]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert want.std() > 0.05
+    p = SampleParams(max_new_tokens=20, temperature=0.0)
+    assert [s.token_id for s in generate_steps(model, ids[:8], p)] == \
+        [s.token_id for s in generate_steps(plain, ids[:8], p)]
+    assert abs(attention_maps(model, ids[:12]) - attention_maps(plain, ids[:12])).max() < 1e-5
+
+
+class _Slow(nn.Module):
+    def __init__(self, linear: nn.Linear, seconds: float):
+        super().__init__()
+        self.linear, self.seconds = linear, seconds
+        self.in_features, self.weight = linear.in_features, linear.weight
+
+    def forward(self, x):
+        import time
+
+        time.sleep(self.seconds)
+        return self.linear(x)
+
+
+def test_the_measurement_picks_the_faster_path():
+    from core.cpu_linear import _packed_is_faster
+
+    layers = [nn.Linear(64, 64) for _ in range(3)]
+    assert _packed_is_faster([_Slow(m, 0.004) for m in layers], layers)
+    assert not _packed_is_faster(layers, [_Slow(m, 0.004) for m in layers])
+    # a close call keeps the plain path: packed must take under 0.8 of its time
+    assert not _packed_is_faster([_Slow(m, 0.004) for m in layers], [_Slow(m, 0.0036) for m in layers])
+
+
+def test_nothing_is_packed_in_bf16_without_native_bf16(monkeypatch):
     monkeypatch.setattr(core.precision, "cpu_native_bf16", lambda flags=None: None)
     bf16 = _model().to(torch.bfloat16)
+    assert not can_pack(bf16)
     assert pack_linears(bf16) == 0 and sum(type(m) is nn.Linear for m in bf16.modules()) == 11
 
 

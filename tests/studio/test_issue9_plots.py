@@ -184,3 +184,32 @@ def test_clip_label_is_readable_and_readout_clears_on_leave(qtbot, window, works
     assert plots.readout.text().startswith("step 50") and plots.cursors["loss"].isVisible()
     QApplication.sendEvent(plots.view, QEvent(QEvent.Type.Leave))
     assert plots.readout.text().strip() == "" and not plots.cursors["loss"].isVisible()
+
+
+def test_compared_runs_are_named_in_the_key_even_where_the_legend_hides(qtbot, window, workspace):
+    """Ticking runs to compare drew their curves in new colours, but at the default window size the
+    loss plot is too low for its legend: nothing said which curve was which run. The controls row names
+    each run in its curves' colour, whatever the size; with no other run drawn it is empty."""
+    for name in "abcdef":
+        _finished(workspace, name)
+    w = window(workspace.root)
+    select_run(w, "a")
+    plots, colours = w.training.plots, plot_colors()
+    assert plots.key.text() == ""
+    w.runs_panel.set_compared(workspace.run("b").dir, True)
+    QApplication.processEvents()
+    assert not plots.plots["loss"].legend.isVisible()  # 1360 x 860 with four entries: no room
+    key = plots.key.text()
+    assert plots.key.isVisible() and "a (this run)" in key and "b" in key
+    assert key.index(colours["smooth"]) < key.index("a (this run)") < key.index(colours["overlay"][0])
+    overlay = [item for _plot, item in plots.overlay_items if item.name() == "b"]
+    assert overlay and overlay[0].opts["pen"].color().name() == colours["overlay"][0]
+    for name in "cdef":  # past three other runs the key counts the rest; its tooltip names them all
+        w.runs_panel.set_compared(workspace.run(name).dir, True)
+    QApplication.processEvents()
+    assert len(plots._overlays) == 5 and "+2 more" in plots.key.text()
+    assert all(name in plots.key.toolTip() for name in "bcdef")
+    for name in "bcdef":
+        w.runs_panel.set_compared(workspace.run(name).dir, False)
+    QApplication.processEvents()
+    assert plots.key.text() == ""

@@ -115,3 +115,50 @@ def export_view(view, path: str, title: str, background: str) -> None:
     painter.end()
     if not image.save(path):
         raise OSError(f"could not write {path}")
+
+
+def overlay_colour(i: int, kind: str, colours: dict) -> str:
+    """The colour of the i-th run drawn under the shown one: grey for its parent, else the overlay cycle."""
+    return colours["parent"] if kind == "parent" else colours["overlay"][i % len(colours["overlay"])]
+
+
+def overlay_key(own: str, overlays: list[tuple[str, object, str]], colours: dict, shown: int = 3) -> tuple[str, str]:
+    """(rich text, tooltip) naming the colour of each run on the plots, for the controls row: the plots'
+    own legend hides when a plot is too low for it, and compared runs must never go unnamed. Empty when
+    no other run is drawn; past `shown` runs the rest are counted, and the tooltip lists them all."""
+    if not overlays:
+        return "", ""
+    from html import escape
+
+    def swatch(colour: str, name: str) -> str:
+        return f'<span style="color:{colour}">&#9473;&#9473;</span>&nbsp;{escape(name)}'
+
+    entries = [swatch(colours["smooth"], f"{own} (this run)" if own else "this run")]
+    entries += [swatch(overlay_colour(i, kind, colours), label) for i, (label, _h, kind) in enumerate(overlays)]
+    more = len(entries) - 1 - shown
+    text = "&nbsp;&nbsp; ".join(entries[:shown + 1]) + (f"&nbsp;&nbsp; +{more} more" if more > 0 else "")
+    return text, "<br>".join(entries)
+
+
+def show_overlay_key(label, own: str, overlays: list, colours: dict) -> None:
+    """Write `overlay_key` into a QLabel (its text and tooltip)."""
+    text, tip = overlay_key(own, overlays, colours)
+    label.setText(text)
+    label.setToolTip(tip)
+
+
+def step_readout(h, x: np.ndarray, xv: float, smooth: np.ndarray) -> str:
+    """The values of a run's step nearest to x = xv (x: its steps on the plots' x axis), in words."""
+    i = int(np.clip(np.searchsorted(x, xv), 0, len(x) - 1))
+    if i > 0 and abs(x[i - 1] - xv) < abs(x[i] - xv):
+        i -= 1
+    s = h.steps
+    parts = [f"step {int(s['step'][i])}", f"tokens {int(s['tokens'][i]):,}" if math.isfinite(s["tokens"][i])
+             else "", f"t {s['elapsed'][i]:.1f}s", f"loss {s['loss'][i]:.4f} (smoothed {smooth[i]:.4f})",
+             f"lr {s['lr'][i]:.3g}", f"grad norm {s['grad_norm'][i]:.3g}",
+             f"{s['tokens_per_s'][i]:,.0f} tok/s"]
+    if len(h.evals):
+        j = int(np.searchsorted(h.evals["step"], s["step"][i], side="right")) - 1
+        if j >= 0:
+            parts.append(f"val {h.evals['val_loss'][j]:.4f} @ {int(h.evals['step'][j])}")
+    return "   ".join(p for p in parts if p)

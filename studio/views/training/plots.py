@@ -25,7 +25,14 @@ from PySide6.QtWidgets import (
 )
 
 from studio.theme import plot_colors
-from studio.views.training.plot_items import LogFriendlyAxis, export_view, free_spot
+from studio.views.training.plot_items import (
+    LogFriendlyAxis,
+    export_view,
+    free_spot,
+    overlay_colour,
+    show_overlay_key,
+    step_readout,
+)
 from studio.workspace.metrics import RunHistory, Smoother
 
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major")
@@ -102,7 +109,10 @@ class MetricsPlots(QWidget):
         c.addWidget(self.smooth_label)
         c.addSpacing(12)
         c.addWidget(self.log_check)
-        c.addStretch(1)
+        c.addSpacing(12)
+        self.key = QLabel("")  # which colour is which run, when other runs are drawn (plot_items.overlay_key)
+        self.key.setTextFormat(Qt.TextFormat.RichText)
+        c.addWidget(self.key, 1)
         c.addWidget(self.export_button)
         self.readout = QLabel(" ")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -201,6 +211,7 @@ class MetricsPlots(QWidget):
     def set_history(self, history: RunHistory | None, label: str = "", planned_steps: int = 0) -> None:
         """Follow `history`; before its first step the axes span the planned steps (not -0.5..0.5)."""
         self.history, self.label = history, label
+        show_overlay_key(self.key, self.label, self._overlays, plot_colors())
         self._smoother.reset()
         self._speed_smoother.reset()
         self._panel_version = {}
@@ -402,8 +413,9 @@ class MetricsPlots(QWidget):
             plot_item.removeItem(item)
         self.overlay_items = []
         c = plot_colors()
+        show_overlay_key(self.key, self.label, self._overlays, plot_colors())
         for i, (label, h, kind) in enumerate(self._overlays):
-            color = c["parent"] if kind == "parent" else c["overlay"][i % len(c["overlay"])]
+            color = overlay_colour(i, kind, c)
             width = 1 if kind == "parent" else 2
             x = self._x(h)
             smooth = Smoother(self.smoothing()).update(h.steps["loss"])
@@ -452,21 +464,7 @@ class MetricsPlots(QWidget):
         h = self.history
         if h is None or not len(h.steps):
             return " "
-        x = self._x(h)
-        i = int(np.clip(np.searchsorted(x, xv), 0, len(x) - 1))
-        if i > 0 and abs(x[i - 1] - xv) < abs(x[i] - xv):
-            i -= 1
-        s = h.steps
-        smooth = self._smoother.update(s["loss"])
-        parts = [f"step {int(s['step'][i])}", f"tokens {int(s['tokens'][i]):,}" if math.isfinite(s["tokens"][i])
-                 else "", f"t {s['elapsed'][i]:.1f}s", f"loss {s['loss'][i]:.4f} (smoothed {smooth[i]:.4f})",
-                 f"lr {s['lr'][i]:.3g}", f"grad norm {s['grad_norm'][i]:.3g}",
-                 f"{s['tokens_per_s'][i]:,.0f} tok/s"]
-        if len(h.evals):
-            j = int(np.searchsorted(h.evals["step"], s["step"][i], side="right")) - 1
-            if j >= 0:
-                parts.append(f"val {h.evals['val_loss'][j]:.4f} @ {int(h.evals['step'][j])}")
-        return "   ".join(p for p in parts if p)
+        return step_readout(h, self._x(h), xv, self._smoother.update(h.steps["loss"]))
 
     # ------------------------------------------------------------------ export
     def export_image(self, path: str) -> None:

@@ -241,3 +241,36 @@ def test_saved_results_are_read_safely_and_the_newest_of_each_kind_is_shown(tmp_
     layout.atomic_write_json(newest_text, {"kind": "text", "created": 200.0, "perplexity": 5.5})
     assert run_figures(run)["eval_perplexity"] == 5.5  # re-read, not a stale cache
     assert run_figures(str(tmp_path / "none"))["eval_bleu"] is None
+
+
+def test_pairs_on_a_base_model_say_why_its_answers_will_miss(qtbot, ws, tmp_path):
+    """Pairs picked for a base model (no chat template): every answer of the demo scored 0 with no word
+    why. The dialog says its prompts go in an instruction format it has never seen, until Raw prompts is
+    ticked; a model with a chat template (a fine-tune) gets no note, nor does a text evaluation."""
+    pairs, _refs = _pairs(tmp_path, n=3)
+    w = open_window(qtbot, ws.root)
+    select_run(w, "tiny")
+    run_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Run")
+    next(a for a in run_menu.actions() if a.text() == "E&valuate Checkpoint…").trigger()
+    dialog = w.run_actions.evaluate.dialog
+    assert dialog.kind.currentData() == "text" and not dialog.prompt_note.isVisible()
+    dialog.file.setText(pairs)
+    assert dialog.kind.currentData() == "pairs"
+    assert dialog.prompt_note.isVisible() and "no chat template" in dialog.prompt_note.text()
+    QApplication.processEvents()  # the dialog grew for the note: all of its lines show
+    note = dialog.prompt_note
+    assert note.height() >= note.heightForWidth(note.width()) and note.geometry().bottom() < dialog.status.y()
+    dialog.raw.setChecked(True)
+    assert not dialog.prompt_note.isVisible()
+    dialog.raw.setChecked(False)
+    assert dialog.prompt_note.isVisible()
+
+    meta_path = os.path.join(_latest(ws), layout.META)  # the same checkpoint as an instruction fine-tune
+    with open(meta_path, encoding="utf-8") as f:
+        meta = json.load(f)
+    meta["chat_template"] = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    layout.atomic_write_json(meta_path, meta)
+    dialog.raw.setChecked(True)  # any change of the options reads the checkpoint again
+    dialog.raw.setChecked(False)
+    assert not dialog.prompt_note.isVisible()
+    w.close()

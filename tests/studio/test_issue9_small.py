@@ -170,6 +170,43 @@ def test_the_runs_list_shows_all_its_columns_at_1280(qtbot, window, workspace):
     assert tree.headerItem().toolTip(3) == "Best validation loss"
 
 
+def test_the_runs_list_shows_the_evaluation_columns_without_a_sideways_scroll(qtbot, window, workspace):
+    """With a fork under its parent and both evaluation columns (text perplexity, pairs BLEU), the list at
+    the window's default size scrolled sideways by 61 px: the header's stretched last column, with no room
+    left, fell back to Qt's default 100 px. Every column is in view, and the last one ends at the edge."""
+    from core import layout
+
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=1000, eval_every=100, ckpt_every=1000)
+    w = window(workspace.root)
+    w.session.fork_run(parent.dir, parent.checkpoints()[-1].path, {"train.max_steps": 2000}, "tiny-fork-lower-lr")
+    ckpt = parent.checkpoints()[-1].path
+    w.resize(1360, 860)
+    # a text evaluation first (its column appears and the list widens for it), then a pairs evaluation
+    for kind, figures in (("text", {"perplexity": 4.558}), ("pairs", {"bleu": 0.0, "n": 60, "generations": []})):
+        layout.atomic_write_json(layout.evaluation_path(ckpt, kind, "/data/f", 100.0),
+                                 {"kind": kind, "created": 100.0, "step": 1000, "file": "/data/f", **figures})
+        w.session.refresh()  # the runs list reads the evaluations again
+        QApplication.processEvents()
+    tree = w.runs_panel.tree
+    shown = [c for c in range(tree.columnCount()) if not tree.isColumnHidden(c)]
+    assert [tree.headerItem().text(c) for c in shown][-2:] == ["Eval ppl", "BLEU"]
+    widths = [tree.columnWidth(c) for c in shown]
+    assert tree.horizontalScrollBar().maximum() == 0, (widths, tree.viewport().width())
+    assert widths[-1] < 80 and abs(sum(widths) - tree.viewport().width()) <= 2, widths
+    # the list dragged narrower than its columns need: it scrolls by what is missing, and the last
+    # column keeps its own width (stretched, it fell back to 100 px and the list scrolled ~60 px more)
+    splitter = w.runs_panel.parentWidget()
+    need = sum(widths)
+    sizes = splitter.sizes()
+    splitter.setSizes([sizes[0] - (tree.viewport().width() - need) - 12, sizes[1] + 12 + tree.viewport().width()
+                       - need, *sizes[2:]])
+    QApplication.processEvents()
+    widths = [tree.columnWidth(c) for c in shown]
+    assert 0 < tree.horizontalScrollBar().maximum() <= 12 + 8, (widths, tree.viewport().width())
+    assert widths[-1] < 80, widths
+
+
 def test_word_token_labels_under_the_attention_map_do_not_run_into_each_other(qtbot):
     """BPE tokens are words: below the map only every k-th column is labelled, so that the widest label
     fits in the columns up to the next one; the rows (one label per line) keep every label that fits."""

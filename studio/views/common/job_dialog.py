@@ -32,6 +32,10 @@ class JobDialog(QDialog):
     def _set_status(self, text: str) -> None:
         """The status line; the dialog grows to show all of it (a failure's lines squeezed the buttons)."""
         self.status.setText(text)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Grow (never shrink) to the height the contents need at this width, wrapped lines included."""
         layout = self.layout()
         if layout is not None:
             layout.activate()

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -33,6 +34,11 @@ KIND_TITLES = {"text": "Text file: loss, perplexity, bits per byte",
                "pairs": "Pairs file (.jsonl, prompt + reference): BLEU, ROUGE-L, exact match"}
 FILTERS = {"text": "Text files (*.txt *.md *.text);;All files (*)",
            "pairs": "Pairs (*.jsonl *.json);;All files (*)"}
+
+BASE_MODEL_NOTE = ("This checkpoint has no chat template (it is not an instruction fine-tune): each prompt goes "
+                   "in the built-in instruction format, which it has never seen, so expect scores near zero. "
+                   "Fine-tune it first (Run \u2192 Fine-tune), or tick Raw prompts to have it continue each "
+                   "prompt as written.")
 
 
 class EvaluateDialog(JobDialog):
@@ -113,6 +119,12 @@ class EvaluateDialog(JobDialog):
         form.addRow("Decoding", self.greedy)
         form.addRow("", sampling)
         form.addRow("Prompts", self.raw)
+        self.raw.toggled.connect(lambda _on: self._update_options())
+        # a base model (no chat template) evaluated on pairs: say why its answers will miss (see _update_options)
+        self.prompt_note = QLabel("")
+        self.prompt_note.setWordWrap(True)
+        self.prompt_note.setStyleSheet("color: palette(placeholder-text);")
+        form.addRow("", self.prompt_note)
 
     # ------------------------------------------------------------------ state
     def set_kind(self, kind: str) -> None:
@@ -130,6 +142,12 @@ class EvaluateDialog(JobDialog):
             widget.setEnabled(pairs)
         for widget in (self.temperature, self.seed):
             widget.setEnabled(pairs and not self.greedy.isChecked())
+        base = pairs and not self.raw.isChecked() and bool(self.picker.checkpoint()) \
+            and not has_chat_template(self.picker.checkpoint())
+        self.prompt_note.setText(BASE_MODEL_NOTE if base else "")
+        if base != self.form.isRowVisible(self.prompt_note):
+            self.form.setRowVisible(self.prompt_note, base)
+            self._fit_height()
         running = self.job.is_running()
         self.evaluate_button.setEnabled(not running and bool(self.file.text().strip()))
         self.results_button.setEnabled(bool(self.picker.checkpoint()))

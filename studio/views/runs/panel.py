@@ -61,7 +61,7 @@ class RunsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._items: dict[str, QTreeWidgetItem] = {}
-        self._eval_shown = False  # an evaluation column is shown (the list widens when one appears)
+        self._eval_shown = 0  # evaluation columns shown (the list widens when one more appears)
         self._name_want = 0  # the name column's width with every name in full
         self._updating = False
         title = QLabel("Runs")
@@ -75,7 +75,7 @@ class RunsPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setIndentation(14)
         header = self.tree.header()
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)  # stretched, a last column with no room fell back to 100 px
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)  # fitted in _fit_names()
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its distinct end
         for col in range(1, len(COLUMNS)):
@@ -164,11 +164,14 @@ class RunsPanel(QWidget):
         """The name column as wide as its longest name (indented, after the tick box) plus a margin (the
         contents' size hint alone left names elided by a few pixels under some themes), but no wider than
         leaves the other shown columns in view: a long name is elided in the middle (its tooltip has the
-        folder) rather than pushing status, step and loss out of sight. Below NAME_MIN the list scrolls."""
+        folder) rather than pushing status, step and loss out of sight. Below NAME_MIN the list scrolls.
+        With room to spare the name column takes it (the header is not stretched: a stretched last column
+        with no room left fell back to 100 px and the list scrolled sideways for it)."""
         self.tree.resizeColumnToContents(0)
         self._name_want = self.tree.columnWidth(0) + 8
         room = self.tree.viewport().width() - self._other_columns_width()
-        self.tree.setColumnWidth(0, min(self._name_want, max(room, NAME_MIN)))
+        # with room to spare the names take it, so the last column ends at the list's edge
+        self.tree.setColumnWidth(0, room if room >= self._name_want else min(self._name_want, max(room, NAME_MIN)))
 
     def _other_columns_width(self) -> int:
         """What the shown columns after the name need (their contents or header, whichever is wider)."""
@@ -221,13 +224,13 @@ class RunsPanel(QWidget):
 
     def _show_eval_columns(self) -> None:
         """The evaluation columns only once some run has an evaluation: the list stays narrow before."""
-        shown = False
+        shown = 0
         for col, (key, _fmt) in EVAL_COLUMNS.items():
             hide = not any(isinstance(s.get(key), float) for s in self._summaries.values())
-            shown |= not hide
+            shown += not hide
             self.tree.setColumnHidden(col, hide)
-        if shown and not self._eval_shown:  # once the names are fitted and the list laid out (self: not
-            QTimer.singleShot(0, self, self._widen_for_columns)  # after the list is gone)
+        if shown > self._eval_shown:  # a column more (BLEU after Eval ppl too): once the names are fitted
+            QTimer.singleShot(0, self, self._widen_for_columns)  # and the list laid out (self: not after it is gone)
         self._eval_shown = shown
 
     def _widen_for_columns(self) -> None:

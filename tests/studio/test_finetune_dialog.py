@@ -200,3 +200,31 @@ def test_the_runs_list_and_the_run_menu_open_it_on_that_run(qtbot, ws):
     menu_action = next(a for m in w.menuBar().actions() for a in m.menu().actions()
                        if a.text().replace("&", "") == "Fine-tune on My Data…")
     assert menu_action.shortcut().toString() == "Ctrl+Shift+U"
+
+
+def test_at_its_minimum_size_no_text_is_cut_off(qtbot, ws):
+    """Resized to its minimum, the dialog cut the memory estimate and the training note at the bottom of
+    their boxes, and the base model and data notes mid-word at the right edge. The wrapped texts keep the
+    height they need; a note too long for the width ends with '…' and is whole in its tooltip."""
+    from PySide6.QtWidgets import QApplication
+
+    notes = os.path.join(ws.root, "notes.txt")
+    with open(notes, "w", encoding="utf-8") as f:
+        f.write("plain text\n")
+    w, dialog = _open(qtbot, ws)
+    dialog.data_file.setText(notes)  # its note is the longer one: continued pre-training
+    dialog.resize(dialog.minimumSizeHint())
+    QApplication.processEvents()
+    estimate = dialog.estimate
+    assert "Memory" in estimate.text()
+    wrapped = [estimate, *(label for label in dialog.findChildren(type(estimate))
+                           if label.wordWrap() and "fresh optimizer" in label.text())]
+    assert len(wrapped) == 2
+    for label in wrapped:
+        assert label.height() >= label.heightForWidth(label.width()), (label.text(), label.size())
+    for note in (dialog.base_label, dialog.data_kind):
+        assert note.toolTip() == note.text() and note.text()
+        shown = note.shown_text()
+        assert shown == note.text() or (shown.endswith("…") and note.text().startswith(shown[:-1]))
+        assert note.fontMetrics().horizontalAdvance(shown) <= note.width()
+    assert dialog.data_kind.shown_text().endswith("…")  # too long for 669 px: shortened, not cut

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -51,6 +50,7 @@ from studio.controllers.finetune import (
 from studio.controllers.prepare import PrepareJob, PrepareResult
 from studio.theme import banner_style
 from studio.views.common.checkpoint_picker import CheckpointPicker
+from studio.views.common.elided_label import ElidedLabel
 from studio.views.common.job_dialog import JobDialog
 from studio.views.common.token_text import MASKED_COLOURS, TRAINED_COLOURS, TokenText
 from studio.workspace.workspace import example_file
@@ -67,11 +67,21 @@ def _legend(colour: str, text: str) -> QLabel:
     return label
 
 
-def _note() -> QLabel:
-    """A line of explanation (not wrapped: a wrapped QLabel in a form reserves the height of its narrowest
-    layout, leaving a gap under one line of text)."""
-    label = QLabel("")
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
+def _note() -> ElidedLabel:
+    """A line of explanation, shortened with '…' where the dialog is narrow, whole in its tooltip (not
+    wrapped: a wrapped QLabel in a form reserves the height of its narrowest layout, leaving a gap under
+    one line of text; cut at the edge, the line ended mid-word with no sign of more)."""
+    return ElidedLabel("", mode=Qt.TextElideMode.ElideRight)
+
+
+def _wrapped(text: str = "", lines: int = 3, rich: bool = False) -> QLabel:
+    """A wrapped label that keeps room for `lines` lines at the dialog's minimum size (the dialog's own
+    minimum does not follow wrapped text, which was cut off at the bottom of its box)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    if rich:
+        label.setTextFormat(Qt.TextFormat.RichText)
+    label.setMinimumHeight(lines * label.fontMetrics().lineSpacing() + 2)
     return label
 
 
@@ -199,9 +209,7 @@ class FinetuneDialog(JobDialog):
         targets.addStretch(1)
         self.grad_ckpt = QCheckBox("Recompute activations (less memory, ~30% slower)")
         self.grad_ckpt.toggled.connect(lambda _on: self._update())
-        self.estimate = QLabel("")
-        self.estimate.setWordWrap(True)
-        self.estimate.setTextFormat(Qt.TextFormat.RichText)
+        self.estimate = _wrapped(rich=True)
         form = QFormLayout(box)
         form.addRow(self.lora)
         form.addRow("Rank", self.rank)
@@ -232,9 +240,8 @@ class FinetuneDialog(JobDialog):
             box_.valueChanged.connect(lambda _v: self._update())
         self.start_now = QCheckBox("Start training when the data is ready")
         self.start_now.setChecked(True)
-        hint = QLabel("The run starts from the base's weights at step 0 with a fresh optimizer; everything "
-                      "else can be edited on its Config tab.")
-        hint.setWordWrap(True)
+        hint = _wrapped("The run starts from the base's weights at step 0 with a fresh optimizer; everything "
+                        "else can be edited on its Config tab.")
         form = QFormLayout(box)
         form.addRow("Run name", self.run_name)
         form.addRow("Learning rate", self.lr)
@@ -304,7 +311,8 @@ class FinetuneDialog(JobDialog):
             f"({est['precision']} on {est['device']})")
 
     def _show_base_problem(self, text: str) -> None:
-        self.base_label.setText(f"<span style='color:#c0392b'>{text}</span>")
+        self.base_label.setStyleSheet("color: #c0392b;")
+        self.base_label.setText(text)
 
     # ------------------------------------------------------------------ preview
     def _start_preview(self) -> None:
@@ -346,10 +354,12 @@ class FinetuneDialog(JobDialog):
         if checkpoint:
             try:
                 self.base = read_base(checkpoint)
+                self.base_label.setStyleSheet("")
                 self.base_label.setText(self.base.summary())
             except Exception as exc:  # UsageError with the engine's words
                 self._show_base_problem(str(exc))
         else:
+            self.base_label.setStyleSheet("")
             self.base_label.setText("No checkpoint yet: train a run or import a model (File → Import Model…).")
         self._suggest_names()
         self._preview_timer.start()

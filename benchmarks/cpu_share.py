@@ -1,14 +1,16 @@
 """How a training run should use a small CPU: one core kept free, every core with spinning OpenMP waits,
-or every core with sleeping waits (`--share-cores`), on an idle machine and beside a busy process.
+every core with sleeping waits (OMP_WAIT_POLICY=PASSIVE), or every core with `--share-cores` (on Linux a
+short spin, then sleep: GOMP_SPINCOUNT), on an idle machine and beside a busy process.
 
-    python benchmarks/cpu_share.py [--steps 120] [--repeats 2] [--threads N] [--job]
+    python benchmarks/cpu_share.py [--steps 120] [--repeats 2] [--threads N] [--job] [--speedrun]
 
-The real engine trains the studio's benchmark config (4 layers, 128 wide, T=64, batch 16, precision auto)
-on the demo corpus; the figure is the median of the engine's own tokens_per_s after the first 20 steps.
-The three ways run in alternation, first with the machine otherwise idle, then beside one process that
-keeps a core busy (what a data preparation, a second run or a browser tab does to a training run). The
-studio's choice (studio.controllers.generation.share_cores) follows from these figures: on 2-3 cores every
-core with sleeping waits; from 4 cores all but one, where the free core costs at most a quarter.
+The real engine trains the studio's benchmark config (4 layers, 128 wide, T=64, batch 16, precision auto),
+or with --speedrun the speedrun preset's model and optimiser (RoPE, RMSNorm, QK-norm, Muon, batch 32), on
+the demo corpus; the figure is the median of the engine's own tokens_per_s after the first 20 steps.
+The ways run in alternation, first with the machine otherwise idle, then beside one process that keeps a
+core busy (what a data preparation, a second run or a browser tab does to a training run). The studio's
+choice (studio.controllers.generation.share_cores) follows from these figures: on 2-3 cores every core
+with --share-cores; from 4 cores all but one, where the free core costs at most a quarter.
 """
 
 from __future__ import annotations
@@ -34,11 +36,24 @@ while True:
 """
 
 
-def tokens_per_s(ws, name: str, steps: int, args: list[str]) -> float:
+SPEEDRUN = """\
+model: {{n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, pos_encoding: rope, norm: rmsnorm, bias: false,
+        qk_norm: true}}
+data: {{dir: ../../data/demo}}
+train: {{batch_size: 32, max_steps: {steps}, eval_interval: 100, eval_steps: 4, checkpoint_interval: 0,
+        warmup_steps: 10, device: cpu, lr: 6.0e-3, min_lr: 3.0e-4, optimizer: muon, muon_lr: 0.05,
+        weight_decay: 0.0}}
+run: {{dir: ., save_attention: false}}
+"""
+CONFIG = {"value": BENCH_CONFIG}
+
+
+def tokens_per_s(ws, name: str, steps: int, args: list[str], extra_env: dict | None = None) -> float:
     from core.protocol import as_float, read_events
 
-    run = ws.create_run(name, BENCH_CONFIG.format(steps=steps))
+    run = ws.create_run(name, CONFIG["value"].format(steps=steps))
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(extra_env or {})
     env["PYTHONPATH"] = ROOT
     subprocess.run([sys.executable, "-m", "core", "train", "--config", run.config_path, "--events", *args],
                    check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=run.dir)
@@ -52,20 +67,25 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="every core (default: all)")
     p.add_argument("--job", action="store_true", help="also: the run beside a one-shot engine job")
+    p.add_argument("--speedrun", action="store_true", help="the speedrun preset's model and optimiser")
     a = p.parse_args()
+    if a.speedrun:
+        CONFIG["value"] = SPEEDRUN
     ws = workspace_with_data()
     n = a.threads
-    ways = {f"{max(1, n - 1)} thread(s), one core free": ["--threads", str(max(1, n - 1))],
-            f"{n} threads, spinning waits": ["--threads", str(n)],
-            f"{n} threads, --share-cores": ["--threads", str(n), "--share-cores"]}
+    ways = {f"{max(1, n - 1)} thread(s), one core free": (["--threads", str(max(1, n - 1))], {}),
+            f"{n} threads, spinning waits": (["--threads", str(n)], {}),
+            f"{n} threads, sleeping waits": (["--threads", str(n)], {"OMP_WAIT_POLICY": "PASSIVE"}),
+            f"{n} threads, --share-cores": (["--threads", str(n), "--share-cores"], {})}
     print(f"{os.cpu_count()} cores; engine tokens/s, median of steps 21-{a.steps}, {a.repeats} runs each")
     for load in ("idle machine", "beside 1 busy process"):
         hog = subprocess.Popen([sys.executable, "-c", HOG]) if load != "idle machine" else None
         try:
             seen: dict[str, list[float]] = {w: [] for w in ways}
             for r in range(a.repeats):
-                for i, (way, args) in enumerate(ways.items()):
-                    seen[way].append(tokens_per_s(ws, f"{'idle' if hog is None else 'busy'}-{r}-{i}", a.steps, args))
+                for i, (way, (args, env)) in enumerate(ways.items()):
+                    seen[way].append(tokens_per_s(ws, f"{'idle' if hog is None else 'busy'}-{r}-{i}", a.steps, args,
+                                                  env))
         finally:
             if hog is not None:
                 hog.kill()

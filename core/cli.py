@@ -18,6 +18,12 @@ from core.commands import DEVICE_HELP
 from core.errors import EXIT_BAD_INPUT, UsageError
 from core.protocol import make_event
 
+# --share-cores on Linux: a GNU OpenMP thread spins this many times, then sleeps, while it waits. Sleeping
+# at once (OMP_WAIT_POLICY=PASSIVE, what it set before) cost 1.2-1.5x on an idle 2-core machine, since a
+# small model's steps are thousands of short parallel regions; spinning without bound (the default) lets
+# a busy neighbour stall the run 2x (figures: benchmarks/cpu_share.py)
+SHARE_SPINCOUNT = 1000
+
 # command -> (module, function) in the CLI layer; imported only when the command runs.
 COMMANDS = {
     "prepare": ("core.commands.prepare", "prepare_main"),
@@ -45,9 +51,11 @@ def _add_threads_arg(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for torch (0 = torch's default, all cores); the studio shares the cores "
                         "between a training run and its inference workers with it")
     p.add_argument("--share-cores", action="store_true",
-                   help="CPU threads sleep rather than spin while they wait (OMP_WAIT_POLICY=PASSIVE, unless "
-                        "set): a little slower on an idle machine, several times faster when another process "
-                        "needs one of the cores this run uses (the studio sets it where a run takes every core)")
+                   help="CPU threads spin only briefly before they sleep while they wait (on Linux "
+                        f"GOMP_SPINCOUNT={SHARE_SPINCOUNT}, elsewhere OMP_WAIT_POLICY=PASSIVE; unless a wait "
+                        "policy is set): as fast as spinning on an idle machine, about twice as fast when "
+                        "another process needs one of the cores this run uses (the studio sets it where a "
+                        "run takes every core)")
 
 
 def _add_dtype_arg(p: argparse.ArgumentParser) -> None:
@@ -63,7 +71,12 @@ def _set_threads(args: argparse.Namespace) -> None:
     if n < 0:
         raise UsageError(f"--threads: {n} is not a thread count (0 = all cores)", "threads")
     if getattr(args, "share_cores", False) and not ({"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ)):
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when OpenMP starts: torch is not imported yet here
+        # read when OpenMP starts: torch is not imported yet here. torch's Linux wheels use GNU OpenMP,
+        # whose waits then spin a few hundred times before they sleep (benchmarks/cpu_share.py)
+        if sys.platform.startswith("linux"):
+            os.environ["GOMP_SPINCOUNT"] = str(SHARE_SPINCOUNT)
+        else:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     if n:
         import torch
 

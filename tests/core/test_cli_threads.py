@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -92,19 +94,29 @@ def test_a_training_run_takes_the_thread_count_the_control_file_asks_for(tmp_pat
     assert seen[-1]["event"] == "stopped" and seen[-1]["step"] > asked_at
 
 
-def test_share_cores_makes_waiting_threads_sleep_unless_the_user_chose(monkeypatch):
+@pytest.mark.parametrize("platform", ["linux", "darwin", "win32"])
+def test_share_cores_bounds_the_spinning_of_waiting_threads_unless_the_user_chose(monkeypatch, platform):
     import os
 
+    from core.cli import SHARE_SPINCOUNT
+
+    monkeypatch.setattr(sys, "platform", platform)
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         monkeypatch.delenv(name, raising=False)
     args = build_parser().parse_args(["train", "--config", "x.yaml", "--share-cores"])
     _set_threads(args)
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    if platform == "linux":  # torch's GNU OpenMP: a short spin, then sleep
+        assert os.environ["GOMP_SPINCOUNT"] == str(SHARE_SPINCOUNT) and "OMP_WAIT_POLICY" not in os.environ
+        assert 0 < SHARE_SPINCOUNT < 10_000
+        monkeypatch.delenv("GOMP_SPINCOUNT")
+    else:  # another OpenMP runtime: sleep at once
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in os.environ
+        monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice stays
     _set_threads(args)
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and "GOMP_SPINCOUNT" not in os.environ
     monkeypatch.delenv("OMP_WAIT_POLICY")
     monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
     _set_threads(args)
-    assert "OMP_WAIT_POLICY" not in os.environ
+    assert "OMP_WAIT_POLICY" not in os.environ and os.environ["GOMP_SPINCOUNT"] == "1000"
     assert not build_parser().parse_args(["train", "--config", "x.yaml"]).share_cores

@@ -63,6 +63,15 @@ def _evaluate(qtbot, dialog, file: str, **options):
     return blocker.args[0]
 
 
+def _open_dialog(qtbot, ws: Workspace):
+    """The window on the tiny run, and Run → Evaluate Checkpoint… opened from its menu."""
+    w = open_window(qtbot, ws.root)
+    select_run(w, "tiny")
+    run_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Run")
+    next(a for a in run_menu.actions() if a.text() == "E&valuate Checkpoint…").trigger()
+    return w, w.run_actions.evaluate.dialog
+
+
 def _runs_row(w, run_dir: str) -> dict:
     item = w.runs_panel._items[run_dir]
     header = w.runs_panel.tree.headerItem()
@@ -130,11 +139,7 @@ def test_text_evaluation_shows_the_engines_perplexity_in_dialog_results_and_runs
 
 def test_pairs_evaluation_generations_beside_references_kept_across_reopening(qtbot, ws, tmp_path):
     pairs, refs = _pairs(tmp_path, n=5)
-    w = open_window(qtbot, ws.root)
-    select_run(w, "tiny")
-    run_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Run")
-    next(a for a in run_menu.actions() if a.text() == "E&valuate Checkpoint…").trigger()
-    dialog = w.run_actions.evaluate.dialog
+    w, dialog = _open_dialog(qtbot, ws)
     assert dialog.picker.checkpoint() == _latest(ws)
     steps = []
     dialog.job.progressed.connect(lambda stage, done, total: steps.append((stage, done, total)))
@@ -248,11 +253,7 @@ def test_pairs_on_a_base_model_say_why_its_answers_will_miss(qtbot, ws, tmp_path
     why. The dialog says its prompts go in an instruction format it has never seen, until Raw prompts is
     ticked; a model with a chat template (a fine-tune) gets no note, nor does a text evaluation."""
     pairs, _refs = _pairs(tmp_path, n=3)
-    w = open_window(qtbot, ws.root)
-    select_run(w, "tiny")
-    run_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&Run")
-    next(a for a in run_menu.actions() if a.text() == "E&valuate Checkpoint…").trigger()
-    dialog = w.run_actions.evaluate.dialog
+    w, dialog = _open_dialog(qtbot, ws)
     assert dialog.kind.currentData() == "text" and not dialog.prompt_note.isVisible()
     dialog.file.setText(pairs)
     assert dialog.kind.currentData() == "pairs"

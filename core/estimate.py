@@ -118,6 +118,9 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
         weights -= 2 * m.n_layer * sum(i * o for pairs in linear_shapes(m).values() for i, o in pairs)
     grads = 4 * trainable
     optimizer = 8 * trainable                    # AdamW exp_avg + exp_avg_sq, fp32
+    muon = t.optimizer == "muon" and not lora
+    if muon:  # Muon keeps one momentum buffer for the blocks' matrices (core.optim.muon_adamw)
+        optimizer -= 4 * m.n_layer * sum(i * o for pairs in linear_shapes(m).values() for i, o in pairs)
     bt = t.batch_size * m.block_size
     # Activations kept for backward, per layer: ~ (34 d + 5 h T) bytes-units per token (Korthikanti et al.
     # 2022, no recomputation); with SDPA the T x T attention scores are not materialised, so we keep
@@ -137,6 +140,7 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
         "device": device,
         "precision": precision,
         "precision_reason": precision_reason,
+        "optimizer": "Muon for the block matrices, AdamW for the rest" if muon else "AdamW",
         "memory": {"weights": weights, "grads": grads, "optimizer": optimizer,
                    "activations": int(activations),
                    "total": int(weights + grads + optimizer + activations)},

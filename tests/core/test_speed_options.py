@@ -115,6 +115,28 @@ def test_muon_splits_matrices_from_the_rest():
     assert total == model.num_params()
 
 
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_the_estimate_sizes_the_optimizer_state_the_optimizer_keeps(optimizer):
+    """The Config tab's memory estimate counted AdamW's two buffers for every parameter of a Muon run too;
+    Muon keeps one buffer per block matrix. The estimate equals the state the real optimizer holds after
+    a step, and says which optimizer it counted."""
+    from core.config import Config, DataConfig, RunConfig
+
+    m = ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=40, pos_encoding="rope",
+                    norm="rmsnorm", bias=False, qk_norm=True)
+    cfg = Config(model=m, data=DataConfig(dir="x"), train=TrainConfig(optimizer=optimizer, device="cpu"),
+                 run=RunConfig())
+    est = estimate(cfg, vocab_size=40)
+    model = GPT(m)
+    opt = model.make_optimizer(1e-3, 0.1, (0.9, 0.95), 1e-8, "cpu", optimizer, 0.02)
+    model(torch.randint(0, 40, (2, 16)), torch.randint(0, 40, (2, 16)))[1].backward()
+    opt.step()
+    held = sum(v.numel() * v.element_size() for o in getattr(opt, "optimizers", [opt]) for st in o.state.values()
+               for v in st.values() if torch.is_tensor(v) and v.dim() > 0)
+    assert est["memory"]["optimizer"] == held
+    assert est["optimizer"].startswith("Muon" if optimizer == "muon" else "AdamW")
+
+
 # ----------------------------------------------------------------------------------------- qk-norm
 def test_qk_norm_inspection_path_gives_the_same_logits():
     torch.manual_seed(0)

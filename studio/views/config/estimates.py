@@ -59,7 +59,7 @@ class EstimatesPanel(QFrame):
             ("trainable_params", "  trainable"), ("vocab", "Vocabulary"),
             ("tokens_per_step", "Tokens / step"), ("flops_per_token", "FLOPs / token"),
             ("flops_per_step", "FLOPs / step"), ("precision", "Precision"), ("weights", "Weights"),
-            ("grads", "Gradients"), ("optimizer", "AdamW state"), ("activations", "Activations"),
+            ("grads", "Gradients"), ("optimizer", "Optimizer state"), ("activations", "Activations"),
             ("total", "Memory total"))
 
     def __init__(self, parent: QWidget | None = None):
@@ -143,7 +143,8 @@ class EstimatesPanel(QFrame):
             label.setText(text[key])
         self.bar.set_parts({k: float(mem[k]) for k, _ in MEMORY_PARTS})
         self.setEnabled(True)
-        self.note.setText(f"Vocabulary {vocab_source}. Analytic: AdamW with fp32 master weights, "
+        optimizer = est.get("optimizer", "AdamW")  # the engine's words (core.estimate): AdamW, or Muon + AdamW
+        self.note.setText(f"Vocabulary {vocab_source}. Analytic: {optimizer}, fp32 master weights, "
                           "activations without recomputation.")
 
     def show_timing(self, timing: dict | None, device: str = "auto") -> None:

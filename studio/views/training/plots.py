@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QSizePolicy,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -111,7 +112,8 @@ class MetricsPlots(QWidget):
         c.addWidget(self.log_check)
         c.addSpacing(12)
         self.key = QLabel("")  # which colour is which run, when other runs are drawn (plot_items.overlay_key)
-        self.key.setTextFormat(Qt.TextFormat.RichText)
+        self.key.setTextFormat(Qt.TextFormat.RichText)  # never widens the tab: cut where narrow, whole in its tip
+        self.key.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         c.addWidget(self.key, 1)
         c.addWidget(self.export_button)
         self.readout = QLabel(" ")

@@ -212,7 +212,8 @@ def test_at_its_minimum_size_no_text_is_cut_off(qtbot, ws):
     with open(notes, "w", encoding="utf-8") as f:
         f.write("plain text\n")
     w, dialog = _open(qtbot, ws)
-    dialog.data_file.setText(notes)  # its note is the longer one: continued pre-training
+    assert _preview(qtbot, dialog, notes).ok  # its note is the longer one (continued pre-training); the
+    # preview's engine process is done before the test ends
     dialog.resize(dialog.minimumSizeHint())
     QApplication.processEvents()
     estimate = dialog.estimate

@@ -240,8 +240,8 @@ class FinetuneDialog(JobDialog):
             box_.valueChanged.connect(lambda _v: self._update())
         self.start_now = QCheckBox("Start training when the data is ready")
         self.start_now.setChecked(True)
-        hint = _wrapped("The run starts from the base's weights at step 0 with a fresh optimizer; everything "
-                        "else can be edited on its Config tab.")
+        hint = _wrapped("It starts from the base's weights at step 0 with a fresh optimizer; edit the rest "
+                        "on its Config tab.")
         form = QFormLayout(box)
         form.addRow("Run name", self.run_name)
         form.addRow("Learning rate", self.lr)

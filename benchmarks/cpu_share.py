@@ -45,13 +45,13 @@ train: {{batch_size: 32, max_steps: {steps}, eval_interval: 100, eval_steps: 4, 
         weight_decay: 0.0}}
 run: {{dir: ., save_attention: false}}
 """
-CONFIG = {"value": BENCH_CONFIG}
 
 
-def tokens_per_s(ws, name: str, steps: int, args: list[str], extra_env: dict | None = None) -> float:
+def tokens_per_s(ws, name: str, steps: int, args: list[str], extra_env: dict | None = None,
+                 config: str = BENCH_CONFIG) -> float:
     from core.protocol import as_float, read_events
 
-    run = ws.create_run(name, CONFIG["value"].format(steps=steps))
+    run = ws.create_run(name, config.format(steps=steps))
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(extra_env or {})
     env["PYTHONPATH"] = ROOT
@@ -69,8 +69,7 @@ def main() -> None:
     p.add_argument("--job", action="store_true", help="also: the run beside a one-shot engine job")
     p.add_argument("--speedrun", action="store_true", help="the speedrun preset's model and optimiser")
     a = p.parse_args()
-    if a.speedrun:
-        CONFIG["value"] = SPEEDRUN
+    config = SPEEDRUN if a.speedrun else BENCH_CONFIG
     ws = workspace_with_data()
     n = a.threads
     ways = {f"{max(1, n - 1)} thread(s), one core free": (["--threads", str(max(1, n - 1))], {}),
@@ -85,14 +84,14 @@ def main() -> None:
             for r in range(a.repeats):
                 for i, (way, (args, env)) in enumerate(ways.items()):
                     seen[way].append(tokens_per_s(ws, f"{'idle' if hog is None else 'busy'}-{r}-{i}", a.steps, args,
-                                                  env))
+                                                  env, config))
         finally:
             if hog is not None:
                 hog.kill()
                 hog.wait()
         report(load, seen)
     if a.job:
-        beside_a_job(ws, a, n)
+        beside_a_job(ws, a, n, config)
 
 
 def report(load: str, seen: dict[str, list[float]]) -> None:
@@ -104,7 +103,7 @@ def report(load: str, seen: dict[str, list[float]]) -> None:
         print(f"  {way:34s} {med:9,.0f}  ({runs})  {med / base:.2f}x the first")
 
 
-def beside_a_job(ws, a, n: int) -> None:
+def beside_a_job(ws, a, n: int, config: str) -> None:
     """The run (every core, --share-cores) beside a one-shot torch job started with torch's defaults, or
     with what the studio gives a job while runs train (studio.controllers.cores.CoreShare.job_env)."""
     envs = {"job with torch's defaults": {},
@@ -118,7 +117,8 @@ def beside_a_job(ws, a, n: int) -> None:
             job = subprocess.Popen([sys.executable, "-c", JOB], env={**env, **extra}, stdout=subprocess.PIPE,
                                    text=True)
             try:
-                seen[way].append(tokens_per_s(ws, f"job-{r}-{i}", a.steps, ["--threads", str(n), "--share-cores"]))
+                seen[way].append(tokens_per_s(ws, f"job-{r}-{i}", a.steps, ["--threads", str(n), "--share-cores"],
+                                              config=config))
             finally:
                 job.kill()
                 out, _ = job.communicate()

@@ -113,14 +113,15 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
     device = likely_device(t.device)
     precision, precision_reason = explain(t.precision, device, m.n_embd)
     act_bytes = 4 if precision == "fp32" else 2
+    matrices = m.n_layer * sum(i * o for pairs in linear_shapes(m).values() for i, o in pairs)  # the blocks'
     weights = 4 * (n_params + lora)              # master weights stay fp32
     if lora and precision in ("bf16", "fp16"):  # a LoRA run keeps the frozen projections in 2 bytes (core.lora)
-        weights -= 2 * m.n_layer * sum(i * o for pairs in linear_shapes(m).values() for i, o in pairs)
+        weights -= 2 * matrices
     grads = 4 * trainable
     optimizer = 8 * trainable                    # AdamW exp_avg + exp_avg_sq, fp32
     muon = t.optimizer == "muon" and not lora
     if muon:  # Muon keeps one momentum buffer for the blocks' matrices (core.optim.muon_adamw)
-        optimizer -= 4 * m.n_layer * sum(i * o for pairs in linear_shapes(m).values() for i, o in pairs)
+        optimizer -= 4 * matrices
     bt = t.batch_size * m.block_size
     # Activations kept for backward, per layer: ~ (34 d + 5 h T) bytes-units per token (Korthikanti et al.
     # 2022, no recomputation); with SDPA the T x T attention scores are not materialised, so we keep

@@ -251,11 +251,11 @@ def share_cores(cores: int, training_runs: int, inference_busy: bool = False) ->
     cores: 16k tokens/s on 1 thread, 20-26k on 2, while the window used 8% of a core), so training runs take
     every core while no inference request is in flight and give one back while Generate or Attention
     computes (studio.controllers.cores writes it to their control.json; the engine applies it between
-    steps), and they are launched with --share-cores: OpenMP threads that spin only briefly before they sleep
-    while they wait, because with every core in use another process (a data preparation, a second run,
-    the browser) would otherwise stall spinning threads (2 threads on 2 cores beside a busy process: 4.6k
-    tokens/s spinning, 9.6k with the short spin, 12.2k on 1 thread; idle: 20.3k, 19.0k and 12.2k). An inference worker started while a run trains gets 1
-    thread. Without a share, torch in each process takes every core and the two starve each other."""
+    steps), and they are launched with --share-cores: OpenMP threads that spin only briefly before they
+    sleep while they wait, because with every core in use another process (a data preparation, a second
+    run, the browser) would otherwise stall spinning threads (2 threads on 2 cores beside a busy process:
+    4.6k tokens/s spinning, 9.6k with the short spin, 12.2k on 1 thread; idle: 20.3k, 19.0k and 12.2k). An
+    inference worker started while a run trains gets 1 thread. Without a share, torch in each process takes every core and the two starve each other."""
     cores = max(1, int(cores or 1))
     every = cores <= 3  # the runs take every core (and give one back while inference computes)
     free = cores - 1 if cores > 1 and (not every or inference_busy) else cores

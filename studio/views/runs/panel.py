@@ -170,8 +170,7 @@ class RunsPanel(QWidget):
         self.tree.resizeColumnToContents(0)
         self._name_want = self.tree.columnWidth(0) + 8
         room = self.tree.viewport().width() - self._other_columns_width()
-        # with room to spare the names take it, so the last column ends at the list's edge
-        self.tree.setColumnWidth(0, room if room >= self._name_want else min(self._name_want, max(room, NAME_MIN)))
+        self.tree.setColumnWidth(0, max(room, min(self._name_want, NAME_MIN)))
 
     def _other_columns_width(self) -> int:
         """What the shown columns after the name need (their contents or header, whichever is wider)."""

@@ -439,6 +439,7 @@ class MainWindow(QMainWindow):
             self.training.plots.apply_theme()
             self.training.system.apply_theme()
             self.training.refresh()
+            self.attention.apply_theme()
         self._on_session_runs_changed()
 
     def _fill_recent_menu(self) -> None:

@@ -9,6 +9,7 @@ import signal
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPointF
 
 from studio.views.attention.panel import AttentionPanel
 from studio.workspace.attention_math import load_npz, rollout
@@ -173,3 +174,36 @@ def test_every_bottom_label_of_a_word_level_map_is_drawn(qtbot):
         painter.end()
     wanted = [text for _pos, text in axis._tickLevels[0]]
     assert len(wanted) >= 4 and drawn == wanted, (drawn, wanted)
+
+
+def test_the_attention_map_and_thumbnails_follow_the_theme(qtbot, window, workspace):
+    """In the dark theme the map was a white card with grey labels and white masked triangles in the
+    thumbnails, beside dark training plots. The map's background, its masked cells (drawn blank) and the
+    thumbnails' masked cells take the theme's plot background; its tick labels the theme's text colour."""
+    from PySide6.QtGui import QColor
+
+    from studio.theme import plot_colors
+    from studio.workspace.attention_math import AttentionSet
+
+    w = window(workspace.root)
+    w.show_tab("attention")
+    T = 16
+    probs = np.tril(np.ones((T, T), dtype=np.float32))
+    probs = np.broadcast_to(probs / probs.sum(1, keepdims=True), (2, 2, T, T)).copy()
+    w.attention.session._show(AttentionSet(probs, list("the quick brown "), "fake"))
+    for theme in ("dark", "light", "dark"):
+        w.set_theme(theme)
+        qtbot.wait(50)
+        c = plot_colors(theme)
+        heatmap = w.attention.heatmap
+        image = heatmap.plot.grab().toImage()
+        vb = heatmap.plot.getPlotItem().vb
+        corner = vb.mapViewToDevice(QPointF(T - 1.5, 1.5)).toPoint()  # a masked cell: row 1, column T-2
+        assert image.pixelColor(corner).name() == c["background"], (theme, image.pixelColor(corner).name())
+        assert image.pixelColor(2, 2).name() == c["background"], theme  # the margin around the map
+        axis = heatmap.plot.getPlotItem().getAxis("left")
+        assert axis.textPen().color().name() == QColor(c["foreground"]).name(), theme
+        thumb = w.attention.grid.buttons[(0, 0)].icon().pixmap(40, 40).toImage()
+        assert thumb.pixelColor(thumb.width() - 3, 2).name() == c["background"], theme  # masked corner
+        assert thumb.pixelColor(2, thumb.height() - 3).name() != c["background"], theme  # attended cells
+    w.set_theme("light")

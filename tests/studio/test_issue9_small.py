@@ -307,3 +307,26 @@ def test_nothing_is_cut_short_in_a_1024_px_window_with_the_runs_list(qtbot, wind
     w.show_tab("training")
     QApplication.processEvents()
     assert not w.training.bar.wrapped  # ...and one where there is room
+
+
+def test_the_runs_list_keeps_every_column_in_view_while_a_run_trains(qtbot, window, workspace):
+    """A new user's first run (the demo, at the window's default size): as it trained, the step, best val
+    and time columns grew ('0/1000' to '258/1000', '–' to '1.9740') but the name column kept the width
+    fitted when the list was built, and the list scrolled sideways with Best cut and Time out of view.
+    Live updates fit the name column again when the other columns change width."""
+    run = workspace.run("tiny")
+    w = window(workspace.root)
+    tree = w.runs_panel.tree
+    QApplication.processEvents()
+    assert tree.horizontalScrollBar().maximum() == 0
+    summary = w.session.summary(run.dir)
+    for figures in ({"status": "running", "step": 258, "max_steps": 1000, "best_val_loss": 1.974, "duration": "18s"},
+                    {"status": "done", "step": 1000, "max_steps": 1000, "best_val_loss": 1.5112,
+                     "duration": "1m 04s"}):
+        w.runs_panel.update_run({**summary, **figures})
+        QApplication.processEvents()
+        item = tree.topLevelItem(0)
+        assert (item.text(2), item.text(4)) == (f"{figures['step']}/1000", figures["duration"])
+        widths = [tree.columnWidth(c) for c in range(5)]
+        assert tree.horizontalScrollBar().maximum() == 0, (widths, tree.viewport().width())
+        assert sum(widths) <= tree.viewport().width() + 2, widths

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QToolButton, QWidget
 
+from studio.theme import plot_colors
 from studio.views.attention.heatmap import lookup_table
 
 THUMB = 110  # largest thumbnail side, pixels
 
 
-def matrix_image(matrix: np.ndarray, size: int = THUMB, levels: tuple[float, float] = (0.0, 1.0)) -> QImage:
-    """A [T, T] matrix as a size x size RGB image (nearest neighbour, so cells stay crisp)."""
+def matrix_image(matrix: np.ndarray, size: int = THUMB, levels: tuple[float, float] = (0.0, 1.0),
+                 blank: str = "#ffffff") -> QImage:
+    """A [T, T] matrix as a size x size RGB image (nearest neighbour, so cells stay crisp); the masked
+    cells in `blank`, the big map's background, as there."""
     lo, hi = levels
     scaled = np.clip((np.asarray(matrix, dtype=np.float32) - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
     rgb = lookup_table()[(scaled * 255).astype(np.uint8)]
-    rgb[np.triu_indices(rgb.shape[0], 1)] = 255  # masked cells blank, as in the big map
+    color = QColor(blank)
+    rgb[np.triu_indices(rgb.shape[0], 1)] = (color.red(), color.green(), color.blue())
     rgb = np.ascontiguousarray(rgb)
     h, w = rgb.shape[:2]
     image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()  # copy: own the pixels
@@ -48,7 +52,8 @@ class AttentionGrid(QScrollArea):
     def set_maps(self, probs: np.ndarray, layers: list[int], selected: tuple[int, int] | None = None,
                  levels: tuple[float, float] = (0.0, 1.0)) -> None:
         """Thumbnails of probs[layer, head] for the given layers (rebuilt only when they change)."""
-        key = (tuple(layers), levels, self.viewport().size().toTuple())
+        blank = plot_colors()["background"]  # a theme change draws them again
+        key = (tuple(layers), levels, self.viewport().size().toTuple(), blank)
         if probs is self._probs and key == self._key:  # holding `probs` keeps its identity unique
             self.select(selected)
             return
@@ -73,7 +78,7 @@ class AttentionGrid(QScrollArea):
                 b = QToolButton()
                 b.setCheckable(True)
                 b.setAutoRaise(True)
-                b.setIcon(QIcon(QPixmap.fromImage(matrix_image(probs[layer, h], size, levels))))
+                b.setIcon(QIcon(QPixmap.fromImage(matrix_image(probs[layer, h], size, levels, blank))))
                 b.setIconSize(QSize(size, size))
                 b.setToolTip(f"layer {layer}, head {h}: click to open")
                 b.clicked.connect(lambda _c=False, lh=(layer, h): self._on_thumb_clicked(*lh))

@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from studio.theme import plot_colors
 from studio.workspace.token_labels import visible
 
 pg.setConfigOptions(imageAxisOrder="row-major")
@@ -48,28 +49,21 @@ class AttentionHeatmap(QWidget):
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._tokens: list[str] = []
         self.plot = pg.PlotWidget()
-        self.plot.setBackground("w")
         item = self.plot.getPlotItem()
         item.setMenuEnabled(False)
         item.hideButtons()
         item.invertY(True)
         item.setAspectLocked(False)
-        item.setLabel("left", "from (query token)")
-        item.setLabel("bottom", "to (key token)")
         font = QFont()
         font.setPointSize(8)
         for side in ("left", "bottom"):
-            axis = item.getAxis(side)
-            axis.setStyle(tickFont=font, tickLength=0)
-            axis.setTextPen("#333")
-            axis.setPen("#999")
+            item.getAxis(side).setStyle(tickFont=font, tickLength=0)
         self.image = pg.ImageItem(axisOrder="row-major")
         item.addItem(self.image)
         self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=colormap(), width=14, interactive=False,
                                    label="attention weight")
         self.bar.setImageItem(self.image, insert_in=item)
-        self.bar.getAxis("right").setTextPen("#333")
-        self.bar.getAxis("right").setPen("#999")
+        self.apply_theme()
         self.title = QLabel()
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.title.setStyleSheet("font-weight: 600;")
@@ -82,6 +76,19 @@ class AttentionHeatmap(QWidget):
         layout.addWidget(self.readout)
         self.plot.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._on_scene_mouse_clicked)
+
+    def apply_theme(self) -> None:
+        """The theme's plot colours: background (the blank masked cells show it), axes, labels, colour bar
+        (the map was a white card with grey labels in the dark theme)."""
+        c = plot_colors()
+        self.plot.setBackground(c["background"])
+        item = self.plot.getPlotItem()
+        for side, label in (("left", "from (query token)"), ("bottom", "to (key token)")):
+            item.setLabel(side, label, color=c["foreground"])
+        for axis in (item.getAxis("left"), item.getAxis("bottom"), self.bar.getAxis("right")):
+            axis.setTextPen(c["foreground"])
+            axis.setPen(c["cursor"])
+        self.bar.getAxis("right").setLabel("attention weight", color=c["foreground"])
 
     # ------------------------------------------------------------------ content
     def set_matrix(self, matrix: np.ndarray, tokens: list[str], title: str = "",

@@ -288,6 +288,11 @@ class AttentionPanel(QWidget):
         self.refresh_view()
         self.attention_loaded.emit(data.label)
 
+    def apply_theme(self) -> None:
+        """The map and the thumbnails in the theme's plot colours."""
+        self.heatmap.apply_theme()
+        self.refresh_view()
+
     def refresh_view(self) -> None:
         d = self.data
         if d is None:

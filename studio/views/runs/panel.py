@@ -187,10 +187,12 @@ class RunsPanel(QWidget):
         item = self._items.get(summary["dir"])
         if item is not None:
             self._updating = True
-            name = item.text(0)
+            name, others = item.text(0), self._other_columns_width()
             self._fill(item, summary)
             self._updating = False
-            if item.text(0) != name:  # new tags: the column grows with them
+            # new tags: the name column grows with them; a training run's step, best val and time grow
+            # ('0/1000' to '258/1000'): the name column gives them room (the list scrolled sideways)
+            if item.text(0) != name or self._other_columns_width() != others:
                 self._fit_names()
             self._show_eval_columns()
             if item is self.tree.currentItem():

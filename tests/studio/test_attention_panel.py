@@ -207,3 +207,19 @@ def test_the_attention_map_and_thumbnails_follow_the_theme(qtbot, window, worksp
         assert thumb.pixelColor(thumb.width() - 3, 2).name() == c["background"], theme  # masked corner
         assert thumb.pixelColor(2, thumb.height() - 3).name() != c["background"], theme  # attended cells
     w.set_theme("light")
+
+
+def test_attention_export_offers_the_runs_folder(qtbot, window, workspace, monkeypatch):
+    """Export > Image offered 'attention.png' in the folder the studio was started from; it offers the
+    selected run's folder, as the plots' export does."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from studio.workspace.attention_math import AttentionSet
+
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (asked.append(a[2]), ("", ""))[1])
+    w = window(workspace.root)
+    probs = np.ones((1, 1, 2, 2), dtype=np.float32) / 2
+    w.attention.session._show(AttentionSet(probs, ["a", "b"], "fake"))
+    w.attention._export_dialog("png")
+    assert asked == [os.path.join(workspace.run("tiny").dir, "attention.png")]

@@ -80,9 +80,13 @@ def test_import_and_export_dialogs_drive_the_jobs(qtbot, tmp_path, hf_folder, mo
     assert dialog.name.text() == "tiny-llama"
     dialog.name.setText("base")
     dialog.name.setModified(True)
+    dialog.show()
+    assert not dialog.progress.isVisible()  # no empty bar before anything runs
     with qtbot.waitSignal(dialog.job.finished, timeout=120_000):
         qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+        assert dialog.progress.isVisible() and dialog.progress.maximum() == 0  # busy
     assert dialog.result.ok and "base" in dialog.status.text()
+    assert dialog.progress.isVisible() and dialog.progress.value() == dialog.progress.maximum() == 1
     assert [r.name for r in ws.runs()] == ["base"]
 
     export = ExportDialog(ExportJob(), dialog.result.checkpoint)
@@ -220,6 +224,7 @@ def test_import_dialog_says_before_import_when_gguf_is_missing_and_grows_for_a_f
     with qtbot.waitSignal(dialog.job.finished, timeout=120_000):
         qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
     assert dialog.result.status == "failed" and "not found" in dialog.status.text()
+    assert not dialog.progress.isVisible()  # the status line says it failed; no bar at 0 %
     assert dialog.height() > height
     assert dialog.height() >= dialog.layout().totalHeightForWidth(dialog.width())
 
@@ -252,3 +257,28 @@ def test_file_import_model_lists_the_model_while_its_dialog_says_so(qtbot, tmp_p
     assert "a base model in the runs list" in seen["said"]
     assert seen["current"] == out and "Imported tiny-llama" in seen["message"]
     assert w.current_dir == out and w.controller().run.name == "tiny-llama"
+
+
+def test_the_file_pickers_open_beside_the_source_or_at_home_not_where_the_studio_started(qtbot, tmp_path,
+                                                                                        monkeypatch):
+    """Import's GGUF file... and Folder... opened in the studio's working directory (/tmp in the trial, with
+    the export just written deep in the workspace): they open beside the source typed or picked last,
+    else in the home folder."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from studio.views.models.import_dialog import ImportDialog
+
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a: (asked.append(a[2]), ("", ""))[1])
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a: asked.append(a[2]) or "")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ws = Workspace.create(str(tmp_path / "ws"))
+    dialog = ImportDialog(ImportJob(), ws.runs_dir, ws.unique_run_name)
+    qtbot.addWidget(dialog)
+    dialog.file_button.click()
+    exports = tmp_path / "ws" / "runs" / "demo" / "exports"
+    exports.mkdir(parents=True)
+    dialog.source.setText(str(exports / "demo-step1000-gguf-f32.gguf"))
+    dialog.file_button.click()
+    dialog.folder_button.click()
+    assert asked == [str(tmp_path / "home"), str(exports), str(exports)]

@@ -7,6 +7,7 @@ import os
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
 
 from core.schedule import lr_at
 from studio.settings import Settings
@@ -280,6 +281,11 @@ def test_exports_and_readout(qtbot, window, workspace, tmp_path):
         w.export_to(str(tmp_path / "a-file" / f"plots.{ext}"))
         assert "Could not export" in w.statusBar().currentMessage()
     view = w.run_actions.compare([workspace.run("tiny").dir])
+    asked = []  # the comparison's Export CSV... offers the workspace's folder (not the studio's start folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(QFileDialog, "getSaveFileName", lambda *a: (asked.append(a[2]), ("", ""))[1])
+        view.export_button.click()
+    assert asked == [os.path.join(workspace.root, "compare.csv")]
     view.export_requested.emit(str(tmp_path / "a-file" / "compare.csv"))
     assert "Could not export" in w.statusBar().currentMessage()
     view.export_requested.emit(str(tmp_path / "compare.csv"))

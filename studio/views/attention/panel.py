@@ -9,6 +9,8 @@ Export as PNG, CSV, NPY.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -331,8 +333,9 @@ class AttentionPanel(QWidget):
             self._set_status("Nothing to export yet.", error=True)
             return
         ext = {"png": "png", "csv": "csv"}.get(kind, "npy")
-        path, _ = QFileDialog.getSaveFileName(self, "Export attention", f"attention.{ext}",
-                                              f"{ext.upper()} (*.{ext})")
+        folder = self.run_dir if self.run_dir and os.path.isdir(self.run_dir) else os.path.expanduser("~")
+        path, _ = QFileDialog.getSaveFileName(self, "Export attention", os.path.join(folder, f"attention.{ext}"),
+                                              f"{ext.upper()} (*.{ext})")  # in the run's folder, as plots
         if path:
             try:
                 self.export(kind, path)

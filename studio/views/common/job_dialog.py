@@ -17,6 +17,7 @@ class JobDialog(QDialog):
         self.setMinimumWidth(self.fontMetrics().horizontalAdvance("x") * 90)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
+        self.progress.hide()  # shown while a job runs and after one succeeded: idle, it was an empty box
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # a path, a command
@@ -46,12 +47,14 @@ class JobDialog(QDialog):
 
     def _show_busy(self, text: str) -> None:
         self.progress.setRange(0, 0)  # busy: the engine reports no counts to a pipe
+        self.progress.show()
         self._set_status(text)
 
     def _show_outcome(self, result, noun: str, done_text: str) -> None:
         """`result` has ok, status and failure (an EngineFailure); `noun` is "Import" or "Export"."""
         self.progress.setRange(0, 1)
-        self.progress.setValue(1 if result.ok else 0)
+        self.progress.setValue(1)
+        self.progress.setVisible(result.ok)  # a failure's 0 % said nothing the status line does not
         if result.ok:
             self._set_status(done_text)
         elif result.status == "cancelled":

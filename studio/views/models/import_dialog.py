@@ -29,13 +29,13 @@ class ImportDialog(JobDialog):
         self.source = QLineEdit()
         self.source.setPlaceholderText("a Hugging Face model folder or a .gguf file")
         self.source.textChanged.connect(self._on_source_text_changed)
-        folder_button, file_button = QPushButton("Folder…"), QPushButton("GGUF file…")
-        folder_button.clicked.connect(self._on_folder_button_clicked)
-        file_button.clicked.connect(self._on_file_button_clicked)
+        self.folder_button, self.file_button = QPushButton("Folder…"), QPushButton("GGUF file…")
+        self.folder_button.clicked.connect(self._on_folder_button_clicked)
+        self.file_button.clicked.connect(self._on_file_button_clicked)
         row = QHBoxLayout()
         row.addWidget(self.source, 1)
-        row.addWidget(folder_button)
-        row.addWidget(file_button)
+        row.addWidget(self.folder_button)
+        row.addWidget(self.file_button)
         self.name = QLineEdit()
         form = QFormLayout()
         form.addRow("Source", row)
@@ -57,13 +57,20 @@ class ImportDialog(JobDialog):
         self._missing = missing
         self.import_button.setEnabled(bool(text.strip()) and not missing and not self.job.is_running())
 
+    def _start_folder(self) -> str:
+        """Where the pickers open: beside the source typed or picked last, else the home folder (they
+        opened in the folder the studio was started from)."""
+        source = os.path.expanduser(self.source.text().strip())
+        folder = os.path.dirname(os.path.normpath(source)) if source else ""
+        return folder if folder and os.path.isdir(folder) else os.path.expanduser("~")
+
     def _on_folder_button_clicked(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Hugging Face model folder")
+        path = QFileDialog.getExistingDirectory(self, "Hugging Face model folder", self._start_folder())
         if path:
             self.source.setText(path)
 
     def _on_file_button_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "GGUF model file", "", "GGUF (*.gguf)")
+        path, _ = QFileDialog.getOpenFileName(self, "GGUF model file", self._start_folder(), "GGUF (*.gguf)")
         if path:
             self.source.setText(path)
 

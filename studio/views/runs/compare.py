@@ -5,6 +5,7 @@ owner gives it a new table as the runs train (`set_table`): the sort and the tog
 from __future__ import annotations
 
 import math
+import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -108,6 +109,9 @@ class CompareView(QDialog):
         self.table.sortByColumn(self.shown.columns.index(name), order)
 
     def _on_export_button_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", "compare.csv", "CSV table (*.csv)")
+        # in the workspace's folder (runs/NAME's grandparent), not the folder the studio was started from
+        folder = os.path.dirname(os.path.dirname(self.run_dirs[0])) if self.run_dirs else os.path.expanduser("~")
+        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", os.path.join(folder, "compare.csv"),
+                                              "CSV table (*.csv)")
         if path:
             self.export_requested.emit(path)

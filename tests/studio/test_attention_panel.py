@@ -203,6 +203,8 @@ def test_the_attention_map_and_thumbnails_follow_the_theme(qtbot, window, worksp
         assert image.pixelColor(2, 2).name() == c["background"], theme  # the margin around the map
         axis = heatmap.plot.getPlotItem().getAxis("left")
         assert axis.textPen().color().name() == QColor(c["foreground"]).name(), theme
+        assert axis.labelStyle["color"] == c["foreground"], theme  # the axis title too (it was grey)
+        assert heatmap.bar.getAxis("left").labelStyle["color"] == c["foreground"], theme
         thumb = w.attention.grid.buttons[(0, 0)].icon().pixmap(40, 40).toImage()
         assert thumb.pixelColor(thumb.width() - 3, 2).name() == c["background"], theme  # masked corner
         assert thumb.pixelColor(2, thumb.height() - 3).name() != c["background"], theme  # attended cells

@@ -83,12 +83,14 @@ class AttentionHeatmap(QWidget):
         c = plot_colors()
         self.plot.setBackground(c["background"])
         item = self.plot.getPlotItem()
-        for side, label in (("left", "from (query token)"), ("bottom", "to (key token)")):
-            item.setLabel(side, label, color=c["foreground"])
-        for axis in (item.getAxis("left"), item.getAxis("bottom"), self.bar.getAxis("right")):
+        bar_frame = [self.bar.getAxis(side) for side in ("left", "top", "bottom", "right")]
+        for axis in (item.getAxis("left"), item.getAxis("bottom"), *bar_frame):
             axis.setTextPen(c["foreground"])
             axis.setPen(c["cursor"])
-        self.bar.getAxis("right").setLabel("attention weight", color=c["foreground"])
+        # after the pens: an axis's setPen also recolours its title (grey, low contrast, in both themes)
+        for side, label in (("left", "from (query token)"), ("bottom", "to (key token)")):
+            item.setLabel(side, label, color=c["foreground"])
+        self.bar.getAxis("left").setLabel("attention weight", color=c["foreground"])  # pyqtgraph puts it left
 
     # ------------------------------------------------------------------ content
     def set_matrix(self, matrix: np.ndarray, tokens: list[str], title: str = "",

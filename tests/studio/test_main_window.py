@@ -461,6 +461,10 @@ def test_keyboard_shortcuts_list_the_menus_and_the_panels_own_keys(qtbot, window
     w = window(workspace.root)
     text = shortcuts_html(w.menuBar())
     assert "Start" in text and "Ctrl+R" in text and "Generate (Generate tab)" in text and "Esc" in text
+    # a submenu's keys (File > Export Plots) were left out, and "Enter / Shift+Enter" showed as no key
+    assert "Export Plots: Image (PNG)…</td><td>&nbsp;&nbsp;<b>Ctrl+E</b>" in text
+    assert "Send a chat message / new line</td><td>&nbsp;&nbsp;<b>Enter / Shift+Enter</b>" in text
+    assert "<b></b>" not in text
     keys = dict(PANEL_KEYS)
     native = QKeySequence.SequenceFormat.PortableText
     assert w.generation.generate_button.shortcut().toString(native) == keys["Generate (Generate tab)"]

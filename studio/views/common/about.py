@@ -98,20 +98,27 @@ def show_about(parent: QWidget) -> AboutDialog:
 
 
 def shortcuts_html(menu_bar: QMenuBar) -> str:
-    rows = []
-    for menu_action in menu_bar.actions():
-        menu = menu_action.menu()
-        if menu is None:
-            continue
-        for action in menu.actions():
-            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-            if keys:
-                name = html.escape(action.text().replace("&", ""))
-                rows.append(f"<tr><td>{name}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}</b></td></tr>")
+    """Every menu action with a shortcut (submenus' too: Export Plots), then the panels' own keys."""
+    rows = list(_menu_shortcuts(menu_bar.actions()))
     for name, keys in PANEL_KEYS:  # the panels' own keys (buttons, the chat box), not in any menu
-        keys = QKeySequence(keys).toString(QKeySequence.SequenceFormat.NativeText) if "+" in keys else keys
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}</b></td></tr>")
-    return "<table>" + "".join(rows) + "</table>"
+        # one key or several ("Enter / Shift+Enter"): each in the platform's words (a whole "a / b" is no key)
+        rows.append((name, " / ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText)
+                                      for k in keys.split(" / "))))
+    return "<table>" + "".join(f"<tr><td>{html.escape(name)}</td><td>&nbsp;&nbsp;<b>{html.escape(keys)}</b></td></tr>"
+                               for name, keys in rows) + "</table>"
+
+
+def _menu_shortcuts(actions, prefix: str | None = None):
+    """(name, keys) of the actions with a shortcut, walking into submenus ("Export Plots: Image (PNG)…");
+    prefix None: the menu bar's own entries (File, Run, …), not named in the rows."""
+    for action in actions:
+        name = action.text().replace("&", "")
+        if action.menu() is not None:
+            yield from _menu_shortcuts(action.menu().actions(), "" if prefix is None else f"{prefix}{name}: ")
+            continue
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        if keys:
+            yield (prefix or "") + name, keys
 
 
 PANEL_KEYS = (("Generate (Generate tab)", "Ctrl+Return"), ("Stop generating", "Esc"),

@@ -204,10 +204,16 @@ def test_compared_runs_are_named_in_the_key_even_where_the_legend_hides(qtbot, w
     assert key.index(colours["smooth"]) < key.index("a (this run)") < key.index(colours["overlay"][0])
     overlay = [item for _plot, item in plots.overlay_items if item.name() == "b"]
     assert overlay and overlay[0].opts["pen"].color().name() == colours["overlay"][0]
-    w.resize(1024, 640)  # a laptop window: the key never widens the tab (it is cut, whole in its tooltip)
+    assert not plots.key.below.isVisible()  # in the controls row while it has room
+    w.resize(1024, 640)  # a laptop window: the key never widens the tab; it goes to a row of its own
     QApplication.processEvents()
     assert w.minimumSizeHint().width() <= 1024 and plots.smooth_label.width() >= plots.smooth_label.minimumSizeHint().width()
+    below = plots.key.below  # at 1024 px only '━ a' showed, cut, in the controls row
+    assert below.isVisible() and not plots.key.isVisible() and below.text() == key
+    assert below.width() >= below.sizeHint().width() and below.geometry().top() > plots.log_check.geometry().bottom()
     w.resize(1360, 860)
+    QApplication.processEvents()
+    assert plots.key.isVisible() and not below.isVisible()  # room again: back in the row
     for name in "cdef":  # past three other runs the key counts the rest; its tooltip names them all
         w.runs_panel.set_compared(workspace.run(name).dir, True)
     QApplication.processEvents()

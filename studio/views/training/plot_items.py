@@ -122,31 +122,6 @@ def overlay_colour(i: int, kind: str, colours: dict) -> str:
     return colours["parent"] if kind == "parent" else colours["overlay"][i % len(colours["overlay"])]
 
 
-def overlay_key(own: str, overlays: list[tuple[str, object, str]], colours: dict, shown: int = 3) -> tuple[str, str]:
-    """(rich text, tooltip) naming the colour of each run on the plots, for the controls row: the plots'
-    own legend hides when a plot is too low for it, and compared runs must never go unnamed. Empty when
-    no other run is drawn; past `shown` runs the rest are counted, and the tooltip lists them all."""
-    if not overlays:
-        return "", ""
-    from html import escape
-
-    def swatch(colour: str, name: str) -> str:
-        return f'<span style="color:{colour}">&#9473;&#9473;</span>&nbsp;{escape(name)}'
-
-    entries = [swatch(colours["smooth"], f"{own} (this run)" if own else "this run")]
-    entries += [swatch(overlay_colour(i, kind, colours), label) for i, (label, _h, kind) in enumerate(overlays)]
-    more = len(entries) - 1 - shown
-    text = "&nbsp;&nbsp; ".join(entries[:shown + 1]) + (f"&nbsp;&nbsp; +{more} more" if more > 0 else "")
-    return text, "<br>".join(entries)
-
-
-def show_overlay_key(label, own: str, overlays: list, colours: dict) -> None:
-    """Write `overlay_key` into a QLabel (its text and tooltip)."""
-    text, tip = overlay_key(own, overlays, colours)
-    label.setText(text)
-    label.setToolTip(tip)
-
-
 def step_readout(h, x: np.ndarray, xv: float, smooth: np.ndarray) -> str:
     """The values of a run's step nearest to x = xv (x: its steps on the plots' x axis), in words."""
     i = int(np.clip(np.searchsorted(x, xv), 0, len(x) - 1))

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
-    QSizePolicy,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -26,12 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from studio.theme import plot_colors
+from studio.views.training.overlay_key import OverlayKey
 from studio.views.training.plot_items import (
     LogFriendlyAxis,
     export_view,
     free_spot,
     overlay_colour,
-    show_overlay_key,
     step_readout,
 )
 from studio.workspace.metrics import RunHistory, Smoother
@@ -75,6 +74,7 @@ class MetricsPlots(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(4)
         lay.addLayout(self._controls)
+        lay.addWidget(self.key.below)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.readout)
 
@@ -111,9 +111,7 @@ class MetricsPlots(QWidget):
         c.addSpacing(12)
         c.addWidget(self.log_check)
         c.addSpacing(12)
-        self.key = QLabel("")  # which colour is which run, when other runs are drawn (plot_items.overlay_key)
-        self.key.setTextFormat(Qt.TextFormat.RichText)  # never widens the tab: cut where narrow, whole in its tip
-        self.key.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.key = OverlayKey()  # which colour is which run, when other runs are drawn; under the row if narrow
         c.addWidget(self.key, 1)
         c.addWidget(self.export_button)
         self.readout = QLabel(" ")
@@ -213,7 +211,7 @@ class MetricsPlots(QWidget):
     def set_history(self, history: RunHistory | None, label: str = "", planned_steps: int = 0) -> None:
         """Follow `history`; before its first step the axes span the planned steps (not -0.5..0.5)."""
         self.history, self.label = history, label
-        show_overlay_key(self.key, self.label, self._overlays, plot_colors())
+        self.key.show_key(self.label, self._overlays, plot_colors())
         self._smoother.reset()
         self._speed_smoother.reset()
         self._panel_version = {}
@@ -415,7 +413,7 @@ class MetricsPlots(QWidget):
             plot_item.removeItem(item)
         self.overlay_items = []
         c = plot_colors()
-        show_overlay_key(self.key, self.label, self._overlays, plot_colors())
+        self.key.show_key(self.label, self._overlays, plot_colors())
         for i, (label, h, kind) in enumerate(self._overlays):
             color = overlay_colour(i, kind, c)
             width = 1 if kind == "parent" else 2

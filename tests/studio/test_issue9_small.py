@@ -330,3 +330,21 @@ def test_the_runs_list_keeps_every_column_in_view_while_a_run_trains(qtbot, wind
         widths = [tree.columnWidth(c) for c in range(5)]
         assert tree.horizontalScrollBar().maximum() == 0, (widths, tree.viewport().width())
         assert sum(widths) <= tree.viewport().width() + 2, widths
+
+
+def test_the_runs_list_fits_again_when_its_vertical_scroll_bar_appears(qtbot, window, workspace):
+    """The name column was fitted to the list's width when runs were listed, and again only when the panel
+    itself was resized: a vertical scroll bar appearing later (more runs than rows), or the list laid out
+    after it was filled, narrowed the visible area and the list scrolled sideways. The column is fitted
+    whenever the visible area changes width."""
+    w = window(workspace.root)
+    tree = w.runs_panel.tree
+    text = workspace.run("tiny").read_config_text()
+    for i in range(60):
+        workspace.create_run(f"run-{i:02d}", text)
+    w.session.refresh()
+    QApplication.processEvents()
+    qtbot.wait(50)
+    assert tree.verticalScrollBar().isVisible()  # more runs than rows
+    widths = [tree.columnWidth(c) for c in range(5)]
+    assert tree.horizontalScrollBar().maximum() == 0, (widths, tree.viewport().width())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -82,6 +82,7 @@ class RunsPanel(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)
         self.tree.itemChanged.connect(self._on_tree_item_changed)
+        self.tree.viewport().installEventFilter(self)  # eventFilter: the names fit the visible width
         self.tree.setToolTip("Tick runs to overlay their curves on the selected run; right-click for more")
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._on_tree_context_menu_requested)
@@ -178,10 +179,14 @@ class RunsPanel(QWidget):
         return sum(max(self.tree.sizeHintForColumn(c), header.sectionSizeHint(c))
                    for c in range(1, self.tree.columnCount()) if not self.tree.isColumnHidden(c))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        super().resizeEvent(event)
-        if self._items and event.size().width() != event.oldSize().width():
-            self._fit_names()  # more room (the splitter moved, the window grew): longer names in full
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
+        """The list's visible area changed width (the splitter moved, the window grew, the vertical scroll
+        bar came or went, the list was laid out after it was filled): fit the names to it again. Fitted only
+        when the panel resized, the list scrolled sideways by the scroll bar's width."""
+        if (watched is self.tree.viewport() and event.type() == QEvent.Type.Resize and self._items
+                and event.size().width() != event.oldSize().width()):
+            QTimer.singleShot(0, self, self._fit_names)  # once the list has handled its resize (it undid ours)
+        return False
 
     def update_run(self, summary: dict) -> None:
         item = self._items.get(summary["dir"])

@@ -183,6 +183,7 @@ def test_the_attention_map_and_thumbnails_follow_the_theme(qtbot, window, worksp
     from PySide6.QtGui import QColor
 
     from studio.theme import plot_colors
+    from studio.views.attention.tokens import COLOURS as TOKEN_COLOURS
     from studio.workspace.attention_math import AttentionSet
 
     w = window(workspace.root)
@@ -208,6 +209,10 @@ def test_the_attention_map_and_thumbnails_follow_the_theme(qtbot, window, worksp
         thumb = w.attention.grid.buttons[(0, 0)].icon().pixmap(40, 40).toImage()
         assert thumb.pixelColor(thumb.width() - 3, 2).name() == c["background"], theme  # masked corner
         assert thumb.pixelColor(2, thumb.height() - 3).name() != c["background"], theme  # attended cells
+        browser = w.attention.tokens.browser  # the token view beside the map: white paper in both themes
+        assert browser.viewport().grab().toImage().pixelColor(2, 2).name() == c["background"], theme
+        text = TOKEN_COLOURS[theme]["text"]
+        assert f"color:{text};" in browser.toHtml().replace(" ", "") or text in browser.toHtml(), theme
     w.set_theme("light")
 
 

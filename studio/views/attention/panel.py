@@ -293,6 +293,7 @@ class AttentionPanel(QWidget):
     def apply_theme(self) -> None:
         """The map and the thumbnails in the theme's plot colours."""
         self.heatmap.apply_theme()
+        self.tokens.apply_theme()
         self.refresh_view()
 
     def refresh_view(self) -> None:

@@ -12,17 +12,35 @@ import html
 
 import numpy as np
 from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
+from studio.theme import current_theme
 from studio.workspace.attention_math import AttentionSet, rollout
 
-SHADE = (31, 119, 180)  # one hue, alpha-blended onto white: the text on top stays readable
+# Per theme: the ground, the text, the labels, tokens after the chosen one (a causal model cannot look at
+# them), and the one hue the weights are shaded with, alpha-blended onto the ground so the text on top
+# stays readable. Same ground as the heat map beside it (it was white paper in both themes).
+COLOURS = {
+    "light": {"base": "#ffffff", "text": "#1f2328", "muted": "#555555", "future": "#b0b4b8",
+              "shade": (31, 119, 180)},
+    "dark": {"base": "#1e1f22", "text": "#dfe1e5", "muted": "#8b949e", "future": "#5c6370",
+             "shade": (98, 168, 234)},
+}
+CHOSEN = "background-color:#ffd33d; color:#1f2328; font-weight:bold;"  # the chosen token, in both themes
 MAX_ALPHA = 0.6
 
 
-def _shade(weight: float) -> str:
+def _colours() -> dict:
+    return COLOURS[current_theme()]
+
+
+def _shade(weight: float, colours: dict | None = None) -> str:
+    c = colours or _colours()
     a = MAX_ALPHA * max(0.0, min(1.0, weight))
-    r, g, b = (round(255 + (c - 255) * a) for c in SHADE)
+    base = QColor(c["base"])
+    r, g, b = (round(ground + (hue - ground) * a)
+               for hue, ground in zip(c["shade"], (base.red(), base.green(), base.blue()), strict=True))
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
@@ -38,9 +56,7 @@ class TokenAttentionView(QWidget):
         super().__init__(parent)
         self.browser = QTextBrowser()
         self.browser.setOpenLinks(False)
-        # White paper in both themes, like the heat map: the token colours are chosen for a light ground
-        # (dark text on the dark theme's base was unreadable).
-        self.browser.setStyleSheet("QTextBrowser { background: #ffffff; color: #1f2328; }")
+        self.apply_theme()
         self.browser.anchorClicked.connect(self._on_browser_anchor_clicked)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -49,6 +65,13 @@ class TokenAttentionView(QWidget):
         self._data: AttentionSet | None = None
         self._layer = 0
         self.rows: dict[str, np.ndarray] = {}  # line name -> weights from the selected token (tests read it)
+
+    def apply_theme(self) -> None:
+        """The theme's ground and text (the token colours are blended onto that ground)."""
+        c = _colours()
+        self.browser.setStyleSheet(f"QTextBrowser {{ background: {c['base']}; color: {c['text']}; }}")
+        if getattr(self, "_data", None) is not None:
+            self._render()
 
     def set_data(self, data: AttentionSet | None, layer: int, selected: int | None = None) -> None:
         self._data, self._layer = data, layer
@@ -70,39 +93,40 @@ class TokenAttentionView(QWidget):
 
     def _render(self) -> None:
         d, q = self._data, self.selected
+        c = _colours()
         if d is None or q is None:
             self.rows = {}
-            self.browser.setHtml("<p style='color:#777'>No attention loaded yet.</p>")
+            self.browser.setHtml(f"<p style='color:{c['muted']}'>No attention loaded yet.</p>")
             return
         layer = self._layer
         self.rows = {f"head {h}": d.probs[layer, h, q] for h in range(d.n_head)}
         self.rows["mean of heads"] = d.probs[layer, :, q].mean(axis=0)
         self.rows[f"rollout 0–{layer}"] = rollout(d.probs[: layer + 1])[layer, q]
         parts = ["<div style='font-family:monospace; font-size:10pt'>",
-                 f"<p style='color:#555'>Layer {layer}: where token <b>#{q}</b> "
+                 f"<p style='color:{c['muted']}'>Layer {layer}: where token <b>#{q}</b> "
                  f"<b>{_piece_html(d.tokens[q])}</b> looks. Click any token to choose another.</p>",
                  "<table cellspacing='0' cellpadding='3'>"]
-        parts.append(f"<tr><td style='color:#555'>text</td><td>{self._line(None, q)}</td></tr>")
+        parts.append(f"<tr><td style='color:{c['muted']}'>text</td><td>{self._line(None, q, c)}</td></tr>")
         for name, weights in self.rows.items():
-            parts.append(f"<tr><td style='color:#555; white-space:nowrap'>{name}</td>"
-                         f"<td>{self._line(weights, q)}</td></tr>")
+            parts.append(f"<tr><td style='color:{c['muted']}; white-space:nowrap'>{name}</td>"
+                         f"<td>{self._line(weights, q, c)}</td></tr>")
         parts.append("</table></div>")
         self.browser.setHtml("".join(parts))
 
-    def _line(self, weights: np.ndarray | None, q: int) -> str:
+    def _line(self, weights: np.ndarray | None, q: int, c: dict) -> str:
         d = self._data
         top = float(weights[: q + 1].max()) if weights is not None else 1.0
         out = []
         for j, piece in enumerate(d.tokens):
-            style = "text-decoration:none; color:#1f2328;"
+            style = f"text-decoration:none; color:{c['text']};"
             tip = f"#{j}"
             if weights is None:
                 if j == q:
-                    style += "background-color:#ffd33d; font-weight:bold;"
+                    style += CHOSEN
             elif j > q:
-                style += "color:#b0b4b8;"
+                style += f"color:{c['future']};"
             else:
-                style += f"background-color:{_shade(float(weights[j]) / max(top, 1e-9))};"
+                style += f"background-color:{_shade(float(weights[j]) / max(top, 1e-9), c)};"
                 tip += f": {float(weights[j]):.3f}"
                 if j == q:
                     style += "font-weight:bold;"

@@ -52,6 +52,7 @@ def test_system_monitor_follows_a_training_run(qtbot, workspace, fake_engine):
     panel.bottom_tabs.setCurrentWidget(panel.system)
     monitor.follow(ctl)
     assert monitor.sample() is None and not monitor.timer.isActive()  # not running: nothing to sample
+    assert not panel.system.plot_row.isVisible()  # no empty 0..1 axes before there is anything to plot
     assert ctl.start()
     assert monitor.timer.isActive()
     qtbot.waitUntil(lambda: ctl.history.step >= 3, timeout=15000)
@@ -61,7 +62,10 @@ def test_system_monitor_follows_a_training_run(qtbot, workspace, fake_engine):
     monitor.sample()
     assert len(monitor.series["t"]) == 2 and math.isfinite(monitor.series["cpu_percent"][-1])
     view = panel.system
-    assert view.plots["gpu"].isVisible() and "GPU 87 %" in view.summary.text()
+    assert view.plots["gpu"].isVisible() and "GPU 87 %" in view.summary.text() and view.plot_row.isVisible()
+    assert [label.text for _s, label in view.plots["mem"].plotItem.legend.items] == ["RAM", "GPU memory"]
+    assert view.plots["cpu"].getAxis("bottom").tickStrings([4.0, 12.0], 1.0, 1.0) == ["4 s", "12 s"]
+    _assert_left_labels_apart(qtbot, panel, view.plots["cpu"])
     xs, ys = view.curves["rss_mb"].getData()
     assert len(xs) == 2 and ys[-1] == monitor.series["rss_mb"][-1]
     with qtbot.waitSignal(ctl.run_finished, timeout=15000):
@@ -69,6 +73,25 @@ def test_system_monitor_follows_a_training_run(qtbot, workspace, fake_engine):
     assert not monitor.timer.isActive()
     monitor.follow(None)
     assert monitor.series["t"] == [] and "appear while the run trains" in view.summary.text()
+
+
+def _assert_left_labels_apart(qtbot, panel, plot) -> None:
+    """At the window's default size the bottom pane gives each system plot ~90 px: the CPU plot's left
+    labels (120, 140, 160) were drawn over each other. Whatever labels pyqtgraph draws stand apart."""
+    from PySide6.QtGui import QImage, QPainter
+
+    plot.plotItem.vb.setYRange(118, 168, padding=0)  # a busy run's CPU %
+    panel.resize(970, 720)
+    qtbot.wait(50)
+    axis = plot.getAxis("left")
+    image = QImage(200, 400, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        rects = [spec[0] for spec in axis.generateDrawSpecs(painter)[2]]
+    finally:
+        painter.end()
+    assert len(rects) >= 2, rects
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:]), rects
 
 
 def test_no_gpu_hides_its_plot(qtbot, workspace, fake_engine):
@@ -85,6 +108,8 @@ def test_no_gpu_hides_its_plot(qtbot, workspace, fake_engine):
     qtbot.waitUntil(lambda: ctl.history.step >= 2, timeout=15000)
     assert monitor.sample() is not None and monitor.has_gpu is False
     assert not panel.system.plots["gpu"].isVisible() and "no GPU" in panel.system.summary.text()
+    legend = panel.system.plots["mem"].plotItem.legend  # no 'GPU memory' entry without a GPU
+    assert [label.text for _sample, label in legend.items] == ["RAM"]
     with qtbot.waitSignal(ctl.run_finished, timeout=15000):
         ctl.stop()
 

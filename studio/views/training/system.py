@@ -18,6 +18,13 @@ def _fmt(value, unit: str, digits: int = 0) -> str:
         f"{value:.{digits}f} {unit}"
 
 
+class SecondsAxis(pg.AxisItem):
+    """The time axis with its unit on each label ('12 s'): no axis title row under plots this low."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
+        return [f"{s} s" for s in super().tickStrings(values, scale, spacing)]
+
+
 class SystemView(QWidget):
     """Three small plots (CPU %, memory MiB, GPU % and °C) and a line of the latest figures."""
 
@@ -27,20 +34,27 @@ class SystemView(QWidget):
         self.summary = QLabel("System figures appear while the run trains.")
         self.plots: dict[str, pg.PlotWidget] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
-        row = QHBoxLayout()
+        # In the bottom pane's ~130 px the plot area was ~25 px under a title row and a row for 's': the
+        # left axis's labels ran into each other. The unit goes on the time labels, the left axis labels
+        # only as many levels as fill half its height, and the plots show once there is something to plot.
+        self.plot_row = QWidget()
+        row = QHBoxLayout(self.plot_row)
+        row.setContentsMargins(0, 0, 0, 0)
         for key, title in (("cpu", "CPU %  (100 = one core)"), ("mem", "Memory (MiB)"), ("gpu", "GPU % / °C")):
-            plot = pg.PlotWidget()
+            plot = pg.PlotWidget(axisItems={"bottom": SecondsAxis("bottom")})
             plot.setTitle(title, size="9pt")
             plot.setMinimumHeight(90)
             plot.showGrid(x=True, y=True, alpha=0.2)
-            plot.setLabel("bottom", "s")
+            plot.getAxis("left").setStyle(textFillLimits=[(0, 0.5)])  # no level of labels filling over half
             self.plots[key] = plot
             row.addWidget(plot)
         self.plots["gpu"].hide()
+        self.plot_row.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 4, 0, 0)
         lay.addWidget(self.summary)
-        lay.addLayout(row, 1)
+        lay.addWidget(self.plot_row, 1)
+        lay.addStretch(0)
         self.apply_theme()
 
     def apply_theme(self) -> None:
@@ -58,6 +72,15 @@ class SystemView(QWidget):
                     self.plots[plot].addLegend(offset=(4, 4), labelTextSize="8pt")
                 self.curves[key] = self.plots[plot].plot(pen=pg.mkPen(color, width=1.5), name=label)
 
+    def _list_gpu_memory(self, has_gpu: bool) -> None:
+        """The memory plot's legend names 'GPU memory' only where there is a GPU (it was listed, with no
+        curve, on every machine)."""
+        legend, curve = self.plots["mem"].plotItem.legend, self.curves["gpu_mem_mb"]
+        if has_gpu and legend.getLabel(curve) is None:
+            legend.addItem(curve, "GPU memory")
+        elif not has_gpu and legend.getLabel(curve) is not None:
+            legend.removeItem(curve)
+
     def set_monitor(self, monitor: SystemMonitor) -> None:
         self.monitor = monitor
         monitor.sampled.connect(self.redraw)
@@ -73,7 +96,9 @@ class SystemView(QWidget):
             ok = np.isfinite(y)
             curve.setData(t[ok], y[ok]) if ok.any() else curve.setData([], [])
         self.plots["gpu"].setVisible(bool(m.has_gpu))
+        self._list_gpu_memory(bool(m.has_gpu))
         last = m.last
+        self.plot_row.setVisible(bool(last))  # empty plots only showed pyqtgraph's 0..1 axes
         if not last:
             self.summary.setText("System figures appear while the run trains.")
             return

@@ -91,3 +91,15 @@ def open_window(qtbot, workspace_root: str | None = None, *, close_policy: str =
 def select_run(w, name: str) -> None:
     """Select the workspace's run `name` in the runs list, as a click would."""
     w.runs_panel.select_run(os.path.join(w.session.workspace.runs_dir, name))
+
+
+def axis_text_specs(axis) -> list:
+    """The tick labels a pyqtgraph axis would draw now: (rect, flags, text) each, from its own draw specs."""
+    from PySide6.QtGui import QImage, QPainter
+
+    image = QImage(800, 400, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        return list(axis.generateDrawSpecs(painter)[2])
+    finally:
+        painter.end()

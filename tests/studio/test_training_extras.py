@@ -78,18 +78,12 @@ def test_system_monitor_follows_a_training_run(qtbot, workspace, fake_engine):
 def _assert_left_labels_apart(qtbot, panel, plot) -> None:
     """At the window's default size the bottom pane gives each system plot ~90 px: the CPU plot's left
     labels (120, 140, 160) were drawn over each other. Whatever labels pyqtgraph draws stand apart."""
-    from PySide6.QtGui import QImage, QPainter
+    from tests.studio.helpers import axis_text_specs
 
     plot.plotItem.vb.setYRange(118, 168, padding=0)  # a busy run's CPU %
     panel.resize(970, 720)
     qtbot.wait(50)
-    axis = plot.getAxis("left")
-    image = QImage(200, 400, QImage.Format.Format_ARGB32)
-    painter = QPainter(image)
-    try:
-        rects = [spec[0] for spec in axis.generateDrawSpecs(painter)[2]]
-    finally:
-        painter.end()
+    rects = [spec[0] for spec in axis_text_specs(plot.getAxis("left"))]
     assert len(rects) >= 2, rects
     assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:]), rects
 

@@ -56,7 +56,6 @@ class TokenAttentionView(QWidget):
         super().__init__(parent)
         self.browser = QTextBrowser()
         self.browser.setOpenLinks(False)
-        self.apply_theme()
         self.browser.anchorClicked.connect(self._on_browser_anchor_clicked)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -65,12 +64,13 @@ class TokenAttentionView(QWidget):
         self._data: AttentionSet | None = None
         self._layer = 0
         self.rows: dict[str, np.ndarray] = {}  # line name -> weights from the selected token (tests read it)
+        self.apply_theme()
 
     def apply_theme(self) -> None:
         """The theme's ground and text (the token colours are blended onto that ground)."""
         c = _colours()
         self.browser.setStyleSheet(f"QTextBrowser {{ background: {c['base']}; color: {c['text']}; }}")
-        if getattr(self, "_data", None) is not None:
+        if self._data is not None:
             self._render()
 
     def set_data(self, data: AttentionSet | None, layer: int, selected: int | None = None) -> None:

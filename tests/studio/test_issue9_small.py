@@ -348,3 +348,19 @@ def test_the_runs_list_fits_again_when_its_vertical_scroll_bar_appears(qtbot, wi
     assert tree.verticalScrollBar().isVisible()  # more runs than rows
     widths = [tree.columnWidth(c) for c in range(5)]
     assert tree.horizontalScrollBar().maximum() == 0, (widths, tree.viewport().width())
+
+
+def test_no_run_selected_is_not_in_the_last_runs_status_colour(qtbot, window, workspace, tmp_path):
+    """A new, empty workspace opened after a finished run showed 'No run selected' in the green of 'done'."""
+    from studio.theme import status_color
+    from studio.workspace.workspace import Workspace
+
+    write_finished_run(workspace.run("tiny").dir)
+    w = window(workspace.root)
+    select_run(w, "tiny")
+    label = w.training.status_label
+    assert status_color("done") in label.styleSheet()
+    w.open_workspace(Workspace.create(str(tmp_path / "empty")).root)
+    QApplication.processEvents()
+    assert label.text() == "No run selected"
+    assert status_color("done") not in label.styleSheet() and status_color("new") in label.styleSheet()

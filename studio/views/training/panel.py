@@ -214,11 +214,9 @@ class TrainingPanel(QWidget):
         self.resume_button.setEnabled(resumable and not self._blockers)
         for w in (self.device_combo, self.nproc_spin):
             w.setEnabled(not running)
-        if c is None:
-            self.status_label.setText("No run selected")
-        else:
-            self.status_label.setText(f"{c.run.name} — {status}")
-            self.status_label.setStyleSheet(f"color: {status_color(status)};")
+        # no run: the neutral colour (it kept the last run's, a green 'done' over an empty workspace)
+        self.status_label.setText("No run selected" if c is None else f"{c.run.name} — {status}")
+        self.status_label.setStyleSheet(f"color: {status_color('new' if c is None else status)};")
         failed = c is not None and status in ("failed", "damaged") and bool(c.message)
         self.error_banner.setText(c.message if failed else "")
         self.error_banner.setStyleSheet(banner_style("error"))

@@ -234,6 +234,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ workspace
     def open_workspace(self, root: str) -> None:
         ws = self.session.open(root)
+        self.statusBar().clearMessage()  # the last workspace's news ('Demo data ready: press Start…')
         self.settings.add_recent_workspace(ws.root)
         self.setWindowTitle(f"{ws.name} — LLM Training Studio")
         self.workspace_label.setText(ws.root)

@@ -336,7 +336,9 @@ class WorkspaceSession(QObject):
 
     def _on_demo_job_finished(self, result: PrepareResult) -> None:
         if result.ok:
-            self.status_message.emit("Demo data ready: press Start (Ctrl+R) to train the demo run", 15000)
+            here = self.workspace is not None and demo.is_demo_workspace(self.workspace)  # not switched away
+            self.status_message.emit("Demo data ready: press Start (Ctrl+R) to train the demo run" if here
+                                     else "Demo data ready (File > Open Demo Workspace)", 15000)
             self.data_changed.emit()
         else:
             why = result.failure.headline if result.failure is not None else result.status

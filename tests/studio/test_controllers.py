@@ -14,6 +14,7 @@ from studio.controllers.prepare import PrepareJob
 from studio.controllers.prepare_request import PrepareRequest, make_request
 from studio.controllers.runs import WorkspaceSession
 from studio.engine.failure import classify
+from studio.workspace.workspace import Workspace
 from tests.studio.fake_engine import release_path
 from tests.studio.helpers import write_checkpoint, write_finished_run
 
@@ -136,6 +137,21 @@ def test_demo_workspace_prepares_its_data_once(qtbot, fake_engine):
     assert messages[-1] == "Demo data ready: press Start (Ctrl+R) to train the demo run"
     assert not session.prepare_demo_data()  # ready: nothing to do
     assert session.controller(ws.run(demo.DEMO_RUN).dir).start_problems() == []
+
+
+def test_demo_data_ready_says_press_start_only_in_the_demo_workspace(qtbot, fake_engine, tmp_path):
+    """Switched to a new workspace while the demo's data was prepared, the status bar said 'press Start
+    (Ctrl+R) to train the demo run' over a workspace with no run."""
+    ws = demo.ensure_demo_workspace()
+    session = WorkspaceSession()
+    messages = []
+    session.status_message.connect(lambda text, _ms: messages.append(text))
+    session.open(ws.root)
+    with qtbot.waitSignal(session.data_changed, timeout=15000):
+        assert session.prepare_demo_data()
+        session.open(Workspace.create(str(tmp_path / "other")).root)
+    assert demo.demo_data_ready(ws)
+    assert messages[-1] == "Demo data ready (File > Open Demo Workspace)"
 
 
 def test_other_workspaces_are_not_prepared(workspace):

@@ -351,7 +351,8 @@ def test_the_runs_list_fits_again_when_its_vertical_scroll_bar_appears(qtbot, wi
 
 
 def test_no_run_selected_is_not_in_the_last_runs_status_colour(qtbot, window, workspace, tmp_path):
-    """A new, empty workspace opened after a finished run showed 'No run selected' in the green of 'done'."""
+    """A new, empty workspace opened after a finished run showed 'No run selected' in the green of 'done',
+    over an empty runs list that said nothing about where to begin."""
     from studio.theme import status_color
     from studio.workspace.workspace import Workspace
 
@@ -360,7 +361,14 @@ def test_no_run_selected_is_not_in_the_last_runs_status_colour(qtbot, window, wo
     select_run(w, "tiny")
     label = w.training.status_label
     assert status_color("done") in label.styleSheet()
+    w.statusBar().showMessage("Demo data ready: press Start (Ctrl+R) to train the demo run", 15000)
     w.open_workspace(Workspace.create(str(tmp_path / "empty")).root)
+    assert w.statusBar().currentMessage() == ""  # the last workspace's news goes with it
     QApplication.processEvents()
     assert label.text() == "No run selected"
     assert status_color("done") not in label.styleSheet() and status_color("new") in label.styleSheet()
+    hint = w.runs_panel.empty_label  # and the empty list says where to begin
+    assert hint.isVisible() and "Data tab" in hint.text() and "New (Ctrl+N)" in hint.text()
+    w.new_run()
+    QApplication.processEvents()
+    assert w.runs_panel.tree.topLevelItemCount() == 1 and not hint.isVisible()

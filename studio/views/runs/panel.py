@@ -118,6 +118,12 @@ class RunsPanel(QWidget):
         frow.addWidget(self.filter_edit, 1)
         frow.addWidget(self.status_filter)
         lay.addLayout(frow)
+        # an empty workspace said nothing about where to begin: the list and the plots were just empty
+        self.empty_label = QLabel("No runs yet. Prepare a data set on the Data tab (Ctrl+1), then press "
+                                  "New (Ctrl+N) for a run on it, or File > Import Model… for a pretrained one.")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setEnabled(False)  # the palette's muted text
+        lay.addWidget(self.empty_label)
         lay.addWidget(self.tree, 1)
         lay.addLayout(buttons)
         self._update_buttons()
@@ -153,6 +159,7 @@ class RunsPanel(QWidget):
             if not progressed:  # a cycle: show the rest at top level
                 pending = [{**s, "parent_dir": None} for s in pending]
         self.tree.expandAll()
+        self.empty_label.setVisible(not self._items)
         self._show_eval_columns()
         self._fit_names()
         self._updating = False

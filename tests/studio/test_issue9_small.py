@@ -366,6 +366,7 @@ def test_no_run_selected_is_not_in_the_last_runs_status_colour(qtbot, window, wo
     assert w.statusBar().currentMessage() == ""  # the last workspace's news goes with it
     QApplication.processEvents()
     assert label.text() == "No run selected"
+    assert not w.training.progress.isVisible()  # no empty progress box with no run to count steps of
     assert status_color("done") not in label.styleSheet() and status_color("new") in label.styleSheet()
     hint = w.runs_panel.empty_label  # and the empty list says where to begin
     assert hint.isVisible() and "Data tab" in hint.text() and "New (Ctrl+N)" in hint.text()

@@ -208,7 +208,7 @@ class TrainingPanel(QWidget):
         self.blocker_label.setText(f"Cannot {verb} — {reason}" if reason else note)
         self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
         self.blocker_label.setVisible(bool(reason or note))
-        self.progress.setVisible(not note)  # no steps to count in a model that was never trained here
+        self.progress.setVisible(c is not None and not note)  # no run, or a model never trained here: no steps
         self.stop_button.setEnabled(running and not (c is not None and c.stopping))
         self.stop_button.setText("Stopping…" if c is not None and c.stopping else "Stop")
         self.resume_button.setEnabled(resumable and not self._blockers)

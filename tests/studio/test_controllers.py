@@ -124,7 +124,10 @@ def test_prepare_job_cancel_and_shutdown(qtbot, tmp_path, fake_prepare):
 
 
 # ------------------------------------------------------------------ WorkspaceSession
-def test_demo_workspace_prepares_its_data_once(qtbot, fake_engine):
+@pytest.mark.parametrize("switch", [False, True])
+def test_demo_workspace_prepares_its_data_once(qtbot, fake_engine, tmp_path, switch):
+    """The demo's data is prepared once, in the background. Switched to a new workspace meanwhile (`switch`),
+    the status bar said 'press Start (Ctrl+R) to train the demo run' over a workspace with no run."""
     ws = demo.ensure_demo_workspace()
     session = WorkspaceSession()
     messages = []
@@ -132,26 +135,16 @@ def test_demo_workspace_prepares_its_data_once(qtbot, fake_engine):
     session.open(ws.root)
     with qtbot.waitSignal(session.data_changed, timeout=15000):
         assert session.prepare_demo_data()
+        if switch:
+            session.open(Workspace.create(str(tmp_path / "other")).root)
     assert demo.demo_data_ready(ws)
+    if switch:
+        assert messages[-1] == "Demo data ready (File > Open Demo Workspace)"
+        return
     assert messages[0] == "Preparing the demo data…" and any(m.endswith("100%") for m in messages)
     assert messages[-1] == "Demo data ready: press Start (Ctrl+R) to train the demo run"
     assert not session.prepare_demo_data()  # ready: nothing to do
     assert session.controller(ws.run(demo.DEMO_RUN).dir).start_problems() == []
-
-
-def test_demo_data_ready_says_press_start_only_in_the_demo_workspace(qtbot, fake_engine, tmp_path):
-    """Switched to a new workspace while the demo's data was prepared, the status bar said 'press Start
-    (Ctrl+R) to train the demo run' over a workspace with no run."""
-    ws = demo.ensure_demo_workspace()
-    session = WorkspaceSession()
-    messages = []
-    session.status_message.connect(lambda text, _ms: messages.append(text))
-    session.open(ws.root)
-    with qtbot.waitSignal(session.data_changed, timeout=15000):
-        assert session.prepare_demo_data()
-        session.open(Workspace.create(str(tmp_path / "other")).root)
-    assert demo.demo_data_ready(ws)
-    assert messages[-1] == "Demo data ready (File > Open Demo Workspace)"
 
 
 def test_other_workspaces_are_not_prepared(workspace):

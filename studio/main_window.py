@@ -437,9 +437,7 @@ class MainWindow(QMainWindow):
         apply_theme(QApplication.instance(), name)
         self.dark_action.setChecked(name == "dark")
         if self.training is not None:
-            self.training.plots.apply_theme()
-            self.training.system.apply_theme()
-            self.training.refresh()
+            self.training.apply_theme()
             self.attention.apply_theme()
         self._on_session_runs_changed()
 

@@ -188,6 +188,12 @@ class TrainingPanel(QWidget):
         return self.nproc_spin.value()
 
     # ------------------------------------------------------------------ view updates
+    def apply_theme(self) -> None:
+        """The curves and the system plots in the theme's colours, the status in its status colour."""
+        self.plots.apply_theme()
+        self.system.apply_theme()
+        self.refresh()
+
     def refresh(self) -> None:
         c = self.controller
         status = c.status if c is not None else ""

@@ -72,7 +72,7 @@ def _set_threads(args: argparse.Namespace) -> None:
         raise UsageError(f"--threads: {n} is not a thread count (0 = all cores)", "threads")
     if getattr(args, "share_cores", False) and not ({"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ)):
         # read when OpenMP starts: torch is not imported yet here. torch's Linux wheels use GNU OpenMP,
-        # whose waits then spin a few hundred times before they sleep (benchmarks/cpu_share.py)
+        # whose waits then spin SHARE_SPINCOUNT times before they sleep (benchmarks/cpu_share.py)
         if sys.platform.startswith("linux"):
             os.environ["GOMP_SPINCOUNT"] = str(SHARE_SPINCOUNT)
         else:

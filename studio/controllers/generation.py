@@ -255,7 +255,8 @@ def share_cores(cores: int, training_runs: int, inference_busy: bool = False) ->
     sleep while they wait, because with every core in use another process (a data preparation, a second
     run, the browser) would otherwise stall spinning threads (2 threads on 2 cores beside a busy process:
     4.6k tokens/s spinning, 9.6k with the short spin, 12.2k on 1 thread; idle: 20.3k, 19.0k and 12.2k). An
-    inference worker started while a run trains gets 1 thread. Without a share, torch in each process takes every core and the two starve each other."""
+    inference worker started while a run trains gets 1 thread. Without a share, torch in each process takes
+    every core and the two starve each other."""
     cores = max(1, int(cores or 1))
     every = cores <= 3  # the runs take every core (and give one back while inference computes)
     free = cores - 1 if cores > 1 and (not every or inference_busy) else cores

@@ -35,8 +35,7 @@ def _colours() -> dict:
     return COLOURS[current_theme()]
 
 
-def _shade(weight: float, colours: dict | None = None) -> str:
-    c = colours or _colours()
+def _shade(weight: float, c: dict) -> str:
     a = MAX_ALPHA * max(0.0, min(1.0, weight))
     base = QColor(c["base"])
     r, g, b = (round(ground + (hue - ground) * a)

@@ -40,6 +40,7 @@ from core.config import human_count
 from core.errors import UsageError
 from studio.controllers.prepare import PrepareJob, PrepareResult
 from studio.controllers.prepare_request import PrepareRequest, make_request
+from studio.views.common.start_folder import start_folder
 from studio.views.common.token_text import TokenText
 from studio.views.common.wrap_row import WrapRow
 from studio.views.config.form import GROUP_STYLE
@@ -391,12 +392,7 @@ class DataPanel(QWidget):
     def _sources_folder(self) -> str:
         """Where the file pickers open: next to the last source added, else the home folder (the workspace
         holds prepared data, not the user's texts)."""
-        for source in reversed(self.sources()):
-            if not source.startswith("@"):
-                folder = os.path.dirname(os.path.normpath(source))
-                if os.path.isdir(folder):
-                    return folder
-        return os.path.expanduser("~")
+        return start_folder(s for s in reversed(self.sources()) if not s.startswith("@"))
 
     def _on_add_folder_button_clicked(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Add a folder", self._sources_folder())

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from studio.controllers.import_job import ImportJob, ImportResult, import_name, missing_for_source
 from studio.views.common.job_dialog import JobDialog
+from studio.views.common.start_folder import start_folder
 
 
 class ImportDialog(JobDialog):
@@ -60,9 +61,7 @@ class ImportDialog(JobDialog):
     def _start_folder(self) -> str:
         """Where the pickers open: beside the source typed or picked last, else the home folder (they
         opened in the folder the studio was started from)."""
-        source = os.path.expanduser(self.source.text().strip())
-        folder = os.path.dirname(os.path.normpath(source)) if source else ""
-        return folder if folder and os.path.isdir(folder) else os.path.expanduser("~")
+        return start_folder([self.source.text().strip()])
 
     def _on_folder_button_clicked(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Hugging Face model folder", self._start_folder())

@@ -63,6 +63,7 @@ class RunsPanel(QWidget):
         self._items: dict[str, QTreeWidgetItem] = {}
         self._eval_shown = 0  # evaluation columns shown (the list widens when one more appears)
         self._name_want = 0  # the name column's width with every name in full
+        self._others_width = 0  # what the other columns needed when the names were last fitted
         self._updating = False
         title = QLabel("Runs")
         title.setObjectName("heading")
@@ -177,7 +178,8 @@ class RunsPanel(QWidget):
         with no room left fell back to 100 px and the list scrolled sideways for it)."""
         self.tree.resizeColumnToContents(0)
         self._name_want = self.tree.columnWidth(0) + 8
-        room = self.tree.viewport().width() - self._other_columns_width()
+        self._others_width = self._other_columns_width()  # update_run fits again when it changes
+        room = self.tree.viewport().width() - self._others_width
         self.tree.setColumnWidth(0, max(room, min(self._name_want, NAME_MIN)))
 
     def _other_columns_width(self) -> int:
@@ -199,12 +201,12 @@ class RunsPanel(QWidget):
         item = self._items.get(summary["dir"])
         if item is not None:
             self._updating = True
-            name, others = item.text(0), self._other_columns_width()
+            name = item.text(0)
             self._fill(item, summary)
             self._updating = False
             # new tags: the name column grows with them; a training run's step, best val and time grow
             # ('0/1000' to '258/1000'): the name column gives them room (the list scrolled sideways)
-            if item.text(0) != name or self._other_columns_width() != others:
+            if item.text(0) != name or self._other_columns_width() != self._others_width:
                 self._fit_names()
             self._show_eval_columns()
             if item is self.tree.currentItem():

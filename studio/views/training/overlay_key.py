@@ -45,14 +45,18 @@ class OverlayKey(QLabel):
         policy.setRetainSizeWhenHidden(True)
         self.setSizePolicy(policy)
         self.below.hide()
-        self._watch = _ResizeWatch(self._fit, self)
 
     def event(self, event: QEvent) -> bool:
         """Watch the parent (the plots widget): its layout sizes this label before the parent's resize
-        reaches the watcher, also while this label is hidden (its own resize events wait until shown)."""
+        reaches eventFilter, also while this label is hidden (its own resize events wait until shown)."""
         if event.type() == QEvent.Type.ParentChange and self.parentWidget() is not None:
-            self.parentWidget().installEventFilter(self._watch)
+            self.parentWidget().installEventFilter(self)
         return super().event(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self.parentWidget() and event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._fit()  # the key may have more or less room
+        return False
 
     def show_key(self, own: str, overlays: list, colours: dict) -> None:
         text, tip = overlay_key(own, overlays, colours)
@@ -67,15 +71,3 @@ class OverlayKey(QLabel):
         self.setVisible(not under)  # hidden, it keeps its place (retainSizeWhenHidden) and so its width
         self.below.setVisible(under)
 
-
-class _ResizeWatch(QObject):
-    """Calls `fit` whenever the watched widget is resized or shown (the key may have more or less room)."""
-
-    def __init__(self, fit, parent: QObject) -> None:
-        super().__init__(parent)
-        self._fit = fit
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
-            self._fit()
-        return False

@@ -7,6 +7,19 @@ from __future__ import annotations
 from studio.theme import current_theme
 
 DEFAULT_SIZE = (1360, 860)
+SCREEN_MARGIN = (40, 80)  # room left for the window's frame and a desktop's panels
+
+
+def default_geometry(window) -> None:
+    """DEFAULT_SIZE where the screen has room for it, else as much of the screen as leaves SCREEN_MARGIN,
+    centred: on a 1366 x 768 laptop, or at 150 % scaling on 1920 x 1080 (1280 x 720 logical), the default
+    size ran off the screen's bottom and right edges."""
+    room = window.screen().availableGeometry()
+    width = min(DEFAULT_SIZE[0], room.width() - SCREEN_MARGIN[0])
+    height = min(DEFAULT_SIZE[1], room.height() - SCREEN_MARGIN[1])
+    window.resize(width, height)
+    window.move(room.x() + (room.width() - window.width()) // 2,
+                room.y() + (room.height() - window.height()) // 2)
 
 
 def restore_window(window) -> None:
@@ -14,7 +27,7 @@ def restore_window(window) -> None:
     s = window.settings
     geometry = s.bytes_value("window/geometry")
     if geometry is None or not window.restoreGeometry(geometry):
-        window.resize(*DEFAULT_SIZE)
+        default_geometry(window)
     state = s.bytes_value("window/state")
     if state is not None:
         window.restoreState(state)

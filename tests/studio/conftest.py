@@ -81,10 +81,10 @@ def workspace(tmp_path):
 
 @pytest.fixture
 def window(qtbot):
-    """`window(root=None, size=None)`: a shown MainWindow with every panel built (tests.studio.helpers)."""
+    """`window(root=None, size="default")`: a shown MainWindow with every panel built (tests.studio.helpers)."""
     from tests.studio.helpers import open_window
 
-    def make(workspace_root: str | None = None, size: tuple[int, int] | None = None):
+    def make(workspace_root: str | None = None, size: tuple[int, int] | str = "default"):
         return open_window(qtbot, workspace_root, size=size)
 
     return make

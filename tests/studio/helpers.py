@@ -70,17 +70,20 @@ def write_finished_run(run_dir: str, steps: int = 100, status: str = "done", eva
 
 
 def open_window(qtbot, workspace_root: str | None = None, *, close_policy: str = "stop",
-                size: tuple[int, int] | None = None):
-    """A shown MainWindow with every panel built, optionally sized and opened on a workspace; the close
-    question is answered with `close_policy` ("stop" | "leave")."""
+                size: tuple[int, int] | str = "default"):
+    """A shown MainWindow with every panel built, sized and optionally opened on a workspace; the close
+    question is answered with `close_policy` ("stop" | "leave"). `size`: "default" is the studio's default
+    size whatever the test screen's size (a first start fits it to the screen), "restored" keeps the size
+    the window restored from its settings."""
     from studio.main_window import MainWindow
     from studio.settings import Settings
+    from studio.window_state import DEFAULT_SIZE
 
     w = MainWindow(Settings())
     w.close_policy = close_policy
     qtbot.addWidget(w)
-    if size:
-        w.resize(*size)
+    if size != "restored":
+        w.resize(*(DEFAULT_SIZE if size == "default" else size))
     w.show()
     w.ensure_panels()
     if workspace_root:

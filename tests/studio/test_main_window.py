@@ -300,6 +300,26 @@ def test_exports_and_readout(qtbot, window, workspace, tmp_path):
     assert w.training.plots.plots["loss"].ctrl.logYCheck.isChecked()
 
 
+def test_a_first_start_fits_the_window_on_the_screen_and_centres_it(qtbot):
+    """No saved geometry: the default size where the screen has room, else the screen less a margin (a
+    1360 x 860 window ran off a 1280 x 720 logical screen: 150 % scaling on 1920 x 1080), centred."""
+    from PySide6.QtCore import QRect
+
+    from studio.main_window import MainWindow
+    from studio.window_state import DEFAULT_SIZE, SCREEN_MARGIN, default_geometry
+
+    w = MainWindow(Settings())
+    qtbot.addWidget(w)
+    room = w.screen().availableGeometry()  # the test screen, whatever its size
+    assert w.width() <= room.width() and w.height() <= room.height()
+    for room, size in ((QRect(1920, 0, 1280, 720), (1280 - SCREEN_MARGIN[0], 720 - SCREEN_MARGIN[1])),
+                       (QRect(0, 30, 2560, 1410), DEFAULT_SIZE)):  # a second screen; a large one under a bar
+        w.screen = lambda room=room: type("Screen", (), {"availableGeometry": lambda self: room})()
+        default_geometry(w)
+        assert (w.width(), w.height()) == size
+        assert (w.geometry().center() - room.center()).manhattanLength() <= 2
+
+
 def test_window_state_theme_and_recent_workspaces_persist(qtbot, window, workspace):
     w = window(workspace.root)
     w.resize(780, 560)  # within the offscreen screen (800x600): restoreGeometry clamps to it
@@ -311,7 +331,7 @@ def test_window_state_theme_and_recent_workspaces_persist(qtbot, window, workspa
     w.close()
     s = Settings()
     assert s.recent_workspaces() == [workspace.root] and s.value("theme") == "dark"
-    w2 = window()
+    w2 = window(size="restored")
     assert w2.size() == size and abs(w2.splitter.sizes()[0] - runs_width) < 60
     assert w2.training.plots.smoothing() == 0.5
     assert w2.training.plots.x_mode == "time" and w2.x_actions["time"].isChecked()

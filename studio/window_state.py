@@ -7,7 +7,8 @@ from __future__ import annotations
 from studio.theme import current_theme
 
 DEFAULT_SIZE = (1360, 860)
-SCREEN_MARGIN = (40, 80)  # room left for the window's frame and a desktop's panels
+SCREEN_MARGIN = (40, 80)
+RUNS_WIDTH = 430  # px: fork names (demo-fork-low-lr) and four columns; less where the tabs need the room  # room left for the window's frame and a desktop's panels
 
 
 def default_geometry(window) -> None:
@@ -42,6 +43,8 @@ def restore_panels(window, default_tab: int) -> None:
         state = s.bytes_value(key)
         if state is not None:
             splitter.restoreState(state)
+        elif splitter is window.splitter:  # a first start: the runs list's width, not a share of the window
+            splitter.setSizes([RUNS_WIDTH, max(1, splitter.width() - RUNS_WIDTH)])
     plots.set_smoothing(s.value("plots/smoothing", 0.9, float))
     mode = s.value("plots/x_mode", "step", str)
     plots.set_x_mode(mode)

@@ -170,6 +170,28 @@ def test_the_runs_list_shows_all_its_columns_at_1280(qtbot, window, workspace):
     assert tree.headerItem().toolTip(3) == "Best validation loss"
 
 
+def test_the_runs_list_shows_all_its_columns_in_the_narrowest_window_a_first_start_makes(qtbot, window,
+                                                                                        workspace):
+    """1600 x 1000 at 150 % scaling (1067 x 667 logical): a first start makes a 1027 px window whose tabs
+    need 641 px, and the runs list, with a demo and a fine-tune under it, scrolled sideways by a few pixels
+    with Time cut: the name column would not go below 160 px. It goes to 140 px (names elided in the middle)."""
+    parent = workspace.run("tiny")
+    write_finished_run(parent.dir, steps=1300, eval_every=100, ckpt_every=1300)
+    child = workspace.fork_run(parent, parent.checkpoints()[-1].path, {"train.max_steps": 300},
+                               "tiny-ft-tasks-chat")
+    write_finished_run(child.dir, steps=300, eval_every=100, ckpt_every=300)
+    w = window(workspace.root)
+    w.resize(1027, 587)
+    sizes = w.splitter.sizes()
+    w.splitter.setSizes([382, sum(sizes) - 382])  # the list's width there (the tabs' minimum was wider there)
+    QApplication.processEvents()
+    tree = w.runs_panel.tree
+    child_item = tree.topLevelItem(0).child(0)
+    assert (tree.topLevelItem(0).text(4), child_item.text(2)) == ("1m 05s", "300/300")
+    assert tree.horizontalScrollBar().maximum() == 0, ([tree.columnWidth(c) for c in range(5)],
+                                                       tree.viewport().width())
+
+
 def test_the_runs_list_shows_the_evaluation_columns_without_a_sideways_scroll(qtbot, window, workspace):
     """With a fork under its parent and both evaluation columns (text perplexity, pairs BLEU), the list at
     the window's default size scrolled sideways by 61 px: the header's stretched last column, with no room
@@ -196,8 +218,10 @@ def test_the_runs_list_shows_the_evaluation_columns_without_a_sideways_scroll(qt
     assert widths[-1] < 80 and abs(sum(widths) - tree.viewport().width()) <= 2, widths
     # the list dragged narrower than its columns need: it scrolls by what is missing, and the last
     # column keeps its own width (stretched, it fell back to 100 px and the list scrolled ~60 px more)
+    from studio.views.runs.panel import NAME_MIN
+
     splitter = w.runs_panel.parentWidget()
-    need = sum(widths)
+    need = NAME_MIN + sum(widths[1:])  # the names elided as far as they go
     sizes = splitter.sizes()
     splitter.setSizes([sizes[0] - (tree.viewport().width() - need) - 12, sizes[1] + 12 + tree.viewport().width()
                        - need, *sizes[2:]])

@@ -35,7 +35,7 @@ COLUMNS = ("Run", "Status", "Step", "Best", "Time", "Eval ppl", "BLEU")
 HEADER_TIPS = ("Run name (forks under their parent)", "Status", "Step reached / train.max_steps",
                "Best validation loss", "Training time", "Perplexity of the latest text evaluation",
                "BLEU of the latest pairs evaluation")
-NAME_MIN = 160  # px: the name column is not elided below this; a narrower list scrolls sideways
+NAME_MIN = 140  # px: the name column is not elided below this; a narrower list scrolls sideways
 NAME_WIDE = 260  # px: the most the list widens for names when an evaluation column appears
 EVAL_COLUMNS = {5: ("eval_perplexity", "{:.4g}"), 6: ("eval_bleu", "{:.1f}")}  # column: summary key, format
 DIR_ROLE = Qt.ItemDataRole.UserRole

@@ -74,6 +74,25 @@ def test_picker_lists_only_complete_checkpoints(qtbot, ws):
     assert labels == ["other · step 5", "tiny · step 10", "Other folder…"]
 
 
+def test_a_narrow_picker_elides_the_run_name_not_the_step(qtbot, tmp_path):
+    """Cut at the right, 'demo-ft-tasks-chat · step 300' read 'demo-ft-tasks-chat · step 30' on the Generate
+    tab at 150 % scaling: the label is elided in the middle as it is drawn, and the tooltip has it whole."""
+    make_checkpoint(str(tmp_path / "runs" / "demo-ft-tasks-chat"), 300)
+    picker = CheckpointPicker()
+    qtbot.addWidget(picker)
+    picker.set_workspace(str(tmp_path))
+    combo = picker.combo
+    assert combo.currentText() == "demo-ft-tasks-chat · step 300" == combo.toolTip()
+    picker.resize(160, picker.sizeHint().height())
+    picker.show()
+    drawn = []
+    real = combo.shown_text
+    combo.shown_text = lambda option: drawn.append(real(option)) or drawn[-1]
+    combo.grab()  # paints it
+    assert drawn and drawn[-1].endswith("step 300") and "…" in drawn[-1], drawn
+    assert combo.fontMetrics().horizontalAdvance(drawn[-1]) < combo.width()
+
+
 @pytest.mark.parametrize("panel_class", [GenerationPanel, AttentionPanel])
 def test_other_folder_refuses_what_the_engine_refuses_with_its_message(qtbot, ws, monkeypatch, panel_class):
     panel = panel_class()

@@ -12,8 +12,17 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QToolButton, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QToolButton,
+    QWidget,
+)
 
 from core.layout import checkpoint_step
 from studio.workspace.checkpoints import checkpoint_label, checkpoint_refusal, offered_checkpoints, run_of
@@ -24,11 +33,32 @@ BROWSE = "__browse__"
 
 
 class _Combo(QComboBox):
+    """A combo box that elides its text in the middle: cut at the right, 'demo-ft-tasks-chat · step 300'
+    read 'demo-ft-tasks-chat · step 30' in a narrow panel. The full text is its tooltip."""
     about_to_show = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view().setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.currentTextChanged.connect(self.setToolTip)
 
     def showPopup(self) -> None:  # noqa: N802 (Qt override)
         self.about_to_show.emit()
         super().showPopup()
+
+    def shown_text(self, option: QStyleOptionComboBox) -> str:
+        """The current text as it fits the edit field, elided in the middle."""
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        return option.fontMetrics.elidedText(option.currentText, Qt.TextElideMode.ElideMiddle, field.width())
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt override)
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        option.currentText = self.shown_text(option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 class CheckpointPicker(QWidget):

@@ -5,20 +5,17 @@ the theme and the plot options. Kept apart from the window so the window only as
 from __future__ import annotations
 
 from studio.theme import current_theme
+from studio.views.common.screen_fit import resize_to_fit
 
 DEFAULT_SIZE = (1360, 860)
-SCREEN_MARGIN = (40, 80)
-RUNS_WIDTH = 430  # px: fork names (demo-fork-low-lr) and four columns; less where the tabs need the room  # room left for the window's frame and a desktop's panels
+RUNS_WIDTH = 430  # px: fork names (demo-fork-low-lr) and four columns; less where the tabs need the room
 
 
 def default_geometry(window) -> None:
-    """DEFAULT_SIZE where the screen has room for it, else as much of the screen as leaves SCREEN_MARGIN,
-    centred: on a 1366 x 768 laptop, or at 150 % scaling on 1920 x 1080 (1280 x 720 logical), the default
-    size ran off the screen's bottom and right edges."""
+    """DEFAULT_SIZE where the screen has room for it, else as much of the screen as leaves a margin
+    (studio.views.common.screen_fit), centred."""
+    resize_to_fit(window, *DEFAULT_SIZE)
     room = window.screen().availableGeometry()
-    width = min(DEFAULT_SIZE[0], room.width() - SCREEN_MARGIN[0])
-    height = min(DEFAULT_SIZE[1], room.height() - SCREEN_MARGIN[1])
-    window.resize(width, height)
     window.move(room.x() + (room.width() - window.width()) // 2,
                 room.y() + (room.height() - window.height()) // 2)
 

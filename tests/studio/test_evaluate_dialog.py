@@ -155,6 +155,8 @@ def test_pairs_evaluation_generations_beside_references_kept_across_reopening(qt
     qtbot.mouseClick(dialog.results_button, Qt.MouseButton.LeftButton)
     view = w.run_actions.evaluate.results
     assert view.isVisible() and view.pages.currentIndex() == 0
+    room = view.screen().availableGeometry()  # 1000 x 680 ran off a 1280 x 720 screen (its Close button)
+    assert view.width() <= room.width() - 40 and view.height() <= room.height() - 80, (view.size(), room)
     # exact match reads as a percentage in the list, as in the headline ("exact match 40%")
     assert float(view.list.item(0, 7).text()) == round(100 * e.figures["exact_match"], 1)
     assert view.list.horizontalHeaderItem(7).text() == "Exact %"
@@ -179,6 +181,7 @@ def test_pairs_evaluation_generations_beside_references_kept_across_reopening(qt
     again = w2.run_actions.evaluate.open_results(_run_dir(ws))
     assert [x.path for x in again.evaluations] == [e.path] and again.generations.rowCount() == 5
     table = w2.run_actions.compare([_run_dir(ws)])
+    assert table.width() <= room.width() - 40  # 980 px wide on a screen of any width
     assert table.column_values("eval_bleu") == [format_value(e.figures["bleu"])]
     assert table.column_values("eval_exact_match") == [format_value(e.figures["exact_match"])]
     assert table.column_values("eval_step") == ["40"]

@@ -306,7 +306,8 @@ def test_a_first_start_fits_the_window_on_the_screen_and_centres_it(qtbot):
     from PySide6.QtCore import QRect
 
     from studio.main_window import MainWindow
-    from studio.window_state import DEFAULT_SIZE, SCREEN_MARGIN, default_geometry
+    from studio.views.common.screen_fit import SCREEN_MARGIN
+    from studio.window_state import DEFAULT_SIZE, default_geometry
 
     w = MainWindow(Settings())
     qtbot.addWidget(w)

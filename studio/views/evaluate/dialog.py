@@ -28,6 +28,7 @@ from studio.controllers.chat import has_chat_template
 from studio.controllers.evaluate import EvalRequest, EvalResult, EvaluateJob
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.views.common.job_dialog import JobDialog
+from studio.views.common.screen_fit import resize_to_fit
 from studio.workspace.workspace import example_file
 
 KIND_TITLES = {"text": "Text file: loss, perplexity, bits per byte",
@@ -90,7 +91,7 @@ class EvaluateDialog(JobDialog):
         self.picker.checkpoint_refused.connect(self.status.setText)
         job.progressed.connect(self._on_job_progressed)
         job.finished.connect(self._on_job_finished)
-        self.resize(640, self.sizeHint().height())
+        resize_to_fit(self, 640, self.sizeHint().height())
         self._on_checkpoint_changed()
 
     def _add_pairs_options(self, form: QFormLayout) -> None:

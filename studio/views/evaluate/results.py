@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from studio.controllers.evaluate import evaluations_of
 from studio.theme import status_color
 from studio.views.common.checkpoint_picker import CheckpointPicker
+from studio.views.common.screen_fit import resize_to_fit
 from studio.workspace.evaluations import Evaluation
 
 LIST_COLUMNS = ("When", "Kind", "File", "Perplexity", "Bits/byte", "BLEU", "ROUGE-L", "Exact %")
@@ -113,7 +114,7 @@ class ResultsView(QDialog):
         layout.addLayout(top)
         layout.addWidget(body, 1)
         layout.addWidget(buttons)
-        self.resize(1000, 680)
+        resize_to_fit(self, 1000, 680)
         self.reload()
 
     @staticmethod

@@ -52,6 +52,7 @@ from studio.theme import banner_style
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.views.common.elided_label import ElidedLabel
 from studio.views.common.job_dialog import JobDialog
+from studio.views.common.screen_fit import resize_to_fit
 from studio.views.common.token_text import MASKED_COLOURS, TRAINED_COLOURS, TokenText
 from studio.workspace.workspace import example_file
 
@@ -128,8 +129,7 @@ class FinetuneDialog(JobDialog):
         self.preview_job.finished.connect(self._on_preview_finished)
         self.prepare_job.progressed.connect(self._on_prepare_progressed)
         self.prepare_job.finished.connect(self._on_prepare_finished)
-        room = self.screen().availableGeometry()  # a 768 px laptop screen had the buttons below its edge
-        self.resize(min(980, room.width() - 40), min(860, room.height() - 60))
+        resize_to_fit(self, 980, 860)  # a 768 px laptop screen had the buttons below its edge
         self._on_base_changed()
         self.data_file.setText(example_file(ws.root, "finetune"))  # the demo's instruction examples, if any
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.views.common.screen_fit import resize_to_fit
 from studio.workspace.compare import CompareTable, format_value
 
 
@@ -73,7 +74,7 @@ class CompareView(QDialog):
         lay.addLayout(row)
         lay.addWidget(self.table, 1)
         lay.addWidget(buttons)
-        self.resize(980, 360)
+        resize_to_fit(self, 980, 360)
         self.refresh()
 
     def set_table(self, table: CompareTable) -> None:

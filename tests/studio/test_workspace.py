@@ -37,6 +37,13 @@ def test_history_folds_events_and_tracks_best_val():
     for s in range(11, 31):  # the speed is the recent steps' median: one slow last step does not stand for it
         h.apply(_step(s, tokens_per_s=900.0 if s == 30 else 1000.0 + s))
     assert h.tokens_per_s == 1019.5  # 900 and 1011..1029: the middle of twenty
+    ended = RunHistory()  # a slow end (beside another job): the speed now, but not the ended run's
+    ended.apply(make_event("start", max_steps=100, start_step=0))
+    for s in range(1, 101):
+        ended.apply(_step(s, tokens_per_s=1000.0 if s <= 70 else 500.0))
+    assert ended.tokens_per_s == 500.0
+    ended.apply(make_event("done", step=100, checkpoint="", best_val_loss=2.5))
+    assert ended.tokens_per_s == 1000.0  # the median of all its steps
 
 
 def test_history_nan_strings_and_resume_truncates_abandoned_steps():

@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF
 
 from studio.views.attention.panel import AttentionPanel
 from studio.workspace.attention_math import load_npz, rollout
+from studio.workspace.workspace import Workspace
 from tests.studio import test_generation_panel
 from tests.studio.test_generation_panel import WAIT_MS, ckpt
 
@@ -71,6 +72,13 @@ def test_heatmap_has_one_row_and_column_per_prompt_token(qtbot, panel, tiny_ws, 
     assert np.load(tmp_path / "all.npy").shape == (2, 2, T, T)
     lines = (tmp_path / "map.csv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == T + 1 and lines[0].split(",")[1] == "0:a"
+
+    panel.set_workspace(tiny_ws)  # the same workspace again (a refresh): the map stays
+    assert panel.data is not None and panel.stack.currentWidget() is not panel.empty
+    other = tmp_path / "other-workspace"  # another: the last one's map goes, the hint is back
+    Workspace.create(str(other))
+    panel.set_workspace(str(other))
+    assert panel.data is None and panel.stack.currentWidget() is panel.empty
 
 
 def test_step_slider_walks_through_training_and_follows_new_snapshots(qtbot, panel, tiny_ws, tmp_path):

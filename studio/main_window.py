@@ -69,7 +69,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.runs_panel)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([window_state.RUNS_WIDTH, 970])  # fitted to the window in restore_panels
+        self.splitter.setSizes([430, 970])  # room for fork names (demo-fork-low-lr) and four columns
         self.setCentralWidget(self.splitter)
         self._build_status_bar()
         self._build_menus()

@@ -8,7 +8,6 @@ from studio.theme import current_theme
 from studio.views.common.screen_fit import resize_to_fit
 
 DEFAULT_SIZE = (1360, 860)
-RUNS_WIDTH = 430  # px: fork names (demo-fork-low-lr) and four columns; less where the tabs need the room
 
 
 def default_geometry(window) -> None:
@@ -40,8 +39,6 @@ def restore_panels(window, default_tab: int) -> None:
         state = s.bytes_value(key)
         if state is not None:
             splitter.restoreState(state)
-        elif splitter is window.splitter:  # a first start: the runs list's width, not a share of the window
-            splitter.setSizes([RUNS_WIDTH, max(1, splitter.width() - RUNS_WIDTH)])
     plots.set_smoothing(s.value("plots/smoothing", 0.9, float))
     mode = s.value("plots/x_mode", "step", str)
     plots.set_x_mode(mode)

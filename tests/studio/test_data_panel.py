@@ -48,13 +48,15 @@ def test_prepare_with_fake_engine_shows_the_data_set(qtbot, panel, fake, tmp_pat
     panel.tokenizer_combo.setCurrentText("char")
     seen = []
     panel.progress.valueChanged.connect(seen.append)
+    assert panel.progress.isHidden()  # no '0%' beside an idle Prepare
     with qtbot.waitSignal(panel.job.finished, timeout=15000) as sig:
         qtbot.mouseClick(panel.prepare_button, Qt.MouseButton.LeftButton)
         assert not panel.prepare_button.isEnabled() and panel.cancel_button.isEnabled()
+        assert not panel.progress.isHidden()
     out = str(tmp_path / "ws" / "data" / "tiny")
     assert sig.args[0].ok and sig.args[0].out == out
     assert panel.stage_label.text() == "Prepared tiny: 1,000 tokens"
-    assert 500 in seen and panel.progress.value() == 1000  # fed by progress events
+    assert 500 in seen and panel.progress.value() == 1000 and not panel.progress.isHidden()  # progress events
     assert panel.dataset_list.currentItem().text() == "tiny"
     assert panel.detail_values["train"].text() == "900"
     assert panel.detail_values["val"].text() == "100"
@@ -103,7 +105,7 @@ def test_cancel_stops_the_engine(qtbot, panel, fake):
     with qtbot.waitSignal(panel.job.finished, timeout=15000) as sig:
         qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     assert sig.args[0].status == "cancelled"
-    assert panel.stage_label.text() == "Cancelled." and panel.error_label.isHidden()
+    assert panel.stage_label.text() == "Cancelled." and panel.error_label.isHidden() and panel.progress.isHidden()
     assert panel.prepare_button.isEnabled() and not panel.is_busy()
 
 

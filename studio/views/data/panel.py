@@ -153,6 +153,7 @@ class DataPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setValue(0)
+        self.progress.hide()  # while a job runs and after a success: no '0%' beside an idle Prepare
         self.stage_label = QLabel("Idle")
         self.stage_label.setStyleSheet("color: palette(placeholder-text);")
         self.error_label = QLabel()
@@ -164,6 +165,7 @@ class DataPanel(QWidget):
         run_row.addWidget(self.prepare_button)
         run_row.addWidget(self.cancel_button)
         run_row.addWidget(self.progress, 1)
+        run_row.addStretch(0)  # the buttons keep their size while the bar is hidden
 
         lay = QVBoxLayout(self.prepare_box)
         lay.addWidget(QLabel("Sources"))
@@ -434,6 +436,7 @@ class DataPanel(QWidget):
     def _on_job_started(self, _request: PrepareRequest) -> None:
         self.error_label.hide()
         self.progress.setRange(0, 0)  # busy until the first progress event
+        self.progress.show()
         self.stage_label.setText("Starting the engine…")
         self._update_buttons()
 
@@ -455,7 +458,7 @@ class DataPanel(QWidget):
             self.refresh()
             self.select_dataset(result.request.name)
             return
-        self.progress.setValue(0)
+        self.progress.hide()
         if result.status == "cancelled":
             self.stage_label.setText("Cancelled.")
             return

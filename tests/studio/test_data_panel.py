@@ -126,6 +126,17 @@ def test_replacing_a_prepared_data_set_asks_first(qtbot, panel, monkeypatch, tmp
     panel.add_sources([str(tmp_path / "shakespeare.txt")])
     panel.name_edit.setText("shakespeare")
     assert "replaces the existing data set 'shakespeare'" in panel.name_note.text()
+    write_data_dir(os.path.join(panel.data_root(), "shakespeare-complete-works"))
+    panel.refresh()
+    panel.name_edit.setText("shakespeare-complete-work")
+    panel.resize(1000, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    wide = panel.prepare_box.width()
+    panel.name_edit.setText("shakespeare-complete-works")  # the note wraps: the column does not widen as it
+    qtbot.wait(100)  # comes (40 px in a real window, and the sample beside it narrowed)
+    assert panel.prepare_box.width() == wide
+    panel.name_edit.setText("shakespeare")
     asked = []
     monkeypatch.setattr(panel, "confirm_replace", lambda name: asked.append(name) or False)
     with qtbot.assertNotEmitted(panel.prepare_requested):

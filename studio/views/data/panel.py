@@ -197,6 +197,7 @@ class DataPanel(QWidget):
         self.name_edit.textEdited.connect(self._on_name_edit_text_edited)
         self.name_note = QLabel()
         self.name_note.setStyleSheet("color: palette(placeholder-text);")
+        self.name_note.setWordWrap(True)  # "replaces the existing data set …" widened the column as it came
         self.val_spin = QDoubleSpinBox()
         self.val_spin.setRange(0.0, 0.5)
         self.val_spin.setDecimals(3)

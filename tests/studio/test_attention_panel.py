@@ -62,6 +62,8 @@ def test_heatmap_has_one_row_and_column_per_prompt_token(qtbot, panel, tiny_ws, 
     rows = panel.tokens.rows
     np.testing.assert_array_equal(rows["head 0"], panel.data.probs[1, 0, 5])
     assert set(rows) == {"head 0", "head 1", "mean of heads", "rollout 0–1"}
+    panel.tokens.select_token(4)  # a space: named as the axes name it (it read "where token #4   looks")
+    assert "where token #4 ␣ looks" in panel.tokens.browser.toPlainText()
 
     panel.export("png", str(tmp_path / "map.png"))
     panel.export("csv", str(tmp_path / "map.csv"))

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
 from studio.theme import current_theme
 from studio.workspace.attention_math import AttentionSet, rollout
+from studio.workspace.token_labels import visible
 
 # Per theme: the ground, the text, the labels, tokens after the chosen one (a causal model cannot look at
 # them), and the one hue the weights are shaded with, alpha-blended onto the ground so the text on top
@@ -103,7 +104,7 @@ class TokenAttentionView(QWidget):
         self.rows[f"rollout 0–{layer}"] = rollout(d.probs[: layer + 1])[layer, q]
         parts = ["<div style='font-family:monospace; font-size:10pt'>",
                  f"<p style='color:{c['muted']}'>Layer {layer}: where token <b>#{q}</b> "
-                 f"<b>{_piece_html(d.tokens[q])}</b> looks. Click any token to choose another.</p>",
+                 f"<b>{html.escape(visible(d.tokens[q]))}</b> looks. Click any token to choose another.</p>",
                  "<table cellspacing='0' cellpadding='3'>"]
         parts.append(f"<tr><td style='color:{c['muted']}'>text</td><td>{self._line(None, q, c)}</td></tr>")
         for name, weights in self.rows.items():

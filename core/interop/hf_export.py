@@ -2,8 +2,8 @@
 
 learned positions + LayerNorm + GELU  -> GPT2LMHeadModel (missing biases written as zeros: exact)
 RoPE + RMSNorm + SwiGLU              -> LlamaForCausalLM, or Qwen2ForCausalLM when only q/k/v have biases
-Anything else (sinusoidal positions, ReLU, mixed families) has no HF architecture and is refused, naming the
-field. The folder is written under a temporary name and renamed into place.
+Anything else (sinusoidal positions, ReLU, QK-norm, mixed families) has no HF architecture and is refused,
+naming the field. The folder is written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 def check_exportable(cfg) -> str:
     """The layout family ("gpt2" or "llama") of a config, or a UsageError naming the field that has none."""
+    if cfg.qk_norm:  # exported as Llama it was dropped without a word: other logits (5.5 apart on a tiny model)
+        raise UsageError("model.qk_norm: QK-norm has no equivalent in the supported architectures (GPT-2, "
+                         "Llama/Qwen2); export this model to ONNX, which keeps it", "model.qk_norm")
     if cfg.pos_encoding == "sinusoidal":
         raise UsageError("model.pos_encoding: sinusoidal positions have no equivalent in the supported "
                          "architectures (GPT-2: learned; Llama/Qwen2: rope)", "model.pos_encoding")

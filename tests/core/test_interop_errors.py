@@ -83,6 +83,19 @@ def test_export_refuses_an_option_without_equivalent(sinusoidal_ckpt, tmp_path, 
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("fmt", ["hf", "gguf"])
+def test_export_refuses_qk_norm_that_the_formats_cannot_carry(tmp_path, capsys, fmt):
+    """A Llama-shaped model with QK-norm was written as a plain Llama (HF) or llama (GGUF): QK-norm dropped,
+    other logits. Refused, naming the field; ONNX (which traces our model) keeps it."""
+    from test_interop_hf import _own_checkpoint
+
+    ckpt = _own_checkpoint(tmp_path, pos_encoding="rope", norm="rmsnorm", activation="swiglu",
+                           qk_norm=True)
+    _refused(capsys, ["export", "--checkpoint", ckpt, "--format", fmt, "--out", str(tmp_path / "out")],
+             "model.qk_norm", "ONNX")
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_export_refuses_bad_dtype_and_occupied_destination(sinusoidal_ckpt, tmp_path, capsys):
     _refused(capsys, ["export", "--checkpoint", sinusoidal_ckpt, "--format", "hf", "--dtype", "q8_0", "--out",
                       str(tmp_path / "x")], "q8_0", "gguf only")

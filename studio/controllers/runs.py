@@ -273,6 +273,8 @@ class WorkspaceSession(QObject):
             return problems[0]
         step = ctl.run.checkpoints()[-1].step
         changes = {"train.max_steps": max(step, ctl.planned_steps()) + more_steps, **restart_from(ctl.run, step)}
+        if reached_target(ctl) is not None:  # kept, it ended the continuation at its first evaluation
+            changes["train.target_val_loss"] = None
         try:
             ctl.run.write_config_text(apply_changes(ctl.run.read_config_text(), changes))
         except ConfigError as exc:
@@ -380,6 +382,15 @@ class WorkspaceSession(QObject):
         for d in dirty:
             if d in self.controllers:
                 self.run_updated.emit(d)
+
+
+def reached_target(ctl: RunController) -> float | None:
+    """The run's train.target_val_loss when its best validation loss has reached it, else None: a run
+    continued with it trained 25 of the 87 more steps asked and ended again, "target reached"."""
+    cfg = ctl.run.config_or_none()
+    target = cfg.train.target_val_loss if cfg is not None else None
+    best = ctl.history.best_val_loss
+    return target if target is not None and best <= target else None  # NaN (no evaluation) compares False
 
 
 def restart_from(run: Run, step: int) -> dict:

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
 from core import layout
+from core.config_text import apply_changes
 from studio.main_window import MainWindow
 from studio.views.runs import dialogs
 from studio.workspace import annotations
@@ -282,6 +283,21 @@ def test_continue_a_finished_run_for_more_steps(qtbot, window, workspace, fake_e
     copy = w.session.copy_run(tiny.dir)  # a fresh run from step 0: the parent's second stretch is not its own
     assert "restart" not in copy.read_config_text() and copy.config().train.max_steps == 250
     assert w.config_editor.text() == tiny.read_config_text()
+
+    # a run that ended at its train.target_val_loss: continued with it, it ended again at its first
+    # evaluation (25 of 87 more steps); the target is cleared, and the status bar says so
+    best = ctl.history.best_val_loss
+    w.config_editor.set_text(apply_changes(w.config_editor.text(), {"train.target_val_loss": round(best + 1e-4, 4)}))
+    w.save_config()
+    assert tiny.config().train.target_val_loss == round(best + 1e-4, 4) >= best
+    monkeypatch.setattr(dialogs, "ask_more_steps", lambda _p, _n, current: 20)
+    said = []
+    w.statusBar().messageChanged.connect(said.append)
+    with qtbot.waitSignal(ctl.run_finished, timeout=20000):
+        action.trigger()
+    target = f"train.target_val_loss {round(best + 1e-4, 4):g}, already reached, is cleared"
+    assert any(target in m for m in said), said
+    assert tiny.config().train.target_val_loss is None and ctl.history.step == 270
 
 
 def test_a_notification_when_a_run_ends_in_the_background(qtbot, window, workspace, fake_engine):

@@ -11,7 +11,7 @@ import os
 
 from PySide6.QtCore import QObject
 
-from studio.controllers.runs import WorkspaceSession
+from studio.controllers.runs import WorkspaceSession, reached_target
 from studio.views.evaluate.actions import EvaluateActions
 from studio.views.finetune.dialog import open_finetune
 from studio.views.runs import dialogs
@@ -151,6 +151,7 @@ class RunActions(QObject):
         training = self.window.training
         self.window.save_config()  # a pending edit of the shown run reaches config.yaml before max_steps rises
         share = self.window.core_share.launch() if training else {}  # the cores, as Start shares them
+        target = reached_target(ctl)
         why = self.session.continue_run(run_dir, more, training.nproc() if training else 1,
                                         training.device() if training else "", **share)
         if why:
@@ -161,7 +162,8 @@ class RunActions(QObject):
             editor.set_text(ctl.run.read_config_text())  # shows the raised max_steps, not the text before it
         self.panel.select_run(ctl.run.dir)
         self.window.show_tab("training")
-        self._say(f"Continuing {ctl.run.name} for {more} more steps…")
+        self._say(f"Continuing {ctl.run.name} for {more} more steps…" + (
+            f" (train.target_val_loss {target:g}, already reached, is cleared)" if target is not None else ""))
         return True
 
     def compare(self, run_dirs: list[str]) -> CompareView:

@@ -13,6 +13,7 @@ import sys
 
 from PySide6.QtCore import QFile, QObject, QTimer, Signal
 
+from core.layout import checkpoint_step
 from studio import demo
 from studio.controllers.prepare import PrepareJob, PrepareResult
 from studio.controllers.prepare_request import PrepareRequest
@@ -165,7 +166,13 @@ class WorkspaceSession(QObject):
         return run
 
     def fork_run(self, run_dir: str, checkpoint: str, changes: dict, name: str | None = None) -> Run:
+        """A run from `checkpoint` of `run_dir`'s with `changes`; a train.target_val_loss the parent had
+        reached by then is cleared (the fork would end at its first evaluation) unless `changes` sets one."""
         assert self.workspace is not None
+        ctl, step = self.controller(run_dir), checkpoint_step(checkpoint)
+        if ctl is not None and step is not None and "train.target_val_loss" not in changes and \
+                reached_target(ctl, step) is not None:
+            changes = {**changes, "train.target_val_loss": None}
         run = self.workspace.fork_run(Run(run_dir), checkpoint, changes, name)
         self._add(run)
         self.runs_changed.emit()
@@ -384,13 +391,16 @@ class WorkspaceSession(QObject):
                 self.run_updated.emit(d)
 
 
-def reached_target(ctl: RunController) -> float | None:
-    """The run's train.target_val_loss when its best validation loss has reached it, else None: a run
-    continued with it trained 25 of the 87 more steps asked and ended again, "target reached"."""
+def reached_target(ctl: RunController, step: int | None = None) -> float | None:
+    """The run's train.target_val_loss when a validation loss (up to `step`, else any) has reached it, else
+    None: a run continued with it trained 25 of the 87 more steps asked and ended again, "target reached"
+    (a fork from a checkpoint before the target keeps it: the time to reach it is what it compares)."""
     cfg = ctl.run.config_or_none()
     target = cfg.train.target_val_loss if cfg is not None else None
-    best = ctl.history.best_val_loss
-    return target if target is not None and best <= target else None  # NaN (no evaluation) compares False
+    evals = ctl.history.evals
+    losses = [v for s, v in zip(evals["step"].tolist(), evals["val_loss"].tolist(), strict=True)
+              if step is None or s <= step]
+    return target if target is not None and any(v <= target for v in losses) else None  # NaN compares False
 
 
 def restart_from(run: Run, step: int) -> dict:

@@ -300,6 +300,21 @@ def test_continue_a_finished_run_for_more_steps(qtbot, window, workspace, fake_e
     assert tiny.config().train.target_val_loss is None and ctl.history.step == 270
 
 
+def test_a_fork_past_its_parents_target_val_loss_drops_it_one_before_keeps_it(qtbot, workspace):
+    """A fork from a checkpoint whose validation loss had reached train.target_val_loss ended at its first
+    evaluation; from an earlier checkpoint the target stays (the time to reach it is what forks compare)."""
+    parent = workspace.run("tiny")
+    parent.write_config_text(apply_changes(parent.read_config_text(), {"train.target_val_loss": 1.5}))
+    write_finished_run(parent.dir, steps=100, eval_every=10, ckpt_every=50)  # val loss 1.5 reached at step 90
+    w = open_window(qtbot, workspace.root)
+    early, late = (c.path for c in parent.checkpoints())
+    kept = w.session.fork_run(parent.dir, early, {"train.max_steps": 300}, "from-50")
+    cleared = w.session.fork_run(parent.dir, late, {"train.max_steps": 300}, "from-100")
+    assert kept.config().train.target_val_loss == 1.5 and cleared.config().train.target_val_loss is None
+    asked = w.session.fork_run(parent.dir, late, {"train.target_val_loss": 1.2}, "from-100-lower")
+    assert asked.config().train.target_val_loss == 1.2  # a target of the fork's own stays
+
+
 def test_a_notification_when_a_run_ends_in_the_background(qtbot, window, workspace, fake_engine):
     fake_engine("normal")
     w = window

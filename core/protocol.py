@@ -14,7 +14,7 @@ files named in the event, never inline.
 
 Event fields (all optional beyond v/event/time unless stated):
   start       run_dir, config (resolved dict), params, device, precision, precision_reason (why: native
-              bf16, model width), world_size, tokens_per_step,
+              bf16, model width), world_size, local_world_size (processes on this node), tokens_per_step,
               max_steps, start_step, resumed (bool), parent (checkpoint path or None), versions
   step        step, tokens, loss, lr, grad_norm (pre-clip), clipped (bool), tokens_per_s, elapsed_s,
               step_ms

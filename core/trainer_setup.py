@@ -340,6 +340,7 @@ def announce(tr: Trainer, config_path: str, overrides: list[str]) -> None:
     tr.sinks.emit(make_event(
         "start", run_dir=cfg.run.dir, config=tr.resolved, params=tr.raw_model.num_params(), device=tr.device,
         precision=tr.precision, precision_reason=tr.precision_reason, world_size=tr.world,
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", tr.world)),  # torchrun's, on this node
         backend=dist.get_backend() if dist.is_initialized() else None, tokens_per_step=tr.tokens_per_step,
         max_steps=t.max_steps, start_step=tr.state.step, resumed=bool(tr.resume_from), parent=tr.parent,
         compile=t.compile, versions=environment_versions(cfg.data.dir), pid=os.getpid()))

@@ -81,6 +81,7 @@ def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path, char_da
     assert train_inproc(single) == 0
     evs = _torchrun(2, ddp, tmp_path)
     assert evs[0]["event"] == "start" and evs[0]["world_size"] == 2 and evs[0]["backend"] == "gloo"
+    assert evs[0]["local_world_size"] == 2  # torchrun's, on this node: what the studio resumes it on
     assert [e["event"] for e in evs].count("start") == 1, "only rank 0 speaks"
     assert_same_weights(weights(run_dir_of(single)), weights(run_dir_of(ddp)), atol=1e-5)
     single_losses = [e["loss"] for e in read_events(os.path.join(run_dir_of(single), "metrics.jsonl"))
@@ -231,6 +232,7 @@ def test_event_stream_and_metrics_file_agree(tmp_path, char_data):
     step = next(e for e in evs if e["event"] == "step")
     assert {"loss", "lr", "grad_norm", "clipped", "tokens", "tokens_per_s", "elapsed_s"} <= set(step)
     assert evs[0]["params"] > 0 and evs[0]["world_size"] == 1 and evs[0]["device"] == "cpu" and evs[0]["backend"] is None
+    assert evs[0]["local_world_size"] == 1
     resolved = load_config(os.path.join(tmp_path, "runs", "r", "config.resolved.yaml"))
     assert resolved.model.vocab_size == 43 and resolved.train.seed == 7 and resolved.data.dir == char_data
     file_events = read_events(os.path.join(tmp_path, "runs", "r", "metrics.jsonl"))

@@ -147,3 +147,25 @@ def test_the_demo_run_writes_samples():
 
     cfg = loads(demo.tiny_config_text())
     assert cfg.train.sample_tokens > 0 and cfg.train.eval_interval > 0
+
+
+def test_the_process_count_follows_the_run_that_trained_with_it(qtbot, workspace):
+    """Processes kept the count set for another run: a run trained on 1 process was continued on 2 (DDP,
+    twice the tokens per step). A run that has trained shows its world size; a new one keeps the choice."""
+    text = workspace.run("tiny").read_config_text()
+    one, two, new = workspace.run("tiny"), workspace.create_run("two", text), workspace.create_run("fresh", text)
+    nodes = workspace.create_run("nodes", text)
+    for run, world in ((one, {"world_size": 1}), (two, {"world_size": 2, "local_world_size": 2}),
+                       (nodes, {"world_size": 8})):  # two nodes of 4, from an engine before local_world_size
+        write_finished_run(run.dir, steps=20)
+        metrics = os.path.join(run.dir, layout.METRICS)
+        lines = open(metrics, encoding="utf-8").read().splitlines(keepends=True)
+        start = make_event("start", max_steps=20, start_step=0, resumed=False, config={}, **world)
+        layout.atomic_write(metrics, encode(start) + "".join(lines[1:]))
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    seen = []
+    for run in (two, new, one, new, two, nodes):
+        panel.set_controller(RunController(run))
+        seen.append(panel.nproc())
+    assert seen == [2, 2, 1, 1, 2, 2]  # a run never trained, or of unknown count per node, keeps the choice

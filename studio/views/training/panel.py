@@ -155,6 +155,7 @@ class TrainingPanel(QWidget):
             self._planned_start = controller.planned_start() if controller.startable() else 0
             self.plots.set_history(controller.history, controller.run.name, self._planned_steps)
             self.console.set_lines(list(controller.console))
+            self._follow_process_count(controller.history.start or {})
         else:
             self.plots.set_history(None)
             self.console.set_lines([])
@@ -162,6 +163,14 @@ class TrainingPanel(QWidget):
         cfg = controller.run.config_or_none() if controller is not None else None
         self.samples.set_sample_tokens(cfg.train.sample_tokens if cfg is not None else None)
         self.refresh()
+
+    def _follow_process_count(self, start: dict) -> None:
+        """A run that has trained shows the processes it trained on on its node (torchrun's LOCAL_WORLD_SIZE):
+        Processes kept the count set for the last run, and a 1-process run was continued on 2 (twice the
+        tokens per step). A run never trained, or one whose count on its node is unknown, keeps the choice."""
+        local = start.get("local_world_size", 1 if start.get("world_size") == 1 else None)
+        if isinstance(local, int) and 1 <= local <= self.nproc_spin.maximum():
+            self.nproc_spin.setValue(local)
 
     def _connections(self):
         c = self.controller

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from core.export_families import export_formats
 from core.layout import DATA_META, read_json
 from core.precision import explain, likely_device
 
@@ -130,6 +131,7 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
     if device == "cpu" and precision == "fp32":
         per_layer += bt * m.n_head * m.block_size * 4  # CPU math attention keeps the probabilities
     activations = m.n_layer * per_layer + logits_memory(bt, vocab, m.n_embd, precision, act_bytes)
+    exports, export_refusal = export_formats(m)
     return {
         "vocab_size": vocab,
         "params": n_params,
@@ -142,6 +144,8 @@ def estimate(cfg: Config, vocab_size: int | None = None, world_size: int = 1) ->
         "precision": precision,
         "precision_reason": precision_reason,
         "optimizer": "Muon for the block matrices, AdamW for the rest" if muon else "AdamW",
+        "exports": exports,                # the formats `llm-train export` writes for this model
+        "export_refusal": export_refusal,  # why not Hugging Face and GGUF ("" when it does)
         "memory": {"weights": weights, "grads": grads, "optimizer": optimizer,
                    "activations": int(activations),
                    "total": int(weights + grads + optimizer + activations)},

@@ -44,6 +44,7 @@ def render(est: dict) -> str:
              f"device            {est['device']}",
              f"precision         {est['precision']}: {est['precision_reason']}",
              "memory            " + ", ".join(f"{k} {human_bytes(v)}" for k, v in mem.items() if k != "total")
-             + f"; total {human_bytes(mem['total'])}"]
+             + f"; total {human_bytes(mem['total'])}",
+             f"exports to        {est['exports']}" + (f" ({est['export_refusal']})" if est["export_refusal"] else "")]
     lines += [f"note: {n}" for n in est["notes"]]
     return "\n".join(lines)

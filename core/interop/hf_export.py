@@ -2,8 +2,7 @@
 
 learned positions + LayerNorm + GELU  -> GPT2LMHeadModel (missing biases written as zeros: exact)
 RoPE + RMSNorm + SwiGLU              -> LlamaForCausalLM, or Qwen2ForCausalLM when only q/k/v have biases
-Anything else (sinusoidal positions, ReLU, QK-norm, mixed families) has no HF architecture and is refused,
-naming the field. The folder is written under a temporary name and renamed into place.
+Anything else has no HF architecture and is refused, naming the field (core.export_families). The folder is written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -15,33 +14,11 @@ import shutil
 import torch
 
 from core.errors import UsageError
+from core.export_families import check_exportable
 from core.interop import layouts
 from core.layout import TOKENIZER, atomic_write, atomic_write_json, give_default_mode
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
-
-
-def check_exportable(cfg) -> str:
-    """The layout family ("gpt2" or "llama") of a config, or a UsageError naming the field that has none."""
-    if cfg.qk_norm:  # exported as Llama it was dropped without a word: other logits (5.5 apart on a tiny model)
-        raise UsageError("model.qk_norm: QK-norm has no equivalent in the supported architectures (GPT-2, "
-                         "Llama/Qwen2); export this model to ONNX, which keeps it", "model.qk_norm")
-    if cfg.pos_encoding == "sinusoidal":
-        raise UsageError("model.pos_encoding: sinusoidal positions have no equivalent in the supported "
-                         "architectures (GPT-2: learned; Llama/Qwen2: rope)", "model.pos_encoding")
-    if cfg.pos_encoding == "learned":
-        for field, value, want in (("norm", cfg.norm, "layernorm"), ("activation", cfg.activation, "gelu")):
-            if value != want:
-                raise UsageError(f"model.{field}: {value} with learned positions has no equivalent (GPT-2 uses "
-                                 f"{want})", f"model.{field}")
-        if cfg.n_kv_head not in (None, cfg.n_head):
-            raise UsageError("model.n_kv_head: GPT-2 has no grouped-query attention", "model.n_kv_head")
-        return "gpt2"
-    for field, value, want in (("norm", cfg.norm, "rmsnorm"), ("activation", cfg.activation, "swiglu")):
-        if value != want:
-            raise UsageError(f"model.{field}: {value} with rope has no equivalent (Llama/Qwen2 use {want})",
-                             f"model.{field}")
-    return "llama"
 
 
 def load_for_export(path: str):

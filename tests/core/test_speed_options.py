@@ -237,3 +237,6 @@ def test_estimate_command_speaks_human_units_and_names_defaults(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "MiB" in out.stdout and "no model section" in out.stdout and "warmup_steps not set: 5" in out.stdout
     assert f"precision         {prec.cpu_precision(384)[0]}" in out.stdout
+    assert "exports to        Hugging Face, GGUF, ONNX" in out.stdout  # the defaults are GPT-2's shape
+    out = engine("estimate", "--config", str(tmp_path / "run.yaml"), "--set", "model.pos_encoding=sinusoidal")
+    assert "exports to        ONNX (model.pos_encoding: sinusoidal positions" in out.stdout

@@ -400,3 +400,15 @@ def test_a_narrow_form_stacks_its_columns_and_the_wheel_scrolls_it_not_a_field(q
     QApplication.processEvents()
     est_height = editor.estimates.minimumSizeHint().height()
     assert editor.minimumSizeHint().height() < est_height / 2  # they scroll rather than need that height
+
+
+def test_the_estimates_say_which_export_formats_the_model_will_have(qtbot, editor):
+    """The speedrun preset's model (RoPE with GELU, QK-norm) has no Hugging Face or GGUF architecture: that
+    was said only by Export's failure after training. The estimates say it as the model is edited, and why."""
+    row = editor.estimates.values["exports"]
+    editor.set_text(COMMENTED)  # learned positions, LayerNorm, GELU: GPT-2
+    assert row.text() == "HF, GGUF, ONNX" and "No Hugging Face" not in editor.estimates.note.text()
+    editor.set_text(COMMENTED.replace("  n_embd: 32\n", "  n_embd: 32\n  pos_encoding: rope\n  qk_norm: true\n"))
+    assert row.text() == "ONNX only"
+    for reason in ("model.qk_norm", "model.norm: layernorm with rope", "model.activation: gelu with rope"):
+        assert reason in row.toolTip() and reason in editor.estimates.note.text(), reason

@@ -58,7 +58,8 @@ class EstimatesPanel(QFrame):
     ROWS = (("params", "Parameters"), ("params_non_embedding", "  non-embedding"),
             ("trainable_params", "  trainable"), ("vocab", "Vocabulary"),
             ("tokens_per_step", "Tokens / step"), ("flops_per_token", "FLOPs / token"),
-            ("flops_per_step", "FLOPs / step"), ("precision", "Precision"), ("weights", "Weights"),
+            ("flops_per_step", "FLOPs / step"), ("precision", "Precision"), ("exports", "Exports to"),
+            ("weights", "Weights"),
             ("grads", "Gradients"), ("optimizer", "Optimizer state"), ("activations", "Activations"),
             ("total", "Memory total"))
 
@@ -127,6 +128,8 @@ class EstimatesPanel(QFrame):
         mem = est["memory"]
         self.values["params"].setToolTip(f"{est['params']:,} parameters")
         self.values["vocab"].setToolTip(vocab_source)
+        self.values["exports"].setToolTip(est["export_refusal"] or "Run > Export Checkpoint: a Hugging Face folder "
+                                          "(transformers), a GGUF file (llama.cpp) or an ONNX graph")
         text = {"params": human_count(est["params"]),
                 "params_non_embedding": human_count(est["params_non_embedding"]),
                 # LoRA: only the adapters train (the share says how much smaller the update is)
@@ -137,15 +140,18 @@ class EstimatesPanel(QFrame):
                 "tokens_per_step": f"{est['tokens_per_step']:,}",
                 "flops_per_token": human_count(est["flops_per_token"]),
                 "flops_per_step": human_count(est["flops_per_step"]),
-                "precision": est["precision"]}
+                "precision": est["precision"],
+                "exports": "HF, GGUF, ONNX" if not est["export_refusal"] else "ONNX only"}
         text.update({k: human_bytes(mem[k]) for k in ("weights", "grads", "optimizer", "activations", "total")})
         for key, label in self.values.items():
             label.setText(text[key])
         self.bar.set_parts({k: float(mem[k]) for k, _ in MEMORY_PARTS})
         self.setEnabled(True)
         optimizer = est.get("optimizer", "AdamW")  # the engine's words (core.estimate): AdamW, or Muon + AdamW
+        refusal = est["export_refusal"]  # said before the run trains, not at its export
         self.note.setText(f"Vocabulary {vocab_source}. Analytic: {optimizer}, fp32 master weights, "
-                          "activations without recomputation.")
+                          "activations without recomputation." + (
+                              f" No Hugging Face or GGUF export: {refusal}." if refusal else ""))
 
     def show_timing(self, timing: dict | None, device: str = "auto") -> None:
         """Time per step and in all (controllers.run.time_estimate), with where the figure comes from;

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal
 
 from core import layout
-from core.errors import missing_package_message
+from core.errors import CheckpointError, missing_package_message
+from core.export_families import export_formats
 from core.protocol import RUN_HINT
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
@@ -22,6 +23,22 @@ from studio.engine.failure import EngineFailure
 FORMATS = ("hf", "gguf", "onnx")
 DTYPES = {"hf": ("f32", "f16", "bf16"), "gguf": ("f32", "f16", "bf16", "q8_0"), "onnx": ("f32",)}
 NEEDS = {"gguf": ("gguf",), "onnx": ("onnx", "onnxruntime")}  # the optional packages each format imports
+
+
+def format_refusal(checkpoint: str, fmt: str) -> str:
+    """Why `fmt` cannot carry the model at `checkpoint`: HF and GGUF have no architecture for some configs
+    (core.export_families); "" when it can, and when the checkpoint's config cannot be read (the engine
+    then says why)."""
+    if fmt == "onnx":
+        return ""
+    from core.config import ConfigError, from_dict
+
+    try:
+        config = layout.read_checkpoint_meta(checkpoint).get("config")
+        model = from_dict({"model": config.get("model")}).model if isinstance(config, dict) else None
+    except (ConfigError, CheckpointError, OSError, ValueError):
+        return ""
+    return export_formats(model)[1] if model is not None else ""
 
 
 def missing_packages(fmt: str) -> list[str]:

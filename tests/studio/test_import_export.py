@@ -175,6 +175,29 @@ def test_export_dialog_says_before_export_when_a_formats_package_is_missing(qtbo
     assert dialog.export_button.isEnabled() and not dialog.status.text()
 
 
+def test_a_model_only_onnx_can_carry_is_offered_onnx_and_says_why_not_the_others(qtbot, tmp_path):
+    """The speedrun preset's model (RoPE with GELU, QK-norm) failed after Export was clicked ("gelu with
+    rope has no equivalent"): the dialog opens on ONNX, and choosing HF or GGUF says why at once."""
+    from studio.views.models.export_dialog import ExportDialog
+    from tests.studio.helpers import write_checkpoint_with_model
+
+    speedrun = write_checkpoint_with_model(str(tmp_path / "speedrun"), 175, {
+        "n_layer": 2, "n_head": 2, "n_embd": 32, "pos_encoding": "rope", "norm": "rmsnorm", "activation": "gelu",
+        "qk_norm": True})
+    dialog = ExportDialog(ExportJob(), speedrun)
+    qtbot.addWidget(dialog)
+    assert dialog.format.currentData() == "onnx" and not dialog.status.text()
+    for fmt in ("hf", "gguf"):
+        dialog.format.setCurrentIndex(dialog.format.findData(fmt))
+        assert not dialog.export_button.isEnabled(), fmt
+        assert "cannot carry this model" in dialog.status.text() and "model.qk_norm" in dialog.status.text()
+        assert "model.activation: gelu with rope" in dialog.status.text()
+    plain = write_checkpoint_with_model(str(tmp_path / "plain"), 100, {"n_layer": 2, "n_head": 2, "n_embd": 32})
+    dialog = ExportDialog(ExportJob(), plain)  # GPT-2's shape: Hugging Face first, as before
+    qtbot.addWidget(dialog)
+    assert dialog.format.currentData() == "hf" and dialog.export_button.isEnabled()
+
+
 def test_export_never_offers_or_starts_on_an_existing_destination(qtbot, tmp_path):
     """Exporting again with the defaults failed after the click (the engine refused the name the first export
     had written): the default name is a free one, and a name that exists is said at once, Export disabled."""

@@ -27,6 +27,7 @@ from studio.controllers.export_job import (
     ExportRequest,
     ExportResult,
     default_out,
+    format_refusal,
     missing_packages,
     missing_text,
 )
@@ -68,6 +69,8 @@ class ExportDialog(JobDialog):
         self.dtype.currentIndexChanged.connect(self._on_dtype_changed)
         self.out.textChanged.connect(self._refresh)  # typed, browsed, or a new default
         job.finished.connect(self._on_job_finished)
+        if format_refusal(checkpoint, "hf"):  # a model only ONNX can carry: offered first, not a failure
+            self.format.setCurrentIndex(self.format.findData("onnx"))
         self._on_format_changed()
 
     def _on_format_changed(self, *_args) -> None:
@@ -82,11 +85,14 @@ class ExportDialog(JobDialog):
         self.out.setText(default_out(self.checkpoint, self.format.currentData(), self.dtype.currentText()))
 
     def _refresh(self, *_args) -> None:
-        """What stops an export is said now, not after a click on Export: the format's package is missing,
-        or the destination exists (an export replaces nothing)."""
+        """What stops an export is said now, not after a click on Export: the format has no architecture for
+        the model, its package is missing, or the destination exists (an export replaces nothing)."""
         missing = missing_packages(self.format.currentData())
         out = self.out.text().strip()
-        if missing:
+        refusal = format_refusal(self.checkpoint, self.format.currentData())
+        if refusal:
+            problem = f"{FORMAT_TITLES[self.format.currentData()]} cannot carry this model: {refusal}."
+        elif missing:
             problem = missing_text(self.format.currentData(), missing)
         elif out and os.path.exists(out):
             problem = f"{out} already exists: choose another name (an export replaces nothing)."

@@ -2,7 +2,8 @@
 
 learned positions + LayerNorm + GELU  -> GPT2LMHeadModel (missing biases written as zeros: exact)
 RoPE + RMSNorm + SwiGLU              -> LlamaForCausalLM, or Qwen2ForCausalLM when only q/k/v have biases
-Anything else has no HF architecture and is refused, naming the field (core.export_families). The folder is written under a temporary name and renamed into place.
+Anything else has no HF architecture and is refused, naming the field (core.export_families). The folder
+is written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ w.close()
 """
 TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.errors", "core.config_text",
                    "core.estimate", "core.precision", "core.shape", "core.schedule",  # sizes, precision, shape rules, LR
-                   "core.corpora"}  # schedule; the built-in corpora's generator (the demo's examples)
+                   "core.corpora",  # schedule; the built-in corpora's generator (the demo's examples);
+                   "core.export_families"}  # which configs HF / GGUF can carry (estimates, Export dialog)
 
 
 def _studio_env(tmp_path) -> dict:

@@ -366,16 +366,7 @@ class MainWindow(QMainWindow):
             self.show_tab("config")
 
     def fork_run(self, run_dir: str | None) -> None:
-        defaults = self.session.fork_defaults(run_dir) if run_dir else None
-        if defaults is None:
-            return
-        from studio.views.runs.fork_dialog import ForkDialog
-
-        ctl, train, name, rates = defaults
-        dialog = ForkDialog(ctl.run.name, ctl.run.checkpoints(), train, name, rates, self)
-        if dialog.exec() == ForkDialog.DialogCode.Accepted:
-            run = self.session.fork_run(run_dir, dialog.checkpoint_path(), dialog.changes(), dialog.name.text())
-            self.runs_panel.select_run(run.dir)
+        self.run_actions.fork(run_dir)
 
     def show_multinode(self, nproc: int) -> None:
         ctl = self.controller()

@@ -8,8 +8,8 @@ import math
 import os
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from core import layout
 from core.config_text import apply_changes
@@ -313,6 +313,18 @@ def test_a_fork_past_its_parents_target_val_loss_drops_it_one_before_keeps_it(qt
     assert kept.config().train.target_val_loss == 1.5 and cleared.config().train.target_val_loss is None
     asked = w.session.fork_run(parent.dir, late, {"train.target_val_loss": 1.2}, "from-100-lower")
     assert asked.config().train.target_val_loss == 1.2  # a target of the fork's own stays
+
+    def accept_the_fork_dialog():  # Fork from Checkpoint…: the newest checkpoint, the dialog's defaults
+        dialog = QApplication.activeModalWidget()
+        dialog.name.setText("from-the-dialog")
+        dialog.accept()
+
+    said = []
+    w.statusBar().messageChanged.connect(said.append)
+    QTimer.singleShot(0, accept_the_fork_dialog)
+    w.fork_run(parent.dir)  # modal: returns once the dialog was accepted
+    assert workspace.run("from-the-dialog").config().train.target_val_loss is None
+    assert any("train.target_val_loss 1.5, already reached there, is cleared" in m for m in said), said
 
 
 def test_a_notification_when_a_run_ends_in_the_background(qtbot, window, workspace, fake_engine):

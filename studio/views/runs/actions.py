@@ -11,6 +11,7 @@ import os
 
 from PySide6.QtCore import QObject
 
+from core.layout import checkpoint_step
 from studio.controllers.runs import WorkspaceSession, reached_target
 from studio.views.evaluate.actions import EvaluateActions
 from studio.views.finetune.dialog import open_finetune
@@ -140,6 +141,26 @@ class RunActions(QObject):
         self.session.annotate(ctl.run.dir, notes=answer[0], tags=parse_tags(answer[1]))
         self.panel.apply_filter()
         return True
+
+    def fork(self, run_dir: str | None) -> None:
+        """Fork from Checkpoint…: the dialog, then the new run selected; a reached target it drops is said."""
+        defaults = self.session.fork_defaults(run_dir) if run_dir else None
+        if defaults is None:
+            return
+        from studio.views.runs.fork_dialog import ForkDialog
+
+        ctl, train, name, rates = defaults
+        dialog = ForkDialog(ctl.run.name, ctl.run.checkpoints(), train, name, rates, self.window)
+        if dialog.exec() != ForkDialog.DialogCode.Accepted:
+            return
+        checkpoint, changes = dialog.checkpoint_path(), dialog.changes()
+        step = checkpoint_step(checkpoint)
+        dropped = reached_target(ctl, step) if step is not None and "train.target_val_loss" not in changes else None
+        run = self.session.fork_run(run_dir, checkpoint, changes, dialog.name.text())
+        self.panel.select_run(run.dir)
+        if dropped is not None:
+            self._say(f"Forked {run.name} from step {step:,}: train.target_val_loss {dropped:g}, already reached "
+                      "there, is cleared")
 
     def continue_run(self, run_dir: str) -> bool:
         ctl = self.session.controller(run_dir)

@@ -150,6 +150,10 @@ class AttentionSession(QObject):
         if state == "ready" and self.error:
             self._status(f"Worker restarted ({checkpoint_label(self.link.checkpoint)}); press Compute again.")
 
+    def clear(self) -> None:
+        """Forget the attention set shown (another workspace: its checkpoint is not one of this one's)."""
+        self.data = None
+
     def _show(self, data: AttentionSet) -> None:
         self.data = data
         self.loaded.emit(data)

@@ -25,12 +25,10 @@ DTYPES = {"hf": ("f32", "f16", "bf16"), "gguf": ("f32", "f16", "bf16", "q8_0"), 
 NEEDS = {"gguf": ("gguf",), "onnx": ("onnx", "onnxruntime")}  # the optional packages each format imports
 
 
-def format_refusal(checkpoint: str, fmt: str) -> str:
-    """Why `fmt` cannot carry the model at `checkpoint`: HF and GGUF have no architecture for some configs
-    (core.export_families); "" when it can, and when the checkpoint's config cannot be read (the engine
-    then says why)."""
-    if fmt == "onnx":
-        return ""
+def hf_gguf_refusal(checkpoint: str) -> str:
+    """Why Hugging Face and GGUF cannot carry the model at `checkpoint` (they have no architecture for some
+    configs, core.export_families; ONNX carries every one); "" when they can, and when the checkpoint's
+    config cannot be read (the engine then says why)."""
     from core.config import ConfigError, from_dict
 
     try:

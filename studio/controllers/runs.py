@@ -169,9 +169,8 @@ class WorkspaceSession(QObject):
         """A run from `checkpoint` of `run_dir`'s with `changes`; a train.target_val_loss the parent had
         reached by then is cleared (the fork would end at its first evaluation) unless `changes` sets one."""
         assert self.workspace is not None
-        ctl, step = self.controller(run_dir), checkpoint_step(checkpoint)
-        if ctl is not None and step is not None and "train.target_val_loss" not in changes and \
-                reached_target(ctl, step) is not None:
+        ctl = self.controller(run_dir)
+        if ctl is not None and fork_drops_target(ctl, checkpoint, changes) is not None:
             changes = {**changes, "train.target_val_loss": None}
         run = self.workspace.fork_run(Run(run_dir), checkpoint, changes, name)
         self._add(run)
@@ -401,6 +400,15 @@ def reached_target(ctl: RunController, step: int | None = None) -> float | None:
     losses = [v for s, v in zip(evals["step"].tolist(), evals["val_loss"].tolist(), strict=True)
               if step is None or s <= step]
     return target if target is not None and any(v <= target for v in losses) else None  # NaN compares False
+
+
+def fork_drops_target(ctl: RunController, checkpoint: str, changes: dict) -> float | None:
+    """The train.target_val_loss a fork from `checkpoint` with `changes` drops: one reached by then (the fork
+    would end at its first evaluation), unless `changes` sets one of its own; None when it drops none."""
+    step = checkpoint_step(checkpoint)
+    if step is None or "train.target_val_loss" in changes:
+        return None
+    return reached_target(ctl, step)
 
 
 def restart_from(run: Run, step: int) -> dict:

@@ -203,7 +203,7 @@ class AttentionPanel(QWidget):
     def set_workspace(self, root: str) -> None:
         """Another workspace: the map shown (a checkpoint of the last one's) gives way to the hint."""
         if root != self.picker.workspace_root and self.session.data is not None:
-            self.session.data = None
+            self.session.clear()
             self.stack.setCurrentWidget(self.empty)
             self._set_status("")
         self.picker.set_workspace(root)

@@ -27,7 +27,7 @@ from studio.controllers.export_job import (
     ExportRequest,
     ExportResult,
     default_out,
-    format_refusal,
+    hf_gguf_refusal,
     missing_packages,
     missing_text,
 )
@@ -41,6 +41,7 @@ class ExportDialog(JobDialog):
     def __init__(self, job: ExportJob, checkpoint: str, parent: QWidget | None = None) -> None:
         super().__init__("Export checkpoint", parent)
         self.job, self.checkpoint = job, checkpoint
+        self.refusal = hf_gguf_refusal(checkpoint)  # read once: _refresh runs at every keystroke of the path
         self.result: ExportResult | None = None
         self.format = QComboBox()
         for fmt in FORMATS:
@@ -69,7 +70,7 @@ class ExportDialog(JobDialog):
         self.dtype.currentIndexChanged.connect(self._on_dtype_changed)
         self.out.textChanged.connect(self._refresh)  # typed, browsed, or a new default
         job.finished.connect(self._on_job_finished)
-        if format_refusal(checkpoint, "hf"):  # a model only ONNX can carry: offered first, not a failure
+        if self.refusal:  # a model only ONNX can carry: offered first, not a failure
             self.format.setCurrentIndex(self.format.findData("onnx"))
         self._on_format_changed()
 
@@ -89,9 +90,8 @@ class ExportDialog(JobDialog):
         the model, its package is missing, or the destination exists (an export replaces nothing)."""
         missing = missing_packages(self.format.currentData())
         out = self.out.text().strip()
-        refusal = format_refusal(self.checkpoint, self.format.currentData())
-        if refusal:
-            problem = f"{FORMAT_TITLES[self.format.currentData()]} cannot carry this model: {refusal}."
+        if self.refusal and self.format.currentData() != "onnx":
+            problem = f"{FORMAT_TITLES[self.format.currentData()]} cannot carry this model: {self.refusal}."
         elif missing:
             problem = missing_text(self.format.currentData(), missing)
         elif out and os.path.exists(out):

@@ -12,7 +12,7 @@ import os
 from PySide6.QtCore import QObject
 
 from core.layout import checkpoint_step
-from studio.controllers.runs import WorkspaceSession, reached_target
+from studio.controllers.runs import WorkspaceSession, fork_drops_target, reached_target
 from studio.views.evaluate.actions import EvaluateActions
 from studio.views.finetune.dialog import open_finetune
 from studio.views.runs import dialogs
@@ -154,13 +154,12 @@ class RunActions(QObject):
         if dialog.exec() != ForkDialog.DialogCode.Accepted:
             return
         checkpoint, changes = dialog.checkpoint_path(), dialog.changes()
-        step = checkpoint_step(checkpoint)
-        dropped = reached_target(ctl, step) if step is not None and "train.target_val_loss" not in changes else None
+        dropped = fork_drops_target(ctl, checkpoint, changes)  # what the session's fork_run will clear
         run = self.session.fork_run(run_dir, checkpoint, changes, dialog.name.text())
         self.panel.select_run(run.dir)
         if dropped is not None:
-            self._say(f"Forked {run.name} from step {step:,}: train.target_val_loss {dropped:g}, already reached "
-                      "there, is cleared")
+            self._say(f"Forked {run.name} from step {checkpoint_step(checkpoint):,}: train.target_val_loss "
+                      f"{dropped:g}, already reached there, is cleared")
 
     def continue_run(self, run_dir: str) -> bool:
         ctl = self.session.controller(run_dir)

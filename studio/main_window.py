@@ -400,6 +400,8 @@ class MainWindow(QMainWindow):
         self.notifier.run_finished(name, status, first_line)
         if run_dir == self.current_dir:
             self._update_start_blockers()
+        if self.config_editor is not None:  # a run that trained here measures this machine (the first one too)
+            self._update_time_estimate()
         if any(run_dir == d for d in self.runs_panel.compared()):
             self._update_overlays()
 

@@ -103,3 +103,17 @@ def test_the_time_estimate_prefers_a_full_training_run_to_a_newer_lora_fine_tune
     assert measured_speed([full, newer, gpu])["run"] == "gpu"
     engine_info.remember({"torch": "2.13.0+cpu", "cuda_available": False, "mps_available": False})
     assert measured_speed([full, newer, gpu])["run"] == "newer"  # a CPU-only torch on a GPU machine
+
+
+def test_a_run_that_trains_here_measures_the_time_estimate_when_it_ends(qtbot, window, workspace, fake_engine):
+    """The first run on a machine is what measures it: the Config tab's time estimate must not keep saying
+    that no run has trained once one has (it was refreshed only when the config was edited)."""
+    w = window(workspace.root)
+    tiny = workspace.run("tiny").dir
+    w.runs_panel.select_run(tiny)
+    est = w.config_editor.estimates
+    assert est.timing["step"].text() == "—" and "no run has trained" in est.timing_note.text().lower()
+    with qtbot.waitSignal(w.session.run_finished, timeout=20000):
+        w.start_training(False)
+    assert est.timing["step"].text().startswith("≈ "), est.timing_note.text()
+    assert "run tiny took" in est.timing_note.text()

@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&View")
         for i, (name, title) in enumerate(zip(TABS, ("&Data", "&Config", "&Training", "&Generate", "&Attention"), strict=True)):
-            self._action(m, title, lambda _c=False, n=name: self.show_tab(n), f"Ctrl+{i + 1}")
+            self._action(m, title, lambda _c=False, n=name: self.show_tab(n, focus=True), f"Ctrl+{i + 1}")
         m.addSeparator()
         self.runs_action = self._action(m, "Runs &List", self.runs_panel.setVisible, "Ctrl+B", checkable=True)
         self.runs_action.setChecked(True)
@@ -406,8 +406,13 @@ class MainWindow(QMainWindow):
             self._update_overlays()
 
     # ------------------------------------------------------------------ view actions
-    def show_tab(self, name: str) -> None:
+    def show_tab(self, name: str, focus: bool = False) -> None:
+        """`focus` (the Ctrl+1..5 shortcuts): the keyboard goes to the page's text box where it has one, so
+        Ctrl+4 and typing writes a prompt (it went to the tab bar, and a space opened the checkpoint list)."""
         self.tabs.setCurrentIndex(TABS.index(name))
+        typing = getattr(self.tabs.currentWidget(), "typing_widget", None)
+        if focus and typing is not None:
+            typing().setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def export_plots(self, fmt: str) -> None:
         plot_export.ask_and_export(self, fmt)

@@ -491,3 +491,21 @@ def test_keyboard_shortcuts_list_the_menus_and_the_panels_own_keys(qtbot, window
     assert w.generation.generate_button.shortcut().toString(native) == keys["Generate (Generate tab)"]
     assert w.generation.stop_button.shortcut().toString(native) == keys["Stop generating"]
     assert w.attention.compute_button.shortcut().toString(native) == keys["Compute (Attention tab)"]
+
+
+def test_the_tab_shortcuts_put_the_keyboard_in_the_pages_text_box(qtbot, window, workspace):
+    """Ctrl+4 then typing wrote nothing into the prompt: the keyboard stayed on the tab bar (Tab led to the
+    checkpoint list, whose popup a space opened). Ctrl+4 focuses the prompt, Ctrl+5 the attention text."""
+    from PySide6.QtWidgets import QMenu
+
+    w = window(workspace.root)
+    actions = {a.shortcut().toString(): a for menu in w.menuBar().findChildren(QMenu) for a in menu.actions()}
+    w.tabs.tabBar().setFocus()
+    actions["Ctrl+4"].trigger()
+    assert w.tabs.currentWidget() is w.generation and w.focusWidget() is w.generation.prompt
+    qtbot.keyClicks(w.focusWidget(), "add: 12+")
+    assert w.generation.prompt.toPlainText() == "add: 12+"
+    actions["Ctrl+5"].trigger()
+    assert w.tabs.currentWidget() is w.attention and w.focusWidget() is w.attention.text
+    actions["Ctrl+3"].trigger()  # a page without a text box keeps the focus where it was
+    assert w.tabs.currentWidget() is w.training

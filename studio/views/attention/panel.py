@@ -200,6 +200,10 @@ class AttentionPanel(QWidget):
         return export
 
     # ------------------------------------------------------------------ public
+    def typing_widget(self) -> QWidget:
+        """Where a keyboard user types first (MainWindow.show_tab): the text to inspect."""
+        return self.text
+
     def set_workspace(self, root: str) -> None:
         """Another workspace: the map shown (a checkpoint of the last one's) gives way to the hint."""
         if root != self.picker.workspace_root and self.session.data is not None:

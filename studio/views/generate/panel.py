@@ -280,6 +280,10 @@ class GenerationPanel(QWidget):
             self.chat_mode.setChecked(ok)
         self._chat_checkpoint = checkpoint
 
+    def typing_widget(self) -> QWidget:
+        """Where a keyboard user types first: the chat's message box in chat mode, else the prompt."""
+        return self.chat_pane.message if self.chat_mode.isChecked() else self.prompt
+
     def _on_chat_mode_toggled(self, on: bool) -> None:
         self.modes.setCurrentIndex(1 if on else 0)
         self.compare.setEnabled(not on)

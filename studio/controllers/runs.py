@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from PySide6.QtCore import QFile, QObject, QTimer, Signal
+from PySide6.QtCore import QFile, QFileSystemWatcher, QObject, QTimer, Signal
 
 from core.layout import checkpoint_step
 from studio import demo
@@ -26,6 +26,7 @@ from studio.workspace.trash import move_to_trash
 from studio.workspace.workspace import Workspace
 
 SUMMARY_MS = 1000  # how often running runs' rows (step, duration) are refreshed
+RESCAN_TICKS = 3  # runs/ is listed every 3 summary ticks too (a watcher misses changes on some file systems)
 
 
 class WorkspaceSession(QObject):
@@ -35,6 +36,7 @@ class WorkspaceSession(QObject):
     runs_changed = Signal()              # runs were added or removed
     run_updated = Signal(str)            # a run's summary (status, step, best val) changed
     run_finished = Signal(str, str, str)  # run folder, status, message
+    run_gone = Signal(str, list)         # a run folder removed outside the studio, the run folders before
     data_changed = Signal()              # a data set was prepared (lists and start checks are stale)
     status_message = Signal(str, int)    # status bar text, milliseconds to show it (0: until replaced)
 
@@ -51,6 +53,11 @@ class WorkspaceSession(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(SUMMARY_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
+        self._ticks = 0
+        self._watcher = QFileSystemWatcher(self)  # runs/ as changed by a shell, a file manager, the trash
+        self._watcher.directoryChanged.connect(lambda _path: self._rescan_soon.start())
+        self._rescan_soon = QTimer(self, singleShot=True, interval=200)  # a copy makes many changes
+        self._rescan_soon.timeout.connect(self.rescan)
 
     # ------------------------------------------------------------------ workspace
     def open(self, root: str) -> Workspace:
@@ -58,6 +65,7 @@ class WorkspaceSession(QObject):
         self.workspace = Workspace.create(root)
         self.refresh()
         self._timer.start()
+        self._watcher.addPath(self.workspace.runs_dir)
         self.workspace_opened.emit(self.workspace.root)
         return self.workspace
 
@@ -76,6 +84,8 @@ class WorkspaceSession(QObject):
         self.controllers = {}
         self.workspace = None
         self._timer.stop()
+        if self._watcher.directories():
+            self._watcher.removePaths(self._watcher.directories())
 
     def shutdown(self, stop_running: bool = False) -> None:
         """Application exit: stop runs gracefully if asked (they finish on their own, detached), follow
@@ -99,6 +109,21 @@ class WorkspaceSession(QObject):
             ctl.detach()
             ctl.deleteLater()
         self.runs_changed.emit()
+
+    def rescan(self) -> None:
+        """Follow runs/ as changed outside the studio: a run restored from the trash, made by `llm-train` in a
+        shell or copied in appears; one deleted or moved away goes (run_gone tells the window, which shows
+        another). Nothing happens when the folders are the ones known (the studio's own changes)."""
+        if self.workspace is None:
+            return
+        found = self.workspace.run_dirs()
+        if found == set(self.controllers):
+            return
+        before = list(self.controllers)
+        self.refresh()
+        for d in before:
+            if d not in found:
+                self.run_gone.emit(d, before)
 
     def _add(self, run: Run) -> RunController:
         ctl = RunController(run, self)
@@ -384,6 +409,9 @@ class WorkspaceSession(QObject):
 
     # ------------------------------------------------------------------ slots
     def _on_timer_timeout(self) -> None:
+        self._ticks += 1
+        if self._ticks % RESCAN_TICKS == 0:
+            self.rescan()
         dirty, self._dirty = self._dirty, set()
         for d in dirty:
             if d in self.controllers:

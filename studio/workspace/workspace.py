@@ -71,13 +71,16 @@ class Workspace:
 
     def runs(self) -> list[Run]:
         """Run folders (those with a config.yaml), oldest first."""
+        return sorted((Run(d) for d in self.run_dirs()), key=lambda r: (r.created(), r.name))
+
+    def run_dirs(self) -> set[str]:
+        """The absolute paths of the run folders (those with a config.yaml), in no order: cheap to poll."""
         try:
             names = os.listdir(self.runs_dir)
         except OSError:
-            return []
-        runs = [Run(os.path.join(self.runs_dir, n)) for n in names
-                if os.path.exists(os.path.join(self.runs_dir, n, layout.CONFIG))]
-        return sorted(runs, key=lambda r: (r.created(), r.name))
+            return set()
+        return {os.path.abspath(os.path.join(self.runs_dir, n)) for n in names
+                if os.path.exists(os.path.join(self.runs_dir, n, layout.CONFIG))}
 
     def run(self, name: str) -> Run:
         return Run(os.path.join(self.runs_dir, name))

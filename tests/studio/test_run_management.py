@@ -434,3 +434,29 @@ def test_a_long_run_name_is_elided_in_the_middle_not_pushing_the_columns_away(qt
     assert tree.textElideMode() == Qt.TextElideMode.ElideMiddle
     w.splitter.setSizes([900, w.width() - 900])
     qtbot.waitUntil(lambda: tree.columnWidth(0) >= tree.fontMetrics().horizontalAdvance(item.text(0)), timeout=3000)
+
+
+def test_runs_made_or_removed_outside_the_studio_come_and_go_in_the_list(qtbot, window, workspace, tmp_path):
+    """A run restored from the desktop's trash (or made by `llm-train` in a shell, or copied in) did not appear
+    until the workspace was opened again, and one deleted in a file manager stayed listed. runs/ is followed:
+    the list follows it, and a shown run that went away gives way to its neighbour without its config being
+    written back (which would make the folder again)."""
+    w = window
+    tiny = workspace.run("tiny").dir
+    outside = workspace.create_run("from-shell", workspace.run("tiny").read_config_text())  # not via the session
+    qtbot.waitUntil(lambda: "from-shell" in _names(w), timeout=5000)
+    assert w.session.controller(outside.dir) is not None
+    w.runs_panel.select_run(outside.dir)
+    assert w.current_dir == outside.dir
+    w.config_editor.form.editors["model.n_layer"].input.setValue(3)  # an edit pending autosave
+    moved = str(tmp_path / "elsewhere")
+    os.rename(outside.dir, moved)
+    qtbot.waitUntil(lambda: "from-shell" not in _names(w), timeout=5000)
+    assert w.current_dir == tiny and w.controller().run.name == "tiny"
+    assert "from-shell was moved or deleted outside the studio" in w.statusBar().currentMessage()
+    w.save_config()
+    qtbot.wait(1200)  # past the autosave delay
+    assert not os.path.exists(outside.dir) and _names(w) == ["tiny"]
+    os.rename(moved, outside.dir)  # restored (from the trash, say): listed again, the shown run stays
+    qtbot.waitUntil(lambda: "from-shell" in _names(w), timeout=5000)
+    assert w.current_dir == tiny

@@ -41,6 +41,7 @@ class RunActions(QObject):
         panel.finetune_requested.connect(lambda run_dir: open_finetune(window, run_dir))
         self.evaluate = EvaluateActions(window, session, panel)  # Evaluate… and the saved results
         session.prepare_job.finished.connect(self._on_prepare_job_finished)
+        session.run_gone.connect(self._on_session_run_gone)
 
     def _say(self, text: str, ms: int = 8000) -> None:
         self.window.statusBar().showMessage(text, ms)
@@ -89,17 +90,29 @@ class RunActions(QObject):
         if why:
             self._say(f"Cannot delete {name}: {why}", 0)
             return False
-        if was_current:  # show a neighbour before the deleted run's controller goes away
-            rest = [d for d in dirs if d != ctl.run.dir]
-            self.window.current_dir = None
-            if rest:
-                pick = rest[min(dirs.index(ctl.run.dir), len(rest) - 1)]
-                self.panel.select_run(pick)
-                self.window.select_run(pick)
-            else:
-                self.show_no_run()
+        if was_current:
+            self._show_neighbour(ctl.run.dir, dirs)
         self._say(f"Moved {name} to the trash")
         return True
+
+    def _show_neighbour(self, gone: str, dirs: list[str]) -> None:
+        """The shown run `gone` is no more: show the one after it in `dirs` (the runs before it went), else
+        the one before, else no run."""
+        rest = [d for d in dirs if d != gone and self.session.controller(d) is not None]
+        self.window.current_dir = None
+        if rest:
+            pick = rest[min(dirs.index(gone), len(rest) - 1)]
+            self.panel.select_run(pick)
+            self.window.select_run(pick)
+        else:
+            self.show_no_run()
+
+    def _on_session_run_gone(self, run_dir: str, dirs: list) -> None:
+        """A run folder went away outside the studio (a shell, a file manager): if it was shown, its config
+        is not saved back (that would make the folder again) and a neighbour is shown."""
+        if run_dir == self.window.current_dir:
+            self._show_neighbour(run_dir, dirs)
+            self._say(f"{os.path.basename(run_dir)} was moved or deleted outside the studio", 0)
 
     def show_no_run(self) -> None:
         """No run to show (an empty workspace, or its last run trashed): no other run's config, curves or

@@ -51,8 +51,12 @@ class MultiNodeDialog(QDialog):
         form.addRow("Processes per node", self.nproc)
         form.addRow("Master address (node 0)", self.addr)
         form.addRow("Master port", self.port)
-        note = QLabel("Run each command on its node, from a checkout of this project with the same data "
-                      "folder path. Node 0 hosts the rendezvous; only its rank 0 writes the run folder.")
+        # every rank reads the config, the data and, on a resume, the checkpoints (core.trainer_setup):
+        # "the same data folder path" left out the run folder, which the other nodes read too
+        note = QLabel("Run each command on its node. Every node needs this Python with the project installed "
+                      "and this run's folder and its data at the same paths: a shared file system, or "
+                      "copies (a resume reads the run's checkpoints on every node). Node 0 hosts the "
+                      "rendezvous; only its rank 0 writes the run folder.")
         note.setWordWrap(True)
         self.commands = QPlainTextEdit()
         self.commands.setReadOnly(True)

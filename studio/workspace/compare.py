@@ -13,7 +13,7 @@ import os
 
 from studio.workspace.evaluations import COMPARE_COLUMNS, run_figures
 from studio.workspace.metrics import RunHistory, write_csv_rows
-from studio.workspace.run import Run
+from studio.workspace.run import Run, format_duration
 
 METRICS = ("status", "step", "tokens", "final_train_loss", "final_val_loss", "best_val_loss", "best_val_step",
            "tokens_per_s", "elapsed_s")
@@ -52,6 +52,22 @@ def format_value(value) -> str:
     return str(value)
 
 
+def display_value(column: str, value) -> str:
+    """The comparison table's text for a value of `column`: counts with thousands separators, losses to four
+    decimals (as the runs list), the time as "1m 23s", an unknown metric as "–" ("1024000", "82.5506" and
+    a blank best_val_step beside "–" read poorly). The CSV keeps the figures (format_value)."""
+    if column in METRICS or column in COMPARE_COLUMNS:
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "–"
+        if column in ("tokens", "tokens_per_s"):
+            return f"{value:,.0f}"
+        if column == "elapsed_s":
+            return format_duration(value)
+        if column.endswith("_loss"):
+            return f"{value:.4f}"
+    return format_value(value)
+
+
 def config_values(run: Run) -> dict:
     """'section.key' -> value of the run's validated config (paths shown relative to its runs folder)."""
     cfg = run.config_or_none()
@@ -80,7 +96,7 @@ def metric_values(history: RunHistory, status: str) -> dict:
             if len(history.steps) else 0, "final_train_loss": last(history.steps, "loss"),
             "final_val_loss": last(history.evals, "val_loss"), "best_val_loss": history.best_val_loss,
             "best_val_step": history.best_val_step if history.best_val_step >= 0 else None,
-            "tokens_per_s": history.tokens_per_s, "elapsed_s": history.elapsed_s}
+            "tokens_per_s": history.tokens_per_s, "elapsed_s": history.elapsed_s if len(history.steps) else math.nan}
 
 
 def compare_runs(runs: list[tuple[Run, RunHistory, str]]) -> CompareTable:

@@ -460,3 +460,27 @@ def test_runs_made_or_removed_outside_the_studio_come_and_go_in_the_list(qtbot, 
     os.rename(moved, outside.dir)  # restored (from the trash, say): listed again, the shown run stays
     qtbot.waitUntil(lambda: "from-shell" in _names(w), timeout=5000)
     assert w.current_dir == tiny
+
+
+def test_the_comparison_table_reads_like_the_runs_list_and_sorts_by_the_figures(qtbot, workspace, tmp_path):
+    """The table showed raw figures: tokens 1024000, elapsed_s 82.5506, losses to six digits, and a run that
+    never trained had elapsed_s 0 and a blank best_val_step beside '–'. The CSV keeps the figures."""
+    from studio.views.runs.compare import CompareView
+    from studio.workspace.compare import compare_runs
+    from studio.workspace.metrics import RunHistory
+
+    done = workspace.create_run("done", workspace.run("tiny").read_config_text())
+    write_finished_run(done.dir, steps=1000)  # 256 tokens a step at 20,000 tokens/s, 50 ms a step by its clock
+    tiny = workspace.run("tiny")
+    view = CompareView(compare_runs([(tiny, RunHistory(), "new"), (done, done.load_history(), "done")]))
+    qtbot.addWidget(view)
+    view.sort_by("tokens", descending=True)
+    assert view.column_values("run") == ["done", "tiny"]
+    assert view.column_values("tokens") == ["256,000", "0"] and view.column_values("tokens_per_s") == ["20,000", "–"]
+    assert view.column_values("elapsed_s") == ["50s", "–"] and view.column_values("best_val_step") == ["1000", "–"]
+    assert view.column_values("final_val_loss")[0] == f"{3.0 * math.exp(-1000 / 40) + 1.1:.4f}"
+    path = str(tmp_path / "cmp.csv")
+    view.full.write_csv(path)
+    with open(path, encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[2][rows[0].index("tokens")] == "256000"  # figures, for a spreadsheet

@@ -22,14 +22,14 @@ from PySide6.QtWidgets import (
 )
 
 from studio.views.common.screen_fit import resize_to_fit
-from studio.workspace.compare import CompareTable, format_value
+from studio.workspace.compare import CompareTable, display_value
 
 
 class _Item(QTableWidgetItem):
     """Sorts numbers as numbers (unknown values last), text as text."""
 
-    def __init__(self, value) -> None:
-        super().__init__(format_value(value))
+    def __init__(self, column: str, value) -> None:
+        super().__init__(display_value(column, value))
         self.value = value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -95,7 +95,7 @@ class CompareView(QDialog):
         self.table.setHorizontalHeaderLabels(self.shown.columns)
         for r, values in enumerate(self.shown.rows):
             for c, value in enumerate(values):
-                self.table.setItem(r, c, _Item(value))
+                self.table.setItem(r, c, _Item(self.shown.columns[c], value))
         self.table.setSortingEnabled(True)
         if sorted_by in self.shown.columns:
             self.table.sortByColumn(self.shown.columns.index(sorted_by), order)

@@ -87,6 +87,11 @@ class ModelConfig:
                                        minimum=1, maximum=1 << 20)
     qk_norm: bool = _f(False, "RMS-normalise queries and keys per head before attention (QK-norm): steadier "
                        "training at higher learning rates.")
+    qk_norm_weight: bool = _f(False, "Give QK-norm a learned weight per head feature, one for the queries and "
+                              "one for the keys (Qwen3); off: parameter-free. Needs qk_norm.")
+    head_dim: int | None = _f(None, "Width of each attention head; empty = n_embd/n_head. Set where the heads "
+                              "are wider or narrower than that (Qwen3): queries are n_head x head_dim wide.",
+                              minimum=2, maximum=4096)
 
 
 @dataclass(frozen=True)
@@ -359,12 +364,14 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
     """Rules that involve more than one field."""
     m, t = cfg.model, cfg.train
     out: list[Problem] = []
-    if m.n_embd % m.n_head:
+    if m.head_dim is None and m.n_embd % m.n_head:
         out.append(Problem("model.n_embd", f"model.n_embd: {m.n_embd} is not divisible by "
-                                           f"model.n_head={m.n_head}"))
-    elif m.pos_encoding == "rope" and (m.n_embd // m.n_head) % 2:
-        out.append(Problem("model.n_head", f"model.n_head: rope needs an even head size, "
-                                           f"got n_embd/n_head = {m.n_embd // m.n_head}"))
+                                           f"model.n_head={m.n_head} (or set model.head_dim)"))
+    elif m.pos_encoding == "rope" and head_size(m) % 2:
+        field = "model.head_dim" if m.head_dim is not None else "model.n_head"
+        out.append(Problem(field, f"{field}: rope needs an even head size, got "
+                                  + (f"{m.head_dim}" if m.head_dim is not None else
+                                     f"n_embd/n_head = {m.n_embd // m.n_head}")))
     elif m.pos_encoding == "sinusoidal" and m.n_embd % 2:
         out.append(Problem("model.n_embd", f"model.n_embd: sinusoidal encoding needs an even width, "
                                            f"got {m.n_embd}"))
@@ -372,6 +379,9 @@ def cross_field_problems(cfg: Config) -> list[Problem]:
         out.append(Problem("model.n_kv_head", f"model.n_kv_head: model.n_head={m.n_head} must be a multiple "
                                               f"of model.n_kv_head={m.n_kv_head} (each key/value head serves "
                                               f"a whole group of query heads)"))
+    if m.qk_norm_weight and not m.qk_norm:
+        out.append(Problem("model.qk_norm_weight", "model.qk_norm_weight: a weight for QK-norm needs "
+                                                   "model.qk_norm: true"))
     out += [Problem(path, message) for path, message in schedule_problems(t)]
     if t.optimizer == "muon" and t.precision == "fp16":
         out.append(Problem("train.optimizer", "train.optimizer: muon does not work with train.precision=fp16 "
@@ -482,6 +492,7 @@ from core.estimate import (  # noqa: E402
     estimate,
     ffn_hidden,
     flops_per_token,
+    head_size,
     human_bytes,
     human_count,
     lora_params,
@@ -491,6 +502,6 @@ from core.estimate import (  # noqa: E402
 
 __all__ = ["SECTIONS", "SECTION_TYPES", "Config", "ConfigError", "DataConfig", "ModelConfig", "Problem",
            "RunConfig", "TrainConfig", "cross_field_problems", "data_vocab_size", "estimate",
-           "ffn_hidden", "field_docs", "flops_per_token", "from_dict", "human_bytes", "human_count",
+           "ffn_hidden", "field_docs", "flops_per_token", "from_dict", "head_size", "human_bytes", "human_count",
            "load_config", "loads", "lora_params", "mlp_hidden", "param_count", "read_yaml", "resolve_paths",
            "set_override"]

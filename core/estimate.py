@@ -40,12 +40,17 @@ def mlp_hidden(m: ModelConfig) -> int:
     return m.intermediate_size or ffn_hidden(m)
 
 
+def head_size(m: ModelConfig) -> int:
+    """The width of one attention head: model.head_dim where set (Qwen3), else n_embd / n_head."""
+    return m.head_dim or m.n_embd // m.n_head
+
+
 def linear_shapes(m: ModelConfig) -> dict[str, list[tuple[int, int]]]:
     """(in, out) features of each block's projections, by train.lora_targets name (core.lora's mapping)."""
-    d, h = m.n_embd, mlp_hidden(m)
-    kv = (m.n_kv_head or m.n_head) * (d // m.n_head)  # grouped-query attention: fewer key/value heads
+    d, h, hs = m.n_embd, mlp_hidden(m), head_size(m)
+    q, kv = m.n_head * hs, (m.n_kv_head or m.n_head) * hs  # grouped-query attention: fewer key/value heads
     gated = m.activation == "swiglu"
-    return {"attn_qkv": [(d, d + 2 * kv)], "attn_out": [(d, d)],
+    return {"attn_qkv": [(d, q + 2 * kv)], "attn_out": [(q, d)],
             "mlp_in": [(d, h)] * (2 if gated else 1), "mlp_out": [(h, d)]}
 
 
@@ -58,6 +63,8 @@ def param_count(m: ModelConfig, vocab_size: int, include_embeddings: bool = True
     shapes = linear_shapes(m)
     block = 2 * norm + sum(i * o + o * (1 if (b or (name == "attn_qkv" and m.qkv_bias)) else 0)
                            for name, pairs in shapes.items() for i, o in pairs)
+    if m.qk_norm and m.qk_norm_weight:
+        block += 2 * head_size(m)  # one weight for the queries, one for the keys, shared by the heads
     total = m.n_layer * block + norm  # + final norm
     emb = vocab_size * d
     pos = m.block_size * d if m.pos_encoding == "learned" else 0
@@ -78,7 +85,7 @@ def lora_params(m: ModelConfig, rank: int, targets: list[str]) -> int:
 def flops_per_token(m: ModelConfig, vocab_size: int) -> float:
     """Training FLOPs per token (forward + backward), PaLM appendix B: 6N + 12 L T d."""
     n = param_count(m, vocab_size, include_embeddings=False) + vocab_size * m.n_embd  # lm head matmul counts
-    return 6.0 * n + 12.0 * m.n_layer * m.block_size * m.n_embd
+    return 6.0 * n + 12.0 * m.n_layer * m.block_size * m.n_head * head_size(m)  # n_head x head size: d, or not
 
 
 # The chunked LM loss's rule (core/losses.py imports it from here, so that this torch-free estimate follows it):

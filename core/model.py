@@ -1,6 +1,6 @@
 """The GPT: a decoder-only transformer in plain PyTorch, readable top to bottom.
 
-Shapes use B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = head size (C // nh),
+Shapes use B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = head size (head_dim, else C // nh),
 nkv = n_kv_head (key/value heads; nh with plain multi-head attention), V = vocab size.
 
 Grouped-query attention (GQA): nkv key/value heads each serve nh / nkv query heads. The cache keeps the
@@ -25,7 +25,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from core.config import ModelConfig, mlp_hidden
+from core.config import ModelConfig, head_size, mlp_hidden
 from core.losses import lm_loss
 
 
@@ -100,8 +100,7 @@ class KVCache:
 
     @classmethod
     def empty(cls, cfg: ModelConfig, batch: int, device, dtype, max_len: int | None = None) -> KVCache:
-        hs = cfg.n_embd // cfg.n_head
-        shape = (cfg.n_layer, batch, kv_heads(cfg), max_len or cfg.block_size, hs)
+        shape = (cfg.n_layer, batch, kv_heads(cfg), max_len or cfg.block_size, head_size(cfg))
         return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
 
 
@@ -111,24 +110,30 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.n_kv_head = cfg.n_head, kv_heads(cfg)
         if self.n_head % self.n_kv_head:
             raise ValueError(f"model.n_head={cfg.n_head} is not a multiple of model.n_kv_head={cfg.n_kv_head}")
-        self.head_size = cfg.n_embd // cfg.n_head
+        self.head_size = head_size(cfg)  # n_embd // n_head unless model.head_dim says otherwise (Qwen3)
+        self.q_size = self.n_head * self.head_size  # width of q (and of the heads side by side)
         self.kv_size = self.n_kv_head * self.head_size  # width of k (and of v)
-        # q, k, v in one matmul: (C + 2 * kv_size) outputs; q/k/v may carry a bias of their own (Qwen2)
-        self.c_attn = nn.Linear(cfg.n_embd, cfg.n_embd + 2 * self.kv_size, bias=cfg.bias or cfg.qkv_bias)
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        # q, k, v in one matmul: (q_size + 2 * kv_size) outputs; q/k/v may carry a bias of their own (Qwen2)
+        self.c_attn = nn.Linear(cfg.n_embd, self.q_size + 2 * self.kv_size, bias=cfg.bias or cfg.qkv_bias)
+        self.c_proj = nn.Linear(self.q_size, cfg.n_embd, bias=cfg.bias)
         self.c_proj.residual_out = True  # scaled init, see GPT._init_weights
         self.dropout = cfg.dropout
-        self.qk_eps = cfg.norm_eps if cfg.qk_norm else None  # QK-norm: parameter-free RMS norm per head
+        self.qk_eps = cfg.norm_eps if cfg.qk_norm else None  # QK-norm: RMS norm per head
+        if cfg.qk_norm and cfg.qk_norm_weight:  # with a learned weight per feature, shared by the heads (Qwen3)
+            self.q_norm, self.k_norm = RMSNorm(self.head_size, cfg.norm_eps), RMSNorm(self.head_size, cfg.norm_eps)
 
     def forward(self, x: torch.Tensor, rope: tuple | None, layer: int = 0, cache: KVCache | None = None,
                 return_attention: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T, C = x.shape
+        B, T, _ = x.shape
         heads_qk = self.n_head + self.n_kv_head
         # (B, T, nh + 2 nkv, hs): the query heads, then the key heads, then the value heads
         qk, v = self.c_attn(x).view(B, T, heads_qk + self.n_kv_head, self.head_size).split(
             [heads_qk, self.n_kv_head], dim=2)
-        if self.qk_eps is not None:  # before RoPE, as in modded-nanogpt; both attention paths see it
+        if self.qk_eps is not None:  # before RoPE, as in modded-nanogpt and Qwen3; both attention paths see it
             qk = F.rms_norm(qk, (self.head_size,), eps=self.qk_eps)
+            if hasattr(self, "q_norm"):  # the query heads' weight, then the key heads'
+                qk = qk * torch.cat([self.q_norm.weight.expand(self.n_head, -1),
+                                     self.k_norm.weight.expand(self.n_kv_head, -1)]).to(qk.dtype)
         if rope is not None:  # queries and keys rotate together: one set of operations, not two
             qk = apply_rope(qk, *rope)
         q, k = qk.split([self.n_head, self.n_kv_head], dim=2)
@@ -162,7 +167,7 @@ class CausalSelfAttention(nn.Module):
                 y = _sdpa_cpu_fp32(q, k, v, past, dropout, gqa)
             else:
                 y = _sdpa(q, k, v, past, dropout, gqa)
-        y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble heads side by side
+        y = y.transpose(1, 2).reshape(B, T, self.q_size)  # re-assemble heads side by side
         return _dropout(self.c_proj(y), self.dropout, self.training), probs
 
 
@@ -260,7 +265,7 @@ class GPT(nn.Module):
             table = sinusoidal_table(cfg.block_size, cfg.n_embd) * (0.02 * math.sqrt(2.0))
             self.register_buffer("pos_table", table, persistent=False)
         else:  # rope
-            cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head, cfg.rope_theta)
+            cos, sin = rope_tables(cfg.block_size, head_size(cfg), cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])

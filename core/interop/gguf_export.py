@@ -1,6 +1,6 @@
 """Our checkpoint -> a .gguf file llama.cpp runs: metadata, vocabulary and tensors named and laid out as its
 converter (convert_hf_to_gguf.py) writes them. Architectures: `gpt2` (learned positions, LayerNorm, GELU),
-`llama` (RoPE, RMSNorm, SwiGLU) and `qwen2` (the same with q/k/v bias). Number formats: F32, F16, BF16 and
+`llama` (RoPE, RMSNorm, SwiGLU), `qwen2` (the same with q/k/v bias) and `qwen3` (with QK-norm). Number formats: F32, F16, BF16 and
 Q8_0 for the matrices; norms and biases stay F32, as llama.cpp keeps them.
 """
 
@@ -11,11 +11,12 @@ import os
 import numpy as np
 import torch
 
+from core.config import head_size
 from core.errors import UsageError
 from core.interop import layouts, require
 from core.interop.gguf_import import permute_rope_rows
 from core.interop.gguf_vocab import gguf_vocab_from_tokenizer
-from core.interop.hf_export import check_exportable, load_for_export
+from core.interop.hf_export import check_exportable, llama_kind, load_for_export, qk_norm_ones, split_qkv
 
 FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}  # llama.cpp's LlamaFileType
 
@@ -27,7 +28,7 @@ def gguf_arch(cfg) -> str:
     if cfg.bias:
         raise UsageError("model.bias: llama.cpp's llama/qwen2 graphs have no output-projection or MLP biases; "
                          "a RoPE model with bias=true cannot go into GGUF", "model.bias")
-    return "qwen2" if cfg.qkv_bias else "llama"
+    return llama_kind(cfg)
 
 
 def export_gguf(path: str, out: str, dtype: str) -> None:
@@ -88,7 +89,9 @@ def _metadata(w, cfg, arch: str, dtype: str, meta: dict, n_vocab: int) -> None:
     w.add_head_count_kv(cfg.n_kv_head or cfg.n_head)
     w.add_rope_freq_base(cfg.rope_theta)
     w.add_layer_norm_rms_eps(cfg.norm_eps)
-    w.add_rope_dimension_count(cfg.n_embd // cfg.n_head)
+    w.add_rope_dimension_count(head_size(cfg))
+    w.add_key_length(head_size(cfg))  # llama.cpp's n_embd_head_k / _v: n_embd / n_head when absent
+    w.add_value_length(head_size(cfg))
     w.add_vocab_size(n_vocab)
 
 
@@ -124,16 +127,14 @@ def _tensors(model, arch: str, dtype: str, gguf, extra_rows: list[int]):
     output matrices get `extra_rows` (copies of those rows) appended for the vocabulary's extra tokens."""
     cfg = model.cfg
     family = "gpt2" if arch == "gpt2" else "llama"
-    state = model.state_dict()
+    state = {**model.state_dict(), **qk_norm_ones(model)}
     for ours, t in state.items():
         if ours == "lm_head.weight" and cfg.tie_embeddings and arch != "gpt2":
             continue  # llama.cpp falls back to token_embd when output.weight is absent
         spec = layouts.other_name(layouts.GGUF_LAYOUTS, family, ours)
         t = t.detach().float()
         if isinstance(spec, tuple):  # split our fused q/k/v
-            kv = (cfg.n_kv_head or cfg.n_head) * (cfg.n_embd // cfg.n_head)
-            parts = torch.split(t, [cfg.n_embd, kv, kv], dim=0)
-            for name, part in zip(spec, parts, strict=True):
+            for name, part in zip(spec, split_qkv(cfg, t), strict=True):
                 if arch == "llama" and name.endswith(("attn_q.weight", "attn_q.bias")):
                     part = permute_rope_rows(part, cfg.n_head)
                 elif arch == "llama" and name.endswith(("attn_k.weight", "attn_k.bias")):

@@ -3,7 +3,7 @@ the `gguf` package, llama.cpp's RoPE row order undone, and the embedded vocabula
 
 llama.cpp's converter permutes the rows of attn_q / attn_k for the `llama` architecture so that each head's
 rotary pairs sit side by side (its "normal" RoPE); we rotate halves (as HF does), so the rows go back.
-`qwen2` (NEOX RoPE) and `gpt2` (no RoPE) keep HF's order.
+`qwen2`, `qwen3` (NEOX RoPE) and `gpt2` (no RoPE) keep HF's order.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from core.errors import UsageError
 from core.interop import layouts, model_config, positive_int, require
 from core.interop.gguf_vocab import tokenizer_json_from_gguf
 
-ARCHITECTURES = {"gpt2": "gpt2", "llama": "llama", "qwen2": "llama"}  # GGUF arch -> layout family
+ARCHITECTURES = {"gpt2": "gpt2", "llama": "llama", "qwen2": "llama", "qwen3": "llama"}  # GGUF arch -> family
 TENSOR_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
 
 
@@ -85,15 +85,21 @@ class GGUFSource:
             return model_config(dict(**common, bias=True, pos_encoding="learned", norm="layernorm",
                                      activation="gelu", norm_eps=float(self._hp("attention.layer_norm_epsilon", 1e-5))),
                                 self.path)
+        hs = self._int("attention.key_length", d // nh)  # llama.cpp's n_embd_head_k (Qwen3: not d / nh)
+        if self._int("attention.value_length", hs) != hs:
+            raise UsageError(f"{self.path}: keys and values of different widths ({self.arch}.attention."
+                             f"value_length) are not supported", "attention.value_length")
         rope_dims = self._hp("rope.dimension_count")
-        if rope_dims is not None and int(rope_dims) != d // nh:
+        if rope_dims is not None and int(rope_dims) != hs:
             raise UsageError(f"{self.path}: partial RoPE ({self.arch}.rope.dimension_count={rope_dims}, head size "
-                             f"{d // nh}) is not supported", "rope.dimension_count")
-        bias = has("blk.0.attn_output.bias")
+                             f"{hs}) is not supported", "rope.dimension_count")
+        bias, qk_norm = has("blk.0.attn_output.bias"), has("blk.0.attn_q_norm.weight")
         return model_config(dict(**common, n_kv_head=nkv if nkv != nh else None, bias=bias,
                                  qkv_bias=has("blk.0.attn_q.bias") and not bias, pos_encoding="rope", norm="rmsnorm",
                                  activation="swiglu", rope_theta=float(self._hp("rope.freq_base", 10000.0)),
-                                 norm_eps=float(self._hp("attention.layer_norm_rms_epsilon", 1e-5))), self.path)
+                                 norm_eps=float(self._hp("attention.layer_norm_rms_epsilon", 1e-5)),
+                                 head_dim=hs if hs != d // nh or d % nh else None, qk_norm=qk_norm,
+                                 qk_norm_weight=qk_norm), self.path)
 
     def _same_data(self, a: str, b: str) -> bool:
         ta, tb = self.tensors[a], self.tensors[b]

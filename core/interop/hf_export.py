@@ -2,6 +2,7 @@
 
 learned positions + LayerNorm + GELU  -> GPT2LMHeadModel (missing biases written as zeros: exact)
 RoPE + RMSNorm + SwiGLU              -> LlamaForCausalLM, or Qwen2ForCausalLM when only q/k/v have biases
+the same with QK-norm                -> Qwen3ForCausalLM (a parameter-free QK-norm as weights of one: exact)
 Anything else has no HF architecture and is refused, naming the field (core.export_families). The folder
 is written under a temporary name and renamed into place.
 """
@@ -14,6 +15,7 @@ import shutil
 
 import torch
 
+from core.config import head_size
 from core.errors import UsageError
 from core.export_families import check_exportable
 from core.interop import layouts
@@ -56,24 +58,51 @@ def hf_config(cfg, meta: dict, family: str, dtype: str) -> dict:
                 "n_head": cfg.n_head, "n_embd": cfg.n_embd, "n_positions": cfg.block_size, "n_ctx": cfg.block_size,
                 "n_inner": mlp_width(cfg), "activation_function": "gelu_new", "layer_norm_epsilon": cfg.norm_eps,
                 "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, **common}
-    qwen = cfg.qkv_bias and not cfg.bias
-    out = {"architectures": ["Qwen2ForCausalLM" if qwen else "LlamaForCausalLM"],
-           "model_type": "qwen2" if qwen else "llama", "hidden_size": cfg.n_embd,
+    kind = llama_kind(cfg)
+    out = {"architectures": [{"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}.get(kind, "LlamaForCausalLM")],
+           "model_type": kind, "hidden_size": cfg.n_embd,
            "intermediate_size": mlp_width(cfg), "num_hidden_layers": cfg.n_layer,
            "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.n_kv_head or cfg.n_head,
-           "head_dim": cfg.n_embd // cfg.n_head, "max_position_embeddings": cfg.block_size,
+           "head_dim": head_size(cfg), "max_position_embeddings": cfg.block_size,
            "rms_norm_eps": cfg.norm_eps, "hidden_act": "silu", "rope_theta": cfg.rope_theta,
            "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta}, "attention_dropout": 0.0,
            **common}
-    if qwen:
+    if kind in ("qwen2", "qwen3"):
         out.update(use_sliding_window=False, sliding_window=None, max_window_layers=cfg.n_layer)
-    else:
+    if kind == "qwen3":
+        out.update(attention_bias=False)
+    elif kind == "llama":
         out.update(attention_bias=cfg.bias, mlp_bias=cfg.bias)
     return out
 
 
+def llama_kind(cfg) -> str:
+    """The architecture of a model of the Llama layout family: qwen3 (QK-norm), qwen2 (q/k/v bias only) or
+    llama; the same words as model_type in config.json and general.architecture in GGUF."""
+    if cfg.qk_norm:
+        return "qwen3"
+    return "qwen2" if cfg.qkv_bias and not cfg.bias else "llama"
+
+
+def split_qkv(cfg, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Our fused q/k/v rows (weight or bias) as the three of Llama's layout."""
+    hs = head_size(cfg)
+    kv = (cfg.n_kv_head or cfg.n_head) * hs
+    return torch.split(t, [cfg.n_head * hs, kv, kv], dim=0)
+
+
+def qk_norm_ones(model) -> dict[str, torch.Tensor]:
+    """Our names and weights of one for a parameter-free QK-norm (Qwen3's norms have weights): exact; {} for
+    a model without QK-norm or with learned weights (then in its state dict)."""
+    cfg = model.cfg
+    if not cfg.qk_norm or cfg.qk_norm_weight:
+        return {}
+    return {f"blocks.{i}.attn.{n}.weight": torch.ones(head_size(cfg)) for i in range(cfg.n_layer)
+            for n in ("q_norm", "k_norm")}
+
+
 def hf_state_dict(model, family: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    cfg, state, out = model.cfg, model.state_dict(), {}
+    cfg, state, out = model.cfg, {**model.state_dict(), **qk_norm_ones(model)}, {}
     prefix = "transformer." if family == "gpt2" else ""
     for ours, t in state.items():
         if ours == "lm_head.weight":
@@ -82,8 +111,7 @@ def hf_state_dict(model, family: str, dtype: torch.dtype) -> dict[str, torch.Ten
             continue
         spec = layouts.other_name(layouts.HF_LAYOUTS, family, ours)
         if isinstance(spec, tuple):
-            kv = (cfg.n_kv_head or cfg.n_head) * (cfg.n_embd // cfg.n_head)
-            for name, part in zip(spec, torch.split(t, [cfg.n_embd, kv, kv], dim=0), strict=True):
+            for name, part in zip(spec, split_qkv(cfg, t), strict=True):
                 out[name] = part
         elif spec.endswith(":T"):
             out[prefix + spec[:-2]] = t.t()

@@ -1,6 +1,6 @@
 """A local Hugging Face model folder -> our checkpoint.
 
-Reads config.json (architectures gpt2, llama, mistral, qwen2), the weights (model.safetensors, sharded
+Reads config.json (architectures gpt2, llama, mistral, qwen2, qwen3), the weights (model.safetensors, sharded
 model-0000x-of-0000y.safetensors with their index, or pytorch_model.bin through torch.load(weights_only=True))
 tensor by tensor, and the tokenizer files (tokenizer.json, else rebuilt by `transformers` from vocab/merges).
 """
@@ -17,7 +17,8 @@ from core.errors import UsageError
 from core.interop import layouts, model_config, positive_int, require
 from core.layout import load_json
 
-SUPPORTED = {"gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama"}  # model_type -> family
+SUPPORTED = {"gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama",  # model_type -> family
+             "qwen3": "llama"}  # Qwen3: Llama's layout with a learned QK-norm and its own head size
 
 
 def read_hf_config(folder: str, block_size: int | None = None) -> tuple[ModelConfig, str, dict]:
@@ -75,8 +76,7 @@ def _llama_config(raw: dict, kind: str) -> dict:
         _refuse("hidden_act", raw["hidden_act"], "supported: silu (SwiGLU)")
     d, nh = _int(raw, "hidden_size"), _int(raw, "num_attention_heads")
     nkv = _int(raw, "num_key_value_heads", nh)
-    if raw.get("head_dim") not in (None, d // nh):
-        _refuse("head_dim", raw["head_dim"], f"the head size must be hidden_size/num_attention_heads = {d // nh}")
+    head_dim = _int(raw, "head_dim", d // nh)  # Qwen3-0.6B: 16 heads of 128 over a width of 1024
     attn_bias, mlp_bias = bool(raw.get("attention_bias", False)), bool(raw.get("mlp_bias", False))
     if attn_bias != mlp_bias:
         _refuse("attention_bias", attn_bias, f"our bias switch covers attention and MLP together; mlp_bias is "
@@ -84,13 +84,15 @@ def _llama_config(raw: dict, kind: str) -> dict:
     block = _int(raw, "max_position_embeddings", 2048)
     if kind == "mistral" and raw.get("sliding_window"):
         block = min(block, raw["sliding_window"])  # within one window sliding attention is full attention
-    if kind == "qwen2" and raw.get("use_sliding_window"):
+    if kind in ("qwen2", "qwen3") and raw.get("use_sliding_window"):
         _refuse("use_sliding_window", True, "full attention only")
     return dict(n_layer=_int(raw, "num_hidden_layers"), n_head=nh, n_kv_head=nkv if nkv != nh else None, n_embd=d,
                 vocab_size=_int(raw, "vocab_size"), block_size=block, bias=attn_bias, qkv_bias=(kind == "qwen2"),
                 pos_encoding="rope", norm="rmsnorm", activation="swiglu",
                 intermediate_size=_int(raw, "intermediate_size"), rope_theta=rope_theta_of(raw),
-                norm_eps=raw.get("rms_norm_eps", 1e-6), tie_embeddings=raw.get("tie_word_embeddings", False))
+                norm_eps=raw.get("rms_norm_eps", 1e-6), tie_embeddings=raw.get("tie_word_embeddings", False),
+                head_dim=head_dim if head_dim != d // nh or d % nh else None,
+                qk_norm=kind == "qwen3", qk_norm_weight=kind == "qwen3")
 
 
 # ------------------------------------------------------------------------------------------ weights

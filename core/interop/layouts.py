@@ -31,6 +31,7 @@ HF_LLAMA_BLOCK = {  # under model.layers.{i}.
     "attn.c_attn.weight": ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"),
     "attn.c_attn.bias": ("self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"),
     "attn.c_proj.weight": "self_attn.o_proj.weight", "attn.c_proj.bias": "self_attn.o_proj.bias",
+    "attn.q_norm.weight": "self_attn.q_norm.weight", "attn.k_norm.weight": "self_attn.k_norm.weight",  # Qwen3
     "mlp.c_gate.weight": "mlp.gate_proj.weight", "mlp.c_gate.bias": "mlp.gate_proj.bias",
     "mlp.c_fc.weight": "mlp.up_proj.weight", "mlp.c_fc.bias": "mlp.up_proj.bias",
     "mlp.c_proj.weight": "mlp.down_proj.weight", "mlp.c_proj.bias": "mlp.down_proj.bias",
@@ -55,6 +56,7 @@ GGUF_LLAMA_BLOCK = {
     "attn.c_attn.weight": ("attn_q.weight", "attn_k.weight", "attn_v.weight"),
     "attn.c_attn.bias": ("attn_q.bias", "attn_k.bias", "attn_v.bias"),
     "attn.c_proj.weight": "attn_output.weight", "attn.c_proj.bias": "attn_output.bias",
+    "attn.q_norm.weight": "attn_q_norm.weight", "attn.k_norm.weight": "attn_k_norm.weight",  # qwen3
     "mlp.c_gate.weight": "ffn_gate.weight", "mlp.c_gate.bias": "ffn_gate.bias",
     "mlp.c_fc.weight": "ffn_up.weight", "mlp.c_fc.bias": "ffn_up.bias",
     "mlp.c_proj.weight": "ffn_down.weight", "mlp.c_proj.bias": "ffn_down.bias",

@@ -58,11 +58,13 @@ def _scale_weights(model, std: float = 0.3) -> None:
 
 
 def tiny_hf_model(kind: str, folder: str, vocab_size: int = 400):
-    """Save a tiny `kind` (gpt2 | llama | qwen2 | mistral) model + tokenizer in `folder`; returns the model."""
+    """Save a tiny `kind` (gpt2 | llama | qwen2 | mistral | qwen3) model + tokenizer in `folder`; returns the
+    model. Qwen3's heads are 128 wide over a width of 32 (head_dim, as Qwen3-0.6B's 16 x 128 over 1024), with
+    learned QK-norm weights."""
     import transformers as tf
 
     os.makedirs(folder, exist_ok=True)
-    tok = save_tokenizer(folder, "qwen2" if kind == "qwen2" else "gpt2", vocab_size)
+    tok = save_tokenizer(folder, "qwen2" if kind in ("qwen2", "qwen3") else "gpt2", vocab_size)
     V = len(tok)
     common = dict(vocab_size=V, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     if kind == "gpt2":
@@ -78,6 +80,11 @@ def tiny_hf_model(kind: str, folder: str, vocab_size: int = 400):
                                num_hidden_layers=2, max_position_embeddings=64, sliding_window=None,
                                tie_word_embeddings=False, head_dim=8, **common)
         model = tf.MistralForCausalLM(cfg)
+    elif kind == "qwen3":  # head_dim 128: transformers' GGUF loader takes Qwen3's default, not key_length
+        cfg = tf.Qwen3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=128,
+                             intermediate_size=48, num_hidden_layers=2, max_position_embeddings=64,
+                             tie_word_embeddings=True, rope_theta=1000000.0, rms_norm_eps=1e-6, **common)
+        model = tf.Qwen3ForCausalLM(cfg)
     else:
         cfg = tf.Qwen2Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
                              num_hidden_layers=2, max_position_embeddings=64, tie_word_embeddings=True,

@@ -84,15 +84,18 @@ def test_export_refuses_an_option_without_equivalent(sinusoidal_ckpt, tmp_path, 
 
 
 @pytest.mark.parametrize("fmt", ["hf", "gguf"])
-def test_export_refuses_qk_norm_that_the_formats_cannot_carry(tmp_path, capsys, fmt):
+@pytest.mark.parametrize("model,field", [({}, "model.qk_norm"),  # GPT-2's shape: no architecture with QK-norm
+                                         ({"pos_encoding": "rope", "norm": "rmsnorm", "activation": "swiglu",
+                                           "qkv_bias": True}, "model.qkv_bias")])  # Qwen3 has no q/k/v bias
+def test_export_refuses_qk_norm_that_the_formats_cannot_carry(tmp_path, capsys, fmt, model, field):
     """A Llama-shaped model with QK-norm was written as a plain Llama (HF) or llama (GGUF): QK-norm dropped,
-    other logits. Refused, naming the field; ONNX (which traces our model) keeps it."""
+    other logits. It goes as Qwen3 now (test_interop_hf); what Qwen3 cannot carry is refused, naming the field;
+    ONNX (which traces our model) keeps it."""
     from test_interop_hf import _own_checkpoint
 
-    ckpt = _own_checkpoint(tmp_path, pos_encoding="rope", norm="rmsnorm", activation="swiglu",
-                           qk_norm=True)
+    ckpt = _own_checkpoint(tmp_path, qk_norm=True, **model)
     _refused(capsys, ["export", "--checkpoint", ckpt, "--format", fmt, "--out", str(tmp_path / "out")],
-             "model.qk_norm", "ONNX")
+             field, "ONNX")
     assert not os.path.exists(tmp_path / "out")
 
 

@@ -26,7 +26,7 @@ def _import(src: str, out: str):
     return model, load_tokenizer_for(path, meta), path
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama", "qwen2"])
+@pytest.fixture(scope="module", params=["gpt2", "llama", "qwen2", "qwen3"])
 def exported(request, tmp_path_factory):
     kind = request.param
     folder = tmp_path_factory.mktemp(f"gguf-{kind}")
@@ -52,11 +52,11 @@ def test_gguf_layout_and_metadata_are_llama_cpps(exported):
     kind, folder, model, _, _ = exported
     reader = gguf.GGUFReader(str(folder / "m.gguf"))
     fields = {k: f.contents() for k, f in reader.fields.items()}
-    arch = {"gpt2": "gpt2", "llama": "llama", "qwen2": "qwen2"}[kind]
+    arch = kind
     assert fields["general.architecture"] == arch
     assert fields[f"{arch}.block_count"] == 2 and fields[f"{arch}.embedding_length"] == 32
     assert fields["tokenizer.ggml.model"] == "gpt2"
-    assert fields["tokenizer.ggml.pre"] == ("qwen2" if kind == "qwen2" else "gpt-2")
+    assert fields["tokenizer.ggml.pre"] == ("qwen2" if kind in ("qwen2", "qwen3") else "gpt-2")
     assert fields["tokenizer.chat_template"].startswith("{% for m in messages %}")
     names = {t.name for t in reader.tensors}
     if kind == "gpt2":
@@ -66,6 +66,9 @@ def test_gguf_layout_and_metadata_are_llama_cpps(exported):
         assert {"blk.1.attn_k.weight", "blk.1.ffn_gate.weight"} <= names
         assert ("blk.0.attn_q.bias" in names) == (kind == "qwen2")
         assert ("output.weight" in names) == (kind == "llama")  # tied models leave it out
+        head = 128 if kind == "qwen3" else 8  # llama.cpp's n_embd_head_k: Qwen3's heads are not n_embd / n_head
+        assert fields[f"{arch}.attention.key_length"] == fields[f"{arch}.attention.value_length"] == head
+        assert ({"blk.1.attn_q_norm.weight", "blk.1.attn_k_norm.weight"} <= names) == (kind == "qwen3")
 
 
 def test_rebuilt_tokenizer_gives_the_source_ids(exported):

@@ -1,5 +1,5 @@
 """Hugging Face folders in and out: tiny random GPT-2 / Llama (GQA, untied) / Qwen2 (q/k/v bias, tied) /
-Mistral models made with transformers give the same logits and greedy tokens after import, and our
+Mistral / Qwen3 (QK-norm, heads wider than n_embd/n_head) models made with transformers give the same logits and greedy tokens after import, and our
 checkpoints exported to HF load in transformers with the same logits and tokenizer ids."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from core.generate import SampleParams, generate_steps, load_model, load_tokeniz
 from core.layout import latest_checkpoint
 from core.model import GPT
 
-KINDS = ["gpt2", "llama", "qwen2", "mistral"]
+KINDS = ["gpt2", "llama", "qwen2", "mistral", "qwen3"]
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -59,8 +59,13 @@ def test_imported_config_and_meta_carry_what_the_model_needs(imported):
     assert meta["eos_token_id"] == tok.tokenizer.token_to_id("<|endoftext|>")
     assert meta["context_length"] == 64 and meta["imported_from"]["model_type"] == kind
     expected = {"gpt2": (None, False, True), "llama": (2, False, False), "qwen2": (2, True, True),
-                "mistral": (1, False, False)}[kind]
+                "mistral": (1, False, False), "qwen3": (2, False, True)}[kind]
     assert (cfg.n_kv_head, cfg.qkv_bias, cfg.tie_embeddings) == expected
+    # Qwen3: heads of 128 over a width of 32, QK-norm with learned weights (the source's, not ones)
+    assert (cfg.head_dim, cfg.qk_norm, cfg.qk_norm_weight) == ((128, True, True) if kind == "qwen3" else
+                                                               (None, False, False))
+    if kind == "qwen3":
+        torch.testing.assert_close(model.blocks[1].attn.k_norm.weight, hf.model.layers[1].self_attn.k_norm.weight)
     if kind == "llama":
         assert cfg.rope_theta == 5000.0 and cfg.norm_eps == 1e-6
 
@@ -84,8 +89,8 @@ def test_export_hf_loads_in_transformers_with_equal_logits_and_tokenizer_ids(imp
     assert len(modes) == 1  # the weights as readable as the config (safetensors alone writes 0600)
     hf = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(out)
-    assert type(hf).__name__ == {"gpt2": "GPT2LMHeadModel", "qwen2": "Qwen2ForCausalLM"}.get(kind,
-                                                                                             "LlamaForCausalLM")
+    assert type(hf).__name__ == {"gpt2": "GPT2LMHeadModel", "qwen2": "Qwen2ForCausalLM",
+                                 "qwen3": "Qwen3ForCausalLM"}.get(kind, "LlamaForCausalLM")
     ids = tok.encode(SAMPLE)[:60]
     with torch.no_grad():
         torch.testing.assert_close(hf(torch.tensor([ids])).logits, model(torch.tensor([ids]))[0], atol=1e-4,
@@ -132,8 +137,13 @@ def _own_checkpoint(tmp_path, tok_path: str = "", vocab: int = 300, **model) -> 
     return save_checkpoint(str(tmp_path / "run"), 5, gpt, {}, {"config": Config(model=cfg).to_dict()}, tok_path)
 
 
-@pytest.mark.parametrize("model", [{"bias": False}, {"pos_encoding": "rope", "norm": "rmsnorm",
-                                                     "activation": "swiglu", "bias": True}])
+LLAMA_SHAPE = {"pos_encoding": "rope", "norm": "rmsnorm", "activation": "swiglu"}
+
+
+@pytest.mark.parametrize("model", [{"bias": False}, {**LLAMA_SHAPE, "bias": True},
+                                   {**LLAMA_SHAPE, "qk_norm": True},  # Qwen3, the norms' weights ones
+                                   {**LLAMA_SHAPE, "qk_norm": True, "qk_norm_weight": True, "head_dim": 24,
+                                    "n_kv_head": 1}])
 def test_our_own_models_export_to_hf_exactly(tmp_path, model):
     ckpt = _own_checkpoint(tmp_path, **model)
     assert main(["export", "--checkpoint", ckpt, "--format", "hf", "--out", str(tmp_path / "hf")]) == 0

@@ -116,14 +116,15 @@ def test_muon_splits_matrices_from_the_rest():
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
-def test_the_estimate_sizes_the_optimizer_state_the_optimizer_keeps(optimizer):
+@pytest.mark.parametrize("qk_norm_weight", [False, True])  # Qwen3's learned QK-norm weights: AdamW's, not Muon's
+def test_the_estimate_sizes_the_optimizer_state_the_optimizer_keeps(optimizer, qk_norm_weight):
     """The Config tab's memory estimate counted AdamW's two buffers for every parameter of a Muon run too;
     Muon keeps one buffer per block matrix. The estimate equals the state the real optimizer holds after
     a step, and says which optimizer it counted."""
     from core.config import Config, DataConfig, RunConfig
 
     m = ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=40, pos_encoding="rope",
-                    norm="rmsnorm", bias=False, qk_norm=True)
+                    norm="rmsnorm", bias=False, qk_norm=True, qk_norm_weight=qk_norm_weight)
     cfg = Config(model=m, data=DataConfig(dir="x"), train=TrainConfig(optimizer=optimizer, device="cpu"),
                  run=RunConfig())
     est = estimate(cfg, vocab_size=40)

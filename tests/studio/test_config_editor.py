@@ -410,5 +410,9 @@ def test_the_estimates_say_which_export_formats_the_model_will_have(qtbot, edito
     assert row.text() == "HF, GGUF, ONNX" and "No Hugging Face" not in editor.estimates.note.text()
     editor.set_text(COMMENTED.replace("  n_embd: 32\n", "  n_embd: 32\n  pos_encoding: rope\n  qk_norm: true\n"))
     assert row.text() == "ONNX only"
-    for reason in ("model.qk_norm", "model.norm: layernorm with rope", "model.activation: gelu with rope"):
+    for reason in ("model.norm: layernorm with rope", "model.activation: gelu with rope"):
         assert reason in row.toolTip() and reason in editor.estimates.note.text(), reason
+    assert "model.qk_norm" not in row.toolTip()  # with rope, RMSNorm and SwiGLU it goes as Qwen3
+    editor.set_text(COMMENTED.replace("  n_embd: 32\n", "  n_embd: 32\n  pos_encoding: rope\n  qk_norm: true\n"
+                                      "  norm: rmsnorm\n  activation: swiglu\n"))
+    assert row.text() == "HF, GGUF, ONNX" and "No Hugging Face" not in editor.estimates.note.text()

@@ -230,17 +230,6 @@ class ConfigError(UsageError, ValueError):
 
 
 # ----------------------------------------------------------------------------------------- parsing
-def empty_meaning(doc: str) -> str:
-    """"n_head" from a field doc's "...; empty = n_head (plain ...)." - short enough for a placeholder."""
-    at = doc.find("empty = ")
-    if at < 0:
-        return ""
-    text = doc[at + len("empty = "):]
-    for stop in (" (", ";", ". ", ","):
-        text = text.split(stop, 1)[0]
-    return text.rstrip(".").strip()
-
-
 def field_docs() -> dict[str, dict]:
     """{"model.n_layer": {"doc", "type", "default", "choices"?, "min"?, "max"?}} for every field."""
     out = {}

@@ -293,7 +293,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Saved {ctl.run.name}/config.yaml", 2000)
 
     def _update_time_estimate(self) -> None:
-        from studio.controllers.run import measured_speed, time_estimate
+        from studio.controllers.timing import measured_speed, time_estimate
 
         cfg, est, ctl = self.config_editor.config(), self.config_editor.last_estimate(), self.controller()
         if cfg is not None and est is not None:  # a stopped run resumes at its step: only the rest is estimated

@@ -72,7 +72,7 @@ def test_the_time_estimate_prefers_a_full_training_run_to_a_newer_lora_fine_tune
 
     from core.protocol import make_event
     from studio.controllers import engine_info
-    from studio.controllers.run import measured_speed
+    from studio.controllers.timing import measured_speed
     from studio.workspace import workspace as wsmod
     from studio.workspace.metrics import RunHistory
 

@@ -91,7 +91,7 @@ def test_start_blockers_check_the_checkpoint_step_before_launching(qtbot, window
 def test_a_fine_tune_starts_at_step_0_whatever_its_base_checkpoints_step(qtbot, window, workspace):
     """The fork rule (train beyond the checkpoint's step) is not a fine-tune's: the engine starts full and
     LoRA fine-tunes at step 0, so 100 steps on a step-100 base are fine."""
-    from studio.controllers.run import time_estimate
+    from studio.controllers.timing import time_estimate
 
     parent = workspace.run("tiny")
     write_finished_run(parent.dir, steps=100, status="done")

@@ -154,7 +154,7 @@ class EstimatesPanel(QFrame):
                               f" No Hugging Face or GGUF export: {refusal}." if refusal else ""))
 
     def show_timing(self, timing: dict | None, device: str = "auto") -> None:
-        """Time per step and in all (controllers.run.time_estimate), with where the figure comes from;
+        """Time per step and in all (controllers.timing.time_estimate), with where the figure comes from;
         `device`: the config's train.device (no figure from a run on another kind of device)."""
         if timing is None:
             for label in self.timing.values():

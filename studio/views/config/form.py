@@ -13,7 +13,6 @@ still shown, or at least flagged, never silently clamped.
 from __future__ import annotations
 
 import html
-import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -34,10 +33,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import SECTIONS, Problem, empty_meaning, field_docs
+from core.config import SECTIONS, Problem, field_docs
 from core.errors import quote
 from studio.views.common.wheel_guard import guard_wheel
 from studio.views.common.wrap_row import WrapRow
+from studio.views.config.field_text import (
+    empty_meaning,
+    escape_text,
+    format_float,
+    parse_float,
+    unescape_text,
+)
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SECTION_TITLES = {"model": "Model", "data": "Data", "train": "Training", "run": "Run"}
@@ -54,44 +60,6 @@ QAbstractSpinBox[problem="true"], QComboBox[problem="true"], QCheckBox[problem="
   background-color: rgba(231, 76, 60, 70); }
 QLabel[role="field-error"] { color: #d0473a; }
 """
-
-
-def format_float(value: float) -> str:
-    """Short, exact display of a float: 0.0003, 1e-5, 4.0, 6e+20."""
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    text = repr(value)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa.removesuffix('.0')}e{int(exponent)}"
-    return text
-
-
-def parse_float(text: str) -> float | None:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def escape_text(text: str) -> str:
-    """One-line display of a string: newline and tab as \\n and \\t (a backslash doubled)."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-
-
-def unescape_text(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            out.append({"n": "\n", "t": "\t", "\\": "\\"}.get(text[i + 1], "\\" + text[i + 1]))
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
 
 
 def set_problem_flag(widget: QWidget, on: bool) -> None:

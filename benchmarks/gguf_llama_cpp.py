@@ -1,15 +1,16 @@
 """Our GGUF exports in llama.cpp itself (through llama-cpp-python), not only in transformers' GGUF loader.
 
-For each tokenizer `prepare` makes (char, byte, bpe) and each GGUF architecture we write (gpt2, llama, qwen2), a
+For each tokenizer `prepare` makes (char, byte, bpe) and each GGUF architecture we write (gpt2, llama, qwen2,
+qwen3: QK-norm, and heads 24 wide where n_embd / n_head is 16), a
 small random-weight model of ours is exported as F32 and Q8_0; llama.cpp then tokenizes a multilingual text
 (1- to 4-byte UTF-8 characters), turns our ids back into text, and scores our ids. Printed per file: whether
 llama.cpp's ids and text equal ours, the largest logit difference and the relative RMS difference against our
 fp32 logits, and the EOS id llama.cpp reads. With --speed, greedy generation tokens/s of a 6 x 384 model
 (vocabulary 1024, batch 1, 128 new tokens) in our engine and in llama.cpp (F32, same thread count), as a ratio.
 
-With --converter LLAMA_CPP/convert_hf_to_gguf.py, the other direction: tiny random GPT-2, Llama (GQA) and
-Qwen2 (q/k/v bias) HF folders made offline go through llama.cpp's own converter (F32 and Q8_0; its
-pre-tokenizer check is told the split, since their tokenizers are not a known model's) and `llm-train import`;
+With --converter LLAMA_CPP/convert_hf_to_gguf.py, the other direction: tiny random GPT-2, Llama (GQA), Qwen2
+(q/k/v bias) and Qwen3 (QK-norm, 128-wide heads) HF folders made offline go through llama.cpp's own converter
+(F32 and Q8_0; its pre-tokenizer check is told the split, since their tokenizers are not a known model's) and `llm-train import`;
 printed: whether our ids equal the HF tokenizer's and our logits against transformers' on the same folder.
 
 llama-cpp-python builds llama.cpp from source (about 10 minutes on 2 cores; not a project dependency); its
@@ -44,7 +45,9 @@ from core.tokenizer import TokenizerWrapper
 CORPUS = "Café naïve — “quoted” 5 €, 你好 🙂 𝄞𝄢 clef.\nPlain ASCII line two! The quick brown fox jumps.\n"
 TEXT = "naïve “clef” — 你好 🙂, Café 𝄢 5 €\nPlain fox"
 ROPE = {"pos_encoding": "rope", "norm": "rmsnorm", "activation": "swiglu", "bias": False}
-CASES = [("char", "gpt2"), ("char", "llama"), ("byte", "llama"), ("bpe", "gpt2"), ("bpe", "llama"), ("bpe", "qwen2")]
+CASES = [("char", "gpt2"), ("char", "llama"), ("byte", "llama"), ("bpe", "gpt2"), ("bpe", "llama"), ("bpe", "qwen2"),
+         ("bpe", "qwen3")]
+EXTRA = {"qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True, "qk_norm_weight": True, "head_dim": 24, "n_kv_head": 2}}
 
 
 def _model(tmp: str, kind: str, arch: str, n_layer=2, n_head=4, n_embd=64, vocab=300) -> tuple[str, GPT, object]:
@@ -56,7 +59,7 @@ def _model(tmp: str, kind: str, arch: str, n_layer=2, n_head=4, n_embd=64, vocab
                 vocab_size=vocab if kind == "bpe" else None)
     tok_path = os.path.join(data, "tokenizer.json")
     tok = TokenizerWrapper.from_file(tok_path)
-    extra = {} if arch == "gpt2" else dict(ROPE, **({"qkv_bias": True} if arch == "qwen2" else {}))
+    extra = {} if arch == "gpt2" else dict(ROPE, **EXTRA.get(arch, {}))
     cfg = ModelConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=256, vocab_size=tok.vocab_size,
                       **extra)
     torch.manual_seed(0)
@@ -154,7 +157,7 @@ def converted(tmp: str, converter: str) -> None:
     with open(script, "w", encoding="utf-8") as fh:
         fh.write(CONVERT)
     print(f"\n{'llama.cpp converter -> import':30s} {'type':5s} {'ids':4s} {'max |dlogit|':>12s} {'rel RMS':>8s}")
-    for kind in ("gpt2", "llama", "qwen2"):
+    for kind in ("gpt2", "llama", "qwen2", "qwen3"):
         hf_dir = os.path.join(tmp, f"hf-{kind}")
         tiny_hf_model(kind, hf_dir)
         with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as fh:
@@ -167,7 +170,7 @@ def converted(tmp: str, converter: str) -> None:
         for dtype in ("f32", "q8_0"):
             gguf_path = os.path.join(tmp, f"conv-{kind}-{dtype}.gguf")
             subprocess.run([sys.executable, script, os.path.dirname(os.path.abspath(converter)),
-                            "qwen2" if kind == "qwen2" else "gpt-2", hf_dir, "--outfile", gguf_path,
+                            "qwen2" if kind in ("qwen2", "qwen3") else "gpt-2", hf_dir, "--outfile", gguf_path,
                             "--outtype", dtype], check=True, capture_output=True)
             out = os.path.join(tmp, f"imp-{kind}-{dtype}")
             assert cli(["import", gguf_path, "--out", out]) == 0

@@ -10,7 +10,7 @@ from core.config import ModelConfig, Problem
 
 SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "pos_encoding", "norm",
                 "activation", "mlp_ratio", "tie_embeddings", "n_kv_head", "rope_theta", "norm_eps", "qkv_bias",
-                "intermediate_size")
+                "intermediate_size", "head_dim", "qk_norm_weight")
 ENGINE_RULE = "the model shape cannot change when resuming or forking"
 
 

@@ -91,3 +91,15 @@ def test_heads_that_do_not_divide_the_width_are_fine_with_head_dim():
     model = GPT(cfg)
     assert param_count(cfg, 50) == model.num_params()
     assert model(torch.randint(0, 50, (1, 16)))[0].shape == (1, 16, 50)
+
+
+def test_a_checkpoints_head_size_and_qk_norm_weights_are_part_of_its_shape():
+    """A fork or a resume that changed head_dim or qk_norm_weight would fail to load the weights (other shapes,
+    missing tensors) after launching: the shape check names the field first, as for n_layer."""
+    from core.shape import shape_problems
+
+    old = ModelConfig(n_head=4, n_embd=32, pos_encoding="rope", qk_norm=True).__dict__
+    for change, field in ((dict(head_dim=16), "model.head_dim"), (dict(qk_norm_weight=True), "model.qk_norm_weight")):
+        new = ModelConfig(n_head=4, n_embd=32, pos_encoding="rope", qk_norm=True, **change)
+        assert [p.path for p in shape_problems(new, old, "step-000100")] == [field]
+    assert shape_problems(ModelConfig(n_head=4, n_embd=32, pos_encoding="rope", qk_norm=True), old, "x") == []

@@ -16,10 +16,10 @@ are imported inside the functions that need them, and a missing one is a usage e
 from __future__ import annotations
 
 import importlib
-import numbers
 import shlex
 
-from core.errors import UsageError, missing_package_message, quote
+from core.errors import UsageError, missing_package_message
+from core.import_config import model_config, positive_int  # noqa: F401 (re-exported for the importers)
 
 
 def require(module: str, what: str):
@@ -28,30 +28,6 @@ def require(module: str, what: str):
         return importlib.import_module(module)
     except ImportError:
         raise UsageError(missing_package_message(what, [module])) from None
-
-
-def positive_int(value, where: str, default=None) -> int:
-    """A hyper-parameter read from an imported file's metadata as a positive integer; UsageError naming
-    `where` (the file and the key) when it is missing or of another kind (a traceback otherwise)."""
-    if value is None:
-        value = default
-    if value is None:
-        raise UsageError(f"{where} is missing", where.rpartition(" ")[2])
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
-        raise UsageError(f"{where} must be a positive integer, got {quote(value)}", where.rpartition(" ")[2])
-    return int(value)
-
-
-def model_config(fields: dict, where: str):
-    """The ModelConfig of an imported model, validated like any config (e.g. n_embd a multiple of n_head);
-    UsageError naming the source and the fields otherwise."""
-    from core.config import ConfigError, from_dict
-
-    try:
-        return from_dict({"model": fields}).model
-    except ConfigError as exc:
-        raise UsageError(f"{where}: the model it describes is not one we can build: "
-                         + "; ".join(p.message for p in exc.problems), "model") from None
 
 
 def run_hint(fmt: str, out: str, model: dict) -> str:

@@ -14,85 +14,9 @@ import torch
 
 from core.config import ModelConfig
 from core.errors import UsageError
-from core.interop import layouts, model_config, positive_int, require
+from core.import_config import SUPPORTED, read_hf_config, rope_theta_of  # noqa: F401 (the importer's names)
+from core.interop import layouts, require
 from core.layout import load_json
-
-SUPPORTED = {"gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama",  # model_type -> family
-             "qwen3": "llama"}  # Qwen3: Llama's layout with a learned QK-norm and its own head size
-
-
-def read_hf_config(folder: str, block_size: int | None = None) -> tuple[ModelConfig, str, dict]:
-    """(our ModelConfig, layout family, raw config.json); UsageError naming the field for what we lack."""
-    try:
-        raw = load_json(os.path.join(folder, "config.json"), "config.json")
-    except ValueError as exc:
-        raise UsageError(f"not a Hugging Face model folder: {exc}") from None
-    kind = raw.get("model_type")
-    if kind not in SUPPORTED:
-        raise UsageError(f"config.json: model_type {kind!r} ({', '.join(raw.get('architectures') or [])}) is not "
-                         f"supported; supported: {', '.join(SUPPORTED)}", "model_type")
-    cfg = _gpt2_config(raw) if kind == "gpt2" else _llama_config(raw, kind)
-    if block_size:
-        cfg["block_size"] = min(cfg["block_size"], block_size)
-    return model_config(cfg, os.path.join(folder, "config.json")), SUPPORTED[kind], raw
-
-
-def _int(raw: dict, key: str, default=None) -> int:
-    return positive_int(raw.get(key), f"config.json: {key}", default)
-
-
-def _refuse(field: str, value, why: str):
-    raise UsageError(f"config.json: {field}={value!r} is not supported ({why})", field)
-
-
-def _gpt2_config(raw: dict) -> dict:
-    act = raw.get("activation_function", "gelu_new")
-    if act not in ("gelu_new", "gelu_pytorch_tanh"):
-        _refuse("activation_function", act, "supported: gelu_new, the tanh-approximated GELU")
-    for key in ("scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"):
-        if raw.get(key):
-            _refuse(key, raw[key], "plain GPT-2 attention only")
-    if raw.get("scale_attn_weights") is False:
-        _refuse("scale_attn_weights", False, "attention is always scaled by 1/sqrt(head size)")
-    d = _int(raw, "n_embd")
-    return dict(n_layer=_int(raw, "n_layer"), n_head=_int(raw, "n_head"), n_embd=d, vocab_size=_int(raw, "vocab_size"),
-                block_size=_int(raw, "n_positions", raw.get("n_ctx") or 1024), bias=True, pos_encoding="learned",
-                norm="layernorm", activation="gelu", intermediate_size=_int(raw, "n_inner", 4 * d),
-                norm_eps=raw.get("layer_norm_epsilon", 1e-5), tie_embeddings=raw.get("tie_word_embeddings", True))
-
-
-def rope_theta_of(raw: dict) -> float:
-    """rope_theta from config.json (transformers 4 writes it at top level, 5 inside rope_parameters)."""
-    params = raw.get("rope_parameters") or {}
-    scaling = raw.get("rope_scaling") or {}
-    kind = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
-    if kind != "default":
-        _refuse("rope_scaling", kind, "only plain RoPE; scaled variants (llama3, yarn, linear, dynamic) are not")
-    return float(params.get("rope_theta") or raw.get("rope_theta") or 10000.0)
-
-
-def _llama_config(raw: dict, kind: str) -> dict:
-    if raw.get("hidden_act", "silu") != "silu":
-        _refuse("hidden_act", raw["hidden_act"], "supported: silu (SwiGLU)")
-    d, nh = _int(raw, "hidden_size"), _int(raw, "num_attention_heads")
-    nkv = _int(raw, "num_key_value_heads", nh)
-    head_dim = _int(raw, "head_dim", d // nh)  # Qwen3-0.6B: 16 heads of 128 over a width of 1024
-    attn_bias, mlp_bias = bool(raw.get("attention_bias", False)), bool(raw.get("mlp_bias", False))
-    if attn_bias != mlp_bias:
-        _refuse("attention_bias", attn_bias, f"our bias switch covers attention and MLP together; mlp_bias is "
-                f"{mlp_bias}")
-    block = _int(raw, "max_position_embeddings", 2048)
-    if kind == "mistral" and raw.get("sliding_window"):
-        block = min(block, raw["sliding_window"])  # within one window sliding attention is full attention
-    if kind in ("qwen2", "qwen3") and raw.get("use_sliding_window"):
-        _refuse("use_sliding_window", True, "full attention only")
-    return dict(n_layer=_int(raw, "num_hidden_layers"), n_head=nh, n_kv_head=nkv if nkv != nh else None, n_embd=d,
-                vocab_size=_int(raw, "vocab_size"), block_size=block, bias=attn_bias, qkv_bias=(kind == "qwen2"),
-                pos_encoding="rope", norm="rmsnorm", activation="swiglu",
-                intermediate_size=_int(raw, "intermediate_size"), rope_theta=rope_theta_of(raw),
-                norm_eps=raw.get("rms_norm_eps", 1e-6), tie_embeddings=raw.get("tie_word_embeddings", False),
-                head_dim=head_dim if head_dim != d // nh or d % nh else None,
-                qk_norm=kind == "qwen3", qk_norm_weight=kind == "qwen3")
 
 
 # ------------------------------------------------------------------------------------------ weights

@@ -31,6 +31,28 @@ def missing_for_source(source: str) -> str:
     return missing_package_message("Importing a .gguf file", missing) + "." if missing else ""
 
 
+def describe_source(source: str) -> tuple[str, str]:
+    """(what a Hugging Face folder holds, why it cannot be imported), read from its config.json as the engine
+    reads it (core.import_config), before an engine starts: a folder of an unsupported architecture was
+    refused only after Import. ("", "") for a .gguf file or a path that is not a folder (yet)."""
+    from core.errors import UsageError
+    from core.estimate import head_size, human_count, param_count
+    from core.import_config import read_hf_config
+
+    path = source.strip()
+    if not path or not os.path.isdir(path):
+        return "", ""
+    try:
+        cfg, _family, raw = read_hf_config(path)
+    except UsageError as exc:
+        return "", f"Cannot import this folder: {exc}"
+    kv = f" ({cfg.n_kv_head} key/value)" if cfg.n_kv_head else ""
+    arch = (raw.get("architectures") or [raw.get("model_type")])[0]
+    return (f"{arch}: {cfg.n_layer} layers, {cfg.n_head} heads of {head_size(cfg)}{kv}"
+            + (" with QK-norm" if cfg.qk_norm else "") + f", width {cfg.n_embd}, vocabulary {cfg.vocab_size:,}, "
+            f"context {cfg.block_size:,}: {human_count(param_count(cfg, cfg.vocab_size))} parameters."), ""
+
+
 @dataclass(frozen=True)
 class ImportResult:
     """How an import ended: status done | cancelled | failed; `run_dir` is the new base model's folder."""

@@ -37,6 +37,7 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 w.close()
 """
 TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.errors", "core.config_text",
+                   "core.import_config",  # an HF folder's config.json as ours (the Import dialog's summary)
                    "core.estimate", "core.precision", "core.shape", "core.schedule",  # sizes, precision, shape rules, LR
                    "core.corpora",  # schedule; the built-in corpora's generator (the demo's examples);
                    "core.export_families"}  # which configs HF / GGUF can carry (estimates, Export dialog)

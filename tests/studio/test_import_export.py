@@ -305,3 +305,34 @@ def test_the_file_pickers_open_beside_the_source_or_at_home_not_where_the_studio
     dialog.file_button.click()
     dialog.folder_button.click()
     assert asked == [str(tmp_path / "home"), str(exports), str(exports)]
+
+
+def test_import_dialog_says_what_a_folder_holds_and_refuses_what_cannot_come_in(qtbot, tmp_path):
+    """The dialog said nothing about the folder until Import had started an engine: an unsupported
+    architecture failed then. It reads config.json as the engine does (torch-free) and says at once what the
+    folder holds, with its parameter count, or why it cannot be imported (Import disabled)."""
+    import json
+
+    from studio.views.models.import_dialog import ImportDialog
+    from tests.core.interop_models import tiny_hf_model
+
+    hf = tiny_hf_model("qwen3", str(tmp_path / "qwen3"))
+    ws = Workspace.create(str(tmp_path / "ws"))
+    dialog = ImportDialog(ImportJob(), ws.runs_dir, ws.unique_run_name)
+    qtbot.addWidget(dialog)
+    dialog.source.setText(str(tmp_path / "qwen3"))
+    text = dialog.status.text()
+    params = sum(p.numel() for p in hf.parameters())
+    assert text.startswith("Qwen3ForCausalLM: 2 layers, 4 heads of 128 (2 key/value) with QK-norm, width 32")
+    assert f"{params / 1000:.1f}K parameters" in text and dialog.import_button.isEnabled()
+    other = tmp_path / "gemma"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"]}))
+    dialog.source.setText(str(other))
+    assert "Cannot import this folder" in dialog.status.text() and "gemma2" in dialog.status.text()
+    assert "supported: gpt2, llama, mistral, qwen2, qwen3" in dialog.status.text()
+    assert not dialog.import_button.isEnabled()
+    dialog.source.setText(str(tmp_path))  # a folder without config.json
+    assert "not a Hugging Face model folder" in dialog.status.text() and not dialog.import_button.isEnabled()
+    dialog.source.setText(str(tmp_path / "qwen3"))
+    assert dialog.import_button.isEnabled() and dialog.status.text() == text

@@ -14,7 +14,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.controllers.import_job import ImportJob, ImportResult, import_name, missing_for_source
+from studio.controllers.import_job import (
+    ImportJob,
+    ImportResult,
+    describe_source,
+    import_name,
+    missing_for_source,
+)
 from studio.views.common.job_dialog import JobDialog
 from studio.views.common.start_folder import start_folder
 
@@ -26,7 +32,9 @@ class ImportDialog(JobDialog):
         super().__init__("Import model", parent)
         self.job, self.runs_dir, self._unique_name = job, runs_dir, unique_name
         self.result: ImportResult | None = None
-        self._missing = ""
+        self._missing = ""  # what the source needs that is not installed
+        self._refused = ""  # why the source cannot be imported (its config.json)
+        self._note = ""     # the status the source gave (replaced when the source changes)
         self.source = QLineEdit()
         self.source.setPlaceholderText("a Hugging Face model folder or a .gguf file")
         self.source.textChanged.connect(self._on_source_text_changed)
@@ -53,10 +61,12 @@ class ImportDialog(JobDialog):
         if text and not self.name.isModified():  # follow the source until the user edits the name
             self.name.setText(import_name(text))
         missing = missing_for_source(text)  # said at once, not after an engine start that fails
-        if missing or self.status.text() == self._missing:
-            self._set_status(missing)
-        self._missing = missing
-        self.import_button.setEnabled(bool(text.strip()) and not missing and not self.job.is_running())
+        summary, refused = describe_source(text)  # what the folder holds, or why it cannot come in
+        note = missing or refused or summary
+        if note or self.status.text() == self._note:  # an outcome shown stays until the source says more
+            self._set_status(note)
+        self._missing, self._refused, self._note = missing, refused, note
+        self.import_button.setEnabled(bool(text.strip()) and not missing and not refused and not self.job.is_running())
 
     def _start_folder(self) -> str:
         """Where the pickers open: beside the source typed or picked last, else the home folder (they
@@ -100,7 +110,8 @@ class ImportDialog(JobDialog):
         if result.ok:
             self.import_button.hide()
             self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
-        self.import_button.setEnabled(bool(self.source.text().strip()) and not result.ok and not self._missing)
+        self.import_button.setEnabled(bool(self.source.text().strip()) and not result.ok and not self._missing
+                                      and not self._refused)
 
 
 def run_import_dialog(ws, parent: QWidget | None = None, on_imported=None) -> ImportResult | None:

@@ -336,3 +336,7 @@ def test_import_dialog_says_what_a_folder_holds_and_refuses_what_cannot_come_in(
     assert "not a Hugging Face model folder" in dialog.status.text() and not dialog.import_button.isEnabled()
     dialog.source.setText(str(tmp_path / "qwen3"))
     assert dialog.import_button.isEnabled() and dialog.status.text() == text
+    assert dialog.name.text() == "qwen3"
+    ws.create_run("qwen3", "model: {}\n")  # the name is taken: the field shows the one the import will use
+    dialog.source.setText(str(tmp_path / "qwen3") + "/")
+    assert dialog.name.text() == "qwen3-2"

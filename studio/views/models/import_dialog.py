@@ -58,8 +58,8 @@ class ImportDialog(JobDialog):
         self._on_source_text_changed("")
 
     def _on_source_text_changed(self, text: str) -> None:
-        if text and not self.name.isModified():  # follow the source until the user edits the name
-            self.name.setText(import_name(text))
+        if text and not self.name.isModified():  # follow the source until the user edits the name; a name
+            self.name.setText(self._unique_name(import_name(text)))  # taken shows as the one it will get
         missing = missing_for_source(text)  # said at once, not after an engine start that fails
         summary, refused = describe_source(text)  # what the folder holds, or why it cannot come in
         note = missing or refused or summary

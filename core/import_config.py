@@ -50,7 +50,7 @@ def read_hf_config(folder: str, block_size: int | None = None) -> tuple[ModelCon
         raise UsageError(f"not a Hugging Face model folder: {exc}") from None
     kind = raw.get("model_type")
     if kind not in SUPPORTED:
-        raise UsageError(f"config.json: model_type {kind!r} ({', '.join(raw.get('architectures') or [])}) is not "
+        raise UsageError(f"config.json: model_type {kind!r} ({', '.join(map(str, raw.get('architectures') or []))}) is not "
                          f"supported; supported: {', '.join(SUPPORTED)}", "model_type")
     cfg = _gpt2_config(raw) if kind == "gpt2" else _llama_config(raw, kind)
     if block_size:
@@ -86,10 +86,16 @@ def rope_theta_of(raw: dict) -> float:
     """rope_theta from config.json (transformers 4 writes it at top level, 5 inside rope_parameters)."""
     params = raw.get("rope_parameters") or {}
     scaling = raw.get("rope_scaling") or {}
+    for key, value in (("rope_parameters", params), ("rope_scaling", scaling)):
+        if not isinstance(value, dict):  # a traceback (AttributeError) before
+            raise UsageError(f"config.json: {key} must be an object, got {quote(value)}", key)
     kind = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
     if kind != "default":
         _refuse("rope_scaling", kind, "only plain RoPE; scaled variants (llama3, yarn, linear, dynamic) are not")
-    return float(params.get("rope_theta") or raw.get("rope_theta") or 10000.0)
+    theta = params.get("rope_theta") or raw.get("rope_theta") or 10000.0
+    if isinstance(theta, bool) or not isinstance(theta, numbers.Real) or not theta > 0:
+        raise UsageError(f"config.json: rope_theta must be a positive number, got {quote(theta)}", "rope_theta")
+    return float(theta)
 
 
 def _llama_config(raw: dict, kind: str) -> dict:
@@ -103,8 +109,8 @@ def _llama_config(raw: dict, kind: str) -> dict:
         _refuse("attention_bias", attn_bias, f"our bias switch covers attention and MLP together; mlp_bias is "
                 f"{mlp_bias}")
     block = _int(raw, "max_position_embeddings", 2048)
-    if kind == "mistral" and raw.get("sliding_window"):
-        block = min(block, raw["sliding_window"])  # within one window sliding attention is full attention
+    if kind == "mistral" and raw.get("sliding_window"):  # within one window sliding attention is full attention
+        block = min(block, _int(raw, "sliding_window"))
     if kind in ("qwen2", "qwen3") and raw.get("use_sliding_window"):
         _refuse("use_sliding_window", True, "full attention only")
     return dict(n_layer=_int(raw, "num_hidden_layers"), n_head=nh, n_kv_head=nkv if nkv != nh else None, n_embd=d,

@@ -29,7 +29,7 @@ def test_unsupported_hf_architecture(tmp_path, capsys):
     src = tmp_path / "falcon"
     src.mkdir()
     (src / "config.json").write_text(json.dumps({"model_type": "falcon", "architectures": ["FalconForCausalLM"]}))
-    _refused(capsys, ["import", str(src), "--out", str(tmp_path / "out")], "falcon", "gpt2, llama, mistral, qwen2")
+    _refused(capsys, ["import", str(src), "--out", str(tmp_path / "out")], "falcon", "gpt2, llama, mistral, qwen2, qwen3")
     assert not os.path.exists(tmp_path / "out")
 
 
@@ -40,6 +40,22 @@ def test_unsupported_hf_option_names_the_field(tmp_path, capsys):
     cfg.pop("rope_parameters", None)
     (tmp_path / "hf" / "config.json").write_text(json.dumps(cfg))
     _refused(capsys, ["import", str(tmp_path / "hf"), "--out", str(tmp_path / "out")], "rope_scaling", "yarn")
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("change,field", [({"rope_theta": "fast", "rope_parameters": None}, "rope_theta"),
+                                          ({"rope_scaling": "yarn"}, "rope_scaling"),
+                                          ({"rope_parameters": [1, 2]}, "rope_parameters"),
+                                          ({"model_type": "mistral", "sliding_window": "4k"}, "sliding_window"),
+                                          ({"model_type": "bloom", "architectures": [None]}, "bloom")])
+def test_a_malformed_hf_config_value_is_named_not_a_traceback(tmp_path, capsys, change, field):
+    """config.json values of the wrong kind ended the import in a traceback (ValueError, AttributeError,
+    TypeError): each is a usage error naming its key; the studio's Import dialog shows the same message."""
+    tiny_hf_model("llama", str(tmp_path / "hf"))
+    cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
+    cfg.update(change)
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(cfg))
+    _refused(capsys, ["import", str(tmp_path / "hf"), "--out", str(tmp_path / "out")], "config.json", field)
     assert not os.path.exists(tmp_path / "out")
 
 

@@ -8,13 +8,14 @@ rotary pairs sit side by side (its "normal" RoPE); we rotate halves (as HF does)
 
 from __future__ import annotations
 
+import numbers
 import os
 
 import numpy as np
 import torch
 
 from core.config import ModelConfig
-from core.errors import UsageError
+from core.errors import UsageError, quote
 from core.interop import layouts, model_config, positive_int, require
 from core.interop.gguf_vocab import tokenizer_json_from_gguf
 
@@ -69,6 +70,13 @@ class GGUFSource:
     def _int(self, key: str, default=None) -> int:
         return positive_int(self._hp(key), f"{self.path}: metadata {self.arch}.{key}", default)
 
+    def _float(self, key: str, default: float) -> float:
+        value = self._hp(key, default)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+            raise UsageError(f"{self.path}: metadata {self.arch}.{key} must be a positive number, got {quote(value)}",
+                             key)
+        return float(value)
+
     def _config(self, block_size: int | None) -> ModelConfig:
         d, nh = self._int("embedding_length"), self._int("attention.head_count")
         nkv = self._int("attention.head_count_kv", nh)
@@ -83,7 +91,7 @@ class GGUFSource:
                       tie_embeddings=tied)
         if self.family == "gpt2":
             return model_config(dict(**common, bias=True, pos_encoding="learned", norm="layernorm",
-                                     activation="gelu", norm_eps=float(self._hp("attention.layer_norm_epsilon", 1e-5))),
+                                     activation="gelu", norm_eps=self._float("attention.layer_norm_epsilon", 1e-5)),
                                 self.path)
         hs = self._int("attention.key_length", d // nh)  # llama.cpp's n_embd_head_k (Qwen3: not d / nh)
         if self._int("attention.value_length", hs) != hs:
@@ -96,8 +104,8 @@ class GGUFSource:
         bias, qk_norm = has("blk.0.attn_output.bias"), has("blk.0.attn_q_norm.weight")
         return model_config(dict(**common, n_kv_head=nkv if nkv != nh else None, bias=bias,
                                  qkv_bias=has("blk.0.attn_q.bias") and not bias, pos_encoding="rope", norm="rmsnorm",
-                                 activation="swiglu", rope_theta=float(self._hp("rope.freq_base", 10000.0)),
-                                 norm_eps=float(self._hp("attention.layer_norm_rms_epsilon", 1e-5)),
+                                 activation="swiglu", rope_theta=self._float("rope.freq_base", 10000.0),
+                                 norm_eps=self._float("attention.layer_norm_rms_epsilon", 1e-5),
                                  head_dim=hs if hs != d // nh or d % nh else None, qk_norm=qk_norm,
                                  qk_norm_weight=qk_norm), self.path)
 

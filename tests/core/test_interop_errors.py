@@ -72,10 +72,27 @@ def _gguf(path: str, arch: str, qtype) -> None:
     w.close()
 
 
+def test_a_malformed_gguf_number_is_named_not_a_traceback(tmp_path, capsys):
+    """A hyper-parameter stored as a string (float() raised ValueError, a traceback): named with its key."""
+    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "llama")
+    w.add_block_count(1)
+    w.add_embedding_length(8)
+    w.add_head_count(2)
+    w.add_feed_forward_length(16)
+    w.add_string("llama.rope.freq_base", "fast")
+    w.add_tensor("token_embd.weight", np.zeros((10, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    _refused(capsys, ["import", str(tmp_path / "m.gguf"), "--out", str(tmp_path / "out")],
+             "llama.rope.freq_base must be a positive number", "'fast'")
+
+
 def test_unsupported_gguf_architecture_and_tensor_type(tmp_path, capsys):
     _gguf(str(tmp_path / "phi.gguf"), "phi3", gguf.GGMLQuantizationType.Q8_0)
     _refused(capsys, ["import", str(tmp_path / "phi.gguf"), "--out", str(tmp_path / "a")], "phi3",
-             "gpt2, llama, qwen2")
+             "gpt2, llama, qwen2, qwen3")
     _gguf(str(tmp_path / "q2k.gguf"), "llama", gguf.GGMLQuantizationType.Q2_K)
     _refused(capsys, ["import", str(tmp_path / "q2k.gguf"), "--out", str(tmp_path / "b")], "token_embd.weight",
              "Q2_K", "Q4_K, Q5_K, Q6_K")

@@ -103,3 +103,16 @@ def test_a_checkpoints_head_size_and_qk_norm_weights_are_part_of_its_shape():
         new = ModelConfig(n_head=4, n_embd=32, pos_encoding="rope", qk_norm=True, **change)
         assert [p.path for p in shape_problems(new, old, "step-000100")] == [field]
     assert shape_problems(ModelConfig(n_head=4, n_embd=32, pos_encoding="rope", qk_norm=True), old, "x") == []
+
+
+def test_the_speedrun_presets_model_goes_to_hugging_face_and_gguf():
+    """The speedrun preset's model (RoPE with GELU) could be exported to ONNX only; with SwiGLU it is a Qwen3."""
+    import os
+
+    from core.config import loads
+    from core.export_families import export_formats
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "resources", "presets", "speedrun-shakespeare-char.yaml"), encoding="utf-8") as fh:
+        cfg = loads(fh.read(), base_dir=root)
+    assert cfg.model.qk_norm and export_formats(cfg.model) == ("Hugging Face, GGUF, ONNX", "")

@@ -403,7 +403,7 @@ def test_a_narrow_form_stacks_its_columns_and_the_wheel_scrolls_it_not_a_field(q
 
 
 def test_the_estimates_say_which_export_formats_the_model_will_have(qtbot, editor):
-    """The speedrun preset's model (RoPE with GELU, QK-norm) has no Hugging Face or GGUF architecture: that
+    """A RoPE model with GELU (the speedrun preset's once) has no Hugging Face or GGUF architecture: that
     was said only by Export's failure after training. The estimates say it as the model is edited, and why."""
     row = editor.estimates.values["exports"]
     editor.set_text(COMMENTED)  # learned positions, LayerNorm, GELU: GPT-2

@@ -176,7 +176,7 @@ def test_export_dialog_says_before_export_when_a_formats_package_is_missing(qtbo
 
 
 def test_a_model_only_onnx_can_carry_is_offered_onnx_and_says_why_not_the_others(qtbot, tmp_path):
-    """The speedrun preset's model (RoPE with GELU, QK-norm) failed after Export was clicked ("gelu with
+    """A RoPE model with GELU (the speedrun preset's once) failed after Export was clicked ("gelu with
     rope has no equivalent"): the dialog opens on ONNX, and choosing HF or GGUF says why at once."""
     from studio.views.models.export_dialog import ExportDialog
     from tests.studio.helpers import write_checkpoint_with_model

@@ -63,5 +63,10 @@ def keep_own_data(preset: str, current: str, base_dir: str, name: str) -> tuple[
         text = ct.set_value(preset, "data.dir", ours)
     except ConfigError:
         return preset, ""
+    train = _sections(preset).get("train")
+    target = train.get("target_val_loss") if isinstance(train, dict) else None
+    # a loss is a figure of its data set (1.89 per character is no goal for a 4,096-token BPE: ~4.7 there)
+    caveat = (f" Its train.target_val_loss ({target}) was chosen for {theirs}: on other data the run may never "
+              f"reach it, and then trains its max_steps." if isinstance(target, (int, float)) else "")
     return text, (f"Loaded the preset {name}, keeping this run's data.dir {ours}: the preset's {theirs} is "
-                  f"not prepared in this workspace (prepare it on the Data tab to train on it).")
+                  f"not prepared in this workspace (prepare it on the Data tab to train on it).{caveat}")

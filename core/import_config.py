@@ -120,3 +120,65 @@ def _llama_config(raw: dict, kind: str) -> dict:
                 norm_eps=raw.get("rms_norm_eps", 1e-6), tie_embeddings=raw.get("tie_word_embeddings", False),
                 head_dim=head_dim if head_dim != d // nh or d % nh else None,
                 qk_norm=kind == "qwen3", qk_norm_weight=kind == "qwen3")
+
+
+# ----------------------------------------------------------------------------------------------- GGUF
+GGUF_ARCHITECTURES = {"gpt2": "gpt2", "llama": "llama", "qwen2": "llama", "qwen3": "llama"}  # arch -> family
+FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
+              12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+              32: "BF16"}  # llama.cpp's LlamaFileType, general.file_type
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def read_gguf_header(path: str) -> tuple[dict, list[tuple[str, tuple[int, ...]]]]:
+    """(metadata, [(tensor name, shape)]) of a .gguf file, read with the standard library only (the Import
+    dialog describes a file before the optional `gguf` package is at hand); arrays are kept as their length,
+    except short ones. UsageError naming the file when it is not a GGUF v2/v3 file."""
+    import mmap
+    import struct
+
+    try:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            if buf[:4] != b"GGUF" or struct.unpack_from("<I", buf, 4)[0] not in (2, 3):
+                raise UsageError(f"{path}: not a GGUF file (version 2 or 3)")
+            pos = 8
+
+            def take(fmt: str):
+                nonlocal pos
+                (value,) = struct.unpack_from(fmt, buf, pos)
+                pos += struct.calcsize(fmt)
+                return value
+
+            def text() -> str:
+                nonlocal pos
+                n = take("<Q")
+                pos += n
+                return bytes(buf[pos - n:pos]).decode("utf-8", "replace")
+
+            def value(kind: int):
+                nonlocal pos
+                if kind == 8:
+                    return text()
+                if kind != 9:
+                    return take(_SCALARS[kind])
+                item, count = take("<I"), take("<Q")
+                if item not in (8, 9) and count > 64:  # a long array of numbers: skipped in one step
+                    pos += struct.calcsize(_SCALARS[item]) * count
+                    return count
+                items = [value(item) for _ in range(count)]  # strings: each says its length
+                return items if count <= 64 else count
+
+            n_tensors, n_kv = take("<Q"), take("<Q")
+            fields = {}
+            for _ in range(n_kv):
+                key = text()
+                fields[key] = value(take("<I"))
+            tensors = []
+            for _ in range(n_tensors):
+                name = text()
+                shape = tuple(take("<Q") for _ in range(take("<I")))
+                take("<I"), take("<Q")  # type, offset
+                tensors.append((name, shape))
+            return fields, tensors
+    except (OSError, ValueError, KeyError, struct.error) as exc:
+        raise UsageError(f"cannot read {path} as GGUF: {exc}") from None

@@ -16,10 +16,11 @@ import torch
 
 from core.config import ModelConfig
 from core.errors import UsageError, quote
+from core.import_config import GGUF_ARCHITECTURES
 from core.interop import layouts, model_config, positive_int, require
 from core.interop.gguf_vocab import tokenizer_json_from_gguf
 
-ARCHITECTURES = {"gpt2": "gpt2", "llama": "llama", "qwen2": "llama", "qwen3": "llama"}  # GGUF arch -> family
+ARCHITECTURES = GGUF_ARCHITECTURES  # GGUF arch -> layout family (core.import_config: the Import dialog's too)
 TENSOR_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
 
 

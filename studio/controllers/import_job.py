@@ -34,12 +34,15 @@ def missing_for_source(source: str) -> str:
 def describe_source(source: str) -> tuple[str, str]:
     """(what a Hugging Face folder holds, why it cannot be imported), read from its config.json as the engine
     reads it (core.import_config), before an engine starts: a folder of an unsupported architecture was
-    refused only after Import. ("", "") for a .gguf file or a path that is not a folder (yet)."""
+    refused only after Import. A .gguf file is described from its header (_describe_gguf); ("", "") for a path
+    that is neither (yet)."""
     from core.errors import UsageError
     from core.estimate import head_size, human_count, param_count
     from core.import_config import read_hf_config
 
     path = source.strip()
+    if path.lower().endswith(".gguf") and os.path.isfile(path):
+        return _describe_gguf(path)
     if not path or not os.path.isdir(path):
         return "", ""
     try:
@@ -51,6 +54,35 @@ def describe_source(source: str) -> tuple[str, str]:
     return (f"{arch}: {cfg.n_layer} layers, {cfg.n_head} heads of {head_size(cfg)}{kv}"
             + (" with QK-norm" if cfg.qk_norm else "") + f", width {cfg.n_embd}, vocabulary {cfg.vocab_size:,}, "
             f"context {cfg.block_size:,}: {human_count(param_count(cfg, cfg.vocab_size))} parameters."), ""
+
+
+def _describe_gguf(path: str) -> tuple[str, str]:
+    """describe_source of a .gguf file: its header read without the gguf package (core.import_config)."""
+    import math
+
+    from core.errors import UsageError
+    from core.estimate import human_count
+    from core.import_config import FILE_TYPES, GGUF_ARCHITECTURES, read_gguf_header
+
+    try:
+        fields, tensors = read_gguf_header(path)
+    except UsageError as exc:
+        return "", f"Cannot import this file: {exc}"
+    arch = fields.get("general.architecture")
+    if arch not in GGUF_ARCHITECTURES:
+        return "", (f"Cannot import this file: GGUF architecture {arch!r} is not supported; supported: "
+                    f"{', '.join(GGUF_ARCHITECTURES)}")
+    hp = {k.removeprefix(f"{arch}."): v for k, v in fields.items() if isinstance(v, (int, float))}
+    heads, width = hp.get("attention.head_count") or 1, hp.get("embedding_length") or 0
+    kv = hp.get("attention.head_count_kv")
+    tokens = fields.get("tokenizer.ggml.tokens")
+    vocab = len(tokens) if isinstance(tokens, list) else tokens if isinstance(tokens, int) else 0
+    kind = FILE_TYPES.get(fields.get("general.file_type"), "")
+    return (f"{arch} (GGUF{', ' + kind if kind else ''}): {hp.get('block_count', 0)} layers, {heads} heads of "
+            f"{hp.get('attention.key_length') or width // heads}" + (f" ({kv} key/value)" if kv and kv != heads else "")
+            + (" with QK-norm" if any(n.endswith("attn_q_norm.weight") for n, _ in tensors) else "")
+            + f", width {width}, vocabulary {vocab:,}, context {hp.get('context_length', 0):,}: "
+            f"{human_count(sum(math.prod(shape) for _, shape in tensors))} parameters."), ""
 
 
 @dataclass(frozen=True)

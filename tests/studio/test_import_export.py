@@ -340,3 +340,45 @@ def test_import_dialog_says_what_a_folder_holds_and_refuses_what_cannot_come_in(
     ws.create_run("qwen3", "model: {}\n")  # the name is taken: the field shows the one the import will use
     dialog.source.setText(str(tmp_path / "qwen3") + "/")
     assert dialog.name.text() == "qwen3-2"
+
+
+def test_import_dialog_describes_a_gguf_file_from_its_header(qtbot, tmp_path):
+    """A .gguf file is described too, from its header read with the standard library (the GUI process does
+    not load the gguf package): architecture, number format, shape and parameters, or why it cannot come in."""
+    import gguf
+    import numpy as np
+
+    from studio.views.models.import_dialog import ImportDialog
+
+    def write(path, arch: str) -> None:
+        w = gguf.GGUFWriter(str(path), arch)
+        w.add_block_count(2)
+        w.add_embedding_length(64)
+        w.add_head_count(4)
+        w.add_head_count_kv(2)
+        w.add_key_length(24)
+        w.add_context_length(128)
+        w.add_file_type(7)
+        w.add_token_list([f"t{i}" for i in range(300)])  # a long array of strings, skipped item by item
+        w.add_array("x.long", list(range(1000)))  # and one of numbers, skipped at once
+        w.add_tensor("token_embd.weight", np.zeros((300, 64), dtype=np.float32))
+        w.add_tensor("blk.0.attn_q_norm.weight", np.zeros(24, dtype=np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+
+    write(tmp_path / "m.gguf", "qwen3")
+    ws = Workspace.create(str(tmp_path / "ws"))
+    dialog = ImportDialog(ImportJob(), ws.runs_dir, ws.unique_run_name)
+    qtbot.addWidget(dialog)
+    dialog.source.setText(str(tmp_path / "m.gguf"))
+    assert dialog.status.text() == ("qwen3 (GGUF, Q8_0): 2 layers, 4 heads of 24 (2 key/value) with QK-norm, "
+                                    "width 64, vocabulary 300, context 128: 19.2K parameters.")
+    assert dialog.import_button.isEnabled()
+    write(tmp_path / "phi.gguf", "phi3")
+    dialog.source.setText(str(tmp_path / "phi.gguf"))
+    assert "architecture 'phi3' is not supported" in dialog.status.text() and not dialog.import_button.isEnabled()
+    (tmp_path / "bad.gguf").write_bytes(b"not a model")
+    dialog.source.setText(str(tmp_path / "bad.gguf"))
+    assert "not a GGUF file" in dialog.status.text() and not dialog.import_button.isEnabled()

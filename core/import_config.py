@@ -38,6 +38,12 @@ def model_config(fields: dict, where: str):
                          + "; ".join(p.message for p in exc.problems), "model") from None
 
 
+def explicit_head_dim(head_size: int, width: int, heads: int) -> int | None:
+    """model.head_dim for an imported model whose heads are `head_size` wide: None (n_embd / n_head) where
+    that is what they are, else the size itself (Qwen3-0.6B: 16 heads of 128 over a width of 1024)."""
+    return None if head_size == width // heads and not width % heads else head_size
+
+
 SUPPORTED = {"gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "llama",  # model_type -> family
              "qwen3": "llama"}  # Qwen3: Llama's layout with a learned QK-norm and its own head size
 
@@ -50,8 +56,9 @@ def read_hf_config(folder: str, block_size: int | None = None) -> tuple[ModelCon
         raise UsageError(f"not a Hugging Face model folder: {exc}") from None
     kind = raw.get("model_type")
     if kind not in SUPPORTED:
-        raise UsageError(f"config.json: model_type {kind!r} ({', '.join(map(str, raw.get('architectures') or []))}) is not "
-                         f"supported; supported: {', '.join(SUPPORTED)}", "model_type")
+        named = ", ".join(map(str, raw.get("architectures") or []))
+        raise UsageError(f"config.json: model_type {kind!r} ({named}) is not supported; supported: "
+                         f"{', '.join(SUPPORTED)}", "model_type")
     cfg = _gpt2_config(raw) if kind == "gpt2" else _llama_config(raw, kind)
     if block_size:
         cfg["block_size"] = min(cfg["block_size"], block_size)
@@ -103,7 +110,7 @@ def _llama_config(raw: dict, kind: str) -> dict:
         _refuse("hidden_act", raw["hidden_act"], "supported: silu (SwiGLU)")
     d, nh = _int(raw, "hidden_size"), _int(raw, "num_attention_heads")
     nkv = _int(raw, "num_key_value_heads", nh)
-    head_dim = _int(raw, "head_dim", d // nh)  # Qwen3-0.6B: 16 heads of 128 over a width of 1024
+    head_dim = _int(raw, "head_dim", d // nh)
     attn_bias, mlp_bias = bool(raw.get("attention_bias", False)), bool(raw.get("mlp_bias", False))
     if attn_bias != mlp_bias:
         _refuse("attention_bias", attn_bias, f"our bias switch covers attention and MLP together; mlp_bias is "
@@ -118,7 +125,7 @@ def _llama_config(raw: dict, kind: str) -> dict:
                 pos_encoding="rope", norm="rmsnorm", activation="swiglu",
                 intermediate_size=_int(raw, "intermediate_size"), rope_theta=rope_theta_of(raw),
                 norm_eps=raw.get("rms_norm_eps", 1e-6), tie_embeddings=raw.get("tie_word_embeddings", False),
-                head_dim=head_dim if head_dim != d // nh or d % nh else None,
+                head_dim=explicit_head_dim(head_dim, d, nh),
                 qk_norm=kind == "qwen3", qk_norm_weight=kind == "qwen3")
 
 

@@ -19,7 +19,6 @@ import importlib
 import shlex
 
 from core.errors import UsageError, missing_package_message
-from core.import_config import model_config, positive_int  # noqa: F401 (re-exported for the importers)
 
 
 def require(module: str, what: str):

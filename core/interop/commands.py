@@ -53,6 +53,7 @@ def _guarded(command, args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from core.import_config import read_hf_config
     from core.interop import hf_import
     from core.interop.writer import checkpoint_target, write_checkpoint
 
@@ -61,7 +62,7 @@ def _import(args: argparse.Namespace) -> int:
         raise UsageError(f"--block-size must be >= 1, got {args.block_size}")
     checkpoint_target(args.out)  # refuse an occupied destination before reading anything big
     if os.path.isdir(src):
-        cfg, family, raw = hf_import.read_hf_config(src, args.block_size)
+        cfg, family, raw = read_hf_config(src, args.block_size)
         tensors = hf_import.HFTensors(src)
         produce, dtype_of = hf_import.hf_producer(tensors, cfg, family)
         tok_json = hf_import.hf_tokenizer_json(src)

@@ -16,8 +16,8 @@ import torch
 
 from core.config import ModelConfig
 from core.errors import UsageError, quote
-from core.import_config import GGUF_ARCHITECTURES
-from core.interop import layouts, model_config, positive_int, require
+from core.import_config import GGUF_ARCHITECTURES, explicit_head_dim, model_config, positive_int
+from core.interop import layouts, require
 from core.interop.gguf_vocab import tokenizer_json_from_gguf
 
 ARCHITECTURES = GGUF_ARCHITECTURES  # GGUF arch -> layout family (core.import_config: the Import dialog's too)
@@ -107,7 +107,7 @@ class GGUFSource:
                                  qkv_bias=has("blk.0.attn_q.bias") and not bias, pos_encoding="rope", norm="rmsnorm",
                                  activation="swiglu", rope_theta=self._float("rope.freq_base", 10000.0),
                                  norm_eps=self._float("attention.layer_norm_rms_epsilon", 1e-5),
-                                 head_dim=hs if hs != d // nh or d % nh else None, qk_norm=qk_norm,
+                                 head_dim=explicit_head_dim(hs, d, nh), qk_norm=qk_norm,
                                  qk_norm_weight=qk_norm), self.path)
 
     def _same_data(self, a: str, b: str) -> bool:

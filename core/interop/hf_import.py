@@ -1,8 +1,8 @@
 """A local Hugging Face model folder -> our checkpoint.
 
-Reads config.json (architectures gpt2, llama, mistral, qwen2, qwen3), the weights (model.safetensors, sharded
-model-0000x-of-0000y.safetensors with their index, or pytorch_model.bin through torch.load(weights_only=True))
-tensor by tensor, and the tokenizer files (tokenizer.json, else rebuilt by `transformers` from vocab/merges).
+config.json is read by core.import_config (torch-free: the Import dialog reads it too); this reads the weights
+(model.safetensors, sharded model-0000x-of-0000y.safetensors with their index, or pytorch_model.bin through
+torch.load(weights_only=True)) tensor by tensor, and the tokenizer files (tokenizer.json, else rebuilt by `transformers` from vocab/merges).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import torch
 
 from core.config import ModelConfig
 from core.errors import UsageError
-from core.import_config import SUPPORTED, read_hf_config, rope_theta_of  # noqa: F401 (the importer's names)
 from core.interop import layouts, require
 from core.layout import load_json
 

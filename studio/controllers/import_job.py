@@ -37,7 +37,7 @@ def describe_source(source: str) -> tuple[str, str]:
     refused only after Import. A .gguf file is described from its header (_describe_gguf); ("", "") for a path
     that is neither (yet)."""
     from core.errors import UsageError
-    from core.estimate import head_size, human_count, param_count
+    from core.estimate import head_size, param_count
     from core.import_config import read_hf_config
 
     path = source.strip()
@@ -49,11 +49,9 @@ def describe_source(source: str) -> tuple[str, str]:
         cfg, _family, raw = read_hf_config(path)
     except UsageError as exc:
         return "", f"Cannot import this folder: {exc}"
-    kv = f" ({cfg.n_kv_head} key/value)" if cfg.n_kv_head else ""
     arch = (raw.get("architectures") or [raw.get("model_type")])[0]
-    return (f"{arch}: {cfg.n_layer} layers, {cfg.n_head} heads of {head_size(cfg)}{kv}"
-            + (" with QK-norm" if cfg.qk_norm else "") + f", width {cfg.n_embd}, vocabulary {cfg.vocab_size:,}, "
-            f"context {cfg.block_size:,}: {human_count(param_count(cfg, cfg.vocab_size))} parameters."), ""
+    return _summary(arch, cfg.n_layer, cfg.n_head, head_size(cfg), cfg.n_kv_head, cfg.qk_norm, cfg.n_embd,
+                    cfg.vocab_size, cfg.block_size, param_count(cfg, cfg.vocab_size)), ""
 
 
 def _describe_gguf(path: str) -> tuple[str, str]:
@@ -61,7 +59,6 @@ def _describe_gguf(path: str) -> tuple[str, str]:
     import math
 
     from core.errors import UsageError
-    from core.estimate import human_count
     from core.import_config import FILE_TYPES, GGUF_ARCHITECTURES, read_gguf_header
 
     try:
@@ -78,11 +75,20 @@ def _describe_gguf(path: str) -> tuple[str, str]:
     tokens = fields.get("tokenizer.ggml.tokens")
     vocab = len(tokens) if isinstance(tokens, list) else tokens if isinstance(tokens, int) else 0
     kind = FILE_TYPES.get(fields.get("general.file_type"), "")
-    return (f"{arch} (GGUF{', ' + kind if kind else ''}): {hp.get('block_count', 0)} layers, {heads} heads of "
-            f"{hp.get('attention.key_length') or width // heads}" + (f" ({kv} key/value)" if kv and kv != heads else "")
-            + (" with QK-norm" if any(n.endswith("attn_q_norm.weight") for n, _ in tensors) else "")
-            + f", width {width}, vocabulary {vocab:,}, context {hp.get('context_length', 0):,}: "
-            f"{human_count(sum(math.prod(shape) for _, shape in tensors))} parameters."), ""
+    return _summary(f"{arch} (GGUF{', ' + kind if kind else ''})", hp.get("block_count", 0), heads,
+                    hp.get("attention.key_length") or width // heads, kv if kv != heads else None,
+                    any(n.endswith("attn_q_norm.weight") for n, _ in tensors), width, vocab,
+                    hp.get("context_length", 0), sum(math.prod(shape) for _, shape in tensors)), ""
+
+
+def _summary(arch: str, layers: int, heads: int, head_size: int, kv_heads: int | None, qk_norm: bool, width: int,
+             vocab: int, context: int, params: int) -> str:
+    """The Import dialog's one sentence on a model, the same for a folder and a file."""
+    from core.estimate import human_count
+
+    return (f"{arch}: {layers} layers, {heads} heads of {head_size}" + (f" ({kv_heads} key/value)" if kv_heads else "")
+            + (" with QK-norm" if qk_norm else "") + f", width {width}, vocabulary {vocab:,}, context {context:,}: "
+            f"{human_count(params)} parameters.")
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,8 @@ class MainWindow(QMainWindow):
                                         "Ctrl+Shift+F")
         self._action(m, "Fine-&tune on My Data…", lambda: open_finetune(self, self.current_dir),
                      "Ctrl+Shift+U")
-        self._action(m, "&Continue for More Steps…", lambda: self.run_actions.continue_run(self.current_dir))
+        self.continue_action = self._action(m, "&Continue for More Steps…",
+                                            lambda: self.run_actions.continue_run(self.current_dir))
         self._action(m, "Co&mpare with Ticked Runs…", lambda: self.run_actions.compare(
             self.runs_panel.compare_targets(self.current_dir)), "Ctrl+Shift+C")
         self._action(m, "Notes and T&ags…", lambda: self.run_actions.annotate(self.current_dir))
@@ -298,8 +299,9 @@ class MainWindow(QMainWindow):
         cfg, est, ctl = self.config_editor.config(), self.config_editor.last_estimate(), self.controller()
         if cfg is not None and est is not None:  # a stopped run resumes at its step: only the rest is estimated
             speed = measured_speed(self.session.controllers.values(), device=cfg.train.device)
-            done = ctl.history.step if ctl else 0
-            self.config_editor.estimates.show_timing(time_estimate(cfg, est, speed, done), cfg.train.device)
+            done, imported = (ctl.history.step, ctl.status == "imported") if ctl else (0, False)
+            self.config_editor.estimates.show_timing(None if imported else time_estimate(cfg, est, speed, done),
+                                                     cfg.train.device, imported)
 
     def _share_cores(self) -> None:
         self.core_share.update()  # training takes every core while no inference request computes
@@ -322,6 +324,7 @@ class MainWindow(QMainWindow):
         self.start_action.setEnabled(bool(new and self.training and self.training.start_button.isEnabled()))
         self.stop_action.setEnabled(ctl is not None and ctl.is_running())
         self.resume_action.setEnabled(ctl is not None and ctl.can_resume())
+        self.continue_action.setEnabled(ctl is not None and not ctl.continue_blocker())
         self.copy_action.setEnabled(ctl is not None)
         self.fork_action.setEnabled(ctl is not None and bool(ctl.run.checkpoints()))
         self.run_label.setText(f"{ctl.run.name}: {ctl.status}" if ctl is not None else "")

@@ -202,11 +202,28 @@ class RunController(QObject):
         self.run.write_config_text(text)
         return True
 
+    def continue_blocker(self) -> str:
+        """Why Continue for More Steps does not apply to this run now ("" when it does)."""
+        name = self.run.name
+        if self.is_running():
+            return f"{name} is training"
+        if self.status == "imported":
+            return (f"{name} is an imported model, not trained here: fine-tune it on your data instead "
+                    f"(Run → Fine-tune on My Data…)")
+        if self.status not in ("done", "stopped", "failed"):
+            return f"{name} has not trained yet: Start trains it"
+        return "" if self.run.checkpoints() else f"{name} has no checkpoint to continue from"
+
     def can_resume(self) -> bool:
         return not self.is_running() and self.status in ("stopped", "failed") and bool(self.run.checkpoints())
 
     def edit_lock(self) -> str | None:
-        """Why the config cannot be edited now (None when it can): a training run's config is in use."""
+        """Why the config cannot be edited now (None when it can): a training run's config is in use, or the
+        run is an imported model (its config describes weights trained elsewhere; nothing trains here)."""
+        if self.status == "imported":
+            return (f"{self.run.name} is a pretrained model imported from elsewhere: this is its architecture, "
+                    f"read-only. To train it on your data: Run → Fine-tune on My Data… (Ctrl+Shift+U); New "
+                    f"from this makes a new run of this shape, trained from scratch.")
         if not self.is_running():
             return None
         return (f"{self.run.name} is training with this config, so it cannot be edited now. Stop it to change "

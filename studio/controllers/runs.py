@@ -295,8 +295,8 @@ class WorkspaceSession(QObject):
         ctl = self.controller(run_dir)
         if ctl is None:
             return "no such run"
-        if ctl.is_running() or ctl.status not in ("done", "stopped", "failed") or not ctl.run.checkpoints():
-            return f"{ctl.run.name} has no checkpoint to continue from (or is training)"
+        if ctl.continue_blocker():
+            return ctl.continue_blocker()
         if more_steps <= 0:
             return "the number of more steps must be positive"
         problems = ctl.resume_problems()  # e.g. a shape edit the engine would refuse: said here, nothing launched

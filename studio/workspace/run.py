@@ -266,15 +266,21 @@ def format_duration(seconds: float) -> str:
     return f"{s // 86400}d {(s % 86400) // 3600:02d}h"  # a GPT-2-sized run on a laptop CPU: 646d 06h
 
 
+# The indirect-object sentence of interpretability studies: at "to", heads of a trained model look at "Mary".
+IMPORTED_PROBE = "When Mary and John went to the store, John gave a drink to"
+
+
 def probe_text(run: Run, max_chars: int = 160) -> str | None:
     """The text the Attention tab starts with for `run`: its config's run.attention_probe when the config
-    sets one, else the first lines of its data set's sample (the Data tab's preview.json: text like what it
-    learned), else None (the panel keeps its own default)."""
+    sets one, else for an imported model IMPORTED_PROBE, else the first lines of its data set's sample (the
+    Data tab's preview.json: text like what it learned), else None (the panel keeps its own default)."""
     cfg = run.config_or_none()
     if cfg is None:
         return None
     if cfg.run.attention_probe:
         return cfg.run.attention_probe
+    if run.lineage().get("kind") == "import":  # a pretrained model's data is not here: a classic English probe
+        return IMPORTED_PROBE
     pieces = layout.read_json(os.path.join(cfg.data.dir, layout.PREVIEW)).get("pieces")
     if not isinstance(pieces, list) or not all(isinstance(p, str) for p in pieces):
         return None

@@ -243,3 +243,29 @@ def test_the_data_set_is_named_after_its_first_source_until_the_user_names_it(qt
     panel.source_list.clear()
     panel.add_sources(["@synthetic"])
     assert panel.name_edit.text() == "my-notes-2024-x"
+
+
+def test_token_lines_keep_a_gap_so_the_next_line_does_not_paint_over_underscores(qtbot):
+    """At a 125 % scale the next line's token backgrounds covered the line above's underscores ("<|im_end|>"
+    read "<|im end|>"): each line starts below the previous line's full font height."""
+    from PySide6.QtGui import QFontMetricsF
+
+    from studio.views.common.token_text import TokenText
+
+    view = TokenText()
+    qtbot.addWidget(view)
+    view.resize(400, 200)
+    view.set_tokens([1, 2, 3, 4, 5], ["<|im_end|>", "\n", "ab_c", "\n", "<|im_start|>"], [0, 0, 1, 1, 0])
+    view.show()
+    qtbot.waitExposed(view)
+    doc = view.document()
+    tops = []
+    block = doc.begin()
+    while block.isValid():
+        layout = block.layout()
+        tops += [doc.documentLayout().blockBoundingRect(block).top() + layout.lineAt(i).y()
+                 for i in range(layout.lineCount())]
+        block = block.next()
+    height = QFontMetricsF(view.font()).height()
+    assert len(tops) == 3
+    assert all(b - a >= height + 0.9 for a, b in zip(tops[:-1], tops[1:], strict=True)), (tops, height)

@@ -150,6 +150,46 @@ def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_p
     assert panel.progress.isVisibleTo(panel) and "imported from" not in panel.blocker_label.text()
 
 
+def test_an_imported_models_config_is_read_only_and_says_what_trains_it(qtbot, tmp_path, hf_folder, window,
+                                                                      monkeypatch):
+    """An imported model's Config tab offered an editable form, "data.dir not prepared yet (Data tab)" and a
+    time to train 1,000 steps; Run > Continue for More Steps asked for a number of steps, then said it "has no
+    checkpoint to continue from"; the Attention tab opened on the demo's copy/reverse text. Now: read-only
+    with where training happens instead, no time, Continue disabled (and said why, asking nothing), an
+    English probe sentence."""
+    from studio.views.runs import dialogs
+    from studio.workspace.run import IMPORTED_PROBE
+    from tests.studio.helpers import select_run
+
+    ws = Workspace.create(str(tmp_path / "ws"))
+    assert _run(qtbot, ImportJob(), hf_folder, os.path.join(ws.runs_dir, "tiny-llama")).ok
+    ws.create_run("mine", ws.run("tiny-llama").read_config_text())
+    w = window(ws.root)
+    select_run(w, "tiny-llama")
+    qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "imported")
+    w.show_tab("config")
+    editor, est = w.config_editor, w.config_editor.estimates
+    qtbot.waitUntil(lambda: editor.lock_label.isVisibleTo(editor))
+    assert "imported" in editor.lock_label.text() and "Fine-tune on My Data" in editor.lock_label.text()
+    assert editor.yaml_edit.isReadOnly() and not editor.form.isEnabled()
+    assert "valid" in editor.status.text() and "not prepared" not in editor.status.text()
+    qtbot.waitUntil(lambda: "Fine-tune" in est.timing_note.text())
+    assert not est.timing["total"].isVisibleTo(est) and not est.timing_head.isVisibleTo(est)
+    assert not w.continue_action.isEnabled()
+    monkeypatch.setattr(dialogs, "ask_more_steps", lambda *a: pytest.fail("asked for steps it would refuse"))
+    assert not w.run_actions.continue_run(w.current_dir)
+    assert "imported model" in w.statusBar().currentMessage()
+    assert w.attention.text.toPlainText() == IMPORTED_PROBE
+    # a run of its own: editable again, a time estimate, its data warned about
+    select_run(w, "mine")
+    qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "new")
+    qtbot.waitUntil(lambda: not editor.lock_label.isVisibleTo(editor))
+    assert not editor.yaml_edit.isReadOnly() and "not prepared" in editor.status.text()
+    qtbot.waitUntil(lambda: est.timing["total"].isVisibleTo(est))
+    assert "Fine-tune" not in est.timing_note.text() and not w.continue_action.isEnabled()
+    assert w.attention.text.toPlainText() != IMPORTED_PROBE
+
+
 def test_export_dialog_says_before_export_when_a_formats_package_is_missing(qtbot, tmp_path, monkeypatch):
     """A plain install has no onnx / gguf: choosing such a format says which package and extra at once and
     leaves Export disabled, instead of failing after the click; the bundle gets its own wording."""

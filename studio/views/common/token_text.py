@@ -10,7 +10,7 @@ import bisect
 import html
 
 from PySide6.QtCore import QEvent, QPoint, Qt
-from PySide6.QtGui import QColor, QFontDatabase, QPalette, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor, QFontDatabase, QPalette, QTextBlockFormat, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextEdit, QToolTip, QWidget
 
 # Pastel backgrounds cycled per token: neighbours always differ, the text stays readable.
@@ -20,6 +20,7 @@ TRAINED_COLOURS = ("#b9ebb0", "#d8f5cf")
 MASKED_COLOURS = ("#e4e6e9", "#f1f2f4")
 ON_PASTEL = "#1b1f23"  # token text on the pastel token colours, in either theme
 MASKED_TEXT = "#6a6f76"
+LINE_GAP = 1.0  # pixels between a line's backgrounds and the next line's
 
 
 def display_piece(piece: str) -> str:
@@ -59,6 +60,12 @@ class TokenText(QTextEdit):
             fmt.setForeground(QColor(MASKED_TEXT if masked else ON_PASTEL))
             cursor.insertText(display_piece(piece) or "∅", fmt)
         self._end = cursor.position()
+        # A pixel between lines: at fractional scales (125 %) each line's token backgrounds were painted over
+        # the line above's underscores ("<|im_end|>" read "<|im end|>").
+        cursor.select(QTextCursor.SelectionType.Document)
+        spaced = QTextBlockFormat()
+        spaced.setLineHeight(LINE_GAP, QTextBlockFormat.LineHeightTypes.LineDistanceHeight.value)
+        cursor.mergeBlockFormat(spaced)
         self.moveCursor(QTextCursor.MoveOperation.Start)
 
     def background(self, index: int) -> str:

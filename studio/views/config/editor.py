@@ -172,11 +172,11 @@ class ConfigEditor(QWidget):
         return self._base_dir
 
     def set_locked(self, message: str | None) -> None:
-        """Read-only with `message` shown above the views (a run trains with this config), or editable;
-        unlocking re-validates (the run's checkpoints, which the checks read, may have changed)."""
+        """Read-only with `message` shown above the views (a run trains with this config, or it is an imported
+        model's), or editable; a change re-validates (the run's checkpoints, which the checks read, may have
+        changed; a locked config has no "data.dir not prepared" note)."""
         if bool(message) == self._locked and (message or "") == self.lock_label.text():
             return  # asked again at every run update: nothing to restyle
-        unlocked = self._locked and not message
         self._locked = bool(message)
         self.lock_label.setText(message or "")
         self.lock_label.setStyleSheet(banner_style("info"))
@@ -184,8 +184,7 @@ class ConfigEditor(QWidget):
         self.yaml_edit.setReadOnly(self._locked)
         self.preset_combo.setEnabled(not self._locked)
         self.form.setEnabled(not self._locked and self._form_parses)
-        if unlocked:
-            self.revalidate()
+        self.revalidate()
 
     def set_checks(self, checks) -> None:
         """Rules beyond core.config's for the shown run (`checks(config) -> list[Problem]`, or None),
@@ -310,7 +309,7 @@ class ConfigEditor(QWidget):
         self._mark_yaml_lines(text, problems)
         if config is not None:
             message = "valid"
-            unprepared = not layout.is_data_dir(config.data.dir)  # valid, but Start waits for the data
+            unprepared = not self._locked and not layout.is_data_dir(config.data.dir)  # Start waits for it
             self.status.setText("<span style='color:#27ae60'>✔ valid</span>" + (
                 " <span style='color:#c27c0e'>· data.dir not prepared yet (Data tab)</span>" if unprepared else ""))
             self.problems_label.hide()

@@ -98,7 +98,7 @@ class EstimatesPanel(QFrame):
             grid.addWidget(value, row, 1)
             self.values[key] = value
             row += 1
-        head = QLabel("Time (before Start)")
+        head = self.timing_head = QLabel("Time (before Start)")
         head.setStyleSheet("font-weight: 600; margin-top: 8px;")
         grid.addWidget(head, row, 0, 1, 2)
         row += 1
@@ -153,9 +153,16 @@ class EstimatesPanel(QFrame):
                           "activations without recomputation." + (
                               f" No Hugging Face or GGUF export: {refusal}." if refusal else ""))
 
-    def show_timing(self, timing: dict | None, device: str = "auto") -> None:
+    def show_timing(self, timing: dict | None, device: str = "auto", imported: bool = False) -> None:
         """Time per step and in all (controllers.timing.time_estimate), with where the figure comes from;
-        `device`: the config's train.device (no figure from a run on another kind of device)."""
+        `device`: the config's train.device (no figure from a run on another kind of device). An imported
+        model does not train in its run: no time, a note saying where training happens instead."""
+        for widget in (self.timing_head, *self.timing.values(), *self.timing_names.values()):
+            widget.setVisible(not imported)
+        if imported:
+            self.timing_note.setText("An imported model trains in a run of its own: Run → Fine-tune on My "
+                                     "Data… makes one.")
+            return
         if timing is None:
             for label in self.timing.values():
                 label.setText("—")

@@ -273,6 +273,23 @@ def test_a_long_run_name_does_not_push_the_runs_list_aside(qtbot, window, worksp
     assert w.training.minimumSizeHint().width() == minimum  # (1102 px with the name at full width)
     assert label.text() == f"{long_name} — new" and label.toolTip() == label.text()
     assert "…" in label.shown_text() and label.width() < label.fontMetrics().horizontalAdvance(label.text())
+    assert label.shown_text().endswith(" — new")
+
+
+def test_a_shortened_run_heading_keeps_its_status_whole(qtbot):
+    """"qwen3t…ported": the heading shortened name and status as one text, cutting into the status. The
+    name gives way; the status stays whole."""
+    from studio.views.common.elided_label import ElidedLabel
+
+    label = ElidedLabel()
+    qtbot.addWidget(label)
+    label.setText("qwen3tiny-ft-tasks-chat", " — imported")
+    label.show()
+    label.resize(label.fontMetrics().horizontalAdvance("qwen3tiny — imported"), 30)
+    qtbot.waitUntil(lambda: label.shown_text() != label.text())
+    shown = label.shown_text()
+    assert shown.endswith("… — imported") or shown.endswith("t — imported"), shown
+    assert shown.startswith("qw") and "…" in shown and label.text() == "qwen3tiny-ft-tasks-chat — imported"
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])

@@ -12,13 +12,14 @@ class ElidedLabel(QLabel):
     def __init__(self, text: str = "", parent: QWidget | None = None,
                  mode: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle, min_chars: int = 12) -> None:
         super().__init__(parent)
-        self._full, self._mode, self._min_chars = "", mode, min_chars
+        self._full, self._tail, self._mode, self._min_chars = "", "", mode, min_chars
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setText(text)
 
-    def setText(self, text: str) -> None:  # noqa: N802 (Qt API)
-        self._full = text
-        self.setToolTip(text)
+    def setText(self, text: str, tail: str = "") -> None:  # noqa: N802 (Qt API)
+        """Show `text` + `tail`; only `text` is shortened, `tail` (" — running") always shows whole."""
+        self._full, self._tail = text + tail, tail
+        self.setToolTip(self._full)
         self._elide()
 
     def text(self) -> str:
@@ -40,4 +41,6 @@ class ElidedLabel(QLabel):
         self._elide()
 
     def _elide(self) -> None:
-        super().setText(self.fontMetrics().elidedText(self._full, self._mode, max(0, self.width() - 2)))
+        fm, head = self.fontMetrics(), self._full[:len(self._full) - len(self._tail)]
+        room = max(0, self.width() - 2 - fm.horizontalAdvance(self._tail))
+        super().setText(fm.elidedText(head, self._mode, room) + self._tail)

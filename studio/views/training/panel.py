@@ -230,7 +230,7 @@ class TrainingPanel(QWidget):
         for w in (self.device_combo, self.nproc_spin):
             w.setEnabled(not running)
         # no run: the neutral colour (it kept the last run's, a green 'done' over an empty workspace)
-        self.status_label.setText("No run selected" if c is None else f"{c.run.name} — {status}")
+        self.status_label.setText("No run selected" if c is None else c.run.name, "" if c is None else f" — {status}")
         self.status_label.setStyleSheet(f"color: {status_color('new' if c is None else status)};")
         failed = c is not None and status in ("failed", "damaged") and bool(c.message)
         self.error_banner.setText(c.message if failed else "")

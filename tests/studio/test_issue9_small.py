@@ -414,3 +414,38 @@ def test_no_run_selected_is_not_in_the_last_runs_status_colour(qtbot, window, wo
     w.new_run()
     QApplication.processEvents()
     assert w.runs_panel.tree.topLevelItemCount() == 1 and not hint.isVisible()
+
+
+def test_chat_messages_and_the_prompt_follow_a_theme_switch(qtbot):
+    """Switching to the dark theme left a chat's messages written in the light theme's dark text (nearly
+    invisible on the dark background), and the prompt in a fixed grey: each now reads after the switch."""
+    from PySide6.QtGui import QColor
+
+    from studio.theme import apply_theme
+    from studio.views.generate.output import TokenOutput
+
+    app = QApplication.instance()
+    apply_theme(app, "light")
+    views = [TokenOutput() for _ in range(3)]
+    for out in views:
+        qtbot.addWidget(out)
+        out.resize(320, 90)
+        out.set_colouring(False)
+        out.show()
+    views[0].begin("the prompt, in grey ")
+    views[1].begin("")
+    views[1].append_note("reverse: abcde, a chat message", "")
+    views[2].begin("")
+    views[2].append_token({"text": "an uncoloured reply", "prob": 0.5, "id": 1})
+    try:
+        apply_theme(app, "dark")
+        QApplication.processEvents()
+        spreads = []
+        for out in views:
+            image = out.viewport().grab().toImage()
+            base = out.palette().base().color().lightness()
+            spreads.append(max(abs(QColor(image.pixel(x, y)).lightness() - base)
+                               for x in range(0, image.width(), 2) for y in range(image.height())))
+    finally:
+        apply_theme(app, "light")
+    assert min(spreads) >= 90, spreads  # text that stands out from the dark background

@@ -10,11 +10,13 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QEvent, QPoint, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor, QFontDatabase, QPalette, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QTextEdit, QToolTip, QWidget
 
 from studio.views.common.token_text import ON_PASTEL
 from studio.workspace.token_labels import visible
+
+MUTED = QTextFormat.Property.UserProperty + 1  # char-format mark of the prompt's grey: re-coloured with the theme
 
 
 def prob_color(p: float) -> QColor:
@@ -44,8 +46,32 @@ class TokenOutput(QTextEdit):
         self.clear()
         self.tokens, self._starts, self.prompt = [], [], prompt
         fmt = QTextCharFormat()
-        fmt.setForeground(QColor("#57606a"))
+        fmt.setProperty(MUTED, True)
+        fmt.setForeground(self._muted())
         self.textCursor().insertText(prompt, fmt)
+
+    def _muted(self) -> QColor:
+        return self.palette().color(QPalette.ColorRole.PlaceholderText)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        """A theme switch: the prompt's grey follows it (the theme's own text colour, never written into
+        the document, follows by itself; written in, a chat's messages stayed dark on the dark theme)."""
+        super().changeEvent(event)
+        if event.type() != QEvent.Type.PaletteChange:
+            return
+        cursor, block = QTextCursor(self.document()), self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                frag = it.fragment()
+                if frag.charFormat().property(MUTED):
+                    cursor.setPosition(frag.position())
+                    cursor.setPosition(frag.position() + frag.length(), QTextCursor.MoveMode.KeepAnchor)
+                    fmt = QTextCharFormat()
+                    fmt.setForeground(self._muted())
+                    cursor.mergeCharFormat(fmt)
+                it += 1
+            block = block.next()
 
     def append_token(self, ev: dict) -> None:
         cursor = QTextCursor(self.document())
@@ -60,7 +86,8 @@ class TokenOutput(QTextEdit):
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
         fmt = QTextCharFormat()
-        fmt.setForeground(QColor(color) if color else self.palette().text().color())
+        if color:  # else the theme's text colour, at paint time
+            fmt.setForeground(QColor(color))
         if bold:
             fmt.setFontWeight(700)
         cursor.insertText(text, fmt)
@@ -92,7 +119,6 @@ class TokenOutput(QTextEdit):
         fmt = QTextCharFormat()
         fmt.setAnchor(True)
         fmt.setAnchorHref(f"tok:{i}")
-        fmt.setForeground(self.palette().text().color())
         if self.colouring and ev.get("prob") is not None:
             fmt.setBackground(prob_color(ev["prob"]))
             fmt.setForeground(QColor(ON_PASTEL))  # the theme's text was light on the pastels in the dark theme

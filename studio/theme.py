@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -94,10 +96,18 @@ QRadioButton::indicator:checked { border-color: #9ccbf5; background: qradialgrad
 QRadioButton::indicator:disabled { border-color: #5a5f66; }
 QCheckBox::indicator, QGroupBox::indicator, QTreeView::indicator { width: 13px; height: 13px; border: 1px solid #9aa4b2;
     border-radius: 2px; background: #1e1f22; }
-QCheckBox::indicator:checked, QGroupBox::indicator:checked, QTreeView::indicator:checked { background: #62a8ea; border-color: #9ccbf5; }
+QCheckBox::indicator:checked, QGroupBox::indicator:checked, QTreeView::indicator:checked { background: #62a8ea;
+    border-color: #9ccbf5; image: url(CHECK); }
 QCheckBox::indicator:disabled { border-color: #5a5f66; }
 QCheckBox::indicator:checked:disabled { background: #3a4a5c; }
 """
+
+
+def _dark_stylesheet() -> str:
+    """DARK_STYLESHEET with its check mark's file (a checked box was a plain blue square, no tick)."""
+    from studio.engine.command import resources_dir
+
+    return DARK_STYLESHEET.replace("CHECK", resources_dir("icons", "check-dark.svg").replace(os.sep, "/"))
 
 
 def apply_theme(app: QApplication, name: str) -> str:
@@ -105,7 +115,7 @@ def apply_theme(app: QApplication, name: str) -> str:
     name = name if name in THEMES else "light"
     app.setStyle("Fusion")
     app.setPalette(_palette(name))
-    app.setStyleSheet(STYLESHEET + (DARK_STYLESHEET if name == "dark" else ""))
+    app.setStyleSheet(STYLESHEET + (_dark_stylesheet() if name == "dark" else ""))
     app.setProperty("studio_theme", name)
     return name
 

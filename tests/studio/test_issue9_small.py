@@ -449,3 +449,31 @@ def test_chat_messages_and_the_prompt_follow_a_theme_switch(qtbot):
     finally:
         apply_theme(app, "light")
     assert min(spreads) >= 90, spreads  # text that stands out from the dark background
+
+
+def test_a_checked_box_shows_a_tick_in_the_dark_theme(qtbot):
+    """In the dark theme a checked box was a plain blue square: now a dark tick on the blue."""
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QCheckBox, QStyle, QStyleOptionButton
+
+    from studio.theme import apply_theme
+
+    app = QApplication.instance()
+    apply_theme(app, "dark")
+    try:
+        box = QCheckBox("Chat")
+        qtbot.addWidget(box)
+        box.setChecked(True)
+        box.show()
+        QApplication.processEvents()
+        option = QStyleOptionButton()
+        box.initStyleOption(option)
+        rect = box.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, option, box)
+        image = box.grab().toImage()
+        colours = [QColor(image.pixel(x, y)) for x in range(rect.left() + 2, rect.right() - 1)
+                   for y in range(rect.top() + 2, rect.bottom() - 1)]
+    finally:
+        apply_theme(app, "light")
+    blue = sum(1 for c in colours if c.blue() > 180 and c.red() < 140)
+    dark = sum(1 for c in colours if c.lightness() < 70)
+    assert blue > len(colours) // 3 and dark >= 6, (blue, dark, len(colours))

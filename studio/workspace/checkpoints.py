@@ -13,10 +13,14 @@ from studio.workspace.workspace import Workspace, run_of  # noqa: F401 (run_of i
 
 
 def checkpoint_label(path: str) -> str:
-    """'run · step 500' for RUN/checkpoints/step-000500, else the folder name."""
+    """'run · step 500' for RUN/checkpoints/step-000500, 'run · imported' for an imported model's weights
+    (never trained here: "step 0" read as untrained), else the folder name."""
     parts = os.path.normpath(path).split(os.sep)
     step = layout.checkpoint_step(path)
     if len(parts) >= 3 and parts[-2] == layout.CHECKPOINTS and step is not None:
+        if step == 0 and Run(os.path.dirname(os.path.dirname(os.path.normpath(path)))).lineage().get(
+                "kind") == "import":
+            return f"{parts[-3]} · imported"
         return f"{parts[-3]} · step {step}"
     return parts[-1]
 

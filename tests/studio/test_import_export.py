@@ -180,6 +180,8 @@ def test_an_imported_models_config_is_read_only_and_says_what_trains_it(qtbot, t
     assert not w.run_actions.continue_run(w.current_dir)
     assert "imported model" in w.statusBar().currentMessage()
     assert w.attention.text.toPlainText() == IMPORTED_PROBE
+    qtbot.waitUntil(lambda: bool(w.attention.picker.checkpoint()))
+    assert w.attention.picker.combo.currentText() == "tiny-llama · imported"  # not "step 0": untrained
     # a run of its own: editable again, a time estimate, its data warned about
     select_run(w, "mine")
     qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "new")

@@ -123,6 +123,11 @@ def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_p
     panel = w.training
     assert not panel.start_button.isEnabled() and not w.start_action.isEnabled()
     assert panel.blocker_label.isVisibleTo(panel) and not panel.progress.isVisibleTo(panel)
+    assert not panel.plots.isVisibleTo(panel)  # no empty curves under the note
+    w.show_tab("training")
+    w.resize(1200, 800)
+    qtbot.waitUntil(lambda: panel.height() > 500)
+    assert panel.blocker_label.height() < panel.height() / 4  # the note at the top, not stretched to fill
     note = panel.blocker_label.text()
     assert "Cannot start" not in note and "imported from" in note and hf_folder in note and "Fine-tune" in note
     # its links lead where it says: a tab, and the fine-tune dialog with this model as the base
@@ -148,6 +153,7 @@ def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_p
     select_run(w, "mine")
     qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "new")
     assert panel.progress.isVisibleTo(panel) and "imported from" not in panel.blocker_label.text()
+    assert panel.plots.isVisibleTo(panel)
 
 
 def test_an_imported_models_config_is_read_only_and_says_what_trains_it(qtbot, tmp_path, hf_folder, window,

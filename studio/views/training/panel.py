@@ -100,6 +100,7 @@ class TrainingPanel(QWidget):
         line.setFrameShadow(QFrame.Shadow.Sunken)
         lay.addWidget(line)
         lay.addWidget(self.splitter, 1)
+        lay.addStretch(0)  # takes the room only when the splitter is hidden (an imported model's note)
 
         self._progress_timer = QTimer(self)
         self._progress_timer.setSingleShot(True)
@@ -224,6 +225,7 @@ class TrainingPanel(QWidget):
         self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
         self.blocker_label.setVisible(bool(reason or note))
         self.progress.setVisible(c is not None and not note)  # no run, or a model never trained here: no steps
+        self.splitter.setVisible(not note)  # nor curves and engine log (they stood empty under the note)
         self.stop_button.setEnabled(running and not (c is not None and c.stopping))
         self.stop_button.setText("Stopping…" if c is not None and c.stopping else "Stop")
         self.resume_button.setEnabled(resumable and not self._blockers)

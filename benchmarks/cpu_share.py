@@ -38,10 +38,10 @@ while True:
 
 SPEEDRUN = """\
 model: {{n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, pos_encoding: rope, norm: rmsnorm, bias: false,
-        qk_norm: true}}
+        qk_norm: true, activation: swiglu, mlp_ratio: 3.0}}
 data: {{dir: ../../data/demo}}
 train: {{batch_size: 32, max_steps: {steps}, eval_interval: 100, eval_steps: 4, checkpoint_interval: 0,
-        warmup_steps: 10, device: cpu, lr: 6.0e-3, min_lr: 3.0e-4, optimizer: muon, muon_lr: 0.05,
+        warmup_steps: 10, device: cpu, lr: 7.0e-3, min_lr: 3.0e-4, optimizer: muon, muon_lr: 0.06,
         weight_decay: 0.0}}
 run: {{dir: ., save_attention: false}}
 """

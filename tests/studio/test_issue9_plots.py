@@ -223,3 +223,38 @@ def test_compared_runs_are_named_in_the_key_even_where_the_legend_hides(qtbot, w
         w.runs_panel.set_compared(workspace.run(name).dir, False)
     QApplication.processEvents()
     assert plots.key.text() == ""
+
+
+def test_early_gradient_spikes_do_not_flatten_the_rest_of_the_run(qtbot, window, workspace):
+    """A fresh model's gradient norm is tens of times its later size for a few steps: the plot's range
+    followed them and the other 290 steps were a flat line on the axis. The early steps are drawn but do
+    not set the range; a spike later in the run still does."""
+    from core import layout
+    from core.protocol import encode, make_event
+
+    def run_with(name: str, norms: list[float]) -> None:
+        run = workspace.create_run(name, workspace.run("tiny").read_config_text())
+        lines = [make_event("start", max_steps=len(norms), start_step=0, resumed=False, config={"train": {}})]
+        for s, g in enumerate(norms, 1):
+            lines.append(make_event("step", step=s, tokens=256 * s, loss=2.0, lr=1e-3, grad_norm=g,
+                                    clipped=False, tokens_per_s=2e4, elapsed_s=0.05 * s, step_ms=50.0))
+        lines.append(make_event("done", step=len(norms), checkpoint="", best_val_loss=2.0))
+        layout.atomic_write(os.path.join(run.dir, layout.METRICS), "".join(encode(e) for e in lines))
+
+    calm = [0.8 + 0.2 * math.sin(s) for s in range(300)]
+    run_with("early", [40.0, 25.0, 12.0] + calm[3:])
+    run_with("late", calm[:200] + [6.0] + calm[201:])
+    w = window(workspace.root)
+    plots = w.training.plots
+    tops = {}
+    for name in ("early", "late"):
+        select_run(w, name)
+        qtbot.waitUntil(lambda n=name: plots.label == n)
+        plots.redraw()
+        QApplication.processEvents()
+        tops[name] = plots.plots["grad"].viewRange()[1][1]
+    assert 1.0 < tops["early"] < 2.0, tops  # the calm steps fill the plot
+    assert tops["late"] >= 6.0, tops  # a spike mid-run is in view
+    xs, ys = plots.curves["grad_early"].getData()
+    ys_all = np.concatenate([ys, plots.curves["grad"].getData()[1]])
+    assert len(ys_all) >= 300  # every step drawn, the early ones included

@@ -137,3 +137,23 @@ def step_readout(h, x: np.ndarray, xv: float, smooth: np.ndarray) -> str:
         if j >= 0:
             parts.append(f"val {h.evals['val_loss'][j]:.4f} @ {int(h.evals['step'][j])}")
     return "   ".join(p for p in parts if p)
+
+
+EARLY_SHARE = 50  # the first 1/50 of the steps drawn (from 100 steps on) do not set the y range
+
+
+def early_trace(plot: pg.PlotItem) -> pg.PlotDataItem:
+    """A trace in `plot` that the plot's automatic y range ignores (draw_without_early_range's `early`)."""
+    item = pg.PlotDataItem()
+    plot.addItem(item, ignoreBounds=True)
+    return item
+
+
+def draw_without_early_range(early: pg.PlotDataItem, rest: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
+    """Draw a trace as two joined pieces: its first steps in `early` (added to the plot with ignoreBounds),
+    the rest in `rest`. The gradient norm of a fresh model is tens of times its later size for a few steps;
+    scaled to those, the rest of the run was a flat line along the axis. Spikes later in the run still set
+    the range; the early ones are drawn and run off the top."""
+    k = len(x) // EARLY_SHARE if len(x) >= 100 else 0
+    early.setData(x[:k + 1] if k else [], y[:k + 1] if k else [], connect="finite")
+    rest.setData(x[k:], y[k:], connect="finite")

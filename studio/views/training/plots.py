@@ -28,6 +28,8 @@ from studio.theme import plot_colors
 from studio.views.training.overlay_key import OverlayKey
 from studio.views.training.plot_items import (
     LogFriendlyAxis,
+    draw_without_early_range,
+    early_trace,
     export_view,
     free_spot,
     overlay_colour,
@@ -55,8 +57,7 @@ class MetricsPlots(QWidget):
         self.label = ""
         self.x_mode = "step"
         self.redraws = 0
-        self._panel_version: dict[str, int] = {}
-        self._next_panel = PANELS[0]
+        self._panel_version, self._next_panel = {}, PANELS[0]
         self._fixed_range = False  # empty-run ranges are set; auto-range resumes with the first step
         self._planned_steps = 0
         self._x_extent = 0.0  # the x range currently pinned (0 = auto)
@@ -146,6 +147,7 @@ class MetricsPlots(QWidget):
             "speed_raw": P["speed"].plot(),
             "speed": P["speed"].plot(),
         }
+        self.curves["grad_early"] = early_trace(P["grad"])  # its first steps: drawn, not ranged over
         self.best_marker = pg.ScatterPlotItem(size=13, symbol="star")
         P["loss"].addItem(self.best_marker)
         # The best-val note sits in pixels in a corner of the loss plot free of curves (not in data
@@ -182,7 +184,8 @@ class MetricsPlots(QWidget):
             plot.titleLabel.setText(plot.titleLabel.text, color=c["foreground"], size="9pt")
             plot.showGrid(x=True, y=True, alpha=c["grid"])
         pens = {"raw": (c["raw"], 1), "smooth": (c["smooth"], 2), "val": (c["val"], 2), "lr": (c["lr"], 2),
-                "grad": (c["grad"], 1), "speed_raw": (c["raw"], 1), "speed": (c["speed"], 2)}
+                "grad": (c["grad"], 1), "grad_early": (c["grad"], 1), "speed_raw": (c["raw"], 1),
+                "speed": (c["speed"], 2)}
         for key, (color, width) in pens.items():
             self.curves[key].setPen(pg.mkPen(color, width=width))
         self.curves["val"].setSymbolBrush(c["val"])
@@ -200,8 +203,7 @@ class MetricsPlots(QWidget):
         legend = self.plots["loss"].legend
         if legend is not None:
             legend.setLabelTextColor(c["foreground"])
-        self._panel_version: dict[str, int] = {}
-        self._next_panel = PANELS[0]
+        self._panel_version, self._next_panel = {}, PANELS[0]  # every panel stale
         if hasattr(self, "x_mode"):
             self._label_axes()
         self._draw_overlays()
@@ -214,8 +216,7 @@ class MetricsPlots(QWidget):
         self.key.show_key(self.label, self._overlays, plot_colors())
         self._smoother.reset()
         self._speed_smoother.reset()
-        self._panel_version = {}
-        self._next_panel = PANELS[0]
+        self._panel_version, self._next_panel = {}, PANELS[0]  # every panel stale
         self._planned_steps = planned_steps
         self._x_extent = 0.0
         if history is None or not len(history.steps):
@@ -347,7 +348,7 @@ class MetricsPlots(QWidget):
         elif name == "lr":
             self.curves["lr"].setData(x, s["lr"], connect="finite")
         elif name == "grad":
-            self.curves["grad"].setData(x, s["grad_norm"], connect="finite")
+            draw_without_early_range(self.curves["grad_early"], self.curves["grad"], x, s["grad_norm"])
             clip = h.grad_clip
             if math.isfinite(clip) and clip > 0 and h.config_value("train", "clip_mode") in (None, "norm"):
                 self.clip_line.show()  # first: a hidden label ignores setFormat (pyqtgraph InfLineLabel)
@@ -479,8 +480,7 @@ class MetricsPlots(QWidget):
     def _on_x_combo_changed(self, _index: int) -> None:
         self.x_mode = self.x_combo.currentData()
         self._label_axes()
-        self._panel_version = {}
-        self._next_panel = PANELS[0]
+        self._panel_version, self._next_panel = {}, PANELS[0]  # every panel stale
         self._draw_overlays()
         self.redraw()
         for plot in self.plots.values():
@@ -491,7 +491,6 @@ class MetricsPlots(QWidget):
 
     def _on_smooth_slider_changed(self, value: int) -> None:
         self.smooth_label.setText(f"{value / 100:.2f}")
-        self._panel_version = {}
-        self._next_panel = PANELS[0]
+        self._panel_version, self._next_panel = {}, PANELS[0]  # every panel stale
         self._draw_overlays()
         self.mark_dirty()

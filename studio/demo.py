@@ -76,14 +76,19 @@ def tiny_config_text(data: str = DEMO_DATA, max_steps: int = DEMO_STEPS) -> str:
 
 
 def default_config_text(ws: Workspace) -> str:
-    """A new run's config: the tiny one, on the data set prepared last (the one just made on the Data tab;
-    instruction data sets, which need a base model, are left to the fine-tuning flow)."""
+    """A new run's config: the tiny one, on default_data(ws)."""
+    return tiny_config_text(default_data(ws))
+
+
+def default_data(ws: Workspace) -> str:
+    """The data set a new run trains on: the one prepared last (the one just made on the Data tab;
+    instruction data sets, which need a base model, are left to the fine-tuning flow), else the demo's."""
     plain = []
     for path in ws.datasets():
         meta = layout.read_json(os.path.join(path, layout.DATA_META))
         if meta.get("kind") != "sft":
             plain.append((_mtime(os.path.join(path, layout.DATA_META)), os.path.basename(path)))
-    return tiny_config_text(max(plain)[1] if plain else DEMO_DATA)
+    return max(plain)[1] if plain else DEMO_DATA
 
 
 def _mtime(path: str) -> float:

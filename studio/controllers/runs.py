@@ -23,7 +23,7 @@ from studio.workspace.compare import CompareTable, compare_runs
 from studio.workspace.metrics import RunHistory
 from studio.workspace.run import Run
 from studio.workspace.trash import move_to_trash
-from studio.workspace.workspace import Workspace
+from studio.workspace.workspace import Workspace, with_changes
 
 SUMMARY_MS = 1000  # how often running runs' rows (step, duration) are refreshed
 RESCAN_TICKS = 3  # runs/ is listed every 3 summary ticks too (a watcher misses changes on some file systems)
@@ -184,8 +184,14 @@ class WorkspaceSession(QObject):
         return run
 
     def copy_run(self, run_dir: str) -> Run:
+        """'New from this'. Of an imported model: a run of its shape to train from scratch, on the data set
+        a new run would take and a vocabulary from that data (the import's config pointed data.dir into the
+        model's own folder, and its vocabulary was its tokenizer's)."""
         assert self.workspace is not None
         run = self.workspace.new_run_from(Run(run_dir), self.workspace.unique_run_name(f"{Run(run_dir).name}-2"))
+        if Run(run_dir).lineage().get("kind") == "import":
+            run.write_config_text(with_changes(run.read_config_text(), {
+                "data.dir": f"../../data/{demo.default_data(self.workspace)}", "model.vocab_size": None}))
         self._add(run)
         self.runs_changed.emit()
         return run

@@ -188,6 +188,11 @@ def test_an_imported_models_config_is_read_only_and_says_what_trains_it(qtbot, t
     assert w.attention.text.toPlainText() == IMPORTED_PROBE
     qtbot.waitUntil(lambda: bool(w.attention.picker.checkpoint()))
     assert w.attention.picker.combo.currentText() == "tiny-llama · imported"  # not "step 0": untrained
+    # New from this, as the note offers: its shape, on the data a new run takes, a vocabulary from that data
+    base = ws.run("tiny-llama").config_or_none()
+    copy = w.session.copy_run(w.current_dir).config_or_none()
+    assert copy.data.dir == os.path.join(ws.root, "data", "demo") and copy.model.vocab_size is None
+    assert (copy.model.n_layer, copy.model.n_kv_head) == (base.model.n_layer, base.model.n_kv_head)
     # a run of its own: editable again, a time estimate, its data warned about
     select_run(w, "mine")
     qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "new")

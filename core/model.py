@@ -39,7 +39,16 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
+        return rms_norm(x, self.eps, self.weight)
+
+
+def rms_norm(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """F.rms_norm over the last dimension; in elementary operations while exporting to ONNX (the TorchScript
+    exporter has no aten::rms_norm: a model with QK-norm failed to export)."""
+    if torch.onnx.is_in_onnx_export():
+        y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        return y if weight is None else y * weight
+    return F.rms_norm(x, (x.size(-1),), weight, eps)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
@@ -130,7 +139,7 @@ class CausalSelfAttention(nn.Module):
         qk, v = self.c_attn(x).view(B, T, heads_qk + self.n_kv_head, self.head_size).split(
             [heads_qk, self.n_kv_head], dim=2)
         if self.qk_eps is not None:  # before RoPE, as in modded-nanogpt and Qwen3; both attention paths see it
-            qk = F.rms_norm(qk, (self.head_size,), eps=self.qk_eps)
+            qk = rms_norm(qk, self.qk_eps)
             if hasattr(self, "q_norm"):  # the query heads' weight, then the key heads'
                 qk = qk * torch.cat([self.q_norm.weight.expand(self.n_head, -1),
                                      self.k_norm.weight.expand(self.n_kv_head, -1)]).to(qk.dtype)

@@ -7,7 +7,6 @@ the file is renamed into place.
 from __future__ import annotations
 
 import os
-import types
 
 import torch
 
@@ -17,22 +16,12 @@ from core.interop import require
 VERIFY_ATOL = 1e-4
 
 
-def _rms_norm_spelled_out(self, x: torch.Tensor) -> torch.Tensor:
-    """RMSNorm in elementary ops: the TorchScript exporter has no symbolic for aten::rms_norm."""
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
 class LogitsOnly(torch.nn.Module):
     """The model's full-sequence forward without cache, loss or attention: what an ONNX consumer runs."""
 
     def __init__(self, model):
         super().__init__()
-        from core.model import RMSNorm
-
-        self.model = model
-        for module in model.modules():
-            if isinstance(module, RMSNorm):
-                module.forward = types.MethodType(_rms_norm_spelled_out, module)
+        self.model = model  # RMS norms are spelled out in elementary operations while exporting (core.model)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids)[0]

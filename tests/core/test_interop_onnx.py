@@ -13,7 +13,7 @@ from core.generate import load_model
 from core.layout import latest_checkpoint
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "qwen3"])  # qwen3: QK-norm (the speedrun preset has it)
 def test_onnx_runtime_logits_equal_ours_for_dynamic_shapes(tmp_path, kind):
     tiny_hf_model(kind, str(tmp_path / "hf"))
     assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imp")]) == 0

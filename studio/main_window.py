@@ -217,7 +217,7 @@ class MainWindow(QMainWindow):
         self.system_monitor = SystemMonitor(self)  # CPU / RAM / GPU of the selected run while it trains
         t.system.set_monitor(self.system_monitor)
         window_state.restore_panels(self, TABS.index("training"))
-        self._share_cores()
+        self.core_share.update()  # training takes every core while no inference request computes
         for panel in (self.data_panel, self.generation, self.attention) if self.session.workspace else ():
             panel.set_workspace(self.session.workspace.root)
         if self.current_dir:
@@ -280,6 +280,7 @@ class MainWindow(QMainWindow):
         self.config_editor.set_checks(ctl.shape_problems)  # a trained run keeps its checkpoints' shape
         self.config_editor.set_text(ctl.run.read_config_text())
         follow_preset(self.config_editor.preset_combo, ctl.run.read_config_text())
+        self.data_panel.follow_run(self.config_editor.config())  # the Data tab selects the run's data set
         self.training.set_controller(ctl)
         self.system_monitor.follow(ctl)
         self._update_overlays()
@@ -302,9 +303,6 @@ class MainWindow(QMainWindow):
             done, imported = (ctl.history.step, ctl.status == "imported") if ctl else (0, False)
             self.config_editor.estimates.show_timing(None if imported else time_estimate(cfg, est, speed, done),
                                                      cfg.train.device, imported)
-
-    def _share_cores(self) -> None:
-        self.core_share.update()  # training takes every core while no inference request computes
 
     def _update_overlays(self) -> None:
         if self.training is not None and self.current_dir is not None:
@@ -391,7 +389,7 @@ class MainWindow(QMainWindow):
         if self.generation is not None:  # a new checkpoint is offered where none was chosen by hand
             self.generation.checkpoints_changed()
             self.attention.checkpoints_changed()
-            self._share_cores()
+            self.core_share.update()
         if run_dir == self.current_dir:
             self._update_actions()
 

@@ -269,3 +269,23 @@ def test_token_lines_keep_a_gap_so_the_next_line_does_not_paint_over_underscores
     height = QFontMetricsF(view.font()).height()
     assert len(tops) == 3
     assert all(b - a >= height + 0.9 for a, b in zip(tops[:-1], tops[1:], strict=True)), (tops, height)
+
+
+def test_the_data_tab_selects_the_data_set_of_the_run_shown(qtbot, window, workspace):
+    """Switching runs left the Data tab on whatever data set was selected (the demo's, while the run shown
+    trained on another): it selects the run's, and leaves the selection alone for data outside the list."""
+    from tests.studio.conftest import TINY_CONFIG
+    from tests.studio.helpers import select_run, write_data_dir
+
+    write_data_dir(os.path.join(workspace.data_dir, "other"))
+    workspace.create_run("on-other", TINY_CONFIG.replace("data/demo", "data/other"))
+    workspace.create_run("outside", TINY_CONFIG.replace("../../data/demo", "/nowhere/data"))
+    w = window(workspace.root)
+    names = lambda: w.data_panel.dataset_list.currentItem().text()  # noqa: E731
+    select_run(w, "on-other")
+    qtbot.waitUntil(lambda: names() == "other")
+    select_run(w, "tiny")
+    qtbot.waitUntil(lambda: names() == "demo")
+    select_run(w, "outside")
+    QApplication.processEvents()
+    assert names() == "demo"

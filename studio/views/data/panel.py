@@ -296,6 +296,13 @@ class DataPanel(QWidget):
         if self.dataset_list.currentItem() is None:
             self._show_dataset(None)
 
+    def follow_run(self, config) -> None:
+        """Select the data set a run's config (a core.config.Config, None while invalid) trains on when it is
+        one of the workspace's: the list showed the demo's while the run shown trained on another."""
+        root, data_dir = self.data_root(), os.path.normpath(config.data.dir) if config is not None else ""
+        if root and data_dir and os.path.dirname(data_dir) == os.path.normpath(root):
+            self.select_dataset(os.path.basename(data_dir))
+
     def select_dataset(self, name: str) -> None:
         for item in self.dataset_list.findItems(name, Qt.MatchFlag.MatchExactly):
             self.dataset_list.setCurrentItem(item)

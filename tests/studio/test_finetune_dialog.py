@@ -101,6 +101,7 @@ def test_preview_colours_the_answers_and_the_estimate_is_the_models_own(qtbot, w
     assert dialog.lr.value() == DEFAULT_LR["full"] and not dialog.rank.isEnabled()
     est = sizes(dialog.choices(), dialog.base)
     assert est["trainable_params"] == est["params"] == sum(p.numel() for p in GPT(cfg.model).parameters())
+    assert "parameters (100%)" in dialog.estimate.text()  # not "(1e+02%)"
 
 
 def test_a_bad_line_is_named_before_anything_is_written(qtbot, ws, tmp_path):

@@ -303,9 +303,10 @@ class FinetuneDialog(JobDialog):
             return
         mem = est["memory"]
         share = 100 * est["trainable_params"] / max(1, est["params"])
+        share_text = f"{share:.0f}" if share >= 10 else f"{share:.2g}"  # .2g wrote a full fine-tune's "1e+02"
         self.estimate.setText(
             f"<b>Trainable: {human_count(est['trainable_params'])}</b> of {human_count(est['params'])} "
-            f"parameters ({share:.2g}%)<br>"
+            f"parameters ({share_text}%)<br>"
             f"Memory ≈ <b>{human_bytes(mem['total'])}</b>: weights {human_bytes(mem['weights'])}, "
             f"optimizer {human_bytes(mem['optimizer'])}, activations {human_bytes(mem['activations'])} "
             f"({est['precision']} on {est['device']})")

@@ -139,7 +139,7 @@ def step_readout(h, x: np.ndarray, xv: float, smooth: np.ndarray) -> str:
     return "   ".join(p for p in parts if p)
 
 
-EARLY_SHARE = 50  # the first 1/50 of the steps drawn (from 100 steps on) do not set the y range
+EARLY_SHARE = 20  # the first 1/20 of the steps drawn (from 100 steps on) do not set the y range
 
 
 def early_trace(plot: pg.PlotItem) -> pg.PlotDataItem:

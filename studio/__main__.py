@@ -21,7 +21,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="llm-studio", description="LLM Training Studio")
     p.add_argument("workspace", nargs="?", help="workspace folder to open")
     p.add_argument("--theme", choices=("light", "dark"), help="colour theme (default: last used)")
-    p.add_argument("--screenshot", metavar="PATH", help="render the window to PATH (PNG) and exit")
+    p.add_argument("--screenshot", metavar="PATH",
+                   help="render the window to PATH (PNG) and exit; first trains, in the workspace given (else the "
+                        "demo's), the demo run and, for main/training/runs, a fork of it, where not yet trained")
     p.add_argument("--panel", default="main",
                    choices=("main", "training", "runs", "config", "data", "generate", "attention"),
                    help="what --screenshot renders")

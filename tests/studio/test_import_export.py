@@ -123,7 +123,8 @@ def test_an_imported_model_reads_as_a_base_model_not_a_run_to_start(qtbot, tmp_p
     panel = w.training
     assert not panel.start_button.isEnabled() and not w.start_action.isEnabled()
     assert panel.blocker_label.isVisibleTo(panel) and not panel.progress.isVisibleTo(panel)
-    assert not panel.plots.isVisibleTo(panel)  # no empty curves under the note
+    assert not panel.plots.isVisibleTo(panel) and not panel.rule.isVisibleTo(panel)  # no empty curves
+    assert "The model: 2 layers × 32 wide, 4 heads (2 key/value), vocabulary" in panel.blocker_label.text()
     w.show_tab("training")
     w.resize(1200, 800)
     qtbot.waitUntil(lambda: panel.height() > 500)

@@ -11,8 +11,22 @@ NOTE = ("A pretrained model imported from {source}: nothing to train here. Talk 
         "<a href='export'>export it</a>.")
 
 
-def imported_note(source: str) -> str:
-    return NOTE.format(source=escape(source or "a file"))
+def imported_note(source: str, model: str = "") -> str:
+    """The note, with what the model is (`model_line`) under it when known."""
+    return NOTE.format(source=escape(source or "a file")) + (f"<br><br>The model: {escape(model)}." if model else "")
+
+
+def model_line(run) -> str:
+    """'2 layers × 32 wide, 4 heads (2 key/value), vocabulary 400, context 64; instruction data uses its own
+    chat template' for an imported run's weights, '' when they cannot be read (the note still stands)."""
+    from core.errors import UsageError
+    from studio.controllers.finetune import read_base
+
+    checkpoints = run.checkpoints()
+    try:
+        return read_base(checkpoints[-1].path).summary() if checkpoints else ""
+    except UsageError:
+        return ""
 
 
 def follow(window, link: str) -> None:

@@ -95,7 +95,7 @@ class TrainingPanel(QWidget):
         lay.addWidget(self.blocker_label)
         lay.addWidget(self.error_banner)
         lay.addLayout(prow)
-        line = QFrame()
+        self.rule = line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         lay.addWidget(line)
@@ -220,12 +220,13 @@ class TrainingPanel(QWidget):
                                       "Continue from the latest checkpoint")
         note = ""
         if status == "imported":  # a base model, not a run: say what it is for instead of why it cannot start
-            note = imported.imported_note(str(c.run.lineage().get("parent_checkpoint") or ""))
+            note = imported.imported_note(str(c.run.lineage().get("parent_checkpoint") or ""), imported.model_line(c.run))
         self.blocker_label.setText(f"Cannot {verb} — {reason}" if reason else note)
         self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
         self.blocker_label.setVisible(bool(reason or note))
         self.progress.setVisible(c is not None and not note)  # no run, or a model never trained here: no steps
-        self.splitter.setVisible(not note)  # nor curves and engine log (they stood empty under the note)
+        for w in (self.splitter, self.rule):  # nor curves and engine log (they stood empty under the note)
+            w.setVisible(not note)
         self.stop_button.setEnabled(running and not (c is not None and c.stopping))
         self.stop_button.setText("Stopping…" if c is not None and c.stopping else "Stop")
         self.resume_button.setEnabled(resumable and not self._blockers)

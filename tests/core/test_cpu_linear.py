@@ -104,6 +104,7 @@ def test_fp32_is_packed_only_where_it_measures_faster(monkeypatch, faster):
 
     plain, model = _model(), _model()
     assert can_pack(model)
+    monkeypatch.setattr(core.cpu_linear, "FASTER", {})  # no verdict of an earlier test
     monkeypatch.setattr(core.cpu_linear, "_packed_is_faster", lambda plain, packed: faster)
     n = pack_linears(model)
     left = sum(type(m) is nn.Linear for m in model.modules())
@@ -120,6 +121,25 @@ def test_fp32_is_packed_only_where_it_measures_faster(monkeypatch, faster):
     assert [s.token_id for s in generate_steps(model, ids[:8], p)] == \
         [s.token_id for s in generate_steps(plain, ids[:8], p)]
     assert abs(attention_maps(model, ids[:12]) - attention_maps(plain, ids[:12])).max() < 1e-5
+
+
+@pytest.mark.parametrize("faster", [True, False])
+def test_each_shape_is_measured_once_per_process(monkeypatch, faster):
+    """The measurement ran at every model load (0.6 s for a GPT-2-small shape): a second load of the same
+    shapes takes the first one's verdict, and one that said slower does not even pack the weights."""
+    import core.cpu_linear
+
+    calls, built = [], []
+    monkeypatch.setattr(core.cpu_linear, "FASTER", {})
+    monkeypatch.setattr(core.cpu_linear, "_packed_is_faster", lambda plain, packed: calls.append(1) or faster)
+    real = core.cpu_linear.PackedLinear
+    monkeypatch.setattr(core.cpu_linear, "PackedLinear", lambda linear: built.append(1) or real(linear))
+    first = pack_linears(_model())
+    measured, packed_first = len(calls), len(built)
+    assert measured >= 2 and packed_first >= measured  # several shapes, each measured on its packed form
+    assert pack_linears(_model()) == first == (11 if faster else 0)
+    assert len(calls) == measured  # not measured again
+    assert len(built) == (2 * packed_first if faster else packed_first + 1)  # (+1: the agreement check)
 
 
 class _Slow(nn.Module):

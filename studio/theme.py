@@ -97,7 +97,7 @@ QRadioButton::indicator:disabled { border-color: #5a5f66; }
 QCheckBox::indicator, QGroupBox::indicator, QTreeView::indicator { width: 13px; height: 13px; border: 1px solid #9aa4b2;
     border-radius: 2px; background: #1e1f22; }
 QCheckBox::indicator:checked, QGroupBox::indicator:checked, QTreeView::indicator:checked { background: #62a8ea;
-    border-color: #9ccbf5; image: url(CHECK); }
+    border-color: #9ccbf5; image: url("CHECK"); }
 QCheckBox::indicator:disabled { border-color: #5a5f66; }
 QCheckBox::indicator:checked:disabled { background: #3a4a5c; }
 """

@@ -301,8 +301,8 @@ class WorkspaceSession(QObject):
         ctl = self.controller(run_dir)
         if ctl is None:
             return "no such run"
-        if ctl.continue_blocker():
-            return ctl.continue_blocker()
+        if why := ctl.continue_blocker():
+            return why
         if more_steps <= 0:
             return "the number of more steps must be positive"
         problems = ctl.resume_problems()  # e.g. a shape edit the engine would refuse: said here, nothing launched

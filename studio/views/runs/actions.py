@@ -178,8 +178,8 @@ class RunActions(QObject):
         ctl = self.session.controller(run_dir)
         if ctl is None:
             return False
-        if ctl.continue_blocker():  # said before asking for a number of steps it would then refuse
-            self._say(f"Cannot continue {ctl.run.name}: {ctl.continue_blocker()}", 0)
+        if why := ctl.continue_blocker():  # said before asking for a number of steps it would then refuse
+            self._say(f"Cannot continue {ctl.run.name}: {why}", 0)
             return False
         more = dialogs.ask_more_steps(self.window, ctl.run.name, ctl.history.step)
         if not more:

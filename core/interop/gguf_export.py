@@ -11,6 +11,7 @@ import os
 import numpy as np
 import torch
 
+from core import import_config
 from core.config import head_size
 from core.errors import UsageError
 from core.interop import layouts, require
@@ -18,7 +19,8 @@ from core.interop.gguf_import import permute_rope_rows
 from core.interop.gguf_vocab import gguf_vocab_from_tokenizer
 from core.interop.hf_export import check_exportable, llama_kind, load_for_export, qk_norm_ones, split_qkv
 
-FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}  # llama.cpp's LlamaFileType
+# --dtype -> llama.cpp's LlamaFileType (general.file_type), from the one table of it (core.import_config)
+FILE_TYPES = {name.lower(): code for code, name in import_config.FILE_TYPES.items()}
 
 
 def gguf_arch(cfg) -> str:

@@ -20,7 +20,6 @@ from core.import_config import GGUF_ARCHITECTURES, explicit_head_dim, model_conf
 from core.interop import layouts, require
 from core.interop.gguf_vocab import tokenizer_json_from_gguf
 
-ARCHITECTURES = GGUF_ARCHITECTURES  # GGUF arch -> layout family (core.import_config: the Import dialog's too)
 TENSOR_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K")
 
 
@@ -48,10 +47,10 @@ class GGUFSource:
             raise UsageError(f"cannot read {path} as GGUF: {exc}") from None
         self.fields = {k: self._value(f) for k, f in self.reader.fields.items()}
         self.arch = self.fields.get("general.architecture")
-        if self.arch not in ARCHITECTURES:
+        if self.arch not in GGUF_ARCHITECTURES:  # GGUF arch -> layout family, the Import dialog's too
             raise UsageError(f"{path}: GGUF architecture {self.arch!r} is not supported; supported: "
-                             f"{', '.join(ARCHITECTURES)}", "general.architecture")
-        self.family = ARCHITECTURES[self.arch]
+                             f"{', '.join(GGUF_ARCHITECTURES)}", "general.architecture")
+        self.family = GGUF_ARCHITECTURES[self.arch]
         self.tensors = {t.name: t for t in self.reader.tensors}
         for t in self.tensors.values():
             if t.tensor_type.name not in TENSOR_TYPES:

@@ -54,6 +54,7 @@ from core.corpora import (
 )
 from core.errors import quote
 from core.layout import is_data_dir  # noqa: F401 (re-exported: the one data-folder rule)
+from core.recipe import recipe
 from core.tokenizer import EOT, UNK, TokenizerWrapper, byte_chars, load_tokenizer  # noqa: F401 (re-exported)
 
 __all__ = ["PrepareError", "TokenizerWrapper", "is_data_dir", "load_tokenizer", "open_split", "prepare",
@@ -345,6 +346,8 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
     _out_state(out)
     report = _Reporter(progress)
     t0 = time.monotonic()
+    made_from = recipe(inputs, "text", tokenizer_from, None, val_fraction, seed) \
+        if tokenizer_from and max_bytes is None and not globs else None  # before reading the inputs
     docs, sources, skipped = gather(inputs, globs, seed, max_bytes, report)
     split_method, plan = plan_split(docs, val_fraction, seed)
 
@@ -389,6 +392,7 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - t0, 2),
             "versions": {"tokenizers": tokenizers.__version__, "numpy": np.__version__},
+            "recipe": made_from,
         }
         layout.atomic_write_json(os.path.join(tmp, layout.DATA_META), meta, indent=1, fsync=True)
         report("write", 0, n_bytes, force=True)

@@ -35,6 +35,7 @@ import numpy as np
 
 from core import layout
 from core.errors import DataError, UsageError
+from core.recipe import recipe
 
 ROLES = ("system", "user", "assistant")
 BUILTIN_END = "\n"  # the built-in template closes every turn with a newline; eval stops at it
@@ -233,6 +234,7 @@ def prepare_sft(inputs: list[str], out: str, tokenizer_from: str, block_size: in
     out = os.path.abspath(out)
     _out_state(out)
     t0 = time.monotonic()
+    made_from = recipe(list(inputs), "sft", tokenizer_from, block, val_fraction, seed)  # before reading them
     rows, truncated, dropped = read_examples(list(inputs), tok, fmt, block + 1)
     if len(rows) < 2:
         raise DataError(f"need at least 2 usable examples (found {len(rows)}) in {', '.join(inputs)}")
@@ -257,6 +259,7 @@ def prepare_sft(inputs: list[str], out: str, tokenizer_from: str, block_size: in
                 "chat_template": fmt.template, "eos_token": fmt.eos_text or None, "eos_id": fmt.eos_id,
                 "bos_token": fmt.bos_text or None, "eot_id": fmt.eos_id, "base": os.path.abspath(tokenizer_from),
                 "sources": [os.path.abspath(p) for p in inputs], "seed": seed, "val_fraction": val_fraction,
+                "recipe": made_from,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "seconds": round(time.monotonic() - t0, 2)}
         layout.atomic_write_json(os.path.join(tmp, layout.DATA_META), meta, indent=1, fsync=True)

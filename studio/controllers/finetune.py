@@ -20,10 +20,11 @@ from core import layout
 from core.config import LORA_TARGETS, Config, ConfigError, estimate, loads
 from core.config_text import dump_new
 from core.errors import CheckpointError, UsageError
+from core.recipe import recipe
 from studio.controllers.engine_job import EngineJob
 from studio.controllers.prepare_request import NAME_RE, PrepareRequest
 from studio.engine.failure import EngineFailure
-from studio.workspace.datasets import sft_sample_prompt
+from studio.workspace.datasets import data_sets, read_meta, sft_sample_prompt
 from studio.workspace.workspace import run_of, safe_name, unique_name
 
 SFT_SUFFIXES = (".jsonl", ".json")
@@ -93,6 +94,7 @@ class FinetuneChoices:
     max_steps: int = 300
     batch_size: int = 8
     grad_checkpointing: bool = False
+    reuse: bool = False             # data_name is a data set prepared already from this file and base
     extra: dict = field(default_factory=dict)  # further dotted config values (tests, presets)
 
     @property
@@ -147,6 +149,9 @@ def problems(choices: FinetuneChoices, data_root: str, runs_root: str) -> list[t
         out.append(("data", f"no such file: {choices.data_file}"))
     if not NAME_RE.match(choices.data_name):
         out.append(("data_name", "name the data set with letters, digits, '.', '_' or '-'"))
+    elif choices.reuse:
+        if not os.path.isdir(os.path.join(data_root, choices.data_name)):
+            out.append(("data_name", f"the data set {choices.data_name} is gone: prepare the file again"))
     elif os.path.exists(os.path.join(data_root, choices.data_name)):
         out.append(("data_name", f"a data set named {choices.data_name} exists already: choose another name"))
     if not NAME_RE.match(choices.run_name):
@@ -163,6 +168,29 @@ def sizes(choices: FinetuneChoices, base: BaseModel) -> dict:
     ConfigError names the first bad field."""
     cfg = choices.config(base, "data", "run")
     return estimate(cfg, base.vocab_size or None)
+
+
+_RECIPES: dict[tuple, str | None] = {}  # (file, size, mtime, base, its tokenizer's mtime) -> digest
+
+
+def prepared_already(data_root: str, data_file: str, base: str) -> tuple[str, dict] | None:
+    """(name, meta) of a data set in `data_root` that `llm-train prepare` made from these very bytes with
+    this base's tokenizer and chat template (core.recipe), the newest; None when there is none. The file
+    is read only when some data set records a recipe, and once per version of it."""
+    candidates = [(name, meta) for name in data_sets(data_root)
+                  if isinstance((meta := read_meta(os.path.join(data_root, name))).get("recipe"), str)]
+    if not candidates or not (data_file and base):
+        return None
+    try:
+        st, tok = os.stat(data_file), os.stat(os.path.join(base, layout.TOKENIZER))
+    except OSError:
+        return None
+    key = (data_file, st.st_size, st.st_mtime_ns, base, tok.st_mtime_ns)
+    if key not in _RECIPES:
+        _RECIPES[key] = recipe([data_file], data_format(data_file), base)
+    digest = _RECIPES[key]
+    same = [(name, meta) for name, meta in candidates if meta["recipe"] == digest]
+    return max(same, key=lambda nm: str(nm[1].get("created") or "")) if digest and same else None
 
 
 def suggested_names(data_file: str, base: str, taken_data: set[str], taken_runs: set[str]) -> tuple[str, str]:

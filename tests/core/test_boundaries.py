@@ -13,7 +13,7 @@ from core.config import field_docs
 
 
 def test_config_and_protocol_import_no_torch():
-    code = ("import sys, core.config, core.estimate, core.protocol, core.layout, core.errors, "
+    code = ("import sys, core.config, core.estimate, core.protocol, core.layout, core.errors, core.recipe, "
             "studio.engine.command; "
             "bad = [m for m in ('torch', 'tokenizers', 'numpy', 'PySide6') if m in sys.modules]; "
             "print(','.join(bad))")

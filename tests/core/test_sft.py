@@ -103,6 +103,30 @@ def test_tokenizer_from_for_plain_text(task):
     assert np.array_equal(a, b)
 
 
+def test_a_preparation_records_what_it_was_made_from(task, tmp_path):
+    """meta.json's recipe (core.recipe) is what the studio computes from the file and the base before
+    offering a data set prepared already: equal for the same bytes, base and cut, different otherwise."""
+    from core.recipe import recipe
+
+    _, paths = task
+    meta = json.load(open(os.path.join(paths["sft"], "meta.json")))
+    same = tmp_path / "copy.jsonl"  # the same bytes elsewhere: the same data set
+    same.write_bytes(open(paths["sft.jsonl"], "rb").read())
+    assert meta["recipe"] == recipe([paths["sft.jsonl"]], "sft", paths["base"]) == recipe([str(same)], "sft",
+                                                                                          paths["base"])
+    edited = tmp_path / "edited.jsonl"
+    edited.write_bytes(same.read_bytes().replace(b"reverse: ", b"reverse:  ", 1))
+    others = {recipe([str(edited)], "sft", paths["base"]), recipe([str(same)], "text", paths["base"]),
+              recipe([str(same)], "sft", paths["base"], block_size=36),
+              recipe([str(same)], "sft", paths["base"], val_fraction=0.2)}
+    assert len(others) == 4 and meta["recipe"] not in others
+    assert recipe([str(tmp_path)], "text", paths["base"]) is None  # a folder: its files can change unseen
+    check(engine("prepare", "--input", str(same), "--tokenizer-from", paths["base"], "--out", "t", cwd=tmp_path))
+    assert json.load(open(tmp_path / "t" / "meta.json"))["recipe"] == recipe([str(same)], "text", paths["base"])
+    check(engine("prepare", "--input", str(same), "--tokenizer", "char", "--out", "own", cwd=tmp_path))
+    assert json.load(open(tmp_path / "own" / "meta.json"))["recipe"] is None  # its own tokenizer: none
+
+
 def test_chat_templates_that_refuse_or_do_not_parse_are_data_errors_not_tracebacks():
     """SFT data and the pairs evaluation render through core.chat: a template's raise_exception (Mistral,
     Llama 2 and Gemma templates refuse a misplaced system message) and a template that does not parse

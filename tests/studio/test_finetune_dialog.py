@@ -136,6 +136,39 @@ def test_text_file_previews_every_token_as_trained(qtbot, ws, tmp_path):
     assert "continued pre-training" in dialog.data_kind.text() and dialog.data_name.text() == "notes-text"
 
 
+def test_a_file_prepared_with_this_base_already_is_used_not_copied(qtbot, ws, tmp_path):
+    """A second fine-tune on the same file from the same model offered the data set made the first time
+    instead of preparing reverse-sft-2 (then -3, ...): the same bytes, tokenizer and template, one copy."""
+    w, dialog = _open(qtbot, ws)
+    path = _sft(tmp_path)
+    _preview(qtbot, dialog, path)
+    assert dialog.reuse.isHidden() and dialog.create_button.text() == "Prepare data and create run"
+    dialog.start_now.setChecked(False)
+    with qtbot.waitSignal(dialog.created, timeout=WAIT_MS):
+        dialog.create_button.click()
+    again = open_finetune(w, os.path.join(ws.runs_dir, "tiny"))
+    _preview(qtbot, again, path)
+    assert not again.reuse.isHidden() and again.reuse.isChecked(), "the prepared data set is not offered"
+    assert "Use reverse-sft:" in again.reuse.text() and "training examples" in again.reuse.text()
+    assert again.data_name.text() == "reverse-sft" and again.data_name.isReadOnly()
+    assert again.create_button.text() == "Create run" and again.create_button.isEnabled(), again.problems()
+    again.reuse.setChecked(False)  # a copy after all: a free name again
+    assert again.data_name.text() == "reverse-sft-2" and not again.data_name.isReadOnly()
+    assert again.create_button.text() == "Prepare data and create run"
+    again.reuse.setChecked(True)
+    again.start_now.setChecked(False)
+    with qtbot.waitSignal(again.created, timeout=5000) as blocker:  # no engine: nothing to prepare
+        again.create_button.click()
+    assert sorted(os.listdir(ws.data_dir)) == ["demo", "reverse-sft"]
+    cfg = w.session.controller(blocker.args[0]).run.config()
+    assert os.path.realpath(cfg.data.dir) == os.path.realpath(os.path.join(ws.data_dir, "reverse-sft"))
+    third = open_finetune(w, os.path.join(ws.runs_dir, "tiny"))
+    with open(path, "a", encoding="utf-8") as fh:  # an edited file is prepared anew
+        fh.write(json.dumps({"prompt": "reverse: fab", "completion": "baf"}) + "\n")
+    _preview(qtbot, third, path)
+    assert third.reuse.isHidden() and third.data_name.text() == "reverse-sft-2"
+
+
 def test_create_prepares_the_data_creates_the_lora_run_and_trains_it(qtbot, ws, tmp_path):
     w, dialog = _open(qtbot, ws)
     base = dialog.picker.checkpoint()

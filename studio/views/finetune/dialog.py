@@ -42,6 +42,7 @@ from studio.controllers.finetune import (
     Preview,
     PreviewJob,
     data_format,
+    prepared_already,
     problems,
     read_base,
     sizes,
@@ -100,6 +101,7 @@ class FinetuneDialog(JobDialog):
         self.preview: Preview | None = None
         self._pending: FinetuneChoices | None = None  # what the running prepare is for
         self._names_touched = {"data": False, "run": False}
+        self._prepared: tuple[str, dict] | None = None  # a data set made from this file and base already
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(PREVIEW_DELAY_MS)
@@ -163,6 +165,10 @@ class FinetuneDialog(JobDialog):
         self.data_name = QLineEdit()
         self.data_name.textEdited.connect(lambda _t: self._touch("data"))
         self.data_name.textChanged.connect(lambda _t: self._update())
+        self.reuse = QCheckBox()  # shown when this file was prepared with this base's tokenizer already
+        self.reuse.setChecked(True)
+        self.reuse.hide()
+        self.reuse.toggled.connect(self._on_reuse_toggled)
         self.sample = TokenText()
         self.sample.setMinimumHeight(60)  # three lines; the dialog then fits a 640 px high screen
         self.sample.show_message("Choose a base model and a data file to see how its examples are trained.")
@@ -176,6 +182,7 @@ class FinetuneDialog(JobDialog):
         form.addRow("File", pick)
         form.addRow("", self.data_kind)
         form.addRow("Data set name", self.data_name)
+        form.addRow("", self.reuse)
         lay = QVBoxLayout(box)
         lay.addLayout(form)
         lay.addWidget(self.sample, 1)
@@ -260,7 +267,10 @@ class FinetuneDialog(JobDialog):
             run_name=self.run_name.text().strip(), method=method, lora_rank=self.rank.value(),
             lora_alpha=self.alpha.value(), lora_targets=tuple(n for n, c in self.targets.items() if c.isChecked()),
             lr=self.lr.value(), max_steps=self.steps.value(), batch_size=self.batch.value(),
-            grad_checkpointing=self.grad_ckpt.isChecked())
+            grad_checkpointing=self.grad_ckpt.isChecked(), reuse=self._reusing())
+
+    def _reusing(self) -> bool:
+        return self._prepared is not None and self.reuse.isChecked()
 
     def problems(self) -> list[tuple[str, str]]:
         found = problems(self.choices(), self.data_root, self.runs_root)
@@ -278,8 +288,18 @@ class FinetuneDialog(JobDialog):
         taken_data = set(os.listdir(self.data_root)) if os.path.isdir(self.data_root) else set()
         taken_runs = set(os.listdir(self.runs_root)) if os.path.isdir(self.runs_root) else set()
         data, run = suggested_names(c.data_file, c.base, taken_data, taken_runs)
-        if not self._names_touched["data"]:
+        self._prepared = prepared_already(self.data_root, c.data_file, c.base)
+        if self._prepared is not None:
+            name, meta = self._prepared
+            size = (f"{meta['train_examples']:,} training examples" if isinstance(meta.get("train_examples"), int)
+                    else f"{meta.get('train_tokens', 0):,} training tokens")
+            self.reuse.setText(f"Use {name}: this file prepared with this model's tokenizer already ({size})")
+        self.reuse.setVisible(self._prepared is not None)
+        if self._reusing():
+            self.data_name.setText(self._prepared[0])
+        elif not self._names_touched["data"]:
             self.data_name.setText(data)
+        self.data_name.setReadOnly(self._reusing())
         if not self._names_touched["run"]:
             self.run_name.setText(run)
 
@@ -291,6 +311,7 @@ class FinetuneDialog(JobDialog):
         self._update_estimate()
         busy = self.prepare_job.is_running()
         self.create_button.setEnabled(not busy and not self.problems())
+        self.create_button.setText("Create run" if self._reusing() else "Prepare data and create run")
 
     def _update_estimate(self) -> None:
         if self.base is None:
@@ -391,6 +412,11 @@ class FinetuneDialog(JobDialog):
             self.lr.setValue(DEFAULT_LR["lora" if lora else "full"])
         self._update()
 
+    def _on_reuse_toggled(self, _on: bool) -> None:
+        self._names_touched["data"] = False  # the suggestion again, or the prepared set's name
+        self._suggest_names()
+        self._update()
+
     def _on_create_button_clicked(self) -> None:
         self.create_run()
 
@@ -402,6 +428,9 @@ class FinetuneDialog(JobDialog):
         if found or self.base is None:
             return False
         choices = self.choices()
+        if choices.reuse:  # prepared already: the run trains on that data set
+            self._create(choices, os.path.join(self.data_root, choices.data_name), self._prepared[1], "Uses")
+            return True
         self.progress.show()
         self._show_busy(f"Preparing {choices.data_name} with {os.path.basename(choices.base)}'s tokenizer…")
         self.prepare_job.start(choices.prepare_request(self.data_root))
@@ -421,11 +450,13 @@ class FinetuneDialog(JobDialog):
             self._show_outcome(result, "Preparing the data", "")
             self._update()
             return
-        choices, meta = self._pending, result.meta
-        text = choices.config_text(self.base, result.out, self.session.workspace.run(choices.run_name).dir)
+        self._create(self._pending, result.out, result.meta, "Prepared")
+
+    def _create(self, choices: FinetuneChoices, data_dir: str, meta: dict, verb: str) -> None:
+        text = choices.config_text(self.base, data_dir, self.session.workspace.run(choices.run_name).dir)
         run = self.session.finetune_run(choices.run_name, text, choices.base)
         examples = meta.get("train_examples")
-        self.status.setText(f"Prepared {choices.data_name}"
+        self.status.setText(f"{verb} {choices.data_name}"
                             + (f": {examples} training examples" if examples else "") + f"; created {run.name}.")
         self.created.emit(run.dir, self.start_now.isChecked())
         self.accept()

@@ -258,3 +258,9 @@ def test_early_gradient_spikes_do_not_flatten_the_rest_of_the_run(qtbot, window,
     xs, ys = plots.curves["grad_early"].getData()
     ys_all = np.concatenate([ys, plots.curves["grad"].getData()[1]])
     assert len(ys_all) >= 300  # every step drawn, the early ones included
+    w.runs_panel.set_compared(workspace.run("early").dir, True)  # on "late": a compared run's start neither
+    QApplication.processEvents()
+    plots.redraw()
+    assert len(plots._overlays) == 1 and 6.0 <= plots.plots["grad"].viewRange()[1][1] < 10.0
+    drawn = [item.getData()[1] for plot, item in plots.overlay_items if plot is plots.plots["grad"]]
+    assert max(len(y) for y in drawn if y is not None) >= 280 and max(max(y) for y in drawn if y is not None and len(y)) == 40.0

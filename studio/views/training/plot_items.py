@@ -149,6 +149,19 @@ def early_trace(plot: pg.PlotItem) -> pg.PlotDataItem:
     return item
 
 
+def overlay_without_early_range(plot: pg.PlotItem, x: np.ndarray, y: np.ndarray, pen) -> list[pg.PlotDataItem]:
+    """Another run's trace under this one's (z -10), its first steps out of the y range as the run's own
+    (draw_without_early_range): a compared run's start had set the range the run's own trace leaves out.
+    Returns the items added to `plot`, for removal."""
+    early, rest = pg.PlotDataItem(pen=pen), pg.PlotDataItem(pen=pen)
+    draw_without_early_range(early, rest, x, y)
+    for item in (early, rest):
+        item.setZValue(-10)
+    plot.addItem(early, ignoreBounds=True)
+    plot.addItem(rest)
+    return [early, rest]
+
+
 def draw_without_early_range(early: pg.PlotDataItem, rest: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
     """Draw a trace as two joined pieces: its first steps in `early` (added to the plot with ignoreBounds),
     the rest in `rest`. The gradient norm of a fresh model is tens of times its later size for a few steps;

@@ -33,6 +33,7 @@ from studio.views.training.plot_items import (
     export_view,
     free_spot,
     overlay_colour,
+    overlay_without_early_range,
     step_readout,
 )
 from studio.workspace.metrics import RunHistory, Smoother
@@ -426,14 +427,15 @@ class MetricsPlots(QWidget):
                                                           connect="finite",
                                                           pen=pg.mkPen(color, style=Qt.PenStyle.DashLine))),
                      (self.plots["lr"], pg.PlotDataItem(x, h.steps["lr"], pen=pg.mkPen(color))),
-                     (self.plots["grad"], pg.PlotDataItem(x, h.steps["grad_norm"], connect="finite",
-                                                          pen=pg.mkPen(color))),
                      (self.plots["speed"], pg.PlotDataItem(x, h.steps["tokens_per_s"], connect="finite",
                                                            pen=pg.mkPen(color)))]
             for plot_item, item in items:
                 item.setZValue(-10)  # under the run's own curves
                 plot_item.addItem(item)
                 self.overlay_items.append((plot_item, item))
+            grad = self.plots["grad"]
+            self.overlay_items += [(grad, i) for i in overlay_without_early_range(grad, x, h.steps["grad_norm"],
+                                                                                 pg.mkPen(color))]
 
     # ------------------------------------------------------------------ hover read-out
     def _on_scene_mouse_moved(self, args) -> None:

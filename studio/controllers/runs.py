@@ -164,7 +164,8 @@ class WorkspaceSession(QObject):
         parent = ctl.run.parent_dir()
         s.update(dir=run_dir, parent_dir=parent if parent in self.controllers else None,
                  parent_name=os.path.basename(parent) if parent else None,
-                 can_fork=bool(ctl.run.checkpoints()), tags=annotations.tags(run_dir),
+                 can_fork=bool(ctl.run.checkpoints()), continue_blocker=ctl.continue_blocker(),
+                 tags=annotations.tags(run_dir),
                  notes=annotations.notes(run_dir), **evaluations.run_figures(run_dir))
         return s
 

@@ -183,6 +183,8 @@ def test_an_imported_models_config_is_read_only_and_says_what_trains_it(qtbot, t
     qtbot.waitUntil(lambda: "Fine-tune" in est.timing_note.text())
     assert not est.timing["total"].isVisibleTo(est) and not est.timing_head.isVisibleTo(est)
     assert not w.continue_action.isEnabled()
+    more = next(a for a in w.runs_panel.context_menu(w.current_dir).actions() if a.text().startswith("Continue"))
+    assert not more.isEnabled() and "imported model" in more.toolTip()  # the runs list's menu says it too
     monkeypatch.setattr(dialogs, "ask_more_steps", lambda *a: pytest.fail("asked for steps it would refuse"))
     assert not w.run_actions.continue_run(w.current_dir)
     assert "imported model" in w.statusBar().currentMessage()

@@ -303,8 +303,11 @@ class RunsPanel(QWidget):
         menu.addAction("Fork…", lambda: self.fork_run_requested.emit(run_dir)).setEnabled(bool(s.get("can_fork")))
         menu.addAction("Fine-tune on my data…", lambda: self.finetune_requested.emit(run_dir)).setEnabled(
             bool(s.get("can_fork")))
-        menu.addAction("Continue for more steps…", lambda: self.continue_requested.emit(run_dir)).setEnabled(
-            not running and s.get("status") in ("done", "stopped", "failed") and bool(s.get("can_fork")))
+        blocker = s.get("continue_blocker", "?")  # RunController.continue_blocker: the Run menu's rule
+        more = menu.addAction("Continue for more steps…", lambda: self.continue_requested.emit(run_dir))
+        more.setEnabled(not blocker)
+        more.setToolTip(blocker or "Train this run further from its last checkpoint")
+        menu.setToolTipsVisible(True)
         menu.addSeparator()
         targets = self.compare_targets(run_dir)
         menu.addAction(f"Compare {len(targets)} runs…" if len(targets) > 1 else "Compare (tick runs to add them)…",

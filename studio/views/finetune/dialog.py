@@ -293,7 +293,9 @@ class FinetuneDialog(JobDialog):
             name, meta = self._prepared
             size = (f"{meta['train_examples']:,} training examples" if isinstance(meta.get("train_examples"), int)
                     else f"{meta.get('train_tokens', 0):,} training tokens")
-            self.reuse.setText(f"Use {name}: this file prepared with this model's tokenizer already ({size})")
+            shown = name if len(name) <= 32 else f"{name[:20]}…{name[-11:]}"  # the dialog keeps its width
+            self.reuse.setText(f"Use {shown}: this file prepared with this model's tokenizer already ({size})")
+            self.reuse.setToolTip(os.path.join(self.data_root, name))
         self.reuse.setVisible(self._prepared is not None)
         if self._reusing():
             self.data_name.setText(self._prepared[0])

@@ -204,6 +204,7 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentIndex(current)
         self.data_panel.prepare_requested.connect(self.session.prepare)
         self.data_panel.cancel_requested.connect(self.session.prepare_job.cancel)
+        self.data_panel.trash_requested.connect(self.run_actions.trash_data_set)
         for slot in (self._update_start_blockers, self._autosave.start, self._update_time_estimate):
             self.config_editor.changed.connect(slot)
         self.config_editor.validity_changed.connect(lambda _ok, _msg: self._update_start_blockers())

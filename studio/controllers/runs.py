@@ -278,6 +278,38 @@ class WorkspaceSession(QObject):
         self.runs_changed.emit()
         return ""
 
+    def data_users(self, name: str) -> list[RunController]:
+        """The runs whose config trains on the data set WORKSPACE/data/<name>."""
+        if self.workspace is None:
+            return []
+        path = os.path.realpath(os.path.join(self.workspace.data_dir, name))
+        return [ctl for ctl in self.controllers.values()
+                if (cfg := ctl.run.config_or_none()) is not None and os.path.realpath(cfg.data.dir) == path]
+
+    def delete_data_set(self, name: str, trash: str | None = None) -> str:
+        """Move WORKSPACE/data/<name> to the desktop's trash; returns why not ("" when done)."""
+        if self.workspace is None:
+            return "no workspace is open"
+        path = os.path.join(self.workspace.data_dir, name)
+        users = self.data_users(name)
+        busy = [c.run.name for c in users if c.is_running()]
+        if busy:
+            return f"{', '.join(busy)} {'is' if len(busy) == 1 else 'are'} training on it: stop first"
+        job = self.prepare_job
+        if job.is_running() and job.request is not None and os.path.abspath(job.request.out) == os.path.abspath(path):
+            return "it is being prepared"
+        try:
+            if sys.platform.startswith("linux") or trash is not None:
+                move_to_trash(path, trash)
+            elif not QFile.moveToTrash(path):
+                raise OSError("the system refused to move it to the trash")
+        except OSError as exc:
+            return f"could not move it to the trash: {exc}"
+        self.data_changed.emit()
+        for ctl in users:  # their start checks now say the data is not prepared
+            self.run_updated.emit(ctl.run.dir)
+        return ""
+
     def _forget(self, run_dir: str) -> None:
         ctl = self.controllers.pop(run_dir, None)
         if ctl is not None:

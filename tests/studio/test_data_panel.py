@@ -289,3 +289,40 @@ def test_the_data_tab_selects_the_data_set_of_the_run_shown(qtbot, window, works
     select_run(w, "outside")
     QApplication.processEvents()
     assert names() == "demo"
+
+
+def test_a_data_set_goes_to_the_trash_naming_the_runs_that_train_on_it(qtbot, window, workspace, fake_engine,
+                                                                       tmp_path, monkeypatch):
+    """The Data tab could prepare data sets but never remove one (the Fine-tune dialog's copies piled up):
+    Move to Trash asks first, naming the runs that train on it, and refuses while one of them trains."""
+    from studio.views.runs import dialogs
+    from tests.studio.conftest import TINY_CONFIG
+    from tests.studio.helpers import select_run
+
+    write_data_dir(os.path.join(workspace.data_dir, "other"))
+    workspace.create_run("on-other", TINY_CONFIG.replace("data/demo", "data/other"))
+    fake_engine("normal", hold_at=2)
+    w = window(workspace.root)
+    w.run_actions.trash = str(tmp_path / "trash")
+    asked = []
+    monkeypatch.setattr(dialogs, "confirm_delete_data", lambda _w, name, users: asked.append((name, users)) or True)
+    tiny = w.session.controller(workspace.run("tiny").dir)
+    assert tiny.request_start() == []
+    qtbot.waitUntil(lambda: tiny.history.step >= 2, timeout=15000)
+    panel = w.data_panel
+    panel.select_dataset("demo")
+    panel.trash_action.trigger()  # the list's right-click menu
+    assert not asked and "while tiny trains on it" in w.statusBar().currentMessage()
+    assert os.path.isdir(os.path.join(workspace.data_dir, "demo"))
+    panel.select_dataset("other")
+    assert panel.trash_button.isEnabled()
+    panel.trash_button.click()
+    assert asked == [("other", ["on-other"])]
+    assert not os.path.exists(os.path.join(workspace.data_dir, "other"))
+    assert os.path.isdir(tmp_path / "trash" / "files" / "other")  # restorable (freedesktop.org layout)
+    assert panel.datasets() == ["demo"] and "Moved the data set other" in w.statusBar().currentMessage()
+    select_run(w, "on-other")
+    why = w.session.controller(workspace.run("on-other").dir).start_problems()
+    assert any("other" in line for line in why)
+    with qtbot.waitSignal(w.session.run_finished, timeout=15000):
+        w.session.stop_all()

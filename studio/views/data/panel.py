@@ -13,7 +13,7 @@ import html
 import os
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtGui import QAction, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -97,6 +97,7 @@ class DataPanel(QWidget):
 
     prepare_requested = Signal(object)  # a PrepareRequest
     cancel_requested = Signal()
+    trash_requested = Signal(str)       # a data set's name (its button, or the list's right-click menu)
 
     def __init__(self, job: PrepareJob | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -219,6 +220,14 @@ class DataPanel(QWidget):
         self.dataset_list.currentItemChanged.connect(self._on_dataset_list_current_changed)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
+        self.trash_action = QAction("Move to Trash…", self)
+        self.trash_action.setEnabled(False)  # until a data set is selected
+        self.trash_action.triggered.connect(lambda: self.trash_requested.emit(self.dataset_list.currentItem().text()))
+        self.trash_button = QPushButton(self.trash_action.text())  # like Refresh beside it
+        self.trash_button.clicked.connect(self.trash_action.trigger)
+        self.trash_action.enabledChanged.connect(self.trash_button.setEnabled)
+        self.dataset_list.addAction(self.trash_action)
+        self.dataset_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.detail_values: dict[str, QLabel] = {}
         details = QFormLayout()
         for key, text in (("folder", "Folder"), ("tokenizer", "Tokenizer"), ("vocab", "Vocabulary"),
@@ -237,7 +246,11 @@ class DataPanel(QWidget):
         # 60 px at the 1024-wide window and '@synthetic' was cut to '@syntheti'
         top = QVBoxLayout()
         top.addWidget(self.dataset_list)
-        top.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignLeft)
+        row = QHBoxLayout()
+        for button in (self.refresh_button, self.trash_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        top.addLayout(row)
         top.addLayout(details)
         self.sample = TokenText()
         self.sample.show_message("Select a data set to see a sample of its tokens.")
@@ -439,6 +452,7 @@ class DataPanel(QWidget):
         self.cancel()
 
     def _on_dataset_list_current_changed(self, current: QListWidgetItem | None, _previous) -> None:
+        self.trash_action.setEnabled(current is not None)
         self._show_dataset(current.text() if current is not None else None)
 
     def _on_job_started(self, _request: PrepareRequest) -> None:

@@ -95,6 +95,20 @@ class RunActions(QObject):
         self._say(f"Moved {name} to the trash")
         return True
 
+    def trash_data_set(self, name: str) -> bool:
+        """The Data tab's Move to Trash: asked first, naming the runs that train on it; refused while one does."""
+        users = self.session.data_users(name)
+        busy = [c.run.name for c in users if c.is_running()]
+        if busy:  # said before the confirmation
+            self._say(f"Cannot move {name} to the trash while {', '.join(busy)} trains on it: stop it first", 0)
+            return False
+        if not dialogs.confirm_delete_data(self.window, name, [c.run.name for c in users]):
+            return False
+        why = self.session.delete_data_set(name, self.trash)
+        self._say(f"Cannot move {name} to the trash: {why}" if why else f"Moved the data set {name} to the trash",
+                  0 if why else 8000)
+        return not why
+
     def _show_neighbour(self, gone: str, dirs: list[str]) -> None:
         """The shown run `gone` is no more: show the one after it in `dirs` (the runs before it went), else
         the one before, else no run."""

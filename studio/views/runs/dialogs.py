@@ -38,6 +38,19 @@ def confirm_delete(parent: QWidget, name: str, children: list[str] | tuple[str, 
     return answer == QMessageBox.StandardButton.Yes
 
 
+def confirm_delete_data(parent: QWidget, name: str, users: list[str]) -> bool:
+    """Ask before a data set goes to the trash, naming the runs that train on it."""
+    uses = (f"\n\nRuns that train on it ({', '.join(users)}) cannot start, resume or continue until a data set "
+            f"is prepared as data/{name} again; their checkpoints keep their tokenizer, so Generate, Attention, "
+            f"Evaluate and Export still work." if users else "\n\nNo run trains on it.")
+    answer = QMessageBox.question(
+        parent, "Move data set to the trash",
+        f"Move the data set {name} (its tokens and tokenizer) to the trash?{uses}\n\n"
+        "It can be restored from the desktop's trash.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 def ask_more_steps(parent: QWidget, name: str, current: int) -> int | None:
     more, ok = QInputDialog.getInt(parent, "Continue training",
                                    f"{name} has trained {current:,} steps. Train for how many more?\n\n"

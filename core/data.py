@@ -320,6 +320,14 @@ def _base_tokenizer(checkpoint: str) -> tuple[Tokenizer, str, int | None]:
     return wrapper.tokenizer, wrapper.kind, eot
 
 
+def _made_from(inputs: list[str], tokenizer_from: str | None, val_fraction: float, seed: int,
+               globs: list[str] | None, max_bytes: int | None) -> str | None:
+    """core.recipe's digest of a preparation with a base's tokenizer from whole files; else None."""
+    if not tokenizer_from or globs or max_bytes is not None:
+        return None
+    return recipe(inputs, "text", tokenizer_from, None, val_fraction, seed)
+
+
 def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int | None = None,
             val_fraction: float = 0.1, seed: int = 1337, globs: list[str] | None = None,
             progress: Callable[[dict], None] | None = None, *, max_bytes: int | None = None,
@@ -334,20 +342,17 @@ def prepare(inputs: list[str], out: str, tokenizer: str = "bpe", vocab_size: int
     train_tokens, val_tokens, eot_id/eot_token (bpe, else None), unk_id (char), sources (per input:
     kind, files, bytes, skipped), n_files, n_bytes, skipped_files, skipped_examples, bytes_per_token,
     split {method 'documents'|'tail', val_fraction, seed, val_files}, tokenizer_sample_bytes, globs,
-    max_bytes, seed, created (UTC ISO), seconds, versions.
-    Raises PrepareError naming the bad path or value; then nothing is written and an existing `out` is
-    untouched.
+    max_bytes, seed, created (UTC ISO), seconds, versions, recipe (_made_from).
+    Raises PrepareError naming the bad path or value; then nothing is written, an existing `out` untouched.
     """
-    base = _base_tokenizer(tokenizer_from) if tokenizer_from else None
-    tokenizer = base[1] if base else tokenizer
+    tokenizer = base[1] if (base := _base_tokenizer(tokenizer_from) if tokenizer_from else None) else tokenizer
     _check_args(inputs, tokenizer, vocab_size, val_fraction, max_bytes)
     inputs = [os.fspath(spec) for spec in inputs]
     out = os.path.abspath(out)
     _out_state(out)
     report = _Reporter(progress)
     t0 = time.monotonic()
-    made_from = recipe(inputs, "text", tokenizer_from, None, val_fraction, seed) \
-        if tokenizer_from and max_bytes is None and not globs else None  # before reading the inputs
+    made_from = _made_from(inputs, tokenizer_from, val_fraction, seed, globs, max_bytes)  # before reading them
     docs, sources, skipped = gather(inputs, globs, seed, max_bytes, report)
     split_method, plan = plan_split(docs, val_fraction, seed)
 

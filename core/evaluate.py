@@ -147,6 +147,48 @@ def evaluate_text(model, meta: dict, ckpt_path: str, text_file: str, device, pro
             "file": os.path.abspath(text_file)}
 
 
+def evaluate_split(model, meta: dict, ckpt_path: str, data_dir: str, device, progress=True) -> dict:
+    """A prepared data set's validation split scored as a text file is (the same windows): the figures of
+    the text the run held out, whole, where training's evaluations sample `eval_steps` batches of it. The
+    data set must be tokenized as the checkpoint is; bytes are the tokens' own (separators not counted)."""
+    import numpy as np
+
+    from core.data import open_split, read_meta
+    from core.generate import load_tokenizer_for
+    from core.tokenizer import load_tokenizer
+
+    data_meta = read_meta(data_dir)  # PrepareError (a DataError) naming the folder
+    if data_meta.get("kind") == "sft":
+        raise UsageError(f"{data_dir} is instruction data (prompts masked out of the loss): evaluate the model "
+                         f"on question/answer pairs instead (--pairs)", "--data")
+    tok = load_tokenizer_for(ckpt_path, meta)
+    if json.loads(load_tokenizer(data_dir).tokenizer.to_str()) != json.loads(tok.tokenizer.to_str()):
+        raise UsageError(f"{data_dir} was tokenized with another vocabulary than the checkpoint's: its token ids "
+                         f"mean other text to this model (prepare it with --tokenizer-from the checkpoint)", "--data")
+    ids = open_split(data_dir, "val")
+    special = set(tok.tokenizer.get_added_tokens_decoder())
+    piece_bytes = np.array([0 if i in special else len(tok._piece(i)) for i in range(tok.vocab_size)] + [0])
+    T, n = model.cfg.block_size, len(ids)
+    bar = _bar(n, progress)
+    nll, count, windows = 0.0, 0, []
+    for start in range(0, n - 1, T):  # windows of T + 1 tokens overlapping by one, as evaluate_text's
+        windows.append(ids[start:start + T + 1].astype(np.int64).tolist())
+        if len(windows) >= WINDOWS_PER_BATCH or start + T >= n - 1:
+            a, b = _window_nll(model, windows, device)
+            nll, count, windows = nll + a, count + b, []
+            if bar:
+                bar(min(n, start + T + 1))
+    if bar:
+        bar.close()
+    unk = tok.unk_id
+    unknown = int((np.asarray(ids) == unk).sum()) if unk is not None else 0
+    n_bytes = int(piece_bytes[np.minimum(np.asarray(ids, dtype=np.int64), tok.vocab_size)].sum())
+    loss = nll / count
+    return {"loss": loss, "perplexity": math.exp(loss), "bits_per_byte": nll / math.log(2) / max(1, n_bytes),
+            "tokens": count, "bytes": n_bytes, "unknown_tokens": unknown, "unknown_percent": 100 * unknown / n,
+            "checkpoint": ckpt_path, "file": os.path.abspath(data_dir), "split": "val"}
+
+
 def read_pairs(path: str) -> list[tuple[str, str]]:
     pairs = []
     for where, line in jsonl_lines(path):

@@ -30,6 +30,8 @@ def add_parsers(sub, add_checkpoint_args) -> None:
     what = pv.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", metavar="FILE", help="loss, perplexity and bits per byte of this text")
     what.add_argument("--pairs", metavar="FILE.jsonl", help='{"prompt", "reference"} lines: generate, score')
+    what.add_argument("--data", metavar="DATA_DIR", help="loss, perplexity and bits per byte of a prepared data "
+                      "set's validation split (tokenized as the checkpoint is)")
     pv.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     pv.add_argument("--max-new-tokens", type=int, default=128,
                     help="pairs: each answer stops at the end of turn or after this many tokens (default: %(default)s)")
@@ -51,7 +53,7 @@ def add_parsers(sub, add_checkpoint_args) -> None:
 
 def eval_main(args: argparse.Namespace) -> int:
     from core.device import resolve_device
-    from core.evaluate import evaluate_pairs, evaluate_text
+    from core.evaluate import evaluate_pairs, evaluate_split, evaluate_text
     from core.lora import load_model
 
     path = layout.resolve_checkpoint(args.checkpoint, args.run)
@@ -59,14 +61,16 @@ def eval_main(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise UsageError(f"--temperature must be 0 (greedy) or more, got {args.temperature}")
-    kind, source = ("text", args.text) if args.text else ("pairs", args.pairs)
+    kind, source = ("pairs", args.pairs) if args.pairs else ("text", args.text or args.data)
     if args.events:
         emit(make_event("start", kind="eval", mode=kind, checkpoint=path, file=os.path.abspath(source)))
     progress = (lambda done, total: emit(make_event("progress", stage=kind, done=done, total=total))) \
         if args.events else True
     device = resolve_device(args.device, "--device", "--device")
     model, meta = load_model(path, device)
-    if args.text:
+    if args.data:  # saved as a text evaluation of the split (its figures are a text's), "split" saying which
+        result = evaluate_split(model, meta, path, args.data, device, progress=progress)
+    elif args.text:
         result = evaluate_text(model, meta, path, args.text, device, progress=progress)
     else:
         result = evaluate_pairs(model, meta, path, args.pairs, device, args.max_new_tokens, raw=args.raw,
@@ -99,7 +103,7 @@ def _report(args: argparse.Namespace, result: dict) -> None:
         emit(make_event("done", kind="eval", result=figures, path=result.get("saved")))
     elif args.json:
         print(json.dumps(result))
-    elif args.text:
+    elif not args.pairs:
         print(f"loss {result['loss']:.4f}  perplexity {result['perplexity']:.3f}  bits/byte "
               f"{result['bits_per_byte']:.4f}  ({result['tokens']:,} tokens, {result['bytes']:,} bytes)")
         if result.get("unknown_tokens"):

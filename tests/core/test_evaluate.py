@@ -209,3 +209,30 @@ def test_evaluation_names_sort_by_time():
     assert os.path.basename(a) == "19700101-000000-text-my_corpus.json"
     with pytest.raises(ValueError):
         layout.evaluation_path("/c", "other", "x.txt")
+
+
+def test_the_validation_split_scores_as_its_text_does(byte_ckpt, tmp_path):
+    """`eval --data DIR` scores the split the run held out, whole, with the windows a text file gets: the
+    same loss, tokens and bytes as the split's own text written to a file; a data set of another vocabulary
+    or of instruction data is refused by name (exit code 2), nothing evaluated."""
+    import numpy as np
+
+    from core.data import open_split
+    from core.evaluate import evaluate_split, evaluate_text
+
+    folder, ckpt, _ = byte_ckpt
+    data = os.path.join(str(folder), "data")
+    model, meta = load_model(ckpt)
+    val = bytes(np.asarray(open_split(data, "val")).astype(np.uint8))  # byte tokenizer: id == byte
+    (tmp_path / "val.txt").write_bytes(val)
+    split = evaluate_split(model, meta, ckpt, data, "cpu", progress=False)
+    text = evaluate_text(model, meta, ckpt, str(tmp_path / "val.txt"), "cpu", progress=False)
+    assert split["tokens"] == text["tokens"] == len(val) - 1 and split["bytes"] == text["bytes"] == len(val)
+    assert split["loss"] == pytest.approx(text["loss"], rel=1e-6) and split["split"] == "val"
+    r = check(engine("eval", "--checkpoint", ckpt, "--data", "data", "--json", "--save", cwd=folder))
+    saved = json.load(open(json.loads(r.stdout)["saved"]))
+    assert saved["kind"] == "text" and saved["split"] == "val" and saved["file"] == data
+    assert saved["loss"] == pytest.approx(split["loss"], rel=1e-6)
+    check(engine("prepare", "--input", "corpus.txt", "--out", "chars", "--tokenizer", "char", cwd=folder))
+    r = engine("eval", "--checkpoint", ckpt, "--data", "chars", cwd=folder)
+    assert r.returncode == 2 and "chars was tokenized with another vocabulary" in r.stderr, r.stderr

@@ -127,6 +127,13 @@ def test_a_preparation_records_what_it_was_made_from(task, tmp_path):
     assert json.load(open(tmp_path / "own" / "meta.json"))["recipe"] is None  # its own tokenizer: none
 
 
+def test_instruction_data_is_not_scored_as_a_validation_split(task):
+    """Its prompts are masked out of the loss: `eval --data` names the folder and points at --pairs."""
+    folder, paths = task
+    r = engine("eval", "--checkpoint", paths["base"], "--data", paths["sft"], cwd=folder)
+    assert r.returncode == 2 and "is instruction data" in r.stderr and "--pairs" in r.stderr, r.stderr
+
+
 def test_chat_templates_that_refuse_or_do_not_parse_are_data_errors_not_tracebacks():
     """SFT data and the pairs evaluation render through core.chat: a template's raise_exception (Mistral,
     Llama 2 and Gemma templates refuse a misplaced system message) and a template that does not parse

@@ -8,21 +8,23 @@ the engine's own message (a bad pairs line is named by file and line) built by s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
+from core import layout
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 from studio.workspace.evaluations import Evaluation, checkpoint_evaluations, read_evaluation
 
-KINDS = ("text", "pairs")
+KINDS = ("text", "pairs", "split")  # split: `file` is a data set, its validation split scored (--data)
 
 
 @dataclass(frozen=True)
 class EvalRequest:
     checkpoint: str
-    kind: str                   # "text" | "pairs"
+    kind: str                   # "text" | "pairs" | "split"
     file: str
     max_new_tokens: int = 128   # pairs
     temperature: float = 0.0    # pairs: 0 = greedy
@@ -30,7 +32,8 @@ class EvalRequest:
     raw: bool = False           # pairs: the prompt as is, no chat template
 
     def arguments(self) -> list[str]:
-        args = ["--checkpoint", self.checkpoint, f"--{self.kind}", self.file, "--events", "--save"]
+        flag = "--data" if self.kind == "split" else f"--{self.kind}"
+        args = ["--checkpoint", self.checkpoint, flag, self.file, "--events", "--save"]
         if self.kind == "pairs":
             args += ["--max-new-tokens", str(self.max_new_tokens), "--temperature", repr(float(self.temperature)),
                      "--seed", str(self.seed)] + (["--raw"] if self.raw else [])
@@ -49,6 +52,28 @@ class EvalResult:
     @property
     def ok(self) -> bool:
         return self.status == "done"
+
+
+def data_set_of(checkpoint: str) -> str:
+    """The prepared plain data set the checkpoint's run trains on, whose validation split `eval --data` can
+    score: the run's config.yaml's data.dir (it follows a moved workspace), else the one its meta.json
+    recorded; '' when neither is prepared, or it is instruction data."""
+    from core.config import loads
+
+    run = os.path.dirname(os.path.dirname(os.path.normpath(checkpoint))) if checkpoint else ""
+    found = []
+    try:
+        found.append(loads(open(os.path.join(run, "config.yaml"), encoding="utf-8").read(), base_dir=run).data.dir)
+    except (OSError, ValueError):  # no run folder around it (an imported model), or a config being edited
+        pass
+    config = layout.read_json(os.path.join(checkpoint, layout.META)).get("config") if checkpoint else None
+    data = config.get("data") if isinstance(config, dict) else None
+    found.append(data.get("dir") if isinstance(data, dict) else None)
+    for path in found:
+        if isinstance(path, str) and layout.is_data_dir(path) and \
+                layout.read_json(os.path.join(path, layout.DATA_META)).get("kind") != "sft":
+            return os.path.abspath(path)
+    return ""
 
 
 def evaluations_of(checkpoint: str) -> list[Evaluation]:

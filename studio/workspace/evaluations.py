@@ -46,12 +46,14 @@ class Evaluation:
     figures: dict = field(default_factory=dict)   # TEXT_FIGURES or PAIRS_FIGURES present as numbers
     options: dict = field(default_factory=dict)   # pairs: max_new_tokens, raw, temperature, seed
     generations: tuple[Generation, ...] = ()
+    split: str = ""                 # "val" where `file` is a data set and its validation split was scored
 
     def when(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created)) if self.created else "–"
 
     def file_name(self) -> str:
-        return os.path.basename(self.file) or "–"
+        name = os.path.basename(self.file) or "–"
+        return f"{name} ({'validation' if self.split == 'val' else self.split} split)" if self.split else name
 
     def unknown_percent(self) -> float:
         """The share (%) of a text evaluation's tokens that are the tokenizer's unknown token (text outside
@@ -110,7 +112,8 @@ def _parse(path: str, data: dict) -> Evaluation | None:
     return Evaluation(path, kind, _number(data.get("created")) or 0.0,
                       step if isinstance(step, int) and not isinstance(step, bool) else None,
                       data.get("file") if isinstance(data.get("file"), str) else "", figures,
-                      options if isinstance(options, dict) else {}, rows)
+                      options if isinstance(options, dict) else {}, rows,
+                      data.get("split") if isinstance(data.get("split"), str) else "")
 
 
 _cache: dict[str, tuple[tuple[int, int], Evaluation | None]] = {}

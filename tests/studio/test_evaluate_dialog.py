@@ -92,7 +92,8 @@ def test_text_evaluation_shows_the_engines_perplexity_in_dialog_results_and_runs
     next(a for a in menu.actions() if a.text() == "Evaluate…").trigger()  # the runs list's right-click menu
     dialog = w.run_actions.evaluate.dialog
     assert dialog is not None and dialog.isVisible()
-    assert dialog.picker.checkpoint() == _latest(ws) and dialog.kind.currentData() == "text"
+    assert dialog.picker.checkpoint() == _latest(ws) and dialog.kind.currentData() == "split"  # no example text
+    assert dialog.file.text() == os.path.join(ws.data_dir, "demo") and dialog.file_label.text() == "Data set"
     assert not dialog.max_new.isEnabled()  # pairs-only options are off for a text file
     result = _evaluate(qtbot, dialog, str(text))
     assert result.ok, result.failure
@@ -257,7 +258,7 @@ def test_pairs_on_a_base_model_say_why_its_answers_will_miss(qtbot, ws, tmp_path
     ticked; a model with a chat template (a fine-tune) gets no note, nor does a text evaluation."""
     pairs, _refs = _pairs(tmp_path, n=3)
     w, dialog = _open_dialog(qtbot, ws)
-    assert dialog.kind.currentData() == "text" and not dialog.prompt_note.isVisible()
+    assert dialog.kind.currentData() == "split" and not dialog.prompt_note.isVisible()  # no example text here
     dialog.file.setText(pairs)
     assert dialog.kind.currentData() == "pairs"
     assert dialog.prompt_note.isVisible() and "no chat template" in dialog.prompt_note.text()
@@ -278,3 +279,30 @@ def test_pairs_on_a_base_model_say_why_its_answers_will_miss(qtbot, ws, tmp_path
     dialog.raw.setChecked(False)
     assert not dialog.prompt_note.isVisible()
     w.close()
+
+
+def test_a_run_is_evaluated_on_its_own_validation_split_by_default(qtbot, ws):
+    """A Shakespeare run's Evaluate… offered the demo's held-out text (or nothing): a run whose data set is not
+    the demo's gets its data set's validation split, scored whole by the engine (`eval --data`); the demo's
+    runs keep the held-out text written for them."""
+    w, dialog = _open_dialog(qtbot, ws)
+    data = os.path.join(ws.data_dir, "demo")
+    assert dialog.kind.currentData() == "split" and dialog.file.text() == data
+    result = _evaluate(qtbot, dialog, data)
+    assert result.ok, result.failure
+    cli = subprocess.run([sys.executable, "-m", "core", "eval", "--checkpoint", _latest(ws), "--data", data,
+                          "--json"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
+    assert cli.returncode == 0, cli.stderr
+    assert result.evaluation.figures["loss"] == pytest.approx(json.loads(cli.stdout)["loss"], rel=1e-6)
+    assert result.evaluation.file_name() == "demo (validation split)" and "of the split" not in dialog.status.text()
+    view = w.run_actions.evaluate.open_results(_run_dir(ws))
+    assert view.list.item(0, 2).text() == "demo (validation split)"
+    dialog.kind.setCurrentIndex(dialog.kind.findData("text"))  # the file the dialog filled in gives way
+    assert dialog.file.text() == "" and dialog.file_label.text() == "File"
+    held_out = os.path.join(ws.root, "examples", "held-out.txt")  # a workspace with the demo's examples
+    os.makedirs(os.path.dirname(held_out))
+    with open(held_out, "w", encoding="utf-8") as fh:
+        fh.write("copy: abc|abc\n")
+    _w, again = _open_dialog(qtbot, ws)
+    assert again.kind.currentData() == "text" and again.file.text() == held_out

@@ -25,14 +25,16 @@ from PySide6.QtWidgets import (
 )
 
 from studio.controllers.chat import has_chat_template
-from studio.controllers.evaluate import EvalRequest, EvalResult, EvaluateJob
+from studio.controllers.evaluate import EvalRequest, EvalResult, EvaluateJob, data_set_of
+from studio.demo import DEMO_DATA
 from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.views.common.job_dialog import JobDialog
 from studio.views.common.screen_fit import resize_to_fit
 from studio.workspace.workspace import example_file
 
 KIND_TITLES = {"text": "Text file: loss, perplexity, bits per byte",
-               "pairs": "Pairs file (.jsonl, prompt + reference): BLEU, ROUGE-L, exact match"}
+               "pairs": "Pairs file (.jsonl, prompt + reference): BLEU, ROUGE-L, exact match",
+               "split": "Validation split of a prepared data set: loss, perplexity, bits per byte"}
 FILTERS = {"text": "Text files (*.txt *.md *.text);;All files (*)",
            "pairs": "Pairs (*.jsonl *.json);;All files (*)"}
 
@@ -72,6 +74,7 @@ class EvaluateDialog(JobDialog):
         form.addRow("Checkpoint", self.picker)
         form.addRow("Evaluate on", self.kind)
         form.addRow("File", row)
+        self.file_label = form.labelForField(row)  # "Data set" for a validation split
         self._add_pairs_options(form)
         self.form = form
         self.results_button = QPushButton("Results…")
@@ -84,7 +87,8 @@ class EvaluateDialog(JobDialog):
         self.buttons.rejected.connect(self._on_close)
         self._lay_out(form, self.buttons)
         # the workspace's example files (the demo's held-out text and question/answer pairs), filled in
-        self.examples = {kind: example_file(workspace_root, kind) for kind in KIND_TITLES}
+        self.examples = {kind: example_file(workspace_root, kind) for kind in ("text", "pairs")}
+        self.examples["split"] = ""  # the checkpoint's own data set (_defaults)
         self.kind.currentIndexChanged.connect(lambda _i: self._on_kind_changed())
         self.greedy.toggled.connect(lambda _on: self._update_options())
         self.picker.checkpoint_changed.connect(lambda _path: self._on_checkpoint_changed())
@@ -168,30 +172,45 @@ class EvaluateDialog(JobDialog):
     # ------------------------------------------------------------------ slots
     def _on_file_text_changed(self, text: str) -> None:
         name = text.strip().lower()
-        if name.endswith((".jsonl", ".json")):
+        if name and os.path.isdir(text.strip()):
+            self.set_kind("split")
+        elif name.endswith((".jsonl", ".json")):
             self.set_kind("pairs")
         elif name.endswith((".txt", ".md", ".text")):
             self.set_kind("text")
         self._update_options()
 
+    def _defaulted(self) -> bool:
+        """Whether the file is one the dialog filled in (nothing, an example, the run's data set)."""
+        return self.file.text().strip() in ("", *self.examples.values())
+
     def _on_checkpoint_changed(self) -> None:
-        """While an example file (or nothing) is filled in: a model with a chat template (an instruction
-        fine-tune) is evaluated on the example pairs it answers, any other on the held-out text."""
-        if self.file.text().strip() in ("", *self.examples.values()):
+        """While a file the dialog filled in is there: a model with a chat template (an instruction fine-tune)
+        is evaluated on the example pairs it answers; the demo's runs on the held-out text written for them;
+        any other on its data set's validation split (a Shakespeare run was given the demo's text)."""
+        if self._defaulted():
+            data = self.examples["split"] = data_set_of(self.picker.checkpoint())
             chat = has_chat_template(self.picker.checkpoint()) and self.examples["pairs"]
-            self.set_kind("pairs" if chat else "text")
-            self._on_kind_changed()
+            demo = self.examples["text"] and os.path.basename(data) == DEMO_DATA
+            self.set_kind("pairs" if chat else "split" if data and not demo else "text")
+            self.file.setText(self.examples[self.kind.currentData()])
         self._update_options()
 
     def _on_kind_changed(self) -> None:
-        """Another kind of file: an example file (or nothing) gives way to the example of that kind."""
-        if self.file.text().strip() in ("", *self.examples.values()):
+        """Another kind: a file the dialog filled in gives way to the one of that kind."""
+        split = self.kind.currentData() == "split"
+        self.file_label.setText("Data set" if split else "File")
+        self.file.setPlaceholderText("a prepared data set's folder" if split else "the file to evaluate on")
+        if self._defaulted():
             self.file.setText(self.examples[self.kind.currentData()])
         self._update_options()
 
     def _on_browse_clicked(self) -> None:
         kind = self.kind.currentData()
-        path, _ = QFileDialog.getOpenFileName(self, "File to evaluate on", self.file.text(), FILTERS[kind])
+        if kind == "split":
+            path = QFileDialog.getExistingDirectory(self, "Prepared data set", self.file.text())
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "File to evaluate on", self.file.text(), FILTERS[kind])
         if path:
             self.file.setText(path)
 
@@ -208,7 +227,8 @@ class EvaluateDialog(JobDialog):
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(done)
-            unit = "pairs answered" if stage == "pairs" else "of the file read"
+            split = self.job.request is not None and self.job.request.kind == "split"
+            unit = "pairs answered" if stage == "pairs" else "of the split read" if split else "of the file read"
             share = f"{done} of {total}" if stage == "pairs" else f"{100 * done // total}%"
             self.status.setText(f"Evaluating… {share} {unit}")
 

@@ -166,8 +166,7 @@ def evaluate_split(model, meta: dict, ckpt_path: str, data_dir: str, device, pro
         raise UsageError(f"{data_dir} was tokenized with another vocabulary than the checkpoint's: its token ids "
                          f"mean other text to this model (prepare it with --tokenizer-from the checkpoint)", "--data")
     ids = open_split(data_dir, "val")
-    special = set(tok.tokenizer.get_added_tokens_decoder())
-    piece_bytes = np.array([0 if i in special else len(tok._piece(i)) for i in range(tok.vocab_size)] + [0])
+    piece_bytes = np.array([tok.text_bytes(i) for i in range(tok.vocab_size)] + [0])
     T, n = model.cfg.block_size, len(ids)
     bar = _bar(n, progress)
     nll, count, windows = 0.0, 0, []

@@ -52,6 +52,7 @@ class TokenizerWrapper:
         unk = getattr(tok.model, "unk_token", None)  # what text outside the vocabulary becomes (BPE, WordPiece)
         self.unk_id: int | None = tok.token_to_id(unk) if isinstance(unk, str) else None
         special = {i: t.content for i, t in tok.get_added_tokens_decoder().items()}
+        self._special_ids = set(special)
         byte_of = {c: b for b, c in enumerate(byte_chars())}
         self._bytes: list[bytes] = []
         for i in range(self.vocab_size):
@@ -72,6 +73,10 @@ class TokenizerWrapper:
 
     def _piece(self, i: int) -> bytes:
         return self._bytes[i] if 0 <= i < self.vocab_size else "\ufffd".encode()
+
+    def text_bytes(self, i: int) -> int:
+        """How many bytes of text token `i` stands for (0 for a special token such as <|endoftext|>)."""
+        return 0 if i in self._special_ids else len(self._piece(i))
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids

@@ -295,7 +295,7 @@ def test_a_run_is_evaluated_on_its_own_validation_split_by_default(qtbot, ws):
                          env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
     assert cli.returncode == 0, cli.stderr
     assert result.evaluation.figures["loss"] == pytest.approx(json.loads(cli.stdout)["loss"], rel=1e-6)
-    assert result.evaluation.file_name() == "demo (validation split)" and "of the split" not in dialog.status.text()
+    assert result.evaluation.file_name() == "demo (validation split)" and "perplexity" in dialog.status.text()
     view = w.run_actions.evaluate.open_results(_run_dir(ws))
     assert view.list.item(0, 2).text() == "demo (validation split)"
     dialog.kind.setCurrentIndex(dialog.kind.findData("text"))  # the file the dialog filled in gives way

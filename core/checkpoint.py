@@ -15,7 +15,6 @@ a kill at any moment leaves every earlier checkpoint intact and never a half-wri
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -27,7 +26,7 @@ from core import layout
 from core.errors import CheckpointError, quote
 
 # The folder rules live in core.layout; re-exported here for the engine's callers.
-from core.layout import latest_checkpoint, list_checkpoints, resolve_checkpoint, step_dir_name
+from core.layout import file_sha256, latest_checkpoint, list_checkpoints, resolve_checkpoint, step_dir_name
 from core.layout import read_checkpoint_meta as read_meta
 
 __all__ = ["CheckpointError", "latest_checkpoint", "list_checkpoints", "load_state", "load_weights",
@@ -140,17 +139,6 @@ def load_state(path: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------ integrity
-_CHUNK = 1 << 20
-
-
-def file_sha256(file: str) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_file(path: str, name: str) -> None:
     """CheckpointError naming the file when its sha256 differs from the one in meta.json. Checkpoints
     written before checksums existed have none and pass (their loaders still check what they can)."""

@@ -20,6 +20,7 @@ goes with the checkpoint when that is pruned.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -251,6 +252,15 @@ def resolve_checkpoint(checkpoint: str | None = None, run: str | None = None) ->
         raise CheckpointError(f"this is a run folder, not a checkpoint (use --run, or one of its "
                               f"{CHECKPOINTS}/step-NNNNNN folders): {checkpoint}")
     return require_checkpoint(checkpoint or "")
+
+
+def file_sha256(file: str) -> str:
+    """sha256 of a file's bytes, read in 1 MiB pieces (OSError when it cannot be read)."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_checkpoint_meta(path: str) -> dict:

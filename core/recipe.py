@@ -18,18 +18,6 @@ from core import layout
 
 VERSION = 1
 CHAT_KEYS = ("chat_template", "eos_token", "eos_token_id", "eos_id", "bos_token", "bos_token_id")
-_CHUNK = 1 << 20
-
-
-def file_digest(path: str) -> str:
-    """sha256 of a file's bytes (OSError when it cannot be read)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def recipe(inputs: list[str], fmt: str, tokenizer_from: str, block_size: int | None = None,
            val_fraction: float = 0.1, seed: int = 1337) -> str | None:
     """The digest of a preparation with the base checkpoint `tokenizer_from`'s tokenizer; None where it is
@@ -38,8 +26,8 @@ def recipe(inputs: list[str], fmt: str, tokenizer_from: str, block_size: int | N
         return None
     try:
         base = layout.read_checkpoint_meta(tokenizer_from)
-        tok = file_digest(os.path.join(tokenizer_from, layout.TOKENIZER))
-        files = [file_digest(p) for p in inputs]
+        tok = layout.file_sha256(os.path.join(tokenizer_from, layout.TOKENIZER))
+        files = [layout.file_sha256(p) for p in inputs]
     except (OSError, ValueError):  # CheckpointError is a ValueError
         return None
     if fmt == "sft" and block_size is None:  # prepare_sft's default: the base model's context

@@ -30,12 +30,8 @@ def confirm_delete(parent: QWidget, name: str, children: list[str] | tuple[str, 
     if adapters:
         made += (f"\n\nLoRA fine-tunes of it ({', '.join(adapters)}) hold only adapters: they cannot be "
                  "loaded, resumed or exported without it until it is restored (or merge them first).")
-    answer = QMessageBox.question(
-        parent, "Move run to the trash",
-        f"Move the run {name} (its config, metrics and checkpoints) to the trash?{made}\n\n"
-        "It can be restored from the desktop's trash.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-    return answer == QMessageBox.StandardButton.Yes
+    return _ask_to_trash(parent, "Move run to the trash",
+                         f"Move the run {name} (its config, metrics and checkpoints) to the trash?{made}")
 
 
 def confirm_delete_data(parent: QWidget, name: str, users: list[str]) -> bool:
@@ -43,10 +39,14 @@ def confirm_delete_data(parent: QWidget, name: str, users: list[str]) -> bool:
     uses = (f"\n\nRuns that train on it ({', '.join(users)}) cannot start, resume or continue until a data set "
             f"is prepared as data/{name} again; their checkpoints keep their tokenizer, so Generate, Attention, "
             f"Evaluate and Export still work." if users else "\n\nNo run trains on it.")
+    return _ask_to_trash(parent, "Move data set to the trash",
+                         f"Move the data set {name} (its tokens and tokenizer) to the trash?{uses}")
+
+
+def _ask_to_trash(parent: QWidget, title: str, text: str) -> bool:
+    """Yes / Cancel (the default) under `text` and where it can be had back from."""
     answer = QMessageBox.question(
-        parent, "Move data set to the trash",
-        f"Move the data set {name} (its tokens and tokenizer) to the trash?{uses}\n\n"
-        "It can be restored from the desktop's trash.",
+        parent, title, f"{text}\n\nIt can be restored from the desktop's trash.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
     return answer == QMessageBox.StandardButton.Yes
 

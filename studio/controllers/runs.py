@@ -190,9 +190,10 @@ class WorkspaceSession(QObject):
         model's own folder, and its vocabulary was its tokenizer's)."""
         assert self.workspace is not None
         run = self.workspace.new_run_from(Run(run_dir), self.workspace.unique_run_name(f"{Run(run_dir).name}-2"))
-        if Run(run_dir).lineage().get("kind") == "import":
+        if Run(run_dir).lineage().get("kind") == "import":  # and its evaluations and samples as a new run's
             run.write_config_text(with_changes(run.read_config_text(), {
-                "data.dir": f"../../data/{demo.default_data(self.workspace)}", "model.vocab_size": None}))
+                "data.dir": f"../../data/{demo.default_data(self.workspace)}", "model.vocab_size": None,
+                **IMPORT_COPY_TRAIN}))
         self._add(run)
         self.runs_changed.emit()
         return run
@@ -455,6 +456,11 @@ class WorkspaceSession(QObject):
         for d in dirty:
             if d in self.controllers:
                 self.run_updated.emit(d)
+
+
+# "New from this" of an imported model: the importer's train section is the engine's defaults (an evaluation
+# every 250 steps, no samples); a run trained from scratch here shows its learning as a new run does
+IMPORT_COPY_TRAIN = {"train.eval_interval": 50, "train.checkpoint_interval": 100, "train.sample_tokens": 120}
 
 
 def reached_target(ctl: RunController, step: int | None = None) -> float | None:

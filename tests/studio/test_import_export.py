@@ -196,6 +196,7 @@ def test_an_imported_models_config_is_read_only_and_says_what_trains_it(qtbot, t
     copy = w.session.copy_run(w.current_dir).config_or_none()
     assert copy.data.dir == os.path.join(ws.root, "data", "demo") and copy.model.vocab_size is None
     assert (copy.model.n_layer, copy.model.n_kv_head) == (base.model.n_layer, base.model.n_kv_head)
+    assert (copy.train.eval_interval, copy.train.sample_tokens) == (50, 120)  # not the importer's 250 and none
     # a run of its own: editable again, a time estimate, its data warned about
     select_run(w, "mine")
     qtbot.waitUntil(lambda: w.controller() is not None and w.controller().status == "new")

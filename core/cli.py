@@ -37,6 +37,7 @@ COMMANDS = {
     "version": ("core.version_cmd", "version_main"),
     "eval": ("core.commands.eval", "eval_main"),
     "merge": ("core.commands.merge", "merge_main"),
+    "lr-find": ("core.lr_find", "lr_find_main"),
 }
 
 
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.commands.eval import add_parsers as add_eval_parsers
 
     add_eval_parsers(sub, _add_checkpoint_args)  # eval, merge
+    from core.lr_find import add_parser as add_lr_find_parser
+
+    add_lr_find_parser(sub)
     from core.interop.commands import add_parsers as add_interop_parsers
 
     add_interop_parsers(sub)  # import, export

@@ -277,9 +277,10 @@ def restore(tr: Trainer, source: str) -> None:
 
 
 def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, config_path: str,
-           overrides: list[str]) -> Trainer:
+           overrides: list[str], record: bool = True) -> Trainer:
     """Everything before the first step; ends with the `start` event. `cfg` is `config_path` loaded with
-    `overrides` (the run folder records both)."""
+    `overrides` (the run folder records both). `record=False` (a learning-rate range test, core.lr_find)
+    writes nothing: no run folder, no lock, no base's list of LoRA children."""
     t = cfg.train
     device, precision, why = init_device(cfg, world)
     if t.optimizer == "muon" and precision == "fp16":
@@ -296,7 +297,7 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
         from core.lora import frozen_to
 
         frozen_to(model, LOW_PRECISION[precision])
-    if t.finetune == "lora" and rank == 0:
+    if t.finetune == "lora" and rank == 0 and record:
         from core.lora import note_lora_child
 
         note_lora_child(t.init_from, cfg.run.dir)
@@ -309,7 +310,7 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
         batches=make_batches(train_data, cfg.model.block_size, t.batch_size, t.seed, device),
         state=TrainState(),
         resume_from=resume_from, parent=None if resume_from else t.init_from, resolved=cfg.to_dict(),
-        info=RunInfo(cfg.run.dir) if rank == 0 else None, ctx=autocast_ctx(dev_type, precision),
+        info=RunInfo(cfg.run.dir) if rank == 0 and record else None, ctx=autocast_ctx(dev_type, precision),
         precision_reason=why)
     if t.eval_interval:  # evaluations draw from the validation split too: refuse it now, not at the first one
         try:

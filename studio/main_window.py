@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         self._action(m, "E&xport Checkpoint…", lambda: model_menu.export_checkpoint(self))
         self._action(m, "E&valuate Checkpoint…", lambda: self.run_actions.evaluate.open_dialog(self.current_dir))
+        self._action(m, "Find &Learning Rate…", lambda: self.run_actions.find_lr(self.current_dir))
         self._action(m, "&Multi-node Command…", lambda: self.show_multinode(1))
 
         m = bar.addMenu("&View")

@@ -19,7 +19,7 @@ from studio.views.runs import dialogs
 from studio.views.runs.compare import CompareView
 from studio.views.runs.panel import RunsPanel
 from studio.workspace.annotations import lora_children, parse_tags
-from studio.workspace.workspace import safe_name
+from studio.workspace.workspace import safe_name, with_changes
 
 NO_RUN = ("No run in this workspace yet. New makes one, on the data set prepared last (prepare one on the "
           "Data tab first), or File → Import Model… brings a pretrained one.")
@@ -33,6 +33,7 @@ class RunActions(QObject):
         self.window, self.session, self.panel = window, session, panel
         self.trash: str | None = None    # None: the desktop's trash (tests point it elsewhere)
         self.compare_view: CompareView | None = None
+        self.lr_dialog = None  # the last Find Learning Rate dialog
         panel.rename_requested.connect(self.rename)
         panel.delete_requested.connect(self.delete)
         panel.annotate_requested.connect(self.annotate)
@@ -215,6 +216,41 @@ class RunActions(QObject):
         self._say(f"Continuing {ctl.run.name} for {more} more steps…" + (
             f" (train.target_val_loss {target:g}, already reached, is cleared)" if target is not None else ""))
         return True
+
+    def find_lr(self, run_dir: str):
+        """Run → Find Learning Rate…: the range test on the run's saved config; Use writes train.lr (and a
+        tenth of it as train.min_lr) into it. Not while it trains (the config is in use), nor for an imported
+        model (nothing trains it here); None then, said in the status bar."""
+        from studio.controllers.lr_find import LrFindJob
+        from studio.views.config.lr_find import LrFindDialog
+
+        ctl = self.session.controller(run_dir)
+        if ctl is None:
+            return None
+        if ctl.is_running() or ctl.status == "imported":
+            self._say(f"Cannot find a learning rate for {ctl.run.name}: {ctl.edit_lock()}", 0)
+            return None
+        self.window.save_config()  # the test reads config.yaml: a pending edit first
+        if ctl.run.config_or_none() is None:
+            self._say(f"Cannot find a learning rate for {ctl.run.name}: its config has problems (Config tab)", 0)
+            return None
+        dialog = LrFindDialog(LrFindJob(), ctl.run.name, ctl.run.config_path, parent=self.window)
+        dialog.job.setParent(dialog)  # the process ends with its dialog
+        dialog.use_lr.connect(lambda lr: self._use_lr(ctl.run.dir, lr))
+        dialog.show()
+        self.lr_dialog = dialog
+        return dialog
+
+    def _use_lr(self, run_dir: str, lr: float) -> None:
+        ctl = self.session.controller(run_dir)
+        if ctl is None or ctl.is_running():
+            return
+        ctl.run.write_config_text(with_changes(ctl.run.read_config_text(), {"train.lr": lr,
+                                                                            "train.min_lr": lr / 10}))
+        editor = self.window.config_editor
+        if editor is not None and self.window.current_dir == ctl.run.dir:
+            editor.set_text(ctl.run.read_config_text())
+        self._say(f"{ctl.run.name}: train.lr {lr:g}, train.min_lr {lr / 10:g}")
 
     def compare(self, run_dirs: list[str]) -> CompareView:
         view = CompareView(self.session.compare(list(run_dirs)), tuple(run_dirs), self.window)

@@ -40,7 +40,8 @@ TORCH_FREE_CORE = {"core", "core.config", "core.protocol", "core.layout", "core.
                    "core.import_config",  # an HF folder's config.json as ours (the Import dialog's summary)
                    "core.estimate", "core.precision", "core.shape", "core.schedule",  # sizes, precision, shape rules, LR
                    "core.corpora",  # schedule; the built-in corpora's generator (the demo's examples);
-                   "core.export_families"}  # which configs HF / GGUF can carry (estimates, Export dialog)
+                   "core.export_families",  # which configs HF / GGUF can carry (estimates, Export dialog)
+                   "core.recipe"}  # what a data set was prepared from (the Fine-tune dialog's reuse)
 
 
 def _studio_env(tmp_path) -> dict:

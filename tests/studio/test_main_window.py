@@ -37,7 +37,7 @@ def test_past_runs_are_listed_and_plotted(qtbot, window, workspace):
     assert w.training.error_banner.isVisible() and "simulated failure" in w.training.error_banner.text()
     # tick "a" to overlay its curves on "c"
     rows["a"].setCheckState(0, Qt.CheckState.Checked)
-    assert len(plots.overlay_items) == 5
+    assert len(plots.overlay_items) == 6  # loss, val, lr, speed, and grad norm as its first steps + the rest
 
 
 def test_invalid_config_blocks_start_with_the_reason(qtbot, window, workspace):

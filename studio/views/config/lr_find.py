@@ -47,7 +47,10 @@ class LrFindDialog(JobDialog):
         self.plot.setTitle("Training loss at each rate", size="10pt")  # a left label ran into the ticks
         self.plot.setMinimumHeight(260)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(10, -10))  # bottom left: the loss starts high, it ends high
+        for side in ("bottom", "left"):  # "learning rate (x0.001)" under ticks 1, 10, 100 read as rates of 1
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
+        self.plot.setXRange(math.log10(STARTS[1]), math.log10(ENDS[2]), padding=0.02)  # the rates to come
         self.raw = self.plot.plot([], [], pen=None, symbol="o", symbolSize=4, name="one step")
         self.smooth = self.plot.plot([], [], name="average")
         self.mark = pg.InfiniteLine(angle=90, movable=False)
@@ -85,6 +88,8 @@ class LrFindDialog(JobDialog):
         for item in (self.raw, self.smooth):
             item.setData([], [])
         self.mark.hide()
+        self.plot.setXRange(math.log10(start), math.log10(end), padding=0.02)
+        self.plot.enableAutoRange(axis="y")
         self.result = None
         self.use_button.setEnabled(False)
         self.use_button.setText("Use")

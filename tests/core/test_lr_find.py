@@ -66,3 +66,21 @@ def test_the_suggestion_is_the_steepest_fall_before_the_lowest_point():
     lr, how = suggest(lrs, smoothed)
     assert lr == pytest.approx(1e-3, rel=0.5) and "steepest" in how  # the sigmoid's middle, at 10^-3
     assert suggest(lrs, [2.0] + [2.5] * 39)[0] is None  # it never fell
+
+
+def test_a_lora_fine_tune_is_tested_from_its_base_and_the_base_records_no_child(tmp_path_factory):
+    """The range test of a LoRA run trains the adapters on the base's weights, and writes nothing: neither
+    the run's folder nor the base checkpoint's list of the LoRA runs that depend on it."""
+    from finetune_helpers import finetune_config, reverse_task
+
+    from core import layout
+
+    folder = tmp_path_factory.mktemp("lrfind-lora")
+    paths = reverse_task(folder)
+    finetune_config(folder, paths, "ft", finetune="lora", lora_rank=4, batch_size=8)
+    before = sorted(os.listdir(paths["base"]))
+    r = check(engine("lr-find", "--config", "ft.yaml", "--steps", "12", "--json", cwd=folder))
+    result = json.loads(r.stdout)
+    assert result["steps"] >= 4 and all(math.isfinite(x) for x in result["losses"])
+    assert result["params"] > 0 and not os.path.exists(folder / "ft")
+    assert sorted(os.listdir(paths["base"])) == before and layout.LORA_CHILDREN not in before

@@ -4,8 +4,11 @@ From the run's starting point (fresh weights, or train.init_from's), the trainer
 learning rate rising geometrically from `start` to `end`, one step each; the loss is smoothed (an
 exponential average, bias-corrected) and the test ends early once it has diverged (a step's loss or the
 average 4x the lowest average, or not finite). The suggestion is the rate where the smoothed loss falls fastest against log(lr), before its lowest
-point: a rate that still learns quickly and is well short of diverging. It is a starting point for
-`train.lr`, found in a few dozen steps instead of whole runs.
+point (Lightning's rule): a rate that still learns quickly; and, more cautious, a tenth of the rate at the
+lowest point (fastai's former `lr_min`). Neither is the best rate of a whole run: on char-level Shakespeare
+over 400 steps the steepest fall came second of seven rates tried (benchmarks/lr_find_sweep.py), on the
+demo's tasks over 1,000 steps it was too high (best val 1.61, where 2e-3 gave 1.51 and 3.3e-3 1.48) and the
+cautious one too low (1.58). They bracket the rates worth a run, found in a few dozen steps.
 
 Nothing is written: the run folder, its lock and checkpoints are untouched (set_up with record=False), so
 it may be tried on a run before Start, and the config it reads is the one a Start would train.
@@ -82,9 +85,10 @@ def lr_find(config: str, overrides: list[str], start: float, end: float, steps: 
     if not events and sys.stderr.isatty():
         print(file=sys.stderr)
     lr, how = suggest(seen, smoothed)
+    cautious = seen[int(np.argmin(smoothed))] / 10 if lr is not None else None
     diverged = len(seen) < len(lrs)
     result = {"kind": "lr_find", "lrs": seen, "losses": losses, "smoothed": smoothed, "suggested_lr": lr,
-              "how": how, "diverged_at": float(lrs[len(seen)]) if diverged else None, "steps": len(seen),
+              "cautious_lr": cautious, "how": how, "diverged_at": float(lrs[len(seen)]) if diverged else None, "steps": len(seen),
               "params": tr.raw_model.num_params(), "device": tr.device, "precision": tr.precision}
     sinks.emit(make_event("done", **result))
     del tr
@@ -101,8 +105,8 @@ def lr_find_main(args) -> int:
         print(json.dumps(result))
     elif not args.events:
         lr = result["suggested_lr"]
-        print(f"suggested train.lr: {lr:.3g} ({result['how']})" if lr is not None else
-              f"no suggestion: {result['how']}")
+        print(f"suggested train.lr: {lr:.3g} ({result['how']}); more cautious: {result['cautious_lr']:.3g} "
+              f"(a tenth of the rate at the lowest loss)" if lr is not None else f"no suggestion: {result['how']}")
         if result["diverged_at"] is not None:
             print(f"the loss diverged at lr {result['diverged_at']:.3g}, after {result['steps']} steps")
     return EXIT_OK

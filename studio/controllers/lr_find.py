@@ -18,7 +18,8 @@ class LrFindResult:
     lrs: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
-    suggested_lr: float | None = None
+    suggested_lr: float | None = None            # the steepest fall of the loss
+    cautious_lr: float | None = None             # a tenth of the rate at the lowest loss
     how: str = ""                                # how the rate was chosen, or why there is none
     diverged_at: float | None = None
     failure: EngineFailure | None = None
@@ -63,7 +64,8 @@ class LrFindJob(EngineJob):
         e = close_event if status == "done" and close_event else {}
         self.finished.emit(LrFindResult(status, _floats(e.get("lrs")), _floats(e.get("losses")),
                                         _floats(e.get("smoothed")), _float(e.get("suggested_lr")),
-                                        str(e.get("how") or ""), _float(e.get("diverged_at")), failure))
+                                        _float(e.get("cautious_lr")), str(e.get("how") or ""),
+                                        _float(e.get("diverged_at")), failure))
 
     def _on_process_event_received(self, event: dict) -> None:
         if event.get("event") == "progress" and event.get("stage") == "lr_find":

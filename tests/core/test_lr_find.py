@@ -42,6 +42,7 @@ def test_the_range_test_rises_geometrically_writes_nothing_and_repeats_itself(co
     low = int(np.argmin(a["smoothed"]))
     assert a["smoothed"][low] < a["smoothed"][0] - 0.2  # the loss fell on the way up
     assert lrs[3] <= a["suggested_lr"] <= lrs[low]  # where it falls, before its lowest point
+    assert a["cautious_lr"] == pytest.approx(lrs[low] / 10)  # fastai's former lr_min
     assert "steepest fall" in a["how"]
 
 

@@ -55,6 +55,9 @@ def test_find_learning_rate_suggests_a_rate_and_use_writes_it(qtbot, ws):
     lr = float(f"{result.suggested_lr:.2g}")
     assert dialog.mark.isVisible() and dialog.use_button.text() == f"Use {lr:g}" and dialog.use_button.isEnabled()
     assert f"Suggested train.lr: {result.suggested_lr:.2g}" in dialog.status.text()
+    cautious = float(f"{result.cautious_lr:.2g}")  # the other end of the rates worth a run, also offered
+    assert dialog.cautious_mark.isVisible() and dialog.cautious_button.text() == f"Use {cautious:g}"
+    assert f"more cautious: {result.cautious_lr:.2g}" in dialog.status.text()
     assert _files(run_dir) == before  # the test wrote nothing of the run
     dialog.use_button.click()
     QApplication.processEvents()

@@ -1,6 +1,8 @@
 """LrFindDialog: Run → Find Learning Rate…, a learning-rate range test on the run's config (`llm-train
 lr-find`, which writes nothing). The loss of each step is drawn against its rate as it comes (a log axis),
-then the average and the suggested rate; *Use* puts it in train.lr (and a tenth of it in train.min_lr)."""
+then the average and two rates that bracket the ones worth a run: the steepest fall of the loss and, more
+cautious, a tenth of the rate at its lowest. Each has a *Use* button that puts it in train.lr (and a tenth
+of it in train.min_lr)."""
 
 from __future__ import annotations
 
@@ -53,15 +55,20 @@ class LrFindDialog(JobDialog):
         self.plot.setXRange(math.log10(STARTS[1]), math.log10(ENDS[2]), padding=0.02)  # the rates to come
         self.raw = self.plot.plot([], [], pen=None, symbol="o", symbolSize=4, name="one step")
         self.smooth = self.plot.plot([], [], name="average")
-        self.mark = pg.InfiniteLine(angle=90, movable=False)
-        self.mark.hide()
-        self.plot.addItem(self.mark)
+        self.mark = pg.InfiniteLine(angle=90, movable=False)        # the steepest fall
+        self.cautious_mark = pg.InfiniteLine(angle=90, movable=False)  # a tenth of the lowest point's rate
+        for mark in (self.mark, self.cautious_mark):
+            mark.hide()
+            self.plot.addItem(mark)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.run_button = self.buttons.addButton("Run the test", QDialogButtonBox.ButtonRole.ActionRole)
         self.run_button.clicked.connect(self.run_test)
         self.use_button = self.buttons.addButton("Use", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.use_button.clicked.connect(self._on_use_button_clicked)
-        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(lambda: self._use("suggested_lr"))
+        self.cautious_button = self.buttons.addButton("Use", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cautious_button.clicked.connect(lambda: self._use("cautious_lr"))
+        for button in (self.use_button, self.cautious_button):
+            button.setEnabled(False)
         self.buttons.rejected.connect(self._on_close)
         self._lay_out(form, self.plot, self.buttons)
         self._set_status("Trains a copy of the model for a few dozen steps, raising the rate at every step, and "
@@ -79,6 +86,7 @@ class LrFindDialog(JobDialog):
         self.raw.setSymbolPen(pg.mkPen(c["raw"]))
         self.smooth.setPen(pg.mkPen(c["smooth"], width=2))
         self.mark.setPen(pg.mkPen(c["val"], width=1.5, style=Qt.PenStyle.DashLine))
+        self.cautious_mark.setPen(pg.mkPen(c["foreground"], width=1, style=Qt.PenStyle.DotLine))
 
     def run_test(self) -> bool:
         start, end = self.start.currentData(), self.end.currentData()
@@ -88,11 +96,13 @@ class LrFindDialog(JobDialog):
         for item in (self.raw, self.smooth):
             item.setData([], [])
         self.mark.hide()
+        self.cautious_mark.hide()
         self.plot.setXRange(math.log10(start), math.log10(end), padding=0.02)
         self.plot.enableAutoRange(axis="y")
         self.result = None
-        self.use_button.setEnabled(False)
-        self.use_button.setText("Use")
+        for button in (self.use_button, self.cautious_button):
+            button.setEnabled(False)
+            button.setText("Use")
         self.run_button.setEnabled(False)
         self.buttons.button(QDialogButtonBox.StandardButton.Close).setText("Cancel")
         self.progress.setRange(0, self.steps.value())
@@ -122,21 +132,28 @@ class LrFindDialog(JobDialog):
         ended = (f" The loss diverged at {result.diverged_at:.2g}, after {len(result.lrs)} steps."
                  if result.diverged_at is not None else "")
         self._show_outcome(result, "The test", (
-            f"Suggested train.lr: {result.suggested_lr:.2g} ({result.how}).{ended}"
-            if result.suggested_lr is not None else f"No suggestion: {result.how}.{ended}"))
-        if result.suggested_lr is not None:
-            self.mark.setValue(math.log10(result.suggested_lr))  # the view's units: the axis is log10
-            self.mark.show()
-            self.use_button.setText(f"Use {result.suggested_lr:.2g}")
-            self.use_button.setEnabled(True)
+            f"Suggested train.lr: {result.suggested_lr:.2g} ({result.how}); more cautious: "
+            f"{result.cautious_lr:.2g}, a tenth of the rate at the lowest loss. Rates between the two are worth a "
+            f"run: how long it trains decides which is best.{ended}"
+            if result.suggested_lr is not None and result.cautious_lr is not None
+            else f"No suggestion: {result.how}.{ended}"))
+        for key, mark, button in (("suggested_lr", self.mark, self.use_button),
+                                  ("cautious_lr", self.cautious_mark, self.cautious_button)):
+            lr = getattr(result, key)
+            if lr is not None:
+                mark.setValue(math.log10(lr))  # the view's units: the axis is log10
+                mark.show()
+                button.setText(f"Use {lr:.2g}")
+                button.setEnabled(True)
         if result.smoothed:  # the range where it learns, not the divergence's heights
             first, low = result.smoothed[0], min(result.smoothed + result.losses)  # the steps' dots in view too
             span = max(first - low, 0.02 * abs(low) + 1e-3)
             self.plot.setYRange(low - 0.3 * span, first + 0.6 * span)
 
-    def _on_use_button_clicked(self) -> None:
-        if self.result is not None and self.result.suggested_lr is not None:
-            self.use_lr.emit(float(f"{self.result.suggested_lr:.2g}"))
+    def _use(self, key: str) -> None:
+        lr = getattr(self.result, key) if self.result is not None else None
+        if lr is not None:
+            self.use_lr.emit(float(f"{lr:.2g}"))
             self.accept()
 
     def _on_close(self) -> None:

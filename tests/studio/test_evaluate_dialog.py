@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ from core import layout
 from studio.workspace.compare import format_value
 from studio.workspace.workspace import Workspace
 from tests.studio.helpers import open_window, select_run
-from tests.studio.test_generation_panel import ROOT, tiny_workspace
+from tests.studio.test_generation_panel import ROOT, tiny_run_copy
 
 WAIT_MS = 180_000  # the engine imports torch first; the machine is shared
 
@@ -28,11 +27,7 @@ WAIT_MS = 180_000  # the engine imports torch first; the machine is shared
 def ws(tmp_path, tmp_path_factory) -> Workspace:
     """A workspace holding a copy of the session's tiny trained run (checkpoints at steps 20 and 40), so
     each test's saved evaluations are its own."""
-    src = tiny_workspace(tmp_path_factory)
-    ws = Workspace.create(str(tmp_path / "ws"))
-    shutil.copytree(os.path.join(src, "runs", "tiny"), os.path.join(ws.runs_dir, "tiny"))
-    os.symlink(os.path.join(src, "data", "demo"), os.path.join(ws.data_dir, "demo"))
-    return ws
+    return tiny_run_copy(tmp_path, tmp_path_factory)
 
 
 def _run_dir(ws: Workspace) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from studio.controllers.finetune import DEFAULT_LR, sizes
 from studio.views.finetune.dialog import open_finetune
 from studio.workspace.workspace import Workspace
 from tests.studio.helpers import open_window, select_run
-from tests.studio.test_generation_panel import ROOT, tiny_workspace
+from tests.studio.test_generation_panel import ROOT, tiny_run_copy
 
 WAIT_MS = 180_000  # the engine imports torch first; the machine is shared
 WORDS = ["abc", "bad", "cab", "dab", "ace", "bed", "fed", "deb", "cede", "face", "bead", "dace"]
@@ -26,11 +25,7 @@ WORDS = ["abc", "bad", "cab", "dab", "ace", "bed", "fed", "deb", "cede", "face",
 
 @pytest.fixture
 def ws(tmp_path, tmp_path_factory) -> Workspace:
-    src = tiny_workspace(tmp_path_factory)
-    ws = Workspace.create(str(tmp_path / "ws"))
-    shutil.copytree(os.path.join(src, "runs", "tiny"), os.path.join(ws.runs_dir, "tiny"))
-    os.symlink(os.path.join(src, "data", "demo"), os.path.join(ws.data_dir, "demo"))
-    return ws
+    return tiny_run_copy(tmp_path, tmp_path_factory)
 
 
 def _sft(tmp_path, bad_line: int | None = None) -> str:

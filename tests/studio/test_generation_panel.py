@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,18 @@ def tiny_workspace(tmp_path_factory) -> str:
         assert done.returncode == 0, done.stderr[-2000:]
     (root / ".built").write_text("ok")
     return str(root)
+
+
+def tiny_run_copy(tmp_path, tmp_path_factory):
+    """A workspace of the test's own holding a copy of the tiny trained run (its checkpoints at steps 20 and
+    40) and the shared data, so that what a test saves (evaluations, configs) stays its own."""
+    from studio.workspace.workspace import Workspace
+
+    src = tiny_workspace(tmp_path_factory)
+    ws = Workspace.create(str(tmp_path / "ws"))
+    shutil.copytree(os.path.join(src, "runs", "tiny"), os.path.join(ws.runs_dir, "tiny"))
+    os.symlink(os.path.join(src, "data", "demo"), os.path.join(ws.data_dir, "demo"))
+    return ws
 
 
 @pytest.fixture(scope="session")

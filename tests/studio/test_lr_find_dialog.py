@@ -5,7 +5,6 @@ the Config tab shows it; nothing else of the run folder changes."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 from PySide6.QtWidgets import QApplication
@@ -13,18 +12,14 @@ from PySide6.QtWidgets import QApplication
 from core.config import loads
 from studio.workspace.workspace import Workspace
 from tests.studio.helpers import open_window, select_run
-from tests.studio.test_generation_panel import tiny_workspace
+from tests.studio.test_generation_panel import tiny_run_copy
 
 WAIT_MS = 180_000  # the engine imports torch first; the machine is shared
 
 
 @pytest.fixture
 def ws(tmp_path, tmp_path_factory) -> Workspace:
-    src = tiny_workspace(tmp_path_factory)
-    ws = Workspace.create(str(tmp_path / "ws"))
-    shutil.copytree(os.path.join(src, "runs", "tiny"), os.path.join(ws.runs_dir, "tiny"))
-    os.symlink(os.path.join(src, "data", "demo"), os.path.join(ws.data_dir, "demo"))
-    return ws
+    return tiny_run_copy(tmp_path, tmp_path_factory)
 
 
 def _files(folder: str) -> dict[str, int]:

@@ -234,6 +234,11 @@ class RunActions(QObject):
         if ctl.run.config_or_none() is None:
             self._say(f"Cannot find a learning rate for {ctl.run.name}: its config has problems (Config tab)", 0)
             return None
+        if self.lr_dialog is not None and self.lr_dialog.job.is_running():  # one test at a time
+            self.lr_dialog.raise_()
+            return self.lr_dialog
+        if self.lr_dialog is not None:
+            self.lr_dialog.deleteLater()
         dialog = LrFindDialog(LrFindJob(), ctl.run.name, ctl.run.config_path, parent=self.window)
         dialog.job.setParent(dialog)  # the process ends with its dialog
         dialog.use_lr.connect(lambda lr: self._use_lr(ctl.run.dir, lr))

@@ -65,12 +65,13 @@ def lr_find(config: str, overrides: list[str], start: float, end: float, steps: 
     sinks = Sinks([JsonlSink(sys.stdout)] if events else [])
     tr = set_up(cfg, False, 0, 1, sinks, config, overrides, record=False)
     tr.raw_model.train()
-    seen, losses, smoothed, avg, best = [], [], [], 0.0, math.inf
+    seen, losses, smoothed, avg, best, diverged = [], [], [], 0.0, math.inf, None
     for i, lr in enumerate(lrs):
         loss = float(optimizer_step(tr, float(lr))[0])
         avg = SMOOTHING * avg + (1 - SMOOTHING) * loss
         value = avg / (1 - SMOOTHING ** (i + 1))
         if not math.isfinite(value):
+            diverged = float(lr)
             break
         seen.append(float(lr))
         losses.append(loss)
@@ -81,14 +82,14 @@ def lr_find(config: str, overrides: list[str], start: float, end: float, steps: 
             print(f"\rlr-find {i + 1}/{len(lrs)}  lr {lr:.2e}  loss {loss:.4f}", end=end_, file=sys.stderr, flush=True)
         best = min(best, value)
         if i >= SKIP_START and max(value, loss) > DIVERGED * best:  # a step's loss alone: its average lags
+            diverged = float(lr)
             break
     if not events and sys.stderr.isatty():
         print(file=sys.stderr)
     lr, how = suggest(seen, smoothed)
     cautious = seen[int(np.argmin(smoothed))] / 10 if lr is not None else None
-    diverged = len(seen) < len(lrs)
     result = {"kind": "lr_find", "lrs": seen, "losses": losses, "smoothed": smoothed, "suggested_lr": lr,
-              "cautious_lr": cautious, "how": how, "diverged_at": float(lrs[len(seen)]) if diverged else None, "steps": len(seen),
+              "cautious_lr": cautious, "how": how, "diverged_at": diverged, "steps": len(seen),
               "params": tr.raw_model.num_params(), "device": tr.device, "precision": tr.precision}
     sinks.emit(make_event("done", **result))
     del tr

@@ -48,7 +48,7 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float | None, str]
     if low <= SKIP_START:
         return None, "the loss did not fall: lower --start"
     slope = np.gradient(y[:low + 1], np.log(np.asarray(lrs[:low + 1])))
-    at = SKIP_START + int(np.argmin(slope[SKIP_START:]))
+    at = SKIP_START + int(np.argmin(slope[SKIP_START:low]))  # before the lowest point, never at it
     return float(lrs[at]), f"steepest fall of the loss, at step {at + 1} of {len(y)} (lowest at {lrs[low]:.2g})"
 
 

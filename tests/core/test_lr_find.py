@@ -68,6 +68,8 @@ def test_the_suggestion_is_the_steepest_fall_before_the_lowest_point():
     lr, how = suggest(lrs, smoothed)
     assert lr == pytest.approx(1e-3, rel=0.5) and "steepest" in how  # the sigmoid's middle, at 10^-3
     assert suggest(lrs, [2.0] + [2.5] * 39)[0] is None  # it never fell
+    sharp = [3.0, 3.0, 3.0, 3.0, 2.9, 2.7, 2.0, 2.5, 3.5, 5.0]  # steepest into its lowest point: not the point
+    assert suggest(lrs[:10], sharp)[0] == lrs[5]
 
 
 def test_a_lora_fine_tune_is_tested_from_its_base_and_the_base_records_no_child(tmp_path_factory):

@@ -17,6 +17,8 @@ from core import layout
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 from studio.workspace.evaluations import Evaluation, checkpoint_evaluations, read_evaluation
+from studio.workspace.run import Run
+from studio.workspace.workspace import run_of
 
 KINDS = ("text", "pairs", "split")  # split: `file` is a data set, its validation split scored (--data)
 
@@ -58,14 +60,9 @@ def data_set_of(checkpoint: str) -> str:
     """The prepared plain data set the checkpoint's run trains on, whose validation split `eval --data` can
     score: the run's config.yaml's data.dir (it follows a moved workspace), else the one its meta.json
     recorded; '' when neither is prepared, or it is instruction data."""
-    from core.config import loads
-
-    run = os.path.dirname(os.path.dirname(os.path.normpath(checkpoint))) if checkpoint else ""
-    found = []
-    try:
-        found.append(loads(open(os.path.join(run, "config.yaml"), encoding="utf-8").read(), base_dir=run).data.dir)
-    except (OSError, ValueError):  # no run folder around it (an imported model), or a config being edited
-        pass
+    run = run_of(checkpoint) if checkpoint else ""
+    cfg = Run(run).config_or_none() if run else None  # None: a config being edited, or no run around it
+    found = [cfg.data.dir if cfg is not None else None]
     config = layout.read_json(os.path.join(checkpoint, layout.META)).get("config") if checkpoint else None
     data = config.get("data") if isinstance(config, dict) else None
     found.append(data.get("dir") if isinstance(data, dict) else None)

@@ -7,6 +7,7 @@ folder, a GGUF file or an ONNX graph.
     layouts.py       which of our tensors is which tensor in HF and GGUF naming, per architecture
     writer.py        the checkpoint folder an import writes (streamed safetensors, meta.json, atomic)
     hf_export.py gguf_export.py onnx_export.py   checkpoint -> HF folder / GGUF file / ONNX graph
+    peft_export.py   a LoRA checkpoint's adapters -> a PEFT adapter folder
     commands.py      `llm-train import` and `llm-train export`
 
 `transformers`, `gguf`, `onnx` and `onnxruntime` are an optional extra (`pip install -e '.[interop]'`): they
@@ -29,13 +30,20 @@ def require(module: str, what: str):
         raise UsageError(missing_package_message(what, [module])) from None
 
 
-def run_hint(fmt: str, out: str, model: dict) -> str:
+def run_hint(fmt: str, out: str, model: dict, base: str | None = None) -> str:
     """How to run an export with the tool it is for (`export` prints it, the studio's Export shows it), from
     the checkpoint's model config (a dict: torch-free). With learned positions llama.cpp's GPT-2 graph has no
     sliding window: it stops with an assertion at the first position past the table (it pads its context
     to 256 at least, so -c does not prevent it); the prompt and the new tokens must fit the model's."""
     if fmt == "hf":
         return f"transformers: AutoModelForCausalLM.from_pretrained({out!r}) and AutoTokenizer likewise"
+    if fmt == "peft":  # base: the HF folder the base model came from, or "checkpoint:<path>" of one of ours
+        if base and base.startswith("checkpoint:"):
+            return (f"peft: export the base model ({base[len('checkpoint:'):]}) with --format hf, then "
+                    f"PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(that folder), {out!r}); "
+                    f"AutoTokenizer from {out!r}")
+        return (f"peft: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained({base!r}), {out!r}); "
+                f"AutoTokenizer from {out!r}")
     if fmt == "onnx":
         return f"ONNX Runtime: InferenceSession({out!r}), input input_ids (batch, sequence) -> logits"
     block = int(model.get("block_size") or 0)

@@ -12,7 +12,7 @@ import sys
 
 from core.errors import EXIT_BAD_INPUT, UsageError
 
-FORMATS = ("hf", "gguf", "onnx")
+FORMATS = ("hf", "gguf", "onnx", "peft")
 DTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
@@ -24,13 +24,15 @@ def add_parsers(sub) -> None:
                     help="a new folder: DIR/checkpoints/step-000000 (or DIR itself when named step-NNNNNN)")
     pi.add_argument("--block-size", type=int, default=None, metavar="N",
                     help="cap the context length (the KV cache is sized by it); default: the model's own")
-    pe = sub.add_parser("export", help="write a checkpoint as an HF folder, a GGUF file or an ONNX graph")
+    pe = sub.add_parser("export", help="write a checkpoint as an HF folder, a GGUF file or an ONNX graph, or "
+                                       "a LoRA fine-tune's adapters as a PEFT adapter folder")
     g = pe.add_mutually_exclusive_group(required=True)
     g.add_argument("--checkpoint", help="a checkpoint folder (RUN_DIR/checkpoints/step-NNNNNN)")
     g.add_argument("--run", help="a run folder: its latest checkpoint")
     pe.add_argument("--format", required=True, choices=FORMATS,
-                    help="hf: a transformers folder; gguf: a llama.cpp file; onnx: a graph for ONNX Runtime")
-    pe.add_argument("--out", required=True, metavar="PATH", help="a new folder (hf) or file (gguf, onnx)")
+                    help="hf: a transformers folder; gguf: a llama.cpp file; onnx: a graph for ONNX Runtime; "
+                         "peft: a LoRA fine-tune's adapters for peft's PeftModel (on the base's HF version)")
+    pe.add_argument("--out", required=True, metavar="PATH", help="a new folder (hf, peft) or file (gguf, onnx)")
     pe.add_argument("--dtype", choices=DTYPES, default=None,
                     help="weights' number format (default f32; q8_0 for gguf only)")
 
@@ -115,6 +117,7 @@ def _export(args: argparse.Namespace) -> int:
     dtype = args.dtype or "f32"
     if dtype == "q8_0" and args.format != "gguf":
         raise UsageError(f"--dtype q8_0 is for --format gguf only (got --format {args.format})")
+    base = None
     if os.path.exists(args.out):
         raise UsageError(f"--out: {args.out} already exists; choose a new path (nothing was written)")
     if args.format == "hf":
@@ -125,6 +128,10 @@ def _export(args: argparse.Namespace) -> int:
         from core.interop.gguf_export import export_gguf
 
         export_gguf(path, args.out, dtype)
+    elif args.format == "peft":
+        from core.interop.peft_export import export_peft
+
+        base = export_peft(path, args.out, dtype)
     else:
         from core.interop.onnx_export import export_onnx
 
@@ -133,6 +140,11 @@ def _export(args: argparse.Namespace) -> int:
     from core.layout import read_checkpoint_meta
     from core.protocol import RUN_HINT
 
-    model = (read_checkpoint_meta(path).get("config") or {}).get("model") or {}
-    print(f"wrote {args.out}\n{RUN_HINT}{run_hint(args.format, args.out, model)}", file=sys.stderr)
+    meta = read_checkpoint_meta(path)
+    model = (meta.get("config") or {}).get("model") or {}
+    if args.format == "peft":
+        from core.layout import lora_base
+
+        base = base or f"checkpoint:{lora_base(path, meta['lora'])}"
+    print(f"wrote {args.out}\n{RUN_HINT}{run_hint(args.format, args.out, model, base)}", file=sys.stderr)
     return 0

@@ -30,9 +30,16 @@ def load_for_export(path: str):
     studio's generation stops there, and GPT-2's files name it so (transformers would otherwise never stop,
     and llama.cpp would stop at its own default, id 11, an ordinary token here)."""
     from core.generate import load_model
-    from core.tokenizer import EOT
 
     model, meta = load_model(path, "cpu")
+    meta, spec = checkpoint_tokenizer(path, meta)
+    return model, meta, spec
+
+
+def checkpoint_tokenizer(path: str, meta: dict) -> tuple[dict, dict]:
+    """(meta with the EOS that load_for_export describes, the checkpoint's tokenizer.json as a dict)."""
+    from core.tokenizer import EOT
+
     tok_path = os.path.join(path, TOKENIZER)
     if not os.path.isfile(tok_path):
         raise UsageError(f"checkpoint has no {TOKENIZER}: {path}")
@@ -42,7 +49,7 @@ def load_for_export(path: str):
                None)
     if meta.get("eos_token_id") is None and eot is not None:
         meta = {**meta, "eos_token_id": eot}
-    return model, meta, spec
+    return meta, spec
 
 
 def hf_config(cfg, meta: dict, family: str, dtype: str) -> dict:

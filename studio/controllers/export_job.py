@@ -1,4 +1,5 @@
-"""ExportJob: one `llm-train export` run (a checkpoint to an HF folder, a GGUF file or an ONNX graph).
+"""ExportJob: one `llm-train export` run (a checkpoint to an HF folder, a GGUF file or an ONNX graph, or a
+LoRA fine-tune's adapters to a PEFT adapter folder).
 
 The engine refuses what a format cannot hold (exit 2, a message naming the field); this class owns the
 process and turns its end into an ExportResult whose `out` is the written path, for the view to show with
@@ -20,8 +21,10 @@ from core.protocol import RUN_HINT
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 
-FORMATS = ("hf", "gguf", "onnx")
-DTYPES = {"hf": ("f32", "f16", "bf16"), "gguf": ("f32", "f16", "bf16", "q8_0"), "onnx": ("f32",)}
+FORMATS = ("hf", "gguf", "onnx", "peft")
+DTYPES = {"hf": ("f32", "f16", "bf16"), "gguf": ("f32", "f16", "bf16", "q8_0"), "onnx": ("f32",),
+          "peft": ("f32", "f16", "bf16")}
+FOLDERS = ("hf", "peft")  # the formats written as a folder (the others as one file)
 NEEDS = {"gguf": ("gguf",), "onnx": ("onnx", "onnxruntime")}  # the optional packages each format imports
 
 
@@ -39,6 +42,15 @@ def hf_gguf_refusal(checkpoint: str) -> str:
     return export_formats(model)[1] if model is not None else ""
 
 
+def formats_for(checkpoint: str) -> tuple[str, ...]:
+    """The export formats a checkpoint offers: a LoRA fine-tune's adapters go out alone too (PEFT)."""
+    try:
+        lora = layout.read_checkpoint_meta(checkpoint).get("lora")
+    except (CheckpointError, OSError, ValueError):
+        lora = None
+    return FORMATS if lora else tuple(f for f in FORMATS if f != "peft")
+
+
 def missing_packages(fmt: str) -> list[str]:
     """The optional packages `fmt`'s export needs that are not installed (the engine runs in this same
     environment: the venv's python, or the bundle itself), so the dialog can say so before Export."""
@@ -47,7 +59,7 @@ def missing_packages(fmt: str) -> list[str]:
 
 def missing_text(fmt: str, missing: list[str]) -> str:
     return missing_package_message(f"{fmt.upper()} export", missing) + "."
-SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx"}
+SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx", "peft": ""}
 
 
 @dataclass(frozen=True)

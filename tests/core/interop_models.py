@@ -94,3 +94,28 @@ def tiny_hf_model(kind: str, folder: str, vocab_size: int = 400):
     model.eval()
     model.save_pretrained(folder)
     return model
+
+
+def lora_finetune(folder, base: str, targets=("attn_qkv", "attn_out", "mlp_in", "mlp_out"), rank: int = 4,
+                  steps: int = 4) -> str:
+    """A LoRA fine-tune of the checkpoint `base` on a small text in `folder` (at a high rate, so every B is far
+    from zero); returns its latest checkpoint."""
+    import yaml
+
+    from core.cli import main
+    from core.layout import latest_checkpoint
+
+    folder = str(folder)
+    text, data, run = (os.path.join(folder, n) for n in ("lora-text.txt", "lora-data", "lora-run"))
+    with open(text, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(CORPUS * 40))
+    assert main(["prepare", "--input", text, "--out", data, "--tokenizer-from", base]) == 0
+    train = {"max_steps": steps, "warmup_steps": 0, "lr": 0.05, "min_lr": 0.05, "batch_size": 4,
+             "eval_interval": 0, "checkpoint_interval": 0, "device": "cpu", "precision": "fp32",
+             "init_from": base, "finetune": "lora", "lora_rank": rank, "lora_alpha": 2.0 * rank,
+             "lora_targets": list(targets)}
+    config = os.path.join(folder, "lora.yaml")
+    with open(config, "w", encoding="utf-8") as fh:
+        yaml.safe_dump({"data": {"dir": data}, "train": train, "run": {"dir": run, "save_attention": False}}, fh)
+    assert main(["train", "--config", config]) == 0
+    return latest_checkpoint(run)

@@ -255,6 +255,36 @@ def test_a_model_only_onnx_can_carry_is_offered_onnx_and_says_why_not_the_others
     assert dialog.format.currentData() == "hf" and dialog.export_button.isEnabled()
 
 
+def test_a_lora_fine_tune_exports_its_adapters_alone_for_peft(qtbot, tmp_path, hf_folder):
+    """A LoRA fine-tune of an imported model offers "LoRA adapter only (PEFT)" besides the merged formats, says
+    which one gives what, and writes the adapter folder with how to load it on the model it came from; a
+    checkpoint without adapters does not offer it."""
+    from PySide6.QtCore import Qt
+
+    from core.cli import main
+    from studio.views.models.export_dialog import ExportDialog
+    from tests.core.interop_models import lora_finetune
+
+    assert main(["import", hf_folder, "--out", str(tmp_path / "base")]) == 0
+    base = os.path.join(str(tmp_path / "base"), "checkpoints", "step-000000")
+    ckpt = lora_finetune(tmp_path, base, steps=2)
+    plain = ExportDialog(ExportJob(), base)
+    qtbot.addWidget(plain)
+    assert plain.format.findData("peft") == -1 and not plain.status.text()
+    dialog = ExportDialog(ExportJob(), ckpt)
+    qtbot.addWidget(dialog)
+    assert "merged into the base" in dialog.status.text()
+    dialog.format.setCurrentIndex(dialog.format.findData("peft"))
+    assert [dialog.dtype.itemText(i) for i in range(dialog.dtype.count())] == ["f32", "f16", "bf16"]
+    assert dialog.out.text().endswith(os.path.join("exports", "lora-run-step2-peft-f32"))
+    assert "adapters alone" in dialog.status.text() and dialog.export_button.isEnabled()
+    with qtbot.waitSignal(dialog.job.finished, timeout=120_000):
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert dialog.result.ok, dialog.result.failure
+    assert os.path.isfile(os.path.join(dialog.result.out, "adapter_config.json"))
+    assert f"PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained({hf_folder!r})" in dialog.status.text()
+
+
 def test_export_never_offers_or_starts_on_an_existing_destination(qtbot, tmp_path):
     """Exporting again with the defaults failed after the click (the engine refused the name the first export
     had written): the default name is a free one, and a name that exists is said at once, Export disabled."""

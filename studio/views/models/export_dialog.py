@@ -22,11 +22,12 @@ from PySide6.QtWidgets import (
 from core.layout import latest_checkpoint
 from studio.controllers.export_job import (
     DTYPES,
-    FORMATS,
+    FOLDERS,
     ExportJob,
     ExportRequest,
     ExportResult,
     default_out,
+    formats_for,
     hf_gguf_refusal,
     missing_packages,
     missing_text,
@@ -34,7 +35,7 @@ from studio.controllers.export_job import (
 from studio.views.common.job_dialog import JobDialog
 
 FORMAT_TITLES = {"hf": "Hugging Face folder (transformers)", "gguf": "GGUF file (llama.cpp, Ollama)",
-                 "onnx": "ONNX graph (ONNX Runtime)"}
+                 "onnx": "ONNX graph (ONNX Runtime)", "peft": "LoRA adapter only (PEFT, on the base model)"}
 
 
 class ExportDialog(JobDialog):
@@ -44,7 +45,9 @@ class ExportDialog(JobDialog):
         self.refusal = hf_gguf_refusal(checkpoint)  # read once: _refresh runs at every keystroke of the path
         self.result: ExportResult | None = None
         self.format = QComboBox()
-        for fmt in FORMATS:
+        formats = formats_for(checkpoint)
+        self.lora = "peft" in formats
+        for fmt in formats:
             self.format.addItem(FORMAT_TITLES[fmt], fmt)
         self.dtype = QComboBox()
         self.out = QLineEdit()
@@ -99,10 +102,14 @@ class ExportDialog(JobDialog):
         else:
             problem = ""
         self.export_button.setEnabled(not problem and bool(out) and not self.job.is_running())
+        if not problem and self.lora:
+            problem = ("The adapters alone, for the base model's Hugging Face version." if
+                       self.format.currentData() == "peft" else
+                       "A whole model: the LoRA adapters merged into the base's weights.")
         self._set_status(problem)
 
     def _on_browse_clicked(self) -> None:
-        if self.format.currentData() == "hf":
+        if self.format.currentData() in FOLDERS:
             path = QFileDialog.getExistingDirectory(self, "Folder to hold the export")
             path = f"{path}/{self.out.text().rsplit('/', 1)[-1]}" if path else ""
         else:

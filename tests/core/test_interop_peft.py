@@ -1,0 +1,96 @@
+"""LoRA fine-tunes out as PEFT adapter folders: a tiny GPT-2 (Conv1D, fused c_attn) / Llama (GQA, untied) /
+Qwen2 (q/k/v biases) made with transformers, imported, fine-tuned with LoRA on every target, exported with
+`--format peft`: peft's PeftModel on the original HF model gives our logits, and the adapter changes them.
+Our own (not imported) base works through its HF export; a checkpoint without adapters is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import peft
+import pytest
+import torch
+import transformers
+from engine_helpers import write_config
+from interop_models import SAMPLE, lora_finetune, tiny_hf_model
+from safetensors.torch import load_file
+
+from core.cli import main
+from core.generate import load_tokenizer_for
+from core.layout import latest_checkpoint
+from core.lora import load_model
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "qwen2"])
+def test_a_peft_adapter_on_the_hf_model_gives_our_logits(kind, tmp_path, capsys):
+    hf = tiny_hf_model(kind, str(tmp_path / "hf"))
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imp")]) == 0
+    ckpt = lora_finetune(tmp_path, latest_checkpoint(str(tmp_path / "imp")))
+    out = str(tmp_path / "adapter")
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", ckpt, "--format", "peft", "--out", out]) == 0
+    assert "PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(" in capsys.readouterr().err
+    config = json.load(open(os.path.join(out, "adapter_config.json"), encoding="utf-8"))
+    assert config["base_model_name_or_path"] == str(tmp_path / "hf")
+    assert set(config["target_modules"]) == (
+        {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"} if kind == "gpt2" else
+        {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
+    ours, meta = load_model(ckpt)
+    ids = load_tokenizer_for(ckpt, meta).encode(SAMPLE)[:50]
+    x = torch.tensor([ids, ids[::-1]])
+    with torch.no_grad():
+        before = hf(x).logits
+        adapted = peft.PeftModel.from_pretrained(hf, out).eval()
+        theirs = adapted(x).logits
+        mine = ours(x)[0]
+    assert (theirs - before).abs().max() > 0.1  # the adapter does something, so an error in it would show
+    torch.testing.assert_close(theirs, mine, atol=1e-4, rtol=0)
+    # the folder stands alone for peft: its config names the base, its tokenizer is the one trained with
+    auto = peft.AutoPeftModelForCausalLM.from_pretrained(out).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(auto(x).logits, mine, atol=1e-4, rtol=0)
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    assert tok.encode(SAMPLE, add_special_tokens=False)[:50] == ids
+
+
+def test_a_lora_on_our_own_base_goes_through_the_bases_hf_export(tmp_path, char_data, capsys):
+    cfg = write_config(tmp_path, char_data, train={"max_steps": 2}, run={"dir": str(tmp_path / "base")},
+                       name="base.yaml")
+    assert main(["train", "--config", cfg]) == 0
+    base = latest_checkpoint(str(tmp_path / "base"))
+    ckpt = lora_finetune(tmp_path, base, targets=("attn_qkv", "mlp_out"))
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", ckpt, "--format", "peft", "--out", str(tmp_path / "adapter")]) == 0
+    hint = capsys.readouterr().err
+    assert f"export the base model ({base}) with --format hf" in hint
+    config = json.load(open(tmp_path / "adapter" / "adapter_config.json", encoding="utf-8"))
+    assert config["base_model_name_or_path"] is None and config["fan_in_fan_out"] is True
+    assert main(["export", "--checkpoint", base, "--format", "hf", "--out", str(tmp_path / "base-hf")]) == 0
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "base-hf")).eval()
+    adapted = peft.PeftModel.from_pretrained(hf, str(tmp_path / "adapter")).eval()
+    assert adapted.peft_config["default"].target_modules == {"attn.c_attn", "mlp.c_proj"}
+    ours, _ = load_model(ckpt)
+    x = torch.randint(0, ours.cfg.vocab_size, (2, 24))
+    with torch.no_grad():
+        torch.testing.assert_close(adapted(x).logits, ours(x)[0], atol=1e-4, rtol=0)
+    # --dtype bf16: the same tensors, rounded
+    assert main(["export", "--checkpoint", ckpt, "--format", "peft", "--out", str(tmp_path / "bf16"),
+                 "--dtype", "bf16"]) == 0
+    f32, bf16 = (load_file(str(tmp_path / n / "adapter_model.safetensors")) for n in ("adapter", "bf16"))
+    assert f32.keys() == bf16.keys() and all(t.dtype == torch.bfloat16 for t in bf16.values())
+    assert all(torch.equal(bf16[k], f32[k].to(torch.bfloat16)) for k in f32)
+
+
+def test_a_checkpoint_without_adapters_and_a_quantised_adapter_are_refused(tmp_path, char_data, capsys):
+    cfg = write_config(tmp_path, char_data, train={"max_steps": 1, "warmup_steps": 0}, run={"dir": str(tmp_path / "r")})
+    assert main(["train", "--config", cfg]) == 0
+    ckpt = latest_checkpoint(str(tmp_path / "r"))
+    out = str(tmp_path / "adapter")
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", ckpt, "--format", "peft", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "is not a LoRA fine-tune" in err and "--format hf" in err and "Traceback" not in err
+    assert main(["export", "--checkpoint", ckpt, "--format", "peft", "--out", out, "--dtype", "q8_0"]) == 2
+    assert "q8_0" in capsys.readouterr().err
+    assert not os.path.exists(out) and not [n for n in os.listdir(tmp_path) if n.startswith(".adapter")]

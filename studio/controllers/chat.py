@@ -5,11 +5,15 @@ with every new user turn; the worker (`llm-train serve`) renders it in the check
 and stops the reply at the model's end-of-turn token. The reply streams as `token` replies, each with the
 model's probability and top alternatives, like a completion; it joins the conversation when its result
 arrives. A stopped reply is kept as far as it got; a failed one is dropped with its user turn, so that the
-user can send it again. The view renders this state and calls these methods; it holds none of it.
+user can send it again. After each reply the conversation goes to the prompt history (`history_entry`, one
+entry per conversation, by its id); `restore` puts such an entry back to be continued. The view renders
+this state and calls these methods; it holds none of it.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
@@ -46,6 +50,7 @@ class ChatSession(QObject):
     failed = Signal(str)                # message
     busy_changed = Signal(bool)
     cleared = Signal()
+    restored = Signal()                 # a conversation from the history was put back
 
     def __init__(self, pool: WorkerPool, parent: QObject | None = None):
         super().__init__(parent)
@@ -58,6 +63,8 @@ class ChatSession(QObject):
         self.turns: list[Turn] = []
         self.rid = ""
         self._reply: Turn | None = None
+        self.conversation_id = uuid.uuid4().hex
+        self.checkpoint = ""  # the one the last message went to
 
     def is_busy(self) -> bool:
         return bool(self.rid)
@@ -72,6 +79,7 @@ class ChatSession(QObject):
         if self.is_busy() or not text.strip() or not checkpoint:
             return False
         self.turns.append(Turn("user", text))
+        self.checkpoint = checkpoint
         self.turn_started.emit("user", text)
         # the sampling settings of completion mode; the reply also stops at the template's end of turn
         self.rid = self.link.request(checkpoint, "generate", messages=self.messages(), top_n=TOP_N, **params)
@@ -87,8 +95,29 @@ class ChatSession(QObject):
         """A new conversation (the system prompt stays)."""
         self.stop()
         self.rid, self._reply, self.turns = "", None, []
+        self.conversation_id = uuid.uuid4().hex
         self.busy_changed.emit(False)
         self.cleared.emit()
+
+    def history_entry(self, params: dict) -> dict:
+        """The conversation as a prompt-history entry (studio.controllers.generation_history)."""
+        first = next((t.content for t in self.turns if t.role == "user"), "")
+        return {"kind": "chat", "id": self.conversation_id, "time": time.time(), "prompt": first,
+                "system": self.system, "checkpoint": self.checkpoint, "params": params,
+                "messages": [{"role": t.role, "content": t.content} for t in self.turns]}
+
+    def restore(self, entry: dict) -> bool:
+        """Put a chat history entry back, to be read and continued (under the same entry)."""
+        if self.is_busy():
+            return False
+        messages = [m for m in entry.get("messages") or [] if isinstance(m, dict)
+                    and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)]
+        self.turns = [Turn(m["role"], m["content"]) for m in messages]
+        self.system = entry.get("system") or ""
+        self.checkpoint = entry.get("checkpoint") or ""
+        self.conversation_id = entry.get("id") or uuid.uuid4().hex
+        self.restored.emit()
+        return True
 
     def shutdown(self, wait_ms: int = 0) -> None:
         self.rid = ""

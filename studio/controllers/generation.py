@@ -161,6 +161,11 @@ class GenerationSession(QObject):
         self._start(s, s.worker.checkpoint, prompt_ids=s.prompt_ids + kept, **params)
         return True
 
+    def record(self, entry: dict) -> None:
+        """Keep a chat conversation in the history (one entry per conversation, to the top)."""
+        self.history.put(entry)
+        self.history_changed.emit(self.history.entries)
+
     @staticmethod
     def entry_checkpoints(entry: dict) -> list[str]:
         """The checkpoint of each output of a history entry, "" where it is no longer a checkpoint."""

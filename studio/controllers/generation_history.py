@@ -1,7 +1,9 @@
 """GenerationHistory: the prompt history of a workspace, one JSON file in the workspace folder.
 
 One entry per finished generation: when, the prompt, the settings, and per checkpoint the text and why
-it stopped. The newest entries come first; the file keeps the last MAX_ENTRIES and is written atomically
+it stopped; and one per chat conversation (`kind: "chat"`: its id, checkpoint, system prompt and messages),
+brought to the top and rewritten after each reply, so a conversation can be reopened and continued. The
+newest entries come first; the file keeps the last MAX_ENTRIES and is written atomically
 (core.layout), so a crash never leaves half a history.
 """
 
@@ -25,6 +27,14 @@ class GenerationHistory:
 
     def add(self, prompt: str, params: dict, outputs: list[dict]) -> dict:
         entry = {"time": time.time(), "prompt": prompt, "params": params, "outputs": outputs}
+        self.entries.insert(0, entry)
+        del self.entries[MAX_ENTRIES:]
+        self.save()
+        return entry
+
+    def put(self, entry: dict) -> dict:
+        """Add `entry` at the top, replacing the entry with its `id` (a conversation that went on)."""
+        self.entries = [e for e in self.entries if not (entry.get("id") and e.get("id") == entry["id"])]
         self.entries.insert(0, entry)
         del self.entries[MAX_ENTRIES:]
         self.save()

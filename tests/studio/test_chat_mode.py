@@ -143,6 +143,45 @@ def test_stop_ends_the_reply_and_keeps_what_it_got(qtbot, chat_window):
     assert len(reply.tokens) == done.args[0]["n_tokens"] == len(pane.conversation.tokens)
 
 
+def test_conversations_are_kept_in_the_history_and_go_on_where_they_were(qtbot, chat_window, imported):
+    """Each conversation is one history entry ("Chat:", its message count), rewritten after each reply and kept in
+    the workspace; a click on it puts it back, system prompt included, and the next message continues it."""
+    from studio.controllers.generation_history import GenerationHistory
+
+    w = chat_window
+    panel = _chat_mode(qtbot, w, max_new_tokens=4)
+    panel.params.seed.setValue(3)
+    pane, chat, history = panel.chat_pane, panel.chat, panel.history_list
+
+    def say(text: str) -> None:
+        pane.message.setPlainText(text)
+        with qtbot.waitSignal(chat.reply_finished, timeout=WAIT_MS):
+            pane.send_button.click()
+
+    pane.system.setText("Be kind.")
+    say("first question")
+    say("second question")
+    assert history.count() == 1 and "Chat: first question" in history.item(0).text()
+    assert "4 messages" in history.item(0).text()
+    first_text = pane.conversation.toPlainText()
+    pane.new_button.click()
+    pane.system.setText("")
+    say("another topic")
+    assert history.count() == 2 and "Chat: another topic" in history.item(0).text()
+    saved = GenerationHistory(imported).entries  # on disk, for the next session
+    assert [len(e["messages"]) for e in saved] == [2, 4] and saved[1]["system"] == "Be kind."
+
+    history.itemClicked.emit(history.item(1))  # back to the first conversation
+    assert [t.content for t in chat.turns][::2] == ["first question", "second question"]
+    assert pane.system.text() == "Be kind." and pane.conversation.toPlainText() == first_text
+    assert "from the history (4 messages)" in pane.status.text()
+    say("third question")  # goes on under the same entry, now the newest
+    assert history.count() == 2 and "Chat: first question" in history.item(0).text()
+    assert "6 messages" in history.item(0).text()
+    entry = GenerationHistory(imported).entries[0]
+    assert [m["content"] for m in entry["messages"]][::2] == ["first question", "second question", "third question"]
+
+
 def test_attention_on_an_imported_gqa_model_shows_every_query_head(qtbot, chat_window, imported):
     w = chat_window
     select_run(w, "tiny-llama")

@@ -67,6 +67,7 @@ class ChatPane(QWidget):
         session.failed.connect(self._on_session_failed)
         session.busy_changed.connect(self._on_session_busy_changed)
         session.cleared.connect(self._on_session_cleared)
+        session.restored.connect(self._on_session_restored)
         self._on_session_cleared()
 
     def send(self) -> bool:
@@ -91,11 +92,22 @@ class ChatPane(QWidget):
 
     # ------------------------------------------------------------------ session
     def _on_session_turn_started(self, role: str, content: str) -> None:
+        self._show_turn(role, content, first=not self.session.turns[:-1] and role == "user")
+
+    def _show_turn(self, role: str, content: str, first: bool) -> None:
         heading, color = HEADINGS[role]
-        self.conversation.append_note(("\n\n" if self.session.turns[:-1] or role == "assistant" else "")
-                                      + heading + "\n", color, bold=True)
+        self.conversation.append_note(("" if first else "\n\n") + heading + "\n", color, bold=True)
         if content:
             self.conversation.append_note(content, "")
+
+    def _on_session_restored(self) -> None:
+        """A conversation from the history: its turns as plain text (no probabilities were kept)."""
+        self.conversation.begin("")
+        self.system.setText(self.session.system)
+        for i, turn in enumerate(self.session.turns):
+            self._show_turn(turn.role, turn.content, first=i == 0)
+        self.status.setText(f"A conversation from the history ({len(self.session.turns)} messages): "
+                            "write to go on with it, or New chat.")
 
     def _on_session_reply_finished(self, ev: dict) -> None:
         how = {"eos": "end of turn", "length": "token limit", "cancel": "stopped",

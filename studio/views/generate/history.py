@@ -1,5 +1,5 @@
-"""HistoryList: the workspace's prompt history (studio.controllers.generation_history) as a list; a click
-asks for an entry to be put back (`entry_requested`).
+"""HistoryList: the workspace's prompt history (studio.controllers.generation_history) as a list, chat
+conversations marked "Chat:" with their message count; a click asks for an entry to be put back (`entry_requested`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ class HistoryList(QListWidget):
         for e in entries:
             first = (e.get("prompt") or "").strip().splitlines()[:1]
             when = time.strftime("%d %b %H:%M", time.localtime(e.get("time", 0)))
-            names = ", ".join(checkpoint_label(o.get("checkpoint", "")) for o in e.get("outputs", []))
+            if e.get("kind") == "chat":
+                first = [f"Chat: {first[0] if first else ''}"]
+                names = f"{checkpoint_label(e.get('checkpoint', ''))} · {len(e.get('messages') or [])} messages"
+            else:
+                names = ", ".join(checkpoint_label(o.get("checkpoint", "")) for o in e.get("outputs", []))
             item = QListWidgetItem(f"{(first[0] if first else '(empty prompt)')[:60]}\n{when} · {names}")
             item.setData(Qt.ItemDataRole.UserRole, e)
             item.setToolTip((e.get("prompt") or "")[:500])

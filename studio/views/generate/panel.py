@@ -60,6 +60,8 @@ class GenerationPanel(QWidget):
         super().__init__(parent)
         self.session = GenerationSession(pool, self)
         self.chat = ChatSession(self.session.pool, self)
+        self.chat.reply_finished.connect(lambda _ev: self.session.record(self.chat.history_entry(
+            self.params.values())))
         self._build()
         session = self.session
         session.output_started.connect(self._on_session_output_started)
@@ -247,19 +249,38 @@ class GenerationPanel(QWidget):
         self.session.pick_alternative(side, index, token_id)
 
     def restore_entry(self, entry: dict) -> None:
-        """Put a history entry back: prompt, settings, and the outputs as plain text."""
-        if self.is_busy():
+        """Put a history entry back: prompt, settings, and the outputs as plain text; a conversation in chat
+        mode, to be continued."""
+        if self.is_busy() or self.chat.is_busy():
+            return
+        self.params.set_values(entry.get("params", {}))
+        if entry.get("kind") == "chat":
+            self._restore_chat(entry)
             return
         self.prompt.setPlainText(entry.get("prompt", ""))
-        self.params.set_values(entry.get("params", {}))
         outputs = entry.get("outputs", [])
         self.compare.setChecked(len(outputs) > 1)
         sides = self.active_sides()
         for s, checkpoint in zip(sides, self.session.entry_checkpoints(entry), strict=False):
             if checkpoint:
                 s.picker.set_checkpoint(checkpoint)
+        self.chat_mode.setChecked(False)  # a completion of a chat model is shown as one
         self.session.restore(entry, [s.name for s in sides])
         self.inspect_button.setEnabled(False)
+
+    def _restore_chat(self, entry: dict) -> None:
+        checkpoint, picker = entry.get("checkpoint", ""), self.sides["A"].picker
+        gone = not has_chat_template(checkpoint)
+        if not gone and checkpoint != picker.checkpoint():
+            picker.set_checkpoint(checkpoint)
+        if not self.chat_mode.isEnabled():
+            self._set_status(f"This conversation's checkpoint is gone ({checkpoint}): pick a checkpoint with a "
+                             "chat template to read and continue it.", error=True)
+            return
+        self.chat_mode.setChecked(True)
+        if self.chat.restore(entry) and gone:
+            self.chat_pane.status.setText(f"This conversation's checkpoint is gone ({checkpoint}); it goes on "
+                                          f"with {checkpoint_label(picker.checkpoint())}.")
 
     def shutdown_workers(self, wait_ms: int = 0) -> None:
         self.session.shutdown(wait_ms)

@@ -469,3 +469,20 @@ def test_import_dialog_describes_a_gguf_file_from_its_header(qtbot, tmp_path):
     (tmp_path / "bad.gguf").write_bytes(b"not a model")
     dialog.source.setText(str(tmp_path / "bad.gguf"))
     assert "not a GGUF file" in dialog.status.text() and not dialog.import_button.isEnabled()
+
+
+def test_export_on_a_run_without_a_checkpoint_says_why_instead_of_nothing(qtbot, workspace, window, monkeypatch):
+    """Run → Export Checkpoint… on a new run opened no dialog and said nothing; with a checkpoint it opens."""
+    from studio.views.models import menu_actions
+    from tests.studio.helpers import select_run, write_checkpoint
+
+    w = window(workspace.root)
+    select_run(w, "tiny")
+    action = next(a for m in w.menuBar().actions() for a in m.menu().actions() if a.text() == "E&xport Checkpoint…")
+    opened = []
+    monkeypatch.setattr(menu_actions, "run_export_dialog", lambda run_dir, parent: opened.append(run_dir))
+    action.trigger()
+    assert opened == [] and "tiny has no checkpoint to export yet" in w.statusBar().currentMessage()
+    write_checkpoint(os.path.join(workspace.runs_dir, "tiny"), 10)
+    action.trigger()
+    assert opened == [os.path.join(workspace.runs_dir, "tiny")]

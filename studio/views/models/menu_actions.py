@@ -26,5 +26,13 @@ def import_model(window) -> None:
 
 
 def export_checkpoint(window) -> None:
-    """Export the current run's latest checkpoint."""
-    run_export_dialog(window.current_dir, window)
+    """Export the current run's latest checkpoint; a run without one says so (the menu entry did nothing)."""
+    from core.layout import latest_checkpoint
+
+    run_dir = window.current_dir
+    if run_dir and not latest_checkpoint(run_dir):
+        window.statusBar().showMessage(f"{os.path.basename(run_dir)} has no checkpoint to export yet: training "
+                                       "writes one at every checkpoint interval and when it ends or is stopped",
+                                       15000)
+        return
+    run_export_dialog(run_dir, window)

@@ -7,7 +7,8 @@ folder, a GGUF file or an ONNX graph.
     layouts.py       which of our tensors is which tensor in HF and GGUF naming, per architecture
     writer.py        the checkpoint folder an import writes (streamed safetensors, meta.json, atomic)
     hf_export.py gguf_export.py onnx_export.py   checkpoint -> HF folder / GGUF file / ONNX graph
-    peft_export.py   a LoRA checkpoint's adapters -> a PEFT adapter folder
+    peft_export.py gguf_lora_export.py   a LoRA checkpoint's adapters -> a PEFT adapter folder / a llama.cpp
+                     LoRA adapter (.gguf)
     commands.py      `llm-train import` and `llm-train export`
 
 `transformers`, `gguf`, `onnx` and `onnxruntime` are an optional extra (`pip install -e '.[interop]'`): they
@@ -37,6 +38,11 @@ def run_hint(fmt: str, out: str, model: dict, base: str | None = None) -> str:
     to 256 at least, so -c does not prevent it); the prompt and the new tokens must fit the model's."""
     if fmt == "hf":
         return f"transformers: AutoModelForCausalLM.from_pretrained({out!r}) and AutoTokenizer likewise"
+    if fmt == "gguf-lora":  # base: as for peft; llama.cpp needs the base as GGUF whatever it came from
+        where = base[len("checkpoint:"):] if base and base.startswith("checkpoint:") else "its base checkpoint"
+        return (f"llama.cpp: llama-cli -m BASE.gguf --lora {shlex.quote(out)}, where BASE.gguf is the base "
+                f"model ({where}) exported with --format gguf; Ollama: FROM BASE.gguf and ADAPTER {out} in a "
+                f"Modelfile")
     if fmt == "peft":  # base: the HF folder the base model came from, or "checkpoint:<path>" of one of ours
         if base and base.startswith("checkpoint:"):
             return (f"peft: export the base model ({base[len('checkpoint:'):]}) with --format hf, then "

@@ -12,7 +12,7 @@ import sys
 
 from core.errors import EXIT_BAD_INPUT, UsageError
 
-FORMATS = ("hf", "gguf", "onnx", "peft")
+FORMATS = ("hf", "gguf", "onnx", "peft", "gguf-lora")
 DTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
@@ -31,8 +31,9 @@ def add_parsers(sub) -> None:
     g.add_argument("--run", help="a run folder: its latest checkpoint")
     pe.add_argument("--format", required=True, choices=FORMATS,
                     help="hf: a transformers folder; gguf: a llama.cpp file; onnx: a graph for ONNX Runtime; "
-                         "peft: a LoRA fine-tune's adapters for peft's PeftModel (on the base's HF version)")
-    pe.add_argument("--out", required=True, metavar="PATH", help="a new folder (hf, peft) or file (gguf, onnx)")
+                         "peft: a LoRA fine-tune's adapters for peft's PeftModel (on the base's HF version); "
+                         "gguf-lora: the same as a llama.cpp LoRA adapter (--lora, on the base's GGUF export)")
+    pe.add_argument("--out", required=True, metavar="PATH", help="a new folder (hf, peft) or file (gguf, onnx, gguf-lora)")
     pe.add_argument("--dtype", choices=DTYPES, default=None,
                     help="weights' number format (default f32; q8_0 for gguf only)")
 
@@ -128,6 +129,10 @@ def _export(args: argparse.Namespace) -> int:
         from core.interop.gguf_export import export_gguf
 
         export_gguf(path, args.out, dtype)
+    elif args.format == "gguf-lora":
+        from core.interop.gguf_lora_export import export_gguf_lora
+
+        export_gguf_lora(path, args.out, dtype)
     elif args.format == "peft":
         from core.interop.peft_export import export_peft
 
@@ -142,7 +147,7 @@ def _export(args: argparse.Namespace) -> int:
 
     meta = read_checkpoint_meta(path)
     model = (meta.get("config") or {}).get("model") or {}
-    if args.format == "peft":
+    if args.format in ("peft", "gguf-lora"):
         from core.layout import lora_base
 
         base = base or f"checkpoint:{lora_base(path, meta['lora'])}"

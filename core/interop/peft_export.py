@@ -72,8 +72,9 @@ def hf_source_of(base: str) -> str | None:
     return path if isinstance(path, str) and os.path.isdir(path) else None
 
 
-def read_adapters(path: str) -> tuple[dict, dict, dict[str, torch.Tensor]]:
-    """(meta, the LoRA spec, the adapter tensors) of a LoRA checkpoint; UsageError for any other."""
+def read_adapters(path: str, fmt: str = "peft") -> tuple[dict, dict, dict[str, torch.Tensor]]:
+    """(meta, the LoRA spec, the adapter tensors) of a LoRA checkpoint; UsageError for any other (for the
+    adapter format `fmt`, whose whole-model counterpart the message names)."""
     from safetensors.torch import load_file
 
     from core import checkpoint as ckpt
@@ -82,8 +83,9 @@ def read_adapters(path: str) -> tuple[dict, dict, dict[str, torch.Tensor]]:
     meta = layout.read_checkpoint_meta(path)
     spec = meta.get("lora")
     if not isinstance(spec, dict):
-        raise UsageError(f"--format peft: {path} is not a LoRA fine-tune (it holds whole weights); export it "
-                         f"with --format hf", "format")
+        whole = {"peft": "hf", "gguf-lora": "gguf"}[fmt]
+        raise UsageError(f"--format {fmt}: {path} is not a LoRA fine-tune (it holds whole weights); export it "
+                         f"with --format {whole}", "format")
     ckpt.verify_file(path, ADAPTERS)
     try:
         return meta, spec, load_file(os.path.join(path, ADAPTERS))

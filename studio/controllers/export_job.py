@@ -1,5 +1,5 @@
 """ExportJob: one `llm-train export` run (a checkpoint to an HF folder, a GGUF file or an ONNX graph, or a
-LoRA fine-tune's adapters to a PEFT adapter folder).
+LoRA fine-tune's adapters to a PEFT adapter folder or a llama.cpp LoRA adapter).
 
 The engine refuses what a format cannot hold (exit 2, a message naming the field); this class owns the
 process and turns its end into an ExportResult whose `out` is the written path, for the view to show with
@@ -21,11 +21,12 @@ from core.protocol import RUN_HINT
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 
-FORMATS = ("hf", "gguf", "onnx", "peft")
+FORMATS = ("hf", "gguf", "onnx", "peft", "gguf-lora")
+ADAPTER_FORMATS = ("peft", "gguf-lora")  # a LoRA fine-tune's adapters alone
 DTYPES = {"hf": ("f32", "f16", "bf16"), "gguf": ("f32", "f16", "bf16", "q8_0"), "onnx": ("f32",),
-          "peft": ("f32", "f16", "bf16")}
+          "peft": ("f32", "f16", "bf16"), "gguf-lora": ("f32", "f16")}
 FOLDERS = ("hf", "peft")  # the formats written as a folder (the others as one file)
-NEEDS = {"gguf": ("gguf",), "onnx": ("onnx", "onnxruntime")}  # the optional packages each format imports
+NEEDS = {"gguf": ("gguf",), "gguf-lora": ("gguf",), "onnx": ("onnx", "onnxruntime")}  # the optional packages each format imports
 
 
 def hf_gguf_refusal(checkpoint: str) -> str:
@@ -43,12 +44,12 @@ def hf_gguf_refusal(checkpoint: str) -> str:
 
 
 def formats_for(checkpoint: str) -> tuple[str, ...]:
-    """The export formats a checkpoint offers: a LoRA fine-tune's adapters go out alone too (PEFT)."""
+    """The export formats a checkpoint offers: a LoRA fine-tune's adapters go out alone too (PEFT, GGUF)."""
     try:
         lora = layout.read_checkpoint_meta(checkpoint).get("lora")
     except (CheckpointError, OSError, ValueError):
         lora = None
-    return FORMATS if lora else tuple(f for f in FORMATS if f != "peft")
+    return FORMATS if lora else tuple(f for f in FORMATS if f not in ADAPTER_FORMATS)
 
 
 def missing_packages(fmt: str) -> list[str]:
@@ -59,7 +60,7 @@ def missing_packages(fmt: str) -> list[str]:
 
 def missing_text(fmt: str, missing: list[str]) -> str:
     return missing_package_message(f"{fmt.upper()} export", missing) + "."
-SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx", "peft": ""}
+SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx", "peft": "", "gguf-lora": ".gguf"}
 
 
 @dataclass(frozen=True)

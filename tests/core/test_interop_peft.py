@@ -94,3 +94,48 @@ def test_a_checkpoint_without_adapters_and_a_quantised_adapter_are_refused(tmp_p
     assert main(["export", "--checkpoint", ckpt, "--format", "peft", "--out", out, "--dtype", "q8_0"]) == 2
     assert "q8_0" in capsys.readouterr().err
     assert not os.path.exists(out) and not [n for n in os.listdir(tmp_path) if n.startswith(".adapter")]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "qwen2"])
+def test_a_gguf_lora_adapter_on_the_bases_gguf_gives_the_merged_models_gguf(kind, tmp_path, capsys):
+    """llama.cpp applies an adapter as W + alpha / r * B A to the base file's tensors: done here with the
+    files themselves, every adapted tensor of the base's GGUF export becomes the merged model's (names, the
+    q/k/v split, llama's rotary row order of q and k, and the scale all checked); the rest is untouched."""
+    import gguf
+    import numpy as np
+
+    tiny_hf_model(kind, str(tmp_path / "hf"))
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imp")]) == 0
+    base = latest_checkpoint(str(tmp_path / "imp"))
+    ckpt = lora_finetune(tmp_path, base)
+    files = {n: str(tmp_path / f"{n}.gguf") for n in ("base", "merged", "adapter")}
+    assert main(["export", "--checkpoint", base, "--format", "gguf", "--out", files["base"]]) == 0
+    assert main(["export", "--checkpoint", ckpt, "--format", "gguf", "--out", files["merged"]]) == 0
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", ckpt, "--format", "gguf-lora", "--out", files["adapter"]]) == 0
+    assert f"--lora {files['adapter']}" in capsys.readouterr().err
+    read = {n: gguf.GGUFReader(f) for n, f in files.items()}
+    def value(reader, key: str):
+        field = reader.fields[key]
+        part = field.parts[field.data[0]]
+        return bytes(part).decode() if field.types[0] == gguf.GGUFValueType.STRING else float(part[0])
+
+    adapter = read["adapter"]
+    assert (value(adapter, "general.type"), value(adapter, "adapter.type")) == ("adapter", "lora")
+    assert value(adapter, "general.architecture") == value(read["base"], "general.architecture")
+    alpha = value(adapter, "adapter.lora.alpha")
+    tensors = {n: {t.name: np.array(t.data, dtype=np.float32) for t in r.tensors} for n, r in read.items()}
+    adapted = {n[: -len(".lora_a")] for n in tensors["adapter"] if n.endswith(".lora_a")}
+    assert {n[: -len(".lora_b")] for n in tensors["adapter"] if n.endswith(".lora_b")} == adapted
+    for name, merged in tensors["merged"].items():
+        want = tensors["base"][name]
+        if name in adapted:
+            a, b = tensors["adapter"][name + ".lora_a"], tensors["adapter"][name + ".lora_b"]
+            assert a.shape == (4, want.shape[1]) and b.shape == (want.shape[0], 4)
+            want = want + alpha / 4 * (b @ a)
+            assert np.abs(merged - tensors["base"][name]).max() > 1e-3, name  # this adapter changed it
+        np.testing.assert_allclose(merged, want, atol=2e-5, rtol=0, err_msg=name)
+    expected = {"gpt2": {"attn_qkv", "attn_output", "ffn_up", "ffn_down"},
+                "llama": {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}}
+    assert {n.split(".")[2] for n in adapted} == expected["gpt2" if kind == "gpt2" else "llama"]
+    assert len(adapted) == 2 * len(expected["gpt2" if kind == "gpt2" else "llama"])  # both layers

@@ -270,7 +270,7 @@ def test_a_lora_fine_tune_exports_its_adapters_alone_for_peft(qtbot, tmp_path, h
     ckpt = lora_finetune(tmp_path, base, steps=2)
     plain = ExportDialog(ExportJob(), base)
     qtbot.addWidget(plain)
-    assert plain.format.findData("peft") == -1 and not plain.status.text()
+    assert plain.format.findData("peft") == plain.format.findData("gguf-lora") == -1 and not plain.status.text()
     dialog = ExportDialog(ExportJob(), ckpt)
     qtbot.addWidget(dialog)
     assert "merged into the base" in dialog.status.text()
@@ -283,6 +283,12 @@ def test_a_lora_fine_tune_exports_its_adapters_alone_for_peft(qtbot, tmp_path, h
     assert dialog.result.ok, dialog.result.failure
     assert os.path.isfile(os.path.join(dialog.result.out, "adapter_config.json"))
     assert f"PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained({hf_folder!r})" in dialog.status.text()
+    dialog.format.setCurrentIndex(dialog.format.findData("gguf-lora"))  # the same adapters for llama.cpp
+    assert dialog.out.text().endswith("lora-run-step2-gguf-lora-f32.gguf") and "GGUF export" in dialog.status.text()
+    with qtbot.waitSignal(dialog.job.finished, timeout=120_000):
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert dialog.result.ok and os.path.isfile(dialog.result.out), dialog.result.failure
+    assert "--lora" in dialog.status.text() and "exported with --format gguf" in dialog.status.text()
 
 
 def test_export_never_offers_or_starts_on_an_existing_destination(qtbot, tmp_path):

@@ -35,7 +35,11 @@ from studio.controllers.export_job import (
 from studio.views.common.job_dialog import JobDialog
 
 FORMAT_TITLES = {"hf": "Hugging Face folder (transformers)", "gguf": "GGUF file (llama.cpp, Ollama)",
-                 "onnx": "ONNX graph (ONNX Runtime)", "peft": "LoRA adapter only (PEFT, on the base model)"}
+                 "onnx": "ONNX graph (ONNX Runtime)", "peft": "LoRA adapter only (PEFT, on the base model)",
+                 "gguf-lora": "LoRA adapter only (GGUF: llama.cpp --lora, Ollama ADAPTER)"}
+
+LORA_NOTES = {"peft": "The adapters alone, for the base model's Hugging Face version.",
+              "gguf-lora": "The adapters alone, for the base model's GGUF export."}
 
 
 class ExportDialog(JobDialog):
@@ -46,7 +50,7 @@ class ExportDialog(JobDialog):
         self.result: ExportResult | None = None
         self.format = QComboBox()
         formats = formats_for(checkpoint)
-        self.lora = "peft" in formats
+        self.lora = "peft" in formats  # a LoRA fine-tune: its adapters merged, or alone
         for fmt in formats:
             self.format.addItem(FORMAT_TITLES[fmt], fmt)
         self.dtype = QComboBox()
@@ -103,9 +107,8 @@ class ExportDialog(JobDialog):
             problem = ""
         self.export_button.setEnabled(not problem and bool(out) and not self.job.is_running())
         if not problem and self.lora:
-            problem = ("The adapters alone, for the base model's Hugging Face version." if
-                       self.format.currentData() == "peft" else
-                       "A whole model: the LoRA adapters merged into the base's weights.")
+            problem = LORA_NOTES.get(self.format.currentData(),
+                                     "A whole model: the LoRA adapters merged into the base's weights.")
         self._set_status(problem)
 
     def _on_browse_clicked(self) -> None:

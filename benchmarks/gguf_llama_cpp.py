@@ -13,6 +13,9 @@ With --converter LLAMA_CPP/convert_hf_to_gguf.py, the other direction: tiny rand
 (F32 and Q8_0; its pre-tokenizer check is told the split, since their tokenizers are not a known model's) and `llm-train import`;
 printed: whether our ids equal the HF tokenizer's and our logits against transformers' on the same folder.
 
+LoRA adapters (`--format gguf-lora`): a LoRA fine-tune of each BPE model, applied by llama.cpp to the base's
+F32 file; printed: llama.cpp's logits against ours with the adapters, and how far the adapters moved ours.
+
 llama-cpp-python builds llama.cpp from source (about 10 minutes on 2 cores; not a project dependency); its
 sdist carries llama.cpp's tree, converter included (it needs `sentencepiece` installed to run):
 
@@ -97,6 +100,45 @@ def check(tmp: str, llama_cpp) -> None:
                   f"{'=' if same_text else 'DIFF':4s} {np.abs(got - ref).max():12.2e} {rel:8.1e} "
                   f"{llm.n_vocab():7d} {llm.token_eos():4d}")
             del llm
+
+
+def lora(tmp: str, llama_cpp) -> None:
+    """A LoRA fine-tune of each architecture's model (every projection adapted, a few steps at a high rate),
+    its adapters exported with --format gguf-lora and applied by llama.cpp (`lora_path`) to the base's F32
+    export: llama.cpp's logits against ours with the adapters, and how far the adapters moved them."""
+    import yaml
+
+    from core.layout import latest_checkpoint
+    from core.lora import load_model
+
+    print(f"\n{'LoRA on':18s} {'max |dlogit|':>12s} {'rel RMS':>8s} {'moved by':>9s}")
+    for kind, arch in [c for c in CASES if c[0] == "bpe"]:
+        base, base_model, tok = _model(tmp, kind, arch)
+        config = os.path.join(tmp, f"lora-{arch}.yaml")
+        train = {"max_steps": 6, "warmup_steps": 0, "lr": 0.02, "min_lr": 0.02, "batch_size": 4, "eval_interval": 0,
+                 "checkpoint_interval": 0, "device": "cpu", "precision": "fp32", "init_from": base,
+                 "finetune": "lora", "lora_rank": 4, "lora_alpha": 8.0,
+                 "lora_targets": ["attn_qkv", "attn_out", "mlp_in", "mlp_out"]}
+        with open(config, "w", encoding="utf-8") as fh:
+            yaml.safe_dump({"data": {"dir": os.path.join(tmp, f"data-{kind}-300")}, "train": train,
+                            "run": {"dir": os.path.join(tmp, f"lora-{arch}"), "save_attention": False}}, fh)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            assert cli(["train", "--config", config]) == 0
+            ckpt = latest_checkpoint(os.path.join(tmp, f"lora-{arch}"))
+            adapter = os.path.join(tmp, f"lora-{arch}.gguf")
+            assert cli(["export", "--checkpoint", ckpt, "--format", "gguf-lora", "--out", adapter]) == 0
+        ids = tok.encode(TEXT)
+        model, _ = load_model(ckpt)
+        with torch.no_grad():
+            ref, before = model(torch.tensor([ids]))[0][0].numpy(), base_model(torch.tensor([ids]))[0][0].numpy()
+        path = _export(base, os.path.join(tmp, f"lora-base-{arch}.gguf"), "f32")
+        llm = llama_cpp.Llama(model_path=path, lora_path=adapter, n_ctx=256, logits_all=True, verbose=False,
+                              n_threads=2)
+        llm.eval(ids)
+        got = np.array(llm.scores[:len(ids)])[:, :tok.vocab_size]
+        rel = np.sqrt(((got - ref) ** 2).mean() / (ref ** 2).mean())
+        print(f"{kind + ' / ' + arch:18s} {np.abs(got - ref).max():12.2e} {rel:8.1e} {np.abs(ref - before).max():9.2e}")
+        del llm
 
 
 def speed(tmp: str, llama_cpp, threads: int, new_tokens: int) -> None:
@@ -199,6 +241,7 @@ def main() -> None:
         sys.exit("this check needs llama-cpp-python: pip install llama-cpp-python")
     with tempfile.TemporaryDirectory() as tmp:
         check(tmp, llama_cpp)
+        lora(tmp, llama_cpp)
         if args.speed:
             speed(tmp, llama_cpp, args.threads, args.new_tokens)
         if args.converter:

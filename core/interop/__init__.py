@@ -31,24 +31,24 @@ def require(module: str, what: str):
         raise UsageError(missing_package_message(what, [module])) from None
 
 
-def run_hint(fmt: str, out: str, model: dict, base: str | None = None) -> str:
+def run_hint(fmt: str, out: str, model: dict, base_hf: str | None = None, base_checkpoint: str = "") -> str:
     """How to run an export with the tool it is for (`export` prints it, the studio's Export shows it), from
-    the checkpoint's model config (a dict: torch-free). With learned positions llama.cpp's GPT-2 graph has no
+    the checkpoint's model config (a dict: torch-free); for a LoRA adapter, on what: the HF folder its base
+    came from (`base_hf`) or else the base checkpoint, to be exported first. With learned positions llama.cpp's GPT-2 graph has no
     sliding window: it stops with an assertion at the first position past the table (it pads its context
     to 256 at least, so -c does not prevent it); the prompt and the new tokens must fit the model's."""
     if fmt == "hf":
         return f"transformers: AutoModelForCausalLM.from_pretrained({out!r}) and AutoTokenizer likewise"
-    if fmt == "gguf-lora":  # base: as for peft; llama.cpp needs the base as GGUF whatever it came from
-        where = base[len("checkpoint:"):] if base and base.startswith("checkpoint:") else "its base checkpoint"
+    if fmt == "gguf-lora":  # llama.cpp needs the base as GGUF, wherever it came from
         return (f"llama.cpp: llama-cli -m BASE.gguf --lora {shlex.quote(out)}, where BASE.gguf is the base "
-                f"model ({where}) exported with --format gguf; Ollama: FROM BASE.gguf and ADAPTER {out} in a "
-                f"Modelfile")
-    if fmt == "peft":  # base: the HF folder the base model came from, or "checkpoint:<path>" of one of ours
-        if base and base.startswith("checkpoint:"):
-            return (f"peft: export the base model ({base[len('checkpoint:'):]}) with --format hf, then "
+                f"model ({base_checkpoint}) exported with --format gguf; Ollama: FROM BASE.gguf and ADAPTER {out} "
+                f"in a Modelfile")
+    if fmt == "peft":
+        if not base_hf:
+            return (f"peft: export the base model ({base_checkpoint}) with --format hf, then "
                     f"PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(that folder), {out!r}); "
                     f"AutoTokenizer from {out!r}")
-        return (f"peft: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained({base!r}), {out!r}); "
+        return (f"peft: PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained({base_hf!r}), {out!r}); "
                 f"AutoTokenizer from {out!r}")
     if fmt == "onnx":
         return f"ONNX Runtime: InferenceSession({out!r}), input input_ids (batch, sequence) -> logits"

@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
     pi.add_argument("--block-size", type=int, default=None, metavar="N",
                     help="cap the context length (the KV cache is sized by it); default: the model's own")
     pe = sub.add_parser("export", help="write a checkpoint as an HF folder, a GGUF file or an ONNX graph, or "
-                                       "a LoRA fine-tune's adapters as a PEFT adapter folder")
+                                       "a LoRA fine-tune's adapters alone for peft or llama.cpp")
     g = pe.add_mutually_exclusive_group(required=True)
     g.add_argument("--checkpoint", help="a checkpoint folder (RUN_DIR/checkpoints/step-NNNNNN)")
     g.add_argument("--run", help="a run folder: its latest checkpoint")
@@ -33,7 +33,8 @@ def add_parsers(sub) -> None:
                     help="hf: a transformers folder; gguf: a llama.cpp file; onnx: a graph for ONNX Runtime; "
                          "peft: a LoRA fine-tune's adapters for peft's PeftModel (on the base's HF version); "
                          "gguf-lora: the same as a llama.cpp LoRA adapter (--lora, on the base's GGUF export)")
-    pe.add_argument("--out", required=True, metavar="PATH", help="a new folder (hf, peft) or file (gguf, onnx, gguf-lora)")
+    pe.add_argument("--out", required=True, metavar="PATH",
+                    help="a new folder (hf, peft) or file (gguf, onnx, gguf-lora)")
     pe.add_argument("--dtype", choices=DTYPES, default=None,
                     help="weights' number format (default f32; q8_0 for gguf only)")
 
@@ -118,9 +119,9 @@ def _export(args: argparse.Namespace) -> int:
     dtype = args.dtype or "f32"
     if dtype == "q8_0" and args.format != "gguf":
         raise UsageError(f"--dtype q8_0 is for --format gguf only (got --format {args.format})")
-    base = None
     if os.path.exists(args.out):
         raise UsageError(f"--out: {args.out} already exists; choose a new path (nothing was written)")
+    base_hf = None
     if args.format == "hf":
         from core.interop.hf_export import export_hf
 
@@ -136,7 +137,7 @@ def _export(args: argparse.Namespace) -> int:
     elif args.format == "peft":
         from core.interop.peft_export import export_peft
 
-        base = export_peft(path, args.out, dtype)
+        base_hf = export_peft(path, args.out, dtype)
     else:
         from core.interop.onnx_export import export_onnx
 
@@ -147,9 +148,8 @@ def _export(args: argparse.Namespace) -> int:
 
     meta = read_checkpoint_meta(path)
     model = (meta.get("config") or {}).get("model") or {}
-    if args.format in ("peft", "gguf-lora"):
-        from core.layout import lora_base
+    from core.layout import lora_base
 
-        base = base or f"checkpoint:{lora_base(path, meta['lora'])}"
-    print(f"wrote {args.out}\n{RUN_HINT}{run_hint(args.format, args.out, model, base)}", file=sys.stderr)
+    base = lora_base(path, meta["lora"]) if isinstance(meta.get("lora"), dict) else ""
+    print(f"wrote {args.out}\n{RUN_HINT}{run_hint(args.format, args.out, model, base_hf, base)}", file=sys.stderr)
     return 0

@@ -1,7 +1,8 @@
 """Fine-tuning set-up and LoRA: low-rank adapters on a frozen base model.
 
 `build_model` makes the model a run trains: a fresh GPT (train.finetune none), or for full/lora the base
-checkpoint's shape and weights (train.init_from, imported checkpoints included), with adapters for lora.
+checkpoint's shape and weights (train.init_from, imported checkpoints included; a LoRA fine-tune as a base
+gives its base with its adapters merged in), with adapters for lora.
 
 A `LoRALinear` *is* the nn.Linear it replaces (same `weight`/`bias` parameters, so the base's state-dict
 names are unchanged) plus `lora_A` (r x in) and `lora_B` (out x r, zero at the start, so training starts
@@ -135,7 +136,7 @@ def lora_meta(path: str) -> dict | None:
     return layout.read_checkpoint_meta(path).get("lora")
 
 
-def load_weights_any(model: nn.Module, path: str, device) -> None:
+def load_weights_any(model: nn.Module, path: str, device, _chain: tuple[str, ...] = ()) -> None:
     """Weights of a plain checkpoint, or base + adapters of a LoRA checkpoint, into `model`."""
     from core import checkpoint as ckpt
 
@@ -145,7 +146,7 @@ def load_weights_any(model: nn.Module, path: str, device) -> None:
         return
     from safetensors.torch import load_file
 
-    _load_base(model, layout.lora_base(path, spec), device)
+    _load_base(model, layout.lora_base(path, spec), device, _chain + (os.path.realpath(path),))
     file = os.path.join(path, ADAPTERS)
     ckpt.verify_file(path, ADAPTERS)  # the checksum recorded when it was written
     try:
@@ -159,16 +160,24 @@ def load_weights_any(model: nn.Module, path: str, device) -> None:
                               f"unexpected {unexpected[:5]}")
 
 
-def _load_base(model: nn.Module, base: str, device) -> None:
-    """The base checkpoint's weights into a (possibly adapted) model; the adapters are left alone."""
+def _load_base(model: nn.Module, base: str, device, _chain: tuple[str, ...] = ()) -> None:
+    """The base checkpoint's weights into a (possibly adapted) model; the adapters are left alone. A base that
+    is itself a LoRA fine-tune gives its base's weights with its adapters merged (and so on down the chain)."""
+    if os.path.realpath(base) in _chain:
+        raise CheckpointError(f"the LoRA base chain loops back to {base}")
     problem = layout.checkpoint_problem(base)
     if problem:
         raise CheckpointError(f"the LoRA base: {problem}")
-    if lora_meta(base) is not None:
-        raise CheckpointError(f"the LoRA base is itself a LoRA checkpoint; merge it first: {base}")
     from safetensors.torch import load_model as st_load_model
 
     from core import checkpoint as ckpt
+
+    if lora_meta(base) is not None:  # a fine-tune of a fine-tune: the base's own adapters merged in
+        merged = merge(load_model(base, device, _chain=_chain + (os.path.realpath(base),))[0])
+        missing, unexpected = model.load_state_dict(merged.state_dict(), strict=False)
+        if [k for k in missing if ".lora_" not in k] or unexpected:
+            raise CheckpointError(f"weights of {base} do not fit the model: unexpected {unexpected[:5]}")
+        return
 
     ckpt.verify_file(base, layout.WEIGHTS)
     try:  # load_model knows the tied (shared) tensors that the file stores once
@@ -182,7 +191,7 @@ def _load_base(model: nn.Module, base: str, device) -> None:
                               f"unexpected {unexpected[:5]}")
 
 
-def load_model(path: str, device="cpu"):
+def load_model(path: str, device="cpu", _chain: tuple[str, ...] = ()):
     """Any checkpoint's model (adapters kept, unmerged) in eval mode, and its meta.json."""
     from core import checkpoint as ckpt
     from core.model import GPT
@@ -192,7 +201,7 @@ def load_model(path: str, device="cpu"):
     spec = meta.get("lora")
     if spec:
         apply_lora(model, spec["rank"], spec["alpha"], 0.0, spec["targets"])
-    load_weights_any(model, path, device)
+    load_weights_any(model, path, device, _chain)
     return model.eval(), meta
 
 
@@ -210,9 +219,6 @@ def build_model(cfg, device: str, fresh: bool):
     if problem:
         raise UsageError(f"train.init_from: {problem}", "train.init_from")
     base_meta = layout.read_checkpoint_meta(t.init_from)
-    if base_meta.get("lora"):
-        raise UsageError(f"train.init_from: a LoRA checkpoint; merge it first (llm-train merge): "
-                         f"{t.init_from}", "train.init_from")
     from core import checkpoint as ckpt
 
     base_cfg = ckpt.model_config(base_meta, t.init_from)

@@ -376,3 +376,44 @@ def test_an_instruction_runs_samples_end_at_its_end_of_turn(task):
         assert BUILTIN_END not in answer[:-1], answer  # nothing after the end of turn
     # the runs trained long enough answer in one line (at most 40 tokens, the sample's length)
     assert any(ev["text"].endswith(BUILTIN_END) for ev in samples), [ev["text"] for ev in samples]
+
+
+def test_a_fine_tune_of_a_lora_fine_tune_starts_from_its_merged_weights(task, tmp_path):
+    """A LoRA checkpoint as train.init_from (the studio's Fine-tune on a fine-tuned run) was refused with
+    "merge it first": its base with its adapters merged in is the start, for LoRA on top and for full; the
+    second LoRA's checkpoint loads through both; a base chain that loops is refused by name."""
+    import json
+
+    from core.errors import CheckpointError
+    from core.lora import load_model, merge
+
+    folder, paths = task
+    targets = ["attn_qkv", "mlp_out"]
+    check(engine("train", "--config", finetune_config(folder, paths, "lora-1", finetune="lora", lr=2e-2, max_steps=8,
+                                                      warmup_steps=0, lora_targets=targets), cwd=folder))
+    first = layout.latest_checkpoint(os.path.join(str(folder), "lora-1"))
+    merged = merge(load_model(first)[0]).state_dict()
+    check(engine("train", "--config", finetune_config(folder, dict(paths, base=first), "lora-2", finetune="lora",
+                                                      lr=2e-2, max_steps=8, warmup_steps=0, lora_targets=["attn_out"]), cwd=folder))
+    second, _ = load_model(layout.latest_checkpoint(os.path.join(str(folder), "lora-2")))
+    frozen = {k: v for k, v in second.state_dict().items() if ".lora_" not in k}
+    assert frozen.keys() == merged.keys() and all(torch.equal(frozen[k], merged[k]) for k in merged)
+    x = torch.randint(0, second.cfg.vocab_size, (2, 16))
+    first_model, _ = load_model(first)
+    with torch.no_grad():
+        assert (second(x)[0] - first_model(x)[0]).abs().max() > 1e-3  # the second adapters do something
+    # full fine-tuning from it, at a rate of zero: its one checkpoint holds the merged weights
+    check(engine("train", "--config", finetune_config(folder, dict(paths, base=first), "full-on-lora", lr=0.0,
+                                                      min_lr=0.0, max_steps=1, warmup_steps=0), cwd=folder))
+    full, _ = load_model(layout.latest_checkpoint(os.path.join(str(folder), "full-on-lora")))
+    assert all(torch.equal(full.state_dict()[k], merged[k]) for k in merged)
+    # a chain that comes back to itself
+    meta_path = os.path.join(first, layout.META)
+    meta = json.load(open(meta_path, encoding="utf-8"))
+    looped = dict(meta, lora=dict(meta["lora"], base=first))
+    json.dump(looped, open(meta_path, "w", encoding="utf-8"))
+    try:
+        with pytest.raises(CheckpointError, match="loops back"):
+            load_model(first)
+    finally:
+        json.dump(meta, open(meta_path, "w", encoding="utf-8"))

@@ -114,19 +114,27 @@ def lora(tmp: str, llama_cpp) -> None:
     print(f"\n{'LoRA on':18s} {'max |dlogit|':>12s} {'rel RMS':>8s} {'moved by':>9s}")
     for kind, arch in [c for c in CASES if c[0] == "bpe"]:
         base, base_model, tok = _model(tmp, kind, arch)
+        text, data = os.path.join(tmp, "lora-corpus.txt"), os.path.join(tmp, f"lora-data-{arch}")
+        with open(text, "w", encoding="utf-8") as fh:
+            fh.write(CORPUS * 400)  # a validation split longer than the base's 256 positions
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            assert cli(["prepare", "--input", text, "--out", data, "--tokenizer-from", base]) == 0
         config = os.path.join(tmp, f"lora-{arch}.yaml")
         train = {"max_steps": 6, "warmup_steps": 0, "lr": 0.02, "min_lr": 0.02, "batch_size": 4, "eval_interval": 0,
                  "checkpoint_interval": 0, "device": "cpu", "precision": "fp32", "init_from": base,
                  "finetune": "lora", "lora_rank": 4, "lora_alpha": 8.0,
                  "lora_targets": ["attn_qkv", "attn_out", "mlp_in", "mlp_out"]}
         with open(config, "w", encoding="utf-8") as fh:
-            yaml.safe_dump({"data": {"dir": os.path.join(tmp, f"data-{kind}-300")}, "train": train,
+            yaml.safe_dump({"data": {"dir": data}, "train": train,
                             "run": {"dir": os.path.join(tmp, f"lora-{arch}"), "save_attention": False}}, fh)
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            assert cli(["train", "--config", config]) == 0
+        log = io.StringIO()
+        with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
+            trained = cli(["train", "--config", config]) == 0
             ckpt = latest_checkpoint(os.path.join(tmp, f"lora-{arch}"))
             adapter = os.path.join(tmp, f"lora-{arch}.gguf")
-            assert cli(["export", "--checkpoint", ckpt, "--format", "gguf-lora", "--out", adapter]) == 0
+            exported = trained and cli(["export", "--checkpoint", ckpt, "--format", "gguf-lora", "--out",
+                                        adapter]) == 0
+        assert exported, log.getvalue()[-2000:]
         ids = tok.encode(TEXT)
         model, _ = load_model(ckpt)
         with torch.no_grad():

@@ -478,17 +478,28 @@ def test_import_dialog_describes_a_gguf_file_from_its_header(qtbot, tmp_path):
 
 
 def test_export_on_a_run_without_a_checkpoint_says_why_instead_of_nothing(qtbot, workspace, window, monkeypatch):
-    """Run → Export Checkpoint… on a new run opened no dialog and said nothing; with a checkpoint it opens."""
+    """Run → Export Checkpoint… on a new run opened no dialog and said nothing; with a checkpoint it opens,
+    from the runs list's right-click menu too (disabled before)."""
     from studio.views.models import menu_actions
+    from studio.views.runs import actions
     from tests.studio.helpers import select_run, write_checkpoint
 
     w = window(workspace.root)
     select_run(w, "tiny")
+    run_dir = os.path.join(workspace.runs_dir, "tiny")
     action = next(a for m in w.menuBar().actions() for a in m.menu().actions() if a.text() == "E&xport Checkpoint…")
     opened = []
     monkeypatch.setattr(menu_actions, "run_export_dialog", lambda run_dir, parent: opened.append(run_dir))
+    monkeypatch.setattr(actions, "run_export_dialog", lambda run_dir, parent: opened.append(("menu", run_dir)))
+    context = next(a for a in w.runs_panel.context_menu(run_dir).actions() if a.text() == "Export…")
+    assert not context.isEnabled()
     action.trigger()
     assert opened == [] and "tiny has no checkpoint to export yet" in w.statusBar().currentMessage()
-    write_checkpoint(os.path.join(workspace.runs_dir, "tiny"), 10)
+    write_checkpoint(run_dir, 10)
     action.trigger()
-    assert opened == [os.path.join(workspace.runs_dir, "tiny")]
+    assert opened == [run_dir]
+    w.session.refresh()
+    context = next(a for a in w.runs_panel.context_menu(run_dir).actions() if a.text() == "Export…")
+    assert context.isEnabled()
+    context.trigger()
+    assert opened == [run_dir, ("menu", run_dir)]

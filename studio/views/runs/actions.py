@@ -15,6 +15,7 @@ from core.layout import checkpoint_step
 from studio.controllers.runs import WorkspaceSession, fork_drops_target, reached_target
 from studio.views.evaluate.actions import EvaluateActions
 from studio.views.finetune.dialog import open_finetune
+from studio.views.models.export_dialog import run_export_dialog
 from studio.views.runs import dialogs
 from studio.views.runs.compare import CompareView
 from studio.views.runs.panel import RunsPanel
@@ -40,6 +41,7 @@ class RunActions(QObject):
         panel.continue_requested.connect(self.continue_run)
         panel.compare_requested.connect(self.compare)
         panel.finetune_requested.connect(lambda run_dir: open_finetune(window, run_dir))
+        panel.export_requested.connect(lambda run_dir: run_export_dialog(run_dir, window))
         self.evaluate = EvaluateActions(window, session, panel)  # Evaluate… and the saved results
         session.prepare_job.finished.connect(self._on_prepare_job_finished)
         session.run_gone.connect(self._on_session_run_gone)

@@ -57,6 +57,7 @@ class RunsPanel(QWidget):
     compare_requested = Signal(object)    # run folders: the right-clicked one and the ticked ones
     evaluate_requested = Signal(str)      # "Evaluate…" a checkpoint of this run
     results_requested = Signal(str)       # the saved evaluations of the run's latest checkpoint
+    export_requested = Signal(str)        # "Export…" the run's latest checkpoint
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -317,6 +318,7 @@ class RunsPanel(QWidget):
         menu.addAction("Evaluate…", lambda: self.evaluate_requested.emit(run_dir)).setEnabled(bool(s.get("can_fork")))
         menu.addAction("Evaluation results…", lambda: self.results_requested.emit(run_dir)).setEnabled(
             bool(s.get("can_fork")))
+        menu.addAction("Export…", lambda: self.export_requested.emit(run_dir)).setEnabled(bool(s.get("can_fork")))
         menu.addSeparator()
         menu.addAction("Rename…", lambda: self.rename_requested.emit(run_dir)).setEnabled(not running)
         menu.addAction("Move to Trash…", lambda: self.delete_requested.emit(run_dir)).setEnabled(not running)

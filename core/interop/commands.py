@@ -24,6 +24,9 @@ def add_parsers(sub) -> None:
                     help="a new folder: DIR/checkpoints/step-000000 (or DIR itself when named step-NNNNNN)")
     pi.add_argument("--block-size", type=int, default=None, metavar="N",
                     help="cap the context length (the KV cache is sized by it); default: the model's own")
+    pi.add_argument("--base", metavar="CKPT",
+                    help="for a PEFT LoRA adapter folder (adapter_config.json): the base model's checkpoint (an "
+                         "import of the HF model it was trained on); writes a LoRA checkpoint on it")
     pe = sub.add_parser("export", help="write a checkpoint as an HF folder, a GGUF file or an ONNX graph, or "
                                        "a LoRA fine-tune's adapters alone for peft or llama.cpp")
     g = pe.add_mutually_exclusive_group(required=True)
@@ -65,6 +68,17 @@ def _import(args: argparse.Namespace) -> int:
     if args.block_size is not None and args.block_size < 1:
         raise UsageError(f"--block-size must be >= 1, got {args.block_size}")
     checkpoint_target(args.out)  # refuse an occupied destination before reading anything big
+    if os.path.isfile(os.path.join(src, "adapter_config.json")):
+        from core.interop.peft_import import import_peft
+
+        if not args.base:
+            raise UsageError(f"{src} is a LoRA adapter (adapter_config.json): name the checkpoint of the model it "
+                             f"was trained on with --base (import that model first)", "base")
+        path = import_peft(src, args.base, args.out)
+        print(f"wrote {path}: a LoRA adapter on {args.base}", file=sys.stderr)
+        return 0
+    if args.base:
+        raise UsageError(f"--base is for a LoRA adapter folder (adapter_config.json); {src} is not one", "base")
     if os.path.isdir(src):
         cfg, family, raw = read_hf_config(src, args.block_size)
         tensors = hf_import.HFTensors(src)

@@ -1,7 +1,9 @@
-"""LoRA fine-tunes out as PEFT adapter folders: a tiny GPT-2 (Conv1D, fused c_attn) / Llama (GQA, untied) /
+"""LoRA adapters in and out. Out as PEFT adapter folders: a tiny GPT-2 (Conv1D, fused c_attn) / Llama (GQA, untied) /
 Qwen2 (q/k/v biases) made with transformers, imported, fine-tuned with LoRA on every target, exported with
 `--format peft`: peft's PeftModel on the original HF model gives our logits, and the adapter changes them.
-Our own (not imported) base works through its HF export; a checkpoint without adapters is refused."""
+Our own (not imported) base works through its HF export; a checkpoint without adapters is refused. Out as
+llama.cpp LoRA adapters (gguf-lora), checked by applying them to the base's GGUF as llama.cpp does. In: an
+adapter made by peft itself imports onto the base's import with peft's logits; DoRA and the like are refused."""
 
 from __future__ import annotations
 
@@ -139,3 +141,59 @@ def test_a_gguf_lora_adapter_on_the_bases_gguf_gives_the_merged_models_gguf(kind
                 "llama": {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}}
     assert {n.split(".")[2] for n in adapted} == expected["gpt2" if kind == "gpt2" else "llama"]
     assert len(adapted) == 2 * len(expected["gpt2" if kind == "gpt2" else "llama"])  # both layers
+
+
+@pytest.mark.parametrize("kind,targets,rslora", [
+    ("llama", ["q_proj", "v_proj", "o_proj", "up_proj"], False),  # q and v without k, up without gate
+    ("qwen2", ["q_proj", "k_proj", "v_proj", "down_proj"], True),
+    ("gpt2", ["c_attn", "attn.c_proj", "mlp.c_fc"], False),
+])
+def test_a_peft_adapter_imports_as_a_lora_checkpoint_with_peft_s_logits(kind, targets, rslora, tmp_path, capsys):
+    """An adapter made by peft itself (random A and B, some projections only, rsLoRA's scale) on the HF
+    model, imported with --base onto that model's import: our logits are peft's; exported again with
+    --format peft it loads in peft with the same logits."""
+    hf = tiny_hf_model(kind, str(tmp_path / "hf"))
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imp")]) == 0
+    base = latest_checkpoint(str(tmp_path / "imp"))
+    torch.manual_seed(1)
+    config = peft.LoraConfig(r=4, lora_alpha=6, target_modules=targets, init_lora_weights=False, use_rslora=rslora,
+                             fan_in_fan_out=kind == "gpt2")
+    adapted = peft.get_peft_model(hf, config).eval()
+    adapted.save_pretrained(str(tmp_path / "adapter"))
+    x = torch.randint(0, hf.config.vocab_size, (2, 20))
+    with torch.no_grad():
+        theirs = adapted(x).logits
+        with adapted.disable_adapter():
+            plain = adapted(x).logits
+    assert (theirs - plain).abs().max() > 0.1
+    capsys.readouterr()
+    assert main(["import", str(tmp_path / "adapter"), "--out", str(tmp_path / "ours")]) == 2
+    assert "--base" in capsys.readouterr().err  # an adapter needs its base named
+    assert main(["import", str(tmp_path / "adapter"), "--base", base, "--out", str(tmp_path / "ours")]) == 0
+    ckpt = latest_checkpoint(str(tmp_path / "ours"))
+    ours, meta = load_model(ckpt)
+    assert meta["lora"]["rank"] == 4 * (2 if kind == "llama" else 3 if kind == "qwen2" else 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[0], theirs, atol=1e-4, rtol=0)
+    assert main(["export", "--checkpoint", ckpt, "--format", "peft", "--out", str(tmp_path / "again")]) == 0
+    hf2 = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
+    with torch.no_grad():
+        again = peft.PeftModel.from_pretrained(hf2, str(tmp_path / "again")).eval()(x).logits
+    torch.testing.assert_close(again, theirs, atol=1e-4, rtol=0)
+
+
+def test_adapters_it_cannot_hold_are_refused_by_name(tmp_path, capsys):
+    tiny_hf_model("llama", str(tmp_path / "hf"))
+    assert main(["import", str(tmp_path / "hf"), "--out", str(tmp_path / "imp")]) == 0
+    base = latest_checkpoint(str(tmp_path / "imp"))
+    for name, extra in (("dora", {"use_dora": True}), ("saved", {"modules_to_save": ["lm_head"]})):
+        config = peft.LoraConfig(r=2, target_modules=["q_proj"], **extra)
+        peft.get_peft_model(tiny_hf_model("llama", str(tmp_path / f"hf-{name}")), config).save_pretrained(
+            str(tmp_path / name))
+        capsys.readouterr()
+        assert main(["import", str(tmp_path / name), "--base", base, "--out", str(tmp_path / f"out-{name}")]) == 2
+        err = capsys.readouterr().err
+        assert ("use_dora" if name == "dora" else "modules_to_save") in err and "Traceback" not in err
+        assert not os.path.exists(tmp_path / f"out-{name}")
+    assert main(["import", str(tmp_path / "hf"), "--base", base, "--out", str(tmp_path / "x")]) == 2
+    assert "--base is for a LoRA adapter folder" in capsys.readouterr().err

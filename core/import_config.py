@@ -1,11 +1,13 @@
 """An imported model's hyper-parameters as our ModelConfig, in plain Python (no torch): Hugging Face's
 config.json read by family (gpt2; llama, mistral, qwen2, qwen3), with a UsageError naming the key for what we
-cannot build. The importers (core.interop) use it, and the studio's Import dialog says what a folder holds
-before the import starts.
+cannot build; and a PEFT LoRA adapter's adapter_config.json, refused by field where we cannot hold it. The
+importers (core.interop) use it, and the studio's Import dialog says what a folder holds before the import
+starts.
 """
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
 
@@ -189,3 +191,37 @@ def read_gguf_header(path: str) -> tuple[dict, list[tuple[str, tuple[int, ...]]]
             return fields, tensors
     except (OSError, ValueError, KeyError, struct.error) as exc:
         raise UsageError(f"cannot read {path} as GGUF: {exc}") from None
+
+
+# ------------------------------------------------------------------------ PEFT adapters
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter(path: str) -> bool:
+    """Whether `path` is a PEFT adapter folder (its adapter_config.json), not a model."""
+    return os.path.isfile(os.path.join(path, ADAPTER_CONFIG))
+
+
+def read_peft_config(folder: str) -> dict:
+    """adapter_config.json of a LoRA adapter folder; UsageError naming the field it cannot take."""
+    path = os.path.join(folder, ADAPTER_CONFIG)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            cfg = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read it ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise UsageError(f"{path}: not a JSON object")
+    refusals = [("peft_type", cfg.get("peft_type", "LORA") != "LORA", "only LoRA adapters can be imported"),
+                ("use_dora", bool(cfg.get("use_dora")), "DoRA adapters are not supported"),
+                ("bias", cfg.get("bias", "none") != "none", "adapters that train biases are not supported"),
+                ("modules_to_save", bool(cfg.get("modules_to_save")),
+                 "the adapter also trained whole layers, which a LoRA checkpoint cannot hold"),
+                ("rank_pattern", bool(cfg.get("rank_pattern")), "per-module ranks are not supported"),
+                ("alpha_pattern", bool(cfg.get("alpha_pattern")), "per-module alphas are not supported")]
+    for field, bad, why in refusals:
+        if bad:
+            raise UsageError(f"{path}: {field}: {why}", field)
+    if not isinstance(cfg.get("r"), int) or cfg["r"] < 1:
+        raise UsageError(f"{path}: r: a rank >= 1 is needed, got {cfg.get('r')!r}", "r")
+    return cfg

@@ -68,7 +68,9 @@ def _import(args: argparse.Namespace) -> int:
     if args.block_size is not None and args.block_size < 1:
         raise UsageError(f"--block-size must be >= 1, got {args.block_size}")
     checkpoint_target(args.out)  # refuse an occupied destination before reading anything big
-    if os.path.isfile(os.path.join(src, "adapter_config.json")):
+    from core.import_config import is_adapter
+
+    if is_adapter(src):
         from core.interop.peft_import import import_peft
 
         if not args.base:

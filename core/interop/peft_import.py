@@ -22,35 +22,13 @@ import torch
 from core import layout
 from core.errors import UsageError
 from core.export_families import check_exportable
+from core.import_config import read_peft_config
 from core.interop import layouts
 from core.interop.hf_export import split_qkv
 from core.lora import TARGET_MODULES
 
 OURS = ("attn.c_attn", "attn.c_proj", "mlp.c_gate", "mlp.c_fc", "mlp.c_proj")
 TARGET_OF = {path: name for name, paths in TARGET_MODULES.items() for path in paths}  # attn.c_attn -> attn_qkv
-
-
-def read_peft_config(folder: str) -> dict:
-    """adapter_config.json of a LoRA adapter folder; UsageError naming the field it cannot take."""
-    path = os.path.join(folder, "adapter_config.json")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            cfg = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read it ({exc})") from None
-    refusals = [("peft_type", cfg.get("peft_type", "LORA") != "LORA", "only LoRA adapters can be imported"),
-                ("use_dora", bool(cfg.get("use_dora")), "DoRA adapters are not supported"),
-                ("bias", cfg.get("bias", "none") != "none", "adapters that train biases are not supported"),
-                ("modules_to_save", bool(cfg.get("modules_to_save")),
-                 "the adapter also trained whole layers, which a LoRA checkpoint cannot hold"),
-                ("rank_pattern", bool(cfg.get("rank_pattern")), "per-module ranks are not supported"),
-                ("alpha_pattern", bool(cfg.get("alpha_pattern")), "per-module alphas are not supported")]
-    for field, bad, why in refusals:
-        if bad:
-            raise UsageError(f"{path}: {field}: {why}", field)
-    if not isinstance(cfg.get("r"), int) or cfg["r"] < 1:
-        raise UsageError(f"{path}: r: a rank >= 1 is needed, got {cfg.get('r')!r}", "r")
-    return cfg
 
 
 def _hf_modules(cfg, family: str) -> dict[str, tuple[str, int | None]]:

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from core import layout
 from core.config_text import dump_new
 from core.errors import CheckpointError, missing_package_message
+from core.import_config import is_adapter, read_peft_config
 from studio.controllers.engine_job import EngineJob
 from studio.engine.failure import EngineFailure
 from studio.workspace.run import Run
@@ -45,6 +46,8 @@ def describe_source(source: str) -> tuple[str, str]:
         return _describe_gguf(path)
     if not path or not os.path.isdir(path):
         return "", ""
+    if is_adapter(path):
+        return _describe_adapter(path)
     try:
         cfg, _family, raw = read_hf_config(path)
     except UsageError as exc:
@@ -52,6 +55,47 @@ def describe_source(source: str) -> tuple[str, str]:
     arch = (raw.get("architectures") or [raw.get("model_type")])[0]
     return _summary(arch, cfg.n_layer, cfg.n_head, head_size(cfg), cfg.n_kv_head, cfg.qk_norm, cfg.n_embd,
                     cfg.vocab_size, cfg.block_size, param_count(cfg, cfg.vocab_size)), ""
+
+
+def _describe_adapter(path: str) -> tuple[str, str]:
+    """describe_source of a PEFT LoRA adapter folder: rank, scale and projections, and the model it is for."""
+    from core.errors import UsageError
+
+    try:
+        cfg = read_peft_config(path)
+    except UsageError as exc:
+        return "", f"Cannot import this adapter: {exc}"
+    targets = cfg.get("target_modules")
+    targets = ", ".join(sorted(targets)) if isinstance(targets, list) else str(targets or "?")
+    base = cfg.get("base_model_name_or_path") or "a model it does not name"
+    return (f"A LoRA adapter (PEFT): rank {cfg['r']}, alpha {cfg.get('lora_alpha', 8)}, on {targets}; trained on "
+            f"{base}. It goes on that model's import: pick it as the base model."), ""
+
+
+def adapter_base(source: str, checkpoints: list[str]) -> str:
+    """The checkpoint (of `checkpoints`) imported from the model a PEFT adapter names as its base: the same
+    folder, or the same last name (a hub id "org/Model" and a local folder "Model"); "" when none is."""
+    from core.errors import UsageError
+
+    try:
+        named = read_peft_config(source.strip()).get("base_model_name_or_path") or ""
+    except UsageError:  # describe_source says why; here there is simply no match
+        return ""
+    if not named:
+        return ""
+    want_path = os.path.abspath(named) if os.path.isabs(named) else ""
+    want_name = os.path.basename(os.path.normpath(named)).lower()
+    for path in checkpoints:
+        try:
+            origin = layout.read_checkpoint_meta(path).get("imported_from") or {}
+        except (CheckpointError, OSError, ValueError):
+            continue
+        if origin.get("format") == "peft" or not isinstance(origin.get("path"), str):
+            continue
+        if (want_path and os.path.abspath(origin["path"]) == want_path) or \
+                os.path.basename(os.path.normpath(origin["path"])).lower() == want_name:
+            return path
+    return ""
 
 
 def _describe_gguf(path: str) -> tuple[str, str]:
@@ -124,15 +168,16 @@ class ImportJob(EngineJob):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.source = self.run_dir = ""
+        self.source = self.run_dir = self.base = ""
 
-    def start(self, source: str, run_dir: str) -> bool:
-        """Import `source` (an HF folder or a .gguf file) into the new run folder `run_dir`."""
+    def start(self, source: str, run_dir: str, base: str = "") -> bool:
+        """Import `source` (an HF folder, a .gguf file, or a PEFT adapter folder on the checkpoint `base`)
+        into the new run folder `run_dir`."""
         if self.is_running():
             return False
-        self.source, self.run_dir = source, run_dir
+        self.source, self.run_dir, self.base = source, run_dir, base
         os.makedirs(os.path.dirname(run_dir) or ".", exist_ok=True)
-        self._launch("import", [source, "--out", run_dir])
+        self._launch("import", [source, "--out", run_dir] + (["--base", base] if base else []))
         return True
 
     def _finish_run_folder(self) -> None:
@@ -143,7 +188,9 @@ class ImportJob(EngineJob):
         config["run"] = {**(config.get("run") or {}), "dir": "."}
         run = Run(self.run_dir)
         run.write_config_text(dump_new(config))
-        run.set_lineage("import", None, os.path.abspath(self.source))
+        # an adapter nests under the run of its base model, as a fine-tune trained here does
+        base_run = os.path.relpath(os.path.dirname(os.path.dirname(self.base)), self.run_dir) if self.base else None
+        run.set_lineage("import", base_run, os.path.abspath(self.source))
 
     def _started(self) -> None:
         self.started.emit(self.source)

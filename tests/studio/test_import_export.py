@@ -503,3 +503,55 @@ def test_export_on_a_run_without_a_checkpoint_says_why_instead_of_nothing(qtbot,
     assert context.isEnabled()
     context.trigger()
     assert opened == [run_dir, ("menu", run_dir)]
+
+
+def test_a_peft_adapter_imports_onto_the_workspace_import_of_its_base(qtbot, tmp_path, hf_folder, window):
+    """File → Import Model… on a PEFT adapter folder: the dialog says what it is, shows a Base model row
+    preselected with the workspace's import of the model the adapter names, and imports it as a LoRA
+    fine-tune nested under that base; a model folder has no Base model row."""
+    import json
+
+    import peft
+    import transformers
+    from PySide6.QtCore import Qt
+
+    from studio.views.models.import_dialog import ImportDialog
+
+    ws = Workspace.create(str(tmp_path / "ws"))
+    assert _run(qtbot, ImportJob(), hf_folder, os.path.join(ws.runs_dir, "tiny-llama")).ok
+    hf = transformers.AutoModelForCausalLM.from_pretrained(hf_folder)
+    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft.get_peft_model(hf, config).save_pretrained(str(tmp_path / "my-adapter"))
+    stranger = peft.LoraConfig(r=2, target_modules=["q_proj"])
+    peft.get_peft_model(transformers.AutoModelForCausalLM.from_pretrained(hf_folder), stranger).save_pretrained(
+        str(tmp_path / "for-another"))
+    with open(tmp_path / "for-another" / "adapter_config.json", encoding="utf-8") as fh:
+        named = {**json.load(fh), "base_model_name_or_path": "org/another-model"}
+    with open(tmp_path / "for-another" / "adapter_config.json", "w", encoding="utf-8") as fh:
+        json.dump(named, fh)
+    dialog = ImportDialog(ImportJob(), ws.runs_dir, ws.unique_run_name)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.source.setText(hf_folder)
+    assert not dialog.form.isRowVisible(dialog.base)
+    dialog.source.setText(str(tmp_path / "for-another"))  # for a model this workspace does not have
+    assert dialog.form.isRowVisible(dialog.base) and "trained on org/another-model" in dialog.status.text()
+    assert dialog.base.checkpoint() == "" and not dialog.import_button.isEnabled()  # the user picks
+    dialog.source.setText(str(tmp_path / "my-adapter"))
+    assert "A LoRA adapter (PEFT): rank 4, alpha 8, on q_proj, v_proj; trained on " in dialog.status.text()
+    base = os.path.join(ws.runs_dir, "tiny-llama", "checkpoints", "step-000000")
+    assert os.path.realpath(dialog.base.checkpoint()) == os.path.realpath(base)
+    assert dialog.import_button.isEnabled() and dialog.name.text() == "my-adapter"
+    with qtbot.waitSignal(dialog.job.finished, timeout=120_000):
+        qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    assert dialog.result.ok, dialog.result.failure
+    assert "a LoRA fine-tune under its base model" in dialog.status.text()
+    runs = {r.name: r for r in ws.runs()}
+    run = runs["my-adapter"]
+    assert os.path.realpath(run.parent_dir()) == os.path.realpath(os.path.join(ws.runs_dir, "tiny-llama"))
+    assert run.status() == "imported" and run.config().train.finetune == "lora"
+    from tests.studio.helpers import select_run
+
+    w = window(ws.root)
+    select_run(w, "my-adapter")
+    qtbot.waitUntil(lambda: "A LoRA adapter on tiny-llama, imported from" in w.training.blocker_label.text())

@@ -1,4 +1,6 @@
-"""File -> Import model...: pick an HF folder or a .gguf file and a name; the ImportJob does the work."""
+"""File -> Import model...: pick an HF folder, a .gguf file or a PEFT LoRA adapter folder (then also the base
+model it goes on: the workspace's import of the model it names, preselected) and a name; the ImportJob does
+the work."""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.import_config import is_adapter
 from studio.controllers.import_job import (
     ImportJob,
     ImportResult,
+    adapter_base,
     describe_source,
     import_name,
     missing_for_source,
 )
+from studio.views.common.checkpoint_picker import CheckpointPicker
 from studio.views.common.job_dialog import JobDialog
 from studio.views.common.start_folder import start_folder
 
@@ -36,7 +41,7 @@ class ImportDialog(JobDialog):
         self._refused = ""  # why the source cannot be imported (its config.json)
         self._note = ""     # the status the source gave (replaced when the source changes)
         self.source = QLineEdit()
-        self.source.setPlaceholderText("a Hugging Face model folder or a .gguf file")
+        self.source.setPlaceholderText("a Hugging Face model folder, a .gguf file, or a LoRA adapter folder (PEFT)")
         self.source.textChanged.connect(self._on_source_text_changed)
         self.folder_button, self.file_button = QPushButton("Folder…"), QPushButton("GGUF file…")
         self.folder_button.clicked.connect(self._on_folder_button_clicked)
@@ -46,9 +51,16 @@ class ImportDialog(JobDialog):
         row.addWidget(self.folder_button)
         row.addWidget(self.file_button)
         self.name = QLineEdit()
+        self.base = CheckpointPicker()  # for an adapter: the model it goes on
+        self.base.set_workspace(os.path.dirname(runs_dir))
+        self.base.combo.setPlaceholderText("the model the adapter was trained on")
+        self.base.combo.setCurrentIndex(-1)  # none until found or picked: a wrong base gives wrong outputs
+        self.base.checkpoint_changed.connect(lambda _path: self._update_button())
         form = QFormLayout()
         form.addRow("Source", row)
+        form.addRow("Base model", self.base)
         form.addRow("Name in workspace", self.name)
+        self.form = form
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.import_button = self.buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
         self.import_button.clicked.connect(self._on_import_button_clicked)
@@ -66,7 +78,22 @@ class ImportDialog(JobDialog):
         if note or self.status.text() == self._note:  # an outcome shown stays until the source says more
             self._set_status(note)
         self._missing, self._refused, self._note = missing, refused, note
-        self.import_button.setEnabled(bool(text.strip()) and not missing and not refused and not self.job.is_running())
+        adapter = bool(text.strip()) and is_adapter(text.strip())
+        self.form.setRowVisible(self.base, adapter)
+        if adapter and not self.base.pinned:  # the workspace's import of the model it names, when there is one
+            found = adapter_base(text, self.base.checkpoints())
+            if found:
+                self.base.set_checkpoint(found)
+                self.base.pinned = False  # another adapter may name another model
+            else:
+                self.base.combo.setCurrentIndex(-1)
+        self._update_button()
+
+    def _update_button(self) -> None:
+        text = self.source.text().strip()
+        needs_base = bool(text) and is_adapter(text) and not self.base.checkpoint()
+        self.import_button.setEnabled(bool(text) and not self._missing and not self._refused and not needs_base
+                                      and not self.job.is_running())
 
     def _start_folder(self) -> str:
         """Where the pickers open: beside the source typed or picked last, else the home folder (they
@@ -86,7 +113,8 @@ class ImportDialog(JobDialog):
     def start_import(self) -> bool:
         source = self.source.text().strip()
         run_dir = os.path.join(self.runs_dir, self._unique_name(self.name.text().strip() or import_name(source)))
-        if not self.job.start(source, run_dir):
+        base = self.base.checkpoint() if is_adapter(source) else ""
+        if not self.job.start(source, run_dir, base):
             return False
         self._show_busy(f"Importing {source} …")
         self.import_button.setEnabled(False)
@@ -105,8 +133,8 @@ class ImportDialog(JobDialog):
 
     def _on_job_finished(self, result: ImportResult) -> None:
         self.result = result
-        self._show_outcome(result, "Import",
-                           f"Imported as {os.path.basename(result.run_dir)}: a base model in the runs list.")
+        what = "a LoRA fine-tune under its base model" if self.job.base else "a base model"
+        self._show_outcome(result, "Import", f"Imported as {os.path.basename(result.run_dir)}: {what} in the runs list.")
         if result.ok:
             self.import_button.hide()
             self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from html import escape
 
-NOTE = ("A pretrained model imported from {source}: nothing to train here. Talk to it on the "
+NOTE = ("{what} imported from {source}: nothing to train here. Talk to it on the "
         "<a href='generate'>Generate</a> tab, look inside it on <a href='attention'>Attention</a>, "
         "<a href='finetune'>fine-tune it on your data</a> (Run → Fine-tune on My Data…, Ctrl+Shift+U), or "
         "<a href='export'>export it</a>.")
 
 
-def imported_note(source: str, model: str = "") -> str:
-    """The note, with what the model is (`model_line`) under it when known."""
-    return NOTE.format(source=escape(source or "a file")) + (f"<br><br>The model: {escape(model)}." if model else "")
+def imported_note(source: str, model: str = "", base_run: str | None = None) -> str:
+    """The note, with what the model is (`model_line`) under it when known; `base_run`: the run folder of the
+    base model an imported LoRA adapter goes on."""
+    import os
+
+    what = (f"A LoRA adapter on {escape(os.path.basename(base_run))}," if base_run else "A pretrained model")
+    return NOTE.format(what=what, source=escape(source or "a file")) + (
+        f"<br><br>The model: {escape(model)}." if model else "")
 
 
 def model_line(run) -> str:

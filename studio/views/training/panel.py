@@ -220,7 +220,8 @@ class TrainingPanel(QWidget):
                                       "Continue from the latest checkpoint")
         note = ""
         if status == "imported":  # a base model, not a run: say what it is for instead of why it cannot start
-            note = imported.imported_note(str(c.run.lineage().get("parent_checkpoint") or ""), imported.model_line(c.run))
+            note = imported.imported_note(str(c.run.lineage().get("parent_checkpoint") or ""), imported.model_line(c.run),
+                                          c.run.parent_dir())
         self.blocker_label.setText(f"Cannot {verb} — {reason}" if reason else note)
         self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
         self.blocker_label.setVisible(bool(reason or note))

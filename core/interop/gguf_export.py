@@ -6,6 +6,7 @@ Q8_0 for the matrices; norms and biases stay F32, as llama.cpp keeps them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -39,9 +40,9 @@ def export_gguf(path: str, out: str, dtype: str) -> None:
     cfg = model.cfg
     arch = gguf_arch(cfg)
     vocab = gguf_vocab_from_tokenizer(tok_spec, cfg.vocab_size)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}")
+    tmp = temporary_name(out)
     writer = _writer_class(gguf)(tmp, arch)
-    try:
+    with renamed_into_place(writer, tmp, out):
         _metadata(writer, cfg, arch, dtype, meta, len(vocab["tokens"]))
         _vocabulary(writer, vocab, meta, gguf)
         # Streamed, one converted tensor in memory at a time (review finding 19): the tensor table first
@@ -54,6 +55,18 @@ def export_gguf(path: str, out: str, dtype: str) -> None:
         writer.write_ti_data_to_file()
         for _name, array, _qtype in _tensors(model, arch, dtype, gguf, vocab["extra_rows"]):
             writer.write_tensor_data(array)
+
+
+def temporary_name(out: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def renamed_into_place(writer, tmp: str, out: str):
+    """Close the GGUF writer's file `tmp` and rename it to `out` when the block ends; on any error (a kill
+    included) close and remove it: nothing half-written under either name."""
+    try:
+        yield writer
         writer.close()
         os.replace(tmp, out)
     except BaseException:
@@ -141,11 +154,11 @@ def _tensors(model, arch: str, dtype: str, gguf, extra_rows: list[int]):
                     part = permute_rope_rows(part, cfg.n_head)
                 elif arch == "llama" and name.endswith(("attn_k.weight", "attn_k.bias")):
                     part = permute_rope_rows(part, cfg.n_kv_head or cfg.n_head)
-                yield _encode(name, part, dtype, gguf)
+                yield encode(name, part, dtype, gguf)
         else:
             if spec in ("token_embd.weight", "output.weight") and extra_rows:
                 t = torch.cat([t, t[extra_rows]])
-            yield _encode(spec, t, dtype, gguf)
+            yield encode(spec, t, dtype, gguf)
     if arch == "gpt2":
         for ours, spec in (("attn.c_attn.bias", cfg.n_embd * 3), ("attn.c_proj.bias", cfg.n_embd),
                            ("mlp.c_fc.bias", model_width(cfg)), ("mlp.c_proj.bias", cfg.n_embd)):
@@ -162,7 +175,7 @@ def _tensors(model, arch: str, dtype: str, gguf, extra_rows: list[int]):
             yield "output_norm.bias", np.zeros(cfg.n_embd, dtype=np.float32), None
 
 
-def _encode(name: str, t: torch.Tensor, dtype: str, gguf):
+def encode(name: str, t: torch.Tensor, dtype: str, gguf):
     arr = t.numpy().astype(np.float32)
     q = gguf.GGMLQuantizationType
     if arr.ndim < 2 or dtype == "f32":

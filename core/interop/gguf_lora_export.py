@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from core.interop import layouts, require
-from core.interop.gguf_export import _encode, gguf_arch
+from core.interop.gguf_export import encode, gguf_arch, renamed_into_place, temporary_name
 from core.interop.gguf_import import permute_rope_rows
 from core.interop.hf_export import split_qkv
 
@@ -51,23 +51,16 @@ def export_gguf_lora(path: str, out: str, dtype: str) -> None:
     meta, spec, adapters = read_adapters(path, "gguf-lora")
     cfg = ckpt.model_config(meta, path)
     arch = gguf_arch(cfg)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.tmp-{os.getpid()}")
+    tmp = temporary_name(out)
     writer = gguf.GGUFWriter(tmp, arch)
-    try:
+    with renamed_into_place(writer, tmp, out):
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(spec["alpha"]))
         writer.add_name(os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(path)))))  # the run
         for name, t in gguf_lora_tensors(cfg, arch, adapters):
-            _, array, qtype = _encode(name, t, dtype, gguf)
+            _, array, qtype = encode(name, t, dtype, gguf)
             writer.add_tensor(name, array, raw_dtype=qtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out)
-    except BaseException:
-        writer.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -70,12 +70,18 @@ def ours_from_peft(cfg, family: str, peft: dict, tensors: dict[str, torch.Tensor
     rank = r * max(1, len(qkv_parts))
     targets = sorted({TARGET_OF[modules[m][0].split(".", 2)[2]] for m, _ in found},
                      key=list(TARGET_MODULES).index)
-    out = {}
+    out, shapes = {}, _shapes(cfg)
     for module, (ours, part) in modules.items():
         if TARGET_OF[ours.split(".", 2)[2]] not in targets:
             continue
         a, b = found.get((module, "lora_A")), found.get((module, "lora_B"))
-        weight = _shape_of(cfg, ours)
+        weight = shapes[ours + ".weight"]
+        sizes = [p.shape[0] for p in split_qkv(cfg, torch.empty(weight[0], 0))] if part is not None else [weight[0]]
+        want = (sizes[part or 0], weight[1])  # (out, in) of the HF module
+        for t, shape in ((a, (r, want[1])), (b, (want[0], r))):
+            if t is not None and tuple(t.shape) != shape:
+                raise UsageError(f"adapter: the matrices on {module} are for a model of another shape ({tuple(t.shape)}"
+                                 f", this base needs {shape}): is --base the model it was trained on?", "base")
         big_a = out.setdefault(f"{ours}.lora_A", torch.zeros(rank, weight[1]))
         big_b = out.setdefault(f"{ours}.lora_B", torch.zeros(weight[0], rank))
         if a is None or b is None:
@@ -84,7 +90,6 @@ def ours_from_peft(cfg, family: str, peft: dict, tensors: dict[str, torch.Tensor
             big_a[:r], big_b[:, :r] = a, b
         else:
             slot = qkv_parts.index(part)
-            sizes = [p.shape[0] for p in split_qkv(cfg, torch.empty(weight[0], 0))]
             start = sum(sizes[:part])
             big_a[slot * r:(slot + 1) * r] = a
             big_b[start:start + sizes[part], slot * r:(slot + 1) * r] = b
@@ -94,13 +99,13 @@ def ours_from_peft(cfg, family: str, peft: dict, tensors: dict[str, torch.Tensor
     return spec, out
 
 
-def _shape_of(cfg, ours: str) -> tuple[int, int]:
-    """(out, in) of one of our projection matrices."""
+def _shapes(cfg) -> dict[str, tuple[int, ...]]:
+    """Our parameters' shapes for `cfg` (a model on the meta device: no memory)."""
     from core.model import GPT
 
     with torch.device("meta"):
         model = GPT(cfg)
-    return tuple(model.get_parameter(ours + ".weight").shape)
+    return {name: tuple(p.shape) for name, p in model.named_parameters()}
 
 
 def import_peft(folder: str, base: str, out: str) -> str:

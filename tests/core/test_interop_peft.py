@@ -197,3 +197,10 @@ def test_adapters_it_cannot_hold_are_refused_by_name(tmp_path, capsys):
         assert not os.path.exists(tmp_path / f"out-{name}")
     assert main(["import", str(tmp_path / "hf"), "--base", base, "--out", str(tmp_path / "x")]) == 2
     assert "--base is for a LoRA adapter folder" in capsys.readouterr().err
+    wider = transformers.LlamaForCausalLM(transformers.LlamaConfig(  # an adapter for another model
+        vocab_size=400, hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+        num_hidden_layers=2))
+    peft.get_peft_model(wider, peft.LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(str(tmp_path / "w"))
+    assert main(["import", str(tmp_path / "w"), "--base", base, "--out", str(tmp_path / "out-w")]) == 2
+    err = capsys.readouterr().err
+    assert "another shape" in err and "is --base the model it was trained on?" in err and "Traceback" not in err

@@ -69,7 +69,7 @@ def _describe_adapter(path: str) -> tuple[str, str]:
     targets = ", ".join(sorted(targets)) if isinstance(targets, list) else str(targets or "?")
     base = cfg.get("base_model_name_or_path") or "a model it does not name"
     return (f"A LoRA adapter (PEFT): rank {cfg['r']}, alpha {cfg.get('lora_alpha', 8)}, on {targets}; trained on "
-            f"{base}. It goes on that model's import: pick it as the base model."), ""
+            f"{base}. It goes on that model's import: the Base model below."), ""
 
 
 def adapter_base(source: str, checkpoints: list[str]) -> str:

@@ -180,6 +180,12 @@ def test_conversations_are_kept_in_the_history_and_go_on_where_they_were(qtbot, 
     assert "6 messages" in history.item(0).text()
     entry = GenerationHistory(imported).entries[0]
     assert [m["content"] for m in entry["messages"]][::2] == ["first question", "second question", "third question"]
+    # a conversation whose checkpoint has gone since: shown, and it goes on with the chat checkpoint picked
+    history.show_entries([dict(entry, checkpoint=os.path.join(imported, "runs", "gone", "checkpoints",
+                                                              "step-000001"))])
+    history.itemClicked.emit(history.item(0))
+    assert "checkpoint is gone" in pane.status.text() and "goes on with tiny-llama" in pane.status.text()
+    assert len(chat.turns) == 6
 
 
 def test_attention_on_an_imported_gqa_model_shows_every_query_head(qtbot, chat_window, imported):

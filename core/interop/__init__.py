@@ -9,6 +9,7 @@ folder, a GGUF file or an ONNX graph.
     hf_export.py gguf_export.py onnx_export.py   checkpoint -> HF folder / GGUF file / ONNX graph
     peft_export.py gguf_lora_export.py   a LoRA checkpoint's adapters -> a PEFT adapter folder / a llama.cpp
                      LoRA adapter (.gguf)
+    peft_import.py   a PEFT adapter folder -> a LoRA checkpoint on a base checkpoint
     commands.py      `llm-train import` and `llm-train export`
 
 `transformers`, `gguf`, `onnx` and `onnxruntime` are an optional extra (`pip install -e '.[interop]'`): they

@@ -94,8 +94,14 @@ def test_frozen_torchrun_starts_every_worker_through_the_bundle(frozen, tmp_path
     env.update(OMP_NUM_THREADS="1", LOGLEVEL="WARNING")
     out = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    answers = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    assert len(answers) == 2 and all(a["torch"] for a in answers)
+    # both workers write to the one pipe: their lines can come out as "{A}{B}\n\n" (one fresh-clone run in
+    # many), so the answers are read as JSON objects one after the other, not line by line
+    decoder, answers, at = json.JSONDecoder(), [], out.stdout.find("{")
+    while at != -1:
+        answer, end = decoder.raw_decode(out.stdout, at)
+        answers.append(answer)
+        at = out.stdout.find("{", end)
+    assert len(answers) == 2 and all(a["torch"] for a in answers), out.stdout
 
 
 def _png_size(path: str) -> tuple[int, int]:

@@ -59,7 +59,10 @@ def missing_packages(fmt: str) -> list[str]:
 
 
 def missing_text(fmt: str, missing: list[str]) -> str:
-    return missing_package_message(f"{fmt.upper()} export", missing) + "."
+    what = {"gguf-lora": "GGUF LoRA adapter export"}.get(fmt, f"{fmt.upper()} export")
+    return missing_package_message(what, missing) + "."
+
+
 SUFFIX = {"hf": "", "gguf": ".gguf", "onnx": ".onnx", "peft": "", "gguf-lora": ".gguf"}
 
 

@@ -230,6 +230,7 @@ def test_export_dialog_says_before_export_when_a_formats_package_is_missing(qtbo
     assert "'gguf'" in dialog.status.text() and "desktop build does not include it" in dialog.status.text()
     dialog.format.setCurrentIndex(dialog.format.findData("hf"))
     assert dialog.export_button.isEnabled() and not dialog.status.text()
+    assert export_job.missing_text("gguf-lora", ["gguf"]).startswith("GGUF LoRA adapter export needs")  # "GGUF-LORA"
 
 
 def test_a_model_only_onnx_can_carry_is_offered_onnx_and_says_why_not_the_others(qtbot, tmp_path):

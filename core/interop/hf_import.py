@@ -128,13 +128,7 @@ def hf_token_info(folder: str, raw: dict, tokenizer_json: str) -> dict:
 
     tok_cfg = _read_optional(os.path.join(folder, "tokenizer_config.json"))
     gen_cfg = _read_optional(os.path.join(folder, "generation_config.json"))
-    template = tok_cfg.get("chat_template")
-    jinja = os.path.join(folder, "chat_template.jinja")
-    if template is None and os.path.isfile(jinja):
-        with open(jinja, encoding="utf-8") as fh:
-            template = fh.read()
-    if isinstance(template, list):  # named templates: keep the default one
-        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+    template = hf_chat_template(folder, tok_cfg)
     tok = Tokenizer.from_str(tokenizer_json)
     info = {"chat_template": template, "context_length": raw.get("max_position_embeddings")
             or raw.get("n_positions") or raw.get("n_ctx"), "add_bos_token": bool(tok_cfg.get("add_bos_token",
@@ -148,6 +142,21 @@ def hf_token_info(folder: str, raw: dict, tokenizer_json: str) -> dict:
             text = tok.id_to_token(tid)
         info[f"{role}_token"], info[f"{role}_token_id"] = text, tid
     return info
+
+
+def hf_chat_template(folder: str, tok_cfg: dict | None = None) -> str | None:
+    """The chat template a Hugging Face folder (a model's, or a PEFT adapter's) carries: tokenizer_config.json's,
+    else chat_template.jinja; of named templates, the default one; None when there is none."""
+    if tok_cfg is None:
+        tok_cfg = _read_optional(os.path.join(folder, "tokenizer_config.json"))
+    template = tok_cfg.get("chat_template")
+    jinja = os.path.join(folder, "chat_template.jinja")
+    if template is None and os.path.isfile(jinja):
+        with open(jinja, encoding="utf-8") as fh:
+            template = fh.read()
+    if isinstance(template, list):  # named templates: keep the default one
+        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+    return template
 
 
 def _read_optional(path: str) -> dict:

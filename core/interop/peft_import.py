@@ -13,7 +13,6 @@ alphas, and adapters on modules we have no counterpart for.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -114,6 +113,7 @@ def import_peft(folder: str, base: str, out: str) -> str:
 
     from core import checkpoint as ckpt
     from core.config import Config
+    from core.interop.hf_import import hf_chat_template
     from core.interop.writer import checkpoint_target
     from core.lora import CHAT_KEYS, apply_lora, note_lora_child
     from core.model import GPT
@@ -132,33 +132,22 @@ def import_peft(folder: str, base: str, out: str) -> str:
     spec, adapters = ours_from_peft(cfg, family, peft, load_file(weights))
     final, _parent = checkpoint_target(out)
     run_dir = os.path.dirname(os.path.dirname(final))
-    model = apply_lora(GPT(cfg), spec["rank"], spec["alpha"], spec["dropout"], spec["targets"])
-    missing, unexpected = model.load_state_dict(adapters, strict=False)
+    with torch.device("meta"):  # only the adapters are written: the base's weights are never allocated
+        model = apply_lora(GPT(cfg), spec["rank"], spec["alpha"], spec["dropout"], spec["targets"])
+    missing, unexpected = model.load_state_dict(adapters, strict=False, assign=True)
     assert not unexpected and not [k for k in missing if ".lora_" in k], (missing, unexpected)
     full = Config(model=cfg).to_dict()
     full["train"].update(init_from=base, finetune="lora", lora_rank=spec["rank"], lora_alpha=spec["alpha"],
                          lora_targets=spec["targets"])
     full["data"]["dir"] = os.path.dirname(final)  # no data folder: the tokenizer lives in the checkpoint
     here = os.path.join(run_dir, layout.CHECKPOINTS, layout.step_dir_name(0))
+    own = hf_chat_template(folder)  # a fine-tune on instruction data may carry its own template
     meta = {"config": full, "reason": "import", "parent": None, "params": sum(t.numel() for t in adapters.values()),
-            **{k: base_meta[k] for k in CHAT_KEYS if base_meta.get(k) is not None}, **_chat_template(folder),
+            **{k: base_meta[k] for k in CHAT_KEYS if base_meta.get(k) is not None},
+            **({"chat_template": own} if isinstance(own, str) and own.strip() else {}),  # the adapter's own
             "lora": {**spec, "base": base, "base_relative": os.path.relpath(base, here)},
             "imported_from": {"format": "peft", "path": os.path.abspath(folder),
                               "base_model": peft.get("base_model_name_or_path")}}
     path = ckpt.save_checkpoint(run_dir, 0, model, None, meta, os.path.join(base, layout.TOKENIZER))
     note_lora_child(base, run_dir)  # the base's run never prunes it
     return path
-
-
-def _chat_template(folder: str) -> dict:
-    """The adapter folder's own chat template, when it carries one (a fine-tune on instruction data may)."""
-    path = os.path.join(folder, "chat_template.jinja")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as fh:
-            return {"chat_template": fh.read()}
-    try:
-        with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as fh:
-            template = json.load(fh).get("chat_template")
-    except (OSError, ValueError):
-        return {}
-    return {"chat_template": template} if isinstance(template, str) and template.strip() else {}

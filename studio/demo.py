@@ -44,7 +44,7 @@ train:
   device: cpu
   lr: 2.0e-3
   min_lr: 2.0e-4
-  sample_tokens: 120  # text written at each evaluation (Samples, below the curves): watch it learn the tasks
+  sample_tokens: 120  # text written at each evaluation (Samples, below the curves): watch it learn
 run:
   dir: .
 """

@@ -151,8 +151,20 @@ def test_the_text_follows_the_selected_run_until_the_user_types_one(qtbot, works
     assert shown.endswith(("GREMIO:", "neighbour.")) and "".join(pieces).lstrip("\n").startswith(shown)
     p.set_run_dir(probed.dir)
     assert p.text.toPlainText() == "abc|cba"
+    # a run selected while its config was invalid (no probe to read), mended later: the tab, shown again,
+    # reads the run's text (the demo's stayed on a Shakespeare run)
+    good = probed.read_config_text()
+    probed.write_config_text(good.replace("n_embd:", "n_embd: x #"))
+    p.set_run_dir(probed.dir)
+    assert p.text.toPlainText() != "abc|cba"
+    probed.write_config_text(good)
+    p.show()
+    assert p.text.toPlainText() == "abc|cba"
     p.text.setPlainText("my own text")
     p.set_run_dir(plain.dir)
+    assert p.text.toPlainText() == "my own text"
+    p.hide()
+    p.show()
     assert p.text.toPlainText() == "my own text"
     p.shutdown_workers(wait_ms=5000)
     p.pool.shutdown(wait_ms=5000)

@@ -168,6 +168,28 @@ def test_estimates_follow_n_layer(qtbot, editor):
     assert after["memory"]["total"] > 0 and after["flops_per_token"] > 0
 
 
+def test_an_invalid_config_loaded_after_another_shows_no_figures_of_the_other(qtbot, editor):
+    # switching from a valid run to one whose config.yaml is invalid showed the first run's parameters and
+    # memory as "the last valid config" of the second
+    editor.set_text(COMMENTED)
+    assert editor.estimates.values["params"].text() != "—"
+    editor.set_text(COMMENTED.replace("n_embd: 32", "n_embd: 32z"))
+    assert editor.last_estimate() is None
+    assert {label.text() for label in editor.estimates.values.values()} == {"—"}
+    assert editor.estimates.note.text().startswith("No estimates until the config is valid: 1 problem")
+    assert not editor.estimates.isEnabled()
+
+    # made valid, then broken by an edit: this text's own last figures stay, greyed
+    with qtbot.waitSignal(editor.validity_changed, timeout=2000):
+        editor.set_text(COMMENTED)
+    params = editor.estimates.values["params"].text()
+    editor.tabs.setCurrentWidget(editor.yaml_edit)
+    with qtbot.waitSignal(editor.validity_changed, check_params_cb=_invalid, timeout=3000):
+        editor.yaml_edit.setPlainText(COMMENTED.replace("n_embd: 32", "n_embd: 32z"))
+    assert editor.estimates.values["params"].text() == params != "—"
+    assert editor.estimates.note.text().startswith("Showing the last valid config")
+
+
 def test_vocab_comes_from_the_data_folder(qtbot, editor, tmp_path):
     data = tmp_path / "ws" / "data" / "demo"
     data.mkdir(parents=True)

@@ -90,6 +90,7 @@ class AttentionPanel(QWidget):
         self.text.setPlaceholderText("Type or paste a text, then Compute (Ctrl+Return)")
         self.text.setPlainText(DEFAULT_TEXT)
         self._own_text = False  # typed (or sent from Generate) by the user: kept when the run changes
+        self._run_dir = ""
         self.text.textChanged.connect(self._on_text_changed)
         self.text.setFixedHeight(self.text.fontMetrics().lineSpacing() * 3 + 14)  # three lines, whole
         self.compute_button = QPushButton("Compute")
@@ -217,8 +218,19 @@ class AttentionPanel(QWidget):
         checkpoint's run), and whose latest checkpoint the picker preselects."""
         self.session.set_run_dir(run_dir)
         self.picker.set_run(run_dir)
-        if not self._own_text:  # the run's own probe text, or a sample of its data
-            self._set_default_text(probe_text(Run(run_dir)) or DEFAULT_TEXT)
+        self._run_dir = run_dir
+        self._follow_run_text()
+
+    def _follow_run_text(self) -> None:
+        """Unless the user typed their own: the run's probe text, or a sample of its data (read again when the
+        tab is shown: a config that was invalid when the run was selected gave no probe, and the demo's text
+        stayed on a Shakespeare run after the config was mended)."""
+        if not self._own_text and self._run_dir:
+            self._set_default_text(probe_text(Run(self._run_dir)) or DEFAULT_TEXT)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._follow_run_text()
+        super().showEvent(event)
 
     def _set_default_text(self, text: str) -> None:
         if text != self.text.toPlainText():

@@ -205,6 +205,7 @@ class ConfigEditor(QWidget):
         self.status.show()
         self.notice_label.hide()  # a preset's notice is about the text it loaded
         self._debounce.stop()
+        self._estimate = None  # another run's (or text's) figures are not this one's "last valid" ones
         self._replace_yaml_text(text)
         self._apply_text(text)
         self.changed.emit()
@@ -320,8 +321,10 @@ class ConfigEditor(QWidget):
             self.problems_label.setText("\n".join(p.message for p in problems))
             self.problems_label.setStyleSheet(banner_style("error"))  # the theme may have changed
             self.problems_label.show()
-            if not estimated:
+            if not estimated and self._estimate is not None:
                 self.estimates.show_stale(count)
+            elif not estimated:
+                self.estimates.show_none(count)
         self.validity_changed.emit(config is not None, message)
 
     def _mark_yaml_lines(self, text: str, problems: list[Problem]) -> None:

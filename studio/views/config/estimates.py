@@ -187,5 +187,16 @@ class EstimatesPanel(QFrame):
         self.setEnabled(False)
         self.note.setText(f"Showing the last valid config: {reason}")
 
+    def show_none(self, reason: str) -> None:
+        """No figures: the config shown has not been valid since it was loaded (the last valid numbers
+        were another run's, or another text's)."""
+        for label in (*self.values.values(), *self.timing.values()):
+            label.setText("—")
+            label.setToolTip("")
+        self.bar.set_parts({})
+        self.timing_note.setText("")
+        self.setEnabled(False)
+        self.note.setText(f"No estimates until the config is valid: {reason}")
+
 
 # ------------------------------------------------------------------------------ the editor

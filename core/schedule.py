@@ -83,3 +83,29 @@ def schedule_problems(t) -> list[tuple[str, str]]:
         out.append(("train.restart_step", f"train.restart_step: {t.restart_step} is not before "
                                           f"train.max_steps={t.max_steps}; the schedule would have no steps left"))
     return out
+
+
+SCHEDULE_FIELDS = ("lr", "min_lr", "warmup_steps", "schedule", "decay_fraction", "max_steps", "restart_step",
+                   "restart_lr")
+
+
+def resume_jump(step: int, saved: dict, t) -> str | None:
+    """What a resume at `step` does to the learning rate when the schedule's settings changed since the
+    checkpoint (`saved`: the train section it trained with, its meta's config): the schedule is a function of
+    the settings, so a max_steps lowered from 1000 to 600 at step 450 drops the rate from 1.3e-3 to 5e-4 at
+    once. None when the rate stays within 1%, or when the change restarts the schedule at this very step
+    (a fork or a continuation: train.restart_step = step, made for it)."""
+    changed = {k: saved[k] for k in SCHEDULE_FIELDS if k in saved and saved[k] != getattr(t, k)}
+    if not changed or (getattr(t, "restart_step", 0) == step and "restart_step" in changed):
+        return None
+    try:
+        before = lr_at(step, dataclasses.replace(t, **changed))
+    except (TypeError, ValueError, ZeroDivisionError):  # a meta.json written by hand: no comparison to make
+        return None
+    after = lr_at(step, t)
+    if abs(after - before) <= 0.01 * max(abs(before), abs(after)):
+        return None
+    fields = ", ".join(f"train.{k} {v} -> {getattr(t, k)}" for k, v in changed.items())
+    return (f"{fields} since the checkpoint at step {step}: the learning rate jumps from {before:.3g} to "
+            f"{after:.3g} there (the schedule follows the settings); a fork of the checkpoint starts a schedule "
+            "over from it instead")

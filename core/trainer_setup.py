@@ -327,6 +327,12 @@ def set_up(cfg: Config, resume: bool, rank: int, world: int, sinks: Sinks, confi
     if tr.ddp:
         tr.model = DDP(tr.model, device_ids=[int(device.split(":")[1])] if dev_type == "cuda" else None)
     announce(tr, config_path, overrides)
+    if resume_from and rank == 0:
+        from core.schedule import resume_jump
+
+        saved = (ckpt.read_meta(resume_from).get("config") or {}).get("train")  # restore() verified it
+        if jump := resume_jump(tr.state.step, saved if isinstance(saved, dict) else {}, t):
+            sinks.emit(make_event("log", level="warning", message=jump))
     return tr
 
 

@@ -81,6 +81,37 @@ def test_the_engine_trains_on_at_the_rate_the_run_had_reached(tmp_path, char_dat
     assert sorted(steps) == list(range(1, 21))
     assert [steps[s] for s in range(13, 21)] == pytest.approx([3.0e-4] * 8)
     assert steps[12] == pytest.approx(lr_at(11, old)) and steps[2] == pytest.approx(3.0e-3)
+    warnings = [e for e in read_events(os.path.join(run_dir_of(cfg), "metrics.jsonl"))
+                if e["event"] == "log" and e.get("level") == "warning"]
+    assert warnings == []  # a restart at the checkpoint's step is what it is made for: nothing to warn of
+
+    # resumed again with max_steps raised and no restart: the rate jumps back up, and the run says so
+    raw["train"].update(max_steps=40, restart_step=0, restart_lr=None)
+    with open(cfg, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(raw, fh)
+    assert train_inproc(cfg, "--resume") == 0
+    events = list(read_events(os.path.join(run_dir_of(cfg), "metrics.jsonl")))
+    warnings = [e["message"] for e in events if e["event"] == "log" and e.get("level") == "warning"]
+    rate = [e["lr"] for e in events if e["event"] == "step" and e["step"] == 21][0]
+    assert rate > 5e-4 and len(warnings) == 1, (rate, warnings)
+    assert warnings[0].startswith("train.max_steps 20 -> 40, train.restart_step 12 -> 0, train.restart_lr")
+    assert f"the learning rate jumps from 0.0003 to {rate:.3g} there" in warnings[0]
+
+
+def test_a_resume_names_a_schedule_change_that_moves_the_rate():
+    from core.schedule import resume_jump
+
+    t = TrainConfig(max_steps=600, lr=2e-3, min_lr=2e-4, warmup_steps=50)
+    saved = {**dataclasses.asdict(t), "max_steps": 1000}
+    message = resume_jump(450, saved, t)
+    assert message is not None and message.startswith("train.max_steps 1000 -> 600 since the checkpoint at step 450")
+    assert f"jumps from {lr_at(450, dataclasses.replace(t, max_steps=1000)):.3g} to {lr_at(450, t):.3g}" in message
+    assert resume_jump(450, dataclasses.asdict(t), t) is None  # nothing changed
+    assert resume_jump(450, {**saved, "max_steps": 600, "weight_decay": 0.0}, t) is None  # not the schedule
+    assert resume_jump(450, {**dataclasses.asdict(t), "max_steps": 601}, t) is None  # within 1%
+    wsd = dataclasses.replace(t, schedule="wsd", decay_fraction=0.2)
+    assert resume_jump(100, {**dataclasses.asdict(wsd), "max_steps": 1000}, wsd) is None  # stable either way
+    assert resume_jump(450, {}, t) is None  # a checkpoint without its config
 
 
 def test_going_on_is_for_a_checkpoint_still_at_its_peak_rate():

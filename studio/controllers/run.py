@@ -271,6 +271,23 @@ class RunController(QObject):
         no_device = device_problem(device or cfg.train.device, engine_info.known())
         return [no_device] if no_device else [p.message for p in self.shape_problems(cfg)]
 
+    def resume_note(self, config_text: str | None = None) -> str:
+        """What Resume will do to the learning rate when the schedule's settings changed since the latest
+        checkpoint (core.schedule.resume_jump: a lowered max_steps drops the rate at once), said beside it
+        before anything is launched; empty otherwise."""
+        if not self.can_resume():
+            return ""
+        try:
+            cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
+        except ConfigError:
+            return ""
+        from core.schedule import resume_jump
+
+        latest = self.run.checkpoints()[-1]
+        saved = (layout.read_checkpoint_meta(latest.path).get("config") or {}).get("train")
+        jump = resume_jump(latest.step, saved if isinstance(saved, dict) else {}, cfg.train)
+        return f"Resume: {jump}." if jump else ""
+
     def start_problems(self, config_text: str | None = None, device: str = "") -> list[str]:
         """Why Start is not possible right now (empty when it is)."""
         if self.is_running():

@@ -115,8 +115,16 @@ def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
     assert "model.n_layer: 3 differs from 2" in w.training.blocker_label.text()
     w.save_config()
     assert not w.start_training(resume=True) and ctl.history.starts == 1  # refused here, not by the engine
+    # A schedule edit does not block Resume, but what it does to the rate is said before the launch
+    editor.set_text(with_changes(trained_text, {"train.lr": 1.0e-3}))
+    qtbot.waitUntil(lambda: w.training.resume_button.isEnabled(), timeout=5000)
+    note = w.training.blocker_label.text()
+    assert note.startswith(f"Resume: train.lr 0.002 -> 0.001 since the checkpoint at step {stopped_at}: "
+                           "the learning rate jumps from "), note
+    assert w.training.blocker_label.isVisibleTo(w.training)
     editor.set_text(trained_text)
     qtbot.waitUntil(lambda: w.training.resume_button.isEnabled(), timeout=5000)
+    assert not w.training.blocker_label.isVisibleTo(w.training)
     qtbot.mouseClick(w.training.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: ctl.history.step >= stopped_at + 10, timeout=60000)
     assert ctl.history.starts == 2 and ctl.history.start.get("resumed")

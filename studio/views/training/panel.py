@@ -52,6 +52,7 @@ class TrainingPanel(QWidget):
         self._planned_steps = 0  # train.max_steps of the selected run's config, for the progress bar
         self._planned_start = 0  # the step a new fork starts at (its checkpoint's), for the progress bar
         self._blockers: list[str] = []
+        self._resume_note = ""
         bar = self._build_bar()
 
         self.blocker_label = QLabel()
@@ -180,11 +181,13 @@ class TrainingPanel(QWidget):
                 (c.status_changed, self._on_controller_status_changed),
                 (c.run_finished, self._on_controller_run_finished)]
 
-    def set_start_blockers(self, problems: list[str], planned_steps: int = 0) -> None:
+    def set_start_blockers(self, problems: list[str], planned_steps: int = 0, resume_note: str = "") -> None:
         """Why Start (a new run) or Resume (a stopped one) is disabled, shown next to it; empty when it may.
         `planned_steps`: train.max_steps of a new run's config as edited (0 = keep), for the progress bar and
-        the plots' x axis before the run starts."""
+        the plots' x axis before the run starts. `resume_note`: what Resume would do that the user may not
+        expect (RunController.resume_note), shown while it is enabled."""
         self._blockers = list(problems)
+        self._resume_note = resume_note
         c = self.controller
         if planned_steps and planned_steps != self._planned_steps and c is not None and not len(c.history.steps):
             self._planned_steps = planned_steps
@@ -222,9 +225,10 @@ class TrainingPanel(QWidget):
         if status == "imported":  # a base model, not a run: say what it is for instead of why it cannot start
             note = imported.imported_note(str(c.run.lineage().get("parent_checkpoint") or ""), imported.model_line(c.run),
                                           c.run.parent_dir())
-        self.blocker_label.setText(f"Cannot {verb} — {reason}" if reason else note)
-        self.blocker_label.setStyleSheet(banner_style("warning" if reason else "info"))
-        self.blocker_label.setVisible(bool(reason or note))
+        hint = self._resume_note if resumable and not reason else ""
+        self.blocker_label.setText(f"Cannot {verb} — {reason}" if reason else note or hint)
+        self.blocker_label.setStyleSheet(banner_style("warning" if reason or hint else "info"))
+        self.blocker_label.setVisible(bool(reason or note or hint))
         self.progress.setVisible(c is not None and not note)  # no run, or a model never trained here: no steps
         for w in (self.splitter, self.rule):  # nor curves and engine log (they stood empty under the note)
             w.setVisible(not note)

@@ -89,8 +89,7 @@ class AttentionPanel(QWidget):
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("Type or paste a text, then Compute (Ctrl+Return)")
         self.text.setPlainText(DEFAULT_TEXT)
-        self._own_text = False  # typed (or sent from Generate) by the user: kept when the run changes
-        self._run_dir = ""
+        self._own_text, self._run_dir = False, ""  # own: typed (or sent from Generate), kept across runs
         self.text.textChanged.connect(self._on_text_changed)
         self.text.setFixedHeight(self.text.fontMetrics().lineSpacing() * 3 + 14)  # three lines, whole
         self.compute_button = QPushButton("Compute")

@@ -269,7 +269,13 @@ class RunController(QObject):
         except ConfigError as exc:
             return [p.message for p in exc.problems][:3]
         no_device = device_problem(device or cfg.train.device, engine_info.known())
-        return [no_device] if no_device else [p.message for p in self.shape_problems(cfg)]
+        if no_device:
+            return [no_device]
+        checkpoints = self.run.checkpoints()
+        if checkpoints and cfg.train.max_steps <= checkpoints[-1].step:  # the engine's rule, said before it
+            return [f"train.max_steps: {cfg.train.max_steps} is not beyond the checkpoint's step "
+                    f"{checkpoints[-1].step}; raise train.max_steps to train further"]
+        return [p.message for p in self.shape_problems(cfg)]
 
     def resume_note(self, config_text: str | None = None) -> str:
         """What Resume will do to the learning rate when the schedule's settings changed since the latest

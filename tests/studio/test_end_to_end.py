@@ -122,6 +122,11 @@ def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
     assert note.startswith(f"Resume: train.lr 0.002 -> 0.001 since the checkpoint at step {stopped_at}: "
                            "the learning rate jumps from "), note
     assert w.training.blocker_label.isVisibleTo(w.training)
+    # max_steps lowered to the checkpoint's step: the engine would refuse it; Resume says so and waits
+    editor.set_text(with_changes(trained_text, {"train.max_steps": stopped_at}))
+    qtbot.waitUntil(lambda: not w.training.resume_button.isEnabled(), timeout=5000)
+    assert (f"Cannot resume — train.max_steps: {stopped_at} is not beyond the checkpoint's step {stopped_at}"
+            in w.training.blocker_label.text())
     editor.set_text(trained_text)
     qtbot.waitUntil(lambda: w.training.resume_button.isEnabled(), timeout=5000)
     assert not w.training.blocker_label.isVisibleTo(w.training)

@@ -98,6 +98,11 @@ class GenerationSession(QObject):
         self.history = GenerationHistory(root)
         self.history_changed.emit(self.history.entries)
 
+    def run_moved(self, old_dir: str, new_dir: str) -> None:
+        """A run was renamed: the history's entries of its checkpoints follow it."""
+        if self.history.moved(old_dir, new_dir):
+            self.history_changed.emit(self.history.entries)
+
     def side(self, name: str) -> SideState:
         return self.sides[name]
 

@@ -40,6 +40,29 @@ class GenerationHistory:
         self.save()
         return entry
 
+    def moved(self, old_dir: str, new_dir: str) -> int:
+        """A run folder was renamed: the entries' checkpoint paths in it follow (they named the old folder: a
+        click on one said its checkpoint was gone, and the list showed the old name). How many changed."""
+        old = os.path.normpath(old_dir)
+        count = 0
+
+        def follow(path):
+            nonlocal count
+            if not isinstance(path, str) or not path or os.path.commonpath([old, os.path.normpath(path)]) != old:
+                return path
+            count += 1
+            return os.path.join(new_dir, os.path.relpath(path, old))
+
+        for entry in self.entries:
+            if "checkpoint" in entry:  # a conversation
+                entry["checkpoint"] = follow(entry["checkpoint"])
+            for output in entry.get("outputs") or []:
+                if isinstance(output, dict) and "checkpoint" in output:
+                    output["checkpoint"] = follow(output["checkpoint"])
+        if count:
+            self.save()
+        return count
+
     def save(self) -> None:
         if self.path:
             atomic_write_json(self.path, {"version": VERSION, "entries": self.entries}, indent=1)

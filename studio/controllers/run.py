@@ -262,8 +262,9 @@ class RunController(QObject):
         self._shape_cache = (path, model)
         return model
 
-    def resume_problems(self, config_text: str | None = None, device: str = "") -> list[str]:
-        """Why Resume would be refused by the engine's set-up (`device`: the Training bar's choice)."""
+    def resume_problems(self, config_text: str | None = None, device: str = "", raising: bool = False) -> list[str]:
+        """Why Resume would be refused by the engine's set-up (`device`: the Training bar's choice); `raising`:
+        the caller raises train.max_steps before it resumes (Continue), so its value now is not checked."""
         try:
             cfg = loads(self.run.read_config_text() if config_text is None else config_text, base_dir=self.run.dir)
         except ConfigError as exc:
@@ -272,7 +273,7 @@ class RunController(QObject):
         if no_device:
             return [no_device]
         checkpoints = self.run.checkpoints()
-        if checkpoints and cfg.train.max_steps <= checkpoints[-1].step:  # the engine's rule, said before it
+        if checkpoints and not raising and cfg.train.max_steps <= checkpoints[-1].step:  # the engine's rule
             return [f"train.max_steps: {cfg.train.max_steps} is not beyond the checkpoint's step "
                     f"{checkpoints[-1].step}; raise train.max_steps to train further"]
         return [p.message for p in self.shape_problems(cfg)]

@@ -339,7 +339,7 @@ class WorkspaceSession(QObject):
             return why
         if more_steps <= 0:
             return "the number of more steps must be positive"
-        problems = ctl.resume_problems()  # e.g. a shape edit the engine would refuse: said here, nothing launched
+        problems = ctl.resume_problems(raising=True)  # e.g. a shape edit the engine would refuse: said here
         if problems:
             return problems[0]
         step = ctl.run.checkpoints()[-1].step

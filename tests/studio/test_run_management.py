@@ -4,6 +4,7 @@ runs list's right-click menu, filter and dialogs of a real main window."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 
@@ -127,10 +128,22 @@ def test_rename_delete_and_tags_from_the_right_click_menu(qtbot, window, workspa
     _menu_action(w, tiny, "Rename").trigger()
     assert asked[0] == ("tiny", "") and asked[1][0] == "my-first-run" and "not a usable run name" in asked[1][1]
     assert asked[2] == ("other", "a run named 'other' already exists") and os.path.isdir(tiny)
+    # the prompt history names the run's checkpoints (a generation, a chat) and another run's: its own follow
+    history = w.generation.session.history
+    history.add("hi", {}, [{"checkpoint": os.path.join(tiny, "checkpoints", "step-000030"), "text": "x"},
+                           {"checkpoint": os.path.join(other.dir, "checkpoints", "step-000030"), "text": "y"}])
+    history.put({"kind": "chat", "id": "c1", "prompt": "yo", "checkpoint": os.path.join(tiny, "checkpoints",
+                                                                                       "step-000030")})
     monkeypatch.setattr(dialogs, "ask_rename", answer(["bad name!", "baseline"]))
     _menu_action(w, tiny, "Rename").trigger()
     renamed = os.path.join(workspace.runs_dir, "baseline")
     assert os.path.isdir(renamed) and not os.path.exists(tiny)
+    saved = json.load(open(history.path, encoding="utf-8"))["entries"]
+    assert saved[0]["checkpoint"] == os.path.join(renamed, "checkpoints", "step-000030")
+    assert [o["checkpoint"] for o in saved[1]["outputs"]] == [
+        os.path.join(renamed, "checkpoints", "step-000030"), os.path.join(other.dir, "checkpoints", "step-000030")]
+    shown = [w.generation.history_list.item(i).text() for i in range(w.generation.history_list.count())]
+    assert "baseline · step 30" in shown[0] and "baseline · step 30, other · step 30" in shown[1], shown
     assert w.current_dir == renamed and w.controller().run.name == "baseline" and "baseline" in _names(w)
     monkeypatch.setattr(dialogs, "ask_notes", lambda *_a: ("lr 3e-3 baseline", "base, sweep"))
     _menu_action(w, renamed, "Notes and tags").trigger()

@@ -69,6 +69,8 @@ class RunActions(QObject):
                 self._say(f"Cannot rename {ctl.run.name}: {why}")
                 return None
             text = safe_name(name) or name
+        if self.window.generation is not None:  # the prompt history names the run's checkpoints
+            self.window.generation.session.run_moved(run_dir, new_dir)
         if was_current:
             self.window.current_dir = None
         self.panel.select_run(new_dir)

@@ -23,7 +23,7 @@ class GenerationHistory:
     def __init__(self, workspace_root: str = ""):
         self.path = os.path.join(workspace_root, HISTORY_FILE) if workspace_root else ""
         entries = read_json(self.path).get("entries", []) if self.path else []
-        self.entries: list[dict] = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+        self.entries: list[dict] = [_clean(e) for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
     def add(self, prompt: str, params: dict, outputs: list[dict]) -> dict:
         entry = {"time": time.time(), "prompt": prompt, "params": params, "outputs": outputs}
@@ -48,7 +48,11 @@ class GenerationHistory:
 
         def follow(path):
             nonlocal count
-            if not isinstance(path, str) or not path or os.path.commonpath([old, os.path.normpath(path)]) != old:
+            try:  # a relative path in a hand-edited file, another drive: not in the run
+                inside = isinstance(path, str) and os.path.commonpath([old, os.path.normpath(path)]) == old
+            except ValueError:
+                inside = False
+            if not inside:
                 return path
             count += 1
             return os.path.join(new_dir, os.path.relpath(path, old))
@@ -66,3 +70,18 @@ class GenerationHistory:
     def save(self) -> None:
         if self.path:
             atomic_write_json(self.path, {"version": VERSION, "entries": self.entries}, indent=1)
+
+
+def _clean(entry: dict) -> dict:
+    """An entry as the views read it, whatever a hand-edited or damaged file holds: text fields are strings,
+    outputs a list of dicts (a null checkpoint stopped the history list with a TypeError)."""
+    for key in ("prompt", "checkpoint"):
+        if key in entry and not isinstance(entry[key], str):
+            entry[key] = ""
+    outputs = entry.get("outputs", [])
+    entry["outputs"] = [o for o in outputs if isinstance(o, dict)] if isinstance(outputs, list) else []
+    for output in entry["outputs"]:
+        for key in ("checkpoint", "text"):
+            if not isinstance(output.get(key, ""), str):
+                output[key] = ""
+    return entry

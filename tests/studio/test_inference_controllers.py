@@ -120,3 +120,21 @@ def test_history_keeps_the_newest_entries_and_survives_a_damaged_file(tmp_path):
     again = GenerationHistory(str(tmp_path))
     assert len(again.entries) == MAX_ENTRIES and again.entries[0]["prompt"] == f"p{MAX_ENTRIES + 2}"
     assert [n for n in os.listdir(tmp_path) if n != "generation_history.json"] == []  # no temp file left
+
+
+def test_a_hand_edited_history_shows_without_an_exception(qtbot, tmp_path):
+    """Nulls and wrong types where paths and texts belong (the history list raised a TypeError on a null
+    checkpoint): the entries come in with empty strings there, and the list shows them."""
+    from studio.views.generate.history import HistoryList
+
+    (tmp_path / "generation_history.json").write_text(json.dumps({"entries": [
+        {"prompt": None, "outputs": [{"checkpoint": None, "text": 3}, "junk"]},
+        {"kind": "chat", "prompt": "hi", "checkpoint": 7, "messages": []},
+        {"prompt": "ok", "outputs": {"not": "a list"}}, "junk"]}), encoding="utf-8")
+    history = GenerationHistory(str(tmp_path))
+    assert [e["outputs"] for e in history.entries] == [[{"checkpoint": "", "text": ""}], [], []]
+    assert history.entries[1]["checkpoint"] == "" and history.entries[0]["prompt"] == ""
+    shown = HistoryList()
+    qtbot.addWidget(shown)
+    shown.show_entries(history.entries)
+    assert shown.count() == 3 and shown.item(2).text().startswith("ok\n")

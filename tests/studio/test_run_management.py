@@ -134,16 +134,19 @@ def test_rename_delete_and_tags_from_the_right_click_menu(qtbot, window, workspa
                            {"checkpoint": os.path.join(other.dir, "checkpoints", "step-000030"), "text": "y"}])
     history.put({"kind": "chat", "id": "c1", "prompt": "yo", "checkpoint": os.path.join(tiny, "checkpoints",
                                                                                        "step-000030")})
+    history.add("odd", {}, [{"checkpoint": "relative/step-000001"}, {"checkpoint": ""}])
     monkeypatch.setattr(dialogs, "ask_rename", answer(["bad name!", "baseline"]))
     _menu_action(w, tiny, "Rename").trigger()
     renamed = os.path.join(workspace.runs_dir, "baseline")
     assert os.path.isdir(renamed) and not os.path.exists(tiny)
     saved = json.load(open(history.path, encoding="utf-8"))["entries"]
+    assert [o["checkpoint"] for o in saved[0]["outputs"]] == ["relative/step-000001", ""]  # left alone
+    saved = saved[1:]
     assert saved[0]["checkpoint"] == os.path.join(renamed, "checkpoints", "step-000030")
     assert [o["checkpoint"] for o in saved[1]["outputs"]] == [
         os.path.join(renamed, "checkpoints", "step-000030"), os.path.join(other.dir, "checkpoints", "step-000030")]
     shown = [w.generation.history_list.item(i).text() for i in range(w.generation.history_list.count())]
-    assert "baseline · step 30" in shown[0] and "baseline · step 30, other · step 30" in shown[1], shown
+    assert "baseline · step 30" in shown[1] and "baseline · step 30, other · step 30" in shown[2], shown
     assert w.current_dir == renamed and w.controller().run.name == "baseline" and "baseline" in _names(w)
     monkeypatch.setattr(dialogs, "ask_notes", lambda *_a: ("lr 3e-3 baseline", "base, sweep"))
     _menu_action(w, renamed, "Notes and tags").trigger()

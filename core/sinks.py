@@ -143,6 +143,8 @@ class ProgressSink:
             self._line(f"{kind} at step {ev.get('step')}; checkpoint {ev.get('checkpoint')}", final=True)
         elif kind == "error":
             self._line(f"error ({ev.get('kind')}): {ev.get('message')}", final=True)
+        elif kind == "log":  # e.g. a resume whose edited schedule moves the learning rate
+            self._line(f"{ev.get('level', 'info')}: {ev.get('message')}", final=True)
 
     def close(self) -> None:
         pass

@@ -63,7 +63,7 @@ def test_a_restart_at_or_beyond_max_steps_is_refused_with_the_field_named():
         loads(yaml.safe_dump({"train": {"restart_lr": -1.0}}))
 
 
-def test_the_engine_trains_on_at_the_rate_the_run_had_reached(tmp_path, char_data):
+def test_the_engine_trains_on_at_the_rate_the_run_had_reached(tmp_path, char_data, capsys):
     """A real run of 12 steps, continued to 20 with --resume after max_steps was raised: the step events of
     the continuation carry min_lr (the rate step 12 had reached), and the first 12 steps are unchanged."""
     train = {"max_steps": 12, "warmup_steps": 2, "lr": 3.0e-3, "min_lr": 3.0e-4, "checkpoint_interval": 0}
@@ -89,7 +89,9 @@ def test_the_engine_trains_on_at_the_rate_the_run_had_reached(tmp_path, char_dat
     raw["train"].update(max_steps=40, restart_step=0, restart_lr=None)
     with open(cfg, "w", encoding="utf-8") as fh:
         yaml.safe_dump(raw, fh)
+    capsys.readouterr()
     assert train_inproc(cfg, "--resume") == 0
+    assert "\nwarning: train.max_steps 20 -> 40, " in capsys.readouterr().err  # said in a terminal too
     events = list(read_events(os.path.join(run_dir_of(cfg), "metrics.jsonl")))
     warnings = [e["message"] for e in events if e["event"] == "log" and e.get("level") == "warning"]
     rate = [e["lr"] for e in events if e["event"] == "step" and e["step"] == 21][0]

@@ -1,5 +1,5 @@
 """`llm-train`: the engine's command line (prepare, train, generate, attention, serve, estimate,
-import, export, eval, merge).
+eval, merge, lr-find, import, export, version).
 
 Exit codes (core.errors): 0 success (also a graceful stop), 1 a failure during the run (error event), 2 bad
 input (config, paths, arguments) with a message naming the file, field or value.

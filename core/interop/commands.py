@@ -18,8 +18,10 @@ DTYPES = ("f32", "f16", "bf16", "q8_0")
 
 def add_parsers(sub) -> None:
     """The `import` and `export` subcommands (called from core.cli.build_parser)."""
-    pi = sub.add_parser("import", help="write a checkpoint from a Hugging Face folder or a .gguf file")
-    pi.add_argument("source", metavar="SOURCE", help="an HF model folder (config.json + weights) or a .gguf file")
+    pi = sub.add_parser("import", help="write a checkpoint from a Hugging Face folder, a .gguf file or a PEFT "
+                                       "LoRA adapter folder (with --base)")
+    pi.add_argument("source", metavar="SOURCE", help="an HF model folder (config.json + weights), a .gguf file, "
+                                                     "or a PEFT adapter folder (adapter_config.json)")
     pi.add_argument("--out", required=True, metavar="DIR",
                     help="a new folder: DIR/checkpoints/step-000000 (or DIR itself when named step-NNNNNN)")
     pi.add_argument("--block-size", type=int, default=None, metavar="N",

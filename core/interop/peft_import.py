@@ -131,6 +131,7 @@ def import_peft(folder: str, base: str, out: str) -> str:
         raise UsageError(f"{folder}: no adapter_model.safetensors (a pickled adapter_model.bin is not loaded)")
     spec, adapters = ours_from_peft(cfg, family, peft, load_file(weights))
     final, _parent = checkpoint_target(out)
+    step = int(os.path.basename(final).split("-", 1)[1])  # step-000000, or the step-NNNNNN --out names
     run_dir = os.path.dirname(os.path.dirname(final))
     with torch.device("meta"):  # only the adapters are written: the base's weights are never allocated
         model = apply_lora(GPT(cfg), spec["rank"], spec["alpha"], spec["dropout"], spec["targets"])
@@ -140,7 +141,7 @@ def import_peft(folder: str, base: str, out: str) -> str:
     full["train"].update(init_from=base, finetune="lora", lora_rank=spec["rank"], lora_alpha=spec["alpha"],
                          lora_targets=spec["targets"])
     full["data"]["dir"] = os.path.dirname(final)  # no data folder: the tokenizer lives in the checkpoint
-    here = os.path.join(run_dir, layout.CHECKPOINTS, layout.step_dir_name(0))
+    here = final
     own = hf_chat_template(folder)  # a fine-tune on instruction data may carry its own template
     meta = {"config": full, "reason": "import", "parent": None, "params": sum(t.numel() for t in adapters.values()),
             **{k: base_meta[k] for k in CHAT_KEYS if base_meta.get(k) is not None},
@@ -148,6 +149,6 @@ def import_peft(folder: str, base: str, out: str) -> str:
             "lora": {**spec, "base": base, "base_relative": os.path.relpath(base, here)},
             "imported_from": {"format": "peft", "path": os.path.abspath(folder),
                               "base_model": peft.get("base_model_name_or_path")}}
-    path = ckpt.save_checkpoint(run_dir, 0, model, None, meta, os.path.join(base, layout.TOKENIZER))
+    path = ckpt.save_checkpoint(run_dir, step, model, None, meta, os.path.join(base, layout.TOKENIZER))
     note_lora_child(base, run_dir)  # the base's run never prunes it
     return path

@@ -180,6 +180,12 @@ def test_a_peft_adapter_imports_as_a_lora_checkpoint_with_peft_s_logits(kind, ta
     with torch.no_grad():
         again = peft.PeftModel.from_pretrained(hf2, str(tmp_path / "again")).eval()(x).logits
     torch.testing.assert_close(again, theirs, atol=1e-4, rtol=0)
+    if kind == "gpt2":  # --out naming a checkpoint folder: that folder, as for a model's import (was step-000000)
+        named = tmp_path / "named" / "checkpoints" / "step-000050"
+        assert main(["import", str(tmp_path / "adapter"), "--base", base, "--out", str(named)]) == 0
+        assert latest_checkpoint(str(tmp_path / "named")) == str(named)
+        with torch.no_grad():
+            torch.testing.assert_close(load_model(str(named))[0](x)[0], theirs, atol=1e-4, rtol=0)
 
 
 def test_adapters_it_cannot_hold_are_refused_by_name(tmp_path, capsys):

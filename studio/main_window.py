@@ -315,7 +315,7 @@ class MainWindow(QMainWindow):
         if ctl is not None and self.training is not None:  # a new run's bar counts the steps as edited
             text = self.config_editor.text()
             blockers = ctl.start_blockers(text, self.training.device())
-            self.training.set_start_blockers(blockers, ctl.startable() and ctl.planned_steps(text), ctl.resume_note(text))
+            self.training.set_start_blockers(blockers, ctl.planned_steps(text), ctl.resume_note(text))
             self._update_actions()
 
     def _update_actions(self) -> None:

@@ -122,6 +122,9 @@ def test_real_engine_prepare_train_stop_resume(qtbot, monkeypatch):
     assert note.startswith(f"Resume: train.lr 0.002 -> 0.001 since the checkpoint at step {stopped_at}: "
                            "the learning rate jumps from "), note
     assert w.training.blocker_label.isVisibleTo(w.training)
+    editor.set_text(with_changes(trained_text, {"train.max_steps": 2000}))  # the bar ends where Resume will
+    qtbot.waitUntil(lambda: w.training.progress.maximum() == 2000, timeout=5000)
+    assert w.training.progress.value() == stopped_at
     # max_steps lowered to the checkpoint's step: the engine would refuse it; Resume says so and waits
     editor.set_text(with_changes(trained_text, {"train.max_steps": stopped_at}))
     qtbot.waitUntil(lambda: not w.training.resume_button.isEnabled(), timeout=5000)

@@ -51,6 +51,7 @@ class TrainingPanel(QWidget):
         self.controller: RunController | None = None
         self._planned_steps = 0  # train.max_steps of the selected run's config, for the progress bar
         self._planned_start = 0  # the step a new fork starts at (its checkpoint's), for the progress bar
+        self._resume_steps = 0  # train.max_steps as edited, of a run Resume may continue
         self._blockers: list[str] = []
         self._resume_note = ""
         bar = self._build_bar()
@@ -183,13 +184,16 @@ class TrainingPanel(QWidget):
 
     def set_start_blockers(self, problems: list[str], planned_steps: int = 0, resume_note: str = "") -> None:
         """Why Start (a new run) or Resume (a stopped one) is disabled, shown next to it; empty when it may.
-        `planned_steps`: train.max_steps of a new run's config as edited (0 = keep), for the progress bar and
-        the plots' x axis before the run starts. `resume_note`: what Resume would do that the user may not
+        `planned_steps`: train.max_steps of the run's config as edited (0 = keep): for a new run the progress
+        bar's and the plots' end before it starts, for a stopped one the bar's end. `resume_note`: what Resume would do that the user may not
         expect (RunController.resume_note), shown while it is enabled."""
         self._blockers = list(problems)
         self._resume_note = resume_note
         c = self.controller
-        if planned_steps and planned_steps != self._planned_steps and c is not None and not len(c.history.steps):
+        # a stopped run's bar ends where Resume will (max_steps edited since: "244 / 600" said the old end)
+        self._resume_steps = planned_steps if c is not None and c.can_resume() else 0
+        if (planned_steps and planned_steps != self._planned_steps and c is not None and c.startable()
+                and not len(c.history.steps)):
             self._planned_steps = planned_steps
             self.plots.set_history(c.history, c.run.name, planned_steps)
         self.refresh()
@@ -257,7 +261,7 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("%v / %m steps")
         h = c.history
         step = h.step if h.start or len(h.steps) else max(h.step, self._planned_start)  # a fork: from its step
-        total = max(h.max_steps or self._planned_steps, step, 1)  # before the start event: the config's
+        total = max(self._resume_steps or h.max_steps or self._planned_steps, step, 1)  # before the start: the config's
         self.progress.setRange(0, total)
         self.progress.setValue(min(step, total))
         parts = [f"elapsed {format_duration(h.elapsed_s)}" if len(h.steps) else ""]

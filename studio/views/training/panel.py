@@ -185,8 +185,8 @@ class TrainingPanel(QWidget):
     def set_start_blockers(self, problems: list[str], planned_steps: int = 0, resume_note: str = "") -> None:
         """Why Start (a new run) or Resume (a stopped one) is disabled, shown next to it; empty when it may.
         `planned_steps`: train.max_steps of the run's config as edited (0 = keep): for a new run the progress
-        bar's and the plots' end before it starts, for a stopped one the bar's end. `resume_note`: what Resume would do that the user may not
-        expect (RunController.resume_note), shown while it is enabled."""
+        bar's and the plots' end before it starts, for a stopped one the bar's end. `resume_note`: what Resume
+        would do that the user may not expect (RunController.resume_note), shown while it is enabled."""
         self._blockers = list(problems)
         self._resume_note = resume_note
         c = self.controller
@@ -261,7 +261,7 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("%v / %m steps")
         h = c.history
         step = h.step if h.start or len(h.steps) else max(h.step, self._planned_start)  # a fork: from its step
-        total = max(self._resume_steps or h.max_steps or self._planned_steps, step, 1)  # before the start: the config's
+        total = max(self._resume_steps or h.max_steps or self._planned_steps, step, 1)  # else the config's
         self.progress.setRange(0, total)
         self.progress.setValue(min(step, total))
         parts = [f"elapsed {format_duration(h.elapsed_s)}" if len(h.steps) else ""]

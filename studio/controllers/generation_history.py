@@ -13,6 +13,7 @@ import os
 import time
 
 from core.layout import atomic_write_json, read_json
+from studio.workspace.annotations import inside
 
 HISTORY_FILE = "generation_history.json"
 MAX_ENTRIES = 200
@@ -48,11 +49,7 @@ class GenerationHistory:
 
         def follow(path):
             nonlocal count
-            try:  # a relative path in a hand-edited file, another drive: not in the run
-                inside = isinstance(path, str) and os.path.commonpath([old, os.path.normpath(path)]) == old
-            except ValueError:
-                inside = False
-            if not inside:
+            if not path or not inside(os.path.normpath(path), old):  # a relative or empty path: not in the run
                 return path
             count += 1
             return os.path.join(new_dir, os.path.relpath(path, old))

@@ -87,7 +87,8 @@ def _lora_bases(run_dir: str):
             yield meta_path, meta, os.path.normpath(base)
 
 
-def _inside(path: str, folder: str) -> bool:
+def inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or below it (both normalised paths)."""
     return path == folder or path.startswith(folder + os.sep)
 
 
@@ -95,7 +96,7 @@ def _repoint_lora_bases(child: Run, old_dir: str, new_dir: str) -> None:
     """LoRA checkpoints name their base by absolute path (meta.json lora.base, outside the checksums):
     those inside the renamed run now point into its new folder, so the adapters keep loading."""
     for meta_path, meta, base in _lora_bases(child.dir):
-        if _inside(base, old_dir):
+        if inside(base, old_dir):
             moved = new_dir + base[len(old_dir):]
             meta["lora"]["base"] = moved
             meta["lora"]["base_relative"] = os.path.relpath(moved, os.path.dirname(meta_path))
@@ -106,7 +107,7 @@ def lora_children(runs: list[Run], run_dir: str) -> list[str]:
     """Names of the runs whose LoRA checkpoints are built on a checkpoint of `run_dir` (they stop loading
     if it goes away)."""
     folder = os.path.normpath(run_dir)
-    return [run.name for run in runs if any(_inside(base, folder) for _p, _m, base in _lora_bases(run.dir))]
+    return [run.name for run in runs if any(inside(base, folder) for _p, _m, base in _lora_bases(run.dir))]
 
 
 def _repoint(child: Run, old_dir: str, new_dir: str) -> None:
